@@ -1,0 +1,1 @@
+"""protocols/amqp091"""
