@@ -1,0 +1,43 @@
+"""Protocol-neutral errors raised by the core.
+
+Each protocol maps these to its own answer in one table (for AMQP 0-9-1 see
+``pigeon.protocols.amqp091.replies``). The core never knows reply codes.
+"""
+
+from __future__ import annotations
+
+
+class PigeonError(Exception):
+    """Root of the errors a client caused; anything else escaping is a bug."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+class NotFound(PigeonError):
+    """An exchange, queue or binding the client named does not exist."""
+
+
+class AccessRefused(PigeonError):
+    """The user may not do this to this resource."""
+
+
+class ResourceLocked(PigeonError):
+    """The resource is held exclusively by another connection or consumer."""
+
+
+class PreconditionFailed(PigeonError):
+    """Redeclare with other settings, a bad argument, an unknown delivery tag, ..."""
+
+
+class NotAllowed(PigeonError):
+    """Allowed in general, but not in this state (connection level)."""
+
+
+class ResourceLimit(PigeonError):
+    """A configured limit was reached (connection level)."""
+
+
+class InternalError(PigeonError):
+    """The broker failed to do what it should have (connection level)."""
