@@ -1,0 +1,78 @@
+"""Shared fixtures: a real broker on a free loopback port.
+
+Set ``PIGEON_TEST_AMQP_URL`` (for example ``amqp://guest:guest@127.0.0.1:5672/``)
+to run the client-level tests against another broker, such as RabbitMQ, to
+check that the tests themselves describe RabbitMQ's behaviour.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+EXTERNAL_URL = os.environ.get("PIGEON_TEST_AMQP_URL")
+
+
+class _ErrorCollector(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+_errors = _ErrorCollector()
+logging.getLogger("pigeon").addHandler(_errors)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-slow", action="store_true", help="run tests marked slow")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--run-slow"):
+        return
+    skip = pytest.mark.skip(reason="slow: pass --run-slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _no_broker_errors() -> Iterator[None]:
+    """An ERROR logged by the broker is a bug: fail the test that caused it."""
+    before = len(_errors.records)
+    yield
+    new = _errors.records[before:]
+    if new:
+        lines = "\n".join(f"{r.name}: {r.getMessage()}" for r in new)
+        pytest.fail(f"the broker logged errors:\n{lines}")
+
+
+@pytest.fixture(scope="session")
+def broker_url() -> Iterator[str]:
+    """URL of one broker for the whole session (Pigeon in a thread, or external)."""
+    if EXTERNAL_URL:
+        yield EXTERNAL_URL
+        return
+    from pigeon.broker import Broker
+    from pigeon.config import Config
+
+    with Broker.in_thread(Config(port=0, data_dir=None, management_port=None)) as broker:
+        yield broker.amqp_url
+
+
+@pytest.fixture
+def amqp_url(broker_url: str) -> str:
+    return broker_url
+
+
+@pytest.fixture
+def uid() -> str:
+    """A short unique suffix for queue and exchange names, so tests never collide."""
+    return uuid.uuid4().hex[:10]
