@@ -1,0 +1,467 @@
+"""Exchanges and the exchange types that route for them.
+
+An :class:`Exchange` is the entity a client declares: a name, a type, flags,
+arguments and the bindings whose source it is. How it routes is delegated to
+an :class:`ExchangeType` (the shape of RabbitMQ's ``rabbit_exchange_type``):
+validate a binding, add it, remove it, route a key and headers to a set of
+destinations. The exchange follows no exchange-to-exchange binding, alternate
+exchange or CC/BCC header itself: those span exchanges, so the vhost does them.
+
+Destinations come back as a set: a queue bound twice gets a message once.
+Every ``route`` returns a new set the caller may keep and change.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from pigeon.core.binding import Binding, Destination, erlang_term, field_type
+from pigeon.core.topic import TopicTrie
+from pigeon.errors import PreconditionFailed
+
+ALTERNATE_EXCHANGE = "alternate-exchange"
+# Distinct routing keys remembered per topic exchange; keys usually repeat.
+TOPIC_CACHE_SIZE = 4096
+
+
+class ExchangeType(ABC):
+    """How one kind of exchange routes; holds only what routing needs."""
+
+    name: ClassVar[str]
+
+    def validate_binding(self, binding: Binding) -> None:  # noqa: B027 - most accept all
+        """Raise :class:`PreconditionFailed` for a binding this type cannot hold."""
+
+    @abstractmethod
+    def add_binding(self, binding: Binding) -> None: ...
+
+    @abstractmethod
+    def remove_binding(self, binding: Binding) -> None:
+        """Forget a binding that was added before."""
+
+    @abstractmethod
+    def route(self, routing_key: str, headers: Mapping[str, Any] | None) -> set[Destination]: ...
+
+
+def _count_in(table: dict[Destination, int], target: Destination) -> None:
+    table[target] = table.get(target, 0) + 1
+
+
+def _count_out(table: dict[Destination, int], target: Destination) -> None:
+    left = table.get(target, 0) - 1
+    if left > 0:
+        table[target] = left
+    else:
+        table.pop(target, None)
+
+
+class DirectType(ExchangeType):
+    """Routes to the bindings whose key equals the routing key (amqp0-9-1 §3.1.3.1)."""
+
+    name: ClassVar[str] = "direct"
+
+    def __init__(self) -> None:
+        # key -> destination -> how many bindings (they differ in arguments).
+        self._routes: dict[str, dict[Destination, int]] = {}
+
+    def add_binding(self, binding: Binding) -> None:
+        _count_in(self._routes.setdefault(binding.routing_key, {}), binding.target)
+
+    def remove_binding(self, binding: Binding) -> None:
+        targets = self._routes.get(binding.routing_key)
+        if targets is None:
+            return
+        _count_out(targets, binding.target)
+        if not targets:
+            del self._routes[binding.routing_key]
+
+    def route(self, routing_key: str, headers: Mapping[str, Any] | None) -> set[Destination]:
+        targets = self._routes.get(routing_key)
+        return set(targets) if targets else set()
+
+
+class FanoutType(ExchangeType):
+    """Routes to every binding and ignores the key (amqp0-9-1 §3.1.3.2)."""
+
+    name: ClassVar[str] = "fanout"
+
+    def __init__(self) -> None:
+        self._targets: dict[Destination, int] = {}
+
+    def add_binding(self, binding: Binding) -> None:
+        _count_in(self._targets, binding.target)
+
+    def remove_binding(self, binding: Binding) -> None:
+        _count_out(self._targets, binding.target)
+
+    def route(self, routing_key: str, headers: Mapping[str, Any] | None) -> set[Destination]:
+        return set(self._targets)
+
+
+class TopicType(ExchangeType):
+    """Routes by pattern over dotted words (amqp0-9-1 §3.1.3.3); see ``core.topic``.
+
+    Results are cached per routing key, because publishers reuse a few keys;
+    any binding change clears the cache, and it holds at most
+    ``TOPIC_CACHE_SIZE`` keys (the oldest go first).
+    """
+
+    name: ClassVar[str] = "topic"
+
+    def __init__(self) -> None:
+        self._trie: TopicTrie[Destination] = TopicTrie()
+        self._cache: dict[str, frozenset[Destination]] = {}
+
+    def add_binding(self, binding: Binding) -> None:
+        self._trie.add(binding.routing_key, binding.target)
+        self._cache.clear()
+
+    def remove_binding(self, binding: Binding) -> None:
+        self._trie.remove(binding.routing_key, binding.target)
+        self._cache.clear()
+
+    def route(self, routing_key: str, headers: Mapping[str, Any] | None) -> set[Destination]:
+        hit = self._cache.get(routing_key)
+        if hit is None:
+            hit = frozenset(self._trie.match(routing_key))
+            if len(self._cache) >= TOPIC_CACHE_SIZE:
+                del self._cache[next(iter(self._cache))]
+            self._cache[routing_key] = hit
+        return set(hit)
+
+
+class XMatch(StrEnum):
+    ALL = "all"
+    ANY = "any"
+    ALL_WITH_X = "all-with-x"
+    ANY_WITH_X = "any-with-x"
+
+
+class _HeadersRule:
+    __slots__ = ("any", "pairs", "target")
+
+    def __init__(self, binding: Binding) -> None:
+        args = binding.argument_dict
+        mode = args.get("x-match")
+        # An invalid x-match never gets here (validate_binding); a missing
+        # one means "all", as in RabbitMQ.
+        kind = XMatch(mode) if isinstance(mode, str) else XMatch.ALL
+        with_x = kind in (XMatch.ALL_WITH_X, XMatch.ANY_WITH_X)
+        self.any = kind in (XMatch.ANY, XMatch.ANY_WITH_X)
+        self.target = binding.target
+        # 'x-match' itself is never compared; other 'x-' arguments only for
+        # the *-with-x kinds.
+        self.pairs = tuple(
+            (key, value)
+            for key, value in args.items()
+            if key != "x-match" and (with_x or not key.startswith("x-"))
+        )
+
+    def matches(self, headers: Mapping[str, Any]) -> bool:
+        for key, expected in self.pairs:
+            hit = key in headers and (expected is None or _same_value(expected, headers[key]))
+            if hit == self.any:
+                return hit
+        # all: no pair failed (true even with no pairs); any: none matched.
+        return not self.any
+
+
+class HeadersType(ExchangeType):
+    """Routes by comparing message headers with binding arguments (amqp0-9-1 §3.1.3.4).
+
+    RabbitMQ's rules (``rabbit_exchange_type_headers``): ``x-match`` is
+    ``all`` (the default), ``any``, ``all-with-x`` or ``any-with-x``; a binding
+    argument whose value is void matches on the header being present; other
+    values compare by value, not wire type (``1`` matches ``1.0``, a longstr
+    matches the same bytes), except that booleans equal only booleans and
+    nested tables and arrays must match exactly, in order. ``any`` with nothing
+    to compare matches nothing; ``all`` with nothing to compare matches all.
+    """
+
+    name: ClassVar[str] = "headers"
+
+    def __init__(self) -> None:
+        self._rules: dict[Binding, _HeadersRule] = {}
+
+    def validate_binding(self, binding: Binding) -> None:
+        args = binding.argument_dict
+        if "x-match" not in args:
+            return
+        mode = args["x-match"]
+        if not isinstance(mode, str):
+            raise PreconditionFailed(
+                f"Invalid x-match field type {field_type(mode)} "
+                f"(value {erlang_term(mode)}); expected longstr"
+            )
+        if mode not in XMatch.__members__.values():
+            raise PreconditionFailed(
+                f"Invalid x-match field value {erlang_term(mode)}; "
+                "expected all, any, all-with-x, or any-with-x"
+            )
+
+    def add_binding(self, binding: Binding) -> None:
+        self._rules[binding] = _HeadersRule(binding)
+
+    def remove_binding(self, binding: Binding) -> None:
+        self._rules.pop(binding, None)
+
+    def route(self, routing_key: str, headers: Mapping[str, Any] | None) -> set[Destination]:
+        found: set[Destination] = set()
+        data = headers or {}
+        for rule in self._rules.values():
+            if rule.target not in found and rule.matches(data):
+                found.add(rule.target)
+        return found
+
+
+EXCHANGE_TYPES: dict[str, type[ExchangeType]] = {
+    kind.name: kind for kind in (DirectType, FanoutType, TopicType, HeadersType)
+}
+
+
+def _same_value(expected: Any, actual: Any) -> bool:
+    """A header equals a binding value as RabbitMQ's ``==`` on field values.
+
+    Erlang compares the values and ignores the wire types at the top level:
+    a longstr and a byte array with the same bytes are equal, as are ``1`` and
+    ``1.0``; but ``true`` is not ``1``, a decimal is not an integer, and a
+    timestamp is its integer seconds.
+    """
+    if isinstance(expected, str | bytes) or isinstance(actual, str | bytes):
+        return _as_bytes(expected) == _as_bytes(actual)
+    if isinstance(expected, bool) or isinstance(actual, bool):
+        return type(expected) is type(actual) and expected == actual
+    if isinstance(expected, Decimal) or isinstance(actual, Decimal):
+        return _same_typed(expected, actual)
+    if isinstance(expected, datetime) or isinstance(actual, datetime):
+        return bool(_seconds(expected) == _seconds(actual))
+    if isinstance(expected, dict | list) or isinstance(actual, dict | list):
+        return _same_typed(expected, actual)
+    return bool(expected == actual)
+
+
+def _same_typed(a: Any, b: Any) -> bool:
+    """Equality inside tables and arrays, where Erlang also compares the types."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return len(a) == len(b) and all(
+            ka == kb and _same_typed(va, vb)
+            for (ka, va), (kb, vb) in zip(a.items(), b.items(), strict=True)
+        )
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same_typed(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, Decimal):
+        # A decimal is (scale, unscaled) on the wire: 1.0 and 1.00 differ.
+        return bool(a.as_tuple() == b.as_tuple())
+    return bool(a == b)
+
+
+def _as_bytes(value: Any) -> bytes | None:
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape")
+    return value if isinstance(value, bytes) else None
+
+
+def _seconds(value: Any) -> Any:
+    """A timestamp field is integer seconds in RabbitMQ; a naive datetime is UTC."""
+    if not isinstance(value, datetime):
+        return value
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return int(value.timestamp())
+
+
+class Exchange:
+    """A declared exchange: its settings, its bindings and its router."""
+
+    def __init__(
+        self,
+        name: str,
+        type: str,
+        *,
+        durable: bool = False,
+        auto_delete: bool = False,
+        internal: bool = False,
+        arguments: Mapping[str, Any] | None = None,
+    ) -> None:
+        kind = EXCHANGE_TYPES.get(type)
+        if kind is None:
+            # The vhost answers an unknown type to the client before this.
+            raise ValueError(f"unknown exchange type {type!r}")
+        self.name = name
+        self.type = type
+        self.durable = durable
+        self.auto_delete = auto_delete
+        self.internal = internal
+        self.arguments: dict[str, Any] = dict(arguments or {})
+        self.bindings: set[Binding] = set()
+        self._router: ExchangeType = kind()
+
+    def __repr__(self) -> str:
+        return f"Exchange({self.name!r}, {self.type!r}, bindings={len(self.bindings)})"
+
+    @property
+    def alternate_exchange(self) -> str | None:
+        """Where messages this exchange cannot route go, if anywhere."""
+        value = self.arguments.get(ALTERNATE_EXCHANGE)
+        return value if isinstance(value, str) else None
+
+    def bind(self, binding: Binding) -> bool:
+        """Add a binding; False if it was already there (binding is idempotent).
+
+        Raises :class:`PreconditionFailed` if this type rejects the binding.
+        """
+        if binding.source != self.name:
+            raise ValueError(f"binding {binding!r} does not start at {self.name!r}")
+        if binding in self.bindings:
+            return False
+        self._router.validate_binding(binding)
+        self._router.add_binding(binding)
+        self.bindings.add(binding)
+        return True
+
+    def unbind(self, binding: Binding) -> bool:
+        """Remove a binding; False if there was none (the vhost decides if that is OK)."""
+        if binding not in self.bindings:
+            return False
+        self.bindings.remove(binding)
+        self._router.remove_binding(binding)
+        return True
+
+    def unbind_destination(self, destination: Destination) -> list[Binding]:
+        """Remove every binding to a queue or exchange (it is being deleted)."""
+        gone = [b for b in self.bindings if b.target == destination]
+        for binding in gone:
+            self.unbind(binding)
+        return gone
+
+    def route(self, routing_key: str, headers: Mapping[str, Any] | None) -> set[Destination]:
+        """The destinations bound to this exchange that the message matches."""
+        return self._router.route(routing_key, headers)
+
+    def equivalent(
+        self,
+        type: str,
+        durable: bool,
+        auto_delete: bool,
+        internal: bool,
+        arguments: Mapping[str, Any] | None,
+    ) -> bool:
+        """Whether a redeclare with these settings matches this exchange."""
+        return self.inequivalence(type, durable, auto_delete, internal, arguments) is None
+
+    def inequivalence(
+        self,
+        type: str,
+        durable: bool,
+        auto_delete: bool,
+        internal: bool,
+        arguments: Mapping[str, Any] | None,
+        *,
+        vhost: str = "/",
+    ) -> str | None:
+        """RabbitMQ's 406 text for a redeclare that differs, or None if it matches.
+
+        As ``rabbit_exchange:assert_equivalence``: type, durable, auto_delete
+        and internal in that order, then of the arguments only
+        ``alternate-exchange`` (the others are not compared at all).
+        """
+        where = f"for exchange '{self.name}' in vhost '{vhost}'"
+        for field, current, received in (
+            ("type", self.type, type),
+            ("durable", self.durable, durable),
+            ("auto_delete", self.auto_delete, auto_delete),
+            ("internal", self.internal, internal),
+        ):
+            if current != received:
+                return (
+                    f"inequivalent arg '{field}' {where}: "
+                    f"received '{_flag(received)}' but current is '{_flag(current)}'"
+                )
+        return _argument_inequivalence(self.arguments, arguments or {}, ALTERNATE_EXCHANGE, where)
+
+
+def exchange_argument_error(
+    name: str, arguments: Mapping[str, Any] | None, *, vhost: str = "/"
+) -> str | None:
+    """RabbitMQ's 406 text for declare arguments it refuses, or None.
+
+    Only ``alternate-exchange`` is checked: it must be a longstr. (On a
+    redeclare RabbitMQ compares before it validates, so an equal byte string
+    there passes.)
+    """
+    args = arguments or {}
+    if ALTERNATE_EXCHANGE in args and not isinstance(args[ALTERNATE_EXCHANGE], str):
+        return (
+            f"invalid type '{field_type(args[ALTERNATE_EXCHANGE])}' for arg "
+            f"'{ALTERNATE_EXCHANGE}' in exchange '{name}' in vhost '{vhost}'"
+        )
+    return None
+
+
+_MISSING = object()
+
+
+def _argument_inequivalence(
+    current: Mapping[str, Any], received: Mapping[str, Any], key: str, where: str
+) -> str | None:
+    """As ``rabbit_misc:assert_args_equivalence`` for one key."""
+    old = current.get(key, _MISSING)
+    new = received.get(key, _MISSING)
+    if old is _MISSING and new is _MISSING:
+        return None
+    if old is not _MISSING and new is not _MISSING:
+        if _same_argument(old, new):
+            return None
+        shown_new, shown_old = f"'{_plain(new)}'", f"'{_plain(old)}'"
+    else:
+        shown_new, shown_old = _described(new), _described(old)
+    return f"inequivalent arg '{key}' {where}: received {shown_new} but current is {shown_old}"
+
+
+def _same_argument(old: Any, new: Any) -> bool:
+    # The same type class and value, or byte-for-byte the same value (which
+    # lets a longstr equal a byte array).
+    if isinstance(old, str | bytes) and isinstance(new, str | bytes):
+        return _as_bytes(old) == _as_bytes(new)
+    return _type_class(old) == _type_class(new) and _same_typed_class(old, new)
+
+
+def _same_typed_class(old: Any, new: Any) -> bool:
+    if isinstance(old, dict | list | Decimal):
+        return _same_typed(old, new)
+    return bool(old == new)
+
+
+def _type_class(value: Any) -> str:
+    name = field_type(value)
+    if name in ("byte", "short", "signedint", "long", "decimal"):
+        return "int"
+    return "float" if name in ("float", "double") else name
+
+
+def _described(value: Any) -> str:
+    if value is _MISSING:
+        return "none"
+    return f"the value '{_plain(value)}' of type '{field_type(value)}'"
+
+
+def _plain(value: Any) -> str:
+    """Erlang's ``~s`` for a binary, ``~p`` for anything else."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return erlang_term(value)
+
+
+def _flag(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
