@@ -11,6 +11,7 @@ import socket
 import struct
 import time
 import urllib.parse
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -73,6 +74,25 @@ def drain(
     ]
 
 
+def drain_all(channel: BlockingChannel, queue: str, timeout: float = 5.0) -> list[bytes]:
+    """Every body in ``queue``, including those still on their way from this channel.
+
+    Publishes a marker to ``queue`` through the default exchange and fetches up
+    to it: a broker keeps one channel's messages to one queue in order, so
+    everything this channel routed there before comes first. Message counts in
+    ``queue.declare-ok`` cannot be used for this: RabbitMQ may report them late.
+    """
+    marker = f"end-marker-{uuid.uuid4().hex}".encode()
+    channel.basic_publish("", queue, marker)
+    result: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        body = get_one(channel, queue, max(deadline - time.monotonic(), 0.0))[2]
+        if body == marker:
+            return result
+        result.append(body)
+
+
 def url_with(
     amqp_url: str,
     *,
@@ -133,26 +153,21 @@ def connect(amqp_url: str, **params: Any) -> Iterator[pika.BlockingConnection]:
 
 
 def await_channel_close(
-    connection: pika.BlockingConnection,
-    channel: BlockingChannel,
-    action: Callable[[], object],
-    timeout: float = 5.0,
+    channel: BlockingChannel, action: Callable[[], object]
 ) -> ChannelClosedByBroker:
-    """Run ``action`` and return the broker's close of ``channel`` that it caused.
+    """Run ``action`` on ``channel`` and return the broker's channel close it caused.
 
-    Works both for synchronous methods (pika raises at once) and asynchronous ones
-    such as ``basic_publish`` or ``basic_ack`` (the close arrives later).
+    Works for synchronous methods (pika raises at once) and for asynchronous ones
+    such as ``basic_publish`` or ``basic_ack``: a broker handles one channel's
+    methods in order, so the close comes before the answer to the passive
+    declare we send after ``action``.
     """
-    reasons: list[BaseException] = []
-    channel.add_on_close_callback(lambda _channel, reason: reasons.append(reason))
     try:
         action()
+        channel.exchange_declare("amq.direct", passive=True)
     except ChannelClosedByBroker as error:
         return error
-    wait_until(lambda: connection.process_data_events(time_limit=0.05) or reasons, timeout)
-    reason = reasons[0]
-    assert isinstance(reason, ChannelClosedByBroker), reason
-    return reason
+    raise AssertionError("the broker did not close the channel")
 
 
 class RawClient:
