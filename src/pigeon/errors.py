@@ -39,5 +39,9 @@ class ResourceLimit(PigeonError):
     """A configured limit was reached (connection level)."""
 
 
+class CommandInvalid(PigeonError):
+    """A request that can never be valid, such as an unknown exchange type (connection level)."""
+
+
 class InternalError(PigeonError):
     """The broker failed to do what it should have (connection level)."""

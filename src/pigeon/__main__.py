@@ -1,0 +1,5 @@
+import sys
+
+from pigeon.cli import main
+
+sys.exit(main())

@@ -1,0 +1,147 @@
+"""The composition root: configuration, core, listeners, and their lifetime.
+
+``pigeon serve`` and embedded use run the same code::
+
+    async with Broker(Config(port=0)) as broker:
+        ...  # broker.amqp_url is ready
+
+    with Broker.in_thread(Config(port=0)) as broker:   # for code that is not async
+        ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import TracebackType
+from urllib.parse import quote
+
+from pigeon import __version__
+from pigeon.auth.users import UserStore
+from pigeon.config import Config
+from pigeon.core.node import Node
+from pigeon.protocols.amqp091.adapter import AMQPSettings, BrokerContext
+from pigeon.protocols.amqp091.server import AMQPListener, start_listener
+
+log = logging.getLogger("pigeon.broker")
+
+
+def _users(config: Config) -> UserStore:
+    users = UserStore()
+    users.add_user(config.default_user, config.default_password,
+                   frozenset({"administrator"}),
+                   loopback_only=config.default_user == "guest")
+    users.set_permission(config.default_vhost, config.default_user)
+    return users
+
+
+class Broker:
+    def __init__(self, config: Config | None = None) -> None:
+        self.config = config or Config(port=0, data_dir=None, management_port=None)
+        self.node: Node | None = None
+        self.context: BrokerContext | None = None
+        self._listener: AMQPListener | None = None
+        self._stopped: asyncio.Event | None = None
+
+    @property
+    def amqp_port(self) -> int:
+        if self._listener is None:
+            raise RuntimeError("the broker is not running")
+        return self._listener.port
+
+    @property
+    def amqp_url(self) -> str:
+        config = self.config
+        host = config.host if ":" not in config.host else f"[{config.host}]"
+        if host in ("0.0.0.0", "[::]", ""):
+            host = "127.0.0.1"
+        user = quote(config.default_user, safe="")
+        password = quote(config.default_password, safe="")
+        vhost = quote(config.default_vhost, safe="")
+        return f"amqp://{user}:{password}@{host}:{self.amqp_port}/{vhost}"
+
+    async def start(self) -> None:
+        config = self.config
+        loop = asyncio.get_running_loop()
+        self._stopped = asyncio.Event()
+        self.node = Node(loop)
+        self.node.add_vhost(config.default_vhost)
+        self.context = BrokerContext(
+            node=self.node,
+            users=_users(config),
+            settings=AMQPSettings(
+                channel_max=config.channel_max, frame_max=config.frame_max,
+                heartbeat=config.heartbeat, max_message_size=config.max_message_size,
+            ),
+            default_vhost=config.default_vhost,
+        )
+        self._listener = await start_listener(self.context, config.host, config.port)
+        log.info("Pigeon %s: AMQP 0-9-1 listening on %s:%d", __version__, config.host,
+                 self.amqp_port)
+
+    async def stop(self) -> None:
+        if self._listener is not None:
+            listener, self._listener = self._listener, None
+            await listener.close()
+            log.info("Pigeon stopped")
+        if self._stopped is not None:
+            self._stopped.set()
+
+    async def wait_stopped(self) -> None:
+        assert self._stopped is not None, "start the broker first"
+        await self._stopped.wait()
+
+    async def __aenter__(self) -> Broker:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.stop()
+
+    @classmethod
+    @contextmanager
+    def in_thread(cls, config: Config | None = None) -> Iterator[Broker]:
+        """Run a broker on its own thread and event loop, for code that is not async."""
+        broker = cls(config)
+        loop = asyncio.new_event_loop()
+        started = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(broker.start())
+            except BaseException as error:  # reported to the caller below
+                failure.append(error)
+                started.set()
+                return
+            started.set()
+            loop.run_until_complete(broker.wait_stopped())
+
+        thread = threading.Thread(target=run, name="pigeon-broker", daemon=True)
+        thread.start()
+        started.wait()
+        if failure:
+            thread.join()
+            loop.close()
+            raise failure[0]
+        try:
+            yield broker
+        finally:
+            asyncio.run_coroutine_threadsafe(broker.stop(), loop).result(timeout=10)
+            thread.join(timeout=10)
+            _cancel_remaining(loop)
+            loop.close()
+
+
+def _cancel_remaining(loop: asyncio.AbstractEventLoop) -> None:
+    tasks = asyncio.all_tasks(loop)
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+    loop.run_until_complete(loop.shutdown_asyncgens())

@@ -1,0 +1,84 @@
+"""The ``pigeon`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pigeon import __version__, logs
+from pigeon.config import Config, ConfigError, load
+
+log = logging.getLogger("pigeon")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pigeon", description="Pigeon message broker")
+    parser.add_argument("--version", action="version", version=f"pigeon {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the broker")
+    serve.add_argument("--config", type=Path, help="TOML settings file")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="AMQP port; 0 picks a free one (default 5672)")
+    serve.add_argument("--data-dir", help="where data is kept (default ./pigeon-data)")
+    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--log-json", action="store_const", const=True, default=None,
+                       help="log one JSON object per line")
+    return parser
+
+
+async def _serve(config: Config) -> None:
+    from pigeon.broker import Broker
+
+    broker = Broker(config)
+    await broker.start()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, lambda s=signum: _stop(broker, s))
+    await broker.wait_stopped()
+
+
+def _stop(broker: object, signum: int) -> None:
+    from pigeon.broker import Broker
+
+    assert isinstance(broker, Broker)
+    log.info("received %s, shutting down", signal.Signals(signum).name)
+    asyncio.get_running_loop().create_task(broker.stop())
+
+
+def _run(config: Config) -> None:
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(_serve(config))
+    else:
+        uvloop.run(_serve(config))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        overrides = {
+            "host": args.host, "port": args.port, "data_dir": args.data_dir,
+            "log_level": args.log_level, "log_json": args.log_json,
+        }
+        try:
+            config = load(args.config, overrides=overrides)
+        except (ConfigError, OSError) as error:
+            print(f"pigeon: {getattr(error, 'text', error)}", file=sys.stderr)
+            return 2
+        logs.setup(config.log_level, config.log_json)
+        try:
+            _run(config)
+        except OSError as error:
+            log.error("cannot start: %s", error)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

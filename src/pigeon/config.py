@@ -1,0 +1,104 @@
+"""Settings: built-in defaults < TOML file < ``PIGEON_*`` environment < flags."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from pigeon.errors import PreconditionFailed
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class ConfigError(PreconditionFailed):
+    """A setting has a value Pigeon cannot use."""
+
+
+@dataclass(frozen=True)
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 5672
+    data_dir: Path | None = Path("pigeon-data")
+    log_level: str = "info"
+    log_json: bool = False
+    management_port: int | None = 15672
+    heartbeat: int = 60
+    frame_max: int = 131072
+    channel_max: int = 2047
+    max_message_size: int = 128 * 1024 * 1024
+    default_user: str = "guest"
+    default_password: str = "guest"
+    default_vhost: str = "/"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.log_level not in LOG_LEVELS:
+            raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}, "
+                              f"not {self.log_level!r}")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port must be 0..65535, not {self.port}")
+        if self.frame_max < 4096:
+            raise ConfigError(f"frame_max must be at least 4096, not {self.frame_max}")
+
+    def with_values(self, values: Mapping[str, Any]) -> Config:
+        """A copy with settings given by name, converting strings to each field's type."""
+        known = {f.name: f for f in fields(self)}
+        changes: dict[str, Any] = {}
+        for name, value in values.items():
+            key = name.replace("-", "_")
+            if key not in known or key == "extra":
+                raise ConfigError(f"unknown setting {name!r}")
+            changes[key] = _convert(key, getattr(self, key), value)
+        return replace(self, **changes)
+
+
+def _convert(name: str, current: Any, value: Any) -> Any:
+    if not isinstance(value, str):
+        if name == "data_dir" and value is not None:
+            return Path(value)
+        return value
+    if name == "data_dir":
+        return None if value in ("", ":memory:") else Path(value)
+    if name == "management_port":
+        return None if value.lower() in ("", "none", "off") else int(value)
+    if isinstance(current, bool):
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name} must be true or false, not {value!r}")
+    if isinstance(current, int):
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(f"{name} must be an integer, not {value!r}") from None
+    return value
+
+
+def from_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    prefix = "PIGEON_"
+    names = {f.name for f in fields(Config)} - {"extra"}
+    found = {}
+    for key, value in environ.items():
+        if key.startswith(prefix) and (name := key[len(prefix):].lower()) in names:
+            found[name] = value
+    return found
+
+
+def load(path: Path | None = None, environ: Mapping[str, str] | None = None,
+         overrides: Mapping[str, Any] | None = None) -> Config:
+    """Build the configuration from every source, in order of precedence."""
+    config = Config()
+    if path is not None:
+        with path.open("rb") as file:
+            try:
+                data = tomllib.load(file)
+            except tomllib.TOMLDecodeError as error:
+                raise ConfigError(f"{path}: {error}") from None
+        config = config.with_values(data.get("pigeon", data))
+    config = config.with_values(from_environment(os.environ if environ is None else environ))
+    return config.with_values({k: v for k, v in (overrides or {}).items() if v is not None})

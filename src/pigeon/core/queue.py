@@ -1,0 +1,355 @@
+"""A queue: ready messages, the consumers that compete for them, and its limits.
+
+The queue picks the consumer for each message (highest consumer priority
+first, round-robin among equals, or only the single active consumer), expires
+messages at its head (``x-message-ttl`` and per-message ``expiration``),
+enforces ``x-max-length``/``x-max-length-bytes`` with its overflow mode, and
+hands dead letters to its vhost through :class:`QueueHooks`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pigeon.core.arguments import Overflow, QueueArguments, parse_expiration
+from pigeon.core.consumer import Consumer
+from pigeon.core.message import Message
+from pigeon.core.ports import Scheduler, TimerHandle
+from pigeon.core.ready import ReadyMessages
+from pigeon.errors import AccessRefused
+
+_sequence = itertools.count(1)
+
+
+class Entry:
+    """One message in one queue."""
+
+    __slots__ = ("enqueued_at", "expires_at", "message", "priority", "redelivered", "seq")
+
+    def __init__(self, message: Message, seq: int, priority: int, expires_at: float | None,
+                 enqueued_at: float) -> None:
+        self.message = message
+        self.seq = seq
+        self.priority = priority
+        self.expires_at = expires_at
+        self.enqueued_at = enqueued_at
+        self.redelivered = False
+
+
+class QueueHooks(Protocol):
+    """What a queue asks of the vhost that owns it."""
+
+    def dead_letter(self, queue: Queue, message: Message, reason: str) -> None: ...
+
+    def queue_unused(self, queue: Queue) -> None:
+        """Auto-delete after the last consumer left, or ``x-expires`` ran out."""
+        ...
+
+
+@dataclass(slots=True)
+class QueueStats:
+    published: int = 0
+    delivered: int = 0
+    redelivered: int = 0
+    acked: int = 0
+    expired: int = 0
+    dropped: int = 0
+    dead_lettered: int = 0
+
+
+class Queue:
+    def __init__(
+        self,
+        name: str,
+        vhost: str,
+        *,
+        scheduler: Scheduler,
+        hooks: QueueHooks,
+        durable: bool = False,
+        exclusive_owner: object = None,
+        auto_delete: bool = False,
+        arguments: dict[str, Any] | None = None,
+    ) -> None:
+        self.name = name
+        self.vhost = vhost
+        self.durable = durable
+        self.exclusive_owner = exclusive_owner
+        self.auto_delete = auto_delete
+        self.arguments = dict(arguments or {})
+        self.args = QueueArguments.parse(name, vhost, self.arguments)
+        self.ready = ReadyMessages(self.args.max_priority)
+        self.unacked = 0
+        self.consumers: list[Consumer] = []
+        self.stats = QueueStats()
+        self.deleted = False
+        self._scheduler = scheduler
+        self._hooks = hooks
+        self._had_consumer = False
+        self._dispatching = False
+        self._expiry_timer: TimerHandle | None = None
+        self._expiry_due: float | None = None
+        self._unused_timer: TimerHandle | None = None
+        self.touch()
+
+    def __repr__(self) -> str:
+        return f"<Queue {self.name!r} in {self.vhost!r} ready={len(self.ready)}>"
+
+    @property
+    def exclusive(self) -> bool:
+        return self.exclusive_owner is not None
+
+    @property
+    def message_count(self) -> int:
+        return len(self.ready)
+
+    # -- publishing ---------------------------------------------------------
+
+    def would_reject(self, message: Message) -> bool:
+        """Whether ``reject-publish`` overflow refuses this message now."""
+        args = self.args
+        if args.overflow is Overflow.DROP_HEAD:
+            return False
+        if args.max_length is not None and len(self.ready) >= args.max_length:
+            return True
+        limit = args.max_length_bytes
+        return limit is not None and self.ready.bytes + len(message.body) > limit
+
+    def enqueue(self, message: Message, now: float) -> bool:
+        """Add a routed message; False if the overflow mode refused it."""
+        if self.would_reject(message):
+            self.stats.dropped += 1
+            if self.args.overflow is Overflow.REJECT_PUBLISH_DLX:
+                self._dead_letter(message, "maxlen")
+            return False
+        props = message.properties
+        ttl = self.args.message_ttl
+        per_message = parse_expiration(props.expiration) if props.expiration else None
+        if per_message is not None:
+            ttl = per_message if ttl is None else min(ttl, per_message)
+        expires_at = None if ttl is None else now + ttl / 1000
+        priority = props.priority or 0 if self.args.max_priority else 0
+        entry = Entry(message, next(_sequence), priority, expires_at, now)
+        self.stats.published += 1
+        self.ready.append(entry)
+        self._enforce_max_length()
+        if self.consumers:
+            self.dispatch(now)
+        if expires_at is not None:
+            if ttl == 0 and entry.seq == getattr(self.ready.peek(), "seq", None):
+                # A zero TTL means "deliver now or never" (RabbitMQ's semantics).
+                self._expire_head(now + 1e-9)
+            else:
+                self._schedule_expiry()
+        return True
+
+    def _enforce_max_length(self) -> None:
+        args = self.args
+        if args.max_length is None and args.max_length_bytes is None:
+            return
+        max_len = args.max_length if args.max_length is not None else float("inf")
+        max_bytes = args.max_length_bytes if args.max_length_bytes is not None else float("inf")
+        while self.ready and (len(self.ready) > max_len or self.ready.bytes > max_bytes):
+            entry = self.ready.popleft()
+            self.stats.dropped += 1
+            self._dead_letter(entry.message, "maxlen")
+
+    # -- consumers ----------------------------------------------------------
+
+    def add_consumer(self, consumer: Consumer) -> None:
+        if any(c.exclusive for c in self.consumers) or (consumer.exclusive and self.consumers):
+            raise AccessRefused(
+                f"queue '{self.name}' in vhost '{self.vhost}' in exclusive use"
+            )
+        consumer.queue = self
+        self.consumers.append(consumer)
+        if not self.args.single_active_consumer:
+            # Highest priority first; a stable sort keeps arrival order among equals.
+            self.consumers.sort(key=_negative_priority)
+        self._had_consumer = True
+        self._cancel_unused_timer()
+        self.dispatch()
+
+    def remove_consumer(self, consumer: Consumer) -> None:
+        if consumer in self.consumers:
+            self.consumers.remove(consumer)
+        if self.consumers or self.deleted:
+            if self.consumers and self.args.single_active_consumer:
+                self.dispatch()
+            return
+        if self.auto_delete and self._had_consumer:
+            self._hooks.queue_unused(self)
+        else:
+            self.touch()
+
+    @property
+    def active_consumer(self) -> Consumer | None:
+        """The consumer that receives, for a single-active-consumer queue."""
+        return self.consumers[0] if self.consumers and self.args.single_active_consumer else None
+
+    def _next_consumer(self) -> Consumer | None:
+        consumers = self.consumers
+        if self.args.single_active_consumer:
+            first = consumers[0]
+            return first if first.can_deliver() else None
+        # Sorted by priority: lower priorities only get messages when every
+        # higher one is full.
+        for index, consumer in enumerate(consumers):
+            if consumer.can_deliver():
+                # Rotate among equals: move it behind its priority peers.
+                end = index + 1
+                while end < len(consumers) and consumers[end].priority == consumer.priority:
+                    end += 1
+                if end - 1 != index:
+                    consumers.insert(end - 1, consumers.pop(index))
+                return consumer
+        return None
+
+    def dispatch(self, now: float | None = None) -> None:
+        """Hand ready messages to consumers that have room, until either runs out."""
+        if self._dispatching or not self.consumers or not self.ready:
+            return
+        self._dispatching = True
+        try:
+            if now is None:
+                now = self._scheduler.time()
+            ready = self.ready
+            stats = self.stats
+            while ready:
+                consumer = self._next_consumer()
+                if consumer is None:
+                    break
+                entry = ready.popleft()
+                if entry.expires_at is not None and now > entry.expires_at:
+                    self._expired(entry)
+                    continue
+                stats.delivered += 1
+                if entry.redelivered:
+                    stats.redelivered += 1
+                if consumer.no_ack:
+                    stats.acked += 1
+                else:
+                    self.unacked += 1
+                consumer.deliver(self, entry)
+        finally:
+            self._dispatching = False
+
+    # -- basic.get, settlement ----------------------------------------------
+
+    def get(self, no_ack: bool) -> Entry | None:
+        now = self._scheduler.time()
+        self.touch()
+        while self.ready:
+            entry = self.ready.popleft()
+            if entry.expires_at is not None and now > entry.expires_at:
+                self._expired(entry)
+                continue
+            self.stats.delivered += 1
+            if no_ack:
+                self.stats.acked += 1
+            else:
+                self.unacked += 1
+            return entry
+        return None
+
+    def ack(self, entry: Entry) -> None:
+        self.unacked -= 1
+        self.stats.acked += 1
+
+    def requeue(self, entries: Iterable[Entry]) -> None:
+        entries = list(entries)
+        for entry in entries:
+            entry.redelivered = True
+        self.unacked -= len(entries)
+        if self.deleted:
+            return
+        self.ready.requeue(entries)
+        self._enforce_max_length()
+        self._schedule_expiry()
+        self.dispatch()
+
+    def reject(self, entry: Entry) -> None:
+        """Settle without requeue: dead-letter it if the queue says where."""
+        self.unacked -= 1
+        self._dead_letter(entry.message, "rejected")
+
+    def purge(self) -> int:
+        return len(self.ready.clear())
+
+    def delete(self) -> int:
+        """Mark deleted and cancel the consumers; returns the ready count dropped."""
+        self.deleted = True
+        count = len(self.ready.clear())
+        for timer in (self._expiry_timer, self._unused_timer):
+            if timer is not None:
+                timer.cancel()
+        consumers, self.consumers = self.consumers, []
+        for consumer in consumers:
+            consumer.cancelled_by_broker()
+        return count
+
+    # -- expiry ---------------------------------------------------------------
+
+    def _expired(self, entry: Entry) -> None:
+        self.stats.expired += 1
+        self._dead_letter(entry.message, "expired")
+
+    def _dead_letter(self, message: Message, reason: str) -> None:
+        if self.args.dead_letter_exchange is not None:
+            self.stats.dead_lettered += 1
+            self._hooks.dead_letter(self, message, reason)
+
+    def _expire_head(self, now: float | None = None) -> None:
+        """Drop expired messages at the head; only the head expires (as in RabbitMQ)."""
+        if now is None:
+            now = self._scheduler.time()
+        while (head := self.ready.peek()) is not None:
+            if head.expires_at is None or head.expires_at >= now:
+                break
+            self.ready.popleft()
+            self._expired(head)
+        self._schedule_expiry()
+
+    def _schedule_expiry(self) -> None:
+        head = self.ready.peek()
+        due = head.expires_at if head is not None else None
+        if due == self._expiry_due:
+            return
+        if self._expiry_timer is not None:
+            self._expiry_timer.cancel()
+            self._expiry_timer = None
+        self._expiry_due = due
+        if due is not None and not self.deleted:
+            delay = max(0.0, due - self._scheduler.time()) + 0.001
+            self._expiry_timer = self._scheduler.call_later(delay, self._on_expiry_timer)
+
+    def _on_expiry_timer(self) -> None:
+        self._expiry_timer = None
+        self._expiry_due = None
+        self._expire_head()
+
+    def touch(self) -> None:
+        """Note use: restarts the ``x-expires`` countdown."""
+        if self.args.expires is None or self.deleted:
+            return
+        self._cancel_unused_timer()
+        if not self.consumers:
+            self._unused_timer = self._scheduler.call_later(
+                self.args.expires / 1000, self._on_unused_timer
+            )
+
+    def _cancel_unused_timer(self) -> None:
+        if self._unused_timer is not None:
+            self._unused_timer.cancel()
+            self._unused_timer = None
+
+    def _on_unused_timer(self) -> None:
+        self._unused_timer = None
+        if not self.consumers and not self.deleted:
+            self._hooks.queue_unused(self)
+
+
+def _negative_priority(consumer: Consumer) -> int:
+    return -consumer.priority

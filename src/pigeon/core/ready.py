@@ -1,0 +1,99 @@
+"""The ready messages of one queue, in delivery order.
+
+A FIFO per priority level (one level for a queue without ``x-max-priority``).
+A requeued message goes back to its original place, ahead of the messages
+published after it, as RabbitMQ's classic queues do.
+"""
+
+from __future__ import annotations
+
+from bisect import insort
+from collections import deque
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pigeon.core.queue import Entry
+
+
+class ReadyMessages:
+    __slots__ = ("_levels", "bytes", "count")
+
+    def __init__(self, max_priority: int | None = None) -> None:
+        self._levels: list[deque[Entry]] = [deque() for _ in range((max_priority or 0) + 1)]
+        self.count = 0
+        self.bytes = 0
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[Entry]:
+        for level in reversed(self._levels):
+            yield from level
+
+    def _level(self, entry: Entry) -> deque[Entry]:
+        return self._levels[min(entry.priority, len(self._levels) - 1)]
+
+    def append(self, entry: Entry) -> None:
+        self._level(entry).append(entry)
+        self.count += 1
+        self.bytes += len(entry.message.body)
+
+    def _head_level(self) -> deque[Entry] | None:
+        levels = self._levels
+        if len(levels) == 1:
+            return levels[0] if levels[0] else None
+        for level in reversed(levels):
+            if level:
+                return level
+        return None
+
+    def peek(self) -> Entry | None:
+        level = self._head_level()
+        return level[0] if level else None
+
+    def popleft(self) -> Entry:
+        level = self._head_level()
+        if level is None:
+            raise IndexError("no ready messages")
+        entry = level.popleft()
+        self.count -= 1
+        self.bytes -= len(entry.message.body)
+        return entry
+
+    def pop_newest(self) -> Entry:
+        """Remove the most recently published message (of the lowest priority)."""
+        for level in self._levels:
+            if level:
+                entry = level.pop()
+                self.count -= 1
+                self.bytes -= len(entry.message.body)
+                return entry
+        raise IndexError("no ready messages")
+
+    def requeue(self, entries: Iterable[Entry]) -> None:
+        """Put delivered messages back at their original positions."""
+        for entry in sorted(entries, key=_seq, reverse=True):
+            level = self._level(entry)
+            if not level or entry.seq < level[0].seq:
+                level.appendleft(entry)
+            else:
+                # Rare: requeued behind messages that were themselves requeued earlier.
+                items = list(level)
+                insort(items, entry, key=_seq)
+                level.clear()
+                level.extend(items)
+            self.count += 1
+            self.bytes += len(entry.message.body)
+
+    def clear(self) -> list[Entry]:
+        removed = list(self)
+        for level in self._levels:
+            level.clear()
+        self.count = 0
+        self.bytes = 0
+        return removed
+
+
+def _seq(entry: Entry) -> int:
+    return entry.seq

@@ -1,0 +1,102 @@
+"""The bookkeeping under a vhost: who is bound to whom, and removal with cascades.
+
+Deleting a queue or exchange removes every binding that names it; an
+auto-delete exchange goes when its last binding as a source goes.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from pigeon.core.arguments import EQUIVALENCE_KEYS, type_name
+from pigeon.core.binding import Binding, Destination, DestinationKind
+from pigeon.core.exchange import Exchange
+from pigeon.core.queue import Queue
+
+
+class DeclaredQueue(NamedTuple):
+    queue: Queue
+    message_count: int
+    consumer_count: int
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+class Topology:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.exchanges: dict[str, Exchange] = {}
+        self.queues: dict[str, Queue] = {}
+        # Bindings by destination, so deleting a queue finds its bindings at once.
+        self._inbound: defaultdict[Destination, set[Binding]] = defaultdict(set)
+
+    def changed(self) -> None:
+        """Topology changed: drop anything derived from it (routing caches)."""
+
+    def add_binding(self, binding: Binding) -> None:
+        self._inbound[(binding.destination_kind, binding.destination)].add(binding)
+
+    def drop_binding(self, binding: Binding) -> None:
+        key = (binding.destination_kind, binding.destination)
+        inbound = self._inbound.get(key)
+        if inbound is not None:
+            inbound.discard(binding)
+            if not inbound:
+                del self._inbound[key]
+        source = self.exchanges.get(binding.source)
+        if source is not None and source.auto_delete and not source.bindings:
+            self.remove_exchange(source)
+
+    def bindings(self) -> list[Binding]:
+        return [b for bindings in self._inbound.values() for b in bindings]
+
+    def _drop_inbound(self, destination: Destination) -> None:
+        for binding in self._inbound.pop(destination, set()):
+            source = self.exchanges.get(binding.source)
+            if source is not None:
+                source.unbind(binding)
+                if source.auto_delete and not source.bindings:
+                    self.remove_exchange(source)
+
+    def remove_exchange(self, exchange: Exchange) -> None:
+        if self.exchanges.get(exchange.name) is not exchange:
+            return
+        del self.exchanges[exchange.name]
+        for binding in list(exchange.bindings):
+            exchange.unbind(binding)
+            self.drop_binding(binding)
+        self._drop_inbound((DestinationKind.EXCHANGE, exchange.name))
+        self.changed()
+
+    def remove_queue(self, queue: Queue) -> int:
+        if self.queues.get(queue.name) is queue:
+            del self.queues[queue.name]
+        self._drop_inbound((DestinationKind.QUEUE, queue.name))
+        self.changed()
+        return queue.delete()
+
+    def queue_inequivalence(self, queue: Queue, durable: bool, exclusive: bool,
+                            auto_delete: bool, arguments: Mapping[str, Any]) -> str | None:
+        where = f"for queue '{queue.name}' in vhost '{self.name}'"
+        for field, received, current in (
+            ("durable", durable, queue.durable),
+            ("exclusive", exclusive, queue.exclusive),
+            ("auto_delete", auto_delete, queue.auto_delete),
+        ):
+            if received != current:
+                return (f"inequivalent arg '{field}' {where}: received '{_flag(received)}' "
+                        f"but current is '{_flag(current)}'")
+        for key in EQUIVALENCE_KEYS:
+            new, old = arguments.get(key), queue.arguments.get(key)
+            if new == old or key == "x-queue-type" and (new or "classic") == (old or "classic"):
+                continue
+            received = (f"the value '{new}' of type '{type_name(new)}'"
+                        if new is not None else "none")
+            current = (f"the value '{old}' of type '{type_name(old)}'"
+                       if old is not None else "none")
+            return f"inequivalent arg '{key}' {where}: received {received} but current is {current}"
+        return None

@@ -1,0 +1,358 @@
+"""A virtual host: its exchanges, queues and bindings, and routing between them.
+
+Everything a protocol does to the topology goes through here, so the rules
+(reserved names, equivalence on redeclare, exclusive ownership, auto-delete,
+exchange-to-exchange bindings, alternate exchanges, CC/BCC, dead-lettering)
+live in one place. Texts of errors follow RabbitMQ's, which clients show.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from pigeon.core.binding import Binding, DestinationKind
+from pigeon.core.exchange import EXCHANGE_TYPES, Exchange, exchange_argument_error
+from pigeon.core.message import Message
+from pigeon.core.ports import Scheduler
+from pigeon.core.queue import Queue
+from pigeon.core.topology import DeclaredQueue, Topology
+from pigeon.errors import AccessRefused, CommandInvalid, NotFound, PreconditionFailed, ResourceLocked
+
+DEFAULT_EXCHANGES = {
+    "": "direct",
+    "amq.direct": "direct",
+    "amq.fanout": "fanout",
+    "amq.topic": "topic",
+    "amq.headers": "headers",
+    "amq.match": "headers",
+}
+ROUTE_CACHE_LIMIT = 4096
+
+
+def server_generated_name(prefix: str) -> str:
+    return prefix + base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+
+
+class VirtualHost(Topology):
+    def __init__(self, name: str, scheduler: Scheduler) -> None:
+        super().__init__(name)
+        self.scheduler = scheduler
+        self._route_cache: dict[tuple[str, str], list[Queue]] = {}
+        for xname, xtype in DEFAULT_EXCHANGES.items():
+            self.exchanges[xname] = Exchange(xname, xtype, durable=True)
+
+    def changed(self) -> None:
+        self._route_cache.clear()
+
+    # -- exchanges ------------------------------------------------------------
+
+    def declare_exchange(
+        self,
+        name: str,
+        type: str,
+        *,
+        passive: bool = False,
+        durable: bool = False,
+        auto_delete: bool = False,
+        internal: bool = False,
+        arguments: Mapping[str, Any] | None = None,
+    ) -> Exchange:
+        existing = self.exchanges.get(name)
+        if passive:
+            if existing is None:
+                raise NotFound(f"no exchange '{name}' in vhost '{self.name}'")
+            return existing
+        if name.startswith("amq.") and existing is None:
+            raise AccessRefused(
+                f"exchange name '{name}' contains reserved prefix 'amq.*'"
+            )
+        if type not in EXCHANGE_TYPES:
+            raise CommandInvalid(f"invalid exchange type '{type}'")
+        arguments = dict(arguments or {})
+        if existing is not None:
+            problem = existing.inequivalence(type, durable, auto_delete, internal, arguments,
+                                             vhost=self.name)
+            if problem is not None:
+                raise PreconditionFailed(problem)
+            return existing
+        problem = exchange_argument_error(name, arguments, vhost=self.name)
+        if problem is not None:
+            raise PreconditionFailed(problem)
+        exchange = Exchange(
+            name, type, durable=durable, auto_delete=auto_delete, internal=internal,
+            arguments=arguments,
+        )
+        self.exchanges[name] = exchange
+        self.changed()
+        return exchange
+
+    def delete_exchange(self, name: str, *, if_unused: bool = False) -> None:
+        if name == "" or name in DEFAULT_EXCHANGES:
+            raise AccessRefused(
+                f"operation not permitted on the default exchange"
+                if name == "" else f"deletion of system exchange '{name}' is not allowed"
+            )
+        exchange = self.exchanges.get(name)
+        if exchange is None:
+            return  # deleting a missing exchange succeeds, as in RabbitMQ 3.x
+        if if_unused and exchange.bindings:
+            raise PreconditionFailed(f"exchange '{name}' in vhost '{self.name}' in use")
+        self.remove_exchange(exchange)
+
+    def exchange(self, name: str) -> Exchange:
+        exchange = self.exchanges.get(name)
+        if exchange is None:
+            raise NotFound(f"no exchange '{name}' in vhost '{self.name}'")
+        return exchange
+
+    # -- queues ------------------------------------------------------------------
+
+    def declare_queue(
+        self,
+        name: str,
+        *,
+        owner: object,
+        passive: bool = False,
+        durable: bool = False,
+        exclusive: bool = False,
+        auto_delete: bool = False,
+        arguments: Mapping[str, Any] | None = None,
+    ) -> DeclaredQueue:
+        if passive:
+            queue = self.queue(name, owner)
+            return DeclaredQueue(queue, queue.message_count, len(queue.consumers))
+        if not name:
+            name = server_generated_name("amq.gen-")
+        existing = self.queues.get(name)
+        if existing is None and name.startswith("amq."):
+            raise AccessRefused(f"queue name '{name}' contains reserved prefix 'amq.*'")
+        arguments = dict(arguments or {})
+        if existing is not None:
+            self.check_owner(existing, owner)
+            problem = self.queue_inequivalence(existing, durable, exclusive, auto_delete,
+                                               arguments)
+            if problem is not None:
+                raise PreconditionFailed(problem)
+            existing.touch()
+            return DeclaredQueue(existing, existing.message_count, len(existing.consumers))
+        queue = Queue(
+            name, self.name, scheduler=self.scheduler, hooks=self, durable=durable,
+            exclusive_owner=owner if exclusive else None, auto_delete=auto_delete,
+            arguments=arguments,
+        )
+        self.queues[name] = queue
+        self.changed()
+        return DeclaredQueue(queue, 0, 0)
+
+    def queue(self, name: str, owner: object = None) -> Queue:
+        queue = self.queues.get(name)
+        if queue is None:
+            raise NotFound(f"no queue '{name}' in vhost '{self.name}'")
+        self.check_owner(queue, owner)
+        return queue
+
+    def check_owner(self, queue: Queue, owner: object) -> None:
+        if queue.exclusive_owner is not None and queue.exclusive_owner is not owner:
+            raise ResourceLocked(
+                f"cannot obtain exclusive access to locked queue '{queue.name}' in vhost "
+                f"'{self.name}'. It could be originally declared on another connection or "
+                "the exclusive property value does not match that of the original declaration."
+            )
+
+    def delete_queue(self, name: str, *, owner: object, if_unused: bool = False,
+                     if_empty: bool = False) -> int:
+        queue = self.queues.get(name)
+        if queue is None:
+            return 0  # as in RabbitMQ: deleting a missing queue succeeds
+        self.check_owner(queue, owner)
+        if if_unused and queue.consumers:
+            raise PreconditionFailed(f"queue '{name}' in vhost '{self.name}' in use")
+        if if_empty and queue.message_count:
+            raise PreconditionFailed(f"queue '{name}' in vhost '{self.name}' is not empty")
+        return self.remove_queue(queue)
+
+    def purge_queue(self, name: str, owner: object) -> int:
+        return self.queue(name, owner).purge()
+
+    def delete_owned_by(self, owner: object) -> None:
+        """A connection closed: its exclusive queues go with it."""
+        for queue in [q for q in self.queues.values() if q.exclusive_owner is owner]:
+            self.remove_queue(queue)
+
+    # -- bindings ----------------------------------------------------------------
+
+    def _binding(self, source: str, destination: str, kind: DestinationKind,
+                 routing_key: str, arguments: Mapping[str, Any] | None,
+                 owner: object) -> tuple[Exchange, Binding]:
+        if source == "" or (kind is DestinationKind.EXCHANGE and destination == ""):
+            raise AccessRefused(
+                f"operation not permitted on the default exchange"
+            )
+        if kind is DestinationKind.QUEUE:
+            self.queue(destination, owner)
+        else:
+            self.exchange(destination)
+        exchange = self.exchange(source)
+        return exchange, Binding.make(source, destination, kind, routing_key, arguments)
+
+    def bind(self, source: str, destination: str, kind: DestinationKind, routing_key: str,
+             arguments: Mapping[str, Any] | None = None, *, owner: object = None) -> None:
+        exchange, binding = self._binding(source, destination, kind, routing_key, arguments,
+                                          owner)
+        if exchange.bind(binding):
+            self.add_binding(binding)
+            self.changed()
+
+    def unbind(self, source: str, destination: str, kind: DestinationKind, routing_key: str,
+               arguments: Mapping[str, Any] | None = None, *, owner: object = None) -> None:
+        exchange, binding = self._binding(source, destination, kind, routing_key, arguments,
+                                          owner)
+        if exchange.unbind(binding):
+            self.drop_binding(binding)
+            self.changed()
+
+    # -- routing -------------------------------------------------------------------
+
+    def route(self, exchange: Exchange, routing_key: str,
+              headers: Mapping[str, Any] | None) -> list[Queue]:
+        """The queues a message reaches, each once."""
+        cc = headers.get("CC") if headers else None
+        bcc = headers.get("BCC") if headers else None
+        cacheable = cc is None and bcc is None
+        if cacheable:
+            key = (exchange.name, routing_key)
+            cached = self._route_cache.get(key)
+            if cached is not None:
+                return cached
+        keys = [routing_key]
+        for extra in (cc, bcc):
+            if isinstance(extra, list):
+                keys.extend(k for k in extra if isinstance(k, str))
+        queues, uses_headers = self._walk(exchange, keys, headers)
+        if cacheable and not uses_headers:
+            if len(self._route_cache) >= ROUTE_CACHE_LIMIT:
+                self._route_cache.clear()
+            self._route_cache[key] = queues
+        return queues
+
+    def _walk(self, start: Exchange, keys: list[str],
+              headers: Mapping[str, Any] | None) -> tuple[list[Queue], bool]:
+        found: dict[str, Queue] = {}
+        seen: set[str] = set()
+        pending = [start]
+        uses_headers = False
+        while pending:
+            exchange = pending.pop()
+            if exchange.name in seen:
+                continue
+            seen.add(exchange.name)
+            uses_headers = uses_headers or exchange.type == "headers"
+            matched = False
+            for key in keys:
+                if exchange.name == "":
+                    queue = self.queues.get(key)
+                    if queue is not None:
+                        found.setdefault(key, queue)
+                        matched = True
+                    continue
+                for kind, name in exchange.route(key, headers):
+                    matched = True
+                    if kind is DestinationKind.QUEUE:
+                        if (queue := self.queues.get(name)) is not None:
+                            found.setdefault(name, queue)
+                    elif (target := self.exchanges.get(name)) is not None:
+                        pending.append(target)
+            alternate = exchange.alternate_exchange
+            if not matched and alternate is not None and alternate in self.exchanges:
+                pending.append(self.exchanges[alternate])
+        return list(found.values()), uses_headers
+
+    def publish(self, message: Message, exchange: Exchange) -> tuple[int, bool]:
+        """Route and enqueue. Returns (queues routed to, whether any refused it)."""
+        headers = message.properties.headers
+        queues = self.route(exchange, message.routing_key, headers)
+        if headers and "BCC" in headers:
+            # BCC recipients must not see each other: strip it before anyone stores it.
+            headers = {k: v for k, v in headers.items() if k != "BCC"}
+            message = message.with_properties(message.properties.copy(headers=headers))
+        now = self.scheduler.time()
+        refused = False
+        for queue in queues:
+            if not queue.enqueue(message, now):
+                refused = True
+        return len(queues), refused
+
+    # -- QueueHooks ------------------------------------------------------------------
+
+    def queue_unused(self, queue: Queue) -> None:
+        if self.queues.get(queue.name) is queue:
+            self.remove_queue(queue)
+
+    def dead_letter(self, queue: Queue, message: Message, reason: str) -> None:
+        dlx = queue.args.dead_letter_exchange
+        exchange = self.exchanges.get(dlx) if dlx is not None else None
+        if exchange is None:
+            return  # RabbitMQ drops dead letters aimed at a missing exchange
+        props = message.properties
+        headers = dict(props.headers or {})
+        routing_keys = [message.routing_key]
+        for name in ("CC", "BCC"):
+            extra = headers.get(name)
+            if isinstance(extra, list):
+                routing_keys.extend(k for k in extra if isinstance(k, str))
+        deaths = _record_death(headers, queue.name, reason, message.exchange, routing_keys,
+                               props.expiration)
+        routing_key = queue.args.dead_letter_routing_key or message.routing_key
+        dead = Message(
+            exchange=exchange.name,
+            routing_key=routing_key,
+            properties=props.copy(headers=headers, expiration=None),
+            body=message.body,
+            published_at=message.published_at,
+        )
+        targets = self.route(exchange, routing_key, dead.properties.headers)
+        now = self.scheduler.time()
+        for target in targets:
+            if _is_cycle(deaths, target.name):
+                continue
+            target.enqueue(dead, now)
+
+
+def _record_death(headers: dict[str, Any], queue: str, reason: str, exchange: str,
+                  routing_keys: list[str], expiration: str | None) -> list[dict[str, Any]]:
+    """Update ``x-death`` the way RabbitMQ does: one entry per (queue, reason), newest first."""
+    deaths = [dict(d) for d in headers.get("x-death") or [] if isinstance(d, dict)]
+    for index, death in enumerate(deaths):
+        if death.get("queue") == queue and death.get("reason") == reason:
+            death["count"] = int(death.get("count", 0)) + 1
+            death["time"] = int(time.time())
+            deaths.insert(0, deaths.pop(index))
+            break
+    else:
+        death = {
+            "count": 1,
+            "reason": reason,
+            "queue": queue,
+            "time": int(time.time()),
+            "exchange": exchange,
+            "routing-keys": routing_keys,
+        }
+        if expiration is not None:
+            death["original-expiration"] = expiration
+        deaths.insert(0, death)
+        headers.setdefault("x-first-death-reason", reason)
+        headers.setdefault("x-first-death-queue", queue)
+        headers.setdefault("x-first-death-exchange", exchange)
+    headers["x-death"] = deaths
+    return deaths
+
+
+def _is_cycle(deaths: list[dict[str, Any]], target: str) -> bool:
+    """A dead letter returning to a queue it died in, with no rejection on the way."""
+    if not any(d.get("queue") == target for d in deaths[1:]) and deaths[0].get("queue") != target:
+        return False
+    return not any(d.get("reason") == "rejected" for d in deaths)

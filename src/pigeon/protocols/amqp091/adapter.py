@@ -1,0 +1,351 @@
+"""AMQP 0-9-1 adapter: connection events in, core calls, protocol answers out.
+
+One :class:`AMQPHandler` per client connection. It owns the sans-IO
+:class:`ServerConnection` and the channels; the asyncio glue in
+:mod:`.server` only moves bytes and runs timers. Core errors become channel
+or connection closes through one table, :data:`REPLY_CODES`.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pigeon import __version__
+from pigeon.auth.sasl import parse_plain
+from pigeon.auth.users import UserStore
+from pigeon.core.message import Message
+from pigeon.core.node import Node
+from pigeon.core.ports import Scheduler
+from pigeon.core.vhost import VirtualHost
+from pigeon.errors import (
+    AccessRefused,
+    CommandInvalid,
+    InternalError,
+    NotAllowed,
+    NotFound,
+    PigeonError,
+    PreconditionFailed,
+    ResourceLimit,
+    ResourceLocked,
+)
+from pigeon.protocols.amqp091 import connection as c
+from pigeon.protocols.amqp091 import declarations as d
+from pigeon.protocols.amqp091 import methods as m
+from pigeon.protocols.amqp091.channel import REPLY_TO_PREFIX, Channel
+from pigeon.protocols.amqp091.codec import decode_table
+from pigeon.protocols.amqp091.replies import ReplyCode
+
+log = logging.getLogger("pigeon.amqp")
+
+# The one table from neutral errors to AMQP answers (amqp0-9-1 §1.5.2 reply codes).
+# Channel-level codes close the channel; the others close the connection.
+REPLY_CODES: dict[type[PigeonError], ReplyCode] = {
+    NotFound: ReplyCode.NOT_FOUND,
+    AccessRefused: ReplyCode.ACCESS_REFUSED,
+    ResourceLocked: ReplyCode.RESOURCE_LOCKED,
+    PreconditionFailed: ReplyCode.PRECONDITION_FAILED,
+    NotAllowed: ReplyCode.NOT_ALLOWED,
+    CommandInvalid: ReplyCode.COMMAND_INVALID,
+    ResourceLimit: ReplyCode.RESOURCE_ERROR,
+    InternalError: ReplyCode.INTERNAL_ERROR,
+}
+CHANNEL_LEVEL = frozenset({ReplyCode.NOT_FOUND, ReplyCode.ACCESS_REFUSED,
+                           ReplyCode.RESOURCE_LOCKED, ReplyCode.PRECONDITION_FAILED})
+
+CAPABILITIES = (
+    "publisher_confirms", "exchange_exchange_bindings", "basic.nack",
+    "consumer_cancel_notify", "connection.blocked", "consumer_priorities",
+    "authentication_failure_close", "per_consumer_qos", "direct_reply_to",
+)
+
+
+def server_properties() -> dict[str, Any]:
+    return {
+        "product": "Pigeon",
+        "version": __version__,
+        "platform": "Python",
+        "copyright": "The Pigeon authors",
+        "information": "Licensed under the Apache License 2.0",
+        "capabilities": {name: True for name in CAPABILITIES},
+        "cluster_name": "pigeon@localhost",
+    }
+
+
+@dataclass
+class AMQPSettings:
+    channel_max: int = 2047
+    frame_max: int = 131072
+    heartbeat: int = 60
+    max_message_size: int = 128 * 1024 * 1024
+
+
+class ReplyRegistry:
+    """Direct reply-to: ``amq.rabbitmq.reply-to.<token>`` -> the channel awaiting it."""
+
+    def __init__(self) -> None:
+        self._channels: dict[str, Channel] = {}
+
+    def register(self, channel: Channel) -> str:
+        key = REPLY_TO_PREFIX + secrets.token_urlsafe(24)
+        self._channels[key] = channel
+        return key
+
+    def unregister(self, key: str) -> None:
+        self._channels.pop(key, None)
+
+    def deliver(self, key: str, message: Message) -> int:
+        channel = self._channels.get(key)
+        if channel is None:
+            return 0
+        channel.deliver_reply(message)
+        return 1
+
+
+@dataclass
+class BrokerContext:
+    """What every connection shares: the core, users, settings."""
+
+    node: Node
+    users: UserStore
+    settings: AMQPSettings = field(default_factory=AMQPSettings)
+    replies: ReplyRegistry = field(default_factory=ReplyRegistry)
+    default_vhost: str = "/"
+
+
+ChannelMethod = Callable[[Channel, Any], None]
+
+CHANNEL_METHODS: dict[type[m.Method], ChannelMethod] = {
+    m.ExchangeDeclare: d.exchange_declare,
+    m.ExchangeDelete: d.exchange_delete,
+    m.ExchangeBind: d.exchange_bind,
+    m.ExchangeUnbind: d.exchange_unbind,
+    m.QueueDeclare: d.queue_declare,
+    m.QueueBind: d.queue_bind,
+    m.QueueUnbind: d.queue_unbind,
+    m.QueuePurge: d.queue_purge,
+    m.QueueDelete: d.queue_delete,
+    m.BasicQos: Channel.qos,
+    m.BasicConsume: Channel.consume,
+    m.BasicCancel: Channel.cancel,
+    m.BasicGet: Channel.get,
+    m.BasicAck: lambda ch, x: ch.settle(x.delivery_tag, x.multiple, ack=True, requeue=False),
+    m.BasicNack: lambda ch, x: ch.settle(x.delivery_tag, x.multiple, ack=False,
+                                         requeue=x.requeue),
+    m.BasicReject: lambda ch, x: ch.settle(x.delivery_tag, False, ack=False,
+                                           requeue=x.requeue),
+    m.BasicRecover: lambda ch, x: _recover(ch, x.requeue, m.BasicRecoverOk()),
+    m.BasicRecoverAsync: lambda ch, x: _recover(ch, x.requeue, None),
+    m.ChannelFlow: lambda ch, x: ch.flow(x.active),
+    m.ConfirmSelect: Channel.confirm_select,
+    m.TxSelect: lambda ch, x: ch.tx_select(),
+    m.TxCommit: lambda ch, x: ch.tx_commit(),
+    m.TxRollback: lambda ch, x: ch.tx_rollback(),
+}
+
+
+def _recover(channel: Channel, requeue: bool, ok: m.Method | None) -> None:
+    channel.recover()
+    if ok is not None:
+        channel.handler.conn.send_method(channel.number, ok)
+
+
+class AMQPHandler:
+    """One client connection's protocol logic, independent of sockets."""
+
+    def __init__(self, context: BrokerContext, scheduler: Scheduler, *,
+                 peer: str = "", loopback: bool = True,
+                 want_flush: Callable[[], None] = lambda: None) -> None:
+        settings = context.settings
+        self.context = context
+        self.scheduler = scheduler
+        self.replies = context.replies
+        self.peer = peer
+        self.loopback = loopback
+        self.want_flush = want_flush
+        self.conn = c.ServerConnection(
+            server_properties=server_properties(),
+            channel_max=settings.channel_max, frame_max=settings.frame_max,
+            heartbeat=settings.heartbeat, max_message_size=settings.max_message_size,
+        )
+        self.channels: dict[int, Channel] = {}
+        self.username = ""
+        self.client_properties: dict[str, Any] = {}
+        self._vhost: VirtualHost | None = None
+        self.output_paused = False
+        self.closed = False
+
+    @property
+    def vhost(self) -> VirtualHost:
+        assert self._vhost is not None, "channel methods only arrive after connection.open"
+        return self._vhost
+
+    def client_capability(self, name: str) -> bool:
+        capabilities = self.client_properties.get("capabilities")
+        return isinstance(capabilities, dict) and bool(capabilities.get(name))
+
+    # -- input -------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        conn = self.conn
+        conn.receive_data(data)
+        while True:
+            event = conn.next_event()
+            if event is c.NEED_DATA:
+                break
+            self.handle(event)
+        for channel in self.channels.values():
+            if channel.confirms:
+                channel.flush_confirms()
+        self.want_flush()
+
+    def handle(self, event: object) -> None:
+        if isinstance(event, c.ContentReceived):
+            self._on_content(event)
+        elif isinstance(event, c.MethodReceived):
+            self._on_method(event)
+        elif isinstance(event, c.ChannelOpened):
+            self.channels[event.channel] = Channel(self, event.channel)
+        elif isinstance(event, c.ChannelClosed):
+            self._drop_channel(event.channel)
+        elif isinstance(event, c.LoginRequested):
+            self._login(event)
+        elif isinstance(event, c.OpenRequested):
+            self._open(event.virtual_host)
+        elif isinstance(event, c.UpdateSecretRequested):
+            self.conn.send_method(0, m.ConnectionUpdateSecretOk())
+        elif isinstance(event, c.ProtocolError):
+            log.info("closing connection %s: %s %s", self.peer, event.reply_code, event.text)
+        elif isinstance(event, c.ConnectionClosed | c.BadProtocolHeader):
+            self.connection_lost()
+
+    def _on_content(self, event: c.ContentReceived) -> None:
+        channel = self.channels.get(event.channel)
+        if channel is None:
+            return
+        try:
+            channel.publish(event.method, event.properties, event.body, event.encoded_props)
+        except PigeonError as error:
+            self.fail(error, event.channel, event.method)
+
+    def _on_method(self, event: c.MethodReceived) -> None:
+        channel = self.channels.get(event.channel)
+        method = event.method
+        action = CHANNEL_METHODS.get(type(method))
+        if channel is None or action is None:
+            self.conn.close(ReplyCode.COMMAND_INVALID,
+                            f"COMMAND_INVALID - unexpected method {method.NAME}",
+                            method.CLASS_ID, method.METHOD_ID)
+            return
+        try:
+            action(channel, method)
+        except PigeonError as error:
+            self.fail(error, event.channel, method)
+
+    def fail(self, error: PigeonError, channel: int, method: m.Method) -> None:
+        """Answer a refused request: close the channel or the connection, per the table."""
+        code = REPLY_CODES.get(type(error), ReplyCode.INTERNAL_ERROR)
+        text = f"{code.name} - {error.text}"
+        if code in CHANNEL_LEVEL:
+            self.conn.close_channel(channel, code, text, method.CLASS_ID, method.METHOD_ID)
+            self._drop_channel(channel)
+        else:
+            self.conn.close(code, text, method.CLASS_ID, method.METHOD_ID)
+            self.connection_lost()
+
+    # -- handshake -------------------------------------------------------------------------
+
+    def _login(self, event: c.LoginRequested) -> None:
+        self.client_properties = event.client_properties
+        credentials = self._credentials(event.mechanism, event.response)
+        if credentials is None:
+            self.conn.refuse_login(
+                f"ACCESS_REFUSED - Login was refused using authentication mechanism "
+                f"{event.mechanism}. For details see the broker logfile."
+            )
+            return
+        name, password = credentials
+        user = self.context.users.authenticate(name, password)
+        if user is None:
+            log.info("login refused for user %r from %s", name, self.peer)
+            self.conn.refuse_login(
+                f"ACCESS_REFUSED - Login was refused using authentication mechanism "
+                f"{event.mechanism}. For details see the broker logfile."
+            )
+            return
+        if user.loopback_only and not self.loopback:
+            self.conn.refuse_login(
+                f"ACCESS_REFUSED - User '{name}' can only connect via localhost"
+            )
+            return
+        self.username = name
+        self.conn.accept_login()
+
+    def _credentials(self, mechanism: str, response: bytes) -> tuple[str, str] | None:
+        if mechanism == "PLAIN":
+            return parse_plain(response)
+        if mechanism == "AMQPLAIN":
+            try:
+                table = decode_table(response)
+            except Exception:  # a malformed table is a refused login, not a crash
+                return None
+            login, password = table.get("LOGIN"), table.get("PASSWORD")
+            if isinstance(login, str) and isinstance(password, str):
+                return login, password
+        return None
+
+    def _open(self, name: str) -> None:
+        vhost = self.context.node.vhosts.get(name)
+        users = self.context.users
+        user = users.users.get(self.username)
+        if vhost is None or user is None or not users.may_access(user, name):
+            self.conn.close(ReplyCode.NOT_ALLOWED,
+                            f"NOT_ALLOWED - vhost {name} not found", 10, 40)
+            return
+        self._vhost = vhost
+        self.conn.accept_open()
+
+    # -- output side -------------------------------------------------------------------------
+
+    def pause_output(self) -> None:
+        self.output_paused = True
+
+    def resume_output(self) -> None:
+        self.output_paused = False
+        for channel in list(self.channels.values()):
+            channel.dispatch()
+
+    # -- teardown -----------------------------------------------------------------------
+
+    def _drop_channel(self, number: int) -> None:
+        channel = self.channels.pop(number, None)
+        if channel is not None:
+            channel.close()
+
+    def connection_lost(self) -> None:
+        """The connection is over (closed, failed or dropped): release everything."""
+        if self.closed:
+            return
+        self.closed = True
+        for number in list(self.channels):
+            self._drop_channel(number)
+        if self._vhost is not None:
+            self._vhost.delete_owned_by(self)
+
+    def shutdown(self, text: str = "CONNECTION_FORCED - broker shutdown") -> None:
+        """The broker is stopping: tell the client (320) and let go."""
+        if self.conn.state is c.ConnState.OPEN:
+            self.conn.close(ReplyCode.CONNECTION_FORCED, text)
+        self.connection_lost()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "peer": self.peer,
+            "user": self.username,
+            "vhost": self._vhost.name if self._vhost else None,
+            "channels": len(self.channels),
+            "client_properties": self.client_properties,
+        }

@@ -1,0 +1,398 @@
+"""One AMQP channel: consumers, deliveries in flight, acks, confirms and transactions.
+
+The topology methods (exchange.*, queue.*) are in :mod:`.topology_methods`;
+this module is the message path: publish -> core -> deliver -> ack.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pigeon.core.message import Message, Properties
+from pigeon.errors import AccessRefused, NotAllowed, NotFound, PreconditionFailed
+from pigeon.protocols.amqp091 import methods as m
+from pigeon.protocols.amqp091.codec import encode_properties
+from pigeon.protocols.amqp091.consumer import AMQPConsumer
+from pigeon.protocols.amqp091.replies import ReplyCode
+
+if TYPE_CHECKING:
+    from pigeon.core.queue import Entry, Queue
+    from pigeon.protocols.amqp091.adapter import AMQPHandler
+
+PROTOCOL = "amqp091"
+REPLY_TO = "amq.rabbitmq.reply-to"
+REPLY_TO_PREFIX = REPLY_TO + "."
+
+# delivery tag -> (entry, queue, consumer or None for basic.get)
+Unacked = dict[int, tuple["Entry", "Queue", AMQPConsumer | None]]
+
+
+@dataclass(slots=True)
+class Transaction:
+    """What a tx channel has done since its last commit or rollback."""
+
+    publishes: list[tuple[m.BasicPublish, Message]] = field(default_factory=list)
+    # (delivery tag, multiple, ack, requeue)
+    settlements: list[tuple[int, bool, bool, bool]] = field(default_factory=list)
+
+
+def _generated_tag(prefix: str) -> str:
+    return prefix + base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+
+
+class Channel:
+    def __init__(self, handler: AMQPHandler, number: int) -> None:
+        self.handler = handler
+        self.number = number
+        self.consumers: dict[str, AMQPConsumer] = {}
+        self.unacked: Unacked = {}
+        self.next_tag = 1
+        self.consumer_prefetch = 0
+        self.global_prefetch = 0
+        self.flow_active = True
+        self.last_queue = ""
+        self.confirming = False
+        self.publish_seq = 0
+        self.confirms: list[tuple[int, bool]] = []
+        self.tx: Transaction | None = None
+        self.reply_consumer_tag: str | None = None
+        self.reply_key: str | None = None
+
+    @property
+    def deliverable(self) -> bool:
+        return self.flow_active and not self.handler.output_paused
+
+    # -- publish ------------------------------------------------------------
+
+    def publish(self, method: m.BasicPublish, properties: Properties, body: bytes,
+                encoded_props: bytes) -> None:
+        handler = self.handler
+        vhost = handler.vhost
+        exchange = vhost.exchange(method.exchange)
+        if exchange.internal:
+            raise AccessRefused(
+                f"cannot publish to internal exchange '{exchange.name}' in vhost '{vhost.name}'"
+            )
+        if properties.user_id is not None and properties.user_id != handler.username:
+            raise PreconditionFailed(
+                f"user_id property set to '{properties.user_id}' but authenticated user was "
+                f"'{handler.username}'"
+            )
+        if properties.reply_to == REPLY_TO:
+            if self.reply_key is None:
+                raise PreconditionFailed("fast reply consumer does not exist")
+            properties = properties.copy(reply_to=self.reply_key)
+            encoded_props = encode_properties(properties)
+        message = Message(method.exchange, method.routing_key, properties, body,
+                          time.monotonic_ns(), {PROTOCOL: encoded_props})
+        if self.confirming:
+            self.publish_seq += 1
+        if self.tx is not None:
+            self.tx.publishes.append((method, message))
+            return
+        self.route(method, message)
+
+    def route(self, method: m.BasicPublish, message: Message) -> None:
+        """Route a message to its queues and settle the publisher's confirm."""
+        handler = self.handler
+        if method.exchange == "" and method.routing_key.startswith(REPLY_TO_PREFIX):
+            routed, refused = handler.replies.deliver(method.routing_key, message), False
+        else:
+            exchange = handler.vhost.exchanges.get(method.exchange)
+            if exchange is None:  # deleted while in a transaction
+                routed, refused = 0, False
+            else:
+                routed, refused = handler.vhost.publish(message, exchange)
+        if not routed and method.mandatory:
+            handler.conn.send_content(
+                self.number,
+                m.BasicReturn(reply_code=ReplyCode.NO_ROUTE, reply_text="NO_ROUTE",
+                              exchange=method.exchange, routing_key=method.routing_key),
+                self.encoded(message), message.body,
+            )
+        if self.confirming:
+            self.confirms.append((self.publish_seq, not refused))
+            handler.want_flush()
+
+    @staticmethod
+    def encoded(message: Message) -> bytes:
+        encoded = message.encoded.get(PROTOCOL)
+        if encoded is None:
+            encoded = message.encoded[PROTOCOL] = encode_properties(message.properties)
+        return encoded
+
+    def flush_confirms(self) -> None:
+        """Send pending confirms, one ``multiple`` ack per run of successes."""
+        confirms, self.confirms = self.confirms, []
+        send = self.handler.conn.send_method
+        run_end = 0
+        run_length = 0
+        for seq, ok in confirms:
+            if ok:
+                run_end = seq
+                run_length += 1
+                continue
+            if run_length:
+                send(self.number, m.BasicAck(delivery_tag=run_end, multiple=run_length > 1))
+                run_length = 0
+            send(self.number, m.BasicNack(delivery_tag=seq, multiple=False, requeue=False))
+        if run_length:
+            send(self.number, m.BasicAck(delivery_tag=run_end, multiple=run_length > 1))
+
+    # -- deliver ------------------------------------------------------------------
+
+    def deliver(self, consumer: AMQPConsumer, queue: Queue, entry: Entry) -> None:
+        tag = self.next_tag
+        self.next_tag = tag + 1
+        if not consumer.no_ack:
+            self.unacked[tag] = (entry, queue, consumer)
+            consumer.unacked += 1
+        message = entry.message
+        handler = self.handler
+        handler.conn.send_deliver(
+            self.number, consumer.tag, tag, entry.redelivered, message.exchange,
+            message.routing_key, self.encoded(message), message.body,
+        )
+        handler.want_flush()
+
+    def deliver_reply(self, message: Message) -> None:
+        """Direct reply-to: straight to this channel's reply consumer, no queue."""
+        tag = self.next_tag
+        self.next_tag = tag + 1
+        assert self.reply_consumer_tag is not None
+        self.handler.conn.send_deliver(
+            self.number, self.reply_consumer_tag, tag, False, message.exchange,
+            message.routing_key, self.encoded(message), message.body,
+        )
+        self.handler.want_flush()
+
+    def consumer_cancelled(self, consumer: AMQPConsumer) -> None:
+        """The queue went away: forget the consumer and tell the client if it listens."""
+        if self.consumers.pop(consumer.tag, None) is None:
+            return
+        if self.handler.client_capability("consumer_cancel_notify"):
+            self.handler.conn.send_method(
+                self.number, m.BasicCancel(consumer_tag=consumer.tag, no_wait=True)
+            )
+            self.handler.want_flush()
+
+    # -- consume ---------------------------------------------------------------------
+
+    def qos(self, method: m.BasicQos) -> None:
+        count = method.prefetch_count
+        if method.global_:
+            self.global_prefetch = count
+        else:
+            # A changed per-consumer prefetch also applies to live consumers: Celery raises
+            # it while holding ETA tasks and expects deliveries to resume.
+            self.consumer_prefetch = count
+            for consumer in self.consumers.values():
+                consumer.prefetch = count
+        self.handler.conn.send_method(self.number, m.BasicQosOk())
+        self.dispatch()
+
+    def consume(self, method: m.BasicConsume) -> None:
+        tag = method.consumer_tag or _generated_tag("amq.ctag-")
+        if tag in self.consumers or tag == self.reply_consumer_tag:
+            raise NotAllowed(f"attempt to reuse consumer tag '{tag}'")
+        if method.queue == REPLY_TO:
+            self.consume_replies(method, tag)
+            return
+        queue = self.handler.vhost.queue(self.queue_name(method.queue), self.handler)
+        arguments = dict(method.arguments or {})
+        priority = arguments.get("x-priority", 0)
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise PreconditionFailed(
+                f"invalid arg 'x-priority' for consumer '{tag}': {{unacceptable_type}}"
+            )
+        consumer = AMQPConsumer(self, tag, no_ack=method.no_ack, exclusive=method.exclusive,
+                                priority=priority, arguments=arguments,
+                                prefetch=self.consumer_prefetch)
+        if not method.no_wait:
+            self.handler.conn.send_method(self.number, m.BasicConsumeOk(consumer_tag=tag))
+        self.consumers[tag] = consumer
+        try:
+            queue.add_consumer(consumer)
+        except Exception:
+            del self.consumers[tag]
+            raise
+
+    def consume_replies(self, method: m.BasicConsume, tag: str) -> None:
+        if not method.no_ack:
+            raise PreconditionFailed("reply consumer cannot acknowledge")
+        if self.reply_consumer_tag is not None:
+            raise PreconditionFailed("reply consumer already set")
+        self.reply_consumer_tag = tag
+        self.reply_key = self.handler.replies.register(self)
+        if not method.no_wait:
+            self.handler.conn.send_method(self.number, m.BasicConsumeOk(consumer_tag=tag))
+
+    def cancel(self, method: m.BasicCancel) -> None:
+        tag = method.consumer_tag
+        if tag == self.reply_consumer_tag:
+            self.stop_replies()
+        consumer = self.consumers.pop(tag, None)
+        if not method.no_wait:
+            self.handler.conn.send_method(self.number, m.BasicCancelOk(consumer_tag=tag))
+        if consumer is not None and consumer.queue is not None:
+            consumer.queue.remove_consumer(consumer)
+
+    def stop_replies(self) -> None:
+        if self.reply_key is not None:
+            self.handler.replies.unregister(self.reply_key)
+        self.reply_consumer_tag = self.reply_key = None
+
+    def queue_name(self, name: str) -> str:
+        """An empty queue name means the last one declared on this channel (spec)."""
+        if name:
+            return name
+        if not self.last_queue:
+            raise NotFound("no previously declared queue")
+        return self.last_queue
+
+    def get(self, method: m.BasicGet) -> None:
+        queue = self.handler.vhost.queue(self.queue_name(method.queue), self.handler)
+        entry = queue.get(method.no_ack)
+        conn = self.handler.conn
+        if entry is None:
+            conn.send_method(self.number, m.BasicGetEmpty())
+            return
+        tag = self.next_tag
+        self.next_tag = tag + 1
+        if not method.no_ack:
+            self.unacked[tag] = (entry, queue, None)
+        message = entry.message
+        conn.send_content(
+            self.number,
+            m.BasicGetOk(delivery_tag=tag, redelivered=entry.redelivered,
+                         exchange=message.exchange, routing_key=message.routing_key,
+                         message_count=queue.message_count),
+            self.encoded(message), message.body,
+        )
+
+    # -- settle ------------------------------------------------------------------------
+
+    def take(self, delivery_tag: int, multiple: bool) -> list[tuple[Entry, Queue,
+                                                                    AMQPConsumer | None]]:
+        """Remove and return the deliveries an ack/nack/reject names."""
+        unacked = self.unacked
+        if multiple:
+            if delivery_tag == 0:
+                taken = list(unacked.values())
+                unacked.clear()
+                return taken
+            tags = []
+            for tag in unacked:  # tags are in ascending order
+                if tag > delivery_tag:
+                    break
+                tags.append(tag)
+            if not tags:
+                raise PreconditionFailed(f"unknown delivery tag {delivery_tag}")
+            return [unacked.pop(t) for t in tags]
+        item = unacked.pop(delivery_tag, None)
+        if item is None:
+            raise PreconditionFailed(f"unknown delivery tag {delivery_tag}")
+        return [item]
+
+    def settle(self, delivery_tag: int, multiple: bool, *, ack: bool, requeue: bool) -> None:
+        if self.tx is not None:
+            if not multiple and delivery_tag not in self.unacked:
+                raise PreconditionFailed(f"unknown delivery tag {delivery_tag}")
+            self.tx.settlements.append((delivery_tag, multiple, ack, requeue))
+            return
+        self.apply_settlement(self.take(delivery_tag, multiple), ack=ack, requeue=requeue)
+
+    def apply_settlement(self, taken: list[tuple[Entry, Queue, AMQPConsumer | None]], *,
+                         ack: bool, requeue: bool) -> None:
+        requeues: dict[Queue, list[Entry]] = {}
+        for entry, queue, consumer in taken:
+            if consumer is not None:
+                consumer.unacked -= 1
+            if ack:
+                queue.ack(entry)
+            elif requeue:
+                requeues.setdefault(queue, []).append(entry)
+            else:
+                queue.reject(entry)
+        for queue, entries in requeues.items():
+            queue.requeue(entries)
+        self.dispatch()
+
+    def dispatch(self) -> None:
+        """Room opened up on this channel: let its queues deliver."""
+        for consumer in list(self.consumers.values()):
+            if consumer.queue is not None:
+                consumer.queue.dispatch()
+
+    def recover(self) -> None:
+        self.apply_settlement(self.take(0, True), ack=False, requeue=True)
+
+    def flow(self, active: bool) -> None:
+        self.flow_active = active
+        self.handler.conn.send_method(self.number, m.ChannelFlowOk(active=active))
+        if active:
+            self.dispatch()
+
+    # -- confirm and tx modes ---------------------------------------------------------------
+
+    def confirm_select(self, method: m.ConfirmSelect) -> None:
+        if self.tx is not None:
+            raise PreconditionFailed("cannot switch from tx to confirm mode")
+        self.confirming = True
+        if not method.nowait:
+            self.handler.conn.send_method(self.number, m.ConfirmSelectOk())
+
+    def tx_select(self) -> None:
+        if self.confirming:
+            raise PreconditionFailed("cannot switch from confirm to tx mode")
+        if self.tx is None:
+            self.tx = Transaction()
+        self.handler.conn.send_method(self.number, m.TxSelectOk())
+
+    def tx_commit(self) -> None:
+        if self.tx is None:
+            raise PreconditionFailed("channel is not transactional")
+        tx, self.tx = self.tx, Transaction()
+        for method, message in tx.publishes:
+            self.route(method, message)
+        for delivery_tag, multiple, ack, requeue in tx.settlements:
+            self.apply_settlement(self.take(delivery_tag, multiple), ack=ack, requeue=requeue)
+        self.handler.conn.send_method(self.number, m.TxCommitOk())
+
+    def tx_rollback(self) -> None:
+        if self.tx is None:
+            raise PreconditionFailed("channel is not transactional")
+        # Rolled-back acks leave the messages unacknowledged, as before the transaction.
+        self.tx = Transaction()
+        self.handler.conn.send_method(self.number, m.TxRollbackOk())
+
+    # -- teardown --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """The channel is gone: cancel consumers and requeue what was in flight."""
+        self.stop_replies()
+        consumers, self.consumers = self.consumers, {}
+        for consumer in consumers.values():
+            if consumer.queue is not None:
+                consumer.queue.remove_consumer(consumer)
+        taken = self.take(0, True)
+        requeues: dict[Queue, list[Entry]] = {}
+        for entry, queue, _consumer in taken:
+            requeues.setdefault(queue, []).append(entry)
+        for queue, entries in requeues.items():
+            queue.requeue(entries)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "consumers": len(self.consumers),
+            "unacked": len(self.unacked),
+            "prefetch": self.consumer_prefetch,
+            "global_prefetch": self.global_prefetch,
+            "confirm": self.confirming,
+            "transactional": self.tx is not None,
+        }

@@ -1,0 +1,95 @@
+"""exchange.* and queue.* methods: AMQP arguments in, core topology calls, -ok out."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pigeon.core.binding import DestinationKind
+from pigeon.protocols.amqp091 import methods as m
+from pigeon.protocols.amqp091.channel import REPLY_TO
+
+if TYPE_CHECKING:
+    from pigeon.protocols.amqp091.channel import Channel
+
+
+def _reply(channel: Channel, no_wait: bool, method: m.Method) -> None:
+    if not no_wait:
+        channel.handler.conn.send_method(channel.number, method)
+
+
+def exchange_declare(channel: Channel, method: m.ExchangeDeclare) -> None:
+    channel.handler.vhost.declare_exchange(
+        method.exchange, method.type, passive=method.passive, durable=method.durable,
+        auto_delete=method.auto_delete, internal=method.internal, arguments=method.arguments,
+    )
+    _reply(channel, method.no_wait, m.ExchangeDeclareOk())
+
+
+def exchange_delete(channel: Channel, method: m.ExchangeDelete) -> None:
+    channel.handler.vhost.delete_exchange(method.exchange, if_unused=method.if_unused)
+    _reply(channel, method.no_wait, m.ExchangeDeleteOk())
+
+
+def exchange_bind(channel: Channel, method: m.ExchangeBind) -> None:
+    channel.handler.vhost.bind(method.source, method.destination, DestinationKind.EXCHANGE,
+                               method.routing_key, method.arguments)
+    _reply(channel, method.no_wait, m.ExchangeBindOk())
+
+
+def exchange_unbind(channel: Channel, method: m.ExchangeUnbind) -> None:
+    channel.handler.vhost.unbind(method.source, method.destination, DestinationKind.EXCHANGE,
+                                 method.routing_key, method.arguments)
+    _reply(channel, method.no_wait, m.ExchangeUnbindOk())
+
+
+def queue_declare(channel: Channel, method: m.QueueDeclare) -> None:
+    handler = channel.handler
+    if method.queue == REPLY_TO and method.passive:
+        # The direct reply-to pseudo-queue always "exists" (RabbitMQ answers so too).
+        _reply(channel, method.no_wait, m.QueueDeclareOk(queue=REPLY_TO))
+        return
+    declared = handler.vhost.declare_queue(
+        method.queue, owner=handler, passive=method.passive, durable=method.durable,
+        exclusive=method.exclusive, auto_delete=method.auto_delete,
+        arguments=method.arguments,
+    )
+    channel.last_queue = declared.queue.name
+    _reply(channel, method.no_wait, m.QueueDeclareOk(
+        queue=declared.queue.name, message_count=declared.message_count,
+        consumer_count=declared.consumer_count,
+    ))
+
+
+def _bind_args(channel: Channel, queue: str, routing_key: str) -> tuple[str, str]:
+    # amqp0-9-1 §1.7.2.3: an empty queue name is the last declared; an empty key too.
+    name = channel.queue_name(queue)
+    if not queue and not routing_key:
+        routing_key = name
+    return name, routing_key
+
+
+def queue_bind(channel: Channel, method: m.QueueBind) -> None:
+    name, key = _bind_args(channel, method.queue, method.routing_key)
+    channel.handler.vhost.bind(method.exchange, name, DestinationKind.QUEUE, key,
+                               method.arguments, owner=channel.handler)
+    _reply(channel, method.no_wait, m.QueueBindOk())
+
+
+def queue_unbind(channel: Channel, method: m.QueueUnbind) -> None:
+    name, key = _bind_args(channel, method.queue, method.routing_key)
+    channel.handler.vhost.unbind(method.exchange, name, DestinationKind.QUEUE, key,
+                                 method.arguments, owner=channel.handler)
+    channel.handler.conn.send_method(channel.number, m.QueueUnbindOk())
+
+
+def queue_purge(channel: Channel, method: m.QueuePurge) -> None:
+    count = channel.handler.vhost.purge_queue(channel.queue_name(method.queue), channel.handler)
+    _reply(channel, method.no_wait, m.QueuePurgeOk(message_count=count))
+
+
+def queue_delete(channel: Channel, method: m.QueueDelete) -> None:
+    count = channel.handler.vhost.delete_queue(
+        channel.queue_name(method.queue), owner=channel.handler, if_unused=method.if_unused,
+        if_empty=method.if_empty,
+    )
+    _reply(channel, method.no_wait, m.QueueDeleteOk(message_count=count))

@@ -1,0 +1,208 @@
+"""asyncio glue for AMQP 0-9-1: sockets in and out, timers; no protocol logic.
+
+``data_received`` feeds the handler; output is collected and written once per
+loop iteration; ``pause_writing``/``resume_writing`` stop and restart
+deliveries when a client reads too slowly; heartbeats are sent when the
+connection is idle and a silent peer is dropped after two intervals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+from collections.abc import Callable
+
+from pigeon.protocols.amqp091.adapter import AMQPHandler, BrokerContext
+from pigeon.protocols.amqp091.connection import ConnState
+from pigeon.protocols.amqp091.replies import ReplyCode
+
+log = logging.getLogger("pigeon.amqp")
+
+HANDSHAKE_TIMEOUT = 10.0
+CLOSE_OK_TIMEOUT = 3.0
+WRITE_BUFFER_HIGH = 4 * 1024 * 1024
+
+
+def _is_loopback(peer: object) -> bool:
+    if not isinstance(peer, tuple) or not peer:
+        return True  # a Unix socket is local
+    try:
+        return ipaddress.ip_address(peer[0]).is_loopback
+    except ValueError:
+        return False
+
+
+class AMQPProtocol(asyncio.Protocol):
+    def __init__(self, context: BrokerContext, loop: asyncio.AbstractEventLoop,
+                 connections: set[AMQPProtocol]) -> None:
+        self.context = context
+        self.loop = loop
+        self.connections = connections
+        self.transport: asyncio.Transport | None = None
+        self.handler: AMQPHandler | None = None
+        self._flush_scheduled = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._last_received = 0.0
+        self._wrote_since_tick = False
+        self._closing_since: float | None = None
+
+    # -- asyncio.Protocol ------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            # Small messages must not wait for Nagle's algorithm (DESIGN.md, "Hot path").
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
+        peername = transport.get_extra_info("peername")
+        peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else str(peername)
+        self.handler = AMQPHandler(self.context, self.loop, peer=peer,
+                                   loopback=_is_loopback(peername),
+                                   want_flush=self._want_flush)
+        self.connections.add(self)
+        self._last_received = self.loop.time()
+        self._timer = self.loop.call_later(HANDSHAKE_TIMEOUT, self._handshake_timeout)
+        log.debug("connection from %s", peer)
+
+    def data_received(self, data: bytes) -> None:
+        handler = self.handler
+        assert handler is not None
+        self._last_received = self.loop.time()
+        was_open = handler.conn.state is ConnState.OPEN
+        try:
+            handler.data_received(data)
+        except Exception:
+            # Anything but a protocol error escaping the handler is a bug in Pigeon.
+            log.exception("internal error on connection %s", handler.peer)
+            handler.conn.close(ReplyCode.INTERNAL_ERROR, "INTERNAL_ERROR")
+            handler.connection_lost()
+            self._want_flush()
+        if not was_open and handler.conn.state is ConnState.OPEN:
+            self._start_heartbeats()
+
+    def eof_received(self) -> bool | None:
+        return None  # close the transport; connection_lost cleans up
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.connections.discard(self)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.handler is not None:
+            self.handler.connection_lost()
+
+    def pause_writing(self) -> None:
+        if self.handler is not None:
+            self.handler.pause_output()
+
+    def resume_writing(self) -> None:
+        if self.handler is not None:
+            self.handler.resume_output()
+
+    # -- output ----------------------------------------------------------------------
+
+    def _want_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        transport, handler = self.transport, self.handler
+        if transport is None or handler is None or transport.is_closing():
+            return
+        data = handler.conn.data_to_send()
+        if data:
+            transport.write(data)
+            self._wrote_since_tick = True
+        state = handler.conn.state
+        if state is ConnState.CLOSED:
+            transport.close()
+        elif state is ConnState.CLOSING and self._closing_since is None:
+            self._closing_since = self.loop.time()
+            self.loop.call_later(CLOSE_OK_TIMEOUT, self._close_ok_timeout)
+
+    def _close_ok_timeout(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    # -- timers ------------------------------------------------------------------------
+
+    def _handshake_timeout(self) -> None:
+        self._timer = None
+        handler = self.handler
+        if handler is not None and handler.conn.state is not ConnState.OPEN:
+            log.info("handshake timeout from %s", handler.peer)
+            if self.transport is not None:
+                self.transport.abort()
+
+    def _start_heartbeats(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        assert self.handler is not None
+        interval = self.handler.conn.heartbeat
+        if interval:
+            self._schedule_tick(interval / 2)
+
+    def _schedule_tick(self, delay: float) -> None:
+        self._timer = self.loop.call_later(delay, self._tick, delay)
+
+    def _tick(self, delay: float) -> None:
+        handler, transport = self.handler, self.transport
+        if handler is None or transport is None or transport.is_closing():
+            return
+        silent = self.loop.time() - self._last_received
+        if silent > 4 * delay:  # two heartbeat intervals without a frame
+            log.info("missed heartbeats from %s, closing", handler.peer)
+            transport.abort()
+            return
+        if not self._wrote_since_tick:
+            handler.conn.send_heartbeat()
+            self._want_flush()
+        self._wrote_since_tick = False
+        self._schedule_tick(delay)
+
+    def shutdown(self) -> None:
+        """Broker shutdown: send connection.close (320) and flush it out."""
+        handler, transport = self.handler, self.transport
+        if handler is None or transport is None or transport.is_closing():
+            return
+        handler.shutdown()
+        data = handler.conn.data_to_send()
+        if data:
+            transport.write(data)
+        transport.close()
+
+
+class AMQPListener:
+    """A bound AMQP listener and the connections it accepted."""
+
+    def __init__(self, server: asyncio.Server, connections: set[AMQPProtocol]) -> None:
+        self.server = server
+        self.connections = connections
+
+    @property
+    def port(self) -> int:
+        sock = self.server.sockets[0]
+        return int(sock.getsockname()[1])
+
+    async def close(self) -> None:
+        self.server.close()
+        for protocol in list(self.connections):
+            protocol.shutdown()
+        await self.server.wait_closed()
+
+
+async def start_listener(context: BrokerContext, host: str, port: int,
+                         **kwargs: object) -> AMQPListener:
+    loop = asyncio.get_running_loop()
+    connections: set[AMQPProtocol] = set()
+    factory: Callable[[], AMQPProtocol] = lambda: AMQPProtocol(context, loop, connections)
+    server = await loop.create_server(factory, host, port, reuse_address=True,
+                                      **kwargs)  # type: ignore[arg-type]
+    return AMQPListener(server, connections)
