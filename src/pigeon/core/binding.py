@@ -6,6 +6,9 @@ the same triple with other arguments is a second binding. So the arguments are
 kept in a hashable form, and the top-level table is sorted so that the order a
 client sent them in does not matter (RabbitMQ sorts the top-level table too;
 nested tables keep their order, as RabbitMQ compares them in order).
+
+The field-value helpers here (``field_type``, ``erlang_term``) name and print
+argument values the way RabbitMQ's error texts do.
 """
 
 from __future__ import annotations

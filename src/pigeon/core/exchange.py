@@ -143,7 +143,7 @@ class XMatch(StrEnum):
 
 
 class _HeadersRule:
-    __slots__ = ("any", "pairs", "target")
+    __slots__ = ("match_any", "pairs", "target")
 
     def __init__(self, binding: Binding) -> None:
         args = binding.argument_dict
@@ -152,7 +152,7 @@ class _HeadersRule:
         # one means "all", as in RabbitMQ.
         kind = XMatch(mode) if isinstance(mode, str) else XMatch.ALL
         with_x = kind in (XMatch.ALL_WITH_X, XMatch.ANY_WITH_X)
-        self.any = kind in (XMatch.ANY, XMatch.ANY_WITH_X)
+        self.match_any = kind in (XMatch.ANY, XMatch.ANY_WITH_X)
         self.target = binding.target
         # 'x-match' itself is never compared; other 'x-' arguments only for
         # the *-with-x kinds.
@@ -165,10 +165,10 @@ class _HeadersRule:
     def matches(self, headers: Mapping[str, Any]) -> bool:
         for key, expected in self.pairs:
             hit = key in headers and (expected is None or _same_value(expected, headers[key]))
-            if hit == self.any:
+            if hit == self.match_any:
                 return hit
         # all: no pair failed (true even with no pairs); any: none matched.
-        return not self.any
+        return not self.match_any
 
 
 class HeadersType(ExchangeType):
