@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from pigeon.core.binding import field_type
 from pigeon.errors import PreconditionFailed
 
 
@@ -26,21 +27,7 @@ MAX_PRIORITY = 255
 
 def type_name(value: object) -> str:
     """The AMQP table type RabbitMQ would name for a value, for error texts."""
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "long"
-    if isinstance(value, float):
-        return "double"
-    if isinstance(value, str):
-        return "longstr"
-    if isinstance(value, bytes):
-        return "binary"
-    if isinstance(value, dict):
-        return "table"
-    if isinstance(value, list):
-        return "array"
-    return "void" if value is None else type(value).__name__
+    return field_type(value)
 
 
 def _integer(value: object, minimum: int) -> str | None:

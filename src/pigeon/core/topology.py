@@ -26,6 +26,10 @@ def _flag(value: bool) -> str:
     return "true" if value else "false"
 
 
+def _described(value: object) -> str:
+    return "none" if value is None else f"the value '{value}' of type '{type_name(value)}'"
+
+
 class Topology:
     def __init__(self, name: str) -> None:
         self.name = name
@@ -92,11 +96,8 @@ class Topology:
                         f"but current is '{_flag(current)}'")
         for key in EQUIVALENCE_KEYS:
             new, old = arguments.get(key), queue.arguments.get(key)
-            if new == old or key == "x-queue-type" and (new or "classic") == (old or "classic"):
+            if new == old or (key == "x-queue-type" and (new or "classic") == (old or "classic")):
                 continue
-            received = (f"the value '{new}' of type '{type_name(new)}'"
-                        if new is not None else "none")
-            current = (f"the value '{old}' of type '{type_name(old)}'"
-                       if old is not None else "none")
-            return f"inequivalent arg '{key}' {where}: received {received} but current is {current}"
+            return (f"inequivalent arg '{key}' {where}: received {_described(new)} "
+                    f"but current is {_described(old)}")
         return None

@@ -20,7 +20,13 @@ from pigeon.core.message import Message
 from pigeon.core.ports import Scheduler
 from pigeon.core.queue import Queue
 from pigeon.core.topology import DeclaredQueue, Topology
-from pigeon.errors import AccessRefused, CommandInvalid, NotFound, PreconditionFailed, ResourceLocked
+from pigeon.errors import (
+    AccessRefused,
+    CommandInvalid,
+    NotFound,
+    PreconditionFailed,
+    ResourceLocked,
+)
 
 DEFAULT_EXCHANGES = {
     "": "direct",
@@ -66,12 +72,12 @@ class VirtualHost(Topology):
             if existing is None:
                 raise NotFound(f"no exchange '{name}' in vhost '{self.name}'")
             return existing
+        if type not in EXCHANGE_TYPES:
+            raise CommandInvalid(f"unknown exchange type '{type}'")
         if name.startswith("amq.") and existing is None:
             raise AccessRefused(
                 f"exchange name '{name}' contains reserved prefix 'amq.*'"
             )
-        if type not in EXCHANGE_TYPES:
-            raise CommandInvalid(f"invalid exchange type '{type}'")
         arguments = dict(arguments or {})
         if existing is not None:
             problem = existing.inequivalence(type, durable, auto_delete, internal, arguments,
@@ -93,7 +99,7 @@ class VirtualHost(Topology):
     def delete_exchange(self, name: str, *, if_unused: bool = False) -> None:
         if name == "" or name in DEFAULT_EXCHANGES:
             raise AccessRefused(
-                f"operation not permitted on the default exchange"
+                "operation not permitted on the default exchange"
                 if name == "" else f"deletion of system exchange '{name}' is not allowed"
             )
         exchange = self.exchanges.get(name)
@@ -190,7 +196,7 @@ class VirtualHost(Topology):
                  owner: object) -> tuple[Exchange, Binding]:
         if source == "" or (kind is DestinationKind.EXCHANGE and destination == ""):
             raise AccessRefused(
-                f"operation not permitted on the default exchange"
+                "operation not permitted on the default exchange"
             )
         if kind is DestinationKind.QUEUE:
             self.queue(destination, owner)

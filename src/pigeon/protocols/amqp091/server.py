@@ -12,7 +12,6 @@ import asyncio
 import ipaddress
 import logging
 import socket
-from collections.abc import Callable
 
 from pigeon.protocols.amqp091.adapter import AMQPHandler, BrokerContext
 from pigeon.protocols.amqp091.connection import ConnState
@@ -202,7 +201,8 @@ async def start_listener(context: BrokerContext, host: str, port: int,
                          **kwargs: object) -> AMQPListener:
     loop = asyncio.get_running_loop()
     connections: set[AMQPProtocol] = set()
-    factory: Callable[[], AMQPProtocol] = lambda: AMQPProtocol(context, loop, connections)
+    def factory() -> AMQPProtocol:
+        return AMQPProtocol(context, loop, connections)
     server = await loop.create_server(factory, host, port, reuse_address=True,
                                       **kwargs)  # type: ignore[arg-type]
     return AMQPListener(server, connections)
