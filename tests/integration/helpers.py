@@ -46,7 +46,26 @@ def wait_until(predicate: Callable[[], T], timeout: float = 5.0, interval: float
             return value
         if time.monotonic() >= deadline:
             raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
+        if interval:
+            time.sleep(interval)
+
+
+def process_until(
+    connection: pika.BlockingConnection, predicate: Callable[[], T], timeout: float = 5.0
+) -> T:
+    """Run pika's event loop (consumer callbacks) until ``predicate`` is truthy."""
+    return wait_until(
+        lambda: predicate() or connection.process_data_events(time_limit=0.02) or predicate(),
+        timeout,
+        interval=0,
+    )
+
+
+def process_for(connection: pika.BlockingConnection, seconds: float) -> None:
+    """Run pika's event loop for ``seconds``: to show something does *not* happen."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        connection.process_data_events(time_limit=min(left, 0.05))
 
 
 def get_one(
