@@ -371,7 +371,11 @@ def run_sync(scenario: Scenario, use_uvloop: bool = True) -> Result:
 
 def main(argv: Sequence[str] | None = None) -> int:
     scenario, options = parse_args(argv)
-    result = run_sync(scenario, options.uvloop)
+    try:
+        result = run_sync(scenario, options.uvloop)
+    except (OSError, TimeoutError, BrokerClosed) as exc:
+        print(f"loadgen: {scenario.url}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
     print(json.dumps(to_dict(result)) if options.json else render(result))
     return 1 if result.errors else 0
 

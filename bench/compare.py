@@ -1,0 +1,213 @@
+"""Side by side: RabbitMQ and Pigeon, each scenario run A B A B, medians in markdown.
+
+    python -m bench.compare                      # both brokers, 3 rounds, 10 s runs
+    python -m bench.compare --brokers rabbitmq   # only the private RabbitMQ node
+    python -m bench.compare --rounds 5 --duration 20 --output docs/bench-run.md
+
+Both brokers are private processes this script starts (temporary data dirs, free
+loopback ports) and stops at the end; each measurement is a fresh
+``python -m bench.loadgen --json`` process given the broker's pid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+if not __package__:  # run as a script: make ``bench`` importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench.brokers import DEFAULT_PIGEON_CMD, REPO, BrokerProcess, PigeonNode, RabbitNode
+from bench.stats import median
+
+# name -> (description, loadgen arguments)
+SCENARIOS: dict[str, tuple[str, list[str]]] = {
+    "16B": ("1 pub -> 1 queue -> 1 consumer, 16 B, no confirms", ["--size", "16"]),
+    "1KiB": ("1 pub -> 1 queue -> 1 consumer, 1 KiB, no confirms", ["--size", "1024"]),
+    "16B-confirm": (
+        "1 -> 1 -> 1, 16 B, confirms (window 128)",
+        ["--size", "16", "--confirm", "128"],
+    ),
+    "1KiB-confirm": (
+        "1 -> 1 -> 1, 1 KiB, confirms (window 128)",
+        ["--size", "1024", "--confirm", "128"],
+    ),
+    "fanout4-16B": ("1 pub -> fanout -> 4 queues -> 4 consumers, 16 B", ["--fanout", "4"]),
+    "latency-5k": ("1 -> 1 -> 1, 16 B at a fixed 5,000 msg/s", ["--rate", "5000"]),
+    "1KiB-persistent-confirm": (
+        "1 -> 1 durable queue -> 1, 1 KiB persistent, confirms (window 128)",
+        ["--size", "1024", "--persistent", "--confirm", "128"],
+    ),
+}
+
+METRICS = (
+    ("publish_rate", "published msg/s", "{:,.0f}"),
+    ("consume_rate", "consumed msg/s", "{:,.0f}"),
+    ("p50_us", "p50 µs", "{:,.0f}"),
+    ("p99_us", "p99 µs", "{:,.0f}"),
+    ("broker_cores", "broker CPU (cores)", "{:.2f}"),
+    ("broker_rss_mb", "broker RSS MB", "{:,.0f}"),
+    ("loadgen_cores", "loadgen CPU (cores)", "{:.2f}"),
+)
+
+
+@dataclass
+class Run:
+    scenario: str
+    broker: str
+    round: int
+    metrics: dict[str, float]
+    error: str = ""
+
+
+def loadgen_command(broker: BrokerProcess, args: list[str], opts: argparse.Namespace) -> list[str]:
+    return [
+        sys.executable, "-m", "bench.loadgen", *args,
+        "--url", broker.url, "--broker-pid", str(broker.pid), "--json",
+        "--duration", str(opts.duration), "--warmup", str(opts.warmup), "--drain", str(opts.drain),
+    ]  # fmt: skip
+
+
+def measure(broker: BrokerProcess, name: str, rnd: int, opts: argparse.Namespace) -> Run:
+    argv = loadgen_command(broker, SCENARIOS[name][1], opts)
+    limit = opts.duration + opts.warmup + opts.drain + 60
+    try:
+        done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=limit)
+    except subprocess.TimeoutExpired:
+        return Run(name, broker.name, rnd, {}, f"loadgen timed out after {limit:.0f} s")
+    try:
+        result = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        return Run(name, broker.name, rnd, {}, f"loadgen failed: {done.stderr.strip()[-500:]}")
+    return Run(name, broker.name, rnd, metrics_of(result), "; ".join(result["errors"]))
+
+
+def metrics_of(result: dict[str, Any]) -> dict[str, float]:
+    window = result["window_s"] or 1.0
+    out = {"publish_rate": result["publish_rate"], "consume_rate": result["consume_rate"]}
+    if result["latency"]:
+        out["p50_us"] = result["latency"]["p50_us"]
+        out["p99_us"] = result["latency"]["p99_us"]
+    if result["broker_cpu_s"] is not None:
+        out["broker_cores"] = result["broker_cpu_s"] / window
+        out["broker_rss_mb"] = result["broker_rss_mb"]
+    out["loadgen_cores"] = result["loadgen_cpu_s"] / window
+    return out
+
+
+def run_all(brokers: list[BrokerProcess], opts: argparse.Namespace) -> list[Run]:
+    runs: list[Run] = []
+    for name in opts.scenarios:
+        for rnd in range(1, opts.rounds + 1):
+            for broker in brokers:  # A B A B ...: drift hits both brokers alike
+                run = measure(broker, name, rnd, opts)
+                runs.append(run)
+                shown = run.error or f"{run.metrics.get('consume_rate', 0):,.0f} msg/s consumed"
+                print(f"[{name} round {rnd}] {broker.name}: {shown}", file=sys.stderr, flush=True)
+    return runs
+
+
+def table(runs: list[Run], brokers: list[BrokerProcess], scenarios: Sequence[str]) -> str:
+    head = ["scenario", "broker", *(label for _, label, _ in METRICS), "runs"]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for name in scenarios:
+        for broker in brokers:
+            mine = [r for r in runs if r.scenario == name and r.broker == broker.name]
+            good = [r for r in mine if not r.error]
+            cells = [name, broker.name]
+            for key, _, fmt in METRICS:
+                values = [r.metrics[key] for r in good if key in r.metrics]
+                cells.append(fmt.format(median(values)) if values else "-")
+            cells.append(f"{len(good)}/{len(mine)}")
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def report(runs: list[Run], brokers: list[BrokerProcess], opts: argparse.Namespace) -> str:
+    out = [
+        f"Run {time.strftime('%Y-%m-%d %H:%M')}; medians of {opts.rounds} rounds, "
+        f"{opts.duration:g} s measured after {opts.warmup:g} s warm-up per run.",
+        "",
+        "Machine: " + machine(),
+        "Brokers: " + "; ".join(f"{b.name} = {b.version}" for b in brokers),
+        "",
+        "Command: `python -m bench.compare " + " ".join(shlex.quote(a) for a in sys.argv[1:]) + "`",
+        "",
+        table(runs, brokers, opts.scenarios),
+        "",
+        "Scenarios:",
+        *(f"- `{n}`: {SCENARIOS[n][0]} (`{' '.join(SCENARIOS[n][1])}`)" for n in opts.scenarios),
+    ]
+    errors = [f"- {r.scenario} round {r.round} {r.broker}: {r.error}" for r in runs if r.error]
+    if errors:
+        out += ["", "Errors:", *errors]
+    return "\n".join(out) + "\n"
+
+
+def machine() -> str:
+    model = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem_kb = int(f.readline().split()[1])
+    return (
+        f"{os.cpu_count()} CPUs ({model}), {mem_kb / 1024**2:.0f} GiB RAM, "
+        f"Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    )
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.compare", description=__doc__)
+    p.add_argument("--brokers", default="rabbitmq,pigeon", help="comma-separated, run order")
+    p.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated names")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--duration", type=float, default=10.0)
+    p.add_argument("--warmup", type=float, default=1.0)
+    p.add_argument("--drain", type=float, default=10.0)
+    p.add_argument("--pigeon-cmd", default=DEFAULT_PIGEON_CMD,
+                   help="command line with {port} and {data_dir} placeholders")  # fmt: skip
+    p.add_argument("--output", type=Path, help="also write the markdown report here")
+    p.add_argument("--raw", type=Path, help="write every run's metrics as JSON here")
+    opts = p.parse_args(argv)
+    opts.brokers = opts.brokers.split(",")
+    opts.scenarios = opts.scenarios.split(",")
+    unknown = [s for s in opts.scenarios if s not in SCENARIOS]
+    if unknown or not set(opts.brokers) <= {"rabbitmq", "pigeon"}:
+        p.error(f"unknown scenario or broker: {unknown or opts.brokers}")
+    return opts
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    opts = parse_args(argv)
+    with ExitStack() as stack:
+        brokers: list[BrokerProcess] = []
+        for name in opts.brokers:
+            node = RabbitNode() if name == "rabbitmq" else PigeonNode(opts.pigeon_cmd)
+            brokers.append(stack.enter_context(node))
+            print(f"started {node.version} on {node.url} (pid {node.pid})", file=sys.stderr)
+        runs = run_all(brokers, opts)
+    text = report(runs, brokers, opts)
+    print(text)
+    if opts.output:
+        opts.output.write_text(text)
+    if opts.raw:
+        opts.raw.write_text(json.dumps([r.__dict__ for r in runs], indent=1))
+    return 1 if any(r.error for r in runs) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
