@@ -1,0 +1,280 @@
+"""The core queue and vhost on their own: ordering, consumers, limits, expiry.
+
+Time is a manual clock so TTL and ``x-expires`` are tested exactly, without
+sleeping; everything else is the real core.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable
+
+import pytest
+
+from pigeon.core.binding import DestinationKind
+from pigeon.core.consumer import Consumer
+from pigeon.core.message import Message, Properties
+from pigeon.core.queue import Entry, Queue
+from pigeon.core.vhost import VirtualHost
+from pigeon.errors import AccessRefused, PreconditionFailed
+
+
+class Clock:
+    """A scheduler whose time only moves when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self._timers: list[tuple[float, int, Timer]] = []
+        self._ids = itertools.count()
+
+    def time(self) -> float:
+        return self.now
+
+    def call_later(self, delay: float, callback: Callable[[], object]) -> Timer:
+        timer = Timer(callback)
+        heapq.heappush(self._timers, (self.now + delay, next(self._ids), timer))
+        return timer
+
+    def call_soon(self, callback: Callable[[], object]) -> Timer:
+        return self.call_later(0, callback)
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+        while self._timers and self._timers[0][0] <= self.now:
+            _, _, timer = heapq.heappop(self._timers)
+            if not timer.cancelled:
+                timer.callback()
+
+
+class Timer:
+    def __init__(self, callback: Callable[[], object]) -> None:
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Recorder(Consumer):
+    """A consumer with a prefetch window that records what it was given."""
+
+    def __init__(self, tag: str, prefetch: int = 0, priority: int = 0) -> None:
+        super().__init__(tag, priority=priority)
+        self.prefetch = prefetch
+        self.received: list[Entry] = []
+        self.pending: list[Entry] = []
+        self.cancelled = False
+
+    def can_deliver(self) -> bool:
+        return not self.prefetch or len(self.pending) < self.prefetch
+
+    def deliver(self, queue: Queue, entry: Entry) -> None:
+        self.received.append(entry)
+        self.pending.append(entry)
+
+    def cancelled_by_broker(self) -> None:
+        self.cancelled = True
+
+    def bodies(self) -> list[bytes]:
+        return [e.message.body for e in self.received]
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def vhost(clock: Clock) -> VirtualHost:
+    return VirtualHost("/", clock)
+
+
+def publish(vhost: VirtualHost, key: str, body: bytes, exchange: str = "",
+            **properties: object) -> tuple[int, bool]:
+    message = Message(exchange, key, Properties(**properties), body)  # type: ignore[arg-type]
+    return vhost.publish(message, vhost.exchange(exchange))
+
+
+def ready_bodies(queue: Queue) -> list[bytes]:
+    return [e.message.body for e in queue.ready]
+
+
+def test_requeued_messages_return_to_their_place(vhost: VirtualHost) -> None:
+    queue = vhost.declare_queue("q", owner=None).queue
+    for body in (b"1", b"2", b"3", b"4"):
+        publish(vhost, "q", body)
+    first, second = queue.get(no_ack=False), queue.get(no_ack=False)
+    assert first is not None and second is not None
+    queue.requeue([second, first])
+    assert ready_bodies(queue) == [b"1", b"2", b"3", b"4"]
+    assert [e.redelivered for e in queue.ready] == [True, True, False, False]
+    assert queue.unacked == 0
+
+
+def test_round_robin_and_prefetch(vhost: VirtualHost) -> None:
+    queue = vhost.declare_queue("q", owner=None).queue
+    a, b = Recorder("a", prefetch=2), Recorder("b", prefetch=2)
+    queue.add_consumer(a)
+    queue.add_consumer(b)
+    for n in range(6):
+        publish(vhost, "q", str(n).encode())
+    assert a.bodies() == [b"0", b"2"]
+    assert b.bodies() == [b"1", b"3"]
+    assert queue.message_count == 2 and queue.unacked == 4
+    queue.ack(a.pending.pop(0))
+    queue.dispatch()
+    assert a.bodies() == [b"0", b"2", b"4"]
+
+
+def test_higher_priority_consumers_first(vhost: VirtualHost) -> None:
+    queue = vhost.declare_queue("q", owner=None).queue
+    low, high = Recorder("low", prefetch=10), Recorder("high", prefetch=2, priority=5)
+    queue.add_consumer(low)
+    queue.add_consumer(high)
+    for n in range(4):
+        publish(vhost, "q", str(n).encode())
+    assert high.bodies() == [b"0", b"1"]
+    assert low.bodies() == [b"2", b"3"]
+
+
+def test_single_active_consumer_keeps_the_first(vhost: VirtualHost) -> None:
+    queue = vhost.declare_queue("q", owner=None,
+                                arguments={"x-single-active-consumer": True}).queue
+    first, second = Recorder("first"), Recorder("second", priority=9)
+    queue.add_consumer(first)
+    queue.add_consumer(second)
+    publish(vhost, "q", b"a")
+    queue.remove_consumer(first)
+    publish(vhost, "q", b"b")
+    assert first.bodies() == [b"a"] and second.bodies() == [b"b"]
+
+
+def test_exclusive_consumer(vhost: VirtualHost) -> None:
+    queue = vhost.declare_queue("q", owner=None).queue
+    queue.add_consumer(Recorder("a"))
+    exclusive = Recorder("b")
+    exclusive.exclusive = True
+    with pytest.raises(AccessRefused, match="in exclusive use"):
+        queue.add_consumer(exclusive)
+
+
+def test_priority_queue_orders_by_priority_then_fifo(vhost: VirtualHost) -> None:
+    queue = vhost.declare_queue("q", owner=None, arguments={"x-max-priority": 5}).queue
+    for body, priority in ((b"a", 1), (b"b", 9), (b"c", 5), (b"d", 1), (b"e", None)):
+        publish(vhost, "q", body, priority=priority)
+    # 9 is capped to the maximum, 5; no priority means 0.
+    assert ready_bodies(queue) == [b"b", b"c", b"a", b"d", b"e"]
+
+
+def test_drop_head_dead_letters_the_oldest(vhost: VirtualHost) -> None:
+    vhost.declare_exchange("dlx", "fanout")
+    dead = vhost.declare_queue("dead", owner=None).queue
+    vhost.bind("dlx", "dead", DestinationKind.QUEUE, "")
+    queue = vhost.declare_queue("q", owner=None, arguments={
+        "x-max-length": 2, "x-dead-letter-exchange": "dlx"}).queue
+    for body in (b"1", b"2", b"3"):
+        publish(vhost, "q", body)
+    assert ready_bodies(queue) == [b"2", b"3"]
+    assert ready_bodies(dead) == [b"1"]
+    death = next(iter(dead.ready)).message.properties.headers
+    assert death is not None
+    assert death["x-death"][0]["reason"] == "maxlen"
+    assert death["x-first-death-queue"] == "q"
+
+
+def test_reject_publish_refuses_new_messages(vhost: VirtualHost) -> None:
+    vhost.declare_queue("q", owner=None, arguments={
+        "x-max-length-bytes": 3, "x-overflow": "reject-publish"})
+    assert publish(vhost, "q", b"12") == (1, False)
+    assert publish(vhost, "q", b"34") == (1, True)
+
+
+def test_ttl_expires_at_the_head_and_dead_letters(vhost: VirtualHost, clock: Clock) -> None:
+    vhost.declare_queue("dead", owner=None)
+    queue = vhost.declare_queue("q", owner=None, arguments={
+        "x-message-ttl": 100, "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": "dead"}).queue
+    publish(vhost, "q", b"old")
+    clock.advance(0.05)
+    publish(vhost, "q", b"new", expiration="500")
+    clock.advance(0.06)
+    assert ready_bodies(queue) == [b"new"]
+    assert ready_bodies(vhost.queue("dead")) == [b"old"]
+    clock.advance(0.1)
+    assert queue.message_count == 0
+    assert queue.stats.expired == 2
+
+
+def test_zero_ttl_delivers_now_or_never(vhost: VirtualHost) -> None:
+    queue = vhost.declare_queue("q", owner=None, arguments={"x-message-ttl": 0}).queue
+    publish(vhost, "q", b"nobody there")
+    assert queue.message_count == 0
+    consumer = Recorder("c")
+    queue.add_consumer(consumer)
+    publish(vhost, "q", b"taken")
+    assert consumer.bodies() == [b"taken"]
+
+
+def test_unused_queue_expires(vhost: VirtualHost, clock: Clock) -> None:
+    vhost.declare_queue("q", owner=None, arguments={"x-expires": 1000})
+    clock.advance(0.9)
+    vhost.declare_queue("q", owner=None, arguments={"x-expires": 1000})  # a use
+    clock.advance(0.9)
+    assert "q" in vhost.queues
+    clock.advance(0.2)
+    assert "q" not in vhost.queues
+
+
+def test_auto_delete_after_last_consumer(vhost: VirtualHost) -> None:
+    queue = vhost.declare_queue("q", owner=None, auto_delete=True).queue
+    consumer = Recorder("c")
+    queue.add_consumer(consumer)
+    queue.remove_consumer(consumer)
+    assert "q" not in vhost.queues
+
+
+def test_deleting_a_queue_cancels_its_consumers(vhost: VirtualHost) -> None:
+    queue = vhost.declare_queue("q", owner=None).queue
+    consumer = Recorder("c")
+    queue.add_consumer(consumer)
+    publish(vhost, "q", b"x")
+    assert vhost.delete_queue("q", owner=None) == 0
+    assert consumer.cancelled
+
+
+def test_dead_letter_cycle_is_broken(vhost: VirtualHost, clock: Clock) -> None:
+    queue = vhost.declare_queue("q", owner=None, arguments={
+        "x-message-ttl": 10, "x-dead-letter-exchange": ""}).queue
+    publish(vhost, "q", b"x")
+    # Back to the queue it died in with no rejection on the way: RabbitMQ drops it
+    # rather than let it cycle forever.
+    clock.advance(0.02)
+    assert queue.message_count == 0
+    assert queue.stats.expired == 1
+
+
+def test_invalid_arguments_use_rabbitmq_texts(vhost: VirtualHost) -> None:
+    with pytest.raises(PreconditionFailed, match=r"invalid arg 'x-message-ttl'.*value_negative"):
+        vhost.declare_queue("q", owner=None, arguments={"x-message-ttl": -1})
+    with pytest.raises(PreconditionFailed, match="inequivalent arg 'durable'"):
+        vhost.declare_queue("r", owner=None)
+        vhost.declare_queue("r", owner=None, durable=True)
+
+
+def test_e2e_bindings_alternate_exchange_and_cc(vhost: VirtualHost) -> None:
+    vhost.declare_exchange("front", "topic", arguments={"alternate-exchange": "spare"})
+    vhost.declare_exchange("back", "fanout")
+    vhost.declare_exchange("spare", "fanout")
+    for name in ("orders", "unrouted", "cc"):
+        vhost.declare_queue(name, owner=None)
+    vhost.bind("front", "back", DestinationKind.EXCHANGE, "order.*")
+    vhost.bind("back", "orders", DestinationKind.QUEUE, "")
+    vhost.bind("spare", "unrouted", DestinationKind.QUEUE, "")
+    assert publish(vhost, "order.new", b"1", exchange="front") == (1, False)
+    assert publish(vhost, "other", b"2", exchange="front") == (1, False)
+    assert ready_bodies(vhost.queue("orders")) == [b"1"]
+    assert ready_bodies(vhost.queue("unrouted")) == [b"2"]
+    assert publish(vhost, "orders", b"3", headers={"BCC": ["cc"]}) == (2, False)
+    copy = next(iter(vhost.queue("cc").ready)).message
+    assert copy.properties.headers == {}
