@@ -188,3 +188,22 @@ class PigeonNode(BrokerProcess):
         probe = [sys.executable, "-c", "import pigeon; print(pigeon.__version__)"]
         out = subprocess.run(probe, env=env, capture_output=True, text=True, check=False)
         self.version = f"Pigeon {out.stdout.strip() or '?'}"
+
+
+class SinkNode(BrokerProcess):
+    """``python -m bench.sink``: the trivial server that shows the load generator's ceiling."""
+
+    name = "sink"
+
+    def __init__(self, flood_size: int = 0) -> None:
+        super().__init__()
+        self.flood_size = flood_size
+
+    def start(self) -> None:
+        argv = [sys.executable, "-m", "bench.sink", "--port", str(self.port)]
+        argv += ["--flood-size", str(self.flood_size)]
+        python_path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+        self._spawn(argv, {**os.environ, "PYTHONPATH": python_path}, timeout=15)
+        assert self.process is not None
+        self.pid = self.process.pid
+        self.version = "bench.sink"

@@ -79,8 +79,11 @@ def loadgen_command(broker: BrokerProcess, args: list[str], opts: argparse.Names
     ]  # fmt: skip
 
 
-def measure(broker: BrokerProcess, name: str, rnd: int, opts: argparse.Namespace) -> Run:
-    argv = loadgen_command(broker, SCENARIOS[name][1], opts)
+def measure(
+    broker: BrokerProcess, name: str, rnd: int, opts: argparse.Namespace, args: list[str]
+) -> Run:
+    """One loadgen process against ``broker`` (``opts`` gives duration, warm-up, drain)."""
+    argv = loadgen_command(broker, args, opts)
     limit = opts.duration + opts.warmup + opts.drain + 60
     try:
         done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=limit)
@@ -111,7 +114,7 @@ def run_all(brokers: list[BrokerProcess], opts: argparse.Namespace) -> list[Run]
     for name in opts.scenarios:
         for rnd in range(1, opts.rounds + 1):
             for broker in brokers:  # A B A B ...: drift hits both brokers alike
-                run = measure(broker, name, rnd, opts)
+                run = measure(broker, name, rnd, opts, SCENARIOS[name][1])
                 runs.append(run)
                 shown = run.error or f"{run.metrics.get('consume_rate', 0):,.0f} msg/s consumed"
                 print(f"[{name} round {rnd}] {broker.name}: {shown}", file=sys.stderr, flush=True)
