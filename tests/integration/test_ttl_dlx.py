@@ -509,12 +509,15 @@ def test_max_length_drop_head_dead_letters_oldest(
 
 
 def test_dead_lettering_to_missing_exchange_drops_silently(
-    channel: BlockingChannel, cleanup: list[str], uid: str
+    connection: pika.BlockingConnection, channel: BlockingChannel, cleanup: list[str], uid: str
 ) -> None:
     q = declare(channel, cleanup, f"src-{uid}", {"x-dead-letter-exchange": f"missing-{uid}"})
     publish(channel, q, b"lost")
     method, _, _ = get_within(channel, q, ack=False)
     channel.basic_reject(method.delivery_tag, requeue=False)
-    # The channel stays usable and the message is gone for good.
-    assert message_count(channel, q) == 0
-    assert channel.is_open
+    # Closing the channel would requeue the message had the reject not removed it.
+    channel.close()
+    other = connection.channel()
+    assert message_count(other, q) == 0
+    assert other.basic_get(q, auto_ack=True) == (None, None, None)
+    assert connection.is_open
