@@ -79,7 +79,9 @@ def get_one(
             return None
         return method, properties, body
 
-    return wait_until(attempt, timeout)
+    message = wait_until(attempt, timeout)
+    assert message is not None
+    return message
 
 
 def drain(
@@ -264,7 +266,10 @@ class RawClient:
         else:
             response = f"\0{username}\0{password}"
         # Without this capability RabbitMQ drops a failed login without a close.
-        properties = {"product": "raw", "capabilities": {"authentication_failure_close": True}}
+        properties: dict[str, Any] = {
+            "product": "raw",
+            "capabilities": {"authentication_failure_close": True},
+        }
         self.send(0, commands.Connection.StartOk(properties, mechanism, response, "en_US"))
         return self.expect(commands.Connection.Tune, commands.Connection.Close)
 

@@ -41,7 +41,7 @@ class Consumer:
     def __init__(self, channel: BlockingChannel, queue: str, **options: object) -> None:
         self.channel = channel
         self.deliveries: list[Delivery] = []
-        self.tag: str = channel.basic_consume(queue, self._on_message, **options)  # type: ignore[arg-type]
+        self.tag: str = channel.basic_consume(queue, self._on_message, **options)
 
     def _on_message(
         self, _channel: object, method: Basic.Deliver, properties: BasicProperties, body: bytes

@@ -280,8 +280,10 @@ def test_select_connection_round_trip(amqp_url: str, uid: str) -> None:
         channel.basic_consume(queue, on_message, auto_ack=True)
         channel.basic_publish("", queue, b"via select")
 
-    def on_message(channel: pika.channel.Channel, *args: object) -> None:
-        received.append(args[-1])  # type: ignore[arg-type]
+    def on_message(
+        channel: pika.channel.Channel, _method: object, _props: object, body: bytes
+    ) -> None:
+        received.append(body)
         channel.connection.close()
 
     def on_closed(connection: SelectConnection, reason: BaseException) -> None:

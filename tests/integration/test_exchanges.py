@@ -66,7 +66,7 @@ def test_redeclare_with_other_settings_is_precondition_failed(
     channel.exchange_declare(name, "direct", auto_delete=True)
     settings: dict[str, object] = {"exchange_type": "direct", "auto_delete": True, **second}
     with pytest.raises(pika.exceptions.ChannelClosedByBroker) as caught:
-        channel.exchange_declare(name, **settings)  # type: ignore[arg-type]
+        channel.exchange_declare(name, **settings)
     assert caught.value.reply_code == 406
     assert f"inequivalent arg '{arg}'" in caught.value.reply_text
 
