@@ -308,3 +308,19 @@ def test_select_connection_round_trip(amqp_url: str, uid: str) -> None:
         connection.ioloop.close()
     assert received == [b"via select"]
     assert events == ["open", "closed"]
+
+
+def test_close_handshakes_on_the_wire(amqp_url: str) -> None:
+    # amqp0-9-1 §4.2.3: channel.close -> close-ok; connection.close -> close-ok. The
+    # client, having sent the close, is the one that then closes the socket.
+    with RawClient(amqp_url) as raw:
+        raw.handshake(*credentials(amqp_url))
+        raw.expect(commands.Connection.OpenOk)
+        raw.send(1, commands.Channel.Open())
+        raw.expect(commands.Channel.OpenOk)
+        raw.send(1, commands.Channel.Close(200, "bye", 0, 0))
+        raw.expect(commands.Channel.CloseOk)
+        raw.send(1, commands.Channel.Open())
+        raw.expect(commands.Channel.OpenOk)
+        raw.send(0, commands.Connection.Close(200, "bye", 0, 0))
+        raw.expect(commands.Connection.CloseOk)
