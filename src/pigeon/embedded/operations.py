@@ -1,0 +1,265 @@
+"""The in-process API on one virtual host: publish, get, consume, declare, inspect, wait.
+
+Every action is a plain function run on the broker's loop (see
+:mod:`pigeon.embedded.bridge`); the coroutines here await it from any loop,
+and :class:`pigeon.embedded.sync.SyncAPI` waits for it from any other thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Coroutine, Mapping
+from contextlib import suppress
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any, Self, TypeVar
+
+from pigeon.core.binding import DestinationKind
+from pigeon.core.message import Message, Properties
+from pigeon.embedded.bridge import FALLBACK_RECHECK, nudge, observers_of, on_loop, submit
+from pigeon.embedded.delivery import DEFAULT_PREFETCH, ReceivedMessage, Subscription
+from pigeon.embedded.snapshot import QueueInfo, snapshot
+from pigeon.errors import AccessRefused, NotFound
+
+if TYPE_CHECKING:
+    from pigeon.core.vhost import VirtualHost
+    from pigeon.embedded.api import EmbeddedAPI
+    from pigeon.embedded.sync import SyncAPI
+
+T = TypeVar("T")
+A = TypeVar("A")
+PROPERTY_NAMES = frozenset(f.name for f in fields(Properties))
+
+
+def _properties(values: Mapping[str, Any]) -> Properties:
+    unknown = set(values) - PROPERTY_NAMES
+    if unknown:
+        raise TypeError(f"unknown message properties: {', '.join(sorted(unknown))} "
+                        f"(known: {', '.join(sorted(PROPERTY_NAMES))})")
+    expiration = values.get("expiration")
+    if isinstance(expiration, int):  # AMQP carries it as a string of milliseconds
+        values = {**values, "expiration": str(expiration)}
+    return Properties(**values)
+
+
+class Operations:
+    """The in-process API on one virtual host of a running broker."""
+
+    def _place(self) -> tuple[EmbeddedAPI, str]:
+        """The broker and the vhost name this API works on."""
+        raise NotImplementedError
+
+    # -- plumbing ----------------------------------------------------------------
+
+    def _vhost(self) -> VirtualHost:
+        broker, name = self._place()
+        return broker._require_node().vhost(name)
+
+    async def _run(self, action: Callable[[], T]) -> T:
+        loop = self._place()[0]._broker_loop()
+        if on_loop(loop):
+            return action()
+        return await asyncio.wrap_future(submit(loop, action))
+
+    async def _run_waiting(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        loop = self._place()[0]._broker_loop()
+        if on_loop(loop):
+            return await make()
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(make(), loop))
+
+    def _blocking(self, action: Callable[[], T]) -> T:
+        loop = self._place()[0]._broker_loop()
+        if on_loop(loop):
+            return action()
+        return submit(loop, action).result()
+
+    def _blocking_waiting(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        loop = self._place()[0]._broker_loop()
+        if on_loop(loop):
+            raise RuntimeError("this would block the broker's own event loop: "
+                               "use the async API (await broker....) there")
+        return asyncio.run_coroutine_threadsafe(make(), loop).result()
+
+    def _changed(self) -> None:
+        nudge(self._place()[0]._require_node())
+
+    # -- actions, run on the broker's loop ------------------------------------------
+
+    def _publish_now(self, exchange: str, routing_key: str, body: bytes | str,
+                     properties: Mapping[str, Any]) -> int:
+        broker, _ = self._place()
+        payload = body.encode() if isinstance(body, str) else bytes(body)
+        message = Message(exchange, routing_key, _properties(properties), payload,
+                          published_at=time.monotonic_ns())
+        context = broker.context
+        if exchange == "" and context is not None and context.replies.deliver(routing_key, message):
+            return 1  # RabbitMQ's direct reply-to: straight to the waiting channel
+        vhost = self._vhost()
+        target = vhost.exchange(exchange)
+        if target.internal:
+            raise AccessRefused(f"cannot publish to internal exchange '{exchange}' in vhost "
+                                f"'{vhost.name}'")
+        routed, _ = vhost.publish(message, target)
+        self._changed()
+        return routed
+
+    def _get_now(self, queue: str, no_ack: bool) -> ReceivedMessage | None:
+        core_queue = self._vhost().queue(queue)
+        entry = core_queue.get(no_ack)
+        if entry is None:
+            return None
+        self._changed()
+        return ReceivedMessage(entry, core_queue, self._place()[0]._broker_loop(), None,
+                               settled=no_ack)
+
+    def _declare_queue_now(self, name: str, options: Mapping[str, Any]) -> str:
+        declared = self._vhost().declare_queue(name, owner=None, **options)
+        self._changed()
+        return declared.queue.name
+
+    def _declare_exchange_now(self, name: str, type: str, options: Mapping[str, Any]) -> None:
+        self._vhost().declare_exchange(name, type, **options)
+        self._changed()
+
+    def _delete_exchange_now(self, name: str, if_unused: bool) -> None:
+        self._vhost().delete_exchange(name, if_unused=if_unused)
+        self._changed()
+
+    def _queue_now(self, name: str) -> QueueInfo:
+        vhost = self._vhost()
+        queue = vhost.queues.get(name)
+        if queue is None:
+            raise NotFound(f"no queue '{name}' in vhost '{vhost.name}'")
+        return snapshot(queue)
+
+    def _bind_now(self, queue: str, exchange: str, routing_key: str,
+                  arguments: Mapping[str, Any] | None, bind: bool) -> None:
+        vhost = self._vhost()
+        action = vhost.bind if bind else vhost.unbind
+        action(exchange, queue, DestinationKind.QUEUE, routing_key, arguments)
+        self._changed()
+
+    def _delete_queue_now(self, name: str, if_unused: bool, if_empty: bool) -> int:
+        count = self._vhost().delete_queue(name, owner=None, if_unused=if_unused,
+                                           if_empty=if_empty)
+        self._changed()
+        return count
+
+    def _purge_now(self, name: str) -> int:
+        count = self._vhost().purge_queue(name, None)
+        self._changed()
+        return count
+
+    def _describe(self) -> str:
+        queues = self._vhost().queues.values()
+        lines = [f"  {q.name}: ready={len(q.ready)} unacked={q.unacked} "
+                 f"consumers={len(q.consumers)}" for q in queues]
+        return "queues now:\n" + "\n".join(lines) if lines else "no queues"
+
+    async def _wait_on_loop(self, predicate: Callable[[Self], T], timeout: float) -> T:
+        node = self._place()[0]._require_node()
+        value = _check(predicate, self)
+        if value:
+            return value
+        observers, hooked = observers_of(node)
+        changed = asyncio.Event()
+        observers.append(changed.set)
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    if hooked:
+                        await changed.wait()
+                    else:
+                        with suppress(TimeoutError):
+                            await asyncio.wait_for(changed.wait(), FALLBACK_RECHECK)
+                    changed.clear()
+                    value = _check(predicate, self)
+                    if value:
+                        return value
+        except TimeoutError:
+            raise TimeoutError(f"condition not met within {timeout} s; "
+                               f"{self._describe()}") from None
+        finally:
+            observers.remove(changed.set)
+
+    # -- the public API ------------------------------------------------------------------
+
+    async def publish(self, exchange: str, routing_key: str, body: bytes | str,
+                      **properties: Any) -> int:
+        """Publish a message (``str`` bodies are UTF-8 encoded); properties by the names of
+        :class:`pigeon.core.message.Properties`. Returns how many queues it was routed to."""
+        return await self._run(
+            lambda: self._publish_now(exchange, routing_key, body, properties))
+
+    async def get(self, queue: str, *, no_ack: bool = False) -> ReceivedMessage | None:
+        """Take the next ready message, or None when the queue has none (``basic.get``)."""
+        return await self._run(lambda: self._get_now(queue, no_ack))
+
+    def consume(self, queue: str, *, prefetch: int = DEFAULT_PREFETCH,
+                no_ack: bool = False) -> Subscription:
+        """An async iterator of the queue's messages, at most ``prefetch`` unsettled."""
+        return Subscription(self, queue, prefetch, no_ack)
+
+    async def declare_queue(self, name: str = "", *, durable: bool = False,
+                            auto_delete: bool = False, passive: bool = False,
+                            arguments: Mapping[str, Any] | None = None) -> str:
+        """Declare a queue (as ``queue.declare`` does); returns its name, generated if ''."""
+        options = {"durable": durable, "auto_delete": auto_delete, "passive": passive,
+                   "arguments": arguments}
+        return await self._run(lambda: self._declare_queue_now(name, options))
+
+    async def declare_exchange(self, name: str, type: str = "direct", *, durable: bool = False,
+                               auto_delete: bool = False, internal: bool = False,
+                               passive: bool = False,
+                               arguments: Mapping[str, Any] | None = None) -> None:
+        options = {"passive": passive, "durable": durable, "auto_delete": auto_delete,
+                   "internal": internal, "arguments": arguments}
+        await self._run(lambda: self._declare_exchange_now(name, type, options))
+
+    async def bind(self, queue: str, exchange: str, routing_key: str = "",
+                   arguments: Mapping[str, Any] | None = None) -> None:
+        await self._run(lambda: self._bind_now(queue, exchange, routing_key, arguments, True))
+
+    async def unbind(self, queue: str, exchange: str, routing_key: str = "",
+                     arguments: Mapping[str, Any] | None = None) -> None:
+        await self._run(lambda: self._bind_now(queue, exchange, routing_key, arguments, False))
+
+    async def delete_queue(self, name: str, *, if_unused: bool = False,
+                           if_empty: bool = False) -> int:
+        """Delete a queue; returns how many ready messages went with it."""
+        return await self._run(lambda: self._delete_queue_now(name, if_unused, if_empty))
+
+    async def delete_exchange(self, name: str, *, if_unused: bool = False) -> None:
+        await self._run(lambda: self._delete_exchange_now(name, if_unused))
+
+    async def purge(self, queue: str) -> int:
+        """Drop the queue's ready messages; returns how many."""
+        return await self._run(lambda: self._purge_now(queue))
+
+    def queues(self) -> list[QueueInfo]:
+        """Snapshots of every queue of this vhost."""
+        return self._blocking(lambda: [snapshot(q) for q in self._vhost().queues.values()])
+
+    def queue(self, name: str) -> QueueInfo:
+        """A snapshot of one queue: counts and ready messages. Raises NotFound if missing."""
+        return self._blocking(lambda: self._queue_now(name))
+
+    async def wait_for(self, predicate: Callable[[Self], T], timeout: float = 5.0) -> T:
+        """Wait until ``predicate(self)`` is true, re-checking whenever the broker's state
+        changes; returns its value. ``NotFound`` inside it counts as false (the queue may
+        not exist yet). Raises ``TimeoutError`` with the vhost's queue counts."""
+        return await self._run_waiting(lambda: self._wait_on_loop(predicate, timeout))
+
+    @property
+    def sync(self) -> SyncAPI:
+        """The same API for code that is not async: ``broker.sync.publish(...)``."""
+        from pigeon.embedded.sync import SyncAPI  # sync.py builds on this module
+
+        return SyncAPI(self)
+
+
+def _check(predicate: Callable[[A], T], api: A) -> T | None:
+    try:
+        return predicate(api)
+    except NotFound:
+        return None

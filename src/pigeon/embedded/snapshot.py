@@ -1,0 +1,69 @@
+"""Snapshots of queues and their ready messages, for inspection and test assertions.
+
+A snapshot is a copy taken on the broker's loop: reading or changing it never
+touches the broker's state, so it is safe on any thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pigeon.core.message import Properties
+from pigeon.core.queue import Queue, QueueStats
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedMessage:
+    """A ready message as it sits in a queue (a copy: changing it changes nothing)."""
+
+    body: bytes
+    properties: Properties
+    routing_key: str
+    exchange: str
+    redelivered: bool
+
+
+@dataclass(frozen=True, slots=True)
+class QueueInfo:
+    """A queue at one moment: counts, settings, and its ready messages in delivery order."""
+
+    name: str
+    vhost: str
+    ready: int
+    unacked: int
+    consumers: int
+    durable: bool
+    exclusive: bool
+    auto_delete: bool
+    arguments: Mapping[str, Any]
+    stats: QueueStats
+    messages: tuple[QueuedMessage, ...]
+
+    @property
+    def total(self) -> int:
+        """Ready plus unacknowledged: the queue's length in RabbitMQ's management UI."""
+        return self.ready + self.unacked
+
+
+def copy_properties(properties: Properties) -> Properties:
+    headers = properties.headers
+    return properties.copy(headers=dict(headers) if headers is not None else None)
+
+
+def snapshot(queue: Queue) -> QueueInfo:
+    messages = tuple(
+        QueuedMessage(e.message.body, copy_properties(e.message.properties),
+                      e.message.routing_key, e.message.exchange, e.redelivered)
+        for e in queue.ready
+    )
+    stats = queue.stats
+    return QueueInfo(
+        name=queue.name, vhost=queue.vhost, ready=len(queue.ready), unacked=queue.unacked,
+        consumers=len(queue.consumers), durable=queue.durable, exclusive=queue.exclusive,
+        auto_delete=queue.auto_delete, arguments=dict(queue.arguments),
+        stats=QueueStats(stats.published, stats.delivered, stats.redelivered, stats.acked,
+                         stats.expired, stats.dropped, stats.dead_lettered),
+        messages=messages,
+    )
