@@ -266,15 +266,19 @@ def test_prefetch_as_celery_applies_it_caps_the_whole_channel(
     for q in queues:
         publish_many(connection, q, 3)
     channel = connection.channel()
-    inbox = Inbox(ack=False)
-    consumers = [kombu.Consumer(channel, [q], callbacks=[inbox], accept=["json"]) for q in queues]
-    apply_global = not connection.qos_semantics_matches_spec
-    consumers[0].qos(prefetch_count=2, apply_global=apply_global)
-    for consumer in consumers:
-        consumer.consume()
-    drain_until(connection, lambda: len(inbox.messages) == 2)
-    assert nothing_more(connection), f"more than 2 unacked with apply_global={apply_global}"
-    channel.close()
+    try:
+        inbox = Inbox(ack=False)
+        consumers = [
+            kombu.Consumer(channel, [q], callbacks=[inbox], accept=["json"]) for q in queues
+        ]
+        apply_global = not connection.qos_semantics_matches_spec
+        consumers[0].qos(prefetch_count=2, apply_global=apply_global)
+        for consumer in consumers:
+            consumer.consume()
+        drain_until(connection, lambda: len(inbox.messages) == 2)
+        assert nothing_more(connection), f"more than 2 unacked with apply_global={apply_global}"
+    finally:
+        channel.close()
 
 
 def test_kombu_reads_rabbitmq_qos_semantics(connection: kombu.Connection) -> None:
