@@ -1,0 +1,147 @@
+"""Who may use the management API, and what each user may see and do.
+
+Authentication is HTTP basic with the broker's own users. What a user may do
+follows RabbitMQ's management tags:
+
+- ``management``: the API, for the vhosts the user has permissions in, and
+  only the user's own connections and channels;
+- ``policymaker``: as management (Pigeon has no policies yet);
+- ``monitoring``: as management, plus every vhost, connection and channel
+  (read only) and node-level data;
+- ``administrator``: everything, including users, vhosts, permissions and
+  definitions.
+
+Acting on resources (declare, delete, bind, publish, get, purge) also needs
+the same configure/write/read permission an AMQP client would need, so the
+API is no back door around the vhost permissions.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from enum import StrEnum
+
+from pigeon.auth.users import Permission, User, UserStore
+
+MANAGEMENT_TAGS = frozenset({"management", "policymaker", "monitoring", "administrator"})
+
+
+class Forbidden(Exception):
+    """The request is authenticated but not allowed; answered with 401 as RabbitMQ does."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Action(StrEnum):
+    """The three AMQP permission kinds (RabbitMQ's access control model)."""
+
+    CONFIGURE = "configure"
+    WRITE = "write"
+    READ = "read"
+
+
+def basic_credentials(header: str | None) -> tuple[str, str] | None:
+    """The user name and password of an ``Authorization: Basic`` header, if well formed."""
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    name, sep, password = decoded.partition(":")
+    return (name, password) if sep else None
+
+
+class Principal:
+    """An authenticated management user and the checks every handler asks of it."""
+
+    def __init__(self, user: User, users: UserStore) -> None:
+        self.user = user
+        self.users = users
+
+    @property
+    def name(self) -> str:
+        return self.user.name
+
+    @property
+    def tags(self) -> frozenset[str]:
+        return self.user.tags
+
+    @property
+    def is_admin(self) -> bool:
+        return "administrator" in self.user.tags
+
+    @property
+    def is_monitor(self) -> bool:
+        return self.is_admin or "monitoring" in self.user.tags
+
+    def require_admin(self) -> None:
+        if not self.is_admin:
+            raise Forbidden("Not administrator user")
+
+    def require_monitor(self) -> None:
+        if not self.is_monitor:
+            raise Forbidden("Not monitor user")
+
+    def may_see_vhost(self, vhost: str) -> bool:
+        return self.is_monitor or self.users.may_access(self.user, vhost)
+
+    def require_vhost(self, vhost: str) -> None:
+        if not self.may_see_vhost(vhost):
+            raise Forbidden("User not authorised to access virtual host")
+
+    def may_see_connection(self, owner: str) -> bool:
+        return self.is_monitor or owner == self.user.name
+
+    def require(self, vhost: str, action: Action, resource: str) -> None:
+        """The AMQP permission check: refuse unless the user's pattern matches the name."""
+        permission = self.users.permissions.get((vhost, self.user.name))
+        if permission is None:
+            raise Forbidden("User not authorised to access virtual host")
+        if not permitted(permission, action, resource):
+            raise Forbidden(
+                f"access to '{resource}' in vhost '{vhost}' refused for user "
+                f"'{self.user.name}' ({action} permission)"
+            )
+
+
+def permitted(permission: Permission, action: Action, resource: str) -> bool:
+    """RabbitMQ matches the permission regex unanchored; an empty pattern matches nothing."""
+    pattern = getattr(permission, action.value)
+    if pattern == "":
+        return False
+    try:
+        return re.search(pattern, resource) is not None
+    except re.error:
+        return False
+
+
+def authenticate(users: UserStore, header: str | None, *, loopback: bool) -> Principal:
+    """The principal for a request, or :class:`NotAuthenticated` (401 with a challenge)."""
+    credentials = basic_credentials(header)
+    if credentials is None:
+        raise NotAuthenticated("Not authorized")
+    user = users.authenticate(*credentials)
+    if user is None:
+        raise NotAuthenticated("Login failed")
+    if user.loopback_only and not loopback:
+        # As over AMQP: guest may only log in from this machine.
+        raise NotAuthenticated(f"User '{user.name}' can only connect via localhost")
+    if not user.tags & MANAGEMENT_TAGS:
+        raise NotAuthenticated("Not management user")
+    return Principal(user, users)
+
+
+class NotAuthenticated(Exception):
+    """No valid credentials: 401 with a ``WWW-Authenticate`` challenge."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

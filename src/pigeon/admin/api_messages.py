@@ -1,0 +1,163 @@
+"""Publishing and getting messages over HTTP (for tests and operators, not for throughput).
+
+``POST /api/exchanges/{vhost}/{x}/publish`` routes through the vhost like an
+AMQP publish; ``POST /api/queues/{vhost}/{q}/get`` takes messages with the
+core's ``get`` and then acknowledges, requeues or rejects them all, per the
+``ackmode`` (RabbitMQ requeues only after taking all ``count`` messages, so
+one request never returns the same message twice).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from dataclasses import fields
+from typing import Any
+
+from aiohttp import web
+
+from pigeon.admin.access import Action
+from pigeon.admin.api_topology import exchange_name
+from pigeon.admin.shapes import jsonable
+from pigeon.admin.web import BadRequest, Json, body, ok, principal, vhost_of
+from pigeon.core.message import Message, Properties
+from pigeon.errors import AccessRefused, PreconditionFailed
+
+ACK_MODES = ("ack_requeue_true", "ack_requeue_false", "reject_requeue_true",
+             "reject_requeue_false")
+PROPERTY_NAMES = frozenset(f.name for f in fields(Properties))
+INTEGER_PROPERTIES = frozenset({"delivery_mode", "priority", "timestamp"})
+
+
+def properties_from(data: Any) -> Properties:
+    if data in (None, [], {}):
+        return Properties()
+    if not isinstance(data, dict):
+        raise BadRequest("properties must be a JSON object")
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in PROPERTY_NAMES:
+            raise BadRequest(f"unknown message property '{key}'")
+        if key in INTEGER_PROPERTIES and not isinstance(value, int):
+            try:
+                value = int(value)
+            except (TypeError, ValueError):
+                raise BadRequest(f"property '{key}' must be an integer") from None
+        elif key == "headers" and not isinstance(value, dict):
+            raise BadRequest("headers must be a JSON object")
+        elif key not in INTEGER_PROPERTIES and key != "headers" and not isinstance(value, str):
+            value = str(value)
+        values[key] = value
+    return Properties(**values)
+
+
+def payload_from(data: Json) -> bytes:
+    payload = data.get("payload", "")
+    encoding = data.get("payload_encoding", "string")
+    if not isinstance(payload, str):
+        raise BadRequest("payload must be a string")
+    if encoding == "string":
+        return payload.encode("utf-8")
+    if encoding == "base64":
+        try:
+            return base64.b64decode(payload, validate=True)
+        except binascii.Error:
+            raise BadRequest("payload is not valid base64") from None
+    raise BadRequest("payload_encoding must be 'string' or 'base64'")
+
+
+async def publish(request: web.Request) -> web.Response:
+    vhost = vhost_of(request)
+    name = exchange_name(request)
+    data = await body(request)
+    routing_key = data.get("routing_key", "")
+    if not isinstance(routing_key, str):
+        raise BadRequest("routing_key must be a string")
+    who = principal(request)
+    who.require(vhost.name, Action.WRITE, name)
+    exchange = vhost.exchange(name)
+    if exchange.internal:
+        raise AccessRefused(
+            f"cannot publish to internal exchange '{name}' in vhost '{vhost.name}'")
+    properties = properties_from(data.get("properties"))
+    if properties.user_id is not None and properties.user_id != who.name:
+        raise PreconditionFailed(
+            f"user_id property set to '{properties.user_id}' but authenticated user was "
+            f"'{who.name}'")
+    message = Message(name, routing_key, properties, payload_from(data), time.monotonic_ns())
+    routed, _ = vhost.publish(message, exchange)
+    return ok({"routed": routed > 0})
+
+
+def _count(data: Json) -> int:
+    try:
+        count = int(data.get("count", 1))
+    except (TypeError, ValueError):
+        raise BadRequest("count must be an integer") from None
+    if count < 1:
+        raise BadRequest("count must be at least 1")
+    return count
+
+
+def _encoded(payload: bytes, encoding: str, truncate: int | None) -> tuple[str, str]:
+    if truncate is not None:
+        payload = payload[:truncate]
+    if encoding == "auto":
+        try:
+            return payload.decode("utf-8"), "string"
+        except UnicodeDecodeError:
+            pass
+    return base64.b64encode(payload).decode("ascii"), "base64"
+
+
+def _properties_json(properties: Properties) -> Json:
+    return {name: jsonable(getattr(properties, name)) for name in sorted(PROPERTY_NAMES)
+            if getattr(properties, name) is not None}
+
+
+async def get_messages(request: web.Request) -> web.Response:
+    vhost = vhost_of(request)
+    name = request.match_info["name"]
+    data = await body(request)
+    mode = data.get("ackmode", "ack_requeue_true")
+    if mode not in ACK_MODES:
+        raise BadRequest(f"ackmode must be one of {', '.join(ACK_MODES)}")
+    encoding = data.get("encoding", "auto")
+    if encoding not in ("auto", "base64"):
+        raise BadRequest("encoding must be 'auto' or 'base64'")
+    truncate = data.get("truncate")
+    if truncate is not None and not isinstance(truncate, int):
+        raise BadRequest("truncate must be an integer")
+    count = _count(data)
+    principal(request).require(vhost.name, Action.READ, name)
+    queue = vhost.queue(name, None)
+    taken = []
+    rows = []
+    for _ in range(count):
+        entry = queue.get(no_ack=False)
+        if entry is None:
+            break
+        taken.append(entry)
+        message = entry.message
+        payload, used = _encoded(message.body, encoding, truncate)
+        rows.append({
+            "payload_bytes": len(message.body), "redelivered": entry.redelivered,
+            "exchange": message.exchange, "routing_key": message.routing_key,
+            "message_count": queue.message_count, "properties": _properties_json(
+                message.properties), "payload": payload, "payload_encoding": used,
+        })
+    if mode.endswith("requeue_true"):
+        queue.requeue(taken)
+    elif mode == "ack_requeue_false":
+        for entry in taken:
+            queue.ack(entry)
+    else:
+        for entry in taken:
+            queue.reject(entry)
+    return ok(rows)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/exchanges/{vhost}/{name}/publish", publish)
+    app.router.add_post("/api/queues/{vhost}/{name}/get", get_messages)

@@ -1,0 +1,193 @@
+"""``/api/overview``, ``/api/nodes``, ``/api/whoami`` and ``/api/health/checks/*``."""
+
+from __future__ import annotations
+
+import platform
+import time
+
+from aiohttp import web
+
+from pigeon import __version__
+from pigeon.admin import process
+from pigeon.admin.rates import message_stats
+from pigeon.admin.shapes import rate_details
+from pigeon.admin.web import Json, error, monitor, ok, principal, vhost_of, visible_vhosts
+
+EXCHANGE_TYPES = [
+    {"name": "direct", "description": "AMQP direct exchange, as per the AMQP specification",
+     "enabled": True},
+    {"name": "fanout", "description": "AMQP fanout exchange, as per the AMQP specification",
+     "enabled": True},
+    {"name": "headers", "description": "AMQP headers exchange, as per the AMQP specification",
+     "enabled": True},
+    {"name": "topic", "description": "AMQP topic exchange, as per the AMQP specification",
+     "enabled": True},
+]
+OVERVIEW_STATS = ("publish", "deliver_get", "ack", "redeliver", "confirm",
+                  "return_unroutable", "drop_unroutable")
+
+
+def _listeners(request: web.Request) -> list[Json]:
+    mon = monitor(request)
+    config = mon.broker.config
+    rows = [{"node": mon.node.name, "protocol": "amqp", "ip_address": config.host,
+             "port": mon.broker.amqp_port, "socket_opts": {}}]
+    port = mon.http_port
+    if port is not None:
+        rows.append({"node": mon.node.name, "protocol": "http", "ip_address": config.host,
+                     "port": port, "socket_opts": {}})
+    return rows
+
+
+def _node_stats(request: web.Request) -> Json:
+    """Overview counters: the vhost's own publish counters when the core keeps them."""
+    totals = monitor(request).sampler.totals()
+    counters = dict(totals)
+    if "received" in totals:
+        counters["publish"] = totals["received"]
+    for ours, theirs in (("confirmed", "confirm"), ("unroutable_returned", "return_unroutable"),
+                         ("unroutable_dropped", "drop_unroutable")):
+        if ours in totals:
+            counters[theirs] = totals[ours]
+    return counters
+
+
+async def overview(request: web.Request) -> web.Response:
+    mon = monitor(request)
+    who = principal(request)
+    vhosts = visible_vhosts(request)
+    handlers = [h for h in mon.handlers() if who.may_see_connection(h.username)]
+    series = mon.sampler.overview
+    now = mon.now()
+    counters = _node_stats(request)
+    stats = message_stats(counters, series, mon.window, OVERVIEW_STATS)
+    if "publish" in stats and "received" in counters:
+        stats["publish_details"]["rate"] = round(series.rate("received", mon.window), 2)
+    history = _history_of(request)
+    queue_totals: Json = {}
+    for key in ("messages", "messages_ready", "messages_unacknowledged"):
+        queue_totals[key] = sum(
+            (len(q.ready) if key != "messages_unacknowledged" else 0)
+            + (q.unacked if key != "messages_ready" else 0)
+            for v in vhosts for q in v.queues.values())
+        queue_totals[f"{key}_details"] = rate_details(series, key, mon, history, now)
+    if history is not None:
+        for key in ("publish", "deliver_get", "ack"):
+            if f"{key}_details" in stats:
+                stats[f"{key}_details"]["samples"] = series.history(
+                    key, history[0], int(time.time() * 1000), now)
+    return ok({
+        "management_version": __version__,
+        "rates_mode": "basic",
+        "exchange_types": EXCHANGE_TYPES,
+        "product_version": __version__,
+        "product_name": "Pigeon",
+        "rabbitmq_version": __version__,
+        "cluster_name": mon.node.name,
+        "erlang_version": platform.python_version(),
+        "erlang_full_version": f"Python {platform.python_version()}",
+        "disable_stats": False,
+        "enable_queue_totals": True,
+        "message_stats": stats,
+        "churn_rates": {},
+        "queue_totals": queue_totals,
+        "object_totals": {
+            "connections": len(handlers),
+            "channels": sum(len(h.channels) for h in handlers),
+            "consumers": sum(len(q.consumers) for v in vhosts for q in v.queues.values()),
+            "exchanges": sum(len(v.exchanges) for v in vhosts),
+            "queues": sum(len(v.queues) for v in vhosts),
+        },
+        "statistics_db_event_queue": 0,
+        "node": mon.node.name,
+        "listeners": _listeners(request),
+        "contexts": [],
+        "latency_histograms": mon.latency_attached,
+    })
+
+
+def _history_of(request: web.Request) -> tuple[float, float] | None:
+    age = request.query.get("lengths_age") or request.query.get("msg_rates_age")
+    try:
+        return (float(age), float(request.query.get("lengths_incr", "5"))) if age else None
+    except ValueError:
+        return None
+
+
+async def whoami(request: web.Request) -> web.Response:
+    who = principal(request)
+    return ok({"name": who.name, "tags": sorted(who.tags)})
+
+
+def _node_json(request: web.Request) -> Json:
+    mon = monitor(request)
+    info = process.read(mon.broker.config.data_dir)
+    return {
+        "name": mon.node.name, "type": "disc", "running": True, "being_drained": False,
+        "mem_used": info.resident_memory, "mem_limit": info.memory_limit, "mem_alarm": False,
+        "disk_free": info.disk_free, "disk_free_limit": info.disk_free_limit,
+        "disk_free_alarm": False, "fd_used": info.open_fds, "fd_total": info.max_fds,
+        "sockets_used": info.open_sockets, "sockets_total": info.max_fds,
+        "proc_used": 1, "proc_total": 1, "run_queue": 0, "processors": info.processors,
+        "os_pid": str(info.pid), "uptime": int((time.time() - mon.started_at) * 1000),
+        "partitions": [], "exchange_types": EXCHANGE_TYPES, "rates_mode": "basic",
+        "applications": [{"name": "pigeon", "description": "Pigeon message broker",
+                          "version": __version__}],
+        "listeners": _listeners(request),
+    }
+
+
+async def nodes(request: web.Request) -> web.Response:
+    principal(request).require_monitor()
+    return ok([_node_json(request)])
+
+
+async def node(request: web.Request) -> web.Response:
+    principal(request).require_monitor()
+    found = _node_json(request)
+    if request.match_info["node"] != found["name"]:
+        return error(404, "Object Not Found", "Not Found")
+    return ok(found)
+
+
+def _healthy() -> web.Response:
+    return ok({"status": "ok"})
+
+
+async def alarms(request: web.Request) -> web.Response:
+    return _healthy()  # Pigeon raises no memory or disk alarms yet
+
+
+async def port_listener(request: web.Request) -> web.Response:
+    try:
+        port = int(request.match_info["port"])
+    except ValueError:
+        return error(400, "bad_request", "port must be an integer")
+    ports = [int(listener["port"]) for listener in _listeners(request)]
+    if port in ports:
+        return ok({"status": "ok", "port": port})
+    return web.json_response({"status": "failed", "reason": "No active listener",
+                              "missing": port, "ports": ports}, status=503)
+
+
+async def virtual_hosts(request: web.Request) -> web.Response:
+    return _healthy()  # every vhost of a single node runs while the node runs
+
+
+async def aliveness(request: web.Request) -> web.Response:
+    vhost_of(request)
+    return _healthy()
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/api/overview", overview)
+    r.add_get("/api/whoami", whoami)
+    r.add_get("/api/nodes", nodes)
+    r.add_get("/api/nodes/{node}", node)
+    r.add_get("/api/health/checks/alarms", alarms)
+    r.add_get("/api/health/checks/local-alarms", alarms)
+    r.add_get("/api/health/checks/port-listener/{port}", port_listener)
+    r.add_get("/api/health/checks/virtual-hosts", virtual_hosts)
+    r.add_get("/api/health/checks/ready-to-serve-clients", virtual_hosts)
+    r.add_get("/api/aliveness-test/{vhost}", aliveness)

@@ -1,0 +1,247 @@
+"""``/api/exchanges``, ``/api/queues`` and ``/api/bindings``: list, declare, delete, bind.
+
+Every change goes through the same vhost methods the AMQP adapter calls, after
+the same configure/write/read permission check, so a declaration made here is
+equivalent-checked, named and cascaded exactly as one made over AMQP.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from pigeon.admin import shapes
+from pigeon.admin.access import Action
+from pigeon.admin.web import (
+    BadRequest,
+    Json,
+    arguments,
+    body,
+    flag,
+    listing,
+    monitor,
+    no_content,
+    ok,
+    principal,
+    vhost_of,
+    visible_vhosts,
+)
+from pigeon.core.binding import DestinationKind
+from pigeon.errors import NotFound
+
+DEFAULT_EXCHANGE_ALIAS = "amq.default"
+KINDS = {"q": DestinationKind.QUEUE, "e": DestinationKind.EXCHANGE}
+
+
+def exchange_name(request: web.Request, key: str = "name") -> str:
+    name = request.match_info[key]
+    return "" if name == DEFAULT_EXCHANGE_ALIAS else name
+
+
+# -- exchanges ---------------------------------------------------------------------
+
+
+async def list_exchanges(request: web.Request) -> web.Response:
+    rows = [shapes.exchange_json(v, x) for v in visible_vhosts(request)
+            for x in v.exchanges.values()]
+    return listing(request, rows)
+
+
+async def get_exchange(request: web.Request) -> web.Response:
+    vhost = vhost_of(request)
+    return ok(shapes.exchange_json(vhost, vhost.exchange(exchange_name(request))))
+
+
+async def put_exchange(request: web.Request) -> web.Response:
+    vhost = vhost_of(request)
+    name = exchange_name(request)
+    data = await body(request)
+    kind = data.get("type")
+    if not isinstance(kind, str) or not kind:
+        raise BadRequest("exchange type is required")
+    principal(request).require(vhost.name, Action.CONFIGURE, name)
+    existed = name in vhost.exchanges
+    vhost.declare_exchange(
+        name, kind, durable=flag(data, "durable", True), auto_delete=flag(data, "auto_delete"),
+        internal=flag(data, "internal"), arguments=arguments(data))
+    return no_content(204 if existed else 201)
+
+
+async def delete_exchange(request: web.Request) -> web.Response:
+    vhost = vhost_of(request)
+    name = exchange_name(request)
+    principal(request).require(vhost.name, Action.CONFIGURE, name)
+    vhost.exchange(name)  # 404 for a missing one, as RabbitMQ's API answers
+    vhost.delete_exchange(name, if_unused=request.query.get("if-unused") == "true")
+    return no_content()
+
+
+async def exchange_bindings(request: web.Request) -> web.Response:
+    vhost = vhost_of(request)
+    name = exchange_name(request)
+    vhost.exchange(name)
+    side = request.match_info["side"]
+    rows = [b for b in shapes.vhost_bindings(vhost)
+            if (side == "source" and b["source"] == name)
+            or (side == "destination" and b["destination_type"] == "exchange"
+                and b["destination"] == name)]
+    return listing(request, rows)
+
+
+# -- queues ------------------------------------------------------------------------
+
+
+async def list_queues(request: web.Request) -> web.Response:
+    mon = monitor(request)
+    history = _history(request)
+    rows = [shapes.queue_json(v, q, mon, history) for v in visible_vhosts(request)
+            for q in v.queues.values()]
+    return listing(request, rows)
+
+
+def _history(request: web.Request) -> shapes.History:
+    """``lengths_age``/``msg_rates_age`` (seconds) ask for samples in the details."""
+    age = request.query.get("lengths_age") or request.query.get("msg_rates_age")
+    if age is None:
+        return None
+    try:
+        return float(age), float(request.query.get("lengths_incr", "5"))
+    except ValueError:
+        raise BadRequest("lengths_age and lengths_incr must be numbers") from None
+
+
+async def get_queue(request: web.Request) -> web.Response:
+    vhost = vhost_of(request)
+    queue = vhost.queue(request.match_info["name"])
+    return ok(shapes.queue_json(vhost, queue, monitor(request), _history(request)))
+
+
+async def put_queue(request: web.Request) -> web.Response:
+    vhost = vhost_of(request)
+    name = request.match_info["name"]
+    data = await body(request)
+    principal(request).require(vhost.name, Action.CONFIGURE, name)
+    existed = name in vhost.queues
+    vhost.declare_queue(name, owner=None, durable=flag(data, "durable", True),
+                        auto_delete=flag(data, "auto_delete"), arguments=arguments(data))
+    return no_content(204 if existed else 201)
+
+
+async def delete_queue(request: web.Request) -> web.Response:
+    vhost = vhost_of(request)
+    name = request.match_info["name"]
+    principal(request).require(vhost.name, Action.CONFIGURE, name)
+    vhost.queue(name)
+    vhost.delete_queue(name, owner=None, if_unused=request.query.get("if-unused") == "true",
+                       if_empty=request.query.get("if-empty") == "true")
+    return no_content()
+
+
+async def purge_queue(request: web.Request) -> web.Response:
+    vhost = vhost_of(request)
+    name = request.match_info["name"]
+    principal(request).require(vhost.name, Action.READ, name)
+    vhost.purge_queue(name, None)
+    return no_content()
+
+
+async def queue_bindings(request: web.Request) -> web.Response:
+    vhost = vhost_of(request)
+    name = request.match_info["name"]
+    vhost.queue(name)
+    rows = [b for b in shapes.vhost_bindings(vhost)
+            if b["destination_type"] == "queue" and b["destination"] == name]
+    return listing(request, rows)
+
+
+# -- bindings ----------------------------------------------------------------------
+
+
+async def list_bindings(request: web.Request) -> web.Response:
+    rows = [b for v in visible_vhosts(request) for b in shapes.vhost_bindings(v)]
+    return listing(request, rows)
+
+
+def _between(request: web.Request) -> tuple[str, str, DestinationKind, list[Json]]:
+    vhost = vhost_of(request)
+    source = exchange_name(request, "source")
+    kind = KINDS[request.match_info["kind"]]
+    destination = request.match_info["destination"]
+    vhost.exchange(source)
+    if kind is DestinationKind.QUEUE:
+        vhost.queue(destination)
+    else:
+        vhost.exchange(destination)
+    rows = [b for b in shapes.vhost_bindings(vhost)
+            if b["source"] == source and b["destination"] == destination
+            and b["destination_type"] == str(kind)]
+    return source, destination, kind, rows
+
+
+async def bindings_between(request: web.Request) -> web.Response:
+    return listing(request, _between(request)[3])
+
+
+async def add_binding(request: web.Request) -> web.Response:
+    source, destination, kind, _ = _between(request)
+    vhost = vhost_of(request)
+    data = await body(request)
+    routing_key = data.get("routing_key", "")
+    if not isinstance(routing_key, str):
+        raise BadRequest("routing_key must be a string")
+    who = principal(request)
+    who.require(vhost.name, Action.WRITE, destination)
+    who.require(vhost.name, Action.READ, source)
+    args = arguments(data)
+    vhost.bind(source, destination, kind, routing_key, args)
+    key = shapes.properties_key(routing_key, args)
+    kind_letter = "q" if kind is DestinationKind.QUEUE else "e"
+    location = f"{kind_letter}/{destination}/{key}"
+    return web.Response(status=201, headers={"Location": location})
+
+
+def _one_binding(request: web.Request) -> tuple[str, str, DestinationKind, Json]:
+    source, destination, kind, rows = _between(request)
+    wanted = request.match_info["props"]
+    for row in rows:
+        if row["properties_key"] == wanted:
+            return source, destination, kind, row
+    raise NotFound("no such binding")
+
+
+async def get_binding(request: web.Request) -> web.Response:
+    return ok(_one_binding(request)[3])
+
+
+async def delete_binding(request: web.Request) -> web.Response:
+    source, destination, kind, row = _one_binding(request)
+    vhost = vhost_of(request)
+    who = principal(request)
+    who.require(vhost.name, Action.WRITE, destination)
+    who.require(vhost.name, Action.READ, source)
+    vhost.unbind(source, destination, kind, row["routing_key"], row["arguments"])
+    return no_content()
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/api/exchanges", list_exchanges)
+    r.add_get("/api/exchanges/{vhost}", list_exchanges)
+    r.add_get("/api/exchanges/{vhost}/{name}", get_exchange)
+    r.add_put("/api/exchanges/{vhost}/{name}", put_exchange)
+    r.add_delete("/api/exchanges/{vhost}/{name}", delete_exchange)
+    r.add_get("/api/exchanges/{vhost}/{name}/bindings/{side:source|destination}",
+              exchange_bindings)
+    r.add_get("/api/queues", list_queues)
+    r.add_get("/api/queues/{vhost}", list_queues)
+    r.add_get("/api/queues/{vhost}/{name}", get_queue)
+    r.add_put("/api/queues/{vhost}/{name}", put_queue)
+    r.add_delete("/api/queues/{vhost}/{name}", delete_queue)
+    r.add_delete("/api/queues/{vhost}/{name}/contents", purge_queue)
+    r.add_get("/api/queues/{vhost}/{name}/bindings", queue_bindings)
+    r.add_get("/api/bindings", list_bindings)
+    r.add_get("/api/bindings/{vhost}", list_bindings)
+    between = "/api/bindings/{vhost}/e/{source}/{kind:q|e}/{destination}"
+    r.add_get(between, bindings_between)
+    r.add_post(between, add_binding)
+    r.add_get(between + "/{props}", get_binding)
+    r.add_delete(between + "/{props}", delete_binding)

@@ -1,0 +1,264 @@
+"""``/api/vhosts``, ``/api/users`` and ``/api/permissions``.
+
+Passwords are stored as RabbitMQ stores them (``rabbit_password_hashing_sha256``:
+base64 of a 4-byte salt and SHA-256 of salt + password), so user hashes move
+between Pigeon and RabbitMQ in definitions unchanged.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from aiohttp import web
+
+from pigeon.admin.rates import message_stats
+from pigeon.admin.web import (
+    BadRequest,
+    Json,
+    body,
+    listing,
+    monitor,
+    no_content,
+    ok,
+    principal,
+    vhost_of,
+    visible_vhosts,
+)
+from pigeon.auth.users import Permission, User, UserStore, hash_password
+from pigeon.core.vhost import VirtualHost
+from pigeon.errors import NotFound
+
+HASHING = "rabbit_password_hashing_sha256"
+
+
+# -- the user store: operations UserStore does not have yet ------------------------
+
+
+def parse_tags(value: Any) -> frozenset[str]:
+    """Tags as a list or RabbitMQ's older comma-separated string."""
+    if value is None:
+        return frozenset()
+    if isinstance(value, str):
+        return frozenset(t.strip() for t in value.split(",") if t.strip())
+    if isinstance(value, list) and all(isinstance(t, str) for t in value):
+        return frozenset(t.strip() for t in value if t.strip())
+    raise BadRequest("tags must be a list of strings or a comma-separated string")
+
+
+def decode_hash(value: Any, algorithm: Any) -> bytes:
+    if algorithm not in (None, HASHING):
+        raise BadRequest(f"unsupported hashing_algorithm {algorithm!r}; Pigeon uses {HASHING}")
+    if not isinstance(value, str):
+        raise BadRequest("password_hash must be a string")
+    if value == "":
+        return b""  # no password: the user cannot log in with one, as in RabbitMQ
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except binascii.Error:
+        raise BadRequest("password_hash is not valid base64") from None
+    if len(raw) != 36:
+        raise BadRequest("password_hash must be a 4-byte salt and a SHA-256 digest")
+    return raw
+
+
+def put_user(users: UserStore, name: str, data: Json) -> bool:
+    """Create or update a user from an API or definitions body; True if created."""
+    existing = users.users.get(name)
+    tags = parse_tags(data.get("tags"))
+    if "password" in data:
+        password = data["password"]
+        if not isinstance(password, str):
+            raise BadRequest("password must be a string")
+        password_hash = hash_password(password)
+    elif "password_hash" in data:
+        password_hash = decode_hash(data["password_hash"], data.get("hashing_algorithm"))
+    elif existing is not None:
+        password_hash = existing.password_hash
+    else:
+        raise BadRequest("password or password_hash is required for a new user")
+    loopback = existing.loopback_only if existing is not None else False
+    users.users[name] = User(name, password_hash, tags, loopback)
+    return existing is None
+
+
+def user_json(user: User) -> Json:
+    return {"name": user.name, "password_hash": base64.b64encode(user.password_hash).decode(),
+            "hashing_algorithm": HASHING, "tags": sorted(user.tags), "limits": {}}
+
+
+def permission_json(vhost: str, user: str, permission: Permission) -> Json:
+    return {"user": user, "vhost": vhost, "configure": permission.configure,
+            "write": permission.write, "read": permission.read}
+
+
+# -- vhosts ------------------------------------------------------------------------
+
+
+def vhost_json(request: web.Request, vhost: VirtualHost) -> Json:
+    mon = monitor(request)
+    ready = sum(len(q.ready) for q in vhost.queues.values())
+    unacked = sum(q.unacked for q in vhost.queues.values())
+    series = mon.sampler.vhost_series(vhost.name)
+    counters = series.samples[-1][1] if series and series.samples else {}
+    return {"name": vhost.name, "description": "", "tags": [], "default_queue_type":
+            "classic", "metadata": {"description": "", "tags": []}, "tracing": False,
+            "messages": ready + unacked, "messages_ready": ready,
+            "messages_unacknowledged": unacked,
+            "message_stats": message_stats(counters, series, mon.window),
+            "cluster_state": {mon.node.name: "running"}}
+
+
+async def list_vhosts(request: web.Request) -> web.Response:
+    return listing(request, [vhost_json(request, v) for v in visible_vhosts(request)])
+
+
+async def get_vhost(request: web.Request) -> web.Response:
+    return ok(vhost_json(request, vhost_of(request, request.match_info["name"])))
+
+
+async def put_vhost(request: web.Request) -> web.Response:
+    who = principal(request)
+    who.require_admin()
+    await body(request)
+    name = request.match_info["name"]
+    mon = monitor(request)
+    if name in mon.node.vhosts:
+        return no_content()
+    mon.node.add_vhost(name)
+    # As RabbitMQ's API does: whoever creates a vhost may use it.
+    mon.users.set_permission(name, who.name)
+    return no_content(201)
+
+
+async def delete_vhost(request: web.Request) -> web.Response:
+    principal(request).require_admin()
+    name = request.match_info["name"]
+    mon = monitor(request)
+    mon.node.delete_vhost(name)
+    for key in [k for k in mon.users.permissions if k[0] == name]:
+        del mon.users.permissions[key]
+    return no_content()
+
+
+# -- users -------------------------------------------------------------------------
+
+
+async def list_users(request: web.Request) -> web.Response:
+    principal(request).require_admin()
+    users = monitor(request).users.users.values()
+    return listing(request, [user_json(u) for u in users])
+
+
+def _user(request: web.Request) -> User:
+    users = monitor(request).users
+    name = request.match_info["name"]
+    user = users.users.get(name)
+    if user is None:
+        raise NotFound(f"no user '{name}'")
+    return user
+
+
+async def get_user(request: web.Request) -> web.Response:
+    principal(request).require_admin()
+    return ok(user_json(_user(request)))
+
+
+async def put_user_handler(request: web.Request) -> web.Response:
+    principal(request).require_admin()
+    created = put_user(monitor(request).users, request.match_info["name"], await body(request))
+    return no_content(201 if created else 204)
+
+
+async def delete_user(request: web.Request) -> web.Response:
+    principal(request).require_admin()
+    users = monitor(request).users
+    user = _user(request)
+    del users.users[user.name]
+    for key in [k for k in users.permissions if k[1] == user.name]:
+        del users.permissions[key]
+    return no_content()
+
+
+async def user_permissions(request: web.Request) -> web.Response:
+    principal(request).require_admin()
+    user = _user(request)
+    rows = [permission_json(v, u, p) for (v, u), p in monitor(request).users.permissions.items()
+            if u == user.name]
+    return listing(request, rows)
+
+
+# -- permissions -----------------------------------------------------------------------
+
+
+async def list_permissions(request: web.Request) -> web.Response:
+    principal(request).require_admin()
+    only = request.match_info.get("vhost")
+    rows = [permission_json(v, u, p) for (v, u), p in monitor(request).users.permissions.items()
+            if only is None or v == only]
+    return listing(request, rows)
+
+
+def _permission_key(request: web.Request) -> tuple[str, str]:
+    vhost, user = request.match_info["vhost"], request.match_info["user"]
+    mon = monitor(request)
+    if vhost not in mon.node.vhosts:
+        raise NotFound(f"no vhost '{vhost}'")
+    if user not in mon.users.users:
+        raise NotFound(f"no user '{user}'")
+    return vhost, user
+
+
+async def get_permission(request: web.Request) -> web.Response:
+    principal(request).require_admin()
+    key = _permission_key(request)
+    permission = monitor(request).users.permissions.get(key)
+    if permission is None:
+        raise NotFound("no such permission")
+    return ok(permission_json(*key, permission))
+
+
+def permission_from(data: Json) -> Permission:
+    values = {}
+    for kind in ("configure", "write", "read"):
+        value = data.get(kind)
+        if not isinstance(value, str):
+            raise BadRequest(f"'{kind}' (a regular expression) is required")
+        values[kind] = value
+    return Permission(**values)
+
+
+async def put_permission(request: web.Request) -> web.Response:
+    principal(request).require_admin()
+    vhost, user = _permission_key(request)
+    users = monitor(request).users
+    existed = (vhost, user) in users.permissions
+    users.set_permission(vhost, user, permission_from(await body(request)))
+    return no_content(204 if existed else 201)
+
+
+async def delete_permission(request: web.Request) -> web.Response:
+    principal(request).require_admin()
+    key = _permission_key(request)
+    if monitor(request).users.permissions.pop(key, None) is None:
+        raise NotFound("no such permission")
+    return no_content()
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/api/vhosts", list_vhosts)
+    r.add_get("/api/vhosts/{name}", get_vhost)
+    r.add_put("/api/vhosts/{name}", put_vhost)
+    r.add_delete("/api/vhosts/{name}", delete_vhost)
+    r.add_get("/api/vhosts/{vhost}/permissions", list_permissions)
+    r.add_get("/api/users", list_users)
+    r.add_get("/api/users/{name}", get_user)
+    r.add_put("/api/users/{name}", put_user_handler)
+    r.add_delete("/api/users/{name}", delete_user)
+    r.add_get("/api/users/{name}/permissions", user_permissions)
+    r.add_get("/api/permissions", list_permissions)
+    r.add_get("/api/permissions/{vhost}/{user}", get_permission)
+    r.add_put("/api/permissions/{vhost}/{user}", put_permission)
+    r.add_delete("/api/permissions/{vhost}/{user}", delete_permission)

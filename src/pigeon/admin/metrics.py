@@ -1,0 +1,242 @@
+"""Prometheus exposition under RabbitMQ's metric names.
+
+``/metrics`` aggregates (one series per family, as RabbitMQ's plugin does by
+default) and ``/metrics/per-object`` labels queue series by ``vhost`` and
+``queue``, so RabbitMQ's published Grafana dashboards work unchanged. Beyond
+RabbitMQ, ``pigeon_queue_publish_to_deliver_seconds`` and
+``pigeon_queue_publish_to_ack_seconds`` are the end-to-end latency histograms.
+
+Built as a ``prometheus_client`` custom collector: values are read from the
+core when scraped, so nothing on the message path updates a metric.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Iterable, Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from pigeon import __version__
+from pigeon.admin import process
+from pigeon.admin.latency import Histogram
+from pigeon.admin.monitor import Monitor
+from pigeon.admin.rates import Counters, queue_counters
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+PROTOCOL = "amqp091"
+
+# (family suffix, counter key, help) for rabbitmq_global_messages_*_total{protocol}.
+GLOBAL_COUNTERS = (
+    ("received", "received", "Total number of messages received from publishers"),
+    ("routed", "routed", "Total number of messages routed to queues or streams"),
+    ("unroutable_dropped", "unroutable_dropped",
+     "Total number of messages published as non-mandatory into an exchange and dropped "
+     "as unroutable"),
+    ("unroutable_returned", "unroutable_returned",
+     "Total number of messages published as mandatory into an exchange and returned to "
+     "the publisher as unroutable"),
+    ("confirmed", "confirmed", "Total number of messages confirmed to publishers"),
+    ("delivered", "deliver_get", "Total number of messages delivered to consumers"),
+    ("acknowledged", "ack", "Total number of messages acknowledged by consumers"),
+    ("redelivered", "redeliver", "Total number of messages redelivered to consumers"),
+)
+# (family, counter key, help) for the channel families RabbitMQ's dashboards plot.
+CHANNEL_COUNTERS = (
+    ("rabbitmq_channel_messages_published", "received",
+     "Total number of messages published into an exchange on a channel"),
+    ("rabbitmq_channel_messages_confirmed", "confirmed",
+     "Total number of messages published into an exchange and confirmed on the channel"),
+    ("rabbitmq_channel_messages_unroutable_dropped", "unroutable_dropped",
+     "Total number of messages published as non-mandatory into an exchange and dropped as "
+     "unroutable"),
+    ("rabbitmq_channel_messages_unroutable_returned", "unroutable_returned",
+     "Total number of messages published as mandatory into an exchange and returned to the "
+     "publisher as unroutable"),
+    ("rabbitmq_channel_messages_delivered", "deliver_get",
+     "Total number of messages delivered to consumers"),
+    ("rabbitmq_channel_messages_redelivered", "redeliver",
+     "Total number of messages redelivered to consumers"),
+    ("rabbitmq_channel_messages_acked", "ack",
+     "Total number of messages acknowledged by consumers"),
+)
+DEAD_LETTER_REASONS = ("expired", "rejected", "maxlen")
+
+
+class BrokerCollector(Collector):
+    def __init__(self, monitor: Monitor, *, per_object: bool) -> None:
+        self.monitor = monitor
+        self.per_object = per_object
+
+    def collect(self) -> Iterable[Metric]:
+        yield from self._identity()
+        yield from self._objects()
+        yield from self._queues()
+        yield from self._counters()
+        yield from self._process()
+        yield from self._latency()
+
+    def _identity(self) -> Iterator[Metric]:
+        node = self.monitor.node.name
+        identity = GaugeMetricFamily(
+            "rabbitmq_identity_info", "RabbitMQ node & cluster identity info",
+            labels=["rabbitmq_node", "rabbitmq_cluster", "rabbitmq_cluster_permanent_id"])
+        identity.add_metric([node, node, node], 1)
+        yield identity
+        build = GaugeMetricFamily(
+            "rabbitmq_build_info", "RabbitMQ & Erlang/OTP version info",
+            labels=["rabbitmq_version", "prometheus_plugin_version",
+                    "prometheus_client_version", "erlang_version", "product"])
+        build.add_metric([__version__, __version__, "python", platform.python_version(),
+                          "Pigeon"], 1)
+        yield build
+
+    def _objects(self) -> Iterator[Metric]:
+        monitor = self.monitor
+        handlers = monitor.handlers()
+        channels = sum(len(h.channels) for h in handlers)
+        vhosts = monitor.node.vhosts.values()
+        consumers = sum(len(q.consumers) for v in vhosts for q in v.queues.values())
+        queues = sum(len(v.queues) for v in vhosts)
+        retired = monitor.sampler.queues_retired
+        yield _gauge("rabbitmq_connections", "Connections currently open", len(handlers))
+        yield _counter("rabbitmq_connections_opened", "Total number of connections opened",
+                       monitor.connections_opened)
+        yield _counter("rabbitmq_connections_closed",
+                       "Total number of connections closed or terminated",
+                       max(0, monitor.connections_opened - len(handlers)))
+        yield _gauge("rabbitmq_channels", "Channels currently open", channels)
+        yield _gauge("rabbitmq_consumers", "Consumers currently connected", consumers)
+        yield _gauge("rabbitmq_channel_consumers", "Consumers on a channel", consumers)
+        yield _gauge("rabbitmq_queues", "Queues available", queues)
+        yield _counter("rabbitmq_queues_created", "Total number of queues created",
+                       queues + retired)
+        yield _counter("rabbitmq_queues_deleted", "Total number of queues deleted", retired)
+
+    def _queues(self) -> Iterator[Metric]:
+        labels = ["vhost", "queue"] if self.per_object else []
+        families = {
+            "messages": _family("rabbitmq_queue_messages",
+                                "Sum of ready and unacknowledged messages", labels),
+            "messages_ready": _family("rabbitmq_queue_messages_ready",
+                                      "Messages ready to be delivered to consumers", labels),
+            "messages_unacknowledged": _family(
+                "rabbitmq_queue_messages_unacked",
+                "Messages delivered to consumers but not yet acknowledged", labels),
+            "bytes_ready": _family("rabbitmq_queue_messages_ready_bytes",
+                                   "Size in bytes of ready messages", labels),
+            "consumers": _family("rabbitmq_queue_consumers", "Consumers on a queue", labels),
+        }
+        published = CounterMetricFamily("rabbitmq_queue_messages_published",
+                                        "Total number of messages published to queues",
+                                        labels=labels)
+        totals: Counters = {}
+        for vhost in self.monitor.node.vhosts.values():
+            for queue in vhost.queues.values():
+                counters = queue_counters(queue)
+                counters["bytes_ready"] = queue.ready.bytes
+                counters["consumers"] = len(queue.consumers)
+                if self.per_object:
+                    for key, family in families.items():
+                        family.add_metric([vhost.name, queue.name], counters[key])
+                    published.add_metric([vhost.name, queue.name], counters["publish"])
+                for key in (*families, "publish"):
+                    totals[key] = totals.get(key, 0) + counters[key]
+        if not self.per_object:
+            for key, family in families.items():
+                family.add_metric([], totals.get(key, 0))
+            published.add_metric([], totals.get("publish", 0) + self._retired("publish"))
+        yield from families.values()
+        yield published
+
+    def _retired(self, key: str) -> float:
+        return self.monitor.sampler.retired.get(key, 0)
+
+    def _counters(self) -> Iterator[Metric]:
+        totals = self.monitor.sampler.totals()
+        if "received" not in totals:
+            # Until the core counts publishes itself, messages enqueued stand in for them.
+            totals["received"] = totals.get("publish", 0)
+        for suffix, key, text in GLOBAL_COUNTERS:
+            if key in totals:
+                family = CounterMetricFamily(f"rabbitmq_global_messages_{suffix}", text,
+                                             labels=["protocol"])
+                family.add_metric([PROTOCOL], totals[key])
+                yield family
+        for reason in DEAD_LETTER_REASONS:
+            key = f"dead_lettered_{reason}"
+            if key in totals:
+                family = CounterMetricFamily(
+                    f"rabbitmq_global_messages_dead_lettered_{reason}",
+                    f"Total number of messages dead-lettered ({reason})",
+                    labels=["queue_type", "dead_letter_strategy"])
+                family.add_metric(["rabbit_classic_queue", "at_most_once"], totals[key])
+                yield family
+        for name, key, text in CHANNEL_COUNTERS:
+            if key in totals:
+                yield _counter(name, text, totals[key])
+
+    def _process(self) -> Iterator[Metric]:
+        info = process.read(self.monitor.broker.config.data_dir)
+        yield _gauge("rabbitmq_process_resident_memory_bytes",
+                     "Memory used in bytes", info.resident_memory)
+        yield _gauge("rabbitmq_resident_memory_limit_bytes",
+                     "Memory high watermark in bytes", info.memory_limit)
+        yield _gauge("rabbitmq_disk_space_available_bytes",
+                     "Disk space available in bytes", info.disk_free)
+        yield _gauge("rabbitmq_disk_space_available_limit_bytes",
+                     "Free disk space low watermark in bytes", info.disk_free_limit)
+        yield _gauge("rabbitmq_process_open_fds", "Open file descriptors", info.open_fds)
+        yield _gauge("rabbitmq_process_max_fds", "Open file descriptors limit", info.max_fds)
+        yield _gauge("rabbitmq_process_open_tcp_sockets", "Open TCP sockets",
+                     info.open_sockets)
+        yield _gauge("rabbitmq_process_max_tcp_sockets", "Open TCP sockets limit",
+                     info.max_fds)
+        for name in ("memory_used_watermark", "free_disk_space_watermark",
+                     "file_descriptor_limit"):
+            yield _gauge(f"rabbitmq_alarms_{name}", "is alarm in effect (1) or not (0)", 0)
+
+    def _latency(self) -> Iterator[Metric]:
+        recorder = self.monitor.latency
+        for name, table, text in (
+            ("pigeon_queue_publish_to_deliver_seconds", recorder.deliver,
+             "Time from publish to delivery to a consumer"),
+            ("pigeon_queue_publish_to_ack_seconds", recorder.ack,
+             "Time from publish to acknowledgement by a consumer"),
+        ):
+            labels = ["vhost", "queue"] if self.per_object else []
+            family = HistogramMetricFamily(name, text, labels=labels)
+            if self.per_object:
+                for (vhost, queue), histogram in sorted(table.items()):
+                    family.add_metric([vhost, queue], histogram.cumulative(), histogram.sum)
+            else:
+                merged = Histogram()
+                for histogram in table.values():
+                    merged.merge(histogram)
+                family.add_metric([], merged.cumulative(), merged.sum)
+            yield family
+
+
+def _family(name: str, text: str, labels: list[str]) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, text, labels=labels)
+
+
+def _gauge(name: str, text: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, text, value=value)
+
+
+def _counter(name: str, text: str, value: float) -> CounterMetricFamily:
+    return CounterMetricFamily(name, text, value=value)
+
+
+def exposition(monitor: Monitor, *, per_object: bool) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(BrokerCollector(monitor, per_object=per_object))
+    return generate_latest(registry)

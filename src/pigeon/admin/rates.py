@@ -1,0 +1,166 @@
+"""Message counters and their rates over a sliding window.
+
+The core only counts (``QueueStats``, and the vhost's publish counters when
+it has them); it never times anything. A :class:`StatsSampler` reads every
+counter each ``interval`` seconds on the broker's loop and keeps the samples
+of the last ``window`` seconds, so a rate is "how much the counter grew over
+the window, per second" (the ``*_details.rate`` of RabbitMQ's API). Counters
+of deleted queues are kept in ``retired`` so the global totals never go
+backwards, as a Prometheus counter must not.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pigeon.core.node import Node
+from pigeon.core.queue import Queue
+from pigeon.core.vhost import VirtualHost
+
+Counters = dict[str, float]
+# API name -> QueueStats field: what RabbitMQ calls each counter in ``message_stats``.
+QUEUE_COUNTERS = {
+    "publish": "published",
+    "deliver_get": "delivered",
+    "ack": "acked",
+    "redeliver": "redelivered",
+    "expired": "expired",
+    "dropped": "dropped",
+    "dead_lettered": "dead_lettered",
+}
+# Counters a vhost may keep itself (``VirtualHost.stats``): received from publishers,
+# routed, unroutable, confirmed. Until the core has them they read as absent.
+VHOST_COUNTERS = ("received", "routed", "unroutable_dropped", "unroutable_returned",
+                  "confirmed")
+GAUGES = ("messages", "messages_ready", "messages_unacknowledged")
+
+
+def queue_counters(queue: Queue) -> Counters:
+    stats = queue.stats
+    counters: Counters = {name: getattr(stats, attr) for name, attr in QUEUE_COUNTERS.items()}
+    counters["messages_ready"] = len(queue.ready)
+    counters["messages_unacknowledged"] = queue.unacked
+    counters["messages"] = len(queue.ready) + queue.unacked
+    return counters
+
+
+def vhost_own_counters(vhost: VirtualHost) -> Counters:
+    """Counters the vhost keeps itself, if the core provides them."""
+    stats: Any = getattr(vhost, "stats", None)
+    if stats is None:
+        return {}
+    return {name: getattr(stats, name) for name in VHOST_COUNTERS if hasattr(stats, name)}
+
+
+def add_into(total: Counters, more: Counters) -> None:
+    for key, value in more.items():
+        total[key] = total.get(key, 0) + value
+
+
+@dataclass
+class Series:
+    """Timed samples of one object's counters, trimmed to a time span."""
+
+    span: float
+    samples: deque[tuple[float, Counters]] = field(default_factory=deque)
+
+    def add(self, now: float, counters: Counters) -> None:
+        self.samples.append((now, counters))
+        while len(self.samples) > 2 and now - self.samples[1][0] >= self.span:
+            self.samples.popleft()
+
+    def rate(self, key: str, window: float) -> float:
+        """Growth per second of ``key`` over the last ``window`` seconds of samples."""
+        if len(self.samples) < 2:
+            return 0.0
+        newest_time, newest = self.samples[-1]
+        oldest_time, oldest = self.samples[-2]
+        for when, counters in reversed(self.samples):
+            if newest_time - when > window:
+                break
+            oldest_time, oldest = when, counters
+        elapsed = newest_time - oldest_time
+        if elapsed <= 0:
+            return 0.0
+        return (newest.get(key, 0) - oldest.get(key, 0)) / elapsed
+
+    def history(self, key: str, age: float, now_ms: int, now: float) -> list[dict[str, float]]:
+        """RabbitMQ's ``samples`` list: newest first, timestamps in epoch milliseconds."""
+        rows = []
+        for when, counters in reversed(self.samples):
+            if now - when > age:
+                break
+            rows.append({"timestamp": now_ms - int((now - when) * 1000),
+                         "sample": counters.get(key, 0)})
+        return rows
+
+
+class StatsSampler:
+    """Samples the node's counters periodically; answers rates and totals."""
+
+    def __init__(self, node: Node, *, window: float = 10.0, history: float = 600.0) -> None:
+        self.node = node
+        self.window = window
+        self.retired: Counters = {}
+        self.queues_retired = 0
+        self.queues: dict[int, tuple[Queue, Series]] = {}
+        self.vhosts: dict[str, Series] = {}
+        self.overview = Series(history)
+        self._span = max(window * 2, window + 1)
+
+    def sample(self, now: float) -> None:
+        live: set[int] = set()
+        for vhost in list(self.node.vhosts.values()):
+            vhost_total: Counters = {}
+            for queue in list(vhost.queues.values()):
+                live.add(id(queue))
+                tracked = self.queues.get(id(queue))
+                if tracked is None or tracked[0] is not queue:
+                    tracked = self.queues[id(queue)] = (queue, Series(self._span))
+                counters = queue_counters(queue)
+                tracked[1].add(now, counters)
+                add_into(vhost_total, counters)
+            add_into(vhost_total, vhost_own_counters(vhost))
+            self.vhosts.setdefault(vhost.name, Series(self._span)).add(now, vhost_total)
+        for key in [k for k in self.queues if k not in live]:
+            gone, _ = self.queues.pop(key)
+            self.queues_retired += 1
+            # Its final counts stay in the totals; its depth is gone with it.
+            add_into(self.retired, {k: v for k, v in queue_counters(gone).items()
+                                    if k not in GAUGES})
+        for name in [n for n in self.vhosts if n not in self.node.vhosts]:
+            del self.vhosts[name]
+        self.overview.add(now, self.totals())
+
+    def totals(self) -> Counters:
+        """Node-wide counters now: live queues, deleted queues, and vhost counters."""
+        total = dict(self.retired)
+        for vhost in self.node.vhosts.values():
+            add_into(total, vhost_own_counters(vhost))
+            for queue in vhost.queues.values():
+                add_into(total, queue_counters(queue))
+        return total
+
+    def queue_series(self, queue: Queue) -> Series | None:
+        tracked = self.queues.get(id(queue))
+        return tracked[1] if tracked is not None and tracked[0] is queue else None
+
+    def vhost_series(self, name: str) -> Series | None:
+        return self.vhosts.get(name)
+
+
+def message_stats(counters: Counters, series: Series | None, window: float,
+                  keys: Iterable[str] = ("publish", "deliver_get", "ack", "redeliver")
+                  ) -> dict[str, Any]:
+    """RabbitMQ's ``message_stats``: each counter and its ``_details.rate``."""
+    stats: dict[str, Any] = {}
+    for key in keys:
+        if key not in counters:
+            continue
+        stats[key] = int(counters[key])
+        rate = series.rate(key, window) if series is not None else 0.0
+        stats[f"{key}_details"] = {"rate": round(rate, 2)}
+    return stats

@@ -1,0 +1,245 @@
+"""Core objects as the JSON shapes of RabbitMQ's management API.
+
+Field names and value types follow what RabbitMQ 3.10 returns, because
+``rabbitmqadmin``, HTTP API client libraries and dashboards read them by name.
+Fields that describe Erlang internals (reductions, garbage collection) are
+left out; fields whose value Pigeon does not track yet are given RabbitMQ's
+value for "nothing there" (0, ``null``, ``{}``) rather than invented.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+
+from pigeon.admin.monitor import Monitor
+from pigeon.admin.rates import Series, message_stats, queue_counters
+from pigeon.admin.source import ChannelLike, HandlerLike
+from pigeon.core.binding import Binding
+from pigeon.core.consumer import Consumer
+from pigeon.core.exchange import Exchange
+from pigeon.core.queue import Queue
+from pigeon.core.vhost import VirtualHost
+
+Json = dict[str, Any]
+# Query parameters of RabbitMQ's API that ask for sample history in ``*_details``.
+History = tuple[float, float] | None
+
+
+def jsonable(value: Any) -> Any:
+    """A field value (AMQP table types) as JSON can carry it."""
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "replace")
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, datetime):
+        return int(value.timestamp())
+    return value
+
+
+def rate_details(series: Series | None, key: str, monitor: Monitor, history: History,
+                 now: float) -> Json:
+    details: Json = {"rate": round(series.rate(key, monitor.window), 2) if series else 0.0}
+    if history is not None and series is not None:
+        age, _ = history
+        now_ms = int(time.time() * 1000)
+        details["samples"] = series.history(key, age, now_ms, now)
+    return details
+
+
+def properties_key(routing_key: str, arguments: Mapping[str, Any]) -> str:
+    """RabbitMQ's binding id in URLs: the quoted key, plus ``~`` and a hash of arguments."""
+    if not arguments:
+        return quote(routing_key, safe="") if routing_key else "~"
+    digest = hashlib.sha256(
+        json.dumps(jsonable(arguments), sort_keys=True, default=str).encode()
+    ).digest()
+    return f"{quote(routing_key, safe='')}~{base64.urlsafe_b64encode(digest[:12]).decode()}"
+
+
+def exchange_json(vhost: VirtualHost, exchange: Exchange) -> Json:
+    return {
+        "name": exchange.name,
+        "vhost": vhost.name,
+        "type": exchange.type,
+        "durable": exchange.durable,
+        "auto_delete": exchange.auto_delete,
+        "internal": exchange.internal,
+        "arguments": jsonable(exchange.arguments),
+        "user_who_performed_action": "rmq-internal" if exchange.name.startswith("amq.")
+        or exchange.name == "" else "",
+        "policy": None,
+        "message_stats": {},
+    }
+
+
+def queue_json(vhost: VirtualHost, queue: Queue, monitor: Monitor,
+               history: History = None) -> Json:
+    counters = queue_counters(queue)
+    series = monitor.sampler.queue_series(queue)
+    now = monitor.now()
+    exclusive_tag = next((c.tag for c in queue.consumers if c.exclusive), None)
+    result: Json = {
+        "name": queue.name,
+        "vhost": vhost.name,
+        "node": monitor.node.name,
+        "type": "classic",
+        "state": "running",
+        "durable": queue.durable,
+        "auto_delete": queue.auto_delete,
+        "exclusive": queue.exclusive,
+        "exclusive_consumer_tag": exclusive_tag,
+        "arguments": jsonable(queue.arguments),
+        "policy": None,
+        "operator_policy": None,
+        "effective_policy_definition": {},
+        "consumers": len(queue.consumers),
+        "consumer_capacity": 1.0 if queue.consumers else 0,
+        "consumer_utilisation": 1.0 if queue.consumers else 0,
+        "single_active_consumer_tag": queue.active_consumer.tag if queue.active_consumer
+        else None,
+        "message_bytes": queue.ready.bytes,
+        "message_bytes_ready": queue.ready.bytes,
+        "message_bytes_unacknowledged": 0,
+        "head_message_timestamp": None,
+        "message_stats": message_stats(counters, series, monitor.window),
+        "latency": monitor.latency.queue_summary(vhost.name, queue.name),
+    }
+    for key in ("messages", "messages_ready", "messages_unacknowledged"):
+        result[key] = int(counters[key])
+        result[f"{key}_details"] = rate_details(series, key, monitor, history, now)
+        result[f"{key}_ram"] = int(counters[key])
+    if history is not None and series is not None:
+        for key in ("publish", "deliver_get", "ack"):
+            result["message_stats"].setdefault(f"{key}_details", {})["samples"] = (
+                rate_details(series, key, monitor, history, now).get("samples", []))
+    return result
+
+
+def binding_json(vhost: str, binding: Binding) -> Json:
+    arguments = jsonable(binding.argument_dict)
+    return {
+        "source": binding.source,
+        "vhost": vhost,
+        "destination": binding.destination,
+        "destination_type": str(binding.destination_kind),
+        "routing_key": binding.routing_key,
+        "arguments": arguments,
+        "properties_key": properties_key(binding.routing_key, arguments),
+    }
+
+
+def default_binding_json(vhost: str, queue: str) -> Json:
+    """The default exchange's implicit binding to every queue (listed by RabbitMQ too)."""
+    return {
+        "source": "", "vhost": vhost, "destination": queue, "destination_type": "queue",
+        "routing_key": queue, "arguments": {}, "properties_key": properties_key(queue, {}),
+    }
+
+
+def vhost_bindings(vhost: VirtualHost) -> list[Json]:
+    rows = [default_binding_json(vhost.name, name) for name in vhost.queues]
+    rows.extend(binding_json(vhost.name, b) for b in vhost.bindings())
+    return rows
+
+
+def connection_name(handler: HandlerLike, monitor: Monitor) -> str:
+    config = monitor.broker.config
+    return f"{handler.peer} -> {config.host}:{monitor.broker.amqp_port}"
+
+
+def _split_peer(peer: str) -> tuple[str, int]:
+    host, _, port = peer.rpartition(":")
+    return host.strip("[]"), int(port) if port.isdigit() else 0
+
+
+def connection_json(handler: HandlerLike, monitor: Monitor) -> Json:
+    described = handler.describe()
+    peer_host, peer_port = _split_peer(handler.peer)
+    config = monitor.broker.config
+    connected = monitor.connected_at.get(handler, monitor.started_at)
+    return {
+        "name": connection_name(handler, monitor),
+        "node": monitor.node.name,
+        "type": "network",
+        "protocol": "AMQP 0-9-1",
+        "state": "running",
+        "user": handler.username,
+        "user_who_performed_action": handler.username,
+        "vhost": described.get("vhost"),
+        "channels": len(handler.channels),
+        "peer_host": peer_host,
+        "peer_port": peer_port,
+        "host": config.host,
+        "port": monitor.broker.amqp_port,
+        "ssl": False,
+        "auth_mechanism": "PLAIN",
+        "timeout": config.heartbeat,
+        "frame_max": config.frame_max,
+        "channel_max": config.channel_max,
+        "connected_at": int(connected * 1000),
+        "client_properties": jsonable(handler.client_properties),
+    }
+
+
+def channel_json(handler: HandlerLike, channel: ChannelLike, monitor: Monitor) -> Json:
+    name = connection_name(handler, monitor)
+    peer_host, peer_port = _split_peer(handler.peer)
+    return {
+        "name": f"{name} ({channel.number})",
+        "number": channel.number,
+        "node": monitor.node.name,
+        "user": handler.username,
+        "vhost": handler.describe().get("vhost"),
+        "state": "running",
+        "connection_details": {"name": name, "peer_host": peer_host, "peer_port": peer_port},
+        "consumer_count": len(channel.consumers),
+        "messages_unacknowledged": len(channel.unacked),
+        "messages_unconfirmed": 0,
+        "messages_uncommitted": 0,
+        "acks_uncommitted": 0,
+        "prefetch_count": channel.consumer_prefetch,
+        "global_prefetch_count": channel.global_prefetch,
+        "confirm": channel.confirming,
+        "transactional": channel.tx is not None,
+        "message_stats": {},
+    }
+
+
+def consumer_json(vhost: str, queue: Queue, consumer: Consumer,
+                  channel: tuple[HandlerLike, ChannelLike] | None, monitor: Monitor) -> Json:
+    details: Json = {}
+    prefetch = 0
+    if channel is not None:
+        handler, chan = channel
+        peer_host, peer_port = _split_peer(handler.peer)
+        name = connection_name(handler, monitor)
+        details = {"name": f"{name} ({chan.number})", "number": chan.number,
+                   "connection_name": name, "peer_host": peer_host, "peer_port": peer_port,
+                   "node": monitor.node.name, "user": handler.username}
+        prefetch = chan.consumer_prefetch
+    active = queue.active_consumer
+    is_active = active is None or active is consumer
+    return {
+        "consumer_tag": consumer.tag,
+        "queue": {"name": queue.name, "vhost": vhost},
+        "channel_details": details,
+        "ack_required": not consumer.no_ack,
+        "exclusive": consumer.exclusive,
+        "prefetch_count": prefetch,
+        "arguments": jsonable(consumer.arguments),
+        "active": is_active,
+        "activity_status": "up" if is_active else "waiting",
+        "priority": consumer.priority,
+    }
