@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
 import signal
 import sys
@@ -38,7 +39,7 @@ async def _serve(config: Config) -> None:
     await broker.start()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, lambda s=signum: _stop(broker, s))
+        loop.add_signal_handler(signum, functools.partial(_stop, broker, signum))
     await broker.wait_stopped()
 
 

@@ -131,10 +131,11 @@ class VirtualHost(Topology):
         if passive:
             queue = self.queue(name, owner)
             return DeclaredQueue(queue, queue.message_count, len(queue.consumers))
-        if not name:
+        generated = not name
+        if generated:
             name = server_generated_name("amq.gen-")
         existing = self.queues.get(name)
-        if existing is None and name.startswith("amq."):
+        if existing is None and not generated and name.startswith("amq."):
             raise AccessRefused(f"queue name '{name}' contains reserved prefix 'amq.*'")
         arguments = dict(arguments or {})
         if existing is not None:

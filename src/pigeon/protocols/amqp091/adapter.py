@@ -219,13 +219,14 @@ class AMQPHandler:
             self.conn.send_method(0, m.ConnectionUpdateSecretOk())
         elif isinstance(event, c.ProtocolError):
             log.info("closing connection %s: %s %s", self.peer, event.reply_code, event.text)
-        elif isinstance(event, c.ConnectionClosed | c.BadProtocolHeader):
+        elif isinstance(event, c.ConnectionClosed | c.BadProtocolHeader | c.ConnectionLost):
             self.connection_lost()
 
     def _on_content(self, event: c.ContentReceived) -> None:
         channel = self.channels.get(event.channel)
         if channel is None:
             return
+        assert isinstance(event.method, m.BasicPublish)
         try:
             channel.publish(event.method, event.properties, event.body, event.encoded_props)
         except PigeonError as error:

@@ -343,7 +343,7 @@ class Channel:
         if self.tx is not None:
             raise PreconditionFailed("cannot switch from tx to confirm mode")
         self.confirming = True
-        if not method.nowait:
+        if not method.no_wait:
             self.handler.conn.send_method(self.number, m.ConfirmSelectOk())
 
     def tx_select(self) -> None:

@@ -197,12 +197,10 @@ class AMQPListener:
         await self.server.wait_closed()
 
 
-async def start_listener(context: BrokerContext, host: str, port: int,
-                         **kwargs: object) -> AMQPListener:
+async def start_listener(context: BrokerContext, host: str, port: int) -> AMQPListener:
     loop = asyncio.get_running_loop()
     connections: set[AMQPProtocol] = set()
     def factory() -> AMQPProtocol:
         return AMQPProtocol(context, loop, connections)
-    server = await loop.create_server(factory, host, port, reuse_address=True,
-                                      **kwargs)  # type: ignore[arg-type]
+    server = await loop.create_server(factory, host, port, reuse_address=True)
     return AMQPListener(server, connections)
