@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from pigeon.embedded.operations import Operations
+from pigeon.embedded.sync import SyncAPI
 
 if TYPE_CHECKING:
     from pigeon.config import Config
@@ -42,6 +43,11 @@ class EmbeddedAPI(Operations):
         if not isinstance(loop, asyncio.AbstractEventLoop) or loop.is_closed():
             raise RuntimeError("the broker is not running")
         return loop
+
+    @property
+    def sync(self) -> BrokerSyncAPI:
+        """The same API for code that is not async: ``broker.sync.publish(...)``."""
+        return BrokerSyncAPI(self)
 
     def vhost(self, name: str) -> VhostView:
         """The same API on another virtual host (see :meth:`add_vhost`)."""
@@ -87,3 +93,19 @@ class VhostView(Operations):
         """The broker's AMQP URL with this vhost in its path."""
         base = self.broker.amqp_url
         return base[:base.rindex("/") + 1] + quote(self.name, safe="")
+
+
+class BrokerSyncAPI(SyncAPI):
+    """``broker.sync``: the sync API on the default vhost, plus vhost management."""
+
+    def __init__(self, broker: EmbeddedAPI) -> None:
+        super().__init__(broker)
+        self._broker = broker
+
+    def add_vhost(self, name: str) -> VhostView:
+        broker = self._broker
+        return broker._blocking(lambda: broker._add_vhost_now(name))
+
+    def delete_vhost(self, name: str) -> None:
+        broker = self._broker
+        broker._blocking(lambda: broker._delete_vhost_now(name))
