@@ -126,9 +126,9 @@ class AmqpClient(asyncio.Protocol):
         if self._transport is not None and not self._transport.is_closing():
             self._transport.write(data)
 
-    async def call(self, frame: bytes, ident: tuple[int, int]) -> bytes:
+    async def call(self, frame: bytes, ident: tuple[int, int], timeout: float = 10.0) -> bytes:
         """Send a synchronous method and return the arguments of its ``-ok``."""
-        return await self._request(frame, wire.REPLY_TO[ident])
+        return await asyncio.wait_for(self._request(frame, wire.REPLY_TO[ident]), timeout)
 
     async def _request(self, data: bytes, reply: tuple[int, int]) -> bytes:
         if self.error is not None:

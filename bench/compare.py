@@ -122,7 +122,7 @@ def run_all(brokers: list[BrokerProcess], opts: argparse.Namespace) -> list[Run]
 
 
 def table(runs: list[Run], brokers: list[BrokerProcess], scenarios: Sequence[str]) -> str:
-    head = ["scenario", "broker", *(label for _, label, _ in METRICS), "runs"]
+    head = ["scenario", "broker", *(label for _, label, _ in METRICS), "consumed min-max", "runs"]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for name in scenarios:
         for broker in brokers:
@@ -132,6 +132,8 @@ def table(runs: list[Run], brokers: list[BrokerProcess], scenarios: Sequence[str
             for key, _, fmt in METRICS:
                 values = [r.metrics[key] for r in good if key in r.metrics]
                 cells.append(fmt.format(median(values)) if values else "-")
+            consumed = [r.metrics["consume_rate"] for r in good]
+            cells.append(f"{min(consumed):,.0f}-{max(consumed):,.0f}" if consumed else "-")
             cells.append(f"{len(good)}/{len(mine)}")
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -365,8 +365,14 @@ def run_sync(scenario: Scenario, use_uvloop: bool = True) -> Result:
         except ImportError:
             pass
         else:
-            return uvloop.run(run(scenario))
-    return asyncio.run(run(scenario))
+            return uvloop.run(run_bounded(scenario))
+    return asyncio.run(run_bounded(scenario))
+
+
+async def run_bounded(scenario: Scenario, slack: float = 60.0) -> Result:
+    """``run`` with a hard time limit: setup, measuring, drain and teardown included."""
+    limit = scenario.warmup + scenario.duration + scenario.drain + slack
+    return await asyncio.wait_for(run(scenario), limit)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
