@@ -7,6 +7,8 @@ equivalent-checked, named and cascaded exactly as one made over AMQP.
 
 from __future__ import annotations
 
+from urllib.parse import unquote
+
 from aiohttp import web
 
 from pigeon.admin import shapes
@@ -203,7 +205,8 @@ def _one_binding(request: web.Request) -> tuple[str, str, DestinationKind, Json]
     source, destination, kind, rows = _between(request)
     wanted = request.match_info["props"]
     for row in rows:
-        if row["properties_key"] == wanted:
+        # The key travels percent-encoded in the URL; the router hands it over decoded.
+        if wanted in (row["properties_key"], unquote(row["properties_key"])):
             return source, destination, kind, row
     raise NotFound("no such binding")
 

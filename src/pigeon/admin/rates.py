@@ -137,7 +137,8 @@ class StatsSampler:
 
     def totals(self) -> Counters:
         """Node-wide counters now: live queues, deleted queues, and vhost counters."""
-        total = dict(self.retired)
+        total: Counters = dict.fromkeys(QUEUE_COUNTERS, 0)
+        add_into(total, self.retired)
         for vhost in self.node.vhosts.values():
             add_into(total, vhost_own_counters(vhost))
             for queue in vhost.queues.values():

@@ -24,7 +24,7 @@ from pigeon.errors import NotFound, PigeonError
 Json = dict[str, Any]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MONITOR = web.AppKey("monitor", Monitor)
-PRINCIPAL = "pigeon.principal"
+PRINCIPAL = web.RequestKey("principal", Principal)
 REALM = 'Basic realm="RabbitMQ Management"'
 # Paths anyone may read: the UI's files, and Prometheus scrapes (no auth, as in RabbitMQ).
 PUBLIC = re.compile(r"^/($|index\.html$|static/|metrics(/per-object)?$|favicon\.ico$)")
@@ -86,9 +86,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 def principal(request: web.Request) -> Principal:
-    found = request[PRINCIPAL]
-    assert isinstance(found, Principal)
-    return found
+    return request[PRINCIPAL]
 
 
 def monitor(request: web.Request) -> Monitor:

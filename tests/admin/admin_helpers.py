@@ -1,0 +1,128 @@
+"""Shared by the management tests: the broker as the admin layer sees it, an HTTP client."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from pigeon.admin import ManagementServer
+from pigeon.broker import Broker
+from pigeon.config import Config
+
+SAMPLE_INTERVAL = 0.1
+
+
+class BrokerView:
+    """The broker as ``start_management`` needs it (public attributes only)."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+
+    @property
+    def node(self) -> Any:
+        return self.broker.node
+
+    @property
+    def context(self) -> Any:
+        return self.broker.context
+
+    @property
+    def config(self) -> Config:
+        return self.broker.config
+
+    @property
+    def amqp_port(self) -> int:
+        return self.broker.amqp_port
+
+    @property
+    def connections(self) -> Iterable[Any]:
+        return getattr(self.broker, "connections", ())
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class Api:
+    """A real HTTP client (urllib) against the management listener."""
+
+    def __init__(self, base: str, user: str = "guest", password: str = "guest") -> None:
+        self.base = base
+        self.user = user
+        self.password = password
+
+    def as_user(self, user: str, password: str) -> Api:
+        return Api(self.base, user, password)
+
+    def request(self, method: str, path: str, body: Any = None,
+                headers: dict[str, str] | None = None, auth: bool = True,
+                raw: bytes | None = None) -> Response:
+        data = raw if raw is not None else (
+            json.dumps(body).encode() if body is not None else None)
+        sent = {"Content-Type": "application/json", **(headers or {})}
+        if auth:
+            token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+            sent["Authorization"] = f"Basic {token}"
+        request = urllib.request.Request(self.base + path, data=data, method=method,
+                                         headers=sent)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return Response(answer.status, dict(answer.headers), answer.read())
+        except urllib.error.HTTPError as failed:
+            return Response(failed.code, dict(failed.headers), failed.read())
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        answer = self.request("GET", path, **kwargs)
+        assert answer.status == 200, (path, answer.status, answer.body)
+        return answer.json()
+
+
+@dataclass
+class Running:
+    broker: Broker
+    server: ManagementServer
+    api: Api
+
+    @property
+    def base(self) -> str:
+        return self.api.base
+
+    @property
+    def has_connections(self) -> bool:
+        return hasattr(self.broker, "connections")
+
+    def on_loop(self, coroutine: Any) -> Any:
+        loop = self.broker.node.scheduler  # the broker's event loop
+        assert isinstance(loop, asyncio.AbstractEventLoop)
+        return asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout=10)
+
+    def call(self, function: Any, *args: Any) -> Any:
+        """Run a core call on the broker's loop thread, where core state lives."""
+        async def run() -> Any:
+            return function(*args)
+        return self.on_loop(run())
+
+
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Poll until true (a sample or a close happens on the broker's own clock)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not met before the deadline")

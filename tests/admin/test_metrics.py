@@ -1,0 +1,130 @@
+"""``/metrics`` and ``/metrics/per-object``, parsed with prometheus-client, against traffic."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pika
+import pytest
+from admin_helpers import Api, Running, wait_for
+from prometheus_client.parser import text_string_to_metric_families
+
+RABBITMQ_FAMILIES = {
+    # Families RabbitMQ's Grafana overview dashboard and alerts read.
+    "rabbitmq_identity_info", "rabbitmq_build_info", "rabbitmq_connections",
+    "rabbitmq_connections_opened", "rabbitmq_connections_closed", "rabbitmq_channels",
+    "rabbitmq_consumers", "rabbitmq_channel_consumers", "rabbitmq_queues",
+    "rabbitmq_queues_created", "rabbitmq_queues_deleted", "rabbitmq_queue_messages",
+    "rabbitmq_queue_messages_ready", "rabbitmq_queue_messages_unacked",
+    "rabbitmq_queue_messages_published", "rabbitmq_global_messages_received",
+    "rabbitmq_global_messages_delivered", "rabbitmq_global_messages_acknowledged",
+    "rabbitmq_global_messages_redelivered", "rabbitmq_channel_messages_published",
+    "rabbitmq_channel_messages_delivered", "rabbitmq_channel_messages_acked",
+    "rabbitmq_channel_messages_redelivered",
+    "rabbitmq_process_resident_memory_bytes", "rabbitmq_resident_memory_limit_bytes",
+    "rabbitmq_disk_space_available_bytes", "rabbitmq_disk_space_available_limit_bytes",
+    "rabbitmq_process_open_fds", "rabbitmq_process_max_fds",
+    "pigeon_queue_publish_to_deliver_seconds", "pigeon_queue_publish_to_ack_seconds",
+}
+
+
+def scrape(api: Api, path: str = "/metrics") -> dict[tuple[str, tuple[tuple[str, str], ...]],
+                                                      float]:
+    answer = api.request("GET", path, auth=False)
+    assert answer.status == 200
+    assert answer.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    samples = {}
+    for family in text_string_to_metric_families(answer.body.decode()):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def families(api: Api, path: str) -> set[str]:
+    text = api.request("GET", path, auth=False).body.decode()
+    return {f.name for f in text_string_to_metric_families(text)}
+
+
+@pytest.fixture
+def channel(running: Running) -> Iterator[pika.adapters.blocking_connection.BlockingChannel]:
+    connection = pika.BlockingConnection(pika.URLParameters(running.broker.amqp_url))
+    try:
+        yield connection.channel()
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
+def test_families_carry_rabbitmqs_names(api: Api) -> None:
+    assert families(api, "/metrics") >= RABBITMQ_FAMILIES
+    assert families(api, "/metrics/per-object") >= RABBITMQ_FAMILIES
+
+
+def test_identity_names_the_node(api: Api) -> None:
+    samples = scrape(api)
+    identity = [labels for (name, labels) in samples if name == "rabbitmq_identity_info"]
+    assert len(identity) == 1
+    labels = dict(identity[0])
+    assert labels["rabbitmq_node"] == labels["rabbitmq_cluster"] == "pigeon@localhost"
+
+
+def test_metrics_need_no_credentials_but_the_api_does(api: Api) -> None:
+    assert api.request("GET", "/metrics", auth=False).status == 200
+    assert api.request("GET", "/api/overview", auth=False).status == 401
+
+
+def test_counts_agree_with_traffic(api: Api, channel: pika.adapters.blocking_connection.
+                                   BlockingChannel, uid: str) -> None:
+    queue = f"metrics-{uid}"
+    before = scrape(api)
+    channel.queue_declare(queue)
+    published, consumed = 12, 5
+    for number in range(published):
+        channel.basic_publish("", queue, f"m{number}".encode())
+    for _ in range(consumed):
+        method, _, _ = channel.basic_get(queue)
+        assert method is not None
+        channel.basic_ack(method.delivery_tag)
+    # One unacked delivery on top: ready, unacked and total must each agree.
+    unacked, _, _ = channel.basic_get(queue)
+    assert unacked is not None
+
+    labels = (("queue", queue), ("vhost", "/"))
+    per_object = scrape(api, "/metrics/per-object")
+    assert per_object[("rabbitmq_queue_messages_ready", labels)] == published - consumed - 1
+    assert per_object[("rabbitmq_queue_messages_unacked", labels)] == 1
+    assert per_object[("rabbitmq_queue_messages", labels)] == published - consumed
+    assert per_object[("rabbitmq_queue_messages_published_total", labels)] == published
+
+    after = scrape(api)
+    def grew(name: str) -> float:
+        key = (name, (("protocol", "amqp091"),))
+        return after[key] - before.get(key, 0)
+    assert grew("rabbitmq_global_messages_delivered_total") == consumed + 1
+    assert grew("rabbitmq_global_messages_acknowledged_total") == consumed
+    assert grew("rabbitmq_global_messages_received_total") == published
+    assert after[("rabbitmq_queues", ())] - before[("rabbitmq_queues", ())] == 1
+
+
+def test_counters_survive_queue_deletion(api: Api, running: Running,
+                                         channel: pika.adapters.blocking_connection.
+                                         BlockingChannel, uid: str) -> None:
+    queue = f"gone-{uid}"
+    channel.queue_declare(queue)
+    for _ in range(3):
+        channel.basic_publish("", queue, b"x")
+    # Let a sample see the queue, so its counts are kept after it goes.
+    wait_for(lambda: api.get(f"/api/queues/%2F/{queue}")["messages"] == 3)
+    before = scrape(api)[("rabbitmq_queue_messages_published_total", ())]
+    deleted_before = scrape(api)[("rabbitmq_queues_deleted_total", ())]
+    wait_for(lambda: _sampled(api, queue))
+    channel.queue_delete(queue)
+    wait_for(lambda: scrape(api)[("rabbitmq_queues_deleted_total", ())] == deleted_before + 1)
+    assert scrape(api)[("rabbitmq_queue_messages_published_total", ())] == before
+
+
+def _sampled(api: Api, queue: str) -> bool:
+    """True once the rate sampler has seen the queue's publishes (a nonzero sample exists)."""
+    details = api.get(f"/api/queues/%2F/{queue}?msg_rates_age=60&msg_rates_incr=1")
+    samples = details["message_stats"]["publish_details"].get("samples", [])
+    return any(s["sample"] > 0 for s in samples)
