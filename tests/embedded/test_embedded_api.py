@@ -173,7 +173,8 @@ async def test_breaking_out_of_a_bare_async_for_stops_the_consumer(broker: Broke
 async def test_wait_for_times_out_with_the_queue_counts(broker: Broker, name: str) -> None:
     await broker.declare_queue(name)
     await broker.publish("", name, b"only one")
-    with pytest.raises(TimeoutError, match=rf"{name}: ready=1 unacked=0"):
+    with pytest.raises(TimeoutError, match=rf"{name}: ready=1 unacked=0 consumers=0; "
+                       "bindings: none"):
         await broker.wait_for(lambda b: b.queue(name).ready == 3, timeout=0.2)
 
 

@@ -151,9 +151,17 @@ class Operations:
         return count
 
     def _describe(self) -> str:
-        queues = self._vhost().queues.values()
+        """The vhost's queues, counts and bindings: what a failed wait_for needs to show."""
+        vhost = self._vhost()
+        sources: dict[str, list[str]] = {}
+        for binding in vhost.bindings():
+            if binding.destination_kind is DestinationKind.QUEUE:
+                sources.setdefault(binding.destination, []).append(
+                    f"{binding.source!r} with {binding.routing_key!r}")
         lines = [f"  {q.name}: ready={len(q.ready)} unacked={q.unacked} "
-                 f"consumers={len(q.consumers)}" for q in queues]
+                 f"consumers={len(q.consumers)}; bindings: "
+                 + (", ".join(sorted(sources.get(q.name, []))) or "none")
+                 for q in vhost.queues.values()]
         return "queues now:\n" + "\n".join(lines) if lines else "no queues"
 
     async def _wait_on_loop(self, predicate: Callable[[Self], T], timeout: float) -> T:
