@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pika
 import pytest
-from admin_helpers import Api, Running, wait_for
+from admin_helpers import SAMPLE_INTERVAL, Api, Running, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 RABBITMQ_FAMILIES = {
@@ -128,3 +128,35 @@ def _sampled(api: Api, queue: str) -> bool:
     details = api.get(f"/api/queues/%2F/{queue}?msg_rates_age=60&msg_rates_incr=1")
     samples = details["message_stats"]["publish_details"].get("samples", [])
     return any(s["sample"] > 0 for s in samples)
+
+
+def test_rates_come_from_the_sliding_window(api: Api, channel: pika.adapters.
+                                            blocking_connection.BlockingChannel,
+                                            uid: str) -> None:
+    queue = f"rates-{uid}"
+    channel.queue_declare(queue)
+    path = f"/api/queues/%2F/{queue}"
+    wait_for(lambda: _sampled_at_all(api, queue))
+    burst = 50
+    for _ in range(burst):
+        channel.basic_publish("", queue, b"r")
+    rates: list[float] = []
+
+    def publish_rate() -> float:
+        rates.append(api.get(path)["message_stats"]["publish_details"]["rate"])
+        return rates[-1]
+
+    wait_for(lambda: publish_rate() > 0)
+    # Samples are at least SAMPLE_INTERVAL apart, so the burst can't look faster than this.
+    assert max(rates) <= burst / SAMPLE_INTERVAL * 1.05
+    overview = api.get("/api/overview")["message_stats"]
+    assert overview["publish"] >= burst
+    # Once the window has slid past the burst, the rate is zero again: it is not a
+    # lifetime average.
+    wait_for(lambda: publish_rate() == 0)
+    assert api.get(path)["message_stats"]["publish"] == burst
+
+
+def _sampled_at_all(api: Api, queue: str) -> bool:
+    details = api.get(f"/api/queues/%2F/{queue}?lengths_age=60&lengths_incr=1")
+    return len(details["messages_details"].get("samples", [])) >= 2
