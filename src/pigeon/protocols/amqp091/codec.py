@@ -8,14 +8,16 @@ Field tables use RabbitMQ's type tags (rabbitmq.com/amqp-0-9-1-errata.html),
 which pika and every client that talks to RabbitMQ use: ``s`` is a signed
 16-bit and ``l`` a signed 64-bit integer, unlike the 0-9-1 spec's table. The
 spec's ``U`` and ``L`` are accepted when decoding but never produced.
-Decoded values are plain Python: ``T`` (timestamp) becomes an ``int`` of
-seconds, like :attr:`Properties.timestamp`; ``S`` a ``str``, or ``bytes`` when
-it is not UTF-8; ``x`` ``bytes``; ``f``/``d`` ``float``; ``D`` ``Decimal``.
+Decoded values are plain Python: ``T`` (timestamp) becomes a UTC
+``datetime`` (as pika does), so that it is encoded back as a timestamp;
+``S`` a ``str``, or ``bytes`` when it is not UTF-8; ``x`` ``bytes``;
+``f``/``d`` ``float``; ``D`` ``Decimal``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
 from struct import Struct
 from struct import error as StructError
@@ -69,6 +71,14 @@ def _fixed(fmt: Struct, convert: Callable[[Any], Any] = lambda v: v) -> _Decoder
         return convert(fmt.unpack_from(data, off)[0]), off + size
 
     return decode
+
+
+def _timestamp(seconds: int) -> datetime:
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        # Beyond what datetime holds: clamp rather than refuse the frame.
+        return datetime.max.replace(tzinfo=UTC)
 
 
 def _long_string(data: Buffer, off: int, depth: int) -> tuple[Any, int]:
@@ -133,7 +143,7 @@ _DECODERS: dict[int, _Decoder] = {
     ord("L"): _fixed(_I64),
     ord("f"): _fixed(_F32),
     ord("d"): _fixed(_F64),
-    ord("T"): _fixed(_U64),
+    ord("T"): _fixed(_U64, _timestamp),
     ord("D"): _decimal,
     ord("S"): _long_string,
     ord("x"): _byte_array,
@@ -213,6 +223,10 @@ def _encode_value(value: Any, out: list[bytes]) -> None:
         body = b"".join(items)
         out.append(b"A" + _U32.pack(len(body)))
         out.append(body)
+    elif isinstance(value, datetime):
+        # A naive datetime is taken as UTC, as pika does.
+        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+        out.append(b"T" + _U64.pack(max(0, int(aware.timestamp()))))
     elif value is None:
         out.append(b"V")
     else:
