@@ -105,6 +105,7 @@ class Running:
         return hasattr(self.broker, "connections")
 
     def on_loop(self, coroutine: Any) -> Any:
+        assert self.broker.node is not None
         loop = self.broker.node.scheduler  # the broker's event loop
         assert isinstance(loop, asyncio.AbstractEventLoop)
         return asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout=10)

@@ -1,0 +1,66 @@
+"""``pigeon ctl`` run as a process against a real broker's management API."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from admin_helpers import Running
+
+# ``python -m pigeon.admin.ctl ctl ...`` is ``pigeon ctl ...`` before cli.py wires it in.
+COMMAND = [sys.executable, "-m", "pigeon.admin.ctl", "ctl"]
+
+
+def ctl(running: Running, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([*COMMAND, "--url", running.base, *args], capture_output=True,
+                          text=True, timeout=30, check=False)
+    assert (done.returncode == 0) is ok, (args, done.stdout, done.stderr)
+    return done
+
+
+def test_status_and_lists(running: Running, uid: str) -> None:
+    running.api.request("PUT", f"/api/queues/%2F/ctl-{uid}", {})
+    assert "pigeon@localhost" in ctl(running, "status").stdout
+    table = ctl(running, "list", "queues").stdout.splitlines()
+    assert table[0].split() == ["vhost", "name", "messages_ready", "messages_unacknowledged",
+                                "consumers"]
+    assert any(f"ctl-{uid}" in line for line in table[1:])
+    rows = json.loads(ctl(running, "list", "queues", "--format", "json").stdout)
+    assert f"ctl-{uid}" in {r["name"] for r in rows}
+    for kind in ("exchanges", "bindings", "connections", "channels", "consumers", "users",
+                 "vhosts"):
+        ctl(running, "list", kind)
+
+
+def test_purge_delete_users_and_definitions(running: Running, uid: str,
+                                            tmp_path: Path) -> None:
+    api = running.api
+    queue = f"ctl-p-{uid}"
+    api.request("PUT", f"/api/queues/%2F/{queue}", {})
+    api.request("POST", "/api/exchanges/%2F/amq.default/publish",
+                {"routing_key": queue, "payload": "x", "payload_encoding": "string",
+                 "properties": {}})
+    ctl(running, "purge", queue)
+    assert api.get(f"/api/queues/%2F/{queue}")["messages"] == 0
+    ctl(running, "add-user", f"ctl-{uid}", "pw", "--tags", "monitoring")
+    ctl(running, "set-permissions", f"ctl-{uid}", "--configure", "^x$")
+    assert api.get(f"/api/permissions/%2F/ctl-{uid}")["configure"] == "^x$"
+    exported = tmp_path / "defs.json"
+    ctl(running, "export", str(exported))
+    ctl(running, "delete", "queue", queue)
+    assert api.request("GET", f"/api/queues/%2F/{queue}").status == 404
+    ctl(running, "import", str(exported))
+    assert api.get(f"/api/queues/%2F/{queue}")["name"] == queue
+
+
+def test_errors_are_one_line_and_nonzero(running: Running) -> None:
+    missing = ctl(running, "purge", "no-such-queue", ok=False)
+    assert missing.stderr.strip().count("\n") == 0
+    assert missing.stderr.startswith("pigeon ctl: 404")
+    refused = ctl(running, "--password", "wrong", "status", ok=False)
+    assert refused.stderr.startswith("pigeon ctl: 401")
+    down = subprocess.run([*COMMAND, "--url", "http://127.0.0.1:1", "status"],
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert down.returncode == 1 and down.stderr.startswith("pigeon ctl: cannot reach")
