@@ -213,6 +213,10 @@ def test_vhost_lifecycle(api: Api, uid: str) -> None:
     assert api.request("PUT", f"/api/vhosts/{name}", {}).status == 201
     assert api.get(f"/api/vhosts/{name}")["name"] == name
     assert api.request("PUT", f"/api/queues/{name}/q", {}).status == 201
+    api.request("POST", f"/api/exchanges/{name}/amq.default/publish",
+                {"routing_key": "q", "payload": "x", "payload_encoding": "string"})
+    vhost = api.get(f"/api/vhosts/{name}")
+    assert vhost["messages"] == 1 and vhost["message_stats"]["publish"] == 1
     assert api.request("DELETE", f"/api/vhosts/{name}").status == 204
     assert api.request("GET", f"/api/queues/{name}/q").status == 404
 

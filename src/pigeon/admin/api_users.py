@@ -13,7 +13,14 @@ from typing import Any
 
 from aiohttp import web
 
-from pigeon.admin.rates import message_stats
+from pigeon.admin.rates import (
+    QUEUE_COUNTERS,
+    Counters,
+    add_into,
+    message_stats,
+    queue_counters,
+    vhost_own_counters,
+)
 from pigeon.admin.web import (
     BadRequest,
     Json,
@@ -101,7 +108,10 @@ def vhost_json(request: web.Request, vhost: VirtualHost) -> Json:
     ready = sum(len(q.ready) for q in vhost.queues.values())
     unacked = sum(q.unacked for q in vhost.queues.values())
     series = mon.sampler.vhost_series(vhost.name)
-    counters = series.samples[-1][1] if series and series.samples else {}
+    counters: Counters = dict.fromkeys(QUEUE_COUNTERS, 0)
+    for queue in vhost.queues.values():
+        add_into(counters, queue_counters(queue))
+    add_into(counters, vhost_own_counters(vhost))
     return {"name": vhost.name, "description": "", "tags": [], "default_queue_type":
             "classic", "metadata": {"description": "", "tags": []}, "tracing": False,
             "messages": ready + unacked, "messages_ready": ready,
