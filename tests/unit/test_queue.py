@@ -141,12 +141,15 @@ def test_higher_priority_consumers_first(vhost: VirtualHost) -> None:
 def test_single_active_consumer_keeps_the_first(vhost: VirtualHost) -> None:
     queue = vhost.declare_queue("q", owner=None,
                                 arguments={"x-single-active-consumer": True}).queue
-    first, second = Recorder("first"), Recorder("second", priority=9)
+    first, second = Recorder("first", prefetch=1), Recorder("second", priority=9)
     queue.add_consumer(first)
     queue.add_consumer(second)
     publish(vhost, "q", b"a")
-    queue.remove_consumer(first)
     publish(vhost, "q", b"b")
+    queue.remove_consumer(first)
+    # The next consumer waits until the previous one's delivery is settled.
+    assert second.bodies() == []
+    queue.ack(first.pending.pop())
     assert first.bodies() == [b"a"] and second.bodies() == [b"b"]
 
 

@@ -32,35 +32,29 @@ def type_name(value: object) -> str:
 
 def _integer(value: object, minimum: int) -> str | None:
     if isinstance(value, bool) or not isinstance(value, int):
-        return f"{{unacceptable_type,{type_name(value)}}}"
+        return f'"expected integer, got {type_name(value)}"'
+    if value < 0:
+        return f"{{value_negative,{value}}}"
     if value < minimum:
-        return f"{{value_negative,{value}}}" if minimum == 0 else f"{{value_zero,{value}}}"
+        return f"{{value_zero,{value}}}"
     return None
 
 
-def _string(value: object) -> str | None:
-    if isinstance(value, str):
-        return None
-    return f"{{unacceptable_type,{type_name(value)}}}"
-
-
-def _boolean(value: object) -> str | None:
-    return None if isinstance(value, bool) else f"{{unacceptable_type,{type_name(value)}}}"
-
-
 def _overflow(value: object) -> str | None:
-    if not isinstance(value, str):
-        return f"{{unacceptable_type,{type_name(value)}}}"
-    if value not in {o.value for o in Overflow}:
-        return f"{{invalid_value,<<\"{value}\">>}}"
+    if not isinstance(value, str) or value not in {o.value for o in Overflow}:
+        return "invalid_overflow"
     return None
 
 
 def _priority(value: object) -> str | None:
     problem = _integer(value, 0)
     if problem is None and isinstance(value, int) and value > MAX_PRIORITY:
-        return f"{{value_too_large,{value}}}"
+        return f"{{max_value_exceeded,{value}}}"
     return problem
+
+
+def _boolean(value: object) -> str | None:
+    return None if isinstance(value, bool) else f"{{unacceptable_type,{type_name(value)}}}"
 
 
 _CHECKS: dict[str, Callable[[object], str | None]] = {
@@ -69,16 +63,15 @@ _CHECKS: dict[str, Callable[[object], str | None]] = {
     "x-max-length": lambda v: _integer(v, 0),
     "x-max-length-bytes": lambda v: _integer(v, 0),
     "x-overflow": _overflow,
-    "x-dead-letter-exchange": _string,
-    "x-dead-letter-routing-key": _string,
     "x-max-priority": _priority,
     "x-single-active-consumer": _boolean,
-    "x-queue-type": _string,
-    "x-queue-mode": _string,
 }
+# Arguments whose *type* RabbitMQ checks, with a differently worded error.
+_STRING_ARGUMENTS = ("x-dead-letter-exchange", "x-dead-letter-routing-key", "x-queue-type",
+                     "x-queue-mode")
 
 # Arguments compared when a queue is declared again (rabbit_amqqueue's list).
-EQUIVALENCE_KEYS = tuple(_CHECKS)
+EQUIVALENCE_KEYS = (*_CHECKS, *_STRING_ARGUMENTS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +93,12 @@ class QueueArguments:
                 raise PreconditionFailed(
                     f"invalid arg '{key}' for queue '{queue}' in vhost '{vhost}': {problem}"
                 )
+        for key in _STRING_ARGUMENTS:
+            if key in arguments and not isinstance(arguments[key], str):
+                raise PreconditionFailed(
+                    f"invalid type '{type_name(arguments[key])}' for arg '{key}' in queue "
+                    f"'{queue}' in vhost '{vhost}'"
+                )
         queue_type = arguments.get("x-queue-type", "classic")
         if queue_type not in ("classic", "quorum"):
             raise PreconditionFailed(
@@ -109,7 +108,7 @@ class QueueArguments:
         if "x-dead-letter-routing-key" in arguments and "x-dead-letter-exchange" not in arguments:
             raise PreconditionFailed(
                 f"invalid arg 'x-dead-letter-routing-key' for queue '{queue}' in vhost "
-                f"'{vhost}': {{routing_key_but_no_dlx_defined}}"
+                f"'{vhost}': routing_key_but_no_dlx_defined"
             )
         return cls(
             message_ttl=arguments.get("x-message-ttl"),
@@ -125,9 +124,24 @@ class QueueArguments:
 
 
 def parse_expiration(text: str | None) -> int | None:
-    """A message's ``expiration`` property as milliseconds; RabbitMQ needs digits only."""
+    """A message's ``expiration`` property as milliseconds, parsed as RabbitMQ does.
+
+    RabbitMQ reads it with Erlang's ``string:to_integer`` and refuses anything
+    but a non-negative integer, naming the problem the way Erlang does.
+    """
     if text is None:
         return None
-    if not text.isdigit() or not text.isascii():
-        raise PreconditionFailed(f"invalid expiration '{text}': {{error,no_integer}}")
-    return int(text)
+    digits = text.lstrip("+-")
+    sign = text[: len(text) - len(digits)]
+    end = 0
+    while end < len(digits) and digits[end].isascii() and digits[end].isdigit():
+        end += 1
+    if end == 0 or len(sign) > 1:
+        problem = "no_integer"
+    elif end < len(digits):
+        problem = f'{{leftover_string,"{digits[end:]}"}}'
+    elif sign == "-" and int(digits) != 0:
+        problem = f"{{value_negative,-{int(digits)}}}"
+    else:
+        return int(digits)
+    raise PreconditionFailed(f"invalid expiration '{text}': {problem}")

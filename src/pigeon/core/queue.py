@@ -89,6 +89,9 @@ class Queue:
         self._hooks = hooks
         self._had_consumer = False
         self._dispatching = False
+        # Single active consumer: the next one waits until the previous one's
+        # deliveries are settled, as in RabbitMQ.
+        self._handing_over = False
         self._expiry_timer: TimerHandle | None = None
         self._expiry_due: float | None = None
         self._unused_timer: TimerHandle | None = None
@@ -126,7 +129,7 @@ class Queue:
             return False
         props = message.properties
         ttl = self.args.message_ttl
-        per_message = parse_expiration(props.expiration) if props.expiration else None
+        per_message = parse_expiration(props.expiration)
         if per_message is not None:
             ttl = per_message if ttl is None else min(ttl, per_message)
         expires_at = None if ttl is None else now + ttl / 1000
@@ -174,6 +177,8 @@ class Queue:
 
     def remove_consumer(self, consumer: Consumer) -> None:
         if consumer in self.consumers:
+            if self.args.single_active_consumer and consumer is self.consumers[0]:
+                self._handing_over = self.unacked > 0
             self.consumers.remove(consumer)
         if self.consumers or self.deleted:
             if self.consumers and self.args.single_active_consumer:
@@ -192,6 +197,10 @@ class Queue:
     def _next_consumer(self) -> Consumer | None:
         consumers = self.consumers
         if self.args.single_active_consumer:
+            if self._handing_over:
+                if self.unacked:
+                    return None
+                self._handing_over = False
             first = consumers[0]
             return first if first.can_deliver() else None
         # Sorted by priority: lower priorities only get messages when every
@@ -257,6 +266,8 @@ class Queue:
     def ack(self, entry: Entry) -> None:
         self.unacked -= 1
         self.stats.acked += 1
+        if self._handing_over and not self.unacked:
+            self.dispatch()
 
     def requeue(self, entries: Iterable[Entry]) -> None:
         entries = list(entries)
@@ -274,6 +285,8 @@ class Queue:
         """Settle without requeue: dead-letter it if the queue says where."""
         self.unacked -= 1
         self._dead_letter(entry.message, "rejected")
+        if self._handing_over and not self.unacked:
+            self.dispatch()
 
     def purge(self) -> int:
         return len(self.ready.clear())

@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from pigeon.core.arguments import EQUIVALENCE_KEYS, type_name
+from pigeon.core.arguments import EQUIVALENCE_KEYS
 from pigeon.core.binding import Binding, Destination, DestinationKind
 from pigeon.core.exchange import Exchange
 from pigeon.core.queue import Queue
@@ -27,7 +27,11 @@ def _flag(value: bool) -> str:
 
 
 def _described(value: object) -> str:
-    return "none" if value is None else f"the value '{value}' of type '{type_name(value)}'"
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return f"'{str(value).lower()}'"
+    return f"'{value}'"
 
 
 class Topology:

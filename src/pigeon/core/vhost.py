@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import base64
 import os
-import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
+from pigeon.core.arguments import parse_expiration
 from pigeon.core.binding import Binding, DestinationKind
 from pigeon.core.exchange import EXCHANGE_TYPES, Exchange, exchange_argument_error
 from pigeon.core.message import Message
@@ -68,6 +69,8 @@ class VirtualHost(Topology):
         arguments: Mapping[str, Any] | None = None,
     ) -> Exchange:
         existing = self.exchanges.get(name)
+        if name == "" and not passive:
+            raise AccessRefused("operation not permitted on the default exchange")
         if passive:
             if existing is None:
                 raise NotFound(f"no exchange '{name}' in vhost '{self.name}'")
@@ -179,7 +182,7 @@ class VirtualHost(Topology):
         if if_unused and queue.consumers:
             raise PreconditionFailed(f"queue '{name}' in vhost '{self.name}' in use")
         if if_empty and queue.message_count:
-            raise PreconditionFailed(f"queue '{name}' in vhost '{self.name}' is not empty")
+            raise PreconditionFailed(f"queue '{name}' in vhost '{self.name}' not empty")
         return self.remove_queue(queue)
 
     def purge_queue(self, name: str, owner: object) -> int:
@@ -216,8 +219,11 @@ class VirtualHost(Topology):
 
     def unbind(self, source: str, destination: str, kind: DestinationKind, routing_key: str,
                arguments: Mapping[str, Any] | None = None, *, owner: object = None) -> None:
-        exchange, binding = self._binding(source, destination, kind, routing_key, arguments,
-                                          owner)
+        try:
+            exchange, binding = self._binding(source, destination, kind, routing_key,
+                                              arguments, owner)
+        except NotFound:
+            return  # unbinding from something already gone succeeds, as in RabbitMQ 3.x
         if exchange.unbind(binding):
             self.drop_binding(binding)
             self.changed()
@@ -281,6 +287,8 @@ class VirtualHost(Topology):
     def publish(self, message: Message, exchange: Exchange) -> tuple[int, bool]:
         """Route and enqueue. Returns (queues routed to, whether any refused it)."""
         headers = message.properties.headers
+        if message.properties.expiration is not None:
+            parse_expiration(message.properties.expiration)  # refuse it before routing
         queues = self.route(exchange, message.routing_key, headers)
         if headers and "BCC" in headers:
             # BCC recipients must not see each other: strip it before anyone stores it.
@@ -329,6 +337,11 @@ class VirtualHost(Topology):
             target.enqueue(dead, now)
 
 
+def _now() -> datetime:
+    """Wall-clock time to the second, which protocols carry as a timestamp."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
 def _record_death(headers: dict[str, Any], queue: str, reason: str, exchange: str,
                   routing_keys: list[str], expiration: str | None) -> list[dict[str, Any]]:
     """Update ``x-death`` the way RabbitMQ does: one entry per (queue, reason), newest first."""
@@ -336,7 +349,7 @@ def _record_death(headers: dict[str, Any], queue: str, reason: str, exchange: st
     for index, death in enumerate(deaths):
         if death.get("queue") == queue and death.get("reason") == reason:
             death["count"] = int(death.get("count", 0)) + 1
-            death["time"] = int(time.time())
+            death["time"] = _now()
             deaths.insert(0, deaths.pop(index))
             break
     else:
@@ -344,7 +357,7 @@ def _record_death(headers: dict[str, Any], queue: str, reason: str, exchange: st
             "count": 1,
             "reason": reason,
             "queue": queue,
-            "time": int(time.time()),
+            "time": _now(),
             "exchange": exchange,
             "routing-keys": routing_keys,
         }

@@ -94,6 +94,9 @@ class ReplyRegistry:
         self._channels[key] = channel
         return key
 
+    def exists(self, key: str) -> bool:
+        return key in self._channels
+
     def unregister(self, key: str) -> None:
         self._channels.pop(key, None)
 
@@ -182,6 +185,18 @@ class AMQPHandler:
     def vhost(self) -> VirtualHost:
         assert self._vhost is not None, "channel methods only arrive after connection.open"
         return self._vhost
+
+    @property
+    def spec_qos(self) -> bool:
+        """Whether ``basic.qos(global=false)`` means "per channel" for this client.
+
+        kombu (Celery's transport, product "py-amqp") decides the meaning from the
+        server's product: for anything but RabbitMQ 3.3-3.x it assumes the 0-9-1
+        spec's per-channel limit, and raises the limit while holding ETA tasks,
+        expecting it to apply at once. Giving it that meaning keeps Celery's
+        prefetch correct; every other client gets RabbitMQ's per-consumer meaning.
+        """
+        return self.client_properties.get("product") == "py-amqp"
 
     def client_capability(self, name: str) -> bool:
         capabilities = self.client_properties.get("capabilities")
@@ -290,7 +305,8 @@ class AMQPHandler:
             return parse_plain(response)
         if mechanism == "AMQPLAIN":
             try:
-                table = decode_table(response)
+                # The response is a field table without its length prefix.
+                table = decode_table(len(response).to_bytes(4, "big") + response)
             except Exception:  # a malformed table is a refused login, not a crash
                 return None
             login, password = table.get("LOGIN"), table.get("PASSWORD")

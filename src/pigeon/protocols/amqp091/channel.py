@@ -61,10 +61,11 @@ class Channel:
         self.tx: Transaction | None = None
         self.reply_consumer_tag: str | None = None
         self.reply_key: str | None = None
+        self.closing = False
 
     @property
     def deliverable(self) -> bool:
-        return self.flow_active and not self.handler.output_paused
+        return self.flow_active and not self.closing and not self.handler.output_paused
 
     # -- publish ------------------------------------------------------------
 
@@ -184,14 +185,14 @@ class Channel:
 
     def qos(self, method: m.BasicQos) -> None:
         count = method.prefetch_count
-        if method.global_:
+        if method.global_ or self.handler.spec_qos:
+            # Channel-wide: RabbitMQ's meaning of global=true, and the spec's meaning of
+            # global=false for clients that assume it (see AMQPHandler.spec_qos). A new
+            # limit applies at once, to live consumers too.
             self.global_prefetch = count
         else:
-            # A changed per-consumer prefetch also applies to live consumers: Celery raises
-            # it while holding ETA tasks and expects deliveries to resume.
+            # Per consumer, for consumers started after this (RabbitMQ's semantics).
             self.consumer_prefetch = count
-            for consumer in self.consumers.values():
-                consumer.prefetch = count
         self.handler.conn.send_method(self.number, m.BasicQosOk())
         self.dispatch()
 
@@ -373,18 +374,22 @@ class Channel:
     # -- teardown --------------------------------------------------------------------------
 
     def close(self) -> None:
-        """The channel is gone: cancel consumers and requeue what was in flight."""
+        """The channel is gone: requeue what was in flight, then cancel consumers.
+
+        Requeue first, so a queue hands the returned messages (at their original
+        place) to the next consumer before anything published later.
+        """
+        self.closing = True
         self.stop_replies()
+        requeues: dict[Queue, list[Entry]] = {}
+        for entry, queue, _consumer in self.take(0, True):
+            requeues.setdefault(queue, []).append(entry)
+        for queue, entries in requeues.items():
+            queue.requeue(entries)
         consumers, self.consumers = self.consumers, {}
         for consumer in consumers.values():
             if consumer.queue is not None:
                 consumer.queue.remove_consumer(consumer)
-        taken = self.take(0, True)
-        requeues: dict[Queue, list[Entry]] = {}
-        for entry, queue, _consumer in taken:
-            requeues.setdefault(queue, []).append(entry)
-        for queue, entries in requeues.items():
-            queue.requeue(entries)
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -315,7 +315,10 @@ def _decode_property_list(data: Buffer, flags: int) -> Properties:
     off = 14
     bit = 1 << 15
     for name in _PROPERTY_NAMES:
+        if not flags:  # the rest are absent (most messages set few properties)
+            break
         if flags & bit:
+            flags ^= bit
             value: Any
             if bit == _TABLE_FLAG:
                 value, off = read_table(data, off)

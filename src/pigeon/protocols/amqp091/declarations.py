@@ -44,9 +44,12 @@ def exchange_unbind(channel: Channel, method: m.ExchangeUnbind) -> None:
 
 def queue_declare(channel: Channel, method: m.QueueDeclare) -> None:
     handler = channel.handler
-    if method.queue == REPLY_TO and method.passive:
-        # The direct reply-to pseudo-queue always "exists" (RabbitMQ answers so too).
-        _reply(channel, method.no_wait, m.QueueDeclareOk(queue=REPLY_TO))
+    # The direct reply-to pseudo-queue always "exists", and a reply address does
+    # while its requester consumes (RabbitMQ answers both so).
+    if method.passive and (method.queue == REPLY_TO or handler.replies.exists(method.queue)):
+        consumers = 0 if method.queue == REPLY_TO else 1
+        _reply(channel, method.no_wait,
+               m.QueueDeclareOk(queue=method.queue, consumer_count=consumers))
         return
     declared = handler.vhost.declare_queue(
         method.queue, owner=handler, passive=method.passive, durable=method.durable,
