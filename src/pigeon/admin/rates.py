@@ -35,12 +35,18 @@ QUEUE_COUNTERS = {
 # routed, unroutable, confirmed. Until the core has them they read as absent.
 VHOST_COUNTERS = ("received", "routed", "unroutable_dropped", "unroutable_returned",
                   "confirmed")
+DEAD_LETTER_REASONS = ("expired", "rejected", "maxlen")
 GAUGES = ("messages", "messages_ready", "messages_unacknowledged")
 
 
 def queue_counters(queue: Queue) -> Counters:
     stats = queue.stats
     counters: Counters = {name: getattr(stats, attr) for name, attr in QUEUE_COUNTERS.items()}
+    for reason in DEAD_LETTER_REASONS:
+        # Per-reason dead-letter counts, once QueueStats keeps them.
+        value = getattr(stats, f"dead_lettered_{reason}", None)
+        if isinstance(value, int):
+            counters[f"dead_lettered_{reason}"] = value
     counters["messages_ready"] = len(queue.ready)
     counters["messages_unacknowledged"] = queue.unacked
     counters["messages"] = len(queue.ready) + queue.unacked
