@@ -7,7 +7,7 @@ touches the broker's state, so it is safe on any thread.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pigeon.core.message import Properties
@@ -58,12 +58,10 @@ def snapshot(queue: Queue) -> QueueInfo:
                       e.message.routing_key, e.message.exchange, e.redelivered)
         for e in queue.ready
     )
-    stats = queue.stats
     return QueueInfo(
         name=queue.name, vhost=queue.vhost, ready=len(queue.ready), unacked=queue.unacked,
         consumers=len(queue.consumers), durable=queue.durable, exclusive=queue.exclusive,
         auto_delete=queue.auto_delete, arguments=dict(queue.arguments),
-        stats=QueueStats(stats.published, stats.delivered, stats.redelivered, stats.acked,
-                         stats.expired, stats.dropped, stats.dead_lettered),
+        stats=replace(queue.stats),  # a copy: the queue's own keeps counting
         messages=messages,
     )
