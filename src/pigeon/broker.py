@@ -24,7 +24,8 @@ from pigeon.auth.users import UserStore
 from pigeon.config import Config
 from pigeon.core.node import Node
 from pigeon.protocols.amqp091.adapter import AMQPSettings, BrokerContext
-from pigeon.protocols.amqp091.server import AMQPListener, start_listener
+from pigeon.admin import ManagementServer, start_management
+from pigeon.protocols.amqp091.server import AMQPListener, AMQPProtocol, start_listener
 
 log = logging.getLogger("pigeon.broker")
 
@@ -44,6 +45,7 @@ class Broker:
         self.node: Node | None = None
         self.context: BrokerContext | None = None
         self._listener: AMQPListener | None = None
+        self.management: ManagementServer | None = None
         self._stopped: asyncio.Event | None = None
 
     @property
@@ -53,11 +55,25 @@ class Broker:
         return self._listener.port
 
     @property
+    def connections(self) -> set[AMQPProtocol]:
+        return self._listener.connections if self._listener is not None else set()
+
+    @property
+    def management_url(self) -> str | None:
+        if self.management is None:
+            return None
+        return f"http://{self._host()}:{self.management.port}/"
+
+    def _host(self) -> str:
+        host = self.config.host
+        if host in ("0.0.0.0", "::", ""):
+            return "127.0.0.1"
+        return f"[{host}]" if ":" in host else host
+
+    @property
     def amqp_url(self) -> str:
         config = self.config
-        host = config.host if ":" not in config.host else f"[{config.host}]"
-        if host in ("0.0.0.0", "[::]", ""):
-            host = "127.0.0.1"
+        host = self._host()
         user = quote(config.default_user, safe="")
         password = quote(config.default_password, safe="")
         vhost = quote(config.default_vhost, safe="")
@@ -81,8 +97,14 @@ class Broker:
         self._listener = await start_listener(self.context, config.host, config.port)
         log.info("Pigeon %s: AMQP 0-9-1 listening on %s:%d", __version__, config.host,
                  self.amqp_port)
+        if config.management_port is not None:
+            self.management = await start_management(self, config.host, config.management_port)
+            log.info("management listening on %s:%d", config.host, self.management.port)
 
     async def stop(self) -> None:
+        if self.management is not None:
+            management, self.management = self.management, None
+            await management.close()
         if self._listener is not None:
             listener, self._listener = self._listener, None
             await listener.close()

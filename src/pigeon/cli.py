@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pigeon import __version__, logs
+from pigeon.admin import ctl as admin_ctl
 from pigeon.config import Config, ConfigError, load
 
 log = logging.getLogger("pigeon")
@@ -29,6 +30,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--log-json", action="store_const", const=True, default=None,
                        help="log one JSON object per line")
+    serve.add_argument("--management-port", type=int,
+                       help="management HTTP port; 0 picks a free one (default 15672)")
+    serve.add_argument("--no-management", action="store_true",
+                       help="run without the management listener")
+    admin_ctl.add_parser(commands)
     return parser
 
 
@@ -62,13 +68,18 @@ def _run(config: Config) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "ctl":
+        return admin_ctl.main(args)
     if args.command == "serve":
         overrides = {
             "host": args.host, "port": args.port, "data_dir": args.data_dir,
             "log_level": args.log_level, "log_json": args.log_json,
+            "management_port": args.management_port,
         }
         try:
             config = load(args.config, overrides=overrides)
+            if args.no_management:
+                config = config.with_values({"management_port": "off"})
         except (ConfigError, OSError) as error:
             print(f"pigeon: {getattr(error, 'text', error)}", file=sys.stderr)
             return 2

@@ -8,42 +8,14 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pigeon.admin import ManagementServer
 from pigeon.broker import Broker
-from pigeon.config import Config
 
 SAMPLE_INTERVAL = 0.1
-
-
-class BrokerView:
-    """The broker as ``start_management`` needs it (public attributes only)."""
-
-    def __init__(self, broker: Broker) -> None:
-        self.broker = broker
-
-    @property
-    def node(self) -> Any:
-        return self.broker.node
-
-    @property
-    def context(self) -> Any:
-        return self.broker.context
-
-    @property
-    def config(self) -> Config:
-        return self.broker.config
-
-    @property
-    def amqp_port(self) -> int:
-        return self.broker.amqp_port
-
-    @property
-    def connections(self) -> Iterable[Any]:
-        return getattr(self.broker, "connections", ())
 
 
 @dataclass
@@ -99,10 +71,6 @@ class Running:
     @property
     def base(self) -> str:
         return self.api.base
-
-    @property
-    def has_connections(self) -> bool:
-        return hasattr(self.broker, "connections")
 
     def on_loop(self, coroutine: Any) -> Any:
         assert self.broker.node is not None

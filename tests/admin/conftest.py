@@ -1,9 +1,8 @@
 """A real broker on free ports with its management listener, and a small HTTP client.
 
 The broker runs on its own thread and loop (``Broker.in_thread``); the
-management server is started on that same loop, as ``broker.py`` does. Until
-the broker exposes its AMQP connections (``Broker.connections``), tests that
-need them are skipped.
+management server is started on that same loop, as ``broker.py`` does, with a
+short sampling interval so rate tests are quick.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
-from admin_helpers import SAMPLE_INTERVAL, Api, BrokerView, Running
+from admin_helpers import SAMPLE_INTERVAL, Api, Running
 
 from pigeon.admin import start_management
 from pigeon.broker import Broker
@@ -25,7 +24,7 @@ def running() -> Iterator[Running]:
         loop = broker.node.scheduler if broker.node else None
         assert isinstance(loop, asyncio.AbstractEventLoop)
         server = asyncio.run_coroutine_threadsafe(
-            start_management(BrokerView(broker), "127.0.0.1", 0,
+            start_management(broker, "127.0.0.1", 0,
                              sample_interval=SAMPLE_INTERVAL), loop).result(timeout=10)
         yield Running(broker, server, Api(f"http://127.0.0.1:{server.port}"))
         asyncio.run_coroutine_threadsafe(server.close(), loop).result(timeout=10)
@@ -34,9 +33,3 @@ def running() -> Iterator[Running]:
 @pytest.fixture
 def api(running: Running) -> Api:
     return running.api
-
-
-@pytest.fixture
-def needs_connections(running: Running) -> None:
-    if not running.has_connections:
-        pytest.skip("Broker.connections is not wired yet")

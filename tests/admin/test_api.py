@@ -12,12 +12,34 @@ import pika.exceptions
 import pytest
 from admin_helpers import Api, Running, wait_for
 
-QUEUE_FIELDS = {"name", "vhost", "node", "type", "state", "durable", "auto_delete", "exclusive",
-                "arguments", "consumers", "messages", "messages_ready",
-                "messages_unacknowledged", "messages_details", "message_stats", "policy"}
+QUEUE_FIELDS = {
+    "name",
+    "vhost",
+    "node",
+    "type",
+    "state",
+    "durable",
+    "auto_delete",
+    "exclusive",
+    "arguments",
+    "consumers",
+    "messages",
+    "messages_ready",
+    "messages_unacknowledged",
+    "messages_details",
+    "message_stats",
+    "policy",
+}
 EXCHANGE_FIELDS = {"name", "vhost", "type", "durable", "auto_delete", "internal", "arguments"}
-BINDING_FIELDS = {"source", "vhost", "destination", "destination_type", "routing_key",
-                  "arguments", "properties_key"}
+BINDING_FIELDS = {
+    "source",
+    "vhost",
+    "destination",
+    "destination_type",
+    "routing_key",
+    "arguments",
+    "properties_key",
+}
 
 
 @pytest.fixture
@@ -30,14 +52,32 @@ def connection(running: Running) -> Iterator[pika.BlockingConnection]:
 
 def test_overview_shape(api: Api) -> None:
     overview = api.get("/api/overview")
-    assert {"rabbitmq_version", "cluster_name", "node", "message_stats", "queue_totals",
-            "object_totals", "listeners", "exchange_types"} <= set(overview)
-    assert set(overview["object_totals"]) == {"connections", "channels", "consumers",
-                                              "exchanges", "queues"}
+    assert {
+        "rabbitmq_version",
+        "cluster_name",
+        "node",
+        "message_stats",
+        "queue_totals",
+        "object_totals",
+        "listeners",
+        "exchange_types",
+    } <= set(overview)
+    assert set(overview["object_totals"]) == {
+        "connections",
+        "channels",
+        "consumers",
+        "exchanges",
+        "queues",
+    }
     assert {"messages", "messages_ready", "messages_unacknowledged"} <= set(
-        overview["queue_totals"])
-    assert {x["name"] for x in overview["exchange_types"]} == {"direct", "fanout", "topic",
-                                                               "headers"}
+        overview["queue_totals"]
+    )
+    assert {x["name"] for x in overview["exchange_types"]} == {
+        "direct",
+        "fanout",
+        "topic",
+        "headers",
+    }
     assert {"amqp", "http"} == {listener["protocol"] for listener in overview["listeners"]}
 
 
@@ -53,8 +93,9 @@ def test_queue_declare_list_and_errors(api: Api, uid: str) -> None:
     path = f"/api/queues/%2F/{name}"
     created = api.request("PUT", path, {"durable": True, "arguments": {"x-max-length": 5}})
     assert created.status == 201
-    assert api.request("PUT", path, {"durable": True,
-                                     "arguments": {"x-max-length": 5}}).status == 204
+    assert (
+        api.request("PUT", path, {"durable": True, "arguments": {"x-max-length": 5}}).status == 204
+    )
     queue = api.get(path)
     assert set(queue) >= QUEUE_FIELDS
     assert queue["arguments"] == {"x-max-length": 5} and queue["durable"] is True
@@ -72,31 +113,47 @@ def test_exchange_binding_publish_get_purge(api: Api, uid: str) -> None:
     assert api.request("PUT", f"/api/exchanges/%2F/{exchange}", {"type": "topic"}).status == 201
     assert set(api.get(f"/api/exchanges/%2F/{exchange}")) >= EXCHANGE_FIELDS
     api.request("PUT", f"/api/queues/%2F/{queue}", {"durable": False})
-    bound = api.request("POST", f"/api/bindings/%2F/e/{exchange}/q/{queue}",
-                        {"routing_key": "a.*", "arguments": {}})
+    bound = api.request(
+        "POST", f"/api/bindings/%2F/e/{exchange}/q/{queue}", {"routing_key": "a.*", "arguments": {}}
+    )
     assert bound.status == 201
     (binding,) = api.get(f"/api/bindings/%2F/e/{exchange}/q/{queue}")
     assert set(binding) == BINDING_FIELDS and binding["properties_key"] == "a.%2A"
     for key, routed in (("a.b", True), ("b.a", False)):
-        answer = api.request("POST", f"/api/exchanges/%2F/{exchange}/publish", {
-            "routing_key": key, "payload": "hello", "payload_encoding": "string",
-            "properties": {"content_type": "text/plain", "headers": {"n": 1}}})
+        answer = api.request(
+            "POST",
+            f"/api/exchanges/%2F/{exchange}/publish",
+            {
+                "routing_key": key,
+                "payload": "hello",
+                "payload_encoding": "string",
+                "properties": {"content_type": "text/plain", "headers": {"n": 1}},
+            },
+        )
         assert answer.json() == {"routed": routed}
-    got = api.request("POST", f"/api/queues/%2F/{queue}/get",
-                      {"count": 5, "ackmode": "ack_requeue_true", "encoding": "auto"}).json()
+    got = api.request(
+        "POST",
+        f"/api/queues/%2F/{queue}/get",
+        {"count": 5, "ackmode": "ack_requeue_true", "encoding": "auto"},
+    ).json()
     assert len(got) == 1
     assert got[0]["payload"] == "hello" and got[0]["routing_key"] == "a.b"
     assert got[0]["properties"] == {"content_type": "text/plain", "headers": {"n": 1}}
     assert got[0]["payload_encoding"] == "string" and got[0]["redelivered"] is False
     # Requeued: still there, now redelivered.
-    again = api.request("POST", f"/api/queues/%2F/{queue}/get",
-                        {"count": 1, "ackmode": "ack_requeue_false", "encoding": "base64"})
+    again = api.request(
+        "POST",
+        f"/api/queues/%2F/{queue}/get",
+        {"count": 1, "ackmode": "ack_requeue_false", "encoding": "base64"},
+    )
     assert again.json()[0]["redelivered"] is True
     assert base64.b64decode(again.json()[0]["payload"]) == b"hello"
     assert api.get(f"/api/queues/%2F/{queue}")["messages"] == 0
-    api.request("POST", "/api/exchanges/%2F/amq.default/publish",
-                {"routing_key": queue, "payload": "x", "payload_encoding": "string",
-                 "properties": {}})
+    api.request(
+        "POST",
+        "/api/exchanges/%2F/amq.default/publish",
+        {"routing_key": queue, "payload": "x", "payload_encoding": "string", "properties": {}},
+    )
     assert api.request("DELETE", f"/api/queues/%2F/{queue}/contents").status == 204
     assert api.get(f"/api/queues/%2F/{queue}")["messages_ready"] == 0
     unbind = f"/api/bindings/%2F/e/{exchange}/q/{queue}/{binding['properties_key']}"
@@ -108,9 +165,17 @@ def test_default_exchange_bindings_are_listed(api: Api, uid: str) -> None:
     queue = f"api-dq-{uid}"
     api.request("PUT", f"/api/queues/%2F/{queue}", {})
     rows = api.get(f"/api/queues/%2F/{queue}/bindings")
-    assert rows == [{"source": "", "vhost": "/", "destination": queue,
-                     "destination_type": "queue", "routing_key": queue, "arguments": {},
-                     "properties_key": queue}]
+    assert rows == [
+        {
+            "source": "",
+            "vhost": "/",
+            "destination": queue,
+            "destination_type": "queue",
+            "routing_key": queue,
+            "arguments": {},
+            "properties_key": queue,
+        }
+    ]
 
 
 def test_listing_sort_columns_and_pages(api: Api, uid: str) -> None:
@@ -120,19 +185,23 @@ def test_listing_sort_columns_and_pages(api: Api, uid: str) -> None:
     assert rows == [{"name": f"page-{uid}-{x}", "vhost": "/"} for x in "abc"]
     page = api.get(f"/api/queues/%2F?name=page-{uid}&sort=name&page=2&page_size=2")
     assert page["total_count"] == 3 or page["filtered_count"] == 3
-    assert page["page_count"] == 2 and [q["name"] for q in page["items"]] == [
-        f"page-{uid}-c"]
+    assert page["page_count"] == 2 and [q["name"] for q in page["items"]] == [f"page-{uid}-c"]
 
 
 def test_authentication_and_tags(api: Api, uid: str) -> None:
     missing = api.request("GET", "/api/overview", auth=False)
     assert missing.status == 401 and missing.headers["WWW-Authenticate"].startswith("Basic")
     assert api.as_user("guest", "wrong").request("GET", "/api/overview").status == 401
-    for tags, overview, users in (("", 401, 401), ("management", 200, 401),
-                                  ("monitoring", 200, 401), ("administrator", 200, 200)):
+    for tags, overview, users in (
+        ("", 401, 401),
+        ("management", 200, 401),
+        ("monitoring", 200, 401),
+        ("administrator", 200, 200),
+    ):
         name = f"u-{uid}-{tags or 'none'}"
-        assert api.request("PUT", f"/api/users/{name}",
-                           {"password": "pw", "tags": tags}).status == 201
+        assert (
+            api.request("PUT", f"/api/users/{name}", {"password": "pw", "tags": tags}).status == 201
+        )
         user = api.as_user(name, "pw")
         assert user.request("GET", "/api/overview").status == overview, tags
         assert user.request("GET", "/api/users").status == users, tags
@@ -144,23 +213,40 @@ def test_authentication_and_tags(api: Api, uid: str) -> None:
 def test_permissions_apply_to_api_actions(api: Api, uid: str) -> None:
     name = f"limited-{uid}"
     api.request("PUT", f"/api/users/{name}", {"password": "pw", "tags": ["management"]})
-    assert api.request("PUT", f"/api/permissions/%2F/{name}",
-                       {"configure": "^mine-", "write": ".*", "read": ".*"}).status == 201
+    assert (
+        api.request(
+            "PUT",
+            f"/api/permissions/%2F/{name}",
+            {"configure": "^mine-", "write": ".*", "read": ".*"},
+        ).status
+        == 201
+    )
     user = api.as_user(name, "pw")
     assert user.request("PUT", f"/api/queues/%2F/mine-{uid}", {}).status == 201
     refused = user.request("PUT", f"/api/queues/%2F/theirs-{uid}", {})
     assert refused.status == 401 and "configure" in refused.json()["reason"]
-    assert {"user": name, "vhost": "/", "configure": "^mine-", "write": ".*",
-            "read": ".*"} in api.get("/api/permissions")
+    assert {
+        "user": name,
+        "vhost": "/",
+        "configure": "^mine-",
+        "write": ".*",
+        "read": ".*",
+    } in api.get("/api/permissions")
 
 
 def test_user_hash_is_rabbitmqs_scheme(api: Api, uid: str) -> None:
     salt = b"\x01\x02\x03\x04"
     stored = base64.b64encode(salt + hashlib.sha256(salt + b"secret").digest()).decode()
     name = f"hashed-{uid}"
-    api.request("PUT", f"/api/users/{name}", {
-        "password_hash": stored, "hashing_algorithm": "rabbit_password_hashing_sha256",
-        "tags": "management"})
+    api.request(
+        "PUT",
+        f"/api/users/{name}",
+        {
+            "password_hash": stored,
+            "hashing_algorithm": "rabbit_password_hashing_sha256",
+            "tags": "management",
+        },
+    )
     assert api.get(f"/api/users/{name}")["password_hash"] == stored
     assert api.as_user(name, "secret").request("GET", "/api/whoami").status == 200
 
@@ -169,28 +255,67 @@ def test_definitions_round_trip(api: Api, uid: str) -> None:
     definitions = {
         "users": [{"name": f"def-{uid}", "password_hash": "", "tags": "administrator"}],
         "vhosts": [{"name": f"vh-{uid}"}],
-        "permissions": [{"user": f"def-{uid}", "vhost": f"vh-{uid}", "configure": ".*",
-                         "write": ".*", "read": ".*"}],
-        "exchanges": [{"name": "orders", "vhost": f"vh-{uid}", "type": "fanout",
-                       "durable": True, "auto_delete": False, "internal": False,
-                       "arguments": {}}],
-        "queues": [{"name": "billing", "vhost": f"vh-{uid}", "durable": True,
-                    "auto_delete": False, "arguments": {"x-message-ttl": 1000}}],
-        "bindings": [{"source": "orders", "vhost": f"vh-{uid}", "destination": "billing",
-                      "destination_type": "queue", "routing_key": "", "arguments": {}}],
-        "policies": [], "parameters": [],
+        "permissions": [
+            {
+                "user": f"def-{uid}",
+                "vhost": f"vh-{uid}",
+                "configure": ".*",
+                "write": ".*",
+                "read": ".*",
+            }
+        ],
+        "exchanges": [
+            {
+                "name": "orders",
+                "vhost": f"vh-{uid}",
+                "type": "fanout",
+                "durable": True,
+                "auto_delete": False,
+                "internal": False,
+                "arguments": {},
+            }
+        ],
+        "queues": [
+            {
+                "name": "billing",
+                "vhost": f"vh-{uid}",
+                "durable": True,
+                "auto_delete": False,
+                "arguments": {"x-message-ttl": 1000},
+            }
+        ],
+        "bindings": [
+            {
+                "source": "orders",
+                "vhost": f"vh-{uid}",
+                "destination": "billing",
+                "destination_type": "queue",
+                "routing_key": "",
+                "arguments": {},
+            }
+        ],
+        "policies": [],
+        "parameters": [],
     }
     assert api.request("POST", "/api/definitions", definitions).status == 204
     exported = api.get("/api/definitions")
-    mine = {k: [r for r in v if isinstance(r, dict) and r.get("vhost") == f"vh-{uid}"]
-            for k, v in exported.items() if k in ("exchanges", "queues", "bindings")}
+    mine = {
+        k: [r for r in v if isinstance(r, dict) and r.get("vhost") == f"vh-{uid}"]
+        for k, v in exported.items()
+        if k in ("exchanges", "queues", "bindings")
+    }
     assert mine == {k: definitions[k] for k in ("exchanges", "queues", "bindings")}
-    assert {"name": f"vh-{uid}", "limits": [], "metadata": {"description": "", "tags": []}} \
-        in exported["vhosts"]
-    assert any(u["name"] == f"def-{uid}" and u["tags"] == ["administrator"]
-               for u in exported["users"])
-    bad = api.request("POST", "/api/definitions",
-                      {"queues": [{"name": "x", "vhost": f"nowhere-{uid}"}]})
+    assert {
+        "name": f"vh-{uid}",
+        "limits": [],
+        "metadata": {"description": "", "tags": []},
+    } in exported["vhosts"]
+    assert any(
+        u["name"] == f"def-{uid}" and u["tags"] == ["administrator"] for u in exported["users"]
+    )
+    bad = api.request(
+        "POST", "/api/definitions", {"queues": [{"name": "x", "vhost": f"nowhere-{uid}"}]}
+    )
     assert bad.status == 400
 
 
@@ -213,33 +338,42 @@ def test_vhost_lifecycle(api: Api, uid: str) -> None:
     assert api.request("PUT", f"/api/vhosts/{name}", {}).status == 201
     assert api.get(f"/api/vhosts/{name}")["name"] == name
     assert api.request("PUT", f"/api/queues/{name}/q", {}).status == 201
-    api.request("POST", f"/api/exchanges/{name}/amq.default/publish",
-                {"routing_key": "q", "payload": "x", "payload_encoding": "string"})
+    api.request(
+        "POST",
+        f"/api/exchanges/{name}/amq.default/publish",
+        {"routing_key": "q", "payload": "x", "payload_encoding": "string"},
+    )
     vhost = api.get(f"/api/vhosts/{name}")
     assert vhost["messages"] == 1 and vhost["message_stats"]["publish"] == 1
     assert api.request("DELETE", f"/api/vhosts/{name}").status == 204
     assert api.request("GET", f"/api/queues/{name}/q").status == 404
 
 
-@pytest.mark.usefixtures("needs_connections")
-def test_connections_channels_consumers(api: Api, connection: pika.BlockingConnection,
-                                        uid: str) -> None:
+def test_connections_channels_consumers(
+    api: Api, connection: pika.BlockingConnection, uid: str
+) -> None:
     channel = connection.channel()
     queue = f"api-cq-{uid}"
     channel.queue_declare(queue)
     channel.basic_qos(prefetch_count=7)
     channel.basic_consume(queue, lambda *args: None, consumer_tag=f"tag-{uid}")
-    (mine,) = [c for c in api.get("/api/connections")
-               if c["client_properties"].get("product") == "Pika Python Client Library"
-               and c["channels"] == 1]
+    (mine,) = [
+        c
+        for c in api.get("/api/connections")
+        if c["client_properties"].get("product") == "Pika Python Client Library"
+        and c["channels"] == 1
+    ]
     assert mine["user"] == "guest" and mine["vhost"] == "/" and mine["protocol"] == "AMQP 0-9-1"
     channels = api.get(f"/api/connections/{quote(mine['name'], safe='')}/channels")
     assert channels[0]["prefetch_count"] == 7 and channels[0]["consumer_count"] == 1
     consumers = [c for c in api.get("/api/consumers") if c["consumer_tag"] == f"tag-{uid}"]
     assert consumers[0]["queue"] == {"name": queue, "vhost": "/"}
     assert consumers[0]["channel_details"]["connection_name"] == mine["name"]
-    closed = api.request("DELETE", f"/api/connections/{quote(mine['name'], safe='')}",
-                         headers={"X-Reason": "maintenance"})
+    closed = api.request(
+        "DELETE",
+        f"/api/connections/{quote(mine['name'], safe='')}",
+        headers={"X-Reason": "maintenance"},
+    )
     assert closed.status == 204
     with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as raised:
         connection.process_data_events(time_limit=5)
