@@ -40,12 +40,15 @@ async def test_async_brokers_started_and_stopped_many_times_leak_nothing() -> No
         async with Broker(config()) as broker:
             # A client connected while the broker stops: the broker must let it go.
             reader, writer = await asyncio.open_connection("127.0.0.1", broker.amqp_port)
-            writer.write(AMQP_HEADER)
-            assert await reader.read(7)  # the start of connection.start
-            await broker.declare_queue("q")
-            await broker.publish("", "q", b"x")
-        writer.close()
-        await writer.wait_closed()
+            try:
+                writer.write(AMQP_HEADER)
+                assert await reader.read(7)  # the start of connection.start
+                await broker.declare_queue("q")
+                await broker.publish("", "q", b"x")
+                await broker.stop()
+            finally:
+                writer.close()
+                await writer.wait_closed()
     deadline = time.monotonic() + 5
     while open_fds() - fds_before and time.monotonic() < deadline:
         await asyncio.sleep(0.01)
@@ -58,14 +61,18 @@ def test_thread_brokers_started_and_stopped_many_times_leak_nothing() -> None:
     fds_before = open_fds()
     threads_before = threading.active_count()
     for _ in range(CYCLES):
-        with Broker.in_thread(config()) as broker:
-            client = socket.create_connection(("127.0.0.1", broker.amqp_port))
-            client.sendall(AMQP_HEADER)
-            assert client.recv(7)
-            broker.sync.declare_queue("q")
-            broker.sync.publish("", "q", b"x")
-            assert broker.sync.wait_for(lambda b: b.queue("q").ready == 1)
-        client.close()
+        client = socket.socket()
+        try:
+            with Broker.in_thread(config()) as broker:
+                # The broker stops, leaving this block, while the client is connected.
+                client.connect(("127.0.0.1", broker.amqp_port))
+                client.sendall(AMQP_HEADER)
+                assert client.recv(7)
+                broker.sync.declare_queue("q")
+                broker.sync.publish("", "q", b"x")
+                assert broker.sync.wait_for(lambda b: b.queue("q").ready == 1)
+        finally:
+            client.close()
     settle(lambda: not open_fds() - fds_before)
     assert open_fds() - fds_before == set()
     assert threading.active_count() == threads_before
