@@ -160,3 +160,27 @@ def test_rates_come_from_the_sliding_window(api: Api, channel: pika.adapters.
 def _sampled_at_all(api: Api, queue: str) -> bool:
     details = api.get(f"/api/queues/%2F/{queue}?lengths_age=60&lengths_incr=1")
     return len(details["messages_details"].get("samples", [])) >= 2
+
+
+def test_latency_histograms_count_each_delivery_and_ack(
+        api: Api, channel: pika.adapters.blocking_connection.BlockingChannel, uid: str) -> None:
+    queue = f"latency-{uid}"
+    channel.queue_declare(queue)
+    for n in range(5):
+        channel.basic_publish("", queue, str(n).encode())
+    acked = 0
+    for _ in range(5):
+        method, _, _ = channel.basic_get(queue)
+        while method is None:
+            method, _, _ = channel.basic_get(queue)
+        if acked < 3:
+            channel.basic_ack(method.delivery_tag)
+            acked += 1
+    labels = (("queue", queue), ("vhost", "/"))
+    samples = scrape(api, "/metrics/per-object")
+    assert samples[("pigeon_queue_publish_to_deliver_seconds_count", labels)] == 5
+    assert samples[("pigeon_queue_publish_to_ack_seconds_count", labels)] == 3
+    # Every observation is a real, non-negative duration, well under the test's length.
+    total = samples[("pigeon_queue_publish_to_deliver_seconds_sum", labels)]
+    assert 0 <= total < 5 * 60
+    channel.queue_delete(queue)

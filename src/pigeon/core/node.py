@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pigeon.core.ports import Scheduler
+from pigeon.core.ports import DeliveryObserver, Scheduler
 from pigeon.core.vhost import VirtualHost
 from pigeon.errors import NotFound, PreconditionFailed
 
@@ -12,11 +12,13 @@ class Node:
         self.name = name
         self.scheduler = scheduler
         self.vhosts: dict[str, VirtualHost] = {}
+        # Shared by every vhost and queue: observers added later see all queues.
+        self.observers: list[DeliveryObserver] = []
 
     def add_vhost(self, name: str) -> VirtualHost:
         if name in self.vhosts:
             raise PreconditionFailed(f"vhost '{name}' already exists")
-        vhost = VirtualHost(name, self.scheduler)
+        vhost = VirtualHost(name, self.scheduler, self.observers)
         self.vhosts[name] = vhost
         return vhost
 

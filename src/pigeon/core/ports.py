@@ -7,7 +7,10 @@ The core never imports asyncio or a storage engine; the composition root
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from pigeon.core.queue import Entry, Queue
 
 
 class TimerHandle(Protocol):
@@ -24,3 +27,11 @@ class Scheduler(Protocol):
     def call_later(self, delay: float, callback: Callable[[], object]) -> TimerHandle: ...
 
     def call_soon(self, callback: Callable[[], object]) -> TimerHandle: ...
+
+
+class DeliveryObserver(Protocol):
+    """Told of each delivery and acknowledgement (latency metrics); must be cheap."""
+
+    def delivered(self, queue: Queue, entry: Entry) -> None: ...
+
+    def acked(self, queue: Queue, entry: Entry) -> None: ...

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from pigeon.core.arguments import Overflow, QueueArguments, parse_expiration
 from pigeon.core.consumer import Consumer
 from pigeon.core.message import Message
-from pigeon.core.ports import Scheduler, TimerHandle
+from pigeon.core.ports import DeliveryObserver, Scheduler, TimerHandle
 from pigeon.core.ready import ReadyMessages
 from pigeon.errors import AccessRefused
 
@@ -58,6 +58,9 @@ class QueueStats:
     expired: int = 0
     dropped: int = 0
     dead_lettered: int = 0
+    dead_lettered_expired: int = 0
+    dead_lettered_rejected: int = 0
+    dead_lettered_maxlen: int = 0
 
 
 class Queue:
@@ -68,6 +71,7 @@ class Queue:
         *,
         scheduler: Scheduler,
         hooks: QueueHooks,
+        observers: list[DeliveryObserver] | None = None,
         durable: bool = False,
         exclusive_owner: object = None,
         auto_delete: bool = False,
@@ -87,6 +91,7 @@ class Queue:
         self.deleted = False
         self._scheduler = scheduler
         self._hooks = hooks
+        self._observers: list[DeliveryObserver] = [] if observers is None else observers
         self._had_consumer = False
         self._dispatching = False
         # Single active consumer: the next one waits until the previous one's
@@ -226,6 +231,7 @@ class Queue:
                 now = self._scheduler.time()
             ready = self.ready
             stats = self.stats
+            observers = self._observers
             while ready:
                 consumer = self._next_consumer()
                 if consumer is None:
@@ -242,6 +248,8 @@ class Queue:
                 else:
                     self.unacked += 1
                 consumer.deliver(self, entry)
+                if observers:
+                    self._observe(entry, consumer.no_ack)
         finally:
             self._dispatching = False
 
@@ -260,12 +268,22 @@ class Queue:
                 self.stats.acked += 1
             else:
                 self.unacked += 1
+            if self._observers:
+                self._observe(entry, no_ack)
             return entry
         return None
+
+    def _observe(self, entry: Entry, acked: bool) -> None:
+        for observer in self._observers:
+            observer.delivered(self, entry)
+            if acked:
+                observer.acked(self, entry)
 
     def ack(self, entry: Entry) -> None:
         self.unacked -= 1
         self.stats.acked += 1
+        for observer in self._observers:
+            observer.acked(self, entry)
         if self._handing_over and not self.unacked:
             self.dispatch()
 
@@ -311,7 +329,14 @@ class Queue:
 
     def _dead_letter(self, message: Message, reason: str) -> None:
         if self.args.dead_letter_exchange is not None:
-            self.stats.dead_lettered += 1
+            stats = self.stats
+            stats.dead_lettered += 1
+            if reason == "expired":
+                stats.dead_lettered_expired += 1
+            elif reason == "rejected":
+                stats.dead_lettered_rejected += 1
+            else:
+                stats.dead_lettered_maxlen += 1
             self._hooks.dead_letter(self, message, reason)
 
     def _expire_head(self, now: float | None = None) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +19,7 @@ from pigeon.core.arguments import parse_expiration
 from pigeon.core.binding import Binding, DestinationKind
 from pigeon.core.exchange import EXCHANGE_TYPES, Exchange, exchange_argument_error
 from pigeon.core.message import Message
-from pigeon.core.ports import Scheduler
+from pigeon.core.ports import DeliveryObserver, Scheduler
 from pigeon.core.queue import Queue
 from pigeon.core.topology import DeclaredQueue, Topology
 from pigeon.errors import (
@@ -44,10 +45,22 @@ def server_generated_name(prefix: str) -> str:
     return prefix + base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
 
 
+@dataclass(slots=True)
+class VhostStats:
+    received: int = 0
+    routed: int = 0
+    unroutable_dropped: int = 0
+    unroutable_returned: int = 0
+    confirmed: int = 0
+
+
 class VirtualHost(Topology):
-    def __init__(self, name: str, scheduler: Scheduler) -> None:
+    def __init__(self, name: str, scheduler: Scheduler,
+                 observers: list[DeliveryObserver] | None = None) -> None:
         super().__init__(name)
         self.scheduler = scheduler
+        self.observers: list[DeliveryObserver] = [] if observers is None else observers
+        self.stats = VhostStats()
         self._route_cache: dict[tuple[str, str], list[Queue]] = {}
         for xname, xtype in DEFAULT_EXCHANGES.items():
             self.exchanges[xname] = Exchange(xname, xtype, durable=True)
@@ -150,7 +163,8 @@ class VirtualHost(Topology):
             existing.touch()
             return DeclaredQueue(existing, existing.message_count, len(existing.consumers))
         queue = Queue(
-            name, self.name, scheduler=self.scheduler, hooks=self, durable=durable,
+            name, self.name, scheduler=self.scheduler, hooks=self, observers=self.observers,
+            durable=durable,
             exclusive_owner=owner if exclusive else None, auto_delete=auto_delete,
             arguments=arguments,
         )
@@ -290,6 +304,10 @@ class VirtualHost(Topology):
         if message.properties.expiration is not None:
             parse_expiration(message.properties.expiration)  # refuse it before routing
         queues = self.route(exchange, message.routing_key, headers)
+        stats = self.stats
+        stats.received += 1
+        if queues:
+            stats.routed += 1
         if headers and "BCC" in headers:
             # BCC recipients must not see each other: strip it before anyone stores it.
             headers = {k: v for k, v in headers.items() if k != "BCC"}

@@ -108,6 +108,12 @@ class Channel:
                 routed, refused = 0, False
             else:
                 routed, refused = handler.vhost.publish(message, exchange)
+        stats = handler.vhost.stats
+        if not routed:
+            if method.mandatory:
+                stats.unroutable_returned += 1
+            else:
+                stats.unroutable_dropped += 1
         if not routed and method.mandatory:
             handler.conn.send_content(
                 self.number,
@@ -116,6 +122,8 @@ class Channel:
                 self.encoded(message), message.body,
             )
         if self.confirming:
+            if not refused:
+                stats.confirmed += 1
             self.confirms.append((self.publish_seq, not refused))
             handler.want_flush()
 
