@@ -7,7 +7,10 @@ The core never imports asyncio or a storage engine; the composition root
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pigeon.core.message import Message
 
 if TYPE_CHECKING:
     from pigeon.core.queue import Entry, Queue
@@ -35,3 +38,112 @@ class DeliveryObserver(Protocol):
     def delivered(self, queue: Queue, entry: Entry) -> None: ...
 
     def acked(self, queue: Queue, entry: Entry) -> None: ...
+
+
+# -- storage -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeRecord:
+    vhost: str
+    name: str
+    type: str
+    durable: bool
+    auto_delete: bool
+    internal: bool
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRecord:
+    vhost: str
+    name: str
+    durable: bool
+    auto_delete: bool
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class BindingRecord:
+    vhost: str
+    source: str
+    destination: str
+    destination_kind: str  # "queue" or "exchange"
+    routing_key: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """A persistent message of a durable queue, as recovered at start."""
+
+    seq: int
+    message: Message
+
+
+@dataclass
+class Snapshot:
+    """Everything a store recovered, in the order it must be restored."""
+
+    vhosts: list[str] = field(default_factory=list)
+    exchanges: list[ExchangeRecord] = field(default_factory=list)
+    queues: list[QueueRecord] = field(default_factory=list)
+    bindings: list[BindingRecord] = field(default_factory=list)
+    # (vhost, queue) -> messages in queue order (ascending seq)
+    messages: dict[tuple[str, str], list[StoredMessage]] = field(default_factory=dict)
+    # Free-form records other layers keep (users, permissions): kind -> key -> value.
+    documents: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class Store(Protocol):
+    """Where durable definitions and persistent messages are kept.
+
+    Every method is called on the event loop thread and must not block: a
+    store queues the work and does it elsewhere (a writer thread). Writes are
+    applied in call order. :meth:`sync` is the durability barrier: its
+    callback runs, on the loop thread, once everything written before the
+    call is on disk (fsynced), or at once for a store that keeps nothing.
+    """
+
+    def load(self) -> Snapshot:
+        """Read what was stored; called once, before the broker serves."""
+        ...
+
+    def save_vhost(self, name: str) -> None: ...
+
+    def delete_vhost(self, name: str) -> None: ...
+
+    def save_exchange(self, record: ExchangeRecord) -> None: ...
+
+    def delete_exchange(self, vhost: str, name: str) -> None: ...
+
+    def save_queue(self, record: QueueRecord) -> None: ...
+
+    def delete_queue(self, vhost: str, name: str) -> None:
+        """Forget the queue, its bindings and its messages."""
+        ...
+
+    def save_binding(self, record: BindingRecord) -> None: ...
+
+    def delete_binding(self, record: BindingRecord) -> None: ...
+
+    def add_message(self, vhost: str, queue: str, seq: int, message: Message) -> None: ...
+
+    def remove_message(self, vhost: str, queue: str, seq: int) -> None: ...
+
+    def purge(self, vhost: str, queue: str) -> None: ...
+
+    def save_document(self, kind: str, key: str, value: Any) -> None: ...
+
+    def delete_document(self, kind: str, key: str) -> None: ...
+
+    def sync(self, callback: Callable[[], object]) -> None: ...
+
+    @property
+    def dirty(self) -> bool:
+        """Whether writes were queued since the last :meth:`sync`."""
+        ...
+
+    def close(self) -> None:
+        """Finish queued writes and release the files (clean shutdown)."""
+        ...
