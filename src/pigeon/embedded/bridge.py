@@ -47,22 +47,26 @@ def submit(loop: asyncio.AbstractEventLoop,
     return future
 
 
-# Until the core notifies observers itself (``Node.observers``), changes made through this
-# API wake ``wait_for`` here, and changes by network clients are seen by a short re-check.
-_fallback_observers: weakref.WeakKeyDictionary[Node, list[Callable[[], None]]] = (
+# Until the core calls watchers itself (``Node.watchers``: plain callables, run after any
+# change of messages, consumers or topology), changes made through this API wake
+# ``wait_for`` here, and changes made by network clients are seen by a short re-check.
+_fallback_watchers: weakref.WeakKeyDictionary[Node, list[Callable[[], None]]] = (
     weakref.WeakKeyDictionary()
 )
 FALLBACK_RECHECK = 0.01
+WATCHERS = "watchers"
 
 
-def observers_of(node: Node) -> tuple[list[Callable[[], None]], bool]:
-    hooked = getattr(node, "observers", None)
+def watchers_of(node: Node) -> tuple[list[Callable[[], None]], bool]:
+    """The list to add a change callback to, and whether the core itself calls it."""
+    hooked = getattr(node, WATCHERS, None)
     if isinstance(hooked, list):
         return hooked, True
-    return _fallback_observers.setdefault(node, []), False
+    return _fallback_watchers.setdefault(node, []), False
 
 
 def nudge(node: Node) -> None:
-    if not hasattr(node, "observers"):
-        for observer in list(_fallback_observers.get(node, ())):
-            observer()
+    """Tell waiting ``wait_for`` calls that this API changed something (fallback only)."""
+    if not hasattr(node, WATCHERS):
+        for watcher in list(_fallback_watchers.get(node, ())):
+            watcher()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from pigeon.core.binding import DestinationKind
 from pigeon.core.message import Message, Properties
-from pigeon.embedded.bridge import FALLBACK_RECHECK, nudge, observers_of, on_loop, submit
+from pigeon.embedded.bridge import FALLBACK_RECHECK, nudge, on_loop, submit, watchers_of
 from pigeon.embedded.delivery import DEFAULT_PREFETCH, ReceivedMessage, Subscription
 from pigeon.embedded.snapshot import QueueInfo, snapshot
 from pigeon.errors import AccessRefused, NotFound
@@ -169,9 +169,9 @@ class Operations:
         value = _check(predicate, self)
         if value:
             return value
-        observers, hooked = observers_of(node)
+        watchers, hooked = watchers_of(node)
         changed = asyncio.Event()
-        observers.append(changed.set)
+        watchers.append(changed.set)
         try:
             async with asyncio.timeout(timeout):
                 while True:
@@ -188,7 +188,7 @@ class Operations:
             raise TimeoutError(f"condition not met within {timeout} s; "
                                f"{self._describe()}") from None
         finally:
-            observers.remove(changed.set)
+            watchers.remove(changed.set)
 
     # -- the public API ------------------------------------------------------------------
 
