@@ -1,0 +1,201 @@
+"""A neutral binary serializer for what the store keeps: values, properties, messages.
+
+Storage sits below the protocols, so it cannot reuse the AMQP field-table
+codec; it also must not lose anything a field table can hold. This format is
+Pigeon's own, versioned by its first byte, and round-trips exactly the Python
+values the core carries in headers, arguments and documents:
+
+======  ==========================================================
+tag     value
+======  ==========================================================
+``N``   ``None``
+``T``   ``True``; ``F`` ``False``
+``i``   ``int`` of any size: u32 length + two's-complement big-endian
+``f``   ``float``: 8-byte IEEE 754
+``s``   ``str``: u32 length + UTF-8 (``surrogateescape``, so the
+        undecodable bytes a field table may carry survive)
+``b``   ``bytes`` (also ``bytearray``/``memoryview``)
+``D``   ``Decimal``: its ``str``, which round-trips exactly
+``d``   ``datetime``: ISO 8601, keeping the time zone or its absence
+``l``   ``list`` (and ``tuple``, read back as a list): u32 count + items
+``m``   ``dict`` with ``str`` keys: u32 count + (key, value) pairs
+======  ==========================================================
+
+Decoding never trusts its input: any malformed byte string raises
+:class:`CodecError`, so that a damaged row is dropped, never delivered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import fields
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from struct import Struct
+from typing import Any
+
+from pigeon.core.message import Message, Properties
+
+FORMAT_VERSION = 1
+_U32 = Struct(">I")
+_F64 = Struct(">d")
+# Nested tables deeper than this are refused, so that a crafted row cannot
+# exhaust the stack of the thread that reads it.
+_MAX_DEPTH = 64
+
+_PROPERTY_NAMES = tuple(f.name for f in fields(Properties))
+
+
+class CodecError(ValueError):
+    """Bytes that are not a value this module wrote."""
+
+
+def encode_value(value: Any) -> bytes:
+    out = bytearray([FORMAT_VERSION])
+    _encode(value, out, 0)
+    return bytes(out)
+
+
+def decode_value(data: bytes) -> Any:
+    reader = _Reader(data)
+    if reader.take(1)[0] != FORMAT_VERSION:
+        raise CodecError("unknown format version")
+    value = reader.value(0)
+    reader.finish()
+    return value
+
+
+def encode_message(message: Message) -> bytes:
+    """Everything of a message but its body (stored apart, maybe compressed)."""
+    props = message.properties
+    return encode_value(
+        [message.exchange, message.routing_key, [getattr(props, n) for n in _PROPERTY_NAMES]]
+    )
+
+
+def decode_message(header: bytes, body: bytes) -> Message:
+    decoded = decode_value(header)
+    try:
+        exchange, routing_key, values = decoded
+        if not isinstance(exchange, str) or not isinstance(routing_key, str):
+            raise TypeError("exchange and routing key must be text")
+        properties = Properties(**dict(zip(_PROPERTY_NAMES, values, strict=True)))
+    except (TypeError, ValueError) as exc:
+        raise CodecError(f"not a stored message: {exc}") from exc
+    return Message(exchange, routing_key, properties, body)
+
+
+def _encode(value: Any, out: bytearray, depth: int) -> None:
+    if depth > _MAX_DEPTH:
+        raise ValueError("value nested too deeply to store")
+    # bool before int: bool is an int subclass.
+    if value is None:
+        out += b"N"
+    elif value is True:
+        out += b"T"
+    elif value is False:
+        out += b"F"
+    elif isinstance(value, int):
+        raw = value.to_bytes((value.bit_length() + 8) // 8 or 1, "big", signed=True)
+        _chunk(out, b"i", raw)
+    elif isinstance(value, float):
+        out += b"f" + _F64.pack(value)
+    elif isinstance(value, str):
+        _chunk(out, b"s", value.encode("utf-8", "surrogateescape"))
+    elif isinstance(value, bytes | bytearray | memoryview):
+        _chunk(out, b"b", bytes(value))
+    elif isinstance(value, Decimal):
+        _chunk(out, b"D", str(value).encode("ascii"))
+    elif isinstance(value, datetime):
+        _chunk(out, b"d", value.isoformat().encode("ascii"))
+    elif isinstance(value, list | tuple):
+        out += b"l" + _U32.pack(len(value))
+        for item in value:
+            _encode(item, out, depth + 1)
+    elif isinstance(value, Mapping):
+        out += b"m" + _U32.pack(len(value))
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"table keys must be str, not {type(key).__name__}")
+            _chunk(out, b"", key.encode("utf-8", "surrogateescape"))
+            _encode(item, out, depth + 1)
+    else:
+        raise TypeError(f"cannot store a {type(value).__name__}")
+
+
+def _chunk(out: bytearray, tag: bytes, raw: bytes) -> None:
+    out += tag + _U32.pack(len(raw))
+    out += raw
+
+
+class _Reader:
+    __slots__ = ("data", "pos")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = memoryview(data)
+        self.pos = 0
+
+    def take(self, n: int) -> memoryview:
+        end = self.pos + n
+        if end > len(self.data):
+            raise CodecError("truncated value")
+        chunk = self.data[self.pos : end]
+        self.pos = end
+        return chunk
+
+    def sized(self) -> bytes:
+        (length,) = _U32.unpack(self.take(4))
+        return bytes(self.take(length))
+
+    def text(self) -> str:
+        try:
+            return self.sized().decode("utf-8", "surrogateescape")
+        except UnicodeDecodeError as exc:  # pragma: no cover - surrogateescape accepts all
+            raise CodecError(str(exc)) from exc
+
+    def finish(self) -> None:
+        if self.pos != len(self.data):
+            raise CodecError(f"{len(self.data) - self.pos} bytes after the value")
+
+    def value(self, depth: int) -> Any:
+        if depth > _MAX_DEPTH:
+            raise CodecError("value nested too deeply")
+        tag = bytes(self.take(1))
+        simple = _SIMPLE.get(tag, _MISSING)
+        if simple is not _MISSING:
+            return simple
+        if tag == b"i":
+            return int.from_bytes(self.sized(), "big", signed=True)
+        if tag == b"f":
+            return _F64.unpack(self.take(8))[0]
+        if tag == b"s":
+            return self.text()
+        if tag == b"b":
+            return self.sized()
+        if tag in (b"D", b"d"):
+            return self._parsed(tag)
+        if tag == b"l":
+            (count,) = _U32.unpack(self.take(4))
+            return [self.value(depth + 1) for _ in range(self._count(count))]
+        if tag == b"m":
+            (count,) = _U32.unpack(self.take(4))
+            return {self.text(): self.value(depth + 1) for _ in range(self._count(count))}
+        raise CodecError(f"unknown tag {tag!r}")
+
+    def _count(self, count: int) -> int:
+        # Every item takes at least one byte: a count beyond the remaining
+        # bytes is damage, refused before any allocation.
+        if count > len(self.data) - self.pos:
+            raise CodecError("item count beyond the end of the value")
+        return count
+
+    def _parsed(self, tag: bytes) -> Decimal | datetime:
+        raw = self.text()
+        try:
+            return Decimal(raw) if tag == b"D" else datetime.fromisoformat(raw)
+        except (InvalidOperation, ValueError) as exc:
+            raise CodecError(f"bad {'decimal' if tag == b'D' else 'datetime'}: {raw!r}") from exc
+
+
+_MISSING = object()
+_SIMPLE: dict[bytes, Any] = {b"N": None, b"T": True, b"F": False}

@@ -1,0 +1,354 @@
+"""The SQLite store: durable definitions and persistent messages in ``--data-dir``.
+
+Every method of :class:`core.ports.Store` runs on the event loop thread and
+only appends to the *pending batch* (no I/O, no lock). The pending batch is
+handed to the writer thread (:mod:`pigeon.storage.writer`) at the end of the
+loop turn, or, while the writer is busy, as soon as it finishes: operations
+issued during a commit make the next commit. :meth:`SQLiteStore.sync` adds its
+callback to the pending batch (or to the one being written when nothing is
+pending); the callbacks run on the loop once their batch has committed, and
+never if it could not be.
+
+A message added and removed before its batch left the loop (publish then a
+quick ack) costs nothing on disk: the remove cancels the add in place.
+
+Layout of the folder: ``pigeon.db`` (+ ``-wal``, ``-shm`` while open),
+``pigeon.lock`` (held while a store has the folder open, so two brokers can
+never share it), and ``*.damaged-<time>`` files kept after a recovery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import sqlite3
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from pigeon.core.message import Message
+from pigeon.core.ports import BindingRecord, ExchangeRecord, QueueRecord, Snapshot, StoredMessage
+from pigeon.storage import rows
+from pigeon.storage.bodies import BodyCodec
+from pigeon.storage.codec import CodecError, decode_value
+from pigeon.storage.crypto import WrongKey
+from pigeon.storage.database import DB_NAME, TABLES, open_checked, readable_rows, reader
+from pigeon.storage.writer import Batch, Op, Writer
+
+log = logging.getLogger("pigeon.storage")
+
+__all__ = ["SQLiteStore", "StoreLocked", "WrongKey"]
+
+
+class StoreLocked(RuntimeError):
+    """Another process has this data folder open."""
+
+
+class SQLiteStore:
+    """A :class:`core.ports.Store` in one SQLite database (WAL mode) with group commit."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        loop: asyncio.AbstractEventLoop,
+        fsync: bool = True,
+        compress_threshold: int | None = None,
+        encryption_key: bytes | None = None,
+        retry_interval: float = 1.0,
+        on_failing: Callable[[bool], object] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.commits = 0  # transactions committed; for tests and metrics
+        self._loop = loop
+        self._fsync = fsync
+        self._bodies = BodyCodec(
+            compress_threshold=compress_threshold, encryption_key=encryption_key
+        )
+        self._retry_interval = retry_interval
+        self._on_failing = on_failing
+        self._pending = Batch()
+        self._in_flight: deque[Batch] = deque()  # at most one, except during close
+        self._hand_over_scheduled = False
+        self._dirty = False
+        self._failing = False
+        self._lock_file: IO[bytes] | None = None
+        self._writer: Writer | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._closed = False
+
+    # -- state ----------------------------------------------------------------------
+
+    @property
+    def dirty(self) -> bool:
+        return self._dirty
+
+    @property
+    def failing(self) -> bool:
+        """True while writes fail (disk full): nothing new is confirmed; raise an alarm."""
+        return self._failing
+
+    # -- loading --------------------------------------------------------------------
+
+    def load(self) -> Snapshot:
+        """Open the folder (recovering it if damaged), read it all, start the writer.
+
+        Raises :class:`StoreLocked` when another process holds the folder and
+        :class:`WrongKey` when the encryption key does not fit; damaged data
+        never raises (it is logged and set aside).
+        """
+        if self._writer is not None or self._closed:
+            raise RuntimeError("load() is called once, before any other use of the store")
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock_folder()
+        if not self._fsync:
+            log.warning(
+                "UNSAFE: fsync is off (--unsafe-no-fsync): a crash or power cut can lose "
+                "messages whose publish was confirmed. Use only for throwaway brokers."
+            )
+        conn = open_checked(self.path, fsync=self._fsync)
+        try:
+            self._check_key(conn)
+            snapshot = self._read(conn)
+        except BaseException:
+            conn.close()
+            self._unlock_folder()
+            raise
+        self._reader = reader(self.path / DB_NAME)
+        self._writer = Writer(
+            conn,
+            self._bodies,
+            done=self._done_threadsafe,
+            failing=self._failing_threadsafe,
+            retry_interval=self._retry_interval,
+        )
+        self._writer.start()
+        if self._pending.ops:
+            self._schedule_hand_over()
+        return snapshot
+
+    def _lock_folder(self) -> None:
+        lock = (self.path / "pigeon.lock").open("ab")
+        try:
+            # flock is released by the kernel when the process dies, so a
+            # SIGKILLed broker never leaves a stale lock behind.
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise StoreLocked(f"data folder {self.path} is in use by another process") from None
+        self._lock_file = lock
+
+    def _unlock_folder(self) -> None:
+        if self._lock_file is not None:
+            self._lock_file.close()  # closing the file releases the flock
+            self._lock_file = None
+
+    def _check_key(self, conn: sqlite3.Connection) -> None:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'key_check'").fetchone()
+        cipher = self._bodies.cipher
+        if row is not None and cipher is None:
+            raise WrongKey("this data folder is encrypted: an encryption key is needed")
+        if cipher is None:
+            return
+        if row is None:
+            conn.execute("INSERT INTO meta VALUES ('key_check', ?)", (cipher.key_check(),))
+        else:
+            cipher.verify(row[0])
+
+    def _read(self, conn: sqlite3.Connection) -> Snapshot:
+        snapshot = Snapshot()
+        snapshot.vhosts = [name for (name,) in _valid_rows(conn, "vhosts", lambda n: (n,))]
+        snapshot.exchanges = list(_valid_rows(conn, "exchanges", rows.exchange_record))
+        snapshot.queues = list(_valid_rows(conn, "queues", rows.queue_record))
+        snapshot.bindings = list(_valid_rows(conn, "bindings", rows.binding_record))
+        for kind, key, value in _valid_rows(conn, "documents", _document):
+            snapshot.documents.setdefault(kind, {})[key] = value
+        bodies = self._bodies
+
+        def message(
+            vhost: str, queue: str, seq: int, header: bytes, flags: int, body: bytes
+        ) -> tuple[str, str, int, Message]:
+            msg = rows.message_of(vhost, queue, seq, header, flags, body, bodies)
+            return vhost, queue, seq, msg
+
+        for vhost, queue, seq, msg in _valid_rows(conn, "messages", message):
+            snapshot.messages.setdefault((vhost, queue), []).append(StoredMessage(seq, msg))
+        for stored in snapshot.messages.values():
+            # Rows come in rowid (insertion) order, already ascending per
+            # queue but for salvaged databases; sorting a sorted list is O(n).
+            stored.sort(key=lambda m: m.seq)
+        known = {(q.vhost, q.name) for q in snapshot.queues}
+        for vhost, queue in snapshot.messages.keys() - known:
+            log.warning("messages of queue %r in vhost %r have no queue record", queue, vhost)
+        return snapshot
+
+    # -- writes (loop thread; no I/O) ------------------------------------------------
+
+    def _queue(self, op: Op) -> None:
+        if self._closed:
+            raise RuntimeError("store is closed")
+        self._pending.ops.append(op)
+        self._dirty = True
+        if self._writer is not None and not self._in_flight:
+            self._schedule_hand_over()
+
+    def save_vhost(self, name: str) -> None:
+        self._queue(("save_vhost", name))
+
+    def delete_vhost(self, name: str) -> None:
+        self._queue(("delete_vhost", name))
+
+    def save_exchange(self, record: ExchangeRecord) -> None:
+        self._queue(("save_exchange", record))
+
+    def delete_exchange(self, vhost: str, name: str) -> None:
+        self._queue(("delete_exchange", vhost, name))
+
+    def save_queue(self, record: QueueRecord) -> None:
+        self._queue(("save_queue", record))
+
+    def delete_queue(self, vhost: str, name: str) -> None:
+        self._queue(("delete_queue", vhost, name))
+
+    def save_binding(self, record: BindingRecord) -> None:
+        self._queue(("save_binding", record))
+
+    def delete_binding(self, record: BindingRecord) -> None:
+        self._queue(("delete_binding", record))
+
+    def add_message(self, vhost: str, queue: str, seq: int, message: Message) -> None:
+        self._pending.adds[(vhost, queue, seq)] = len(self._pending.ops)
+        self._queue(("add", vhost, queue, seq, message))
+
+    def remove_message(self, vhost: str, queue: str, seq: int) -> None:
+        index = self._pending.adds.pop((vhost, queue, seq), None)
+        if index is not None:
+            # Its add has not left the loop yet: cancel it, write nothing.
+            # Safe because seqs are never reused within a queue, so no older
+            # row of that key can exist on disk for the remove to delete.
+            self._pending.ops[index] = None
+            self._dirty = True
+            return
+        self._queue(("remove", vhost, queue, seq))
+
+    def purge(self, vhost: str, queue: str) -> None:
+        self._queue(("purge", vhost, queue))
+
+    def save_document(self, kind: str, key: str, value: Any) -> None:
+        self._queue(("save_document", kind, key, value))
+
+    def delete_document(self, kind: str, key: str) -> None:
+        self._queue(("delete_document", kind, key))
+
+    def sync(self, callback: Callable[[], object]) -> None:
+        """Run ``callback`` on the loop once everything written before is on disk."""
+        self._dirty = False
+        if self._pending.ops:
+            self._pending.callbacks.append(callback)
+        elif self._in_flight:
+            self._in_flight[-1].callbacks.append(callback)
+        else:
+            self._loop.call_soon(callback)
+
+    # -- hand-over between the loop and the writer -----------------------------------
+
+    def _schedule_hand_over(self) -> None:
+        # End of this loop turn, so that all the writes of the turn go together.
+        if not self._hand_over_scheduled:
+            self._hand_over_scheduled = True
+            self._loop.call_soon(self._hand_over)
+
+    def _hand_over(self) -> None:
+        self._hand_over_scheduled = False
+        if self._in_flight or not self._pending.ops or self._writer is None:
+            return
+        batch, self._pending = self._pending, Batch()
+        self._in_flight.append(batch)
+        self._writer.submit(batch)
+
+    def _done_threadsafe(self, batch: Batch, committed: bool) -> None:
+        # RuntimeError: the loop is closed, nobody is left to tell.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._done, batch, committed)
+
+    def _failing_threadsafe(self, failing: bool) -> None:
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._set_failing, failing)
+
+    def _done(self, batch: Batch, committed: bool) -> None:
+        finished = self._in_flight.popleft()
+        assert finished is batch, "batches commit in order"
+        if committed:
+            self.commits += 1
+            for callback in batch.callbacks:
+                callback()
+        if not self._closed:
+            self._hand_over()
+
+    def _set_failing(self, failing: bool) -> None:
+        self._failing = failing
+        if self._on_failing is not None:
+            self._on_failing(failing)
+
+    # -- reads and shutdown ----------------------------------------------------------
+
+    def read_body(self, vhost: str, queue: str, seq: int) -> bytes:
+        """A stored message's body, read from disk (KeyError if there is none).
+
+        Synchronous (a point query on the primary key); for paging bodies of
+        a long backlog back in. Writes not yet committed are answered from
+        memory, as SQLite's readers see only committed transactions.
+        """
+        key = (vhost, queue, seq)
+        for batch in (self._pending, *self._in_flight):
+            message = batch.message(key)
+            if message is not None:
+                return message.body
+        if self._reader is None:
+            raise KeyError(key)
+        row = self._reader.execute(
+            "SELECT header, flags, body, crc FROM messages WHERE vhost = ? AND queue = ? AND"
+            " seq = ?",
+            key,
+        ).fetchone()
+        if row is None:
+            raise KeyError(key)
+        header, flags, body = rows.checked((vhost, queue, seq, *row))[3:]
+        return rows.message_of(vhost, queue, seq, header, flags, body, self._bodies).body
+
+    def close(self) -> None:
+        """Write everything queued, stop the writer, close the files."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._writer is not None:
+            if self._pending.ops or self._pending.callbacks:
+                batch, self._pending = self._pending, Batch()
+                self._in_flight.append(batch)
+                self._writer.submit(batch)
+            self._writer.stop()
+        if self._reader is not None:
+            self._reader.close()
+        self._unlock_folder()
+
+
+def _document(kind: str, key: str, data: bytes) -> tuple[str, str, Any]:
+    return kind, key, decode_value(data)
+
+
+def _valid_rows(conn: sqlite3.Connection, table: str, build: Callable[..., Any]) -> list[Any]:
+    """The decoded rows of ``table``; damaged ones are logged and deleted."""
+    good: list[Any] = []
+    bad: list[int] = []
+    for rowid, *columns in readable_rows(conn, table, TABLES[table]):
+        try:
+            good.append(build(*rows.checked(tuple(columns))))
+        except (CodecError, TypeError, ValueError) as exc:
+            log.warning("dropped damaged row %d of table %s: %s", rowid, table, exc)
+            bad.append(rowid)
+    if bad:
+        conn.executemany(f"DELETE FROM {table} WHERE rowid = ?", ((r,) for r in bad))
+    return good
