@@ -20,12 +20,15 @@ from types import TracebackType
 from urllib.parse import quote
 
 from pigeon import __version__
+from pigeon.admin import ManagementServer, start_management
 from pigeon.auth.users import UserStore
 from pigeon.config import Config
 from pigeon.core.node import Node
+from pigeon.core.ports import Store
+from pigeon.embedded import EmbeddedAPI
 from pigeon.protocols.amqp091.adapter import AMQPSettings, BrokerContext
-from pigeon.admin import ManagementServer, start_management
 from pigeon.protocols.amqp091.server import AMQPListener, AMQPProtocol, start_listener
+from pigeon.storage.memory import MemoryStore
 
 log = logging.getLogger("pigeon.broker")
 
@@ -39,10 +42,11 @@ def _users(config: Config) -> UserStore:
     return users
 
 
-class Broker:
+class Broker(EmbeddedAPI):
     def __init__(self, config: Config | None = None) -> None:
         self.config = config or Config(port=0, data_dir=None, management_port=None)
         self.node: Node | None = None
+        self.store: Store | None = None
         self.context: BrokerContext | None = None
         self._listener: AMQPListener | None = None
         self.management: ManagementServer | None = None
@@ -83,8 +87,14 @@ class Broker:
         config = self.config
         loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
-        self.node = Node(loop)
-        self.node.add_vhost(config.default_vhost)
+        self.store = self._open_store(loop)
+        snapshot = self.store.load()
+        self.node = Node(loop, store=self.store)
+        restored = self.node.restore(snapshot)
+        if restored:
+            log.info("recovered %d persistent messages from %s", restored, config.data_dir)
+        if config.default_vhost not in self.node.vhosts:
+            self.node.add_vhost(config.default_vhost)
         self.context = BrokerContext(
             node=self.node,
             users=_users(config),
@@ -95,6 +105,7 @@ class Broker:
             default_vhost=config.default_vhost,
         )
         self._listener = await start_listener(self.context, config.host, config.port)
+        self.node.vhost_deleted.append(self._listener.close_vhost)
         log.info("Pigeon %s: AMQP 0-9-1 listening on %s:%d", __version__, config.host,
                  self.amqp_port)
         if config.management_port is not None:
@@ -108,9 +119,24 @@ class Broker:
         if self._listener is not None:
             listener, self._listener = self._listener, None
             await listener.close()
+        if self.node is not None:
+            self.node.close()
+        if self.store is not None:
+            store, self.store = self.store, None
+            # Blocks while the writer finishes its last batch: shutdown has nothing else to do.
+            store.close()
             log.info("Pigeon stopped")
         if self._stopped is not None:
             self._stopped.set()
+
+    def _open_store(self, loop: asyncio.AbstractEventLoop) -> Store:
+        """SQLite in the data folder, or nothing on disk when there is no folder."""
+        config = self.config
+        if config.data_dir is None:
+            return MemoryStore()
+        from pigeon.storage.sqlite import SQLiteStore
+
+        return SQLiteStore(config.data_dir, loop=loop, fsync=config.fsync)
 
     async def wait_stopped(self) -> None:
         assert self._stopped is not None, "start the broker first"

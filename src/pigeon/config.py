@@ -30,6 +30,8 @@ class Config:
     frame_max: int = 131072
     channel_max: int = 2047
     max_message_size: int = 128 * 1024 * 1024
+    # False only for throwaway brokers: confirms no longer mean "on disk".
+    fsync: bool = True
     default_user: str = "guest"
     default_password: str = "guest"
     default_vhost: str = "/"

@@ -2,24 +2,38 @@
 
 from __future__ import annotations
 
-from pigeon.core.ports import DeliveryObserver, Scheduler
+from collections.abc import Callable, Mapping
+
+from pigeon.core.binding import Binding, DestinationKind
+from pigeon.core.exchange import EXCHANGE_TYPES, Exchange
+from pigeon.core.ports import BindingRecord, DeliveryObserver, Scheduler, Snapshot, Store
+from pigeon.core.queue import Queue, reserve_sequence
 from pigeon.core.vhost import VirtualHost
 from pigeon.errors import NotFound, PreconditionFailed
 
 
 class Node:
-    def __init__(self, scheduler: Scheduler, name: str = "pigeon@localhost") -> None:
+    def __init__(self, scheduler: Scheduler, name: str = "pigeon@localhost",
+                 store: Store | None = None) -> None:
         self.name = name
         self.scheduler = scheduler
+        self.store = store
         self.vhosts: dict[str, VirtualHost] = {}
         # Shared by every vhost and queue: observers added later see all queues.
         self.observers: list[DeliveryObserver] = []
+        # Called after any change of messages, consumers or topology in any vhost, on the
+        # loop's thread (the embedded API's wait_for re-checks on it). Empty in a server.
+        self.watchers: list[Callable[[], object]] = []
+        # Called with a vhost's name after it was deleted (protocols close its connections).
+        self.vhost_deleted: list[Callable[[str], object]] = []
 
     def add_vhost(self, name: str) -> VirtualHost:
         if name in self.vhosts:
             raise PreconditionFailed(f"vhost '{name}' already exists")
-        vhost = VirtualHost(name, self.scheduler, self.observers)
+        vhost = VirtualHost(name, self.scheduler, self.observers, self.store, self.watchers)
         self.vhosts[name] = vhost
+        if self.store is not None:
+            self.store.save_vhost(name)
         return vhost
 
     def vhost(self, name: str) -> VirtualHost:
@@ -34,3 +48,64 @@ class Node:
             raise NotFound(f"no vhost '{name}'")
         for queue in list(vhost.queues.values()):
             vhost.remove_queue(queue)
+        for exchange in list(vhost.exchanges.values()):
+            vhost.remove_exchange(exchange)
+        if self.store is not None:
+            self.store.delete_vhost(name)
+        for callback in self.vhost_deleted:
+            callback(name)
+
+    def close(self) -> None:
+        """The broker stops: cancel every queue's timers so nothing fires later."""
+        for vhost in self.vhosts.values():
+            for queue in vhost.queues.values():
+                queue.stop_timers()
+
+    def restore(self, snapshot: Snapshot) -> int:
+        """Rebuild durable state from a store's snapshot; returns the messages restored."""
+        for name in snapshot.vhosts:
+            if name not in self.vhosts:
+                self.vhosts[name] = VirtualHost(name, self.scheduler, self.observers,
+                                                self.store, self.watchers)
+        for x in snapshot.exchanges:
+            vhost = self.vhosts.get(x.vhost)
+            if vhost is not None and x.name not in vhost.exchanges and x.type in EXCHANGE_TYPES:
+                vhost.exchanges[x.name] = Exchange(x.name, x.type, durable=True,
+                                                   auto_delete=x.auto_delete,
+                                                   internal=x.internal, arguments=x.arguments)
+        for q in snapshot.queues:
+            vhost = self.vhosts.get(q.vhost)
+            if vhost is not None and q.name not in vhost.queues:
+                vhost.queues[q.name] = Queue(
+                    q.name, vhost.name, scheduler=self.scheduler, hooks=vhost,
+                    observers=self.observers, store=self.store, watchers=self.watchers,
+                    durable=True,
+                    auto_delete=q.auto_delete, arguments=q.arguments)
+        for b in snapshot.bindings:
+            self._restore_binding(b)
+        restored = last = 0
+        for (vhost_name, queue_name), stored in snapshot.messages.items():
+            vhost = self.vhosts.get(vhost_name)
+            queue = vhost.queues.get(queue_name) if vhost is not None else None
+            for item in stored:
+                last = max(last, item.seq)
+                if queue is not None:
+                    queue.restore(item.seq, item.message)
+                    restored += 1
+        reserve_sequence(last)
+        return restored
+
+    def _restore_binding(self, record: BindingRecord) -> None:
+        vhost = self.vhosts.get(record.vhost)
+        if vhost is None:
+            return
+        source = vhost.exchanges.get(record.source)
+        kind = DestinationKind(record.destination_kind)
+        targets: Mapping[str, object] = (vhost.queues if kind is DestinationKind.QUEUE
+                                         else vhost.exchanges)
+        if source is None or record.destination not in targets:
+            return
+        binding = Binding.make(record.source, record.destination, kind, record.routing_key,
+                               record.arguments)
+        if source.bind(binding):
+            vhost.add_binding(binding)

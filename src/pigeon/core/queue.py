@@ -10,24 +10,31 @@ hands dead letters to its vhost through :class:`QueueHooks`.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pigeon.core.arguments import Overflow, QueueArguments, parse_expiration
 from pigeon.core.consumer import Consumer
 from pigeon.core.message import Message
-from pigeon.core.ports import DeliveryObserver, Scheduler, TimerHandle
+from pigeon.core.ports import DeliveryObserver, Scheduler, Store, TimerHandle
 from pigeon.core.ready import ReadyMessages
 from pigeon.errors import AccessRefused
 
 _sequence = itertools.count(1)
 
 
+def reserve_sequence(last: int) -> None:
+    """Recovered messages used sequence numbers up to ``last``; continue above them."""
+    global _sequence
+    _sequence = itertools.count(max(next(_sequence), last + 1))
+
+
 class Entry:
     """One message in one queue."""
 
-    __slots__ = ("enqueued_at", "expires_at", "message", "priority", "redelivered", "seq")
+    __slots__ = ("enqueued_at", "expires_at", "message", "persisted", "priority", "redelivered",
+                 "seq")
 
     def __init__(self, message: Message, seq: int, priority: int, expires_at: float | None,
                  enqueued_at: float) -> None:
@@ -37,6 +44,7 @@ class Entry:
         self.expires_at = expires_at
         self.enqueued_at = enqueued_at
         self.redelivered = False
+        self.persisted = False
 
 
 class QueueHooks(Protocol):
@@ -72,6 +80,8 @@ class Queue:
         scheduler: Scheduler,
         hooks: QueueHooks,
         observers: list[DeliveryObserver] | None = None,
+        store: Store | None = None,
+        watchers: list[Callable[[], object]] | None = None,
         durable: bool = False,
         exclusive_owner: object = None,
         auto_delete: bool = False,
@@ -92,6 +102,10 @@ class Queue:
         self._scheduler = scheduler
         self._hooks = hooks
         self._observers: list[DeliveryObserver] = [] if observers is None else observers
+        # Persistent messages of a durable queue are written here; None: memory only.
+        self._store = store if durable and exclusive_owner is None else None
+        # Told of every change (embedded wait_for); an empty list in a plain server.
+        self._watchers: list[Callable[[], object]] = [] if watchers is None else watchers
         self._had_consumer = False
         self._dispatching = False
         # Single active consumer: the next one waits until the previous one's
@@ -127,6 +141,8 @@ class Queue:
 
     def enqueue(self, message: Message, now: float) -> bool:
         """Add a routed message; False if the overflow mode refused it."""
+        if self._watchers:
+            self._scheduler.call_soon(self._changed)
         if self.would_reject(message):
             self.stats.dropped += 1
             if self.args.overflow is Overflow.REJECT_PUBLISH_DLX:
@@ -140,6 +156,9 @@ class Queue:
         expires_at = None if ttl is None else now + ttl / 1000
         priority = props.priority or 0 if self.args.max_priority else 0
         entry = Entry(message, next(_sequence), priority, expires_at, now)
+        if self._store is not None and message.persistent:
+            self._store.add_message(self.vhost, self.name, entry.seq, message)
+            entry.persisted = True
         self.stats.published += 1
         self.ready.append(entry)
         self._enforce_max_length()
@@ -153,6 +172,10 @@ class Queue:
                 self._schedule_expiry()
         return True
 
+    def _changed(self) -> None:
+        for watcher in self._watchers:
+            watcher()
+
     def _enforce_max_length(self) -> None:
         args = self.args
         if args.max_length is None and args.max_length_bytes is None:
@@ -162,11 +185,14 @@ class Queue:
         while self.ready and (len(self.ready) > max_len or self.ready.bytes > max_bytes):
             entry = self.ready.popleft()
             self.stats.dropped += 1
+            self._forget(entry)
             self._dead_letter(entry.message, "maxlen")
 
     # -- consumers ----------------------------------------------------------
 
     def add_consumer(self, consumer: Consumer) -> None:
+        if self._watchers:
+            self._scheduler.call_soon(self._changed)
         if any(c.exclusive for c in self.consumers) or (consumer.exclusive and self.consumers):
             raise AccessRefused(
                 f"queue '{self.name}' in vhost '{self.vhost}' in exclusive use"
@@ -181,6 +207,8 @@ class Queue:
         self.dispatch()
 
     def remove_consumer(self, consumer: Consumer) -> None:
+        if self._watchers:
+            self._scheduler.call_soon(self._changed)
         if consumer in self.consumers:
             if self.args.single_active_consumer and consumer is self.consumers[0]:
                 self._handing_over = self.unacked > 0
@@ -245,6 +273,8 @@ class Queue:
                     stats.redelivered += 1
                 if consumer.no_ack:
                     stats.acked += 1
+                    if entry.persisted:
+                        self._forget(entry)
                 else:
                     self.unacked += 1
                 consumer.deliver(self, entry)
@@ -256,6 +286,8 @@ class Queue:
     # -- basic.get, settlement ----------------------------------------------
 
     def get(self, no_ack: bool) -> Entry | None:
+        if self._watchers:
+            self._scheduler.call_soon(self._changed)
         now = self._scheduler.time()
         self.touch()
         while self.ready:
@@ -266,6 +298,7 @@ class Queue:
             self.stats.delivered += 1
             if no_ack:
                 self.stats.acked += 1
+                self._forget(entry)
             else:
                 self.unacked += 1
             if self._observers:
@@ -280,14 +313,20 @@ class Queue:
                 observer.acked(self, entry)
 
     def ack(self, entry: Entry) -> None:
+        if self._watchers:
+            self._scheduler.call_soon(self._changed)
         self.unacked -= 1
         self.stats.acked += 1
+        if entry.persisted:
+            self._forget(entry)
         for observer in self._observers:
             observer.acked(self, entry)
         if self._handing_over and not self.unacked:
             self.dispatch()
 
     def requeue(self, entries: Iterable[Entry]) -> None:
+        if self._watchers:
+            self._scheduler.call_soon(self._changed)
         entries = list(entries)
         for entry in entries:
             entry.redelivered = True
@@ -301,30 +340,66 @@ class Queue:
 
     def reject(self, entry: Entry) -> None:
         """Settle without requeue: dead-letter it if the queue says where."""
+        if self._watchers:
+            self._scheduler.call_soon(self._changed)
         self.unacked -= 1
+        self._forget(entry)
         self._dead_letter(entry.message, "rejected")
         if self._handing_over and not self.unacked:
             self.dispatch()
 
     def purge(self) -> int:
-        return len(self.ready.clear())
+        if self._watchers:
+            self._scheduler.call_soon(self._changed)
+        removed = self.ready.clear()
+        if self._store is not None and removed:
+            if self.unacked:
+                # Delivered-but-unacked messages survive a purge: remove only the ready.
+                for entry in removed:
+                    self._forget(entry)
+            else:
+                self._store.purge(self.vhost, self.name)
+        return len(removed)
+
+    def restore(self, seq: int, message: Message) -> None:
+        """Put back a message recovered from the store, as possibly delivered before."""
+        priority = message.properties.priority or 0 if self.args.max_priority else 0
+        now = self._scheduler.time()
+        ttl = self.args.message_ttl
+        entry = Entry(message, seq, priority, None if ttl is None else now + ttl / 1000, now)
+        entry.redelivered = True
+        entry.persisted = True
+        self.ready.append(entry)
+
+    def _forget(self, entry: Entry) -> None:
+        if entry.persisted and self._store is not None:
+            self._store.remove_message(self.vhost, self.name, entry.seq)
+            entry.persisted = False
 
     def delete(self) -> int:
         """Mark deleted and cancel the consumers; returns the ready count dropped."""
+        if self._watchers:
+            self._scheduler.call_soon(self._changed)
         self.deleted = True
         count = len(self.ready.clear())
-        for timer in (self._expiry_timer, self._unused_timer):
-            if timer is not None:
-                timer.cancel()
+        self.stop_timers()
         consumers, self.consumers = self.consumers, []
         for consumer in consumers:
             consumer.cancelled_by_broker()
         return count
 
+    def stop_timers(self) -> None:
+        for timer in (self._expiry_timer, self._unused_timer):
+            if timer is not None:
+                timer.cancel()
+        self._expiry_timer = self._unused_timer = None
+        self._expiry_due = None
+
     # -- expiry ---------------------------------------------------------------
 
     def _expired(self, entry: Entry) -> None:
         self.stats.expired += 1
+        self._forget(entry)
         self._dead_letter(entry.message, "expired")
 
     def _dead_letter(self, message: Message, reason: str) -> None:
@@ -341,6 +416,8 @@ class Queue:
 
     def _expire_head(self, now: float | None = None) -> None:
         """Drop expired messages at the head; only the head expires (as in RabbitMQ)."""
+        if self._watchers:
+            self._scheduler.call_soon(self._changed)
         if now is None:
             now = self._scheduler.time()
         while (head := self.ready.peek()) is not None:

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 from pigeon.core.arguments import EQUIVALENCE_KEYS
 from pigeon.core.binding import Binding, Destination, DestinationKind
 from pigeon.core.exchange import Exchange
+from pigeon.core.ports import BindingRecord, ExchangeRecord, QueueRecord, Store
 from pigeon.core.queue import Queue
 
 
@@ -35,8 +36,10 @@ def _described(value: object) -> str:
 
 
 class Topology:
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, store: Store | None = None) -> None:
         self.name = name
+        # Durable definitions go to the store; None keeps everything in memory only.
+        self.store = store
         self.exchanges: dict[str, Exchange] = {}
         self.queues: dict[str, Queue] = {}
         # Bindings by destination, so deleting a queue finds its bindings at once.
@@ -47,8 +50,34 @@ class Topology:
 
     def add_binding(self, binding: Binding) -> None:
         self._inbound[(binding.destination_kind, binding.destination)].add(binding)
+        record = self._durable_binding(binding)
+        if record is not None and self.store is not None:
+            self.store.save_binding(record)
+
+    def _durable_binding(self, binding: Binding,
+                         source: Exchange | None = None) -> BindingRecord | None:
+        """A binding is durable when both its ends are (RabbitMQ's rule)."""
+        source = source or self.exchanges.get(binding.source)
+        if binding.destination_kind is DestinationKind.QUEUE:
+            destination: Exchange | Queue | None = self.queues.get(binding.destination)
+        else:
+            destination = self.exchanges.get(binding.destination)
+        if source is None or destination is None or not source.durable:
+            return None
+        if not destination.durable or getattr(destination, "exclusive", False):
+            return None
+        return BindingRecord(self.name, binding.source, binding.destination,
+                             str(binding.destination_kind), binding.routing_key,
+                             binding.argument_dict)
+
+    def _forget_binding(self, binding: Binding, source: Exchange | None = None) -> None:
+        if self.store is not None:
+            record = self._durable_binding(binding, source)
+            if record is not None:
+                self.store.delete_binding(record)
 
     def drop_binding(self, binding: Binding) -> None:
+        self._forget_binding(binding)
         key = (binding.destination_kind, binding.destination)
         inbound = self._inbound.get(key)
         if inbound is not None:
@@ -64,6 +93,7 @@ class Topology:
 
     def _drop_inbound(self, destination: Destination) -> None:
         for binding in self._inbound.pop(destination, set()):
+            self._forget_binding(binding)
             source = self.exchanges.get(binding.source)
             if source is not None:
                 source.unbind(binding)
@@ -73,19 +103,35 @@ class Topology:
     def remove_exchange(self, exchange: Exchange) -> None:
         if self.exchanges.get(exchange.name) is not exchange:
             return
+        self._drop_inbound((DestinationKind.EXCHANGE, exchange.name))
         del self.exchanges[exchange.name]
         for binding in list(exchange.bindings):
+            self._forget_binding(binding, exchange)
             exchange.unbind(binding)
             self.drop_binding(binding)
-        self._drop_inbound((DestinationKind.EXCHANGE, exchange.name))
+        if exchange.durable and self.store is not None:
+            self.store.delete_exchange(self.name, exchange.name)
         self.changed()
 
     def remove_queue(self, queue: Queue) -> int:
+        self._drop_inbound((DestinationKind.QUEUE, queue.name))
         if self.queues.get(queue.name) is queue:
             del self.queues[queue.name]
-        self._drop_inbound((DestinationKind.QUEUE, queue.name))
+        if queue.durable and not queue.exclusive and self.store is not None:
+            self.store.delete_queue(self.name, queue.name)
         self.changed()
         return queue.delete()
+
+    def persist_exchange(self, exchange: Exchange) -> None:
+        if exchange.durable and self.store is not None:
+            self.store.save_exchange(ExchangeRecord(
+                self.name, exchange.name, exchange.type, exchange.durable,
+                exchange.auto_delete, exchange.internal, dict(exchange.arguments)))
+
+    def persist_queue(self, queue: Queue) -> None:
+        if queue.durable and not queue.exclusive and self.store is not None:
+            self.store.save_queue(QueueRecord(self.name, queue.name, queue.durable,
+                                              queue.auto_delete, dict(queue.arguments)))
 
     def queue_inequivalence(self, queue: Queue, durable: bool, exclusive: bool,
                             auto_delete: bool, arguments: Mapping[str, Any]) -> str | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +19,7 @@ from pigeon.core.arguments import parse_expiration
 from pigeon.core.binding import Binding, DestinationKind
 from pigeon.core.exchange import EXCHANGE_TYPES, Exchange, exchange_argument_error
 from pigeon.core.message import Message
-from pigeon.core.ports import DeliveryObserver, Scheduler
+from pigeon.core.ports import DeliveryObserver, Scheduler, Store
 from pigeon.core.queue import Queue
 from pigeon.core.topology import DeclaredQueue, Topology
 from pigeon.errors import (
@@ -56,8 +56,11 @@ class VhostStats:
 
 class VirtualHost(Topology):
     def __init__(self, name: str, scheduler: Scheduler,
-                 observers: list[DeliveryObserver] | None = None) -> None:
-        super().__init__(name)
+                 observers: list[DeliveryObserver] | None = None,
+                 store: Store | None = None,
+                 watchers: list[Callable[[], object]] | None = None) -> None:
+        super().__init__(name, store)
+        self.watchers: list[Callable[[], object]] = [] if watchers is None else watchers
         self.scheduler = scheduler
         self.observers: list[DeliveryObserver] = [] if observers is None else observers
         self.stats = VhostStats()
@@ -67,6 +70,8 @@ class VirtualHost(Topology):
 
     def changed(self) -> None:
         self._route_cache.clear()
+        for watcher in self.watchers:
+            watcher()
 
     # -- exchanges ------------------------------------------------------------
 
@@ -109,6 +114,7 @@ class VirtualHost(Topology):
             arguments=arguments,
         )
         self.exchanges[name] = exchange
+        self.persist_exchange(exchange)
         self.changed()
         return exchange
 
@@ -164,11 +170,12 @@ class VirtualHost(Topology):
             return DeclaredQueue(existing, existing.message_count, len(existing.consumers))
         queue = Queue(
             name, self.name, scheduler=self.scheduler, hooks=self, observers=self.observers,
-            durable=durable,
+            store=self.store, watchers=self.watchers, durable=durable,
             exclusive_owner=owner if exclusive else None, auto_delete=auto_delete,
             arguments=arguments,
         )
         self.queues[name] = queue
+        self.persist_queue(queue)
         self.changed()
         return DeclaredQueue(queue, 0, 0)
 

@@ -180,11 +180,16 @@ class AMQPHandler:
         self._vhost: VirtualHost | None = None
         self.output_paused = False
         self.closed = False
+        self._syncing = 0  # store barriers this connection waits for
 
     @property
     def vhost(self) -> VirtualHost:
         assert self._vhost is not None, "channel methods only arrive after connection.open"
         return self._vhost
+
+    @property
+    def vhost_name(self) -> str | None:
+        return self._vhost.name if self._vhost is not None else None
 
     @property
     def spec_qos(self) -> bool:
@@ -212,10 +217,38 @@ class AMQPHandler:
             if event is c.NEED_DATA:
                 break
             self.handle(event)
-        for channel in self.channels.values():
-            if channel.confirms:
-                channel.flush_confirms()
+        self._confirm()
         self.want_flush()
+
+    def _confirm(self) -> None:
+        """Confirm this batch's publishes once what they wrote is on disk.
+
+        The store's barrier covers every write queued before it, and barriers
+        complete in order, so confirms go out in publish order (amqp0-9-1 §3.1.4
+        publisher confirms; "persisted" for persistent messages, DESIGN.md).
+        """
+        batch = [(channel, channel.confirms) for channel in self.channels.values()
+                 if channel.confirms]
+        if not batch:
+            return
+        for channel, _ in batch:
+            channel.confirms = []
+        store = self.context.node.store
+        if store is None or not (store.dirty or self._syncing):
+            self._send_confirms(batch)
+            return
+        self._syncing += 1
+        store.sync(lambda: self._synced(batch))
+
+    def _synced(self, batch: list[tuple[Channel, list[tuple[int, bool]]]]) -> None:
+        self._syncing -= 1
+        self._send_confirms(batch)
+        self.want_flush()
+
+    def _send_confirms(self, batch: list[tuple[Channel, list[tuple[int, bool]]]]) -> None:
+        for channel, confirms in batch:
+            if self.channels.get(channel.number) is channel:
+                channel.send_confirms(confirms)
 
     def handle(self, event: object) -> None:
         if isinstance(event, c.ContentReceived):
@@ -353,7 +386,7 @@ class AMQPHandler:
             self._vhost.delete_owned_by(self)
 
     def shutdown(self, text: str = "CONNECTION_FORCED - broker shutdown") -> None:
-        """The broker is stopping: tell the client (320) and let go."""
+        """Close the connection from the broker's side (320), and let go of its state."""
         if self.conn.state is c.ConnState.OPEN:
             self.conn.close(ReplyCode.CONNECTION_FORCED, text)
         self.connection_lost()

@@ -134,9 +134,8 @@ class Channel:
             encoded = message.encoded[PROTOCOL] = encode_properties(message.properties)
         return encoded
 
-    def flush_confirms(self) -> None:
-        """Send pending confirms, one ``multiple`` ack per run of successes."""
-        confirms, self.confirms = self.confirms, []
+    def send_confirms(self, confirms: list[tuple[int, bool]]) -> None:
+        """Send confirms, in order, one ``multiple`` ack per run of successes."""
         send = self.handler.conn.send_method
         run_end = 0
         run_length = 0

@@ -12,6 +12,7 @@ import asyncio
 import ipaddress
 import logging
 import socket
+from typing import cast
 
 from pigeon.protocols.amqp091.adapter import AMQPHandler, BrokerContext
 from pigeon.protocols.amqp091.connection import ConnState
@@ -50,8 +51,9 @@ class AMQPProtocol(asyncio.Protocol):
     # -- asyncio.Protocol ------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
+        self.transport = cast(asyncio.Transport, transport)
+        transport = self.transport
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             # Small messages must not wait for Nagle's algorithm (DESIGN.md, "Hot path").
@@ -166,12 +168,12 @@ class AMQPProtocol(asyncio.Protocol):
         self._wrote_since_tick = False
         self._schedule_tick(delay)
 
-    def shutdown(self) -> None:
-        """Broker shutdown: send connection.close (320) and flush it out."""
+    def shutdown(self, text: str = "CONNECTION_FORCED - broker shutdown") -> None:
+        """Close from the broker's side: send connection.close (320) and flush it out."""
         handler, transport = self.handler, self.transport
         if handler is None or transport is None or transport.is_closing():
             return
-        handler.shutdown()
+        handler.shutdown(text)
         data = handler.conn.data_to_send()
         if data:
             transport.write(data)
@@ -189,6 +191,13 @@ class AMQPListener:
     def port(self) -> int:
         sock = self.server.sockets[0]
         return int(sock.getsockname()[1])
+
+    def close_vhost(self, vhost: str) -> None:
+        """A vhost was deleted: its connections are closed, as RabbitMQ does (320)."""
+        for protocol in list(self.connections):
+            handler = protocol.handler
+            if handler is not None and handler.vhost_name == vhost:
+                protocol.shutdown(f"CONNECTION_FORCED - vhost '{vhost}' is deleted")
 
     async def close(self) -> None:
         self.server.close()
