@@ -112,9 +112,9 @@ async def run(s: Scenario) -> Result:
     try:
         await _declare(control, topo, s.persistent)
         consumers = [
-            await _consumer(url, q, s.prefetch, i) for i, q in enumerate(topo.consumer_queues)
+            await _consumer(url, q, s.prefetch, i, clients)
+            for i, q in enumerate(topo.consumer_queues)
         ]
-        clients += consumers
         publishers = [await _publisher(url, s, target, clients) for target in topo.targets]
         await _measure(s, topo, publishers, consumers, result)
     finally:
@@ -142,14 +142,17 @@ async def _teardown(control: AmqpClient, topo: _Topology, result: Result) -> Non
             await control.call(wire.exchange_delete(CHANNEL, topo.exchange), wire.EXCHANGE_DELETE)
         for queue in topo.queues:
             await control.call(wire.queue_delete(CHANNEL, queue), wire.QUEUE_DELETE)
-    except BrokerClosed as exc:
-        result.errors.append(f"teardown: {exc}")
+    except (BrokerClosed, TimeoutError) as exc:
+        result.errors.append(f"teardown: {type(exc).__name__}: {exc}")
     finally:
         await control.close()
 
 
-async def _consumer(url: BrokerUrl, queue: str, prefetch: int, index: int) -> AmqpClient:
+async def _consumer(
+    url: BrokerUrl, queue: str, prefetch: int, index: int, clients: list[AmqpClient]
+) -> AmqpClient:
     client = await AmqpClient.connect(url)
+    clients.append(client)
     if prefetch:
         await client.call(wire.basic_qos(CHANNEL, prefetch), wire.BASIC_QOS)
     # Ack with multiple=True every half window so the broker never waits on us.
