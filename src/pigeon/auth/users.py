@@ -1,25 +1,91 @@
-"""Users, their passwords and tags, and which vhosts they may use.
+"""Users, their passwords and tags, and their permissions in each vhost.
 
-Passwords are kept as salted SHA-256 hashes (RabbitMQ's default scheme), never
-in clear. The built-in ``guest`` user may only log in from loopback, as in
-RabbitMQ.
+Passwords are never kept in clear. New passwords are hashed with scrypt
+(RFC 7914), a standard memory-hard KDF, and stored as a self-describing
+string (``$scrypt$ln=14,r=8,p=1$salt$hash``). Hashes imported from RabbitMQ
+definitions (``rabbit_password_hashing_sha256``: a 4-byte salt followed by
+SHA-256 of salt + password) are accepted and kept as they are, so an exported
+RabbitMQ user logs in unchanged and exports back unchanged.
+
+scrypt costs tens of milliseconds on purpose, so a verified password is
+remembered (as a keyed HMAC, never in clear) and later logins of the same
+user with the same password cost microseconds.
+
+The built-in ``guest`` user may only log in from loopback, as in RabbitMQ.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import os
+from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Any
+
+SHA256_HASHING = "rabbit_password_hashing_sha256"
+SCRYPT_HASHING = "pigeon_password_hashing_scrypt"
+_SCRYPT_PREFIX = b"$scrypt$"
+# Percival's "interactive login" parameters (scrypt paper, §7): 16 MiB, ~60 ms.
+SCRYPT_LOG_N = 14
+SCRYPT_R = 8
+SCRYPT_P = 1
+_LEGACY_SALT = 4
+_VERIFIED_CACHE_SIZE = 1024
 
 
-def hash_password(password: str, salt: bytes | None = None) -> bytes:
-    salt = os.urandom(4) if salt is None else salt
+def _b64(raw: bytes) -> bytes:
+    return base64.b64encode(raw).rstrip(b"=")
+
+
+def _unb64(text: bytes) -> bytes:
+    return base64.b64decode(text + b"=" * (-len(text) % 4), validate=True)
+
+
+def hash_password(password: str, salt: bytes | None = None, *,
+                  log_n: int = SCRYPT_LOG_N) -> bytes:
+    """A new scrypt hash of ``password`` in Pigeon's self-describing format."""
+    salt = os.urandom(16) if salt is None else salt
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=1 << log_n, r=SCRYPT_R,
+                            p=SCRYPT_P, dklen=32)
+    params = f"ln={log_n},r={SCRYPT_R},p={SCRYPT_P}".encode()
+    return _SCRYPT_PREFIX + params + b"$" + _b64(salt) + b"$" + _b64(digest)
+
+
+def rabbit_sha256_hash(password: str, salt: bytes | None = None) -> bytes:
+    """RabbitMQ's own scheme, for tests and for interoperating with its tools."""
+    salt = os.urandom(_LEGACY_SALT) if salt is None else salt
     return salt + hashlib.sha256(salt + password.encode()).digest()
 
 
+def hashing_algorithm(stored: bytes) -> str:
+    """The definitions' ``hashing_algorithm`` name for a stored hash."""
+    return SCRYPT_HASHING if stored.startswith(_SCRYPT_PREFIX) else SHA256_HASHING
+
+
+def _check_scrypt(password: str, stored: bytes) -> bool:
+    try:
+        _, _, params, salt, digest = stored.split(b"$")
+        values = dict(p.split(b"=") for p in params.split(b","))
+        log_n, r, p = int(values[b"ln"]), int(values[b"r"]), int(values[b"p"])
+        salt, digest = _unb64(salt), _unb64(digest)
+    except (ValueError, KeyError):
+        return False
+    if not (1 <= log_n <= 20 and 1 <= r <= 32 and 1 <= p <= 16):
+        return False  # refuse parameters that would let a stored hash exhaust memory
+    computed = hashlib.scrypt(password.encode(), salt=salt, n=1 << log_n, r=r, p=p,
+                              maxmem=256 * 1024 * 1024, dklen=len(digest))
+    return hmac.compare_digest(computed, digest)
+
+
 def check_password(password: str, stored: bytes) -> bool:
-    return hmac.compare_digest(hash_password(password, stored[:4]), stored)
+    """Whether ``password`` matches ``stored`` (scrypt, or RabbitMQ's salted SHA-256)."""
+    if stored.startswith(_SCRYPT_PREFIX):
+        return _check_scrypt(password, stored)
+    if len(stored) != _LEGACY_SALT + 32:
+        return False  # an empty hash: no password login, as in RabbitMQ
+    return hmac.compare_digest(rabbit_sha256_hash(password, stored[:_LEGACY_SALT]), stored)
 
 
 @dataclass(slots=True)
@@ -29,19 +95,64 @@ class User:
     tags: frozenset[str] = frozenset()
     loopback_only: bool = False
 
+    @property
+    def hashing_algorithm(self) -> str:
+        return hashing_algorithm(self.password_hash)
+
 
 @dataclass(slots=True)
-class Permission:
+class PermissionSet:
+    """A user's configure/write/read regular expressions in one vhost."""
+
     configure: str = ".*"
     write: str = ".*"
     read: str = ".*"
+
+
+# The name the management API and definitions code import.
+Permission = PermissionSet
+
+
+@dataclass(slots=True, frozen=True)
+class TopicPermission:
+    """Write/read patterns for routing keys on one topic exchange (RabbitMQ's
+    topic authorisation); ``{username}`` and ``{vhost}`` are expanded."""
+
+    exchange: str
+    write: str = ".*"
+    read: str = ".*"
+
+
+class _Verified:
+    """Recently verified passwords as HMACs under a per-process key."""
+
+    def __init__(self) -> None:
+        self._key = os.urandom(32)
+        self._seen: OrderedDict[tuple[str, bytes], bytes] = OrderedDict()
+
+    def _mac(self, password: str) -> bytes:
+        return hmac.new(self._key, password.encode(), hashlib.sha256).digest()
+
+    def known(self, name: str, stored: bytes, password: str) -> bool:
+        mac = self._seen.get((name, stored))
+        return mac is not None and hmac.compare_digest(mac, self._mac(password))
+
+    def remember(self, name: str, stored: bytes, password: str) -> None:
+        self._seen[(name, stored)] = self._mac(password)
+        self._seen.move_to_end((name, stored))
+        while len(self._seen) > _VERIFIED_CACHE_SIZE:
+            self._seen.popitem(last=False)
 
 
 @dataclass
 class UserStore:
     users: dict[str, User] = field(default_factory=dict)
     # (vhost, user) -> permission
-    permissions: dict[tuple[str, str], Permission] = field(default_factory=dict)
+    permissions: dict[tuple[str, str], PermissionSet] = field(default_factory=dict)
+    # (vhost, user) -> exchange -> topic permission
+    topic_permissions: dict[tuple[str, str], dict[str, TopicPermission]] = field(
+        default_factory=dict)
+    _verified: _Verified = field(default_factory=_Verified, repr=False)
 
     def add_user(self, name: str, password: str, tags: frozenset[str] = frozenset(),
                  *, loopback_only: bool = False) -> User:
@@ -49,17 +160,54 @@ class UserStore:
         self.users[name] = user
         return user
 
-    def set_permission(self, vhost: str, user: str, permission: Permission | None = None) -> None:
-        self.permissions[(vhost, user)] = permission or Permission()
+    def set_permission(self, vhost: str, user: str,
+                       permission: PermissionSet | None = None) -> None:
+        self.permissions[(vhost, user)] = permission or PermissionSet()
+
+    def set_topic_permission(self, vhost: str, user: str, permission: TopicPermission) -> None:
+        self.topic_permissions.setdefault((vhost, user), {})[permission.exchange] = permission
+
+    def clear_topic_permissions(self, vhost: str, user: str, exchange: str | None = None) -> None:
+        if exchange is None:
+            self.topic_permissions.pop((vhost, user), None)
+        else:
+            self.topic_permissions.get((vhost, user), {}).pop(exchange, None)
+
+    def permission(self, vhost: str, user: str) -> PermissionSet | None:
+        return self.permissions.get((vhost, user))
+
+    def topic_permission(self, vhost: str, user: str, exchange: str) -> TopicPermission | None:
+        return self.topic_permissions.get((vhost, user), {}).get(exchange)
 
     def authenticate(self, name: str, password: str) -> User | None:
         user = self.users.get(name)
-        if user is None or not check_password(password, user.password_hash):
+        if user is None:
             return None
+        stored = user.password_hash
+        if self._verified.known(name, stored, password):
+            return user
+        if not check_password(password, stored):
+            return None
+        self._verified.remember(name, stored, password)
         return user
 
     def may_access(self, user: User, vhost: str) -> bool:
         return (vhost, user.name) in self.permissions
+
+    def definitions(self) -> dict[str, Any]:
+        """Users and permissions as RabbitMQ's definitions export shapes them."""
+        return {
+            "users": [{"name": u.name, "password_hash": base64.b64encode(u.password_hash).decode(),
+                       "hashing_algorithm": u.hashing_algorithm, "tags": sorted(u.tags)}
+                      for u in self.users.values()],
+            "permissions": [{"user": user, "vhost": vhost, "configure": p.configure,
+                             "write": p.write, "read": p.read}
+                            for (vhost, user), p in self.permissions.items()],
+            "topic_permissions": [{"user": user, "vhost": vhost, "exchange": t.exchange,
+                                   "write": t.write, "read": t.read}
+                                  for (vhost, user), by_x in self.topic_permissions.items()
+                                  for t in by_x.values()],
+        }
 
 
 def default_users(vhost: str = "/") -> UserStore:
@@ -68,3 +216,24 @@ def default_users(vhost: str = "/") -> UserStore:
     store.add_user("guest", "guest", frozenset({"administrator"}), loopback_only=True)
     store.set_permission(vhost, "guest")
     return store
+
+
+def parse_password_hash(value: str, algorithm: str | None) -> bytes:
+    """A stored hash from a definitions/API ``password_hash`` (base64) and its
+    ``hashing_algorithm``; ValueError with the reason when it is not one we accept."""
+    if algorithm not in (None, SHA256_HASHING, SCRYPT_HASHING):
+        raise ValueError(f"unsupported hashing_algorithm {algorithm!r}; Pigeon accepts "
+                         f"{SHA256_HASHING} and {SCRYPT_HASHING}")
+    if value == "":
+        return b""  # no password: the user cannot log in with one, as in RabbitMQ
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except ValueError:
+        raise ValueError("password_hash is not valid base64") from None
+    if raw.startswith(_SCRYPT_PREFIX):
+        if raw.count(b"$") != 4:
+            raise ValueError("password_hash is not a well-formed scrypt hash")
+        return raw
+    if len(raw) != _LEGACY_SALT + 32:
+        raise ValueError("password_hash must be a 4-byte salt and a SHA-256 digest")
+    return raw

@@ -1,0 +1,21 @@
+"""A real broker for the security tests, and a check that it still serves others."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from pigeon.broker import Broker
+from pigeon.config import Config
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[Broker]:
+    with Broker.in_thread(Config(port=0, data_dir=None, management_port=None)) as running:
+        yield running
+
+
+@pytest.fixture
+def port(broker: Broker) -> int:
+    return broker.amqp_port
