@@ -209,16 +209,32 @@ class AMQPHandler:
 
     # -- input -------------------------------------------------------------------
 
-    def data_received(self, data: bytes) -> None:
+    def data_received(self, data: bytes, budget: int = 1 << 30) -> bool:
+        """Take bytes from the client; see :meth:`process`."""
+        self.conn.receive_data(data)
+        return self.process(budget)
+
+    def process(self, budget: int = 1 << 30) -> bool:
+        """Handle at most ``budget`` events; True if more are waiting in the buffer.
+
+        The budget is what keeps one flooding publisher from holding the event loop:
+        the glue stops reading from a connection with work left and lets every other
+        connection have its turn before this one continues.
+        """
         conn = self.conn
-        conn.receive_data(data)
+        more = False
         while True:
             event = conn.next_event()
             if event is c.NEED_DATA:
                 break
             self.handle(event)
+            budget -= 1
+            if budget <= 0:
+                more = True
+                break
         self._confirm()
         self.want_flush()
+        return more
 
     def _confirm(self) -> None:
         """Confirm this batch's publishes once what they wrote is on disk.
