@@ -127,13 +127,17 @@ def open_checked(directory: Path, *, fsync: bool) -> sqlite3.Connection:
     # can never mislead recovery.
     _sidecar(path, "-shm").unlink(missing_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S")
+    _check_orphan_wal(path, stamp)
     wal_was_damaged = _check_wal_header(path, stamp)
+    wal = _sidecar(path, "-wal")
+    wal_present = wal.exists() and wal.stat().st_size >= _WAL_HEADER.size
     conn: sqlite3.Connection | None = None
     try:
         conn = connect(path, fsync=fsync)
         _check_database(conn)
         if not wal_was_damaged:
             _check_wal_frames(conn, path, stamp)
+        _check_clean_shutdown(conn, wal_present)
         return conn
     except sqlite3.DatabaseError as exc:
         log.warning("database %s is damaged (%s); moving it aside and salvaging", path, exc)
@@ -143,6 +147,30 @@ def open_checked(directory: Path, *, fsync: bool) -> sqlite3.Connection:
     fresh = connect(path, fsync=fsync)
     salvage(aside, fresh)
     return fresh
+
+
+def _check_clean_shutdown(conn: sqlite3.Connection, wal_present: bool) -> None:
+    """Warn when the WAL is gone although the last run did not shut down cleanly.
+
+    While a store is open its WAL file always exists and holds at least a
+    header (we never truncate it to zero but at a clean close), so its absence
+    after a crash means it was lost, with whatever it held. The flag is set
+    (committed) now and cleared by :func:`mark_clean` at close.
+    """
+    row = conn.execute("SELECT value FROM meta WHERE key = 'open'").fetchone()
+    if row is not None and row[0] == 1 and not wal_present:
+        log.warning(
+            "the WAL of %s is missing after an unclean shutdown: transactions committed "
+            "since the last checkpoint are lost",
+            DB_NAME,
+        )
+    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('open', 1)")
+    # Into the database file itself, so that losing the WAL does not lose the flag.
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+
+def mark_clean(conn: sqlite3.Connection) -> None:
+    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('open', 0)")
 
 
 def _check_database(conn: sqlite3.Connection) -> None:
@@ -161,25 +189,65 @@ def _sidecar(path: Path, suffix: str) -> Path:
     return path.with_name(path.name + suffix)
 
 
+def _check_orphan_wal(path: Path, stamp: str) -> None:
+    """Keep aside a WAL whose database file is missing or empty.
+
+    SQLite deletes the WAL of a zero-length database when it opens it (the
+    WAL's frames are changes to pages the file no longer has): say so and
+    keep the file, rather than let it vanish silently.
+    """
+    wal = _sidecar(path, "-wal")
+    if not wal.exists() or wal.stat().st_size <= _WAL_HEADER.size:
+        return
+    if path.exists() and path.stat().st_size > 0:
+        return
+    kept = wal.with_name(f"{wal.name}.damaged-{stamp}")
+    wal.rename(kept)
+    log.warning(
+        "database %s is missing or empty: its WAL (%d bytes of later transactions) cannot be "
+        "applied and was moved aside as %s",
+        path,
+        kept.stat().st_size,
+        kept.name,
+    )
+
+
 def _check_wal_header(path: Path, stamp: str) -> bool:
-    """Keep aside a WAL whose header is unreadable (SQLite then ignores the whole file)."""
+    """Keep aside a WAL whose header is damaged (SQLite then ignores the whole file)."""
     wal = _sidecar(path, "-wal")
     try:
         with wal.open("rb") as f:
             head = f.read(_WAL_HEADER.size)
     except FileNotFoundError:
         return False
-    if not head:
-        return False
-    if len(head) == _WAL_HEADER.size and _WAL_HEADER.unpack(head)[0] in _WAL_MAGIC:
+    if not head or _wal_header_ok(head):
         return False
     size = wal.stat().st_size
     kept = wal.with_name(f"{wal.name}.damaged-{stamp}")
     shutil.copyfile(wal, kept)
     log.warning(
-        "WAL %s has no valid header: its %d bytes are ignored (kept as %s)", wal, size, kept.name
+        "WAL %s has a damaged header: its %d bytes are ignored (kept as %s)",
+        wal,
+        size,
+        kept.name,
     )
     return True
+
+
+def _wal_header_ok(head: bytes) -> bool:
+    """Magic and checksum of a WAL header (sqlite.org/fileformat2.html, "WAL File Format")."""
+    if len(head) < _WAL_HEADER.size:
+        return False
+    magic, *_, check1, check2 = _WAL_HEADER.unpack(head)
+    if magic not in _WAL_MAGIC:
+        return False
+    # The checksum's words are big-endian when the magic's low bit is set.
+    words = struct.unpack((">" if magic & 1 else "<") + "6I", head[:24])
+    s0 = s1 = 0
+    for i in range(0, 6, 2):
+        s0 = (s0 + words[i] + s1) & 0xFFFFFFFF
+        s1 = (s1 + words[i + 1] + s0) & 0xFFFFFFFF
+    return (s0, s1) == (check1, check2)
 
 
 def _check_wal_frames(conn: sqlite3.Connection, path: Path, stamp: str) -> None:

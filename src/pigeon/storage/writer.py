@@ -24,7 +24,7 @@ from typing import Any
 
 from pigeon.core.message import Message
 from pigeon.core.ports import BindingRecord, ExchangeRecord, QueueRecord
-from pigeon.storage import rows
+from pigeon.storage import database, rows
 from pigeon.storage.bodies import BodyCodec
 
 log = logging.getLogger("pigeon.storage")
@@ -88,6 +88,7 @@ class Writer:
         while (batch := self._inbox.get()) is not None:
             self._done(batch, self._commit(batch))
         try:
+            database.mark_clean(self._conn)
             # Move the WAL into the database and empty it: a clean folder.
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.Error as exc:
