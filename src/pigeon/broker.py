@@ -28,6 +28,7 @@ from pigeon.core.ports import Store
 from pigeon.embedded import EmbeddedAPI
 from pigeon.protocols.amqp091.adapter import AMQPSettings, BrokerContext
 from pigeon.protocols.amqp091.server import AMQPListener, AMQPProtocol, start_listener
+from pigeon.resources import ResourceMonitor
 from pigeon.storage.memory import MemoryStore
 
 log = logging.getLogger("pigeon.broker")
@@ -50,6 +51,7 @@ class Broker(EmbeddedAPI):
         self.context: BrokerContext | None = None
         self._listener: AMQPListener | None = None
         self.management: ManagementServer | None = None
+        self.resources: ResourceMonitor | None = None
         self._stopped: asyncio.Event | None = None
 
     @property
@@ -106,6 +108,11 @@ class Broker(EmbeddedAPI):
         )
         self._listener = await start_listener(self.context, config.host, config.port)
         self.node.vhost_deleted.append(self._listener.close_vhost)
+        self.resources = ResourceMonitor(
+            self.context.alarms, loop, memory_watermark=config.memory_high_watermark,
+            disk_free_limit=config.disk_free_limit, data_dir=config.data_dir,
+            store_failing=lambda: bool(getattr(self.store, "failing", False)))
+        self.resources.start()
         log.info("Pigeon %s: AMQP 0-9-1 listening on %s:%d", __version__, config.host,
                  self.amqp_port)
         if config.management_port is not None:
@@ -113,6 +120,8 @@ class Broker(EmbeddedAPI):
             log.info("management listening on %s:%d", config.host, self.management.port)
 
     async def stop(self) -> None:
+        if self.resources is not None:
+            self.resources.stop()
         if self.management is not None:
             management, self.management = self.management, None
             await management.close()

@@ -32,6 +32,9 @@ class Config:
     max_message_size: int = 128 * 1024 * 1024
     # False only for throwaway brokers: confirms no longer mean "on disk".
     fsync: bool = True
+    # Resource alarms: a fraction of RAM (<= 1.0) or bytes; free bytes in the data folder.
+    memory_high_watermark: float = 0.4
+    disk_free_limit: int = 50_000_000
     default_user: str = "guest"
     default_password: str = "guest"
     default_vhost: str = "/"
@@ -73,6 +76,11 @@ def _convert(name: str, current: Any, value: Any) -> Any:
         if value.lower() in ("0", "false", "no", "off"):
             return False
         raise ConfigError(f"{name} must be true or false, not {value!r}")
+    if isinstance(current, float):
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, not {value!r}") from None
     if isinstance(current, int):
         try:
             return int(value)

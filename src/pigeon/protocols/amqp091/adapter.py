@@ -17,6 +17,7 @@ from typing import Any
 from pigeon import __version__
 from pigeon.auth.sasl import parse_plain
 from pigeon.auth.users import UserStore
+from pigeon.core.alarms import Alarms
 from pigeon.core.message import Message
 from pigeon.core.node import Node
 from pigeon.core.ports import Scheduler
@@ -117,6 +118,7 @@ class BrokerContext:
     settings: AMQPSettings = field(default_factory=AMQPSettings)
     replies: ReplyRegistry = field(default_factory=ReplyRegistry)
     default_vhost: str = "/"
+    alarms: Alarms = field(default_factory=Alarms)
 
 
 ChannelMethod = Callable[[Channel, Any], None]
@@ -181,6 +183,10 @@ class AMQPHandler:
         self.output_paused = False
         self.closed = False
         self._syncing = 0  # store barriers this connection waits for
+        # A resource alarm stopped this connection after it published (RabbitMQ's
+        # "blocked"): nothing more is read from it until the alarms clear.
+        self.blocked = False
+        self._told_blocked = False
 
     @property
     def vhost(self) -> VirtualHost:
@@ -222,16 +228,14 @@ class AMQPHandler:
         connection have its turn before this one continues.
         """
         conn = self.conn
-        more = False
-        while True:
+        more = self.blocked
+        while not more:
             event = conn.next_event()
             if event is c.NEED_DATA:
                 break
             self.handle(event)
             budget -= 1
-            if budget <= 0:
-                more = True
-                break
+            more = budget <= 0 or self.blocked
         self._confirm()
         self.want_flush()
         return more
@@ -295,6 +299,19 @@ class AMQPHandler:
             channel.publish(event.method, event.properties, event.body, event.encoded_props)
         except PigeonError as error:
             self.fail(error, event.channel, event.method)
+        alarms = self.context.alarms
+        if alarms and not self.blocked:
+            self.blocked = True
+            if self.client_capability("connection.blocked"):
+                self.conn.send_blocked(alarms.reason)
+                self._told_blocked = True
+
+    def unblock(self) -> None:
+        """The alarms cleared: the glue reads this connection again."""
+        if self._told_blocked:
+            self.conn.send_unblocked()
+            self._told_blocked = False
+        self.blocked = False
 
     def _on_method(self, event: c.MethodReceived) -> None:
         channel = self.channels.get(event.channel)

@@ -104,10 +104,18 @@ class AMQPProtocol(asyncio.Protocol):
             if not self._reading_paused:
                 self._reading_paused = True
                 transport.pause_reading()
-            self.loop.call_soon(self._continue)
+            if not handler.blocked:  # blocked: wait for alarms_changed instead
+                self.loop.call_soon(self._continue)
         elif self._reading_paused:
             self._reading_paused = False
             transport.resume_reading()
+
+    def alarms_changed(self, active: bool) -> None:
+        handler = self.handler
+        if not active and handler is not None and handler.blocked:
+            handler.unblock()
+            self._want_flush()
+            self._process()
 
     def _continue(self) -> None:
         if self.handler is not None and not self.handler.closed:
@@ -186,7 +194,8 @@ class AMQPProtocol(asyncio.Protocol):
         if handler is None or transport is None or transport.is_closing():
             return
         silent = self.loop.time() - self._last_received
-        if silent > 4 * delay:  # two heartbeat intervals without a frame
+        if silent > 4 * delay and not handler.blocked:  # two intervals without a frame
+            # (A blocked connection is not read, so its silence proves nothing.)
             log.info("missed heartbeats from %s, closing", handler.peer)
             transport.abort()
             return
@@ -211,9 +220,16 @@ class AMQPProtocol(asyncio.Protocol):
 class AMQPListener:
     """A bound AMQP listener and the connections it accepted."""
 
-    def __init__(self, server: asyncio.Server, connections: set[AMQPProtocol]) -> None:
+    def __init__(self, server: asyncio.Server, connections: set[AMQPProtocol],
+                 context: BrokerContext) -> None:
         self.server = server
         self.connections = connections
+        self.context = context
+        context.alarms.listeners.append(self._alarms_changed)
+
+    def _alarms_changed(self, active: bool) -> None:
+        for protocol in list(self.connections):
+            protocol.alarms_changed(active)
 
     @property
     def port(self) -> int:
@@ -228,6 +244,8 @@ class AMQPListener:
                 protocol.shutdown(f"CONNECTION_FORCED - vhost '{vhost}' is deleted")
 
     async def close(self) -> None:
+        if self._alarms_changed in self.context.alarms.listeners:
+            self.context.alarms.listeners.remove(self._alarms_changed)
         self.server.close()
         for protocol in list(self.connections):
             protocol.shutdown()
@@ -240,4 +258,4 @@ async def start_listener(context: BrokerContext, host: str, port: int) -> AMQPLi
     def factory() -> AMQPProtocol:
         return AMQPProtocol(context, loop, connections)
     server = await loop.create_server(factory, host, port, reuse_address=True)
-    return AMQPListener(server, connections)
+    return AMQPListener(server, connections, context)

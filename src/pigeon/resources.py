@@ -1,0 +1,91 @@
+"""Watches memory and free disk and raises the broker's resource alarms.
+
+RabbitMQ's defaults: the memory alarm at 40% of the machine's RAM (the
+``vm_memory_high_watermark``), the disk alarm below 50 MB free in the data
+folder (``disk_free_limit``). Checked once a second, off nothing but /proc and
+``statvfs``: cheap enough to never matter.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from pigeon.core.alarms import Alarms
+from pigeon.core.ports import Scheduler, TimerHandle
+
+log = logging.getLogger("pigeon.resources")
+
+CHECK_INTERVAL = 1.0
+
+
+def resident_memory() -> int:
+    """This process's resident set size in bytes (0 where /proc is missing)."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def total_memory() -> int:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return 0
+
+
+def memory_limit(watermark: float) -> int:
+    """A watermark up to 1.0 is a fraction of RAM; above, a number of bytes."""
+    return int(watermark * total_memory()) if watermark <= 1.0 else int(watermark)
+
+
+class ResourceMonitor:
+    def __init__(self, alarms: Alarms, scheduler: Scheduler, *, memory_watermark: float,
+                 disk_free_limit: int, data_dir: Path | None,
+                 store_failing: Callable[[], bool] = lambda: False) -> None:
+        self.alarms = alarms
+        self.scheduler = scheduler
+        self.memory_limit = memory_limit(memory_watermark)
+        self.disk_free_limit = disk_free_limit
+        self.data_dir = data_dir
+        self.store_failing = store_failing
+        self.memory = 0
+        self.disk_free: int | None = None
+        self._timer: TimerHandle | None = None
+
+    def start(self) -> None:
+        self.check()
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def check(self) -> None:
+        self.memory = resident_memory()
+        over = bool(self.memory_limit) and self.memory > self.memory_limit
+        self._set("memory", over, f"memory use {self.memory} bytes, limit {self.memory_limit}")
+        low = self.store_failing()
+        if self.data_dir is not None:
+            try:
+                self.disk_free = shutil.disk_usage(self.data_dir).free
+            except OSError:
+                self.disk_free = None
+            if self.disk_free is not None and self.disk_free < self.disk_free_limit:
+                low = True
+        self._set("disk", low, f"free disk {self.disk_free} bytes, limit "
+                               f"{self.disk_free_limit}")
+        self._timer = self.scheduler.call_later(CHECK_INTERVAL, self.check)
+
+    def _set(self, name: str, raised: bool, detail: str) -> None:
+        if raised == (name in self.alarms.active):
+            return
+        if raised:
+            log.warning("%s alarm set (%s): publishers are blocked", name, detail)
+        else:
+            log.info("%s alarm cleared (%s)", name, detail)
+        self.alarms.set(name, raised)
