@@ -85,8 +85,14 @@ class Writer:
         self._thread.join()
 
     def _run(self) -> None:
-        while (batch := self._inbox.get()) is not None:
+        while True:
+            batch = self._inbox.get()
+            if batch is None:
+                break
             self._done(batch, self._commit(batch))
+            # Drop our reference now, not when the next batch arrives: the
+            # store keeps no body in memory once it is written.
+            del batch
         try:
             database.mark_clean(self._conn)
             # Move the WAL into the database and empty it: a clean folder.
