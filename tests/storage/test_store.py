@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import tracemalloc
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -269,3 +271,20 @@ async def test_no_fsync_says_so_loudly(
     assert any("UNSAFE" in r.getMessage() for r in caplog.records)
     store.add_message("/", "q", 1, message(1))
     await synced(store)
+
+
+async def test_bodies_are_not_kept_in_memory_once_written(open_store: Opener) -> None:
+    store = open_store()
+    store.load()
+    tracemalloc.start()
+    try:
+        for seq in range(40):
+            store.add_message("/", "q", seq, message(seq, body=os.urandom(1 << 20)))
+        await synced(store)
+        store.add_message("/", "q", 100, message(100))  # the next batch replaces the last
+        await synced(store)
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held < 8 << 20, f"{held >> 20} MiB still held after writing 40 MiB of bodies"
+    assert len(store.read_body("/", "q", 39)) == 1 << 20
