@@ -146,6 +146,7 @@ def report(runs: list[Run], brokers: list[BrokerProcess], opts: argparse.Namespa
         "",
         "Machine: " + machine(),
         "Brokers: " + "; ".join(f"{b.name} = {b.version}" for b in brokers),
+        "Checkout: " + checkout(),
         "",
         "Command: `python -m bench.compare " + " ".join(shlex.quote(a) for a in sys.argv[1:]) + "`",
         "",
@@ -158,6 +159,15 @@ def report(runs: list[Run], brokers: list[BrokerProcess], opts: argparse.Namespa
     if errors:
         out += ["", "Errors:", *errors]
     return "\n".join(out) + "\n"
+
+
+def checkout() -> str:
+    """The commit measured, and whether the working tree had uncommitted changes."""
+    git = ["git", "-C", str(REPO)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run([*git, "status", "--porcelain", "--", "src"], capture_output=True)
+    state = " + uncommitted changes in src/" if dirty.stdout.strip() else ""
+    return f"{head.stdout.strip() or '?'}{state}"
 
 
 def machine() -> str:
