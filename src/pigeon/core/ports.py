@@ -105,8 +105,19 @@ class Store(Protocol):
     call is on disk (fsynced), or at once for a store that keeps nothing.
     """
 
+    @property
+    def keeps_messages(self) -> bool:
+        """Whether messages written here can be read back (so paged out of memory)."""
+        ...
+
     def load(self) -> Snapshot:
         """Read what was stored; called once, before the broker serves."""
+        ...
+
+    def read_messages(self, vhost: str, queue: str,
+                      seqs: list[int]) -> list[tuple[int, Message]]:
+        """Stored messages of a queue by sequence number, in the order asked; ones the
+        store does not have are left out. Synchronous: a few indexed reads."""
         ...
 
     def save_vhost(self, name: str) -> None: ...

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from pigeon.core.arguments import Overflow, QueueArguments, parse_expiration
 from pigeon.core.consumer import Consumer
 from pigeon.core.message import Message
+from pigeon.core.paging import PAGE_AFTER, PagedReady
 from pigeon.core.ports import DeliveryObserver, Scheduler, Store, TimerHandle
 from pigeon.core.ready import ReadyMessages
 from pigeon.errors import AccessRefused
@@ -94,7 +95,7 @@ class Queue:
         self.auto_delete = auto_delete
         self.arguments = dict(arguments or {})
         self.args = QueueArguments.parse(name, vhost, self.arguments)
-        self.ready = ReadyMessages(self.args.max_priority)
+        self.ready: ReadyMessages | PagedReady = ReadyMessages(self.args.max_priority)
         self.unacked = 0
         self.consumers: list[Consumer] = []
         self.stats = QueueStats()
@@ -104,6 +105,11 @@ class Queue:
         self._observers: list[DeliveryObserver] = [] if observers is None else observers
         # Persistent messages of a durable queue are written here; None: memory only.
         self._store = store if durable and exclusive_owner is None else None
+        if (self._store is not None and self._store.keeps_messages
+                and not self.args.max_priority and self.args.message_ttl is None):
+            # A long backlog of persistent messages waits on disk, not in memory.
+            self.ready = PagedReady(self._load_paged, self._paged_entry)
+        self._paging_out = False
         # Told of every change (embedded wait_for); an empty list in a plain server.
         self._watchers: list[Callable[[], object]] = [] if watchers is None else watchers
         self._had_consumer = False
@@ -160,7 +166,11 @@ class Queue:
             self._store.add_message(self.vhost, self.name, entry.seq, message)
             entry.persisted = True
         self.stats.published += 1
-        self.ready.append(entry)
+        ready = self.ready
+        ready.append(entry)
+        if (entry.persisted and isinstance(ready, PagedReady) and not self._paging_out
+                and ready.in_memory > PAGE_AFTER):
+            self._request_page_out(entry.seq)
         self._enforce_max_length()
         if self.consumers:
             self.dispatch(now)
@@ -171,6 +181,31 @@ class Queue:
             else:
                 self._schedule_expiry()
         return True
+
+    def _request_page_out(self, seq: int) -> None:
+        """Once the store has everything up to ``seq`` on disk, page the backlog out."""
+        assert self._store is not None
+        self._paging_out = True
+        self._store.sync(lambda: self._page_out(seq))
+
+    def _page_out(self, seq: int) -> None:
+        self._paging_out = False
+        ready = self.ready
+        if self.deleted or not isinstance(ready, PagedReady):
+            return
+        ready.page_out(seq)
+        tail = ready.peek_newest()
+        if ready.in_memory > PAGE_AFTER and tail is not None and tail.seq > seq:
+            self._request_page_out(tail.seq)
+
+    def _load_paged(self, seqs: list[int]) -> list[tuple[int, Message]]:
+        assert self._store is not None
+        return self._store.read_messages(self.vhost, self.name, seqs)
+
+    def _paged_entry(self, seq: int, message: Message) -> Entry:
+        entry = Entry(message, seq, 0, None, self._scheduler.time())
+        entry.persisted = True
+        return entry
 
     def _changed(self) -> None:
         for watcher in self._watchers:
@@ -351,15 +386,18 @@ class Queue:
     def purge(self) -> int:
         if self._watchers:
             self._scheduler.call_soon(self._changed)
-        removed = self.ready.clear()
-        if self._store is not None and removed:
+        removed, paged = self.ready.clear()
+        store = self._store
+        if store is not None and (removed or paged):
             if self.unacked:
                 # Delivered-but-unacked messages survive a purge: remove only the ready.
                 for entry in removed:
                     self._forget(entry)
+                for seq in paged:
+                    store.remove_message(self.vhost, self.name, seq)
             else:
-                self._store.purge(self.vhost, self.name)
-        return len(removed)
+                store.purge(self.vhost, self.name)
+        return len(removed) + len(paged)
 
     def restore(self, seq: int, message: Message) -> None:
         """Put back a message recovered from the store, as possibly delivered before."""
@@ -381,7 +419,8 @@ class Queue:
         if self._watchers:
             self._scheduler.call_soon(self._changed)
         self.deleted = True
-        count = len(self.ready.clear())
+        removed, paged = self.ready.clear()
+        count = len(removed) + len(paged)
         self.stop_timers()
         consumers, self.consumers = self.consumers, []
         for consumer in consumers:

@@ -86,13 +86,15 @@ class ReadyMessages:
             self.count += 1
             self.bytes += len(entry.message.body)
 
-    def clear(self) -> list[Entry]:
+    def clear(self) -> tuple[list[Entry], list[int]]:
+        """Empty it: the entries, and the sequence numbers of messages kept only on disk
+        (none here; see :class:`pigeon.core.paging.PagedReady`)."""
         removed = list(self)
         for level in self._levels:
             level.clear()
         self.count = 0
         self.bytes = 0
-        return removed
+        return removed, []
 
 
 def _seq(entry: Entry) -> int:

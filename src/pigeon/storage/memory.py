@@ -14,8 +14,14 @@ from pigeon.core.ports import BindingRecord, ExchangeRecord, QueueRecord, Snapsh
 
 
 class MemoryStore:
+    keeps_messages = False
+
     def load(self) -> Snapshot:
         return Snapshot()
+
+    def read_messages(self, vhost: str, queue: str,
+                      seqs: list[int]) -> list[tuple[int, Message]]:
+        return []
 
     def save_vhost(self, name: str) -> None:
         pass

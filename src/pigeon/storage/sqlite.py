@@ -295,6 +295,42 @@ class SQLiteStore:
 
     # -- reads and shutdown ----------------------------------------------------------
 
+    keeps_messages = True
+
+    def read_messages(self, vhost: str, queue: str,
+                      seqs: list[int]) -> list[tuple[int, Message]]:
+        """Messages of one queue by sequence number, in the order asked (paging back in).
+
+        Ones not committed yet are answered from the batches in memory; ones the
+        database lacks (dropped as damaged) are left out.
+        """
+        found: dict[int, Message] = {}
+        wanted: list[int] = []
+        for seq in seqs:
+            key = (vhost, queue, seq)
+            for batch in (self._pending, *self._in_flight):
+                message = batch.message(key)
+                if message is not None:
+                    found[seq] = message
+                    break
+            else:
+                wanted.append(seq)
+        if wanted and self._reader is not None:
+            for start in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
+                chunk = wanted[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                query = ("SELECT seq, header, flags, body, crc FROM messages WHERE vhost = ?"
+                         f" AND queue = ? AND seq IN ({marks})")
+                for seq, *rest in self._reader.execute(query, (vhost, queue, *chunk)):
+                    try:
+                        header, flags, body = rows.checked((vhost, queue, seq, *rest))[3:]
+                        found[seq] = rows.message_of(vhost, queue, seq, header, flags, body,
+                                                     self._bodies)
+                    except (ValueError, sqlite3.DatabaseError) as error:
+                        log.warning("dropped damaged message %d of queue %r: %s", seq, queue,
+                                    error)
+        return [(seq, found[seq]) for seq in seqs if seq in found]
+
     def read_body(self, vhost: str, queue: str, seq: int) -> bytes:
         """A stored message's body, read from disk (KeyError if there is none).
 
