@@ -21,8 +21,10 @@ from urllib.parse import quote
 
 from pigeon import __version__
 from pigeon.admin import ManagementServer, start_management
+from pigeon.auth.audit import AuditLog
+from pigeon.auth.authenticator import exposure_warning
 from pigeon.auth.users import UserStore
-from pigeon.config import Config
+from pigeon.config import Config, ConfigError
 from pigeon.core.node import Node
 from pigeon.core.ports import Store
 from pigeon.embedded import EmbeddedAPI
@@ -30,6 +32,8 @@ from pigeon.protocols.amqp091.adapter import AMQPSettings, BrokerContext
 from pigeon.protocols.amqp091.server import AMQPListener, AMQPProtocol, start_listener
 from pigeon.resources import ResourceMonitor
 from pigeon.storage.memory import MemoryStore
+from pigeon.transport.limits import ConnectionLimits
+from pigeon.transport.tls import TLSSettings, server_context
 
 log = logging.getLogger("pigeon.broker")
 
@@ -50,6 +54,8 @@ class Broker(EmbeddedAPI):
         self.store: Store | None = None
         self.context: BrokerContext | None = None
         self._listener: AMQPListener | None = None
+        self._tls_listener: AMQPListener | None = None
+        self.audit: AuditLog | None = None
         self.management: ManagementServer | None = None
         self.resources: ResourceMonitor | None = None
         self._stopped: asyncio.Event | None = None
@@ -97,17 +103,26 @@ class Broker(EmbeddedAPI):
             log.info("recovered %d persistent messages from %s", restored, config.data_dir)
         if config.default_vhost not in self.node.vhosts:
             self.node.add_vhost(config.default_vhost)
+        users = _users(config)
+        self.audit = AuditLog(path=config.audit_log) if config.audit_log else None
         self.context = BrokerContext(
             node=self.node,
-            users=_users(config),
+            users=users,
             settings=AMQPSettings(
                 channel_max=config.channel_max, frame_max=config.frame_max,
                 heartbeat=config.heartbeat, max_message_size=config.max_message_size,
             ),
             default_vhost=config.default_vhost,
+            audit=self.audit,
+            limits=ConnectionLimits(max_connections=config.max_connections),
         )
         self._listener = await start_listener(self.context, config.host, config.port)
         self.node.vhost_deleted.append(self._listener.close_vhost)
+        if config.tls_port is not None:
+            self._tls_listener = await self._start_tls(config)
+            self.node.vhost_deleted.append(self._tls_listener.close_vhost)
+        if (warning := exposure_warning(config.host, users)) is not None:
+            log.warning("%s", warning)
         self.resources = ResourceMonitor(
             self.context.alarms, loop, memory_watermark=config.memory_high_watermark,
             disk_free_limit=config.disk_free_limit, data_dir=config.data_dir,
@@ -125,6 +140,9 @@ class Broker(EmbeddedAPI):
         if self.management is not None:
             management, self.management = self.management, None
             await management.close()
+        if self._tls_listener is not None:
+            tls_listener, self._tls_listener = self._tls_listener, None
+            await tls_listener.close()
         if self._listener is not None:
             listener, self._listener = self._listener, None
             await listener.close()
@@ -135,8 +153,28 @@ class Broker(EmbeddedAPI):
             # Blocks while the writer finishes its last batch: shutdown has nothing else to do.
             store.close()
             log.info("Pigeon stopped")
+        if self.audit is not None:
+            self.audit.close()
+            self.audit = None
         if self._stopped is not None:
             self._stopped.set()
+
+    async def _start_tls(self, config: Config) -> AMQPListener:
+        if config.tls_certfile is None or config.tls_keyfile is None:
+            raise ConfigError("tls_port needs tls_certfile and tls_keyfile")
+        context = server_context(TLSSettings(
+            certfile=config.tls_certfile, keyfile=config.tls_keyfile, cafile=config.tls_cafile,
+            verify_peer=config.tls_verify_peer,
+            fail_if_no_peer_cert=config.tls_fail_if_no_peer_cert))
+        assert self.context is not None
+        listener = await start_listener(self.context, config.host, config.tls_port or 0,
+                                        ssl=context)
+        log.info("AMQP 0-9-1 over TLS listening on %s:%d", config.host, listener.port)
+        return listener
+
+    @property
+    def amqps_port(self) -> int | None:
+        return self._tls_listener.port if self._tls_listener is not None else None
 
     def _open_store(self, loop: asyncio.AbstractEventLoop) -> Store:
         """SQLite in the data folder, or nothing on disk when there is no folder."""

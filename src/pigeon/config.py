@@ -29,12 +29,21 @@ class Config:
     heartbeat: int = 60
     frame_max: int = 131072
     channel_max: int = 2047
-    max_message_size: int = 128 * 1024 * 1024
+    max_message_size: int = 16 * 1024 * 1024
     # False only for throwaway brokers: confirms no longer mean "on disk".
     fsync: bool = True
     # Resource alarms: a fraction of RAM (<= 1.0) or bytes; free bytes in the data folder.
     memory_high_watermark: float = 0.4
     disk_free_limit: int = 50_000_000
+    # TLS (amqps): a listener on tls_port when a certificate and key are given.
+    tls_port: int | None = None
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
+    tls_cafile: Path | None = None
+    tls_verify_peer: bool = False
+    tls_fail_if_no_peer_cert: bool = False
+    audit_log: Path | None = None
+    max_connections: int | None = None
     default_user: str = "guest"
     default_password: str = "guest"
     default_vhost: str = "/"
@@ -63,13 +72,16 @@ class Config:
 
 def _convert(name: str, current: Any, value: Any) -> Any:
     if not isinstance(value, str):
-        if name == "data_dir" and value is not None:
+        if name in ("data_dir", "tls_certfile", "tls_keyfile", "tls_cafile",
+                    "audit_log") and value is not None:
             return Path(value)
         return value
     if name == "data_dir":
         return None if value in ("", ":memory:") else Path(value)
-    if name == "management_port":
+    if name in ("management_port", "tls_port", "max_connections"):
         return None if value.lower() in ("", "none", "off") else int(value)
+    if name in ("tls_certfile", "tls_keyfile", "tls_cafile", "audit_log"):
+        return Path(value) if value else None
     if isinstance(current, bool):
         if value.lower() in ("1", "true", "yes", "on"):
             return True

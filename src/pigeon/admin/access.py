@@ -23,7 +23,10 @@ import binascii
 import re
 from enum import StrEnum
 
+from pigeon.auth.authorization import Identity, Resource, StoreAuthority, authorize
+from pigeon.auth.authorization import Permission as AuthPermission
 from pigeon.auth.users import Permission, User, UserStore
+from pigeon.errors import AccessRefused
 
 MANAGEMENT_TAGS = frozenset({"management", "policymaker", "monitoring", "administrator"})
 
@@ -65,6 +68,8 @@ class Principal:
     def __init__(self, user: User, users: UserStore) -> None:
         self.user = user
         self.users = users
+        self.identity = Identity(user.name, StoreAuthority(users, user.name), user.tags,
+                                 mechanism="HTTP")
 
     @property
     def name(self) -> str:
@@ -100,16 +105,14 @@ class Principal:
     def may_see_connection(self, owner: str) -> bool:
         return self.is_monitor or owner == self.user.name
 
-    def require(self, vhost: str, action: Action, resource: str) -> None:
-        """The AMQP permission check: refuse unless the user's pattern matches the name."""
-        permission = self.users.permissions.get((vhost, self.user.name))
-        if permission is None:
-            raise Forbidden("User not authorised to access virtual host")
-        if not permitted(permission, action, resource):
-            raise Forbidden(
-                f"access to '{resource}' in vhost '{vhost}' refused for user "
-                f"'{self.user.name}' ({action} permission)"
-            )
+    def require(self, vhost: str, action: Action, resource: str,
+                kind: Resource = Resource.QUEUE, routing_key: str | None = None) -> None:
+        """The AMQP permission check, through the same function AMQP uses."""
+        try:
+            authorize(self.identity, vhost, AuthPermission(action.value), kind, resource,
+                      routing_key)
+        except AccessRefused as refused:
+            raise Forbidden(refused.text) from None
 
 
 def permitted(permission: Permission, action: Action, resource: str) -> bool:

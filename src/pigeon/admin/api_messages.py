@@ -21,6 +21,7 @@ from pigeon.admin.access import Action
 from pigeon.admin.api_topology import exchange_name
 from pigeon.admin.shapes import jsonable
 from pigeon.admin.web import BadRequest, Json, body, ok, principal, vhost_of
+from pigeon.auth.authorization import Resource
 from pigeon.core.message import Message, Properties
 from pigeon.errors import AccessRefused, PreconditionFailed
 
@@ -75,8 +76,9 @@ async def publish(request: web.Request) -> web.Response:
     if not isinstance(routing_key, str):
         raise BadRequest("routing_key must be a string")
     who = principal(request)
-    who.require(vhost.name, Action.WRITE, name)
     exchange = vhost.exchange(name)
+    who.require(vhost.name, Action.WRITE, name, Resource.EXCHANGE,
+                routing_key if exchange.type == "topic" else None)
     if exchange.internal:
         raise AccessRefused(
             f"cannot publish to internal exchange '{name}' in vhost '{vhost.name}'")

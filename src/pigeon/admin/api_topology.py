@@ -27,6 +27,7 @@ from pigeon.admin.web import (
     vhost_of,
     visible_vhosts,
 )
+from pigeon.auth.authorization import Resource
 from pigeon.core.binding import DestinationKind
 from pigeon.errors import NotFound
 
@@ -60,7 +61,7 @@ async def put_exchange(request: web.Request) -> web.Response:
     kind = data.get("type")
     if not isinstance(kind, str) or not kind:
         raise BadRequest("exchange type is required")
-    principal(request).require(vhost.name, Action.CONFIGURE, name)
+    principal(request).require(vhost.name, Action.CONFIGURE, name, Resource.EXCHANGE)
     existed = name in vhost.exchanges
     vhost.declare_exchange(
         name, kind, durable=flag(data, "durable", True), auto_delete=flag(data, "auto_delete"),
@@ -71,7 +72,7 @@ async def put_exchange(request: web.Request) -> web.Response:
 async def delete_exchange(request: web.Request) -> web.Response:
     vhost = vhost_of(request)
     name = exchange_name(request)
-    principal(request).require(vhost.name, Action.CONFIGURE, name)
+    principal(request).require(vhost.name, Action.CONFIGURE, name, Resource.EXCHANGE)
     vhost.exchange(name)  # 404 for a missing one, as RabbitMQ's API answers
     vhost.delete_exchange(name, if_unused=request.query.get("if-unused") == "true")
     return no_content()
@@ -163,6 +164,10 @@ async def list_bindings(request: web.Request) -> web.Response:
     return listing(request, rows)
 
 
+def _resource(kind: DestinationKind) -> Resource:
+    return Resource.QUEUE if kind is DestinationKind.QUEUE else Resource.EXCHANGE
+
+
 def _between(request: web.Request) -> tuple[str, str, DestinationKind, list[Json]]:
     vhost = vhost_of(request)
     source = exchange_name(request, "source")
@@ -191,8 +196,8 @@ async def add_binding(request: web.Request) -> web.Response:
     if not isinstance(routing_key, str):
         raise BadRequest("routing_key must be a string")
     who = principal(request)
-    who.require(vhost.name, Action.WRITE, destination)
-    who.require(vhost.name, Action.READ, source)
+    who.require(vhost.name, Action.WRITE, destination, _resource(kind))
+    who.require(vhost.name, Action.READ, source, Resource.EXCHANGE)
     args = arguments(data)
     vhost.bind(source, destination, kind, routing_key, args)
     key = shapes.properties_key(routing_key, args)
@@ -219,8 +224,8 @@ async def delete_binding(request: web.Request) -> web.Response:
     source, destination, kind, row = _one_binding(request)
     vhost = vhost_of(request)
     who = principal(request)
-    who.require(vhost.name, Action.WRITE, destination)
-    who.require(vhost.name, Action.READ, source)
+    who.require(vhost.name, Action.WRITE, destination, _resource(kind))
+    who.require(vhost.name, Action.READ, source, Resource.EXCHANGE)
     vhost.unbind(source, destination, kind, row["routing_key"], row["arguments"])
     return no_content()
 

@@ -8,7 +8,6 @@ between Pigeon and RabbitMQ in definitions unchanged.
 from __future__ import annotations
 
 import base64
-import binascii
 from typing import Any
 
 from aiohttp import web
@@ -33,12 +32,9 @@ from pigeon.admin.web import (
     vhost_of,
     visible_vhosts,
 )
-from pigeon.auth.users import Permission, User, UserStore, hash_password
+from pigeon.auth.users import Permission, User, UserStore, hash_password, parse_password_hash
 from pigeon.core.vhost import VirtualHost
 from pigeon.errors import NotFound
-
-HASHING = "rabbit_password_hashing_sha256"
-
 
 # -- the user store: operations UserStore does not have yet ------------------------
 
@@ -55,19 +51,14 @@ def parse_tags(value: Any) -> frozenset[str]:
 
 
 def decode_hash(value: Any, algorithm: Any) -> bytes:
-    if algorithm not in (None, HASHING):
-        raise BadRequest(f"unsupported hashing_algorithm {algorithm!r}; Pigeon uses {HASHING}")
     if not isinstance(value, str):
         raise BadRequest("password_hash must be a string")
-    if value == "":
-        return b""  # no password: the user cannot log in with one, as in RabbitMQ
+    if algorithm is not None and not isinstance(algorithm, str):
+        raise BadRequest("hashing_algorithm must be a string")
     try:
-        raw = base64.b64decode(value, validate=True)
-    except binascii.Error:
-        raise BadRequest("password_hash is not valid base64") from None
-    if len(raw) != 36:
-        raise BadRequest("password_hash must be a 4-byte salt and a SHA-256 digest")
-    return raw
+        return parse_password_hash(value, algorithm)
+    except ValueError as error:
+        raise BadRequest(str(error)) from None
 
 
 def put_user(users: UserStore, name: str, data: Json) -> bool:
@@ -92,7 +83,7 @@ def put_user(users: UserStore, name: str, data: Json) -> bool:
 
 def user_json(user: User) -> Json:
     return {"name": user.name, "password_hash": base64.b64encode(user.password_hash).decode(),
-            "hashing_algorithm": HASHING, "tags": sorted(user.tags), "limits": {}}
+            "hashing_algorithm": user.hashing_algorithm, "tags": sorted(user.tags), "limits": {}}
 
 
 def permission_json(vhost: str, user: str, permission: Permission) -> Json:

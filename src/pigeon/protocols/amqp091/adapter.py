@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pigeon import __version__
+from pigeon.auth.audit import AuditLog
+from pigeon.auth.authenticator import Authenticator, LoginRefused
+from pigeon.auth.authorization import Identity
 from pigeon.auth.sasl import parse_plain
 from pigeon.auth.users import UserStore
 from pigeon.core.alarms import Alarms
@@ -39,6 +42,7 @@ from pigeon.protocols.amqp091 import methods as m
 from pigeon.protocols.amqp091.channel import REPLY_TO_PREFIX, Channel
 from pigeon.protocols.amqp091.codec import decode_table
 from pigeon.protocols.amqp091.replies import ReplyCode
+from pigeon.transport.limits import ConnectionLimits
 
 log = logging.getLogger("pigeon.amqp")
 
@@ -119,6 +123,18 @@ class BrokerContext:
     replies: ReplyRegistry = field(default_factory=ReplyRegistry)
     default_vhost: str = "/"
     alarms: Alarms = field(default_factory=Alarms)
+    auth: Authenticator | None = None
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+    audit: AuditLog | None = None
+
+    def __post_init__(self) -> None:
+        if self.auth is None:
+            self.auth = Authenticator(self.users, audit=self.audit)
+
+    @property
+    def authenticator(self) -> Authenticator:
+        assert self.auth is not None
+        return self.auth
 
 
 ChannelMethod = Callable[[Channel, Any], None]
@@ -163,7 +179,8 @@ class AMQPHandler:
 
     def __init__(self, context: BrokerContext, scheduler: Scheduler, *,
                  peer: str = "", loopback: bool = True,
-                 want_flush: Callable[[], None] = lambda: None) -> None:
+                 want_flush: Callable[[], None] = lambda: None,
+                 certificate: dict[str, Any] | None = None, tls: bool = False) -> None:
         settings = context.settings
         self.context = context
         self.scheduler = scheduler
@@ -171,13 +188,18 @@ class AMQPHandler:
         self.peer = peer
         self.loopback = loopback
         self.want_flush = want_flush
+        self.certificate = certificate
+        self.tls = tls
         self.conn = c.ServerConnection(
             server_properties=server_properties(),
+            mechanisms=context.authenticator.mechanisms(external=bool(certificate)),
             channel_max=settings.channel_max, frame_max=settings.frame_max,
             heartbeat=settings.heartbeat, max_message_size=settings.max_message_size,
         )
         self.channels: dict[int, Channel] = {}
         self.username = ""
+        self.identity: Identity | None = None
+        self._counted: tuple[str, str] | None = None  # (vhost, user) in the limits
         self.client_properties: dict[str, Any] = {}
         self._vhost: VirtualHost | None = None
         self.output_paused = False
@@ -187,6 +209,11 @@ class AMQPHandler:
         # "blocked"): nothing more is read from it until the alarms clear.
         self.blocked = False
         self._told_blocked = False
+
+    @property
+    def user(self) -> Identity:
+        assert self.identity is not None, "channel methods only arrive after login"
+        return self.identity
 
     @property
     def vhost(self) -> VirtualHost:
@@ -284,7 +311,7 @@ class AMQPHandler:
         elif isinstance(event, c.OpenRequested):
             self._open(event.virtual_host)
         elif isinstance(event, c.UpdateSecretRequested):
-            self.conn.send_method(0, m.ConnectionUpdateSecretOk())
+            self._update_secret(event.new_secret)
         elif isinstance(event, c.ProtocolError):
             log.info("closing connection %s: %s %s", self.peer, event.reply_code, event.text)
         elif isinstance(event, c.ConnectionClosed | c.BadProtocolHeader | c.ConnectionLost):
@@ -342,29 +369,29 @@ class AMQPHandler:
 
     def _login(self, event: c.LoginRequested) -> None:
         self.client_properties = event.client_properties
-        credentials = self._credentials(event.mechanism, event.response)
-        if credentials is None:
-            self.conn.refuse_login(
-                f"ACCESS_REFUSED - Login was refused using authentication mechanism "
-                f"{event.mechanism}. For details see the broker logfile."
-            )
+        try:
+            self.identity = self.context.authenticator.login(
+                event.mechanism, self._credentials(event.mechanism, event.response),
+                peer=self.peer, loopback=self.loopback, certificate=self.certificate)
+        except LoginRefused as refused:
+            log.info("login refused from %s: %s", self.peer, refused.reason)
+            self.conn.refuse_login(refused.text)
             return
-        name, password = credentials
-        user = self.context.users.authenticate(name, password)
-        if user is None:
-            log.info("login refused for user %r from %s", name, self.peer)
-            self.conn.refuse_login(
-                f"ACCESS_REFUSED - Login was refused using authentication mechanism "
-                f"{event.mechanism}. For details see the broker logfile."
-            )
-            return
-        if user.loopback_only and not self.loopback:
-            self.conn.refuse_login(
-                f"ACCESS_REFUSED - User '{name}' can only connect via localhost"
-            )
-            return
-        self.username = name
+        self.username = self.identity.name
         self.conn.accept_login()
+
+    def _update_secret(self, secret: bytes) -> None:
+        """A new token for a token login; a password login keeps going, as in RabbitMQ."""
+        identity = self.user
+        if identity.expires_at is not None:
+            try:
+                self.identity = self.context.authenticator.refresh(
+                    identity, secret.decode("utf-8", "replace"))
+            except NotAllowed as error:
+                self.conn.close(ReplyCode.NOT_ALLOWED, f"NOT_ALLOWED - {error.text}", 10, 70)
+                self.connection_lost()
+                return
+        self.conn.send_method(0, m.ConnectionUpdateSecretOk())
 
     def _credentials(self, mechanism: str, response: bytes) -> tuple[str, str] | None:
         if mechanism == "PLAIN":
@@ -381,13 +408,19 @@ class AMQPHandler:
         return None
 
     def _open(self, name: str) -> None:
-        vhost = self.context.node.vhosts.get(name)
-        users = self.context.users
-        user = users.users.get(self.username)
-        if vhost is None or user is None or not users.may_access(user, name):
-            self.conn.close(ReplyCode.NOT_ALLOWED,
-                            f"NOT_ALLOWED - vhost {name} not found", 10, 40)
+        context = self.context
+        vhost = context.node.vhosts.get(name)
+        try:
+            if vhost is None:
+                raise NotAllowed(f"vhost {name} not found")
+            context.authenticator.check_vhost(self.user, name)
+            context.limits.open(name, self.username)
+        except NotAllowed as error:
+            self.conn.close(ReplyCode.NOT_ALLOWED, f"NOT_ALLOWED - {error.text}", 10, 40)
             return
+        self._counted = (name, self.username)
+        if context.audit is not None:
+            context.audit.connection_opened(self.peer, self.username, name, tls=self.tls)
         self._vhost = vhost
         self.conn.accept_open()
 
@@ -417,6 +450,11 @@ class AMQPHandler:
             self._drop_channel(number)
         if self._vhost is not None:
             self._vhost.delete_owned_by(self)
+        if self._counted is not None:
+            self.context.limits.close(*self._counted)
+            self._counted = None
+            if self.context.audit is not None:
+                self.context.audit.connection_closed(self.peer, self.username)
 
     def shutdown(self, text: str = "CONNECTION_FORCED - broker shutdown") -> None:
         """Close the connection from the broker's side (320), and let go of its state."""

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pigeon.auth import operations as access
 from pigeon.core.message import Message, Properties
 from pigeon.errors import AccessRefused, NotAllowed, NotFound, PreconditionFailed
 from pigeon.protocols.amqp091 import methods as m
@@ -62,6 +63,9 @@ class Channel:
         self.reply_consumer_tag: str | None = None
         self.reply_key: str | None = None
         self.closing = False
+        # Exchanges this channel was allowed to publish to (checked once, as RabbitMQ's
+        # channels cache their permission checks).
+        self.may_publish: set[str] = set()
 
     @property
     def deliverable(self) -> bool:
@@ -74,6 +78,12 @@ class Channel:
         handler = self.handler
         vhost = handler.vhost
         exchange = vhost.exchange(method.exchange)
+        if exchange.type == "topic" or method.exchange not in self.may_publish:
+            # Topic permissions depend on the key; the rest is checked once per channel.
+            access.publish(handler.user, vhost.name, method.exchange, method.routing_key,
+                           exchange.type)
+            if exchange.type != "topic":
+                self.may_publish.add(method.exchange)
         if exchange.internal:
             raise AccessRefused(
                 f"cannot publish to internal exchange '{exchange.name}' in vhost '{vhost.name}'"
@@ -210,7 +220,10 @@ class Channel:
         if method.queue == REPLY_TO:
             self.consume_replies(method, tag)
             return
-        queue = self.handler.vhost.queue(self.queue_name(method.queue), self.handler)
+        handler = self.handler
+        name = self.queue_name(method.queue)
+        access.consume(handler.user, handler.vhost.name, name)
+        queue = handler.vhost.queue(name, handler)
         arguments = dict(method.arguments or {})
         priority = arguments.get("x-priority", 0)
         if isinstance(priority, bool) or not isinstance(priority, int):
@@ -263,7 +276,10 @@ class Channel:
         return self.last_queue
 
     def get(self, method: m.BasicGet) -> None:
-        queue = self.handler.vhost.queue(self.queue_name(method.queue), self.handler)
+        handler = self.handler
+        name = self.queue_name(method.queue)
+        access.get(handler.user, handler.vhost.name, name)
+        queue = handler.vhost.queue(name, handler)
         entry = queue.get(method.no_ack)
         conn = self.handler.conn
         if entry is None:

@@ -38,6 +38,8 @@ from pigeon.protocols.amqp091.codec import (
 )
 from pigeon.protocols.amqp091.replies import AMQPError, HardError, ReplyCode, reply_text
 
+FRAME_MAX_BEFORE_TUNE = 8192
+
 
 class ConnState(Enum):
     AWAITING_HEADER = "awaiting_header"
@@ -247,7 +249,9 @@ class ServerConnection:
         self.heartbeat = heartbeat
         self.state = ConnState.AWAITING_HEADER
         # Tighter limits before authentication (DESIGN.md, "Errors and bad input").
-        self._reader = FrameReader(FRAME_MIN_SIZE)
+        # Before tune, frames are limited tighter than after (RabbitMQ: 8192 bytes), yet
+        # enough for an OAuth token in start-ok.
+        self._reader = FrameReader(FRAME_MAX_BEFORE_TUNE)
         self._frames: Iterator[tuple[int, int, memoryview]] | None = None
         self._header = b""
         self._out: list[bytes] = []
@@ -478,7 +482,10 @@ class ServerConnection:
     def _content(self, frame_type: int, number: int, payload: memoryview) -> Event | None:
         channel = self._channels.get(number)
         if channel is None:
-            raise HardError(ReplyCode.CHANNEL_ERROR, f"channel {number}: expected 'channel.open'")
+            # Content with no method before it, as RabbitMQ answers it.
+            raise HardError(
+                ReplyCode.UNEXPECTED_FRAME, "expected method frame, got non method frame instead"
+            )
         if channel.closing:
             return None
         method = channel.method

@@ -1,9 +1,14 @@
-"""exchange.* and queue.* methods: AMQP arguments in, core topology calls, -ok out."""
+"""exchange.* and queue.* methods: authorize, call the core, answer -ok.
+
+Every handler first asks :mod:`pigeon.auth.operations` (RabbitMQ's access-control
+table, shared with the management API), then changes the topology.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pigeon.auth import operations as access
 from pigeon.core.binding import DestinationKind
 from pigeon.protocols.amqp091 import methods as m
 from pigeon.protocols.amqp091.channel import REPLY_TO
@@ -17,8 +22,18 @@ def _reply(channel: Channel, no_wait: bool, method: m.Method) -> None:
         channel.handler.conn.send_method(channel.number, method)
 
 
+def _type_of(channel: Channel, exchange: str) -> str | None:
+    found = channel.handler.vhost.exchanges.get(exchange)
+    return found.type if found is not None else None
+
+
 def exchange_declare(channel: Channel, method: m.ExchangeDeclare) -> None:
-    channel.handler.vhost.declare_exchange(
+    handler = channel.handler
+    vhost = handler.vhost
+    access.exchange_declare(handler.user, vhost.name, method.exchange, passive=method.passive,
+                            arguments=method.arguments,
+                            new=method.exchange not in vhost.exchanges)
+    vhost.declare_exchange(
         method.exchange, method.type, passive=method.passive, durable=method.durable,
         auto_delete=method.auto_delete, internal=method.internal, arguments=method.arguments,
     )
@@ -26,19 +41,27 @@ def exchange_declare(channel: Channel, method: m.ExchangeDeclare) -> None:
 
 
 def exchange_delete(channel: Channel, method: m.ExchangeDelete) -> None:
-    channel.handler.vhost.delete_exchange(method.exchange, if_unused=method.if_unused)
+    handler = channel.handler
+    access.exchange_delete(handler.user, handler.vhost.name, method.exchange)
+    handler.vhost.delete_exchange(method.exchange, if_unused=method.if_unused)
     _reply(channel, method.no_wait, m.ExchangeDeleteOk())
 
 
 def exchange_bind(channel: Channel, method: m.ExchangeBind) -> None:
-    channel.handler.vhost.bind(method.source, method.destination, DestinationKind.EXCHANGE,
-                               method.routing_key, method.arguments)
+    handler = channel.handler
+    access.exchange_bind(handler.user, handler.vhost.name, method.destination, method.source,
+                         method.routing_key, _type_of(channel, method.source))
+    handler.vhost.bind(method.source, method.destination, DestinationKind.EXCHANGE,
+                       method.routing_key, method.arguments)
     _reply(channel, method.no_wait, m.ExchangeBindOk())
 
 
 def exchange_unbind(channel: Channel, method: m.ExchangeUnbind) -> None:
-    channel.handler.vhost.unbind(method.source, method.destination, DestinationKind.EXCHANGE,
-                                 method.routing_key, method.arguments)
+    handler = channel.handler
+    access.exchange_bind(handler.user, handler.vhost.name, method.destination, method.source,
+                         method.routing_key, _type_of(channel, method.source))
+    handler.vhost.unbind(method.source, method.destination, DestinationKind.EXCHANGE,
+                         method.routing_key, method.arguments)
     _reply(channel, method.no_wait, m.ExchangeUnbindOk())
 
 
@@ -51,7 +74,10 @@ def queue_declare(channel: Channel, method: m.QueueDeclare) -> None:
         _reply(channel, method.no_wait,
                m.QueueDeclareOk(queue=method.queue, consumer_count=consumers))
         return
-    declared = handler.vhost.declare_queue(
+    vhost = handler.vhost
+    access.queue_declare(handler.user, vhost.name, method.queue, passive=method.passive,
+                         arguments=method.arguments, new=method.queue not in vhost.queues)
+    declared = vhost.declare_queue(
         method.queue, owner=handler, passive=method.passive, durable=method.durable,
         exclusive=method.exclusive, auto_delete=method.auto_delete,
         arguments=method.arguments,
@@ -72,27 +98,37 @@ def _bind_args(channel: Channel, queue: str, routing_key: str) -> tuple[str, str
 
 
 def queue_bind(channel: Channel, method: m.QueueBind) -> None:
+    handler = channel.handler
     name, key = _bind_args(channel, method.queue, method.routing_key)
-    channel.handler.vhost.bind(method.exchange, name, DestinationKind.QUEUE, key,
-                               method.arguments, owner=channel.handler)
+    access.queue_bind(handler.user, handler.vhost.name, name, method.exchange, key,
+                      _type_of(channel, method.exchange))
+    handler.vhost.bind(method.exchange, name, DestinationKind.QUEUE, key,
+                       method.arguments, owner=handler)
     _reply(channel, method.no_wait, m.QueueBindOk())
 
 
 def queue_unbind(channel: Channel, method: m.QueueUnbind) -> None:
+    handler = channel.handler
     name, key = _bind_args(channel, method.queue, method.routing_key)
-    channel.handler.vhost.unbind(method.exchange, name, DestinationKind.QUEUE, key,
-                                 method.arguments, owner=channel.handler)
-    channel.handler.conn.send_method(channel.number, m.QueueUnbindOk())
+    access.queue_bind(handler.user, handler.vhost.name, name, method.exchange, key,
+                      _type_of(channel, method.exchange))
+    handler.vhost.unbind(method.exchange, name, DestinationKind.QUEUE, key,
+                         method.arguments, owner=handler)
+    handler.conn.send_method(channel.number, m.QueueUnbindOk())
 
 
 def queue_purge(channel: Channel, method: m.QueuePurge) -> None:
-    count = channel.handler.vhost.purge_queue(channel.queue_name(method.queue), channel.handler)
+    handler = channel.handler
+    name = channel.queue_name(method.queue)
+    access.queue_purge(handler.user, handler.vhost.name, name)
+    count = handler.vhost.purge_queue(name, handler)
     _reply(channel, method.no_wait, m.QueuePurgeOk(message_count=count))
 
 
 def queue_delete(channel: Channel, method: m.QueueDelete) -> None:
-    count = channel.handler.vhost.delete_queue(
-        channel.queue_name(method.queue), owner=channel.handler, if_unused=method.if_unused,
-        if_empty=method.if_empty,
-    )
+    handler = channel.handler
+    name = channel.queue_name(method.queue)
+    access.queue_delete(handler.user, handler.vhost.name, name)
+    count = handler.vhost.delete_queue(name, owner=handler, if_unused=method.if_unused,
+                                       if_empty=method.if_empty)
     _reply(channel, method.no_wait, m.QueueDeleteOk(message_count=count))

@@ -12,6 +12,7 @@ import asyncio
 import ipaddress
 import logging
 import socket
+from ssl import SSLContext
 from typing import cast
 
 from pigeon.protocols.amqp091.adapter import AMQPHandler, BrokerContext
@@ -53,6 +54,7 @@ class AMQPProtocol(asyncio.Protocol):
         self._wrote_since_tick = False
         self._closing_since: float | None = None
         self._reading_paused = False
+        self._admitted = False
 
     # -- asyncio.Protocol ------------------------------------------------------
 
@@ -60,6 +62,11 @@ class AMQPProtocol(asyncio.Protocol):
         # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
         self.transport = cast(asyncio.Transport, transport)
         transport = self.transport
+        if not self.context.limits.admit():
+            log.warning("connection refused: the broker's connection limit is reached")
+            transport.abort()
+            return
+        self._admitted = True
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             # Small messages must not wait for Nagle's algorithm (DESIGN.md, "Hot path").
@@ -69,7 +76,9 @@ class AMQPProtocol(asyncio.Protocol):
         peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else str(peername)
         self.handler = AMQPHandler(self.context, self.loop, peer=peer,
                                    loopback=_is_loopback(peername),
-                                   want_flush=self._want_flush)
+                                   want_flush=self._want_flush,
+                                   certificate=transport.get_extra_info("peercert"),
+                                   tls=transport.get_extra_info("ssl_object") is not None)
         self.connections.add(self)
         self._last_received = self.loop.time()
         self._timer = self.loop.call_later(HANDSHAKE_TIMEOUT, self._handshake_timeout)
@@ -126,6 +135,9 @@ class AMQPProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.connections.discard(self)
+        if self._admitted:
+            self._admitted = False
+            self.context.limits.leave()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -252,10 +264,13 @@ class AMQPListener:
         await self.server.wait_closed()
 
 
-async def start_listener(context: BrokerContext, host: str, port: int) -> AMQPListener:
+async def start_listener(context: BrokerContext, host: str, port: int, *,
+                         ssl: SSLContext | None = None) -> AMQPListener:
     loop = asyncio.get_running_loop()
     connections: set[AMQPProtocol] = set()
     def factory() -> AMQPProtocol:
         return AMQPProtocol(context, loop, connections)
-    server = await loop.create_server(factory, host, port, reuse_address=True)
+    server = await loop.create_server(
+        factory, host, port, reuse_address=True, ssl=ssl,
+        ssl_handshake_timeout=HANDSHAKE_TIMEOUT if ssl is not None else None)
     return AMQPListener(server, connections, context)
