@@ -16,6 +16,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import TracebackType
 from urllib.parse import quote
 
@@ -36,6 +37,20 @@ from pigeon.transport.limits import ConnectionLimits
 from pigeon.transport.tls import TLSSettings, server_context
 
 log = logging.getLogger("pigeon.broker")
+
+
+def read_key(path: Path) -> bytes:
+    """An AES key file: 16, 24 or 32 raw bytes, or the same as hex text."""
+    data = path.read_bytes()
+    text = data.strip()
+    if len(text) in (32, 48, 64):
+        try:
+            return bytes.fromhex(text.decode("ascii"))
+        except (UnicodeDecodeError, ValueError):
+            pass
+    if len(data) not in (16, 24, 32):
+        raise ConfigError(f"{path}: an encryption key is 16, 24 or 32 bytes (or that as hex)")
+    return data
 
 
 def _users(config: Config) -> UserStore:
@@ -183,7 +198,9 @@ class Broker(EmbeddedAPI):
             return MemoryStore()
         from pigeon.storage.sqlite import SQLiteStore
 
-        return SQLiteStore(config.data_dir, loop=loop, fsync=config.fsync)
+        key = None if config.encryption_key_file is None else read_key(config.encryption_key_file)
+        return SQLiteStore(config.data_dir, loop=loop, fsync=config.fsync,
+                           compress_threshold=config.compress_threshold, encryption_key=key)
 
     async def wait_stopped(self) -> None:
         assert self._stopped is not None, "start the broker first"

@@ -14,6 +14,8 @@ from pathlib import Path
 from pigeon import __version__, logs
 from pigeon.admin import ctl as admin_ctl
 from pigeon.config import Config, ConfigError, load
+from pigeon.storage.crypto import WrongKey
+from pigeon.storage.sqlite import StoreLocked
 
 log = logging.getLogger("pigeon")
 
@@ -30,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--log-json", action="store_const", const=True, default=None,
                        help="log one JSON object per line")
+    serve.add_argument("--unsafe-no-fsync", action="store_true",
+                       help="confirm without waiting for the disk (throwaway brokers only)")
     serve.add_argument("--management-port", type=int,
                        help="management HTTP port; 0 picks a free one (default 15672)")
     serve.add_argument("--no-management", action="store_true",
@@ -80,14 +84,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             config = load(args.config, overrides=overrides)
             if args.no_management:
                 config = config.with_values({"management_port": "off"})
+            if args.unsafe_no_fsync:
+                config = config.with_values({"fsync": False})
         except (ConfigError, OSError) as error:
             print(f"pigeon: {getattr(error, 'text', error)}", file=sys.stderr)
             return 2
         logs.setup(config.log_level, config.log_json)
         try:
             _run(config)
-        except OSError as error:
-            log.error("cannot start: %s", error)
+        except (OSError, StoreLocked, WrongKey, ConfigError) as error:
+            log.error("cannot start: %s", getattr(error, "text", error))
             return 1
     return 0
 

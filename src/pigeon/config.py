@@ -32,6 +32,9 @@ class Config:
     max_message_size: int = 16 * 1024 * 1024
     # False only for throwaway brokers: confirms no longer mean "on disk".
     fsync: bool = True
+    # Stored bodies: zstd above this many bytes (None: never), AES-GCM with a key file.
+    compress_threshold: int | None = None
+    encryption_key_file: Path | None = None
     # Resource alarms: a fraction of RAM (<= 1.0) or bytes; free bytes in the data folder.
     memory_high_watermark: float = 0.4
     disk_free_limit: int = 50_000_000
@@ -72,15 +75,16 @@ class Config:
 
 def _convert(name: str, current: Any, value: Any) -> Any:
     if not isinstance(value, str):
-        if name in ("data_dir", "tls_certfile", "tls_keyfile", "tls_cafile",
-                    "audit_log") and value is not None:
+        if name in ("data_dir", "tls_certfile", "tls_keyfile", "tls_cafile", "audit_log",
+                    "encryption_key_file") and value is not None:
             return Path(value)
         return value
     if name == "data_dir":
         return None if value in ("", ":memory:") else Path(value)
-    if name in ("management_port", "tls_port", "max_connections"):
+    if name in ("management_port", "tls_port", "max_connections", "compress_threshold"):
         return None if value.lower() in ("", "none", "off") else int(value)
-    if name in ("tls_certfile", "tls_keyfile", "tls_cafile", "audit_log"):
+    if name in ("tls_certfile", "tls_keyfile", "tls_cafile", "audit_log",
+                "encryption_key_file"):
         return Path(value) if value else None
     if isinstance(current, bool):
         if value.lower() in ("1", "true", "yes", "on"):
