@@ -20,7 +20,6 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import quote
 
-from pigeon import __version__
 from pigeon.admin import ManagementServer, start_management
 from pigeon.auth.audit import AuditLog
 from pigeon.auth.authenticator import exposure_warning
@@ -35,6 +34,7 @@ from pigeon.resources import ResourceMonitor
 from pigeon.storage.memory import MemoryStore
 from pigeon.transport.limits import ConnectionLimits
 from pigeon.transport.tls import TLSSettings, server_context
+from pigeon.version import __version__
 
 log = logging.getLogger("pigeon.broker")
 

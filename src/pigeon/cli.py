@@ -11,11 +11,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pigeon import __version__, logs
+from pigeon import logs
 from pigeon.admin import ctl as admin_ctl
 from pigeon.config import Config, ConfigError, load
 from pigeon.storage.crypto import WrongKey
 from pigeon.storage.sqlite import StoreLocked
+from pigeon.version import __version__
 
 log = logging.getLogger("pigeon")
 

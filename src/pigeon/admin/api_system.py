@@ -7,11 +7,11 @@ import time
 
 from aiohttp import web
 
-from pigeon import __version__
 from pigeon.admin import process
 from pigeon.admin.rates import message_stats
 from pigeon.admin.shapes import rate_details
 from pigeon.admin.web import Json, error, monitor, ok, principal, vhost_of, visible_vhosts
+from pigeon.version import __version__
 
 EXCHANGE_TYPES = [
     {"name": "direct", "description": "AMQP direct exchange, as per the AMQP specification",

@@ -13,7 +13,6 @@ from typing import Any
 
 from aiohttp import web
 
-from pigeon import __version__
 from pigeon.admin import api_users
 from pigeon.admin.monitor import Monitor
 from pigeon.admin.shapes import jsonable
@@ -21,6 +20,7 @@ from pigeon.admin.web import BadRequest, Json, body, monitor, no_content, ok, pr
 from pigeon.core.binding import DestinationKind
 from pigeon.core.vhost import DEFAULT_EXCHANGES, VirtualHost
 from pigeon.errors import PigeonError
+from pigeon.version import __version__
 
 
 def export(mon: Monitor, only: str | None = None) -> Json:

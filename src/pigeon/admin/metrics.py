@@ -24,11 +24,11 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from pigeon import __version__
 from pigeon.admin import process
 from pigeon.admin.latency import Histogram
 from pigeon.admin.monitor import Monitor
 from pigeon.admin.rates import Counters, queue_counters
+from pigeon.version import __version__
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PROTOCOL = "amqp091"

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pigeon import __version__
 from pigeon.auth.audit import AuditLog
 from pigeon.auth.authenticator import Authenticator, LoginRefused
 from pigeon.auth.authorization import Identity
@@ -43,6 +42,7 @@ from pigeon.protocols.amqp091.channel import REPLY_TO_PREFIX, Channel
 from pigeon.protocols.amqp091.codec import decode_table
 from pigeon.protocols.amqp091.replies import ReplyCode
 from pigeon.transport.limits import ConnectionLimits
+from pigeon.version import __version__
 
 log = logging.getLogger("pigeon.amqp")
 
