@@ -288,3 +288,18 @@ async def test_bodies_are_not_kept_in_memory_once_written(open_store: Opener) ->
         tracemalloc.stop()
     assert held < 8 << 20, f"{held >> 20} MiB still held after writing 40 MiB of bodies"
     assert len(store.read_body("/", "q", 39)) == 1 << 20
+
+
+async def test_read_messages_in_the_order_asked_from_memory_and_disk(
+    open_store: Opener,
+) -> None:
+    store = open_store()
+    store.load()
+    for seq in range(0, 1200, 2):
+        store.add_message("/", "q", seq, message(seq))
+    await synced(store)
+    store.add_message("/", "q", 5000, message(5000))  # not committed yet
+    asked = [5000, *range(1198, -1, -1), 7]  # 7 was never stored
+    got = store.read_messages("/", "q", asked)
+    assert [seq for seq, _ in got] == [5000, *range(1198, -1, -2)]
+    assert all(same(msg, message(seq)) for seq, msg in got)

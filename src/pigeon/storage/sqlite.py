@@ -101,7 +101,7 @@ class SQLiteStore:
         never raises (it is logged and set aside).
         """
         if self._writer is not None or self._closed:
-            raise RuntimeError("load() is called once, before any other use of the store")
+            raise RuntimeError("load() is called once, on a store not closed")
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock_folder()
         if not self._fsync:
@@ -109,12 +109,14 @@ class SQLiteStore:
                 "UNSAFE: fsync is off (--unsafe-no-fsync): a crash or power cut can lose "
                 "messages whose publish was confirmed. Use only for throwaway brokers."
             )
-        conn = open_checked(self.path, fsync=self._fsync)
+        conn: sqlite3.Connection | None = None
         try:
+            conn = open_checked(self.path, fsync=self._fsync)
             self._check_key(conn)
             snapshot = self._read(conn)
         except BaseException:
-            conn.close()
+            if conn is not None:
+                conn.close()
             self._unlock_folder()
             raise
         self._reader = reader(self.path / DB_NAME)
@@ -297,8 +299,7 @@ class SQLiteStore:
 
     keeps_messages = True
 
-    def read_messages(self, vhost: str, queue: str,
-                      seqs: list[int]) -> list[tuple[int, Message]]:
+    def read_messages(self, vhost: str, queue: str, seqs: list[int]) -> list[tuple[int, Message]]:
         """Messages of one queue by sequence number, in the order asked (paging back in).
 
         Ones not committed yet are answered from the batches in memory; ones the
@@ -317,18 +318,20 @@ class SQLiteStore:
                 wanted.append(seq)
         if wanted and self._reader is not None:
             for start in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
-                chunk = wanted[start:start + 500]
+                chunk = wanted[start : start + 500]
                 marks = ",".join("?" * len(chunk))
-                query = ("SELECT seq, header, flags, body, crc FROM messages WHERE vhost = ?"
-                         f" AND queue = ? AND seq IN ({marks})")
+                query = (
+                    "SELECT seq, header, flags, body, crc FROM messages WHERE vhost = ?"
+                    f" AND queue = ? AND seq IN ({marks})"
+                )
                 for seq, *rest in self._reader.execute(query, (vhost, queue, *chunk)):
                     try:
                         header, flags, body = rows.checked((vhost, queue, seq, *rest))[3:]
-                        found[seq] = rows.message_of(vhost, queue, seq, header, flags, body,
-                                                     self._bodies)
+                        found[seq] = rows.message_of(
+                            vhost, queue, seq, header, flags, body, self._bodies
+                        )
                     except (ValueError, sqlite3.DatabaseError) as error:
-                        log.warning("dropped damaged message %d of queue %r: %s", seq, queue,
-                                    error)
+                        log.warning("dropped damaged message %d of queue %r: %s", seq, queue, error)
         return [(seq, found[seq]) for seq in seqs if seq in found]
 
     def read_body(self, vhost: str, queue: str, seq: int) -> bytes:
