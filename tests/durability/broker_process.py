@@ -59,10 +59,24 @@ class BrokerProcess:
         self._ready.clear()
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         self._child = subprocess.Popen(
-            [sys.executable, "-m", "pigeon", "serve", "--port", "0", "--no-management",
-             "--data-dir", str(self.data_dir), "--log-level", "info"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            text=True, env=env,
+            [
+                sys.executable,
+                "-m",
+                "pigeon",
+                "serve",
+                "--port",
+                "0",
+                "--no-management",
+                "--data-dir",
+                str(self.data_dir),
+                "--log-level",
+                "info",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
         )
         self._reader = threading.Thread(target=self._read, args=(self._child,), daemon=True)
         self._reader.start()
@@ -90,8 +104,9 @@ class BrokerProcess:
         self._end(signal.SIGTERM)
         assert self._child is not None
         if self._child.returncode != 0:
-            raise BrokerFailed(f"clean stop exited with {self._child.returncode}:\n"
-                               + self.run_log())
+            raise BrokerFailed(
+                f"clean stop exited with {self._child.returncode}:\n" + self.run_log()
+            )
 
     def _end(self, signum: int) -> None:
         child = self._child
@@ -107,7 +122,7 @@ class BrokerProcess:
             self._reader.join(timeout=5)
 
     def run_log(self) -> str:
-        return "\n".join(self.lines[self.run_start:])
+        return "\n".join(self.lines[self.run_start :])
 
     def lines_with(self, level: str, since: int = 0) -> list[str]:
         """Log lines of a level (``WARNING``, ``ERROR``) from index ``since`` on."""
@@ -116,6 +131,7 @@ class BrokerProcess:
     def check_no_errors(self) -> None:
         """An ERROR (or a traceback) in the broker's log is a bug, as in tests/conftest.py."""
         errors = self.lines_with("ERROR") + [
-            line for line in self.lines if line.startswith(("Traceback", "Fatal Python error"))]
+            line for line in self.lines if line.startswith(("Traceback", "Fatal Python error"))
+        ]
         if errors:
             raise BrokerFailed("the broker logged errors:\n" + "\n".join(errors))

@@ -55,8 +55,9 @@ def drain(url: str, queue: str, size: int = 200, timeout: float = 20.0) -> list[
         got: list[Received] = []
         tags: list[int] = []
 
-        def on_message(_ch: object, method: pika.spec.Basic.Deliver, _props: object,
-                       body: bytes) -> None:
+        def on_message(
+            _ch: object, method: pika.spec.Basic.Deliver, _props: object, body: bytes
+        ) -> None:
             got.append(Received(number_of(body, size), bool(method.redelivered)))
             tags.append(method.delivery_tag)
 
@@ -65,7 +66,8 @@ def drain(url: str, queue: str, size: int = 200, timeout: float = 20.0) -> list[
             deadline = time.monotonic() + timeout
             while len(got) < expected:
                 assert time.monotonic() < deadline, (
-                    f"drained {len(got)} of {expected} messages of {queue}")
+                    f"drained {len(got)} of {expected} messages of {queue}"
+                )
                 connection.process_data_events(time_limit=0.05)
             channel.basic_ack(tags[-1], multiple=True)
             channel.basic_cancel(tag)

@@ -211,11 +211,13 @@ def seed_for_run() -> int:
 
 
 def summary(reports: list[Report]) -> str:
-    return (f"{len(reports)} cycles: {sum(r.drained for r in reports)} recovered, "
-            f"{sum(r.recovered_unconfirmed for r in reports)} unconfirmed but recovered, "
-            f"{sum(r.duplicates for r in reports)} delivered twice, "
-            f"{sum(r.acks_undone for r in reports)} of them acked (ack not yet on disk), "
-            f"0 lost")
+    return (
+        f"{len(reports)} cycles: {sum(r.drained for r in reports)} recovered, "
+        f"{sum(r.recovered_unconfirmed for r in reports)} unconfirmed but recovered, "
+        f"{sum(r.duplicates for r in reports)} delivered twice, "
+        f"{sum(r.acks_undone for r in reports)} of them acked (ack not yet on disk), "
+        f"0 lost"
+    )
 
 
 @pytest.mark.timeout(120)
