@@ -146,7 +146,7 @@ def report(runs: list[Run], brokers: list[BrokerProcess], opts: argparse.Namespa
         "",
         "Machine: " + machine(),
         "Brokers: " + "; ".join(f"{b.name} = {b.version}" for b in brokers),
-        "Checkout: " + checkout(),
+        "Checkout: " + opts.checkout,
         "",
         "Command: `python -m bench.compare " + " ".join(shlex.quote(a) for a in sys.argv[1:]) + "`",
         "",
@@ -208,6 +208,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     opts = parse_args(argv)
+    opts.checkout = checkout()  # before the run: others may commit while it runs
     with ExitStack() as stack:
         brokers: list[BrokerProcess] = []
         for name in opts.brokers:
