@@ -20,6 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import quote
 
+from pigeon import accounts
 from pigeon.admin import ManagementServer, start_management
 from pigeon.auth.audit import AuditLog
 from pigeon.auth.authenticator import exposure_warning
@@ -71,6 +72,7 @@ class Broker(EmbeddedAPI):
         self._listener: AMQPListener | None = None
         self._tls_listener: AMQPListener | None = None
         self.audit: AuditLog | None = None
+        self._accounts: accounts.AccountSaver | None = None
         self.management: ManagementServer | None = None
         self.resources: ResourceMonitor | None = None
         self._stopped: asyncio.Event | None = None
@@ -118,7 +120,9 @@ class Broker(EmbeddedAPI):
             log.info("recovered %d persistent messages from %s", restored, config.data_dir)
         if config.default_vhost not in self.node.vhosts:
             self.node.add_vhost(config.default_vhost)
-        users = _users(config)
+        users = accounts.restore(snapshot) or _users(config)
+        self._accounts = accounts.AccountSaver(users, self.store, loop)
+        self._accounts.start()
         self.audit = AuditLog(path=config.audit_log) if config.audit_log else None
         self.context = BrokerContext(
             node=self.node,
@@ -161,6 +165,9 @@ class Broker(EmbeddedAPI):
         if self._listener is not None:
             listener, self._listener = self._listener, None
             await listener.close()
+        if self._accounts is not None:
+            self._accounts.stop()
+            self._accounts = None
         if self.node is not None:
             self.node.close()
         if self.store is not None:
