@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pika
 import pytest
-from pika.exceptions import ConnectionClosedByBroker
-
 from helpers import RawClient
+from pika.exceptions import ConnectionClosedByBroker
 
 from pigeon import __version__
 
