@@ -33,6 +33,8 @@ drained: every message that must be there is.
 from __future__ import annotations
 
 import bisect
+import contextlib
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -40,8 +42,9 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import pika
+import pika.exceptions
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -96,10 +99,10 @@ class Model:
         must = [m.id for m in skipped if m.certain]
         assert not must, f"message {number} delivered before {must}: lost or out of order"
         msg = self.ready[index]
-        del self.ready[: index + 1]  # the skipped ones were not recovered
         assert redelivered == msg.redelivered, (
             f"message {number}: redelivered={redelivered}, expected {msg.redelivered}"
         )
+        del self.ready[: index + 1]  # the skipped ones were not recovered
         msg.certain = True
         self.unacked[tag] = msg
 
@@ -190,6 +193,8 @@ class QueueMachine(RuleBasedStateMachine):
 
     @initialize()
     def declare(self) -> None:
+        if not self.broker.running:  # an earlier, failed example may have left it down
+            self.broker.start()
         self.open()
         self.taker.queue_declare(self.queue, durable=True)
         # A confirmed persistent publish puts the declaration on disk too.
@@ -209,7 +214,8 @@ class QueueMachine(RuleBasedStateMachine):
                 )
             self.taker.queue_delete(self.queue)
         finally:
-            self.connection.close()
+            with contextlib.suppress(pika.exceptions.AMQPError):
+                self.connection.close()
 
     # -- rules ----------------------------------------------------------------------
 
@@ -314,8 +320,8 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
 
 def run(broker: BrokerProcess, examples: int, steps: int) -> None:
     QueueMachine.broker = broker
-    if not broker.running:  # a failed example may have left it stopped
-        broker.start()
+    # Shrinking replays examples with restarts for minutes: opt in to it.
+    shrink = os.environ.get("PIGEON_MODEL_SHRINK") == "1"
     run_state_machine_as_test(
         QueueMachine,
         settings=settings(
@@ -323,6 +329,7 @@ def run(broker: BrokerProcess, examples: int, steps: int) -> None:
             stateful_step_count=steps,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],
+            phases=list(Phase) if shrink else [Phase.explicit, Phase.reuse, Phase.generate],
         ),
     )
 
