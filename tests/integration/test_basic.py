@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime
 import decimal
 import os
-from collections.abc import Iterator
 
 import pika
 import pika.exceptions
@@ -51,12 +50,6 @@ class Consumer:
     @property
     def bodies(self) -> list[bytes]:
         return [body for _, _, body in self.deliveries]
-
-
-@pytest.fixture
-def connection(amqp_url: str) -> Iterator[pika.BlockingConnection]:
-    with connect(amqp_url) as conn:
-        yield conn
 
 
 @pytest.fixture

@@ -24,16 +24,6 @@ Event = tuple[Any, ...]
 
 
 @pytest.fixture
-def connection(amqp_url: str) -> Iterator[pika.BlockingConnection]:
-    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    try:
-        yield conn
-    finally:
-        if conn.is_open:
-            conn.close()
-
-
-@pytest.fixture
 def cleanup(connection: pika.BlockingConnection) -> Iterator[list[str]]:
     names: list[str] = []
     yield names

@@ -43,12 +43,6 @@ class Scene:
 
 
 @pytest.fixture
-def connection(amqp_url: str) -> Iterator[pika.BlockingConnection]:
-    with connect(amqp_url) as conn:
-        yield conn
-
-
-@pytest.fixture
 def scene(amqp_url: str, uid: str) -> Iterator[Scene]:
     with connect(amqp_url) as bystander:
         channel = bystander.channel()

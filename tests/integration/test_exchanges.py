@@ -6,19 +6,11 @@ bindings, alternate and internal exchanges, and the reply codes RabbitMQ uses.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pika
 import pika.exceptions
 import pytest
-from helpers import await_channel_close, connect, drain_all
+from helpers import await_channel_close, drain_all
 from pika.adapters.blocking_connection import BlockingChannel
-
-
-@pytest.fixture
-def connection(amqp_url: str) -> Iterator[pika.BlockingConnection]:
-    with connect(amqp_url) as conn:
-        yield conn
 
 
 @pytest.fixture

@@ -20,16 +20,6 @@ Arguments = dict[str, Any]
 
 
 @pytest.fixture
-def connection(amqp_url: str) -> Iterator[pika.BlockingConnection]:
-    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    try:
-        yield conn
-    finally:
-        if conn.is_open:
-            conn.close()
-
-
-@pytest.fixture
 def channel(connection: pika.BlockingConnection) -> BlockingChannel:
     """A channel in confirm mode: each publish returns once the broker has decided."""
     ch = connection.channel()

@@ -21,16 +21,6 @@ Arguments = dict[str, Any]
 
 
 @pytest.fixture
-def connection(amqp_url: str) -> Iterator[pika.BlockingConnection]:
-    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    try:
-        yield conn
-    finally:
-        if conn.is_open:
-            conn.close()
-
-
-@pytest.fixture
 def channel(connection: pika.BlockingConnection) -> BlockingChannel:
     """Confirm mode, so messages are in the queue when a publish returns."""
     ch = connection.channel()

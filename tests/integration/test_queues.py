@@ -6,8 +6,6 @@ bindings, and the reply codes and texts RabbitMQ uses.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pika
 import pika.exceptions
 import pytest
@@ -15,12 +13,6 @@ from helpers import connect, drain_all, wait_until
 from pika.adapters.blocking_connection import BlockingChannel
 
 LOCKED = "RESOURCE_LOCKED - cannot obtain exclusive access to locked queue"
-
-
-@pytest.fixture
-def connection(amqp_url: str) -> Iterator[pika.BlockingConnection]:
-    with connect(amqp_url) as conn:
-        yield conn
 
 
 @pytest.fixture

@@ -23,16 +23,6 @@ Got = tuple[Any, pika.BasicProperties, bytes]
 
 
 @pytest.fixture
-def connection(amqp_url: str) -> Iterator[pika.BlockingConnection]:
-    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    try:
-        yield conn
-    finally:
-        if conn.is_open:
-            conn.close()
-
-
-@pytest.fixture
 def channel(connection: pika.BlockingConnection) -> BlockingChannel:
     # Confirms make each publish return once the queue holds the message, so the
     # message counts read right after it are exact (RabbitMQ does not order a passive
