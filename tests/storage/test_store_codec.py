@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pigeon.core.message import Message, Properties
@@ -35,8 +35,11 @@ values = st.recursive(
     lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(), inner, max_size=5),
     max_leaves=30,
 )
+# Every @given here runs with deadline=None: these are not timings, and a
+# loaded CI machine must not turn a slow example into a failure.
 
 
+@settings(deadline=None)
 @given(values)
 def test_every_value_round_trips(value: Any) -> None:
     back = decode_value(encode_value(value))
@@ -66,12 +69,14 @@ def test_tuples_come_back_as_lists_and_other_types_are_refused() -> None:
         encode_value(object())
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=200))
 def test_garbage_raises_codec_error_only(data: bytes) -> None:
     with contextlib.suppress(CodecError):
         decode_value(data)
 
 
+@settings(deadline=None)
 @given(values, st.data())
 def test_any_single_byte_change_is_caught_or_decodes(value: Any, data: st.DataObject) -> None:
     raw = bytearray(encode_value(value))
