@@ -47,10 +47,12 @@ async def _serve(config: Config) -> None:
     from pigeon.broker import Broker
 
     broker = Broker(config)
-    await broker.start()
     loop = asyncio.get_running_loop()
+    # Before start: a signal that arrives as soon as the port is announced must still
+    # mean a graceful stop, not a KeyboardInterrupt.
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, functools.partial(_stop, broker, signum))
+    await broker.start()
     await broker.wait_stopped()
 
 
