@@ -113,7 +113,8 @@ class Broker(EmbeddedAPI):
         loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
         self.store = self._open_store(loop)
-        snapshot = self.store.load()
+        # Messages stay on disk; queues read them back as they need them.
+        snapshot = self.store.load(messages=False)
         self.node = Node(loop, store=self.store)
         restored = self.node.restore(snapshot)
         if restored:

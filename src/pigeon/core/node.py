@@ -92,6 +92,14 @@ class Node:
                 if queue is not None:
                     queue.restore(item.seq, item.message)
                     restored += 1
+        for (vhost_name, queue_name), (seqs, sizes) in snapshot.message_seqs.items():
+            vhost = self.vhosts.get(vhost_name)
+            queue = vhost.queues.get(queue_name) if vhost is not None else None
+            if seqs:
+                last = max(last, seqs[-1])
+            if queue is not None:
+                queue.restore_index(seqs.tolist(), sum(sizes))
+                restored += len(seqs)
         reserve_sequence(last)
         return restored
 

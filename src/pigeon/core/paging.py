@@ -89,6 +89,14 @@ class PagedReady:
             moved += 1
         return moved
 
+    def restore(self, seqs: Iterable[int], stored_bytes: int) -> None:
+        """Recovered messages, known by sequence number only, join the middle."""
+        before = len(self._middle)
+        self._middle.extend(seqs)
+        self.count += len(self._middle) - before
+        self.bytes += stored_bytes
+        self.middle_bytes += stored_bytes
+
     def _fill_head(self) -> None:
         if self._head or not self.paged:
             return
@@ -103,6 +111,9 @@ class PagedReady:
         for seq, message in loaded:
             self.middle_bytes -= len(message.body)
             self._head.append(self._make(seq, message))
+        if self.middle_bytes < 0:  # stored sizes (compressed) were smaller than the bodies
+            self.bytes -= self.middle_bytes
+            self.middle_bytes = 0
         missing = len(seqs) - len(loaded)
         if missing:
             # Rows the store could not return (damaged and dropped): they are gone.

@@ -6,6 +6,7 @@ The core never imports asyncio or a storage engine; the composition root
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -91,6 +92,10 @@ class Snapshot:
     bindings: list[BindingRecord] = field(default_factory=list)
     # (vhost, queue) -> messages in queue order (ascending seq)
     messages: dict[tuple[str, str], list[StoredMessage]] = field(default_factory=dict)
+    # With load(messages=False): (vhost, queue) -> (seqs ascending, stored body sizes);
+    # the messages themselves are read back with Store.read_messages when needed.
+    message_seqs: dict[tuple[str, str], tuple[array[int], array[int]]] = field(
+        default_factory=dict)
     # Free-form records other layers keep (users, permissions): kind -> key -> value.
     documents: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -110,8 +115,9 @@ class Store(Protocol):
         """Whether messages written here can be read back (so paged out of memory)."""
         ...
 
-    def load(self) -> Snapshot:
-        """Read what was stored; called once, before the broker serves."""
+    def load(self, *, messages: bool = True) -> Snapshot:
+        """Read what was stored; called once, before the broker serves. Without
+        ``messages`` only their sequence numbers are returned (``message_seqs``)."""
         ...
 
     def read_messages(self, vhost: str, queue: str,

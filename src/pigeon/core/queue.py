@@ -110,6 +110,7 @@ class Queue:
             # A long backlog of persistent messages waits on disk, not in memory.
             self.ready = PagedReady(self._load_paged, self._paged_entry)
         self._paging_out = False
+        self._recovered_upto = 0  # messages at or below this seq came from the store
         # Told of every change (embedded wait_for); an empty list in a plain server.
         self._watchers: list[Callable[[], object]] = [] if watchers is None else watchers
         self._had_consumer = False
@@ -205,7 +206,24 @@ class Queue:
     def _paged_entry(self, seq: int, message: Message) -> Entry:
         entry = Entry(message, seq, 0, None, self._scheduler.time())
         entry.persisted = True
+        entry.redelivered = seq <= self._recovered_upto  # possibly delivered before
         return entry
+
+    def restore_index(self, seqs: list[int], stored_bytes: int) -> None:
+        """Recovered messages known by sequence number: read back when their turn comes
+        (paging queues), or now, in batches (the others)."""
+        if not seqs:
+            return
+        self._recovered_upto = max(self._recovered_upto, seqs[-1])
+        ready = self.ready
+        if isinstance(ready, PagedReady):
+            ready.restore(seqs, stored_bytes)
+            return
+        assert self._store is not None
+        for start in range(0, len(seqs), 5000):
+            for seq, message in self._store.read_messages(self.vhost, self.name,
+                                                           seqs[start:start + 5000]):
+                self.restore(seq, message)
 
     def _changed(self) -> None:
         for watcher in self._watchers:

@@ -16,7 +16,7 @@ from pigeon.core.ports import BindingRecord, ExchangeRecord, QueueRecord, Snapsh
 class MemoryStore:
     keeps_messages = False
 
-    def load(self) -> Snapshot:
+    def load(self, *, messages: bool = True) -> Snapshot:
         return Snapshot()
 
     def read_messages(self, vhost: str, queue: str,

@@ -22,8 +22,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import itertools
 import logging
 import sqlite3
+from array import array
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -93,7 +95,7 @@ class SQLiteStore:
 
     # -- loading --------------------------------------------------------------------
 
-    def load(self) -> Snapshot:
+    def load(self, *, messages: bool = True) -> Snapshot:
         """Open the folder (recovering it if damaged), read it all, start the writer.
 
         Raises :class:`StoreLocked` when another process holds the folder and
@@ -113,7 +115,7 @@ class SQLiteStore:
         try:
             conn = open_checked(self.path, fsync=self._fsync)
             self._check_key(conn)
-            snapshot = self._read(conn)
+            snapshot = self._read(conn, messages)
         except BaseException:
             if conn is not None:
                 conn.close()
@@ -160,7 +162,7 @@ class SQLiteStore:
         else:
             cipher.verify(row[0])
 
-    def _read(self, conn: sqlite3.Connection) -> Snapshot:
+    def _read(self, conn: sqlite3.Connection, messages: bool = True) -> Snapshot:
         snapshot = Snapshot()
         snapshot.vhosts = [name for (name,) in _valid_rows(conn, "vhosts", lambda n: (n,))]
         snapshot.exchanges = list(_valid_rows(conn, "exchanges", rows.exchange_record))
@@ -168,6 +170,9 @@ class SQLiteStore:
         snapshot.bindings = list(_valid_rows(conn, "bindings", rows.binding_record))
         for kind, key, value in _valid_rows(conn, "documents", _document):
             snapshot.documents.setdefault(kind, {})[key] = value
+        if not messages:
+            _read_index(conn, snapshot)
+            return snapshot
         bodies = self._bodies
 
         def message(
@@ -376,6 +381,32 @@ class SQLiteStore:
 
 def _document(kind: str, key: str, data: bytes) -> tuple[str, str, Any]:
     return kind, key, decode_value(data)
+
+
+def _read_index(conn: sqlite3.Connection, snapshot: Snapshot) -> None:
+    """Only the (checked) sequence numbers and stored sizes of the messages, queue by
+    queue: a backlog of millions is restored without holding its bodies in memory."""
+    bad: list[int] = []
+    seqs = snapshot.message_seqs
+    for rowid, *columns in readable_rows(conn, "messages", TABLES["messages"]):
+        try:
+            vhost, queue, seq, _header, _flags, body = rows.checked(tuple(columns))
+        except (CodecError, TypeError, ValueError) as exc:
+            log.warning("dropped damaged row %d of table messages: %s", rowid, exc)
+            bad.append(rowid)
+            continue
+        index = seqs.get((vhost, queue))
+        if index is None:
+            index = seqs[(vhost, queue)] = (array("q"), array("q"))
+        index[0].append(seq)
+        index[1].append(len(body))
+    if bad:
+        conn.executemany("DELETE FROM messages WHERE rowid = ?", ((r,) for r in bad))
+    for found, sizes in seqs.values():
+        if any(a > b for a, b in itertools.pairwise(found)):  # salvaged out of order
+            pairs = sorted(zip(found, sizes, strict=True))
+            found[:] = array("q", (s for s, _ in pairs))
+            sizes[:] = array("q", (n for _, n in pairs))
 
 
 def _valid_rows(conn: sqlite3.Connection, table: str, build: Callable[..., Any]) -> list[Any]:
