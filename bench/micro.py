@@ -90,12 +90,12 @@ def time_publish(reads: list[bytes], count: int) -> float:
     conn = connected()
     receive, next_event, need = conn.receive_data, conn.next_event, c.NEED_DATA
     seen = 0
-    start = time.perf_counter_ns()
+    start = time.process_time_ns()
     for data in reads:
         receive(data)
         while next_event() is not need:
             seen += 1
-    elapsed = time.perf_counter_ns() - start
+    elapsed = time.process_time_ns() - start
     assert seen == count, (seen, count)
     return elapsed / count / 1000
 
@@ -108,7 +108,7 @@ def time_publish_batch(reads: list[bytes], count: int) -> float:
         return float("nan")
     receive, next_event, need = conn.receive_data, conn.next_event, c.NEED_DATA
     seen = 0
-    start = time.perf_counter_ns()
+    start = time.process_time_ns()
     for data in reads:
         receive(data)
         while True:
@@ -116,7 +116,7 @@ def time_publish_batch(reads: list[bytes], count: int) -> float:
             if next_event() is need:
                 break
             seen += 1
-    elapsed = time.perf_counter_ns() - start
+    elapsed = time.process_time_ns() - start
     assert seen == count, (seen, count)
     return elapsed / count / 1000
 
@@ -128,12 +128,12 @@ def time_ack(count: int) -> float:
     conn = connected()
     receive, next_event, need = conn.receive_data, conn.next_event, c.NEED_DATA
     seen = 0
-    start = time.perf_counter_ns()
+    start = time.process_time_ns()
     for chunk in reads:
         receive(chunk)
         while next_event() is not need:
             seen += 1
-    elapsed = time.perf_counter_ns() - start
+    elapsed = time.process_time_ns() - start
     assert seen == count
     return elapsed / count / 1000
 
@@ -143,13 +143,13 @@ def time_deliver(count: int, size: int, props: Properties) -> float:
     encoded, body = encode_properties(props), bytes(size)
     send, flush = conn.send_deliver, conn.data_to_send
     total = 0
-    start = time.perf_counter_ns()
+    start = time.process_time_ns()
     for tag in range(1, count + 1):
         send(1, "ctag-1.bench", tag, False, "amq.direct", "bench.key", encoded, body)
         if not tag % FLUSH_EVERY:
             total += len(flush())
     total += len(flush())
-    elapsed = time.perf_counter_ns() - start
+    elapsed = time.process_time_ns() - start
     assert total > count * size
     return elapsed / count / 1000
 

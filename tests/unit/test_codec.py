@@ -26,6 +26,7 @@ from pigeon.protocols.amqp091.codec import (
     FRAME_METHOD,
     HEARTBEAT_FRAME,
     FrameReader,
+    decode_encoded_properties,
     decode_properties,
     decode_table,
     encode_content_frames,
@@ -252,6 +253,18 @@ def test_properties_round_trip(props: Properties, size: int) -> None:
     )
 
 
+@given(PROPERTIES)
+def test_encoded_properties_round_trip(props: Properties) -> None:
+    assert decode_encoded_properties(encode_properties(props)) == props
+
+
+@pytest.mark.parametrize("encoded", [b"", b"\x00", b"\x00\x01", b"\x00\x00\x00", b"\x80\x00\x09a"])
+def test_bad_encoded_properties_are_501(encoded: bytes) -> None:
+    with pytest.raises(HardError) as caught:
+        decode_encoded_properties(encoded)
+    assert caught.value.reply_code == ReplyCode.FRAME_ERROR
+
+
 PAMQP_NAMES = {"type": "message_type"}
 
 
@@ -446,3 +459,85 @@ def test_frame_max_can_be_raised_after_tune() -> None:
     reader.frame_max = 131072
     reader.feed(encode_frame(3, 1, bytes(100_000)))
     assert [len(p) for _, _, p in reader] == [100_000]
+
+
+def test_frame_max_reads_back() -> None:
+    reader = FrameReader(4096)
+    assert reader.frame_max == 4096
+    reader.frame_max = 0
+    assert reader.frame_max == 0
+    reader.feed(encode_frame(3, 1, bytes(200_000)))
+    assert [len(p) for _, _, p in reader] == [200_000]
+
+
+def test_a_bytearray_fed_is_read_like_bytes() -> None:
+    reader = FrameReader(4096)
+    reader.feed(bytearray(encode_frame(1, 1, b"abc")))
+    assert [(t, c, bytes(p)) for t, c, p in reader] == [(1, 1, b"abc")]
+
+
+# ------------------------------------------------------------------ publish look-ahead
+
+PUBLISH_ARGS = m.BasicPublish(exchange="ex", routing_key="rk").encode()
+PROPS = encode_properties(Properties(delivery_mode=2))
+
+
+def message(channel: int, body: bytes, frame_max: int = 4096) -> bytes:
+    return b"".join(encode_content_frames(channel, PUBLISH_ARGS, PROPS, body, frame_max))
+
+
+def test_peek_publish_sees_a_whole_message_and_consumes_nothing() -> None:
+    data = message(7, b"hello") + message(7, b"")
+    reader = FrameReader(4096)
+    reader.feed(data)
+    first = reader.peek_publish()
+    assert first is not None
+    channel, args, props, body, end = first
+    assert (channel, args, props, body) == (7, PUBLISH_ARGS[4:], PROPS, b"hello")
+    assert all(type(v) is bytes for v in (args, props, body))
+    assert reader.peek_publish() == first
+    reader.skip_to(end)
+    assert reader.peek_publish() == (7, PUBLISH_ARGS[4:], PROPS, b"", len(data))
+    reader.skip_to(len(data))
+    assert reader.peek_publish() is None
+    assert list(reader) == []
+
+
+@given(st.integers(0, 200))
+def test_peek_publish_needs_every_byte(cut: int) -> None:
+    data = message(1, b"x" * 50)
+    reader = FrameReader(4096)
+    reader.feed(data[: cut % len(data)])
+    assert reader.peek_publish() is None
+    reader.feed(data[cut % len(data) :])
+    assert reader.peek_publish() is not None
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        message(1, bytes(5000)),  # two body frames
+        encode_method_frame(1, m.BasicAck(1)),
+        encode_frame(FRAME_METHOD, 1, PUBLISH_ARGS) + HEARTBEAT_FRAME,
+        HEARTBEAT_FRAME + message(1, b"x"),
+    ],
+)
+def test_peek_publish_leaves_the_rest_to_next_frame(data: bytes) -> None:
+    reader = FrameReader(4096)
+    reader.feed(data)
+    assert reader.peek_publish() is None
+    assert reader.next_frame() is not None
+
+
+# ------------------------------------------------------------------ deliver templates
+
+
+def test_deliveries_to_many_consumers_on_many_channels() -> None:
+    # More (channel, tag, exchange, key) combinations than the encoder keeps.
+    for i in range(1300):
+        channel, tag, key = i % 7 + 1, f"ctag-{i % 600}", f"rk.{i}"
+        fast = encode_deliver(channel, tag, i, i % 2 == 1, "ex", key, PROPS, b"b" * (i % 3), 4096)
+        method = m.BasicDeliver(tag, i, i % 2 == 1, "ex", key).encode()
+        assert b"".join(fast) == b"".join(
+            encode_content_frames(channel, method, PROPS, b"b" * (i % 3), 4096)
+        )

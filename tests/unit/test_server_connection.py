@@ -22,7 +22,12 @@ from pamqp import commands as C
 
 from pigeon.core.message import Properties
 from pigeon.protocols.amqp091 import methods as m
-from pigeon.protocols.amqp091.codec import HEARTBEAT_FRAME, PROTOCOL_HEADER, encode_frame
+from pigeon.protocols.amqp091.codec import (
+    HEARTBEAT_FRAME,
+    PROTOCOL_HEADER,
+    encode_frame,
+    encode_table,
+)
 from pigeon.protocols.amqp091.connection import (
     NEED_DATA,
     BadProtocolHeader,
@@ -575,3 +580,200 @@ def test_garbage_after_open_never_raises(noise: bytes) -> None:
     if conn.state is ConnState.CLOSING:
         assert isinstance(events[-1], ProtocolError)
     assert conn.next_event() is NEED_DATA
+
+
+# ------------------------------------------------------------------ the publish fast path
+
+# A whole basic.publish (method, header, body) in the buffer is parsed in one
+# step; the same bytes fed one at a time go frame by frame through the general
+# path. The two must agree on every input, good or bad: events, and output.
+
+
+def chunked(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({0, len(data), *(c % (len(data) + 1) for c in cuts)})
+    return [data[a:b] for a, b in itertools.pairwise(points)]
+
+
+def after_open(chunks: list[bytes]) -> tuple[list[Event], bytes]:
+    """Channels 1 and 2 open, 4 KiB frames, 3000-byte messages; then ``chunks``."""
+    conn = connected(frame_max=4096, max_message_size=3000)
+    feed(conn, method(1, C.Channel.Open()) + method(2, C.Channel.Open()))
+    conn.data_to_send()
+    events, output = [], []
+    for chunk in chunks:
+        events.extend(feed(conn, chunk))
+        output.append(conn.data_to_send())
+    return events, b"".join(output)
+
+
+def publish(channel: int, key: str, payload: bytes, **props: Any) -> bytes:
+    frames = [method(channel, C.Basic.Publish(exchange="x", routing_key=key))]
+    frames.append(header(channel, len(payload), **props))
+    frames.extend(body(channel, payload[i : i + 4088]) for i in range(0, len(payload), 4088))
+    return b"".join(frames)
+
+
+PROPS = st.fixed_dictionaries(
+    {},
+    optional={
+        "content_type": st.sampled_from(["text/plain", "application/json"]),
+        "delivery_mode": st.sampled_from([1, 2]),
+        "headers": st.dictionaries(st.text(max_size=5), st.integers(-5, 5), max_size=2),
+        "message_id": st.text(min_size=1, max_size=8),
+    },
+)
+MESSAGES = st.lists(
+    st.tuples(
+        st.sampled_from([1, 1, 1, 2, 3]),  # 3 is not open: 504
+        st.sampled_from(["k", "", "é"]),
+        st.binary(max_size=20) | st.binary(min_size=4000, max_size=5000),
+        PROPS,
+    ).map(lambda t: publish(t[0], t[1], t[2], **t[3]))
+    | st.sampled_from(
+        [
+            method(1, C.Basic.Ack(1)),
+            method(2, C.Channel.Close(200, "", 0, 0)),
+            HEARTBEAT_FRAME,
+            body(1, b"stray"),
+        ]
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(MESSAGES, st.lists(st.integers(min_value=0), max_size=6))
+def test_fast_and_frame_by_frame_paths_agree(frames: list[bytes], cuts: list[int]) -> None:
+    data = b"".join(frames)
+    whole = after_open([data])
+    assert after_open([data[i : i + 1] for i in range(len(data))]) == whole
+    assert after_open(chunked(data, cuts)) == whole
+
+
+@settings(max_examples=300, deadline=None)
+@given(MESSAGES, st.integers(min_value=0), st.integers(0, 255), st.integers(min_value=0))
+def test_fast_and_frame_by_frame_paths_agree_on_damaged_input(
+    frames: list[bytes], where: int, byte: int, cut: int
+) -> None:
+    data = bytearray(b"".join(frames))
+    data[where % len(data)] = byte
+    damaged = bytes(data)
+    whole = after_open([damaged])
+    assert after_open([damaged[i : i + 1] for i in range(len(damaged))]) == whole
+    assert after_open(chunked(damaged, [cut])) == whole
+
+
+def test_publishes_in_one_read() -> None:
+    conn = with_channel()
+    data = b"".join(
+        publish(1, f"key-{i}", bytes([i % 256]) * (i % 3), message_id=f"m{i}") for i in range(1500)
+    )
+    events = feed(conn, data)
+    # More distinct keys and properties than the decoders keep: all still right.
+    assert len(events) == 1500
+    for i, event in enumerate(events):
+        assert isinstance(event, ContentReceived)
+        assert event.method == m.BasicPublish(exchange="x", routing_key=f"key-{i}")
+        assert event.properties == Properties(message_id=f"m{i}")
+        assert event.body == bytes([i % 256]) * (i % 3) and type(event.body) is bytes
+        assert event.encoded_props == header(1, 0, message_id=f"m{i}")[19:-1]
+    assert conn.data_to_send() == b""
+
+
+def test_repeated_publishes_decode_equal_values() -> None:
+    conn = with_channel()
+    one = publish(1, "k", b"body", content_type="text/plain", headers={"a": 1})
+    first, second = feed(conn, one + one)
+    assert first == second
+    assert isinstance(first, ContentReceived)
+    assert first.properties == Properties(content_type="text/plain", headers={"a": 1})
+
+
+def test_publish_on_a_closing_channel_is_dropped_whole() -> None:
+    conn = with_channel()
+    conn.close_channel(1, 406, "PRECONDITION_FAILED - test")
+    conn.data_to_send()
+    assert feed(conn, publish(1, "k", b"abc")) == []
+    assert conn.data_to_send() == b""
+
+
+def _content_header(channel: int, class_id: int, weight: int, size: int, props: bytes) -> bytes:
+    return encode_frame(2, channel, struct.pack(">HHQ", class_id, weight, size) + props)
+
+
+GOOD_ARGS = b"\x00\x00\x01x\x01k\x00"  # reserved, exchange "x", routing key "k", no bits
+BROKEN_PUBLISHES = {
+    "body longer than announced": encode_frame(1, 1, b"\x00<\x00(" + GOOD_ARGS)
+    + _content_header(1, 60, 0, 2, b"\x00\x00")
+    + body(1, b"abc"),
+    "body shorter than announced": encode_frame(1, 1, b"\x00<\x00(" + GOOD_ARGS)
+    + _content_header(1, 60, 0, 4, b"\x00\x00")
+    + body(1, b"abc"),
+    "body on another channel": encode_frame(1, 1, b"\x00<\x00(" + GOOD_ARGS)
+    + _content_header(1, 60, 0, 3, b"\x00\x00")
+    + body(2, b"abc"),
+    "header on another channel": encode_frame(1, 1, b"\x00<\x00(" + GOOD_ARGS)
+    + _content_header(2, 60, 0, 3, b"\x00\x00")
+    + body(1, b"abc"),
+    "header weight": encode_frame(1, 1, b"\x00<\x00(" + GOOD_ARGS)
+    + _content_header(1, 60, 1, 3, b"\x00\x00")
+    + body(1, b"abc"),
+    "header class": encode_frame(1, 1, b"\x00<\x00(" + GOOD_ARGS)
+    + _content_header(1, 50, 0, 3, b"\x00\x00")
+    + body(1, b"abc"),
+    "unknown property flag": encode_frame(1, 1, b"\x00<\x00(" + GOOD_ARGS)
+    + _content_header(1, 60, 0, 3, b"\x00\x01")
+    + body(1, b"abc"),
+    "bytes after the properties": encode_frame(1, 1, b"\x00<\x00(" + GOOD_ARGS)
+    + _content_header(1, 60, 0, 3, b"\x00\x00\x00")
+    + body(1, b"abc"),
+    "short header": encode_frame(1, 1, b"\x00<\x00(" + GOOD_ARGS)
+    + encode_frame(2, 1, b"\x00<\x00\x00")
+    + body(1, b"abc"),
+    "truncated arguments": encode_frame(1, 1, b"\x00<\x00(" + GOOD_ARGS[:-1])
+    + _content_header(1, 60, 0, 3, b"\x00\x00")
+    + body(1, b"abc"),
+    "byte after the arguments": encode_frame(1, 1, b"\x00<\x00(" + GOOD_ARGS + b"\x00")
+    + _content_header(1, 60, 0, 3, b"\x00\x00")
+    + body(1, b"abc"),
+    "method frame end": encode_frame(1, 1, b"\x00<\x00(" + GOOD_ARGS)[:-1]
+    + b"\x00"
+    + _content_header(1, 60, 0, 3, b"\x00\x00")
+    + body(1, b"abc"),
+    "header frame end": encode_frame(1, 1, b"\x00<\x00(" + GOOD_ARGS)
+    + _content_header(1, 60, 0, 3, b"\x00\x00")[:-1]
+    + b"\x00"
+    + body(1, b"abc"),
+    "body frame end": encode_frame(1, 1, b"\x00<\x00(" + GOOD_ARGS)
+    + _content_header(1, 60, 0, 3, b"\x00\x00")
+    + body(1, b"abc")[:-1]
+    + b"\x00",
+    "oversize body frame": encode_frame(1, 1, b"\x00<\x00(" + GOOD_ARGS)
+    + _content_header(1, 60, 0, 5000, b"\x00\x00")
+    + body(1, bytes(5000)),
+    "oversize header frame": encode_frame(1, 1, b"\x00<\x00(" + GOOD_ARGS)
+    + _content_header(1, 60, 0, 3, b"\x20\x00" + encode_table({"h": bytes(4100)}))
+    + body(1, b"abc"),
+    "over max message size": encode_frame(1, 1, b"\x00<\x00(" + GOOD_ARGS)
+    + _content_header(1, 60, 0, 3001, b"\x00\x00")
+    + body(1, bytes(3001)),
+    "on channel 0": encode_frame(1, 0, b"\x00<\x00(" + GOOD_ARGS)
+    + _content_header(0, 60, 0, 3, b"\x00\x00")
+    + body(0, b"abc"),
+    "method frame shorter than its ids": encode_frame(1, 1, b"\x00<")
+    + encode_frame(2, 1, b"\x00(" + GOOD_ARGS),
+    "heartbeat between": encode_frame(1, 1, b"\x00<\x00(" + GOOD_ARGS)
+    + HEARTBEAT_FRAME
+    + _content_header(1, 60, 0, 3, b"\x00\x00")
+    + body(1, b"abc"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN_PUBLISHES))
+def test_unusual_publishes_take_the_frame_by_frame_path(name: str) -> None:
+    data = BROKEN_PUBLISHES[name] + publish(1, "after", b"ok")
+    whole = after_open([data])
+    assert after_open([data[i : i + 1] for i in range(len(data))]) == whole
+    if name != "heartbeat between":
+        assert not any(e.body == b"abc" for e in whole[0] if isinstance(e, ContentReceived))

@@ -302,17 +302,26 @@ def decode_properties(data: Buffer) -> tuple[int, Properties]:
     try:
         _, _, body_size = _CONTENT_HEAD.unpack_from(data, 0)
         (flags,) = _U16.unpack_from(data, 12)
-        props = _decode_property_list(data, flags)
+        props = _decode_property_list(data, flags, 14)
     except (StructError, ValueError, IndexError, RecursionError) as exc:
         raise HardError(ReplyCode.FRAME_ERROR, f"cannot decode content header: {exc}") from None
     return body_size, props
 
 
-def _decode_property_list(data: Buffer, flags: int) -> Properties:
+def decode_encoded_properties(data: Buffer) -> Properties:
+    """Decode property flags and list, the form :func:`encode_properties` makes
+    (a content header payload after its first 12 bytes). HardError 501 if bad."""
+    try:
+        (flags,) = _U16.unpack_from(data, 0)
+        return _decode_property_list(data, flags, 2)
+    except (StructError, ValueError, IndexError, RecursionError) as exc:
+        raise HardError(ReplyCode.FRAME_ERROR, f"cannot decode content header: {exc}") from None
+
+
+def _decode_property_list(data: Buffer, flags: int, off: int) -> Properties:
     if flags & _UNKNOWN_FLAGS:
         raise ValueError(f"unknown property flags {flags & _UNKNOWN_FLAGS:#06x}")
     props = Properties()
-    off = 14
     bit = 1 << 15
     for name in _PROPERTY_NAMES:
         if not flags:  # the rest are absent (most messages set few properties)
@@ -409,12 +418,42 @@ def encode_content_frames(
     return out
 
 
-# basic.deliver method frame up to the consumer tag, then delivery tag, the
-# redelivered bit and the exchange length, then after the routing key: frame
-# end and the content header frame's head.
-_DELIVER_HEAD = Struct(">BHIHHB")
-_DELIVER_MID = Struct(">QBB")
-_DELIVER_TAIL = Struct(">BBHIHHQ")
+# The frame end of a content header and the head of the body frame after it.
+_BODY_HEAD = Struct(">BBHI")
+# (channel, consumer tag, exchange, routing key) -> what encode_deliver needs
+# for them: a consumer's deliveries repeat all four, so their encoding and
+# checks are done once. Emptied when full, like the connection's caches.
+_DELIVER_TEMPLATES: dict[tuple[int, str, str, str], tuple[bytes, bytes, Struct]] = {}
+_DELIVER_TEMPLATE_ENTRIES = 512
+
+
+def _deliver_template(
+    channel: int, consumer_tag: str, exchange: str, routing_key: str
+) -> tuple[bytes, bytes, Struct]:
+    """basic.deliver's frame up to the consumer tag (``head``); from the exchange
+    to the content header's channel (``mid``); and the Struct that packs
+    head, delivery tag, redelivered, mid, then the content header's size,
+    class, weight and body size (amqp0-9-1 §4.2.3, §4.2.6.1)."""
+    tag = consumer_tag.encode("utf-8", "surrogateescape")
+    ex = exchange.encode("utf-8", "surrogateescape")
+    key = routing_key.encode("utf-8", "surrogateescape")
+    if len(tag) > 255 or len(ex) > 255 or len(key) > 255:
+        raise ValueError("short string longer than 255 bytes")
+    method_size = 16 + len(tag) + len(ex) + len(key)
+    head = _FRAME_HEAD.pack(FRAME_METHOD, channel, method_size) + _DELIVER_IDS + bytes((len(tag),))
+    head += tag
+    mid = b"".join(
+        (bytes((len(ex),)), ex, bytes((len(key),)), key, bytes((FRAME_END, FRAME_HEADER)))
+    )
+    mid += _U16.pack(channel)
+    template = head, mid, Struct(f">{len(head)}sQB{len(mid)}sIHHQ")
+    if len(_DELIVER_TEMPLATES) >= _DELIVER_TEMPLATE_ENTRIES:
+        _DELIVER_TEMPLATES.clear()
+    _DELIVER_TEMPLATES[channel, consumer_tag, exchange, routing_key] = template
+    return template
+
+
+_DELIVER_IDS = _U16.pack(60) + _U16.pack(60)
 
 
 def encode_deliver(
@@ -430,52 +469,66 @@ def encode_deliver(
 ) -> list[bytes]:
     """basic.deliver + content header + body frames, as pieces for one join.
 
-    The hottest encode in the broker: three struct packs, no method object.
+    The hottest encode in the broker: one struct pack from the method frame's
+    head to the body size, no method object.
     """
-    tag = consumer_tag.encode("utf-8", "surrogateescape")
-    ex = exchange.encode("utf-8", "surrogateescape")
-    key = routing_key.encode("utf-8", "surrogateescape")
-    if len(tag) > 255 or len(ex) > 255 or len(key) > 255:
-        raise ValueError("short string longer than 255 bytes")
-    method_size = 16 + len(tag) + len(ex) + len(key)
+    template = _DELIVER_TEMPLATES.get((channel, consumer_tag, exchange, routing_key))
+    if template is None:
+        template = _deliver_template(channel, consumer_tag, exchange, routing_key)
+    head, mid, layout = template
+    size = len(body)
     out = [
-        _DELIVER_HEAD.pack(FRAME_METHOD, channel, method_size, 60, 60, len(tag)),
-        tag,
-        _DELIVER_MID.pack(delivery_tag, 1 if redelivered else 0, len(ex)),
-        ex,
-        _U8.pack(len(key)),
-        key,
-        _DELIVER_TAIL.pack(
-            FRAME_END, FRAME_HEADER, channel, 12 + len(encoded_props), 60, 0, len(body)
+        layout.pack(
+            head, delivery_tag, 1 if redelivered else 0, mid, 12 + len(encoded_props), 60, 0, size
         ),
         encoded_props,
-        b"\xce",
     ]
-    _body_frames(channel, body, frame_max, out)
+    if size and (size <= frame_max - FRAME_OVERHEAD or not frame_max):
+        out += (_BODY_HEAD.pack(FRAME_END, FRAME_BODY, channel, size), body, b"\xce")
+    else:
+        out.append(b"\xce")
+        _body_frames(channel, body, frame_max, out)
     return out
+
+
+# basic.publish's method frame up to its arguments (type, channel, size, class,
+# method), then a content header frame up to its property flags, then a body
+# frame's head: what the publish fast path reads in three unpacks.
+_METHOD_HEAD = Struct(">BHIHH")
+_HEADER_HEAD = Struct(">BHIHHQ")
 
 
 class FrameReader:
     """Splits a byte stream into frames ``(type, channel, payload)``.
 
-    Feed it bytes, then iterate: iteration yields every complete frame and
-    stops when the rest is incomplete (no exception for that: it is the normal
+    Feed it bytes, then call :meth:`next_frame` (or iterate) until it returns
+    None: the rest is incomplete (no exception for that: it is the normal
     case). Payloads are memoryviews into the received bytes, valid until the
     caller drops them. Frame size is checked against ``frame_max`` from the
     7-byte header, before any of the payload is buffered (amqp0-9-1 §4.2.3).
     """
 
-    __slots__ = ("_buf", "_chunks", "_need", "_pending", "_pos", "frame_max")
+    __slots__ = ("_buf", "_chunks", "_limit", "_need", "_pending", "_pos", "_view")
 
     def __init__(self, frame_max: int = FRAME_MIN_SIZE) -> None:
         self.frame_max = frame_max
         self._buf = b""
+        self._view = memoryview(self._buf)
         self._pos = 0
         # Bytes received since _buf, joined only once the next frame is
         # complete, so a large frame arriving in many reads is copied once.
         self._chunks: list[bytes] = []
         self._pending = 0
         self._need = 0
+
+    @property
+    def frame_max(self) -> int:
+        """The largest frame accepted, overhead included; 0 means no limit."""
+        return self._limit + FRAME_OVERHEAD if self._limit != 0xFFFF_FFFF else 0
+
+    @frame_max.setter
+    def frame_max(self, frame_max: int) -> None:
+        self._limit = frame_max - FRAME_OVERHEAD if frame_max else 0xFFFF_FFFF
 
     def feed(self, data: bytes) -> None:
         self._chunks.append(data)
@@ -486,38 +539,121 @@ class FrameReader:
     def _join(self) -> None:
         if self._pos < len(self._buf):
             self._chunks.insert(0, self._buf[self._pos :])
-        self._buf = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
+        # bytes, never a caller's bytearray: payload views must be hashable
+        # (the connection's caches look them up without copying).
+        chunks = self._chunks
+        self._buf = chunks[0] if len(chunks) == 1 and type(chunks[0]) is bytes else b"".join(chunks)
+        self._view = memoryview(self._buf)
         self._chunks = []
         self._pending = 0
         self._pos = 0
 
     def __iter__(self) -> Iterator[tuple[int, int, memoryview]]:
-        # Chunks still pending (see feed) cannot complete the next frame.
+        while (frame := self.next_frame()) is not None:
+            yield frame
+
+    def next_frame(self) -> tuple[int, int, memoryview] | None:
+        """The next complete frame, or None when the buffer holds none.
+
+        Raises HardError 501 on a frame that breaks the framing; the stream
+        is unusable after that.
+        """
         buf = self._buf
-        view = memoryview(buf)
-        end = len(buf)
         pos = self._pos
-        limit = self.frame_max - FRAME_OVERHEAD if self.frame_max else 0xFFFF_FFFF
-        unpack = _FRAME_HEAD.unpack_from
-        while end - pos >= 7:
-            frame_type, channel, size = unpack(buf, pos)
-            if size > limit or frame_type not in _FRAME_TYPES or (frame_type == 8 and size):
-                self._pos = end  # the stream is unusable from here
-                raise _frame_error(frame_type, size, limit)
-            frame_end = pos + 7 + size
-            if frame_end >= end:
-                self._need = frame_end + 1 - pos
-                break
-            if buf[frame_end] != FRAME_END:
-                self._pos = end
-                raise HardError(
-                    ReplyCode.FRAME_ERROR,
-                    f"type {frame_type}: invalid frame end marker {buf[frame_end]:#x}",
-                )
-            self._pos = pos = frame_end + 1
-            yield frame_type, channel, view[frame_end - size : frame_end]
-        else:
+        end = len(buf)
+        # Chunks still pending (see feed) cannot complete the next frame.
+        if end - pos < 7:
             self._need = 7
+            return None
+        frame_type, channel, size = _FRAME_HEAD.unpack_from(buf, pos)
+        if size > self._limit or frame_type not in _FRAME_TYPES or (frame_type == 8 and size):
+            self._pos = end  # the stream is unusable from here
+            raise _frame_error(frame_type, size, self._limit)
+        frame_end = pos + 7 + size
+        if frame_end >= end:
+            self._need = frame_end + 1 - pos
+            return None
+        if buf[frame_end] != FRAME_END:
+            self._pos = end
+            raise HardError(
+                ReplyCode.FRAME_ERROR,
+                f"type {frame_type}: invalid frame end marker {buf[frame_end]:#x}",
+            )
+        self._pos = frame_end + 1
+        return frame_type, channel, self._view[pos + 7 : frame_end]
+
+    def peek_publish(self) -> tuple[int, bytes, bytes, bytes, int] | None:
+        """The fast path's look at the buffer: a whole published message, or None.
+
+        When the next frames are basic.publish, a basic content header of
+        weight 0 and (unless it announces an empty body, §4.2.6.2) the whole
+        body in a single frame, all on one channel, complete, within frame_max
+        and well framed: ``(channel, publish arguments, property flags and
+        list, body, end)``, the byte strings copied out of the buffer. Nothing
+        is consumed; :meth:`skip_to` ``(end)`` does. Anything else, including
+        every malformed input, is None: :meth:`next_frame` then takes the
+        frames one by one and reports what is wrong with them.
+        """
+        buf = self._buf
+        pos = self._pos
+        end = len(buf)
+        # The low octet of the method id first: a cheap no for every other frame.
+        if end - pos < 11 or buf[pos + 10] != 40:
+            return None
+        frame_type, channel, size, class_id, method_id = _METHOD_HEAD.unpack_from(buf, pos)
+        header = pos + 8 + size  # the content header frame
+        limit = self._limit
+        if (
+            method_id != 40
+            or class_id != 60
+            or frame_type != FRAME_METHOD
+            or size > limit
+            or size < 4
+            or header + 19 > end
+            or buf[header - 1] != FRAME_END
+        ):
+            return None
+        frame_type, header_channel, size, class_id, weight, body_size = _HEADER_HEAD.unpack_from(
+            buf, header
+        )
+        body = header + 8 + size  # the body frame, or the end of the message
+        if (
+            frame_type != FRAME_HEADER
+            or header_channel != channel
+            or class_id != 60
+            or weight
+            or size > limit
+            or size < 14
+            or body > end
+            or buf[body - 1] != FRAME_END
+        ):
+            return None
+        if not body_size:
+            return channel, buf[pos + 11 : header - 1], buf[header + 19 : body - 1], b"", body
+        if body + 7 > end:
+            return None
+        frame_type, body_channel, size = _FRAME_HEAD.unpack_from(buf, body)
+        stop = body + 8 + size
+        if (
+            frame_type != FRAME_BODY
+            or body_channel != channel
+            or size != body_size
+            or size > limit
+            or stop > end
+            or buf[stop - 1] != FRAME_END
+        ):
+            return None
+        return (
+            channel,
+            buf[pos + 11 : header - 1],
+            buf[header + 19 : body - 1],
+            buf[body + 7 : stop - 1],
+            stop,
+        )
+
+    def skip_to(self, end: int) -> None:
+        """Consume the buffer up to ``end``, an offset :meth:`peek_publish` gave."""
+        self._pos = end
 
 
 def _frame_error(frame_type: int, size: int, limit: int) -> HardError:

@@ -31,6 +31,7 @@ from pigeon.protocols.amqp091.codec import (
     HEARTBEAT_FRAME,
     PROTOCOL_HEADER,
     FrameReader,
+    decode_encoded_properties,
     decode_properties,
     encode_content_frames,
     encode_deliver,
@@ -252,7 +253,6 @@ class ServerConnection:
         # Before tune, frames are limited tighter than after (RabbitMQ: 8192 bytes), yet
         # enough for an OAuth token in start-ok.
         self._reader = FrameReader(FRAME_MAX_BEFORE_TUNE)
-        self._frames: Iterator[tuple[int, int, memoryview]] | None = None
         self._header = b""
         self._out: list[bytes] = []
         self._channels: dict[int, _Channel] = {}
@@ -271,24 +271,26 @@ class ServerConnection:
             self._header += data
         elif not self._broken and self.state is not ConnState.CLOSED:
             self._reader.feed(data)
-            # A suspended iterator holds the reader's old buffer.
-            self._frames = None
 
     def next_event(self) -> Event | Literal[_Sentinel.NEED_DATA]:
         """The next event, or NEED_DATA when the input holds no complete one."""
-        if self.state is ConnState.AWAITING_HEADER:
+        if self.state is ConnState.OPEN:
+            # The hot path: a whole basic.publish in the buffer (see _publish).
+            whole = self._reader.peek_publish()
+            if whole is not None:
+                published = self._publish(*whole)
+                if published is not None:
+                    return published
+        elif self.state is ConnState.AWAITING_HEADER:
             header_event = self._protocol_header()
             if header_event is not None:
                 return header_event
+        next_frame = self._reader.next_frame
         while self.state is not ConnState.CLOSED:
-            frames = self._frames
-            if frames is None:
-                frames = self._frames = iter(self._reader)
             try:
-                frame = next(frames, None)
+                frame = next_frame()
             except HardError as error:  # the framing is lost: ignore the rest
                 self._broken = True
-                self._frames = None
                 return self._protocol_error(error)
             if frame is None:
                 return self._input_exhausted()
@@ -306,7 +308,6 @@ class ServerConnection:
             yield event
 
     def _input_exhausted(self) -> Event | Literal[_Sentinel.NEED_DATA]:
-        self._frames = None
         if not self._eof:
             return NEED_DATA
         self.state = ConnState.CLOSED
@@ -478,6 +479,36 @@ class ServerConnection:
         if index == _CHANNEL_CLOSE:  # both sides closed at once: answer, keep waiting
             self._out.append(encode_method_frame(number, m.ChannelCloseOk()))
         return None
+
+    def _publish(
+        self, number: int, args: bytes, props: bytes, body: bytes, end: int
+    ) -> ContentReceived | None:
+        """basic.publish with its header and body in one step, or None to leave
+        them to the frame-by-frame path.
+
+        This is the broker's hottest parse, so it does in one call what
+        ``_channel_method``, ``_content_header`` and ``_content_body`` do for
+        a publish on an idle open channel, and returns None for every case
+        where they would do something else (an error, a channel that is
+        closing, an oversize message): the result is the same either way.
+        """
+        channel = self._channels.get(number)
+        if channel is None or channel.closing or channel.method is not None:
+            return None
+        method = _PUBLISHES.get(args)
+        if method is None:
+            method = _decode_publish(args)
+            if method is None:
+                return None
+        if len(body) > self.max_message_size:
+            return None
+        known = _PROPERTIES.get(props)
+        if known is None:
+            known = _decode_props(props)
+            if known is None:
+                return None
+        self._reader.skip_to(end)
+        return ContentReceived(number, method, known[0], body, known[1])
 
     def _content(self, frame_type: int, number: int, payload: memoryview) -> Event | None:
         channel = self._channels.get(number)
@@ -657,20 +688,22 @@ class ServerConnection:
         body: bytes,
     ) -> None:
         """Queue basic.deliver with its content: the broker's hottest write."""
-        if self._may_send(channel):
-            self._out.extend(
-                encode_deliver(
-                    channel,
-                    consumer_tag,
-                    delivery_tag,
-                    redelivered,
-                    exchange,
-                    routing_key,
-                    encoded_props,
-                    body,
-                    self.frame_max,
-                )
-            )
+        state = self._channels.get(channel)
+        if (
+            state is None or state.closing or self.state is not ConnState.OPEN
+        ) and not self._may_send(channel):
+            return
+        self._out += encode_deliver(
+            channel,
+            consumer_tag,
+            delivery_tag,
+            redelivered,
+            exchange,
+            routing_key,
+            encoded_props,
+            body,
+            self.frame_max,
+        )
 
     def send_blocked(self, reason: str) -> None:
         self.send_method(0, m.ConnectionBlocked(reason))
@@ -681,6 +714,45 @@ class ServerConnection:
     def send_heartbeat(self) -> None:
         if self.state is not ConnState.CLOSED:
             self._out.append(HEARTBEAT_FRAME)
+
+
+# Decoded basic.publish arguments and content properties by their wire bytes:
+# publishers repeat the same exchange, routing key and properties, and a hit
+# costs a dict lookup where a decode builds strings and objects. Both are
+# emptied when full, so unique values (a message id per message) cost little
+# and hold little. The objects are shared between messages, which is safe:
+# methods and Properties are never changed in place (copy() makes new ones),
+# as a message fanned out to many queues already relies on.
+_CACHE_ENTRIES = 512
+_CACHE_MAX_KEY = 512  # bytes; larger property lists are decoded every time
+_PUBLISHES: dict[bytes, m.BasicPublish] = {}
+_PROPERTIES: dict[bytes, tuple[Properties, bytes]] = {}
+
+
+def _decode_publish(args: bytes) -> m.BasicPublish | None:
+    """Decode (and cache) publish arguments; None if they do not parse."""
+    try:
+        method = m.BasicPublish.decode(args)
+    except (StructError, ValueError, IndexError):
+        return None
+    if len(args) <= _CACHE_MAX_KEY:
+        if len(_PUBLISHES) >= _CACHE_ENTRIES:
+            _PUBLISHES.clear()
+        _PUBLISHES[args] = method
+    return method
+
+
+def _decode_props(props: bytes) -> tuple[Properties, bytes] | None:
+    """Decode (and cache) properties, kept with their wire form."""
+    try:
+        known = decode_encoded_properties(props), props
+    except HardError:
+        return None
+    if len(props) <= _CACHE_MAX_KEY:
+        if len(_PROPERTIES) >= _CACHE_ENTRIES:
+            _PROPERTIES.clear()
+        _PROPERTIES[props] = known
+    return known
 
 
 def _not_allowed(text: str) -> HardError:
