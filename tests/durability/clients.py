@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from dataclasses import dataclass
 
 import pika
+import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
 PERSISTENT = pika.BasicProperties(delivery_mode=2)
@@ -32,6 +34,17 @@ def connect(url: str, **options: object) -> pika.BlockingConnection:
     for name, value in options.items():
         setattr(params, name, value)
     return pika.BlockingConnection(params)
+
+
+def abandon(connection: pika.BlockingConnection | None) -> None:
+    """Close a connection whose broker may have been killed, and its socket with it.
+
+    (pika only closes the socket of a dead connection once it notices; a
+    connection left for the garbage collector warns about an unclosed socket.)
+    """
+    if connection is not None:
+        with contextlib.suppress(pika.exceptions.AMQPError, OSError):
+            connection.close()
 
 
 @dataclass(frozen=True)

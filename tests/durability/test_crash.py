@@ -33,17 +33,13 @@ import pika.exceptions
 import pytest
 
 from .broker_process import BrokerProcess
-from .clients import PERSISTENT, Received, body_of, connect, drain, number_of
+from .clients import PERSISTENT, Received, abandon, body_of, connect, drain, number_of
 from .conftest import MakeBroker
 
 QUEUE = "crash-test"
 PUBLISHERS = 2
 ACK_EVERY = 3  # the acker takes one message for every ACK_EVERY confirmed
 KILL_AFTER = (0.2, 1.5)  # seconds of publishing before the SIGKILL
-
-# pika leaves the socket of a connection whose peer was killed for the garbage
-# collector; the warning that follows says nothing about the broker.
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
 
 @dataclass
@@ -72,6 +68,7 @@ class Ledger:
 def publish(url: str, first: int, step: int, ledger: Ledger, stop: threading.Event) -> None:
     """Publish first, first+step, ... with confirms until the broker dies."""
     number = first
+    connection = None
     try:
         connection = connect(url)
         channel = connection.channel()
@@ -87,6 +84,8 @@ def publish(url: str, first: int, step: int, ledger: Ledger, stop: threading.Eve
             number += step
     except (pika.exceptions.AMQPError, OSError):
         return  # the broker was killed
+    finally:
+        abandon(connection)
 
 
 def ack_some(url: str, ledger: Ledger, stop: threading.Event) -> None:
@@ -94,6 +93,7 @@ def ack_some(url: str, ledger: Ledger, stop: threading.Event) -> None:
     taken = 0
     last_ack: int | None = None
     confirmed_before = len(ledger.confirmed)
+    connection = None
     try:
         connection = connect(url)
         channel = connection.channel()
@@ -119,6 +119,8 @@ def ack_some(url: str, ledger: Ledger, stop: threading.Event) -> None:
             taken += 1
     except (pika.exceptions.AMQPError, OSError):
         return
+    finally:
+        abandon(connection)
 
 
 @dataclass

@@ -33,13 +33,11 @@ import pika
 import pytest
 
 from .broker_process import BrokerProcess
-from .clients import PERSISTENT, body_of, connect, drain
+from .clients import PERSISTENT, abandon, body_of, connect, drain
 
 MiB = 1024 * 1024
 QUEUE = "disk-full"
 OTHER = 10**9  # the number of the message a second publisher sends
-
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
 
 @pytest.fixture
@@ -75,6 +73,7 @@ class Publisher:
         return bool(self.events) and self.events[-1] != "unblocked"
 
     def run(self) -> None:
+        connection = None
         try:
             connection = connect(self.url)
             watch_blocking(connection, self.events)
@@ -95,6 +94,8 @@ class Publisher:
             connection.close()
         except BaseException as error:  # reported by the test
             self.error = error
+        finally:
+            abandon(connection)
 
 
 def watch_blocking(connection: pika.BlockingConnection, events: list[str]) -> None:

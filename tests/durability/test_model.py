@@ -33,7 +33,6 @@ drained: every message that must be there is.
 from __future__ import annotations
 
 import bisect
-import contextlib
 import os
 import time
 import uuid
@@ -57,12 +56,10 @@ from hypothesis.stateful import (
 from pika.adapters.blocking_connection import BlockingChannel
 
 from .broker_process import BrokerProcess
-from .clients import body_of, connect, number_of
+from .clients import abandon, body_of, connect, number_of
 
 SIZE = 64
 RESTARTS_PER_EXAMPLE = 2  # a restart costs a broker start (~1-2 s): keep runs bounded
-
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
 
 @dataclass
@@ -202,6 +199,7 @@ class QueueMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         if self.connection is None or not self.connection.is_open:
+            abandon(self.connection)
             return
         try:
             while True:
@@ -214,8 +212,7 @@ class QueueMachine(RuleBasedStateMachine):
                 )
             self.taker.queue_delete(self.queue)
         finally:
-            with contextlib.suppress(pika.exceptions.AMQPError):
-                self.connection.close()
+            abandon(self.connection)
 
     # -- rules ----------------------------------------------------------------------
 
@@ -299,6 +296,7 @@ class QueueMachine(RuleBasedStateMachine):
     def dirty_restart(self) -> None:
         self.restarts += 1
         self.broker.kill()
+        abandon(self.connection)
         self.broker.start()
         self.model.dirty_restart()
         self.open()
