@@ -160,8 +160,10 @@ def decode_method(payload: Buffer) -> Method:
             class_id,
             method_id,
         )
+    # A view, so the arguments are not copied (the frame reader's payloads are views).
+    args = payload[4:] if type(payload) is memoryview else memoryview(payload)[4:]
     try:
-        return cls.decode(memoryview(payload)[4:])
+        return cls.decode(args)
     except (StructError, ValueError, IndexError, RecursionError) as exc:
         raise HardError(
             ReplyCode.FRAME_ERROR, f"cannot decode {{cls.NAME}}: {{exc}}", class_id, method_id

@@ -184,6 +184,17 @@ _SERVER_ONLY: frozenset[type[m.Method]] = frozenset(
     if cls.NAME.endswith("-ok") or cls.CLASS_ID == m.ConnectionStart.CLASS_ID
 ) | {m.BasicDeliver, m.BasicReturn, m.BasicGetEmpty}
 
+# Methods a client sends on an open channel that need nothing of the
+# connection but to be handed on (basic.ack, queue.declare...).
+_PLAIN: frozenset[type[m.Method]] = frozenset(
+    cls
+    for cls in m.METHODS.values()
+    if cls not in _SERVER_ONLY
+    and not cls.HAS_CONTENT
+    and cls.CLASS_ID != m.ConnectionStart.CLASS_ID
+    and cls is not m.ChannelOpen
+    and cls is not m.ChannelClose
+)
 _CLASS_METHOD = Struct(">HH")
 _CONNECTION_CLOSE = m.ConnectionClose.INDEX
 _CONNECTION_CLOSE_OK = m.ConnectionCloseOk.INDEX
@@ -442,6 +453,8 @@ class ServerConnection:
             raise _unexpected_content(channel.method, "non content header frame")
         method = m.decode_method(payload)
         kind = type(method)
+        if kind in _PLAIN:
+            return MethodReceived(number, method)
         if kind is m.ChannelClose:
             assert isinstance(method, m.ChannelClose)
             del self._channels[number]
