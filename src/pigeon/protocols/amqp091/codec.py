@@ -418,42 +418,46 @@ def encode_content_frames(
     return out
 
 
-# The frame end of a content header and the head of the body frame after it.
-_BODY_HEAD = Struct(">BBHI")
-# (channel, consumer tag, exchange, routing key) -> what encode_deliver needs
-# for them: a consumer's deliveries repeat all four, so their encoding and
-# checks are done once. Emptied when full, like the connection's caches.
-_DELIVER_TEMPLATES: dict[tuple[int, str, str, str], tuple[bytes, bytes, Struct]] = {}
+# (channel, consumer tag, exchange, routing key, properties' length) -> what
+# encode_deliver needs for them: a consumer's deliveries repeat all five, so
+# their encoding and checks are done once. Emptied when full, like the
+# connection's caches.
+_DeliverKey = tuple[int, str, str, str, int]
+_DELIVER_TEMPLATES: dict[_DeliverKey, tuple[bytes, bytes, Struct]] = {}
 _DELIVER_TEMPLATE_ENTRIES = 512
+_DELIVER_IDS = _U16.pack(60) + _U16.pack(60)
 
 
-def _deliver_template(
-    channel: int, consumer_tag: str, exchange: str, routing_key: str
-) -> tuple[bytes, bytes, Struct]:
+def _deliver_template(key: _DeliverKey) -> tuple[bytes, bytes, Struct]:
     """basic.deliver's frame up to the consumer tag (``head``); from the exchange
     to the content header's channel (``mid``); and the Struct that packs
-    head, delivery tag, redelivered, mid, then the content header's size,
-    class, weight and body size (amqp0-9-1 §4.2.3, §4.2.6.1)."""
+    head, delivery tag, redelivered, mid, the content header's size, class,
+    weight, body size and properties, the header's frame end, and the head of
+    the body frame (amqp0-9-1 §4.2.3, §4.2.6.1)."""
+    channel, consumer_tag, exchange, routing_key, props_size = key
     tag = consumer_tag.encode("utf-8", "surrogateescape")
     ex = exchange.encode("utf-8", "surrogateescape")
-    key = routing_key.encode("utf-8", "surrogateescape")
-    if len(tag) > 255 or len(ex) > 255 or len(key) > 255:
+    rkey = routing_key.encode("utf-8", "surrogateescape")
+    if len(tag) > 255 or len(ex) > 255 or len(rkey) > 255:
         raise ValueError("short string longer than 255 bytes")
-    method_size = 16 + len(tag) + len(ex) + len(key)
-    head = _FRAME_HEAD.pack(FRAME_METHOD, channel, method_size) + _DELIVER_IDS + bytes((len(tag),))
-    head += tag
+    method_size = 16 + len(tag) + len(ex) + len(rkey)
+    head = b"".join(
+        (
+            _FRAME_HEAD.pack(FRAME_METHOD, channel, method_size),
+            _DELIVER_IDS,
+            bytes((len(tag),)),
+            tag,
+        )
+    )
     mid = b"".join(
-        (bytes((len(ex),)), ex, bytes((len(key),)), key, bytes((FRAME_END, FRAME_HEADER)))
+        (bytes((len(ex),)), ex, bytes((len(rkey),)), rkey, bytes((FRAME_END, FRAME_HEADER)))
     )
     mid += _U16.pack(channel)
-    template = head, mid, Struct(f">{len(head)}sQB{len(mid)}sIHHQ")
+    layout = Struct(f">{len(head)}sQB{len(mid)}sIHHQ{props_size}sBBHI")
     if len(_DELIVER_TEMPLATES) >= _DELIVER_TEMPLATE_ENTRIES:
         _DELIVER_TEMPLATES.clear()
-    _DELIVER_TEMPLATES[channel, consumer_tag, exchange, routing_key] = template
+    template = _DELIVER_TEMPLATES[key] = head, mid, layout
     return template
-
-
-_DELIVER_IDS = _U16.pack(60) + _U16.pack(60)
 
 
 def encode_deliver(
@@ -466,29 +470,58 @@ def encode_deliver(
     encoded_props: bytes,
     body: bytes,
     frame_max: int,
-) -> list[bytes]:
+) -> tuple[bytes, ...]:
     """basic.deliver + content header + body frames, as pieces for one join.
 
-    The hottest encode in the broker: one struct pack from the method frame's
-    head to the body size, no method object.
+    The hottest encode in the broker: everything up to the body in one
+    struct pack, no method object.
     """
-    template = _DELIVER_TEMPLATES.get((channel, consumer_tag, exchange, routing_key))
+    key = channel, consumer_tag, exchange, routing_key, len(encoded_props)
+    template = _DELIVER_TEMPLATES.get(key)
     if template is None:
-        template = _deliver_template(channel, consumer_tag, exchange, routing_key)
+        template = _deliver_template(key)
     head, mid, layout = template
     size = len(body)
-    out = [
-        layout.pack(
-            head, delivery_tag, 1 if redelivered else 0, mid, 12 + len(encoded_props), 60, 0, size
-        ),
-        encoded_props,
-    ]
     if size and (size <= frame_max - FRAME_OVERHEAD or not frame_max):
-        out += (_BODY_HEAD.pack(FRAME_END, FRAME_BODY, channel, size), body, b"\xce")
-    else:
-        out.append(b"\xce")
-        _body_frames(channel, body, frame_max, out)
-    return out
+        # The usual case: the body fits one frame (§4.2.6.2).
+        return (
+            layout.pack(
+                head,
+                delivery_tag,
+                1 if redelivered else 0,
+                mid,
+                12 + len(encoded_props),
+                60,
+                0,
+                size,
+                encoded_props,
+                FRAME_END,
+                FRAME_BODY,
+                channel,
+                size,
+            ),
+            body,
+            b"\xce",
+        )
+    # No body frame (§4.2.6.2), or several: the packed body frame head is cut off.
+    packed = layout.pack(
+        head,
+        delivery_tag,
+        1 if redelivered else 0,
+        mid,
+        12 + len(encoded_props),
+        60,
+        0,
+        size,
+        encoded_props,
+        FRAME_END,
+        0,
+        0,
+        0,
+    )
+    out = [packed[: -_FRAME_HEAD.size]]
+    _body_frames(channel, body, frame_max, out)
+    return tuple(out)
 
 
 # basic.publish's method frame up to its arguments (type, channel, size, class,
