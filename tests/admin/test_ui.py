@@ -88,6 +88,15 @@ def test_queue_actions(page: Any, running: Running, uid: str) -> None:
     page.goto(running.base + "/#/queues")
     page.wait_for_selector("main[data-page='#/queues'] #queues")
     page.click("#queues th[data-key=name]")
+    # The table re-renders after the click (and on its refresh timer): wait for the rows.
+    page.wait_for_function(
+        """uid => {
+            const names = [...document.querySelectorAll('#queues tbody tr td:nth-child(2)')]
+                .map(td => td.innerText).filter(n => n.includes(uid));
+            return names.length === 2 && names[0] < names[1];
+        }""",
+        arg=uid,
+    )
     names = [n for n in page.locator("#queues tbody tr td:nth-child(2)").all_inner_texts()
              if uid in n]
     assert names == sorted(names)

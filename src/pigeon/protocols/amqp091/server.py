@@ -55,6 +55,7 @@ class AMQPProtocol(asyncio.Protocol):
         self._closing_since: float | None = None
         self._reading_paused = False
         self._admitted = False
+        self.closed: asyncio.Future[None] = loop.create_future()
 
     # -- asyncio.Protocol ------------------------------------------------------
 
@@ -135,6 +136,8 @@ class AMQPProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.connections.discard(self)
+        if not self.closed.done():
+            self.closed.set_result(None)
         if self._admitted:
             self._admitted = False
             self.context.limits.leave()
@@ -259,8 +262,12 @@ class AMQPListener:
         if self._alarms_changed in self.context.alarms.listeners:
             self.context.alarms.listeners.remove(self._alarms_changed)
         self.server.close()
-        for protocol in list(self.connections):
+        protocols = list(self.connections)
+        for protocol in protocols:
             protocol.shutdown()
+        if protocols:
+            # Let the transports finish closing, so no socket outlives the broker.
+            await asyncio.wait([p.closed for p in protocols], timeout=CLOSE_OK_TIMEOUT)
         await self.server.wait_closed()
 
 
