@@ -9,8 +9,8 @@ from pathlib import Path
 
 from admin_helpers import Running
 
-# ``python -m pigeon.admin.ctl ctl ...`` is ``pigeon ctl ...`` before cli.py wires it in.
-COMMAND = [sys.executable, "-m", "pigeon.admin.ctl", "ctl"]
+# The real entry point: ``python -m pigeon ctl ...`` is what ``pigeon ctl ...`` runs.
+COMMAND = [sys.executable, "-m", "pigeon", "ctl"]
 
 
 def ctl(running: Running, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
