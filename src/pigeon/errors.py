@@ -43,5 +43,9 @@ class CommandInvalid(PigeonError):
     """A request that can never be valid, such as an unknown exchange type (connection level)."""
 
 
+class NotSupported(PigeonError):
+    """A request Pigeon deliberately does not implement, as RabbitMQ (connection level)."""
+
+
 class InternalError(PigeonError):
     """The broker failed to do what it should have (connection level)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pika
 import pika.exceptions
@@ -368,3 +369,33 @@ def test_many_errors_on_one_connection(connection: pika.BlockingConnection, uid:
     queue = channel.queue_declare("", exclusive=True).method.queue
     channel.basic_publish("", queue, b"still fine")
     assert drain_all(channel, queue) == [b"still fine"]
+
+
+@pytest.mark.parametrize(
+    ("method", "text"),
+    [
+        (commands.Channel.Flow(active=False), "NOT_IMPLEMENTED - active=false"),
+        (commands.Basic.Recover(requeue=False), "NOT_IMPLEMENTED - requeue=false"),
+    ],
+    ids=["channel.flow-false", "basic.recover-no-requeue"],
+)
+def test_what_rabbitmq_does_not_implement_closes_with_540(
+    amqp_url: str, method: Any, text: str
+) -> None:
+    with RawClient(amqp_url) as client:
+        client.handshake("guest", "guest")
+        client.expect(commands.Connection.OpenOk)
+        client.send(1, commands.Channel.Open())
+        client.expect(commands.Channel.OpenOk)
+        client.send(1, commands.Channel.Flow(active=True))
+        assert client.expect(commands.Channel.FlowOk).active
+        client.send(1, method)
+        closed = client.expect(commands.Connection.Close)
+        assert (closed.reply_code, closed.reply_text) == (540, text)
+
+
+def test_update_secret_keeps_a_password_connection_open(amqp_url: str) -> None:
+    with connect(amqp_url) as connection:
+        connection.update_secret("guest", "rotation")
+        channel = connection.channel()
+        assert channel.queue_declare("", exclusive=True).method.queue

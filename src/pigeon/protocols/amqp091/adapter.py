@@ -30,6 +30,7 @@ from pigeon.errors import (
     InternalError,
     NotAllowed,
     NotFound,
+    NotSupported,
     PigeonError,
     PreconditionFailed,
     ResourceLimit,
@@ -55,6 +56,7 @@ REPLY_CODES: dict[type[PigeonError], ReplyCode] = {
     PreconditionFailed: ReplyCode.PRECONDITION_FAILED,
     NotAllowed: ReplyCode.NOT_ALLOWED,
     CommandInvalid: ReplyCode.COMMAND_INVALID,
+    NotSupported: ReplyCode.NOT_IMPLEMENTED,
     ResourceLimit: ReplyCode.RESOURCE_ERROR,
     InternalError: ReplyCode.INTERNAL_ERROR,
 }
@@ -169,6 +171,9 @@ CHANNEL_METHODS: dict[type[m.Method], ChannelMethod] = {
 
 
 def _recover(channel: Channel, requeue: bool, ok: m.Method | None) -> None:
+    if not requeue:
+        # Redelivering to the same consumer without requeueing: RabbitMQ refuses it too.
+        raise NotSupported("requeue=false")
     channel.recover()
     if ok is not None:
         channel.handler.conn.send_method(channel.number, ok)

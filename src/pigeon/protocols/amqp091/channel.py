@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from pigeon.auth import operations as access
 from pigeon.core.message import Message, Properties
-from pigeon.errors import AccessRefused, NotAllowed, NotFound, PreconditionFailed
+from pigeon.errors import AccessRefused, NotAllowed, NotFound, NotSupported, PreconditionFailed
 from pigeon.protocols.amqp091 import methods as m
 from pigeon.protocols.amqp091.codec import encode_properties
 from pigeon.protocols.amqp091.consumer import AMQPConsumer
@@ -356,6 +356,9 @@ class Channel:
         self.apply_settlement(self.take(0, True), ack=False, requeue=True)
 
     def flow(self, active: bool) -> None:
+        if not active:
+            # RabbitMQ stopped honouring channel.flow from clients (use basic.qos).
+            raise NotSupported("active=false")
         self.flow_active = active
         self.handler.conn.send_method(self.number, m.ChannelFlowOk(active=active))
         if active:
