@@ -335,6 +335,22 @@ def test_health_checks(api: Api, running: Running) -> None:
     assert closed.status == 503 and closed.json()["status"] == "failed"
 
 
+def test_a_resource_alarm_shows_in_health_checks_and_nodes(api: Api, running: Running) -> None:
+    assert running.broker.context is not None
+    alarms = running.broker.context.alarms
+    running.call(alarms.set, "disk", True)
+    try:
+        failed = api.request("GET", "/api/health/checks/alarms")
+        assert failed.status == 503
+        assert failed.json()["alarms"] == [{"node": api.get("/api/nodes")[0]["name"],
+                                            "resource": "disk"}]
+        node = api.get("/api/nodes")[0]
+        assert (node["disk_free_alarm"], node["mem_alarm"]) == (True, False)
+    finally:
+        running.call(alarms.set, "disk", False)
+    assert api.get("/api/health/checks/alarms") == {"status": "ok"}
+
+
 def test_vhost_lifecycle(api: Api, uid: str) -> None:
     name = f"life-{uid}"
     assert api.request("PUT", f"/api/vhosts/{name}", {}).status == 201

@@ -121,12 +121,14 @@ async def whoami(request: web.Request) -> web.Response:
 
 def _node_json(request: web.Request) -> Json:
     mon = monitor(request)
-    info = process.read(mon.broker.config.data_dir)
+    info = process.read(mon.broker.config)
+    active = _alarms(request)
     return {
         "name": mon.node.name, "type": "disc", "running": True, "being_drained": False,
-        "mem_used": info.resident_memory, "mem_limit": info.memory_limit, "mem_alarm": False,
-        "disk_free": info.disk_free, "disk_free_limit": info.disk_free_limit,
-        "disk_free_alarm": False, "fd_used": info.open_fds, "fd_total": info.max_fds,
+        "mem_used": info.resident_memory, "mem_limit": info.memory_limit,
+        "mem_alarm": "memory" in active, "disk_free": info.disk_free,
+        "disk_free_limit": info.disk_free_limit, "disk_free_alarm": "disk" in active,
+        "fd_used": info.open_fds, "fd_total": info.max_fds,
         "sockets_used": info.open_sockets, "sockets_total": info.max_fds,
         "proc_used": 1, "proc_total": 1, "run_queue": 0, "processors": info.processors,
         "os_pid": str(info.pid), "uptime": int((time.time() - mon.started_at) * 1000),
@@ -154,8 +156,22 @@ def _healthy() -> web.Response:
     return ok({"status": "ok"})
 
 
+def _alarms(request: web.Request) -> set[str]:
+    context = monitor(request).broker.context
+    return set(context.alarms.active) if context is not None else set()
+
+
 async def alarms(request: web.Request) -> web.Response:
-    return _healthy()  # Pigeon raises no memory or disk alarms yet
+    active = _alarms(request)
+    if not active:
+        return _healthy()
+    node = monitor(request).node.name
+    resources = {"memory": "memory", "disk": "disk"}
+    return web.json_response({
+        "status": "failed", "reason": "resource alarm(s) in effect in the cluster",
+        "alarms": [{"node": node, "resource": resources.get(name, name)}
+                   for name in sorted(active)],
+    }, status=503)
 
 
 async def port_listener(request: web.Request) -> web.Response:

@@ -184,7 +184,7 @@ class BrokerCollector(Collector):
                 yield _counter(name, text, totals[key])
 
     def _process(self) -> Iterator[Metric]:
-        info = process.read(self.monitor.broker.config.data_dir)
+        info = process.read(self.monitor.broker.config)
         yield _gauge("rabbitmq_process_resident_memory_bytes",
                      "Memory used in bytes", info.resident_memory)
         yield _gauge("rabbitmq_resident_memory_limit_bytes",

@@ -1,9 +1,8 @@
 """The process and machine numbers an operator watches: memory, disk, file descriptors.
 
-Read from ``/proc`` where it exists (Linux), with portable fallbacks. The
-memory limit is RabbitMQ's default high watermark, 40% of physical memory, and
-the free-disk limit its default 50 MB: Pigeon raises no alarms yet, so these
-are the thresholds an operator's dashboards compare against.
+Read from ``/proc`` where it exists (Linux). The limits are the broker's own
+alarm thresholds (``memory_high_watermark``, ``disk_free_limit``), measured the
+same way the broker's resource monitor measures them (``pigeon.resources``).
 """
 
 from __future__ import annotations
@@ -11,12 +10,11 @@ from __future__ import annotations
 import os
 import resource
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-MEMORY_HIGH_WATERMARK = 0.4
-DISK_FREE_LIMIT = 50_000_000
+from pigeon.config import Config
+from pigeon.resources import memory_limit, resident_memory
 
 
 @dataclass(frozen=True)
@@ -30,22 +28,6 @@ class ProcessInfo:
     open_sockets: int
     pid: int
     processors: int
-
-
-def resident_memory() -> int:
-    try:
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak if sys.platform == "darwin" else peak * 1024
-
-
-def physical_memory() -> int:
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError):
-        return 0
 
 
 def _descriptors() -> tuple[int, int]:
@@ -65,7 +47,8 @@ def _descriptors() -> tuple[int, int]:
     return len(entries), sockets
 
 
-def read(data_dir: Path | None) -> ProcessInfo:
+def read(config: Config) -> ProcessInfo:
+    data_dir = config.data_dir
     open_fds, sockets = _descriptors()
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     where = data_dir if data_dir is not None and data_dir.exists() else Path.cwd()
@@ -75,9 +58,9 @@ def read(data_dir: Path | None) -> ProcessInfo:
         disk_free = 0
     return ProcessInfo(
         resident_memory=resident_memory(),
-        memory_limit=int(physical_memory() * MEMORY_HIGH_WATERMARK),
+        memory_limit=memory_limit(config.memory_high_watermark),
         disk_free=disk_free,
-        disk_free_limit=DISK_FREE_LIMIT,
+        disk_free_limit=config.disk_free_limit,
         open_fds=open_fds,
         max_fds=soft if soft != resource.RLIM_INFINITY else 1 << 20,
         open_sockets=sockets,

@@ -14,12 +14,15 @@ from typing import Any, Protocol
 
 from pigeon.auth.users import UserStore
 from pigeon.config import Config
+from pigeon.core.alarms import Alarms
 from pigeon.core.node import Node
 
 
 class ContextLike(Protocol):
     @property
     def users(self) -> UserStore: ...
+    @property
+    def alarms(self) -> Alarms: ...
 
 
 class ConsumerLike(Protocol):
