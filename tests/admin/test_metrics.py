@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pika
 import pytest
@@ -184,3 +185,24 @@ def test_latency_histograms_count_each_delivery_and_ack(
     total = samples[("pigeon_queue_publish_to_deliver_seconds_sum", labels)]
     assert 0 <= total < 5 * 60
     channel.queue_delete(queue)
+
+
+def test_exchange_message_stats_count_and_rate(
+        api: Api, channel: pika.adapters.blocking_connection.BlockingChannel, uid: str) -> None:
+    exchange = f"stats-x-{uid}"
+    channel.exchange_declare(exchange, "fanout")
+    queues = [channel.queue_declare("", exclusive=True).method.queue for _ in range(2)]
+    for queue in queues:
+        channel.queue_bind(queue, exchange)
+    path = f"/api/exchanges/%2F/{exchange}"
+    for _ in range(10):
+        channel.basic_publish(exchange, "", b"x")
+
+    def stats() -> dict[str, Any]:
+        return dict(api.get(path)["message_stats"])
+
+    wait_for(lambda: stats().get("publish_in") == 10)
+    assert stats()["publish_out"] == 20  # two queues each
+    # The rates come from the same sliding-window series as the queues' (tested above).
+    assert stats()["publish_in_details"]["rate"] >= 0
+    channel.exchange_delete(exchange)

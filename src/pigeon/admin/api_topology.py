@@ -44,14 +44,15 @@ def exchange_name(request: web.Request, key: str = "name") -> str:
 
 
 async def list_exchanges(request: web.Request) -> web.Response:
-    rows = [shapes.exchange_json(v, x) for v in visible_vhosts(request)
+    rows = [shapes.exchange_json(v, x, monitor(request)) for v in visible_vhosts(request)
             for x in v.exchanges.values()]
     return listing(request, rows)
 
 
 async def get_exchange(request: web.Request) -> web.Response:
     vhost = vhost_of(request)
-    return ok(shapes.exchange_json(vhost, vhost.exchange(exchange_name(request))))
+    return ok(shapes.exchange_json(vhost, vhost.exchange(exchange_name(request)),
+                                  monitor(request)))
 
 
 async def put_exchange(request: web.Request) -> web.Response:

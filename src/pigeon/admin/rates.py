@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pigeon.core.exchange import Exchange
 from pigeon.core.node import Node
 from pigeon.core.queue import Queue
 from pigeon.core.vhost import VirtualHost
@@ -51,6 +52,10 @@ def queue_counters(queue: Queue) -> Counters:
     counters["messages_unacknowledged"] = queue.unacked
     counters["messages"] = len(queue.ready) + queue.unacked
     return counters
+
+
+def exchange_counters(exchange: Exchange) -> Counters:
+    return {"publish_in": exchange.stats.publish_in, "publish_out": exchange.stats.publish_out}
 
 
 def vhost_own_counters(vhost: VirtualHost) -> Counters:
@@ -113,12 +118,14 @@ class StatsSampler:
         self.retired: Counters = {}
         self.queues_retired = 0
         self.queues: dict[int, tuple[Queue, Series]] = {}
+        self.exchanges: dict[int, tuple[Exchange, Series]] = {}
         self.vhosts: dict[str, Series] = {}
         self.overview = Series(history)
         self._span = max(window * 2, window + 1)
 
     def sample(self, now: float) -> None:
         live: set[int] = set()
+        self._sample_exchanges(now)
         for vhost in list(self.node.vhosts.values()):
             vhost_total: Counters = {}
             for queue in list(vhost.queues.values()):
@@ -150,6 +157,21 @@ class StatsSampler:
             for queue in vhost.queues.values():
                 add_into(total, queue_counters(queue))
         return total
+
+    def _sample_exchanges(self, now: float) -> None:
+        live: dict[int, tuple[Exchange, Series]] = {}
+        for vhost in self.node.vhosts.values():
+            for exchange in vhost.exchanges.values():
+                tracked = self.exchanges.get(id(exchange))
+                if tracked is None or tracked[0] is not exchange:
+                    tracked = (exchange, Series(self._span))
+                tracked[1].add(now, exchange_counters(exchange))
+                live[id(exchange)] = tracked
+        self.exchanges = live
+
+    def exchange_series(self, exchange: Exchange) -> Series | None:
+        tracked = self.exchanges.get(id(exchange))
+        return tracked[1] if tracked is not None and tracked[0] is exchange else None
 
     def queue_series(self, queue: Queue) -> Series | None:
         tracked = self.queues.get(id(queue))

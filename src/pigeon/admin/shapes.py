@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from pigeon.admin.monitor import Monitor
-from pigeon.admin.rates import Series, message_stats, queue_counters
+from pigeon.admin.rates import Series, exchange_counters, message_stats, queue_counters
 from pigeon.admin.source import ChannelLike, HandlerLike
 from pigeon.core.binding import Binding
 from pigeon.core.consumer import Consumer
@@ -68,7 +68,9 @@ def properties_key(routing_key: str, arguments: Mapping[str, Any]) -> str:
     return f"{quote(routing_key, safe='')}~{base64.urlsafe_b64encode(digest[:12]).decode()}"
 
 
-def exchange_json(vhost: VirtualHost, exchange: Exchange) -> Json:
+def exchange_json(vhost: VirtualHost, exchange: Exchange, monitor: Monitor) -> Json:
+    stats = message_stats(exchange_counters(exchange), monitor.sampler.exchange_series(exchange),
+                          monitor.window, keys=("publish_in", "publish_out"))
     return {
         "name": exchange.name,
         "vhost": vhost.name,
@@ -80,7 +82,7 @@ def exchange_json(vhost: VirtualHost, exchange: Exchange) -> Json:
         "user_who_performed_action": "rmq-internal" if exchange.name.startswith("amq.")
         or exchange.name == "" else "",
         "policy": None,
-        "message_stats": {},
+        "message_stats": stats,
     }
 
 

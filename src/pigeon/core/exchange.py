@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -277,6 +278,12 @@ def _seconds(value: Any) -> Any:
     return int(value.timestamp())
 
 
+@dataclass(slots=True)
+class ExchangeStats:
+    publish_in: int = 0  # messages published to this exchange
+    publish_out: int = 0  # queue deliveries routed from it (one per queue reached)
+
+
 class Exchange:
     """A declared exchange: its settings, its bindings and its router."""
 
@@ -301,6 +308,7 @@ class Exchange:
         self.internal = internal
         self.arguments: dict[str, Any] = dict(arguments or {})
         self.bindings: set[Binding] = set()
+        self.stats = ExchangeStats()
         self._router: ExchangeType = kind()
 
     def __repr__(self) -> str:

@@ -313,8 +313,10 @@ class VirtualHost(Topology):
         queues = self.route(exchange, message.routing_key, headers)
         stats = self.stats
         stats.received += 1
+        exchange.stats.publish_in += 1
         if queues:
             stats.routed += 1
+            exchange.stats.publish_out += len(queues)
         if headers and "BCC" in headers:
             # BCC recipients must not see each other: strip it before anyone stores it.
             headers = {k: v for k, v in headers.items() if k != "BCC"}
