@@ -18,10 +18,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from pigeon import accounts
-from pigeon.admin import ManagementServer, start_management
 from pigeon.auth.audit import AuditLog
 from pigeon.auth.authenticator import exposure_warning
 from pigeon.auth.users import UserStore
@@ -36,6 +36,9 @@ from pigeon.storage.memory import MemoryStore
 from pigeon.transport.limits import ConnectionLimits
 from pigeon.transport.tls import TLSSettings, server_context
 from pigeon.version import __version__
+
+if TYPE_CHECKING:
+    from pigeon.admin import ManagementServer
 
 log = logging.getLogger("pigeon.broker")
 
@@ -151,6 +154,10 @@ class Broker(EmbeddedAPI):
         log.info("Pigeon %s: AMQP 0-9-1 listening on %s:%d", __version__, config.host,
                  self.amqp_port)
         if config.management_port is not None:
+            # Imported here: aiohttp and the UI cost about a second of start-up that a
+            # broker without management (embedded, tests) should not pay.
+            from pigeon.admin import start_management
+
             self.management = await start_management(self, config.host, config.management_port)
             log.info("management listening on %s:%d", config.host, self.management.port)
 

@@ -136,16 +136,9 @@ CASES = {
 }
 
 
-# Known Pigeon bug: a WAL cut in the middle of a frame loses the committed
-# transactions at its end without a WARNING (database.py _check_wal_frames only
-# looks at whole frames). strict: the day it is fixed, these cases say so.
-SILENT_LOSS = pytest.mark.xfail(
-    strict=True, reason="Pigeon bug: a truncated WAL drops committed transactions silently"
-)
-PARAMS = [
-    pytest.param(name, marks=SILENT_LOSS) if name.startswith("wal-truncated") else name
-    for name in CASES
-]
+# A WAL cut inside a frame (wal-truncated-*) loses the transaction at its end; the
+# broker must say so (database.py _check_wal_frames), as for every other case.
+PARAMS = list(CASES)
 
 
 def recovered(url: str, queue: str) -> list[int] | None:

@@ -55,7 +55,7 @@ def run_and_kill(data_dir: Path, first_seq: int, rng: random.Random) -> list[byt
             pytest.fail(f"the writer child did not start: {child.stderr.read().decode()[-2000:]}")
         # The point of the test: kill at an arbitrary moment of its writing.
         # Meanwhile keep reading, so that the child never waits on a full pipe.
-        deadline = time.monotonic() + rng.uniform(0.002, 0.08)
+        deadline = time.monotonic() + rng.uniform(0.02, 0.4)
         output = bytearray()
         while (left := deadline - time.monotonic()) > 0:
             if select.select([child.stdout], [], [], left)[0]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 
 from pigeon.core.binding import Binding, DestinationKind
@@ -11,6 +12,7 @@ from pigeon.core.queue import Queue, reserve_sequence
 from pigeon.core.vhost import VirtualHost
 from pigeon.errors import NotFound, PreconditionFailed
 
+log = logging.getLogger("pigeon.node")
 
 class Node:
     def __init__(self, scheduler: Scheduler, name: str = "pigeon@localhost",
@@ -100,6 +102,12 @@ class Node:
             if queue is not None:
                 queue.restore_index(seqs.tolist(), sum(sizes))
                 restored += len(seqs)
+            elif self.store is not None:
+                # Messages whose queue record was lost (damage): forget them, or they would
+                # turn up in a new queue of the same name at the next start.
+                log.warning("dropping %d stored messages of unknown queue %r in vhost %r",
+                            len(seqs), queue_name, vhost_name)
+                self.store.delete_queue(vhost_name, queue_name)
         reserve_sequence(last)
         return restored
 

@@ -278,9 +278,22 @@ def _check_wal_frames(conn: sqlite3.Connection, path: Path, stamp: str) -> None:
             if (s1, s2) == (salt1, salt2):
                 dropped += 1
                 commits += commit != 0
+        # SQLite writes whole frames; a WAL that ends inside one was cut (a truncated
+        # file): its last transaction may have been committed, and we cannot tell, so
+        # it counts as lost (a crash mid-write only cuts what was never confirmed, so
+        # this can warn once too often, never once too few).
+        cut = 0 < len(raw) < frame_size
+        if cut and len(raw) >= _FRAME_HEADER.size:
+            _, commit, s1, s2 = _FRAME_HEADER.unpack_from(raw)
+            cut = (s1, s2) == (salt1, salt2)
+        commits += cut
     if commits:
         kept = wal.with_name(f"{wal.name}.damaged-{stamp}")
-        shutil.copyfile(wal, kept)
+        try:
+            shutil.copyfile(wal, kept)
+        except OSError as error:  # a full disk must not stop the start
+            log.warning("could not keep a copy of the damaged WAL %s: %s", wal, error)
+            kept.unlink(missing_ok=True)
         log.warning(
             "WAL %s is damaged after frame %d: %d frames holding %d committed transactions "
             "were dropped (copy kept as %s)",
