@@ -199,7 +199,7 @@ def run_cycles(broker: BrokerProcess, cycles: int, seed: int) -> list[Report]:
         one_cycle(broker, ledger, rng, first=cycle * 1_000_000)
         broker.start()
         # A SIGKILL damages no file: recovery has nothing to warn about.
-        warnings = broker.lines_with("WARNING", broker.run_start)
+        warnings = broker.crash_warnings(broker.run_start)
         assert not warnings, f"cycle {cycle}, seed {seed}: {warnings}"
         got = drain(broker.url, QUEUE)
         drained_at = time.monotonic()

@@ -298,7 +298,7 @@ class QueueMachine(RuleBasedStateMachine):
         self.broker.kill()
         abandon(self.connection)
         self.broker.start()
-        warnings = self.broker.lines_with("WARNING", self.broker.run_start)
+        warnings = self.broker.crash_warnings(self.broker.run_start)
         assert not warnings, f"a SIGKILL damages no file, yet: {warnings}"
         self.model.dirty_restart()
         self.open()

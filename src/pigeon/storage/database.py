@@ -250,6 +250,12 @@ def _wal_header_ok(head: bytes) -> bool:
     return (s0, s1) == (check1, check2)
 
 
+# Also what a SIGKILL between SQLite's two writes of one frame leaves (an unconfirmed
+# transaction); tests that kill brokers on purpose recognise this text.
+CUT_WAL_WARNING = ("WAL %s ends inside a frame (cut short): the transaction written last may "
+                   "have been lost")
+
+
 def _check_wal_frames(conn: sqlite3.Connection, path: Path, stamp: str) -> None:
     """Log (and keep a copy of) committed transactions SQLite had to drop from the WAL.
 
@@ -286,7 +292,8 @@ def _check_wal_frames(conn: sqlite3.Connection, path: Path, stamp: str) -> None:
         if cut and len(raw) >= _FRAME_HEADER.size:
             _, commit, s1, s2 = _FRAME_HEADER.unpack_from(raw)
             cut = (s1, s2) == (salt1, salt2)
-        commits += cut
+    if cut and not commits:
+        log.warning(CUT_WAL_WARNING, wal)
     if commits:
         kept = wal.with_name(f"{wal.name}.damaged-{stamp}")
         try:
