@@ -121,7 +121,8 @@ def test_counters_survive_queue_deletion(api: Api, running: Running,
     wait_for(lambda: _sampled(api, queue))
     channel.queue_delete(queue)
     wait_for(lambda: scrape(api)[("rabbitmq_queues_deleted_total", ())] == deleted_before + 1)
-    assert scrape(api)[("rabbitmq_queue_messages_published_total", ())] == before
+    # The deleted queue's counts move to the node's totals at the next sample.
+    wait_for(lambda: scrape(api)[("rabbitmq_queue_messages_published_total", ())] == before)
 
 
 def _sampled(api: Api, queue: str) -> bool:
@@ -206,3 +207,21 @@ def test_exchange_message_stats_count_and_rate(
     # The rates come from the same sliding-window series as the queues' (tested above).
     assert stats()["publish_in_details"]["rate"] >= 0
     channel.exchange_delete(exchange)
+
+
+def test_short_lived_connections_and_queues_are_all_counted(api: Api, running: Running) -> None:
+    def value(name: str) -> float:
+        return scrape(api)[(name + "_total", ())]
+
+    before = {name: value(name) for name in (
+        "rabbitmq_connections_opened", "rabbitmq_connections_closed",
+        "rabbitmq_queues_created", "rabbitmq_queues_deleted")}
+    for _ in range(3):  # each lives far shorter than a sampling interval
+        connection = pika.BlockingConnection(pika.URLParameters(running.broker.amqp_url))
+        connection.channel().queue_declare("", exclusive=True)
+        connection.close()
+    wait_for(lambda: value("rabbitmq_connections_closed")
+             == before["rabbitmq_connections_closed"] + 3)
+    assert value("rabbitmq_connections_opened") == before["rabbitmq_connections_opened"] + 3
+    assert value("rabbitmq_queues_created") == before["rabbitmq_queues_created"] + 3
+    assert value("rabbitmq_queues_deleted") == before["rabbitmq_queues_deleted"] + 3

@@ -105,20 +105,21 @@ class BrokerCollector(Collector):
         vhosts = monitor.node.vhosts.values()
         consumers = sum(len(q.consumers) for v in vhosts for q in v.queues.values())
         queues = sum(len(v.queues) for v in vhosts)
-        retired = monitor.sampler.queues_retired
         yield _gauge("rabbitmq_connections", "Connections currently open", len(handlers))
+        counts = monitor.node.stats
         yield _counter("rabbitmq_connections_opened", "Total number of connections opened",
-                       monitor.connections_opened)
+                       counts.connections_opened)
         yield _counter("rabbitmq_connections_closed",
                        "Total number of connections closed or terminated",
-                       max(0, monitor.connections_opened - len(handlers)))
+                       counts.connections_closed)
         yield _gauge("rabbitmq_channels", "Channels currently open", channels)
         yield _gauge("rabbitmq_consumers", "Consumers currently connected", consumers)
         yield _gauge("rabbitmq_channel_consumers", "Consumers on a channel", consumers)
         yield _gauge("rabbitmq_queues", "Queues available", queues)
         yield _counter("rabbitmq_queues_created", "Total number of queues created",
-                       queues + retired)
-        yield _counter("rabbitmq_queues_deleted", "Total number of queues deleted", retired)
+                       counts.queues_created)
+        yield _counter("rabbitmq_queues_deleted", "Total number of queues deleted",
+                       counts.queues_deleted)
 
     def _queues(self) -> Iterator[Metric]:
         labels = ["vhost", "queue"] if self.per_object else []

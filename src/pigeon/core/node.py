@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from pigeon.core.binding import Binding, DestinationKind
 from pigeon.core.exchange import EXCHANGE_TYPES, Exchange
@@ -14,6 +15,14 @@ from pigeon.errors import NotFound, PreconditionFailed
 
 log = logging.getLogger("pigeon.node")
 
+@dataclass(slots=True)
+class NodeStats:
+    connections_opened: int = 0
+    connections_closed: int = 0
+    queues_created: int = 0
+    queues_deleted: int = 0
+
+
 class Node:
     def __init__(self, scheduler: Scheduler, name: str = "pigeon@localhost",
                  store: Store | None = None) -> None:
@@ -21,6 +30,7 @@ class Node:
         self.scheduler = scheduler
         self.store = store
         self.vhosts: dict[str, VirtualHost] = {}
+        self.stats = NodeStats()
         # Shared by every vhost and queue: observers added later see all queues.
         self.observers: list[DeliveryObserver] = []
         # Called after any change of messages, consumers or topology in any vhost, on the
@@ -32,7 +42,8 @@ class Node:
     def add_vhost(self, name: str) -> VirtualHost:
         if name in self.vhosts:
             raise PreconditionFailed(f"vhost '{name}' already exists")
-        vhost = VirtualHost(name, self.scheduler, self.observers, self.store, self.watchers)
+        vhost = VirtualHost(name, self.scheduler, self.observers, self.store, self.watchers,
+                            self.stats)
         self.vhosts[name] = vhost
         if self.store is not None:
             self.store.save_vhost(name)
@@ -68,7 +79,7 @@ class Node:
         for name in snapshot.vhosts:
             if name not in self.vhosts:
                 self.vhosts[name] = VirtualHost(name, self.scheduler, self.observers,
-                                                self.store, self.watchers)
+                                                self.store, self.watchers, self.stats)
         for x in snapshot.exchanges:
             vhost = self.vhosts.get(x.vhost)
             if vhost is not None and x.name not in vhost.exchanges and x.type in EXCHANGE_TYPES:

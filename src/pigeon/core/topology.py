@@ -48,6 +48,9 @@ class Topology:
     def changed(self) -> None:
         """Topology changed: drop anything derived from it (routing caches)."""
 
+    def queue_removed(self) -> None:
+        """A queue is gone (for counters)."""
+
     def add_binding(self, binding: Binding) -> None:
         self._inbound[(binding.destination_kind, binding.destination)].add(binding)
         record = self._durable_binding(binding)
@@ -117,6 +120,7 @@ class Topology:
         self._drop_inbound((DestinationKind.QUEUE, queue.name))
         if self.queues.get(queue.name) is queue:
             del self.queues[queue.name]
+            self.queue_removed()
         if queue.durable and not queue.exclusive and self.store is not None:
             self.store.delete_queue(self.name, queue.name)
         self.changed()

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from pigeon.core.arguments import parse_expiration
 from pigeon.core.binding import Binding, DestinationKind
@@ -54,12 +54,19 @@ class VhostStats:
     confirmed: int = 0
 
 
+class NodeCounters(Protocol):
+    queues_created: int
+    queues_deleted: int
+
+
 class VirtualHost(Topology):
     def __init__(self, name: str, scheduler: Scheduler,
                  observers: list[DeliveryObserver] | None = None,
                  store: Store | None = None,
-                 watchers: list[Callable[[], object]] | None = None) -> None:
+                 watchers: list[Callable[[], object]] | None = None,
+                 node_stats: NodeCounters | None = None) -> None:
         super().__init__(name, store)
+        self.node_stats = node_stats
         self.watchers: list[Callable[[], object]] = [] if watchers is None else watchers
         self.scheduler = scheduler
         self.observers: list[DeliveryObserver] = [] if observers is None else observers
@@ -67,6 +74,10 @@ class VirtualHost(Topology):
         self._route_cache: dict[tuple[str, str], list[Queue]] = {}
         for xname, xtype in DEFAULT_EXCHANGES.items():
             self.exchanges[xname] = Exchange(xname, xtype, durable=True)
+
+    def queue_removed(self) -> None:
+        if self.node_stats is not None:
+            self.node_stats.queues_deleted += 1
 
     def changed(self) -> None:
         self._route_cache.clear()
@@ -175,6 +186,8 @@ class VirtualHost(Topology):
             arguments=arguments,
         )
         self.queues[name] = queue
+        if self.node_stats is not None:
+            self.node_stats.queues_created += 1
         self.persist_queue(queue)
         self.changed()
         return DeclaredQueue(queue, 0, 0)

@@ -68,6 +68,7 @@ class AMQPProtocol(asyncio.Protocol):
             transport.abort()
             return
         self._admitted = True
+        self.context.node.stats.connections_opened += 1
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             # Small messages must not wait for Nagle's algorithm (DESIGN.md, "Hot path").
@@ -141,6 +142,7 @@ class AMQPProtocol(asyncio.Protocol):
         if self._admitted:
             self._admitted = False
             self.context.limits.leave()
+            self.context.node.stats.connections_closed += 1
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
