@@ -8,6 +8,8 @@ folder (``disk_free_limit``). Checked once a second, off nothing but /proc and
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import os
 import shutil
@@ -20,6 +22,23 @@ from pigeon.core.ports import Scheduler, TimerHandle
 log = logging.getLogger("pigeon.resources")
 
 CHECK_INTERVAL = 1.0
+# Above this resident size, freed heap memory is handed back to the OS each check.
+TRIM_ABOVE = 128 * 1024 * 1024
+
+
+def _malloc_trim() -> Callable[[], object] | None:
+    """glibc's malloc_trim: message bodies are malloc'd one by one, and after a backlog
+    drains (or is paged out) glibc keeps the freed memory unless asked to return it."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    return lambda: trim(0)
+
+
+release_free_memory = _malloc_trim()
 
 
 def resident_memory() -> int:
@@ -67,6 +86,9 @@ class ResourceMonitor:
 
     def check(self) -> None:
         self.memory = resident_memory()
+        if self.memory > TRIM_ABOVE and release_free_memory is not None:
+            release_free_memory()
+            self.memory = resident_memory()
         over = bool(self.memory_limit) and self.memory > self.memory_limit
         self._set("memory", over, f"memory use {self.memory} bytes, limit {self.memory_limit}")
         low = self.store_failing()

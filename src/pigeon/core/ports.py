@@ -161,6 +161,11 @@ class Store(Protocol):
         """Whether writes were queued since the last :meth:`sync`."""
         ...
 
+    @property
+    def queued_writes(self) -> int:
+        """Writes not on disk yet: publishers wait while this is large (flow control)."""
+        ...
+
     def close(self) -> None:
         """Finish queued writes and release the files (clean shutdown)."""
         ...

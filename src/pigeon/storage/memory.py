@@ -69,5 +69,7 @@ class MemoryStore:
     def dirty(self) -> bool:
         return False
 
+    queued_writes = 0
+
     def close(self) -> None:
         pass

@@ -89,6 +89,11 @@ class SQLiteStore:
         return self._dirty
 
     @property
+    def queued_writes(self) -> int:
+        """Writes not on disk yet (queued or being written)."""
+        return len(self._pending.ops) + sum(len(batch.ops) for batch in self._in_flight)
+
+    @property
     def failing(self) -> bool:
         """True while writes fail (disk full): nothing new is confirmed; raise an alarm."""
         return self._failing

@@ -214,6 +214,7 @@ class AMQPHandler:
         # "blocked"): nothing more is read from it until the alarms clear.
         self.blocked = False
         self._told_blocked = False
+        self.published = False  # this turn handled a publish (for flow control)
 
     @property
     def user(self) -> Identity:
@@ -260,6 +261,7 @@ class AMQPHandler:
         connection have its turn before this one continues.
         """
         conn = self.conn
+        self.published = False
         more = self.blocked
         while not more:
             event = conn.next_event()
@@ -327,6 +329,7 @@ class AMQPHandler:
         if channel is None:
             return
         assert isinstance(event.method, m.BasicPublish)
+        self.published = True
         try:
             channel.publish(event.method, event.properties, event.body, event.encoded_props)
         except PigeonError as error:

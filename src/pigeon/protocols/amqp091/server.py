@@ -27,6 +27,10 @@ HANDSHAKE_TIMEOUT = 10.0
 # turn: without it a flooding publisher (whose socket libuv reads up to 32 times per
 # readiness) starves consumers (docs/benchmarks.md).
 EVENT_BUDGET = 128
+# Flow control: a connection that publishes while this many writes wait for the disk
+# is not read again until the store's next commit (RabbitMQ's credit flow, in effect).
+# Without it a fast publisher piles bodies up in memory faster than the disk takes them.
+STORE_BACKLOG = 20_000
 CLOSE_OK_TIMEOUT = 3.0
 WRITE_BUFFER_HIGH = 4 * 1024 * 1024
 
@@ -111,7 +115,14 @@ class AMQPProtocol(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        if more:
+        store = self.context.node.store
+        if (handler.published and store is not None
+                and store.queued_writes > STORE_BACKLOG):
+            if not self._reading_paused:
+                self._reading_paused = True
+                transport.pause_reading()
+            store.sync(self._continue)
+        elif more:
             if not self._reading_paused:
                 self._reading_paused = True
                 transport.pause_reading()
