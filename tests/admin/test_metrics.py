@@ -225,3 +225,32 @@ def test_short_lived_connections_and_queues_are_all_counted(api: Api, running: R
     assert value("rabbitmq_connections_opened") == before["rabbitmq_connections_opened"] + 3
     assert value("rabbitmq_queues_created") == before["rabbitmq_queues_created"] + 3
     assert value("rabbitmq_queues_deleted") == before["rabbitmq_queues_deleted"] + 3
+
+
+def test_channel_message_stats_count_publishes_deliveries_and_acks(
+        api: Api, running: Running) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(running.broker.amqp_url))
+    try:
+        channel = connection.channel()
+        queue = channel.queue_declare("", exclusive=True).method.queue
+        for _ in range(4):
+            channel.basic_publish("", queue, b"x")
+        for _ in range(4):
+            method, _, _ = channel.basic_get(queue)
+            while method is None:
+                method, _, _ = channel.basic_get(queue)
+            if method.delivery_tag <= 3:
+                channel.basic_ack(method.delivery_tag)
+        channel.queue_declare(queue, passive=True)  # a round trip: the acks are in
+
+        def ours() -> dict[str, Any]:
+            found = [c for c in api.get("/api/channels")
+                     if c["message_stats"].get("publish") == 4]
+            return dict(found[0]["message_stats"]) if found else {}
+
+        wait_for(lambda: ours().get("ack") == 3)
+        stats = ours()
+        assert (stats["publish"], stats["deliver_get"], stats["ack"]) == (4, 4, 3)
+        assert stats["publish_details"]["rate"] >= 0
+    finally:
+        connection.close()

@@ -14,7 +14,7 @@ import time
 import weakref
 
 from pigeon.admin.latency import LatencyRecorder
-from pigeon.admin.rates import StatsSampler
+from pigeon.admin.rates import Series, StatsSampler
 from pigeon.admin.source import BrokerLike, HandlerLike
 from pigeon.auth.users import UserStore
 from pigeon.core.node import Node
@@ -45,6 +45,8 @@ class Monitor:
         self.connected_at: weakref.WeakKeyDictionary[object, float] = (
             weakref.WeakKeyDictionary())
         self.connections_opened = 0
+        # id(channel) -> (channel, its sampled counters), rebuilt at every tick.
+        self.channel_series: dict[int, tuple[object, Series]] = {}
         self.http_port: int | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -72,8 +74,17 @@ class Monitor:
     # -- sampling ----------------------------------------------------------------
 
     def tick(self) -> None:
-        self.sampler.sample(asyncio.get_running_loop().time())
-        self.handlers()
+        now = asyncio.get_running_loop().time()
+        self.sampler.sample(now)
+        channels: dict[int, tuple[object, Series]] = {}
+        for handler in self.handlers():
+            for channel in list(handler.channels.values()):
+                tracked = self.channel_series.get(id(channel))
+                if tracked is None or tracked[0] is not channel:
+                    tracked = (channel, Series(self.window * 2 + 1))
+                tracked[1].add(now, dict(channel.stats))
+                channels[id(channel)] = tracked
+        self.channel_series = channels
         live = {(v.name, q) for v in self.node.vhosts.values() for q in v.queues}
         self.latency.forget(live)
 

@@ -215,8 +215,14 @@ def channel_json(handler: HandlerLike, channel: ChannelLike, monitor: Monitor) -
         "global_prefetch_count": channel.global_prefetch,
         "confirm": channel.confirming,
         "transactional": channel.tx is not None,
-        "message_stats": {},
+        "message_stats": message_stats(dict(channel.stats), _channel_series(channel, monitor),
+                                       monitor.window),
     }
+
+
+def _channel_series(channel: ChannelLike, monitor: Monitor) -> Series | None:
+    tracked = monitor.channel_series.get(id(channel))
+    return tracked[1] if tracked is not None and tracked[0] is channel else None
 
 
 def consumer_json(vhost: str, queue: Queue, consumer: Consumer,

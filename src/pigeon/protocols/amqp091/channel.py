@@ -66,6 +66,9 @@ class Channel:
         # Exchanges this channel was allowed to publish to (checked once, as RabbitMQ's
         # channels cache their permission checks).
         self.may_publish: set[str] = set()
+        # Counters for the management API's channel message_stats.
+        self.stats: dict[str, int] = {"publish": 0, "deliver_get": 0, "ack": 0,
+                                      "redeliver": 0}
 
     @property
     def deliverable(self) -> bool:
@@ -110,6 +113,7 @@ class Channel:
     def route(self, method: m.BasicPublish, message: Message) -> None:
         """Route a message to its queues and settle the publisher's confirm."""
         handler = self.handler
+        self.stats["publish"] += 1
         if method.exchange == "" and method.routing_key.startswith(REPLY_TO_PREFIX):
             routed, refused = handler.replies.deliver(method.routing_key, message), False
         else:
@@ -166,6 +170,10 @@ class Channel:
     def deliver(self, consumer: AMQPConsumer, queue: Queue, entry: Entry) -> None:
         tag = self.next_tag
         self.next_tag = tag + 1
+        stats = self.stats
+        stats["deliver_get"] += 1
+        if entry.redelivered:
+            stats["redeliver"] += 1
         if not consumer.no_ack:
             self.unacked[tag] = (entry, queue, consumer)
             consumer.unacked += 1
@@ -287,6 +295,7 @@ class Channel:
             return
         tag = self.next_tag
         self.next_tag = tag + 1
+        self.stats["deliver_get"] += 1
         if not method.no_ack:
             self.unacked[tag] = (entry, queue, None)
         message = entry.message
@@ -337,6 +346,7 @@ class Channel:
             if consumer is not None:
                 consumer.unacked -= 1
             if ack:
+                self.stats["ack"] += 1
                 queue.ack(entry)
             elif requeue:
                 requeues.setdefault(queue, []).append(entry)
