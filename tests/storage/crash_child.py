@@ -47,7 +47,14 @@ async def write_forever(path: Path, seq: int) -> None:
             say(b"I %d" % n)
             store.remove_message("/", "q", n)
             store.sync(lambda n=n: say(b"R %d" % n))
-        await asyncio.sleep(0)
+        if store.queued_writes > 1000:
+            # Flow control, as the broker does it: wait for the writer to catch up,
+            # or a busy loop starves the writer thread of the interpreter lock.
+            caught_up = asyncio.Event()
+            store.sync(caught_up.set)
+            await caught_up.wait()
+        else:
+            await asyncio.sleep(0)
 
 
 if __name__ == "__main__":
