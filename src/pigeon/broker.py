@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -94,7 +95,8 @@ class Broker(EmbeddedAPI):
     def management_url(self) -> str | None:
         if self.management is None:
             return None
-        return f"http://{self._host()}:{self.management.port}/"
+        scheme = "https" if self.config.management_tls else "http"
+        return f"{scheme}://{self._host()}:{self.management.port}/"
 
     def _host(self) -> str:
         host = self.config.host
@@ -137,7 +139,9 @@ class Broker(EmbeddedAPI):
             ),
             default_vhost=config.default_vhost,
             audit=self.audit,
-            limits=ConnectionLimits(max_connections=config.max_connections),
+            limits=ConnectionLimits(max_connections=config.max_connections,
+                                    per_vhost=dict(config.vhost_max_connections),
+                                    per_user=dict(config.user_max_connections)),
         )
         self._listener = await start_listener(self.context, config.host, config.port)
         self.node.vhost_deleted.append(self._listener.close_vhost)
@@ -158,7 +162,9 @@ class Broker(EmbeddedAPI):
             # broker without management (embedded, tests) should not pay.
             from pigeon.admin import start_management
 
-            self.management = await start_management(self, config.host, config.management_port)
+            self.management = await start_management(
+                self, config.host, config.management_port,
+                ssl=self._tls_context(config) if config.management_tls else None)
             log.info("management listening on %s:%d", config.host, self.management.port)
 
     async def stop(self) -> None:
@@ -189,13 +195,17 @@ class Broker(EmbeddedAPI):
         if self._stopped is not None:
             self._stopped.set()
 
-    async def _start_tls(self, config: Config) -> AMQPListener:
+    @staticmethod
+    def _tls_context(config: Config) -> ssl.SSLContext:
         if config.tls_certfile is None or config.tls_keyfile is None:
-            raise ConfigError("tls_port needs tls_certfile and tls_keyfile")
-        context = server_context(TLSSettings(
+            raise ConfigError("TLS needs tls_certfile and tls_keyfile")
+        return server_context(TLSSettings(
             certfile=config.tls_certfile, keyfile=config.tls_keyfile, cafile=config.tls_cafile,
             verify_peer=config.tls_verify_peer,
             fail_if_no_peer_cert=config.tls_fail_if_no_peer_cert))
+
+    async def _start_tls(self, config: Config) -> AMQPListener:
+        context = self._tls_context(config)
         assert self.context is not None
         listener = await start_listener(self.context, config.host, config.tls_port or 0,
                                         ssl=context)

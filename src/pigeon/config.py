@@ -45,8 +45,13 @@ class Config:
     tls_cafile: Path | None = None
     tls_verify_peer: bool = False
     tls_fail_if_no_peer_cert: bool = False
+    # Serve the management listener over HTTPS with the same certificate and key.
+    management_tls: bool = False
     audit_log: Path | None = None
     max_connections: int | None = None
+    # Connection limits per vhost and per user (TOML tables: {"/" = 100}).
+    vhost_max_connections: dict[str, int] = field(default_factory=dict)
+    user_max_connections: dict[str, int] = field(default_factory=dict)
     default_user: str = "guest"
     default_password: str = "guest"
     default_vhost: str = "/"

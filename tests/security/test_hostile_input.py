@@ -11,6 +11,8 @@ from __future__ import annotations
 import struct
 import time
 
+import pika
+import pika.exceptions
 import pytest
 from pamqp import commands
 from raw_amqp import (
@@ -24,6 +26,7 @@ from raw_amqp import (
     raw_frame,
 )
 
+from pigeon.broker import Broker
 from pigeon.config import Config
 
 FRAME_ERROR, SYNTAX_ERROR, COMMAND_INVALID, CHANNEL_ERROR = 501, 502, 503, 504
@@ -341,3 +344,22 @@ def test_start_ok_up_to_the_pre_tune_limit_is_accepted(port: int) -> None:
         client.send_method(commands.Connection.StartOk(
             client_properties=props, mechanism="PLAIN", response=plain("guest", "guest")))
         client.expect(commands.Connection.Tune)
+
+
+def test_connection_limits_per_user_and_per_vhost_from_the_config() -> None:
+    config = Config(port=0, data_dir=None, management_port=None,
+                    user_max_connections={"guest": 1}, vhost_max_connections={"/": 5})
+    with Broker.in_thread(config) as broker:
+        first = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
+        try:
+            # pika reports a close during connection.open as a probable access denial.
+            with pytest.raises(pika.exceptions.ProbableAccessDeniedError) as refused:
+                pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
+            assert "(530)" in str(refused.value)
+            assert "User connection limit (1) is reached" in str(refused.value)
+            assert first.channel().queue_declare("", exclusive=True)  # the first one is fine
+        finally:
+            first.close()
+        # Closing frees the place again.
+        again = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
+        again.close()

@@ -7,10 +7,15 @@ whose CN is nobody, and one from a CA the broker does not trust.
 
 from __future__ import annotations
 
+import base64
 import datetime
+import http.client
 import ipaddress
+import json
 import socket
 import ssl
+import urllib.error
+import urllib.request
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -201,3 +206,21 @@ def test_wrong_client_certificate_is_refused(tls_broker: Broker, pki: Pki) -> No
         pika.BlockingConnection(params)
     with pika.BlockingConnection(_params(tls_broker, _client_context(pki))) as connection:
         _round_trip(connection)  # the listener still serves others
+
+
+def test_management_over_https(pki: Pki) -> None:
+    config = Config(port=0, data_dir=None, management_port=0, management_tls=True,
+                    tls_certfile=pki.server.cert, tls_keyfile=pki.server.key)
+    with Broker.in_thread(config) as broker:
+        url = broker.management_url
+        assert url is not None and url.startswith("https://127.0.0.1:")
+        context = ssl.create_default_context(cafile=str(pki.ca.cert))
+        request = urllib.request.Request(
+            url + "api/whoami",
+            headers={"Authorization": "Basic " + base64.b64encode(b"guest:guest").decode()})
+        with urllib.request.urlopen(request, context=context, timeout=10) as answer:
+            assert json.loads(answer.read())["name"] == "guest"
+        # Plain HTTP on the TLS port gets nowhere.
+        plain = url.replace("https://", "http://") + "api/whoami"
+        with pytest.raises((urllib.error.URLError, ConnectionError, http.client.HTTPException)):
+            urllib.request.urlopen(plain, timeout=10)

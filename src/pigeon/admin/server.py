@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from importlib import resources
 from pathlib import Path
+from ssl import SSLContext
 
 from aiohttp import web
 
@@ -77,13 +78,14 @@ def build_app(monitor: Monitor, *, max_body_size: int = MAX_BODY_SIZE) -> web.Ap
 async def start_management(broker: BrokerLike, host: str, port: int, *,
                            sample_interval: float = DEFAULT_INTERVAL,
                            rate_window: float | None = None,
-                           max_body_size: int = MAX_BODY_SIZE) -> ManagementServer:
+                           max_body_size: int = MAX_BODY_SIZE,
+                           ssl: SSLContext | None = None) -> ManagementServer:
     """Serve the management API for a started broker on ``host:port`` (0 = a free port)."""
     monitor = Monitor(broker, interval=sample_interval, window=rate_window)
     app = build_app(monitor, max_body_size=max_body_size)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_address=True)
+    site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=ssl)
     try:
         await site.start()
     except OSError:
