@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import quote
 
 import pika
 import pika.exceptions
 import pytest
 from admin_helpers import Api, Running, wait_for
+
+from pigeon.broker import Broker
+from pigeon.config import Config
 
 QUEUE_FIELDS = {
     "name",
@@ -398,3 +403,21 @@ def test_connections_channels_consumers(
     assert raised.value.reply_code == 320
     assert raised.value.reply_text == "CONNECTION_FORCED - maintenance"
     wait_for(lambda: all(c["name"] != mine["name"] for c in api.get("/api/connections")))
+
+
+def test_changes_through_the_api_are_audited(tmp_path: Path) -> None:
+    log_file = tmp_path / "audit.jsonl"
+    config = Config(port=0, data_dir=None, management_port=0, audit_log=log_file)
+    with Broker.in_thread(config) as broker:
+        assert broker.management_url is not None
+        api = Api(broker.management_url.rstrip("/"))
+        user = {"password": "pw", "tags": []}
+        assert api.request("PUT", "/api/users/auditee", user).status == 201
+        assert api.request("PUT", "/api/permissions/%2F/auditee",
+                           {"configure": "", "write": ".*", "read": ".*"}).status == 201
+        assert api.request("DELETE", "/api/users/auditee").status == 204
+    events = [json.loads(line) for line in log_file.read_text().splitlines()]
+    changes = [(e.get("action"), e.get("actor")) for e in events
+               if e.get("event") == "config.changed"]
+    assert changes == [("user.put", "guest"), ("permission.put", "guest"),
+                       ("user.delete", "guest")]

@@ -23,6 +23,7 @@ from pigeon.admin.rates import (
 from pigeon.admin.web import (
     BadRequest,
     Json,
+    audit,
     body,
     listing,
     monitor,
@@ -130,6 +131,7 @@ async def put_vhost(request: web.Request) -> web.Response:
     mon.node.add_vhost(name)
     # As RabbitMQ's API does: whoever creates a vhost may use it.
     mon.users.set_permission(name, who.name)
+    audit(request, "vhost.put", vhost=name)
     return no_content(201)
 
 
@@ -140,6 +142,7 @@ async def delete_vhost(request: web.Request) -> web.Response:
     mon.node.delete_vhost(name)
     for key in [k for k in mon.users.permissions if k[0] == name]:
         del mon.users.permissions[key]
+    audit(request, "vhost.delete", vhost=name)
     return no_content()
 
 
@@ -169,6 +172,7 @@ async def get_user(request: web.Request) -> web.Response:
 async def put_user_handler(request: web.Request) -> web.Response:
     principal(request).require_admin()
     created = put_user(monitor(request).users, request.match_info["name"], await body(request))
+    audit(request, "user.put", user=request.match_info["name"])
     return no_content(201 if created else 204)
 
 
@@ -179,6 +183,7 @@ async def delete_user(request: web.Request) -> web.Response:
     del users.users[user.name]
     for key in [k for k in users.permissions if k[1] == user.name]:
         del users.permissions[key]
+    audit(request, "user.delete", user=user.name)
     return no_content()
 
 
@@ -235,7 +240,10 @@ async def put_permission(request: web.Request) -> web.Response:
     vhost, user = _permission_key(request)
     users = monitor(request).users
     existed = (vhost, user) in users.permissions
-    users.set_permission(vhost, user, permission_from(await body(request)))
+    permission = permission_from(await body(request))
+    users.set_permission(vhost, user, permission)
+    audit(request, "permission.put", vhost=vhost, user=user, configure=permission.configure,
+          write=permission.write, read=permission.read)
     return no_content(204 if existed else 201)
 
 
@@ -244,6 +252,7 @@ async def delete_permission(request: web.Request) -> web.Response:
     key = _permission_key(request)
     if monitor(request).users.permissions.pop(key, None) is None:
         raise NotFound("no such permission")
+    audit(request, "permission.delete", vhost=key[0], user=key[1])
     return no_content()
 
 

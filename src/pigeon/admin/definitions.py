@@ -16,7 +16,16 @@ from aiohttp import web
 from pigeon.admin import api_users
 from pigeon.admin.monitor import Monitor
 from pigeon.admin.shapes import jsonable
-from pigeon.admin.web import BadRequest, Json, body, monitor, no_content, ok, principal
+from pigeon.admin.web import (
+    BadRequest,
+    Json,
+    audit,
+    body,
+    monitor,
+    no_content,
+    ok,
+    principal,
+)
 from pigeon.core.binding import DestinationKind
 from pigeon.core.vhost import DEFAULT_EXCHANGES, VirtualHost
 from pigeon.errors import PigeonError
@@ -152,6 +161,7 @@ async def post_definitions(request: web.Request) -> web.Response:
     if only is not None and only not in monitor(request).node.vhosts:
         raise BadRequest(f"vhost '{only}' does not exist")
     apply(monitor(request), data, who.name, only)
+    audit(request, "definitions.import", vhost=only)
     return no_content()
 
 

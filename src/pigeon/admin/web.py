@@ -93,6 +93,15 @@ def monitor(request: web.Request) -> Monitor:
     return request.app[MONITOR]
 
 
+def audit(request: web.Request, action: str, **details: Any) -> None:
+    """An audit line for a change made through the API (users, permissions, vhosts,
+    definitions), when the broker keeps an audit log."""
+    context = monitor(request).broker.context
+    log = getattr(context, "audit", None)
+    if log is not None:
+        log.changed(principal(request).name, action, **details)
+
+
 def vhost_of(request: web.Request, name: str | None = None) -> VirtualHost:
     """The vhost named in the path, if it exists and the user may see it."""
     name = request.match_info["vhost"] if name is None else name
