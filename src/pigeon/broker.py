@@ -24,7 +24,8 @@ from urllib.parse import quote
 
 from pigeon import accounts
 from pigeon.auth.audit import AuditLog
-from pigeon.auth.authenticator import exposure_warning
+from pigeon.auth.authenticator import Authenticator, exposure_warning
+from pigeon.auth.tokens import TokenVerifier, settings_from_mapping
 from pigeon.auth.users import UserStore
 from pigeon.config import Config, ConfigError
 from pigeon.core.node import Node
@@ -130,6 +131,8 @@ class Broker(EmbeddedAPI):
         self._accounts = accounts.AccountSaver(users, self.store, loop)
         self._accounts.start()
         self.audit = AuditLog(path=config.audit_log) if config.audit_log else None
+        tokens = (TokenVerifier(settings_from_mapping(config.tokens)) if config.tokens
+                  else None)
         self.context = BrokerContext(
             node=self.node,
             users=users,
@@ -139,6 +142,7 @@ class Broker(EmbeddedAPI):
             ),
             default_vhost=config.default_vhost,
             audit=self.audit,
+            auth=Authenticator(users, audit=self.audit, tokens=tokens),
             limits=ConnectionLimits(max_connections=config.max_connections,
                                     per_vhost=dict(config.vhost_max_connections),
                                     per_user=dict(config.user_max_connections)),

@@ -49,6 +49,9 @@ class Config:
     management_tls: bool = False
     audit_log: Path | None = None
     max_connections: int | None = None
+    # OAuth 2.0 / JWT access tokens as passwords: a [tokens] table (keys = {kid = PEM},
+    # jwks_file, audience, resource_server_id, ...); empty: no token logins.
+    tokens: dict[str, Any] = field(default_factory=dict)
     # Connection limits per vhost and per user (TOML tables: {"/" = 100}).
     vhost_max_connections: dict[str, int] = field(default_factory=dict)
     user_max_connections: dict[str, int] = field(default_factory=dict)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +23,7 @@ from pigeon.auth.users import UserStore
 from pigeon.core.alarms import Alarms
 from pigeon.core.message import Message
 from pigeon.core.node import Node
-from pigeon.core.ports import Scheduler
+from pigeon.core.ports import Scheduler, TimerHandle
 from pigeon.core.vhost import VirtualHost
 from pigeon.errors import (
     AccessRefused,
@@ -205,6 +206,7 @@ class AMQPHandler:
         self.username = ""
         self.identity: Identity | None = None
         self._counted: tuple[str, str] | None = None  # (vhost, user) in the limits
+        self._expiry_timer: TimerHandle | None = None
         self.client_properties: dict[str, Any] = {}
         self._vhost: VirtualHost | None = None
         self.output_paused = False
@@ -387,6 +389,27 @@ class AMQPHandler:
             return
         self.username = self.identity.name
         self.conn.accept_login()
+        self._watch_expiry()
+
+    def _watch_expiry(self) -> None:
+        """A token login lasts as long as its token (update-secret extends it)."""
+        expires_at = self.user.expires_at
+        if expires_at is not None:
+            delay = max(0.0, expires_at - time.time())
+            self._expiry_timer = self.scheduler.call_later(delay, self._check_expiry)
+
+    def _check_expiry(self) -> None:
+        self._expiry_timer = None
+        expires_at = self.user.expires_at
+        if self.closed or expires_at is None:
+            return
+        if expires_at > time.time():  # refreshed meanwhile
+            self._watch_expiry()
+            return
+        log.info("token of %r on %s expired, closing the connection", self.username, self.peer)
+        self.conn.close(ReplyCode.CONNECTION_FORCED, "CONNECTION_FORCED - credential expired")
+        self.connection_lost()
+        self.want_flush()
 
     def _update_secret(self, secret: bytes) -> None:
         """A new token for a token login; a password login keeps going, as in RabbitMQ."""
@@ -454,6 +477,9 @@ class AMQPHandler:
         if self.closed:
             return
         self.closed = True
+        if self._expiry_timer is not None:
+            self._expiry_timer.cancel()
+            self._expiry_timer = None
         for number in list(self.channels):
             self._drop_channel(number)
         if self._vhost is not None:
