@@ -12,14 +12,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from pigeon import accounts
@@ -78,6 +80,7 @@ class Broker(EmbeddedAPI):
         self._tls_listener: AMQPListener | None = None
         self.audit: AuditLog | None = None
         self._accounts: accounts.AccountSaver | None = None
+        self._pool: ThreadPoolExecutor | None = None
         self.management: ManagementServer | None = None
         self.resources: ResourceMonitor | None = None
         self._stopped: asyncio.Event | None = None
@@ -143,6 +146,7 @@ class Broker(EmbeddedAPI):
             default_vhost=config.default_vhost,
             audit=self.audit,
             auth=Authenticator(users, audit=self.audit, tokens=tokens),
+            offload=self._offload,
             limits=ConnectionLimits(max_connections=config.max_connections,
                                     per_vhost=dict(config.vhost_max_connections),
                                     per_user=dict(config.user_max_connections)),
@@ -183,6 +187,9 @@ class Broker(EmbeddedAPI):
         if self._listener is not None:
             listener, self._listener = self._listener, None
             await listener.close()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
         if self._accounts is not None:
             self._accounts.stop()
             self._accounts = None
@@ -219,6 +226,23 @@ class Broker(EmbeddedAPI):
     @property
     def amqps_port(self) -> int | None:
         return self._tls_listener.port if self._tls_listener is not None else None
+
+    def _offload(self, work: Callable[[], Any], done: Callable[[Any], None]) -> None:
+        """Run blocking work (password hashing) on the broker's small pool; ``done`` gets
+        its result or exception back on the event loop."""
+        loop = asyncio.get_running_loop()
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pigeon-auth")
+
+        def finished(future: Future[Any]) -> None:
+            try:
+                outcome = future.result()
+            except BaseException as error:  # handed to the loop, which decides
+                outcome = error
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(done, outcome)
+
+        self._pool.submit(work).add_done_callback(finished)
 
     def _open_store(self, loop: asyncio.AbstractEventLoop) -> Store:
         """SQLite in the data folder, or nothing on disk when there is no folder."""

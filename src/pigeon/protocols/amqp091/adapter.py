@@ -83,6 +83,9 @@ def server_properties() -> dict[str, Any]:
     }
 
 
+Offload = Callable[[Callable[[], Any], Callable[[Any], None]], None]
+
+
 @dataclass
 class AMQPSettings:
     channel_max: int = 2047
@@ -129,6 +132,9 @@ class BrokerContext:
     auth: Authenticator | None = None
     limits: ConnectionLimits = field(default_factory=ConnectionLimits)
     audit: AuditLog | None = None
+    # Runs a blocking function elsewhere and calls back on the loop with its result or
+    # exception (password hashing); None runs it inline (sans-IO use, tests).
+    offload: Offload | None = None
 
     def __post_init__(self) -> None:
         if self.auth is None:
@@ -379,17 +385,40 @@ class AMQPHandler:
 
     def _login(self, event: c.LoginRequested) -> None:
         self.client_properties = event.client_properties
-        try:
-            self.identity = self.context.authenticator.login(
-                event.mechanism, self._credentials(event.mechanism, event.response),
-                peer=self.peer, loopback=self.loopback, certificate=self.certificate)
-        except LoginRefused as refused:
-            log.info("login refused from %s: %s", self.peer, refused.reason)
-            self.conn.refuse_login(refused.text)
+        credentials = self._credentials(event.mechanism, event.response)
+        authenticator = self.context.authenticator
+
+        def check() -> Identity:
+            return authenticator.login(event.mechanism, credentials, peer=self.peer,
+                                       loopback=self.loopback, certificate=self.certificate)
+
+        # A password hash costs tens of milliseconds: off the event loop, so a flood of
+        # logins cannot stall everyone else's messages.
+        offload = self.context.offload
+        if offload is None:
+            try:
+                self._logged_in(check())
+            except LoginRefused as refused:
+                self._logged_in(refused)
             return
-        self.username = self.identity.name
-        self.conn.accept_login()
-        self._watch_expiry()
+        offload(check, self._logged_in)
+
+    def _logged_in(self, outcome: Identity | BaseException) -> None:
+        if self.closed or self.conn.state is not c.ConnState.SECURING:
+            return  # the client went away meanwhile
+        if isinstance(outcome, LoginRefused):
+            log.info("login refused from %s: %s", self.peer, outcome.reason)
+            self.conn.refuse_login(outcome.text)
+        elif isinstance(outcome, BaseException):
+            log.error("login check failed on %s", self.peer, exc_info=outcome)
+            self.conn.close(ReplyCode.INTERNAL_ERROR, "INTERNAL_ERROR")
+            self.connection_lost()
+        else:
+            self.identity = outcome
+            self.username = outcome.name
+            self.conn.accept_login()
+            self._watch_expiry()
+        self.want_flush()
 
     def _watch_expiry(self) -> None:
         """A token login lasts as long as its token (update-secret extends it)."""
