@@ -421,3 +421,34 @@ def test_changes_through_the_api_are_audited(tmp_path: Path) -> None:
                if e.get("event") == "config.changed"]
     assert changes == [("user.put", "guest"), ("permission.put", "guest"),
                        ("user.delete", "guest")]
+
+
+def test_topic_permissions_through_the_api_apply_to_amqp(api: Api, running: Running,
+                                                         uid: str) -> None:
+    name = f"topic-{uid}"
+    api.request("PUT", f"/api/users/{name}", {"password": "pw", "tags": []})
+    api.request("PUT", f"/api/permissions/%2F/{name}",
+                {"configure": ".*", "write": ".*", "read": ".*"})
+    assert api.request("PUT", f"/api/topic-permissions/%2F/{name}",
+                       {"exchange": "amq.topic", "write": "^eu\\.", "read": ".*"}).status == 201
+    assert api.get(f"/api/topic-permissions/%2F/{name}") == [
+        {"user": name, "vhost": "/", "exchange": "amq.topic", "write": "^eu\\.", "read": ".*"}]
+    exported = api.get("/api/definitions")["topic_permissions"]
+    assert {"user": name, "vhost": "/", "exchange": "amq.topic", "write": "^eu\\.",
+            "read": ".*"} in exported
+    url = running.broker.amqp_url.replace("guest:guest", f"{name}:pw")
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        channel.basic_publish("amq.topic", "eu.orders", b"allowed")
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as refused:
+            channel.basic_publish("amq.topic", "us.orders", b"refused")
+        assert refused.value.reply_code == 403
+        assert "write access to topic 'us.orders'" in refused.value.reply_text
+    finally:
+        if connection.is_open:
+            connection.close()
+    assert api.request("DELETE", f"/api/topic-permissions/%2F/{name}").status == 204
+    assert api.get(f"/api/topic-permissions/%2F/{name}") == []
+    api.request("DELETE", f"/api/users/{name}")

@@ -33,7 +33,14 @@ from pigeon.admin.web import (
     vhost_of,
     visible_vhosts,
 )
-from pigeon.auth.users import Permission, User, UserStore, hash_password, parse_password_hash
+from pigeon.auth.users import (
+    Permission,
+    TopicPermission,
+    User,
+    UserStore,
+    hash_password,
+    parse_password_hash,
+)
 from pigeon.core.vhost import VirtualHost
 from pigeon.errors import NotFound
 
@@ -256,6 +263,53 @@ async def delete_permission(request: web.Request) -> web.Response:
     return no_content()
 
 
+# -- topic permissions ------------------------------------------------------------------
+
+
+def topic_permission_json(vhost: str, user: str, permission: TopicPermission) -> Json:
+    return {"user": user, "vhost": vhost, "exchange": permission.exchange,
+            "write": permission.write, "read": permission.read}
+
+
+def topic_permission_from(data: Json) -> TopicPermission:
+    values = {}
+    for kind in ("exchange", "write", "read"):
+        value = data.get(kind)
+        if not isinstance(value, str):
+            raise BadRequest(f"'{kind}' is required")
+        values[kind] = value
+    return TopicPermission(**values)
+
+
+async def list_topic_permissions(request: web.Request) -> web.Response:
+    principal(request).require_admin()
+    users = monitor(request).users
+    wanted = request.match_info.get("vhost"), request.match_info.get("user")
+    rows = [topic_permission_json(v, u, t)
+            for (v, u), by_x in users.topic_permissions.items() for t in by_x.values()
+            if wanted[0] in (None, v) and wanted[1] in (None, u)]
+    return listing(request, rows)
+
+
+async def put_topic_permission(request: web.Request) -> web.Response:
+    principal(request).require_admin()
+    vhost, user = _permission_key(request)
+    permission = topic_permission_from(await body(request))
+    monitor(request).users.set_topic_permission(vhost, user, permission)
+    audit(request, "topic_permission.put", vhost=vhost, user=user,
+          exchange=permission.exchange, write=permission.write, read=permission.read)
+    return no_content(201)
+
+
+async def delete_topic_permission(request: web.Request) -> web.Response:
+    principal(request).require_admin()
+    vhost, user = _permission_key(request)
+    monitor(request).users.clear_topic_permissions(vhost, user,
+                                                   request.query.get("exchange"))
+    audit(request, "topic_permission.delete", vhost=vhost, user=user)
+    return no_content()
+
+
 def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/api/vhosts", list_vhosts)
@@ -267,6 +321,11 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/api/users/{name}", get_user)
     r.add_put("/api/users/{name}", put_user_handler)
     r.add_delete("/api/users/{name}", delete_user)
+    r.add_get("/api/topic-permissions", list_topic_permissions)
+    r.add_get("/api/topic-permissions/{vhost}", list_topic_permissions)
+    r.add_get("/api/topic-permissions/{vhost}/{user}", list_topic_permissions)
+    r.add_put("/api/topic-permissions/{vhost}/{user}", put_topic_permission)
+    r.add_delete("/api/topic-permissions/{vhost}/{user}", delete_topic_permission)
     r.add_get("/api/users/{name}/permissions", user_permissions)
     r.add_get("/api/permissions", list_permissions)
     r.add_get("/api/permissions/{vhost}/{user}", get_permission)

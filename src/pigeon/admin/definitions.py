@@ -2,9 +2,9 @@
 
 The file RabbitMQ's ``rabbitmqadmin export`` writes imports here, and the file
 Pigeon exports imports into RabbitMQ: same keys, same user password hashes.
-Policies, parameters and topic permissions are accepted and ignored (Pigeon has
-none yet); the import applies users, vhosts, permissions, exchanges, queues and
-bindings in that order, each through the same calls the API's PUTs use.
+Policies and parameters are accepted and ignored (Pigeon has none yet); the
+import applies users, vhosts, permissions, topic permissions, exchanges, queues
+and bindings in that order, each through the same calls the API's PUTs use.
 """
 
 from __future__ import annotations
@@ -55,7 +55,9 @@ def export(mon: Monitor, only: str | None = None) -> Json:
                        for v in vhosts],
             "permissions": [api_users.permission_json(v, u, p)
                             for (v, u), p in mon.users.permissions.items()],
-            "topic_permissions": [],
+            "topic_permissions": [api_users.topic_permission_json(v, u, t)
+                                  for (v, u), by_x in mon.users.topic_permissions.items()
+                                  for t in by_x.values()],
             "global_parameters": [{"name": "cluster_name", "value": mon.node.name}],
         })
     return result
@@ -114,6 +116,9 @@ def apply(mon: Monitor, data: Json, acting_user: str, only: str | None = None) -
         for row in _rows(data, "permissions"):
             mon.users.set_permission(_text(row, "vhost"), _text(row, "user"),
                                      api_users.permission_from(row))
+        for row in _rows(data, "topic_permissions"):
+            mon.users.set_topic_permission(_text(row, "vhost"), _text(row, "user"),
+                                           api_users.topic_permission_from(row))
     try:
         _apply_topology(mon, data, only)
     except PigeonError as refused:
