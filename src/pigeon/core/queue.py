@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pigeon.core.arguments import Overflow, QueueArguments, parse_expiration
+from pigeon.core.arguments import Overflow, QueueArguments
 from pigeon.core.consumer import Consumer
 from pigeon.core.message import Message
 from pigeon.core.paging import PAGE_AFTER, PagedReady
@@ -146,8 +146,11 @@ class Queue:
         limit = args.max_length_bytes
         return limit is not None and self.ready.bytes + len(message.body) > limit
 
-    def enqueue(self, message: Message, now: float) -> bool:
-        """Add a routed message; False if the overflow mode refused it."""
+    def enqueue(self, message: Message, now: float, message_ttl: int | None = None) -> bool:
+        """Add a routed message; False if the overflow mode refused it.
+
+        ``message_ttl``: its ``expiration`` property in milliseconds, parsed by the caller.
+        """
         if self._watchers:
             self._scheduler.call_soon(self._changed)
         if self.would_reject(message):
@@ -157,9 +160,8 @@ class Queue:
             return False
         props = message.properties
         ttl = self.args.message_ttl
-        per_message = parse_expiration(props.expiration)
-        if per_message is not None:
-            ttl = per_message if ttl is None else min(ttl, per_message)
+        if message_ttl is not None:
+            ttl = message_ttl if ttl is None else min(ttl, message_ttl)
         expires_at = None if ttl is None else now + ttl / 1000
         priority = props.priority or 0 if self.args.max_priority else 0
         entry = Entry(message, next(_sequence), priority, expires_at, now)

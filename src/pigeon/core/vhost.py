@@ -321,8 +321,8 @@ class VirtualHost(Topology):
     def publish(self, message: Message, exchange: Exchange) -> tuple[int, bool]:
         """Route and enqueue. Returns (queues routed to, whether any refused it)."""
         headers = message.properties.headers
-        if message.properties.expiration is not None:
-            parse_expiration(message.properties.expiration)  # refuse it before routing
+        # Parsed once per message, and refused before anything is routed.
+        ttl = parse_expiration(message.properties.expiration)
         queues = self.route(exchange, message.routing_key, headers)
         stats = self.stats
         stats.received += 1
@@ -337,7 +337,7 @@ class VirtualHost(Topology):
         now = self.scheduler.time()
         refused = False
         for queue in queues:
-            if not queue.enqueue(message, now):
+            if not queue.enqueue(message, now, ttl):
                 refused = True
         return len(queues), refused
 

@@ -10,7 +10,7 @@ import base64
 import os
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pigeon.auth import operations as access
 from pigeon.core.message import Message, Properties
@@ -21,6 +21,7 @@ from pigeon.protocols.amqp091.consumer import AMQPConsumer
 from pigeon.protocols.amqp091.replies import ReplyCode
 
 if TYPE_CHECKING:
+    from pigeon.core.exchange import Exchange
     from pigeon.core.queue import Entry, Queue
     from pigeon.protocols.amqp091.adapter import AMQPHandler
 
@@ -108,38 +109,42 @@ class Channel:
         if self.tx is not None:
             self.tx.publishes.append((method, message))
             return
-        self.route(method, message)
+        self.route(method, message, exchange)
 
-    def route(self, method: m.BasicPublish, message: Message) -> None:
-        """Route a message to its queues and settle the publisher's confirm."""
+    def route(self, method: m.BasicPublish, message: Message,
+              exchange: Exchange | None = None) -> None:
+        """Route a message to its queues and settle the publisher's confirm.
+
+        ``exchange`` is the one publish looked up; a transaction's commit passes none,
+        and the exchange may have been deleted since the publish.
+        """
         handler = self.handler
+        vhost = handler.vhost
         self.stats["publish"] += 1
         if method.exchange == "" and method.routing_key.startswith(REPLY_TO_PREFIX):
             routed, refused = handler.replies.deliver(method.routing_key, message), False
         else:
-            exchange = handler.vhost.exchanges.get(method.exchange)
-            if exchange is None:  # deleted while in a transaction
-                routed, refused = 0, False
-            else:
-                routed, refused = handler.vhost.publish(message, exchange)
-        stats = handler.vhost.stats
+            if exchange is None:
+                exchange = vhost.exchanges.get(method.exchange)
+            routed, refused = (0, False) if exchange is None else vhost.publish(message,
+                                                                                 exchange)
+        stats = vhost.stats
         if not routed:
             if method.mandatory:
                 stats.unroutable_returned += 1
+                handler.conn.send_content(
+                    self.number,
+                    m.BasicReturn(reply_code=ReplyCode.NO_ROUTE, reply_text="NO_ROUTE",
+                                  exchange=method.exchange, routing_key=method.routing_key),
+                    self.encoded(message), message.body,
+                )
             else:
                 stats.unroutable_dropped += 1
-        if not routed and method.mandatory:
-            handler.conn.send_content(
-                self.number,
-                m.BasicReturn(reply_code=ReplyCode.NO_ROUTE, reply_text="NO_ROUTE",
-                              exchange=method.exchange, routing_key=method.routing_key),
-                self.encoded(message), message.body,
-            )
         if self.confirming:
+            # Sent in a batch once this turn's events are handled (AMQPHandler._confirm).
             if not refused:
                 stats.confirmed += 1
             self.confirms.append((self.publish_seq, not refused))
-            handler.want_flush()
 
     @staticmethod
     def encoded(message: Message) -> bytes:
@@ -426,14 +431,3 @@ class Channel:
         for consumer in consumers.values():
             if consumer.queue is not None:
                 consumer.queue.remove_consumer(consumer)
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "number": self.number,
-            "consumers": len(self.consumers),
-            "unacked": len(self.unacked),
-            "prefetch": self.consumer_prefetch,
-            "global_prefetch": self.global_prefetch,
-            "confirm": self.confirming,
-            "transactional": self.tx is not None,
-        }
