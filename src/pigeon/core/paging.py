@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from pigeon.core.message import Message
+from pigeon.core.ready import put_back
 
 if TYPE_CHECKING:
     from pigeon.core.queue import Entry
@@ -148,14 +149,8 @@ class PagedReady:
 
     def requeue(self, entries: Iterable[Entry]) -> None:
         """Delivered messages are older than anything still ready: back to the head."""
-        head = self._head
         for entry in sorted(entries, key=_seq, reverse=True):
-            if not head or entry.seq < head[0].seq:
-                head.appendleft(entry)
-            else:
-                items = sorted([*head, entry], key=_seq)
-                head.clear()
-                head.extend(items)
+            put_back(self._head, entry)
             self.count += 1
             self.bytes += len(entry.message.body)
 

@@ -61,28 +61,10 @@ class ReadyMessages:
         self.bytes -= len(entry.message.body)
         return entry
 
-    def pop_newest(self) -> Entry:
-        """Remove the most recently published message (of the lowest priority)."""
-        for level in self._levels:
-            if level:
-                entry = level.pop()
-                self.count -= 1
-                self.bytes -= len(entry.message.body)
-                return entry
-        raise IndexError("no ready messages")
-
     def requeue(self, entries: Iterable[Entry]) -> None:
         """Put delivered messages back at their original positions."""
         for entry in sorted(entries, key=_seq, reverse=True):
-            level = self._level(entry)
-            if not level or entry.seq < level[0].seq:
-                level.appendleft(entry)
-            else:
-                # Rare: requeued behind messages that were themselves requeued earlier.
-                items = list(level)
-                insort(items, entry, key=_seq)
-                level.clear()
-                level.extend(items)
+            put_back(self._level(entry), entry)
             self.count += 1
             self.bytes += len(entry.message.body)
 
@@ -95,6 +77,18 @@ class ReadyMessages:
         self.count = 0
         self.bytes = 0
         return removed, []
+
+
+def put_back(level: deque[Entry], entry: Entry) -> None:
+    """Insert a requeued message where its sequence number puts it: at the front,
+    unless messages requeued earlier are older still (rare)."""
+    if not level or entry.seq < level[0].seq:
+        level.appendleft(entry)
+        return
+    items = list(level)
+    insort(items, entry, key=_seq)
+    level.clear()
+    level.extend(items)
 
 
 def _seq(entry: Entry) -> int:
