@@ -8,7 +8,7 @@ RabbitMQ 3.10's behaviour (run with ``PIGEON_TEST_AMQP_URL`` to check). The raw 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pika
@@ -21,17 +21,6 @@ from pika.spec import Basic
 pytestmark = pytest.mark.rabbitmq
 
 Event = tuple[Any, ...]
-
-
-@pytest.fixture
-def cleanup(connection: pika.BlockingConnection) -> Iterator[list[str]]:
-    names: list[str] = []
-    yield names
-    if connection.is_open:
-        ch = connection.channel()
-        for name in names:
-            ch.queue_delete(name)
-        ch.close()
 
 
 def declare(

@@ -6,7 +6,6 @@ As a pika client sees them, on RabbitMQ 3.10 (run with ``PIGEON_TEST_AMQP_URL`` 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pika
@@ -25,22 +24,6 @@ def channel(connection: pika.BlockingConnection) -> BlockingChannel:
     ch = connection.channel()
     ch.confirm_delivery()
     return ch
-
-
-@pytest.fixture
-def cleanup(connection: pika.BlockingConnection) -> Iterator[list[str]]:
-    """Queue names appended here (exchanges as ``"x:" + name``) are deleted after the test."""
-    names: list[str] = []
-    yield names
-    if not connection.is_open:
-        return
-    ch = connection.channel()
-    for name in names:
-        if name.startswith("x:"):
-            ch.exchange_delete(name[2:])
-        else:
-            ch.queue_delete(name)
-    ch.close()
 
 
 def declare(ch: BlockingChannel, cleanup: list[str], name: str, arguments: Arguments) -> str:

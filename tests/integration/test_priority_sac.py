@@ -7,7 +7,7 @@ RabbitMQ 3.10's behaviour (run with ``PIGEON_TEST_AMQP_URL`` to check). Consumer
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pika
@@ -26,17 +26,6 @@ def channel(connection: pika.BlockingConnection) -> BlockingChannel:
     ch = connection.channel()
     ch.confirm_delivery()
     return ch
-
-
-@pytest.fixture
-def cleanup(connection: pika.BlockingConnection) -> Iterator[list[str]]:
-    names: list[str] = []
-    yield names
-    if connection.is_open:
-        ch = connection.channel()
-        for name in names:
-            ch.queue_delete(name)
-        ch.close()
 
 
 def declare(ch: BlockingChannel, cleanup: list[str], name: str, arguments: Arguments) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pika
@@ -30,22 +30,6 @@ def channel(connection: pika.BlockingConnection) -> BlockingChannel:
     ch = connection.channel()
     ch.confirm_delivery()
     return ch
-
-
-@pytest.fixture
-def cleanup(connection: pika.BlockingConnection) -> Iterator[list[str]]:
-    """Names appended here (queues, or ``"x:"`` + exchange) are deleted after the test."""
-    names: list[str] = []
-    yield names
-    if not connection.is_open:
-        return
-    ch = connection.channel()
-    for name in names:
-        if name.startswith("x:"):
-            ch.exchange_delete(name[2:])
-        else:
-            ch.queue_delete(name)
-    ch.close()
 
 
 def wait_until(
