@@ -19,7 +19,7 @@ if not __package__:  # run as a script: make ``bench`` importable
 
 from bench.brokers import SinkNode
 from bench.compare import Run, machine, measure
-from bench.stats import median
+from pigeon.bench.stats import median
 
 # name -> (sink flood size, loadgen arguments)
 CEILINGS: dict[str, tuple[int, list[str]]] = {

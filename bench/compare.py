@@ -29,7 +29,7 @@ if not __package__:  # run as a script: make ``bench`` importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.brokers import DEFAULT_PIGEON_CMD, REPO, BrokerProcess, PigeonNode, RabbitNode
-from bench.stats import median
+from pigeon.bench.stats import median
 
 # name -> (description, loadgen arguments)
 SCENARIOS: dict[str, tuple[str, list[str]]] = {

@@ -25,7 +25,7 @@ from typing import cast
 if not __package__:  # run as a script: make ``bench`` importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench import wire
+from pigeon.bench import wire
 
 _HEAD = struct.Struct(">BHI")
 _IDS = struct.Struct(">HH")

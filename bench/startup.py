@@ -29,7 +29,7 @@ from collections.abc import Callable
 if not __package__:  # run as a script: make ``bench`` importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.stats import percentile
+from pigeon.bench.stats import percentile
 from pigeon.broker import Broker
 from pigeon.config import Config
 

@@ -20,13 +20,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
-if not __package__:  # run as a script: make ``bench`` importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from bench import wire
-from bench.client import CHANNEL, AmqpClient, BrokerClosed, BrokerUrl
-from bench.publisher import Publisher
-from bench.stats import LatencySummary, sample_process, summarize_latencies
+from pigeon.bench import wire
+from pigeon.bench.client import CHANNEL, AmqpClient, BrokerClosed, BrokerUrl
+from pigeon.bench.publisher import Publisher
+from pigeon.bench.stats import LatencySummary, sample_process, summarize_latencies
 
 
 @dataclass(frozen=True)

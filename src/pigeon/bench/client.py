@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import cast
 from urllib.parse import unquote, urlsplit
 
-from bench import wire
-from bench.scanner import FrameScanner
+from pigeon.bench import wire
+from pigeon.bench.scanner import FrameScanner
 
 CHANNEL = 1
 MAX_FRAME = 131072

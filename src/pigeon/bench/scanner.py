@@ -12,7 +12,14 @@ import struct
 from array import array
 from collections.abc import Callable
 
-from bench.wire import FRAME_BODY, FRAME_END, FRAME_HEADER, FRAME_METHOD, PREFIX, PREFIX_SIZE
+from pigeon.bench.wire import (
+    FRAME_BODY,
+    FRAME_END,
+    FRAME_HEADER,
+    FRAME_METHOD,
+    PREFIX,
+    PREFIX_SIZE,
+)
 
 _HEAD = struct.Struct(">BHI")
 _CLASS_METHOD = struct.Struct(">HH")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from bench import wire
-from bench.client import CHANNEL, AmqpClient
+from pigeon.bench import wire
+from pigeon.bench.client import CHANNEL, AmqpClient
 
 # Aim for about this many bytes per transport.write() when running flat out.
 _BATCH_BYTES = 64 * 1024
