@@ -1,9 +1,8 @@
-"""Numbers a benchmark reports: percentiles, medians, and a process's CPU and memory."""
+"""Numbers a benchmark reports: nearest-rank percentiles, medians, latency summaries."""
 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -37,6 +36,7 @@ class LatencySummary:
     count: int
     mean_us: float
     p50_us: float
+    p90_us: float
     p99_us: float
     p999_us: float
     max_us: float
@@ -50,28 +50,8 @@ def summarize_latencies(samples_ns: Iterable[int]) -> LatencySummary | None:
         count=len(ordered),
         mean_us=sum(ordered) / len(ordered) / 1000,
         p50_us=percentile(ordered, 50) / 1000,
+        p90_us=percentile(ordered, 90) / 1000,
         p99_us=percentile(ordered, 99) / 1000,
         p999_us=percentile(ordered, 99.9) / 1000,
         max_us=ordered[-1] / 1000,
     )
-
-
-@dataclass(frozen=True)
-class ProcSample:
-    """CPU seconds (user + system) and resident memory of one process."""
-
-    cpu_s: float
-    rss_bytes: int
-
-
-def sample_process(pid: int) -> ProcSample:
-    """Read ``/proc/<pid>/stat`` (utime, stime: fields 14 and 15) and ``statm``."""
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        stat = f.read()
-    # The command name (field 2) may hold spaces; fields after it follow ')'.
-    fields = stat[stat.rindex(b")") + 2 :].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    cpu = (int(fields[11]) + int(fields[12])) / ticks
-    with open(f"/proc/{pid}/statm", "rb") as f:
-        resident_pages = int(f.read().split()[1])
-    return ProcSample(cpu_s=cpu, rss_bytes=resident_pages * os.sysconf("SC_PAGE_SIZE"))
