@@ -40,6 +40,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-management", action="store_true",
                        help="run without the management listener")
     admin_ctl.add_parser(commands)
+    # The bench command parses its own options (pigeon.bench.command), imported only
+    # when it runs: ``pigeon serve`` does not pay for the load generator.
+    bench = commands.add_parser("bench", help="benchmark an AMQP 0-9-1 broker (--help)",
+                                add_help=False, prefix_chars="\0")
+    bench.add_argument("arguments", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -75,6 +80,10 @@ def _run(config: Config) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "bench":
+        from pigeon.bench.command import main as bench_main
+
+        return bench_main(args.arguments)
     if args.command == "ctl":
         return admin_ctl.main(args)
     if args.command == "serve":

@@ -1,0 +1,213 @@
+"""``pigeon bench [URL]``: run a scenario against a broker (or two, alternately) and report.
+
+For example ``pigeon bench URL_A --against URL_B --size 1024 --confirm 128`` runs
+A B A B ... five rounds and prints the medians and the A/B ratios. See docs/bench.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from pigeon.bench import wire
+from pigeon.bench.client import BrokerClosed, BrokerUrl
+from pigeon.bench.monitor import Monitor
+from pigeon.bench.process import find_listener_pid, is_loopback
+from pigeon.bench.progress import Progress
+from pigeon.bench.report import BrokerRuns, table, to_json
+from pigeon.bench.runner import run_sync
+from pigeon.bench.scenario import DEFAULT_URL, Scenario
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="pigeon bench",
+        description="Benchmark an AMQP 0-9-1 broker (RabbitMQ, LavinMQ, Pigeon, ...).",
+        epilog="Latency compares send and receive times on this machine's clock: run the "
+        "load generator on the broker's machine for it to mean anything. See docs/bench.md.",
+    )
+    p.add_argument(
+        "url", nargs="?", default=DEFAULT_URL, help=f"broker URL (default {DEFAULT_URL})"
+    )
+    shape = p.add_argument_group("scenario")
+    shape.add_argument("--publishers", type=int, default=1, help="publishing connections")
+    shape.add_argument("--consumers", type=int, default=1, help="consuming connections")
+    shape.add_argument("--queues", type=int, default=1, help="queues; connections spread over them")
+    shape.add_argument("--size", type=int, default=16, help="body bytes, at least 16 (default 16)")
+    shape.add_argument(
+        "--persistent",
+        action="store_true",
+        help="durable queues and persistent messages (delivery mode 2)",
+    )
+    shape.add_argument(
+        "--confirm",
+        type=int,
+        nargs="?",
+        const=128,
+        default=0,
+        metavar="N",
+        help="publisher confirms, at most N unconfirmed per publisher (default N 128)",
+    )
+    shape.add_argument("--prefetch", type=int, default=200, help="basic.qos per consumer")
+    acks = shape.add_mutually_exclusive_group()
+    acks.add_argument(
+        "--manual-ack",
+        dest="auto_ack",
+        action="store_false",
+        default=False,
+        help="ack with multiple=true every prefetch/2 deliveries (default)",
+    )
+    acks.add_argument(
+        "--auto-ack",
+        dest="auto_ack",
+        action="store_true",
+        help="consume with no-ack: the broker forgets a message once sent",
+    )
+    shape.add_argument(
+        "--fanout",
+        type=int,
+        default=0,
+        metavar="N",
+        help="publish to a fanout exchange bound to N queues, one consumer each",
+    )
+    shape.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        metavar="R",
+        help="total msg/s over all publishers (latency mode); default unlimited",
+    )
+    shape.add_argument(
+        "--count",
+        type=int,
+        default=0,
+        metavar="N",
+        help="closed run: each publisher stops after N messages",
+    )
+    shape.add_argument(
+        "--backlog",
+        type=int,
+        default=0,
+        metavar="N",
+        help="fill one queue with N messages (confirms), rest 1 s, drain it",
+    )
+    timing = p.add_argument_group("timing")
+    timing.add_argument("--warmup", type=float, default=1.0, help="seconds not measured (1)")
+    timing.add_argument("--duration", type=float, default=10.0, help="seconds measured (10)")
+    timing.add_argument(
+        "--drain",
+        type=float,
+        default=10.0,
+        help="seconds to wait for the last deliveries and confirms (10); in "
+        "backlog mode, how long a phase may make no progress",
+    )
+    timing.add_argument("--rounds", type=int, help="runs per broker (5 with --against, else 1)")
+    out = p.add_argument_group("brokers and output")
+    out.add_argument("--against", metavar="URL2", help="also run on this broker, A B A B ...")
+    out.add_argument("--broker-pid", type=int, help="the first broker's pid (for CPU and RSS)")
+    out.add_argument("--against-pid", type=int, help="the --against broker's pid")
+    out.add_argument("--json", action="store_true", help="print one JSON object")
+    out.add_argument("--quiet", action="store_true", help="no live progress on stderr")
+    out.add_argument("--no-uvloop", action="store_true", help="use asyncio's default loop")
+    return p
+
+
+def scenario_of(args: argparse.Namespace) -> Scenario:
+    fanout = args.fanout
+    return Scenario(
+        url=args.url,
+        publishers=args.publishers,
+        consumers=fanout or args.consumers,
+        queues=fanout or args.queues,
+        size=args.size,
+        persistent=args.persistent,
+        confirm=args.confirm,
+        prefetch=args.prefetch,
+        auto_ack=args.auto_ack,
+        fanout=fanout,
+        duration=args.duration,
+        warmup=args.warmup,
+        rate=args.rate,
+        count=args.count,
+        drain=args.drain,
+        backlog=args.backlog,
+    )
+
+
+def _check(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.size < wire.PREFIX_SIZE:
+        p.error(f"--size must be at least {wire.PREFIX_SIZE} (sequence number and send time)")
+    for name in ("publishers", "consumers", "queues", "prefetch", "fanout", "count", "backlog"):
+        if getattr(args, name) < 0:
+            p.error(f"--{name} must not be negative")
+    if args.rounds is not None and args.rounds < 1:
+        p.error("--rounds must be at least 1")
+    for url in (args.url, args.against):
+        try:
+            if url is not None:
+                BrokerUrl.parse(url)
+        except ValueError as exc:
+            p.error(str(exc))
+
+
+def locate(url: str, pid: int | None) -> tuple[int | None, str]:
+    """The broker's pid and how it was found; ``None`` with the reason when it can't be."""
+    if pid:
+        return pid, f"{pid} (given)"
+    parsed = BrokerUrl.parse(url)
+    if not is_loopback(parsed.host):
+        return None, "n/a (not on this machine; pass --broker-pid/--against-pid)"
+    found = find_listener_pid(parsed.port)
+    if found is None:
+        return None, f"n/a (no readable process listening on port {parsed.port})"
+    return found, f"{found} (listening on port {parsed.port})"
+
+
+def run_rounds(
+    scenario: Scenario,
+    brokers: Sequence[BrokerRuns],
+    rounds: int,
+    progress: TextIO | None,
+    use_uvloop: bool = True,
+) -> None:
+    """Every round runs the scenario on each broker in turn: A B A B ..."""
+    for index in range(rounds):
+        for broker in brokers:
+            label = f"{broker.label} {index + 1}/{rounds}" if len(brokers) > 1 or rounds > 1 else ""
+            display = Progress(progress, label) if progress is not None else None
+            one = dataclasses.replace(scenario, url=broker.url, broker_pid=broker.pid or 0)
+            try:
+                result = run_sync(one, Monitor(one.broker_pid, display), use_uvloop)
+            except (OSError, TimeoutError, BrokerClosed) as exc:
+                broker.failures.append(f"round {index + 1}: {type(exc).__name__}: {exc}")
+            else:
+                broker.results.append(result)
+            finally:
+                if display is not None:
+                    display.finish()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Exit status 0, 1 when a run reported errors, 2 when no run could finish."""
+    p = build_parser()
+    args = p.parse_args(argv)
+    _check(p, args)
+    scenario = scenario_of(args)
+    targets = [("A", args.url, args.broker_pid)]
+    if args.against:
+        targets.append(("B", args.against, args.against_pid))
+    brokers = [BrokerRuns(label, url, *locate(url, pid)) for label, url, pid in targets]
+    rounds = args.rounds or (5 if args.against else 1)
+    run_rounds(scenario, brokers, rounds, None if args.quiet else sys.stderr, not args.no_uvloop)
+    if args.json:
+        print(json.dumps(to_json(scenario, brokers, rounds), indent=1))
+    else:
+        print(table(scenario, brokers, rounds))
+    if not any(b.results for b in brokers):
+        return 2
+    failed = any(b.failures or len(b.good) < len(b.results) for b in brokers)
+    return 1 if failed else 0
