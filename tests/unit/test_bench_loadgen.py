@@ -23,11 +23,12 @@ if str(REPO) not in sys.path:  # ``bench`` lives at the repository root, not und
 
 from bench import sink  # noqa: E402
 
-from pigeon.bench import runner as loadgen  # noqa: E402
-from pigeon.bench import wire  # noqa: E402
+from pigeon.bench import command, runner, wire  # noqa: E402
 from pigeon.bench.publisher import ConfirmTracker  # noqa: E402
 from pigeon.bench.scanner import FrameScanner  # noqa: E402
+from pigeon.bench.scenario import Scenario  # noqa: E402
 from pigeon.bench.stats import median, percentile, summarize_latencies  # noqa: E402
+from pigeon.bench.topology import plan  # noqa: E402
 
 
 def decode_all(data: bytes) -> list[tuple[int, Any]]:
@@ -229,7 +230,7 @@ def test_confirm_tracker_handles_single_out_of_order_and_multiple_acks() -> None
 
 
 def test_fanout_plan_routes_every_publisher_to_every_queue() -> None:
-    topo = loadgen.plan(loadgen.Scenario(publishers=2, fanout=4), "p")
+    topo = plan(Scenario(publishers=2, fanout=4), "p")
 
     assert topo.exchange == "p-fanout"
     assert topo.queues == ["p-q0", "p-q1", "p-q2", "p-q3"]
@@ -238,23 +239,20 @@ def test_fanout_plan_routes_every_publisher_to_every_queue() -> None:
 
 
 def test_queue_plan_spreads_publishers_and_consumers_round_robin() -> None:
-    topo = loadgen.plan(loadgen.Scenario(publishers=3, consumers=2, queues=2), "p")
+    topo = plan(Scenario(publishers=3, consumers=2, queues=2), "p")
 
     assert topo.targets == [("", "p-q0"), ("", "p-q1"), ("", "p-q0")]
     assert topo.consumer_queues == ["p-q0", "p-q1"]
 
 
 def test_cli_fanout_sets_one_consumer_per_queue() -> None:
-    scenario, options = loadgen.parse_args(["--fanout", "4", "--confirm", "--json"])
+    args = command.build_parser().parse_args(["--fanout", "4", "--confirm", "--json"])
+    scenario = command.scenario_of(args)
 
     assert (scenario.fanout, scenario.queues, scenario.consumers) == (4, 4, 4)
     assert scenario.confirm == 128
-    assert options.json
-
-
-def test_refuses_a_non_loopback_broker() -> None:
-    with pytest.raises(SystemExit):
-        loadgen.check_loopback(loadgen.BrokerUrl.parse("amqp://guest:guest@192.0.2.1:5672/"))
+    assert not scenario.auto_ack
+    assert args.json
 
 
 BROKER_PACKAGES = ("core", "protocols", "storage", "broker", "admin", "auth", "embedded",
@@ -263,7 +261,7 @@ BROKER_PACKAGES = ("core", "protocols", "storage", "broker", "admin", "auth", "e
 
 def test_load_generator_does_not_import_the_broker() -> None:
     code = (
-        "import sys, pigeon.bench.runner, bench.sink\n"
+        "import sys, pigeon.bench.command, bench.sink\n"
         "print(sorted(m for m in sys.modules if m.startswith('pigeon')))"
     )
     out = subprocess.run(
@@ -280,10 +278,10 @@ def test_load_generator_does_not_import_the_broker() -> None:
 @pytest.mark.parametrize("confirm", [0, 64])
 async def test_run_against_sink_publishes_exactly_count(confirm: int) -> None:
     async with sink.serve() as server:
-        scenario = loadgen.Scenario(
+        scenario = Scenario(
             url=server.url, publishers=2, consumers=0, count=3000, confirm=confirm, duration=5
         )
-        result = await loadgen.run(scenario)
+        result = await runner.run(scenario)
 
         assert result.errors == []
         assert result.published_total == 6000
@@ -294,8 +292,8 @@ async def test_run_against_sink_publishes_exactly_count(confirm: int) -> None:
 
 async def test_rate_limit_holds_the_publish_rate() -> None:
     async with sink.serve() as server:
-        scenario = loadgen.Scenario(url=server.url, consumers=0, rate=2000, duration=0.5)
-        result = await loadgen.run(scenario)
+        scenario = Scenario(url=server.url, consumers=0, rate=2000, duration=0.5)
+        result = await runner.run(scenario)
 
     # 2,000 msg/s for 0.5 s, plus the one message allowed at t=0.
     assert 990 <= result.published_total <= 1002
@@ -303,8 +301,8 @@ async def test_rate_limit_holds_the_publish_rate() -> None:
 
 async def test_consume_run_against_flooding_sink_counts_and_times_deliveries() -> None:
     async with sink.serve(flood_size=16) as server:
-        scenario = loadgen.Scenario(url=server.url, publishers=0, consumers=1, duration=0.3)
-        result = await loadgen.run(scenario)
+        scenario = Scenario(url=server.url, publishers=0, consumers=1, duration=0.3)
+        result = await runner.run(scenario)
 
     assert result.errors == []
     assert result.consumed > 0

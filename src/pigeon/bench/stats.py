@@ -14,7 +14,8 @@ def percentile(sorted_values: Sequence[int | float], pct: float) -> float:
         raise ValueError("percentile of no values")
     if not 0 < pct <= 100:
         raise ValueError(f"percentile must be in (0, 100], got {pct}")
-    rank = math.ceil(pct / 100 * len(sorted_values))
+    # Rounded first: 99.9 / 100 * 2000 is 1998.0000000000002 in floating point.
+    rank = math.ceil(round(pct * len(sorted_values) / 100, 9))
     return float(sorted_values[max(rank, 1) - 1])
 
 
