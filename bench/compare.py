@@ -1,12 +1,16 @@
 """Side by side: RabbitMQ and Pigeon, each scenario run A B A B, medians in markdown.
 
-    python -m bench.compare                      # both brokers, 3 rounds, 10 s runs
+    python -m bench.compare                      # both brokers, 5 rounds, 10 s runs
     python -m bench.compare --brokers rabbitmq   # only the private RabbitMQ node
     python -m bench.compare --rounds 5 --duration 20 --output docs/bench-run.md
 
 Both brokers are private processes this script starts (temporary data dirs, free
 loopback ports) and stops at the end; each measurement is a fresh
-``python -m bench.loadgen --json`` process given the broker's pid.
+``python -m pigeon bench URL --json`` process given the broker's pid.
+
+The scenarios are issue 7's targets. ``latency-half`` runs 16 B messages at half
+of RabbitMQ's median rate in ``16B-confirm`` of the same run (so it comes after
+it), or at ``--latency-rate``.
 """
 
 from __future__ import annotations
@@ -31,10 +35,16 @@ if not __package__:  # run as a script: make ``bench`` importable
 from bench.brokers import DEFAULT_PIGEON_CMD, REPO, BrokerProcess, PigeonNode, RabbitNode
 from pigeon.bench.stats import median
 
-# name -> (description, loadgen arguments)
+# name -> (description, `pigeon bench` arguments)
 SCENARIOS: dict[str, tuple[str, list[str]]] = {
-    "16B": ("1 pub -> 1 queue -> 1 consumer, 16 B, no confirms", ["--size", "16"]),
-    "1KiB": ("1 pub -> 1 queue -> 1 consumer, 1 KiB, no confirms", ["--size", "1024"]),
+    "16B": ("1 pub -> 1 queue -> 1 consumer, 16 B, no confirms, manual acks", ["--size", "16"]),
+    "1KiB": ("1 pub -> 1 queue -> 1 consumer, 1 KiB, no confirms, manual acks",
+             ["--size", "1024"]),
+    "1KiB-persistent": (
+        "1 -> 1 durable queue -> 1, 1 KiB persistent, confirms (window 1000), prefetch 1000",
+        ["--size", "1024", "--persistent", "--confirm", "1000", "--prefetch", "1000"],
+    ),
+    "fanout4-16B": ("1 pub -> fanout -> 4 queues -> 4 consumers, 16 B", ["--fanout", "4"]),
     "16B-confirm": (
         "1 -> 1 -> 1, 16 B, confirms (window 128)",
         ["--size", "16", "--confirm", "128"],
@@ -43,13 +53,13 @@ SCENARIOS: dict[str, tuple[str, list[str]]] = {
         "1 -> 1 -> 1, 1 KiB, confirms (window 128)",
         ["--size", "1024", "--confirm", "128"],
     ),
-    "fanout4-16B": ("1 pub -> fanout -> 4 queues -> 4 consumers, 16 B", ["--fanout", "4"]),
-    "latency-5k": ("1 -> 1 -> 1, 16 B at a fixed 5,000 msg/s", ["--rate", "5000"]),
-    "1KiB-persistent-confirm": (
-        "1 -> 1 durable queue -> 1, 1 KiB persistent, confirms (window 128)",
-        ["--size", "1024", "--persistent", "--confirm", "128"],
+    "latency-half": (
+        "1 -> 1 -> 1, 16 B at half of RabbitMQ's median 16B-confirm rate of this run",
+        ["--size", "16"],  # --rate is added when it is known
     ),
 }
+LATENCY = "latency-half"
+LATENCY_BASE = "16B-confirm"
 
 METRICS = (
     ("publish_rate", "published msg/s", "{:,.0f}"),
@@ -57,6 +67,7 @@ METRICS = (
     ("p50_us", "p50 µs", "{:,.0f}"),
     ("p99_us", "p99 µs", "{:,.0f}"),
     ("broker_cores", "broker CPU (cores)", "{:.2f}"),
+    ("cpu_per_million", "broker CPU s per M msgs", "{:.1f}"),
     ("broker_rss_mb", "broker RSS MB", "{:,.0f}"),
     ("loadgen_cores", "loadgen CPU (cores)", "{:.2f}"),
 )
@@ -73,8 +84,8 @@ class Run:
 
 def loadgen_command(broker: BrokerProcess, args: list[str], opts: argparse.Namespace) -> list[str]:
     return [
-        sys.executable, "-m", "bench.loadgen", *args,
-        "--url", broker.url, "--broker-pid", str(broker.pid), "--json",
+        sys.executable, "-m", "pigeon", "bench", broker.url, *args,
+        "--broker-pid", str(broker.pid), "--json", "--quiet",
         "--duration", str(opts.duration), "--warmup", str(opts.warmup), "--drain", str(opts.drain),
     ]  # fmt: skip
 
@@ -85,36 +96,71 @@ def measure(
     """One loadgen process against ``broker`` (``opts`` gives duration, warm-up, drain)."""
     argv = loadgen_command(broker, args, opts)
     limit = opts.duration + opts.warmup + opts.drain + 60
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(REPO / "src"), os.environ.get("PYTHONPATH")) if p)}  # this checkout
     try:
-        done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=limit)
+        done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=limit,
+                              env=env)  # fmt: skip
     except subprocess.TimeoutExpired:
         return Run(name, broker.name, rnd, {}, f"loadgen timed out after {limit:.0f} s")
     try:
-        result = json.loads(done.stdout)
-    except json.JSONDecodeError:
+        (broker_out,) = json.loads(done.stdout)["brokers"]
+    except (json.JSONDecodeError, KeyError, ValueError):
         return Run(name, broker.name, rnd, {}, f"loadgen failed: {done.stderr.strip()[-500:]}")
+    if not broker_out["runs"]:
+        return Run(name, broker.name, rnd, {}, "; ".join(broker_out["failures"]))
+    (result,) = broker_out["runs"]
     return Run(name, broker.name, rnd, metrics_of(result), "; ".join(result["errors"]))
 
 
+# compare's column -> `pigeon bench --json` run field
+_FIELDS = {
+    "publish_rate": "published_per_s", "consume_rate": "consumed_per_s",
+    "p50_us": "p50_us", "p99_us": "p99_us", "broker_cores": "broker_cores",
+    "cpu_per_million": "cpu_s_per_million", "broker_rss_mb": "broker_rss_mb",
+    "loadgen_cores": "loadgen_cores",
+}  # fmt: skip
+
+
 def metrics_of(result: dict[str, Any]) -> dict[str, float]:
-    window = result["window_s"] or 1.0
-    out = {"publish_rate": result["publish_rate"], "consume_rate": result["consume_rate"]}
-    if result["latency"]:
-        out["p50_us"] = result["latency"]["p50_us"]
-        out["p99_us"] = result["latency"]["p99_us"]
-    if result["broker_cpu_s"] is not None:
-        out["broker_cores"] = result["broker_cpu_s"] / window
-        out["broker_rss_mb"] = result["broker_rss_mb"]
-    out["loadgen_cores"] = result["loadgen_cpu_s"] / window
-    return out
+    """The numbers of one ``pigeon bench --json`` run that this table shows."""
+    return {mine: result[theirs] for mine, theirs in _FIELDS.items() if result[theirs] is not None}
+
+
+def latency_rate(runs: list[Run], opts: argparse.Namespace) -> float | None:
+    """Half of RabbitMQ's (else the first broker's) median consume rate in 16B-confirm."""
+    if opts.latency_rate:
+        return float(opts.latency_rate)
+    for broker in ("rabbitmq", *opts.brokers):
+        rates = [r.metrics["consume_rate"] for r in runs
+                 if r.scenario == LATENCY_BASE and r.broker == broker and not r.error]  # fmt: skip
+        if rates:
+            return round(median(rates) / 2)
+    return None
+
+
+def scenario_args(name: str, runs: list[Run], opts: argparse.Namespace) -> list[str] | None:
+    args = list(SCENARIOS[name][1])
+    if name == LATENCY:
+        rate = latency_rate(runs, opts)
+        if rate is None:
+            return None
+        args += ["--rate", f"{rate:g}"]
+    return args
 
 
 def run_all(brokers: list[BrokerProcess], opts: argparse.Namespace) -> list[Run]:
     runs: list[Run] = []
     for name in opts.scenarios:
+        args = scenario_args(name, runs, opts)
+        if args is None:
+            print(f"[{name}] skipped: no {LATENCY_BASE} rate measured and no --latency-rate",
+                  file=sys.stderr)  # fmt: skip
+            continue
+        opts.used_args[name] = args
         for rnd in range(1, opts.rounds + 1):
             for broker in brokers:  # A B A B ...: drift hits both brokers alike
-                run = measure(broker, name, rnd, opts, SCENARIOS[name][1])
+                run = measure(broker, name, rnd, opts, args)
                 runs.append(run)
                 shown = run.error or f"{run.metrics.get('consume_rate', 0):,.0f} msg/s consumed"
                 print(f"[{name} round {rnd}] {broker.name}: {shown}", file=sys.stderr, flush=True)
@@ -153,7 +199,8 @@ def report(runs: list[Run], brokers: list[BrokerProcess], opts: argparse.Namespa
         table(runs, brokers, opts.scenarios),
         "",
         "Scenarios:",
-        *(f"- `{n}`: {SCENARIOS[n][0]} (`{' '.join(SCENARIOS[n][1])}`)" for n in opts.scenarios),
+        *(f"- `{n}`: {SCENARIOS[n][0]} (`{' '.join(opts.used_args.get(n, SCENARIOS[n][1]))}`)"
+          for n in opts.scenarios),
     ]
     errors = [f"- {r.scenario} round {r.round} {r.broker}: {r.error}" for r in runs if r.error]
     if errors:
@@ -189,18 +236,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.compare", description=__doc__)
     p.add_argument("--brokers", default="rabbitmq,pigeon", help="comma-separated, run order")
     p.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated names")
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--duration", type=float, default=10.0)
     p.add_argument("--warmup", type=float, default=1.0)
     p.add_argument("--drain", type=float, default=10.0)
     p.add_argument("--pigeon-cmd", default=DEFAULT_PIGEON_CMD,
                    help="command line with {port} and {data_dir} placeholders")  # fmt: skip
+    p.add_argument("--latency-rate", type=float,
+                   help="msg/s of latency-half (default: RabbitMQ 16B-confirm / 2)")  # fmt: skip
     p.add_argument("--output", type=Path, help="also write the markdown report here")
     p.add_argument("--raw", type=Path, help="write every run's metrics as JSON here")
     opts = p.parse_args(argv)
     opts.brokers = opts.brokers.split(",")
+    opts.used_args = {}  # scenario -> the arguments it ran with (latency-half gets its rate)
     opts.scenarios = opts.scenarios.split(",")
     unknown = [s for s in opts.scenarios if s not in SCENARIOS]
+    if LATENCY in opts.scenarios and LATENCY_BASE in opts.scenarios:  # the base runs first
+        opts.scenarios.remove(LATENCY)
+        opts.scenarios.insert(opts.scenarios.index(LATENCY_BASE) + 1, LATENCY)
     if unknown or not set(opts.brokers) <= {"rabbitmq", "pigeon"}:
         p.error(f"unknown scenario or broker: {unknown or opts.brokers}")
     return opts
