@@ -1,9 +1,11 @@
-"""Backlog fill-and-drain: N persistent messages into one durable queue, then drain.
+"""Backlog fill-and-drain on private brokers: N persistent messages into one durable
+queue, then drain, one broker after the other.
 
-Measures, per broker, the fill rate (publishes with a confirm window), the
-drain rate (one consumer, manual acks), the broker's peak RSS while the
-backlog sits there and while it drains, and its CPU seconds. Both brokers are
-private processes started here (bench.brokers), measured one after the other.
+It is ``pigeon bench --backlog N --persistent`` (fill with confirms, window 1000;
+1 s rest; one consumer with prefetch 1000 drains, acking every 500) against a
+RabbitMQ node and a Pigeon that this script starts (bench.brokers) and stops.
+It reports the fill and drain rates, the broker's RSS while the backlog rests,
+its peak RSS over the run (sampled every 100 ms) and its CPU seconds.
 
     python -m bench.backlog --count 1000000 --size 1024
     python -m bench.backlog --count 100000 --brokers pigeon
@@ -13,15 +15,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import threading
-import time
-from dataclasses import asdict, dataclass
+import os
+import sys
+from dataclasses import dataclass
 
-import pika
+if not __package__:  # run as a script: make ``bench`` importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.brokers import BrokerProcess, PigeonNode, RabbitNode
-
-QUEUE = "bench-backlog"
+from pigeon.bench.monitor import Monitor
+from pigeon.bench.progress import Progress
+from pigeon.bench.runner import run_sync
+from pigeon.bench.scenario import Scenario
 
 
 @dataclass
@@ -30,103 +35,29 @@ class BacklogResult:
     version: str
     count: int
     size: int
-    fill_seconds: float
-    drain_seconds: float
+    fill_rate: float
+    drain_rate: float
     peak_rss_mb: float
     rss_full_mb: float
     cpu_seconds: float
-
-    @property
-    def fill_rate(self) -> float:
-        return self.count / self.fill_seconds
-
-    @property
-    def drain_rate(self) -> float:
-        return self.count / self.drain_seconds
+    exact: bool  # every message published, confirmed and drained
+    errors: list[str]
 
 
-class Sampler:
-    """Peak RSS of a process, sampled every 50 ms on a thread of its own."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def rss(self) -> int:
-        try:
-            with open(f"/proc/{self.pid}/statm", "rb") as statm:
-                return int(statm.read().split()[1]) * 4096
-        except (OSError, ValueError, IndexError):
-            return 0
-
-    def cpu(self) -> float:
-        with open(f"/proc/{self.pid}/stat", "rb") as stat:
-            fields = stat.read().rsplit(b")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, clock ticks
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.05):
-            self.peak = max(self.peak, self.rss())
-
-    def __enter__(self) -> Sampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-def fill(url: str, count: int, body: bytes) -> None:
-    """Publish as fast as the broker takes them (its flow control applies), then one
-    confirmed publish on the same channel and queue: both brokers write one queue in
-    order, so its confirm means the whole backlog is on disk."""
-    connection = pika.BlockingConnection(pika.URLParameters(url))
-    channel = connection.channel()
-    channel.queue_declare(QUEUE, durable=True)
-    persistent = pika.BasicProperties(delivery_mode=2)
-    for _ in range(count - 1):
-        channel.basic_publish("", QUEUE, body, persistent)
-    channel.confirm_delivery()
-    channel.basic_publish("", QUEUE, body, persistent)
-    connection.close()
-
-
-def drain(url: str, count: int, prefetch: int) -> None:
-    connection = pika.BlockingConnection(pika.URLParameters(url))
-    channel = connection.channel()
-    channel.basic_qos(prefetch_count=prefetch)
-    for received, (method, _props, _body) in enumerate(
-            channel.consume(QUEUE, inactivity_timeout=30), start=1):
-        if method is None:
-            raise RuntimeError(f"drain stalled after {received - 1} of {count}")
-        if received % (prefetch // 2) == 0 or received == count:
-            channel.basic_ack(method.delivery_tag, multiple=True)
-        if received == count:
-            break
-    channel.cancel()
-    channel.queue_delete(QUEUE)
-    connection.close()
-
-
-def measure(node: BrokerProcess, count: int, size: int) -> BacklogResult:
-    body = bytes(size)
-    with node, Sampler(node.pid) as sampler:
-        cpu0 = sampler.cpu()
-        started = time.monotonic()
-        fill(node.url, count, body)
-        filled = time.monotonic()
-        time.sleep(1.0)  # let paging settle, then read the resting footprint
-        rss_full = sampler.rss()
-        drain_started = time.monotonic()
-        drain(node.url, count, prefetch=1000)
-        drained = time.monotonic()
-        cpu = sampler.cpu() - cpu0
-        return BacklogResult(node.name, node.version, count, size, filled - started,
-                             drained - drain_started, sampler.peak / 2**20,
-                             rss_full / 2**20, cpu)
+def measure(node: BrokerProcess, count: int, size: int, stall: float) -> BacklogResult:
+    with node:
+        scenario = Scenario(
+            url=node.url, backlog=count, size=size, persistent=True, confirm=1000,
+            prefetch=1000, drain=stall, broker_pid=node.pid,
+        )  # fmt: skip
+        progress = Progress(sys.stderr, node.name)
+        result = run_sync(scenario, Monitor(node.pid, progress))
+        progress.finish()
+    return BacklogResult(
+        node.name, node.version, count, size, result.fill_rate or 0.0, result.drain_rate or 0.0,
+        result.broker_peak_rss_mb or 0.0, result.rss_full_mb or 0.0, result.broker_cpu_s or 0.0,
+        result.drained and result.consumed_total == count, result.errors,
+    )  # fmt: skip
 
 
 def main() -> None:
@@ -134,21 +65,24 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=1_000_000)
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--brokers", default="rabbitmq,pigeon")
+    parser.add_argument("--stall", type=float, default=30.0,
+                        help="fail a phase after this many seconds without progress")  # fmt: skip
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     nodes = {"rabbitmq": RabbitNode, "pigeon": PigeonNode}
-    results = [measure(nodes[name](), args.count, args.size)
-               for name in args.brokers.split(",")]
+    results = [measure(nodes[name](), args.count, args.size, args.stall)
+               for name in args.brokers.split(",")]  # fmt: skip
     if args.json:
-        print(json.dumps([asdict(r) for r in results], indent=2))
+        print(json.dumps([r.__dict__ for r in results], indent=2))
         return
     print("| broker | messages | fill msg/s | drain msg/s | RSS full MB | peak RSS MB "
-          "| broker CPU s |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+          "| broker CPU s | exact |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
+        exact = "yes" if r.exact else "no: " + "; ".join(r.errors)
         print(f"| {r.version} | {r.count:,} x {r.size} B | {r.fill_rate:,.0f} "
               f"| {r.drain_rate:,.0f} | {r.rss_full_mb:,.0f} | {r.peak_rss_mb:,.0f} "
-              f"| {r.cpu_seconds:,.1f} |")
+              f"| {r.cpu_seconds:,.1f} | {exact} |")  # fmt: skip
 
 
 if __name__ == "__main__":
