@@ -272,6 +272,14 @@ def test_load_generator_does_not_import_the_broker() -> None:
     assert [m for m in loaded if m.split(".")[1:2] and m.split(".")[1] in BROKER_PACKAGES] == []
 
 
+def test_the_pigeon_command_imports_the_load_generator_only_for_bench() -> None:
+    code = "import sys, pigeon.cli; print([m for m in sys.modules if m.startswith('pigeon.bench')])"
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
+
+
 # --- short real runs against the sink -------------------------------------------
 
 

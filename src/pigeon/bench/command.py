@@ -27,13 +27,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="pigeon bench",
         description="Benchmark an AMQP 0-9-1 broker (RabbitMQ, LavinMQ, Pigeon, ...).",
-        epilog="Latency compares send and receive times on this machine's clock: run the "
-        "load generator on the broker's machine for it to mean anything. See docs/bench.md.",
+        epilog="Latency is publish -> delivery time on this process's clock (both ends are "
+        "here), network included. Numbers are explained in docs/bench.md.",
     )
     p.add_argument(
         "url", nargs="?", default=DEFAULT_URL, help=f"broker URL (default {DEFAULT_URL})"
     )
-    shape = p.add_argument_group("scenario")
+    _scenario_options(p.add_argument_group("scenario"))
+    _run_options(p)
+    return p
+
+
+def _scenario_options(shape: argparse._ArgumentGroup) -> None:
     shape.add_argument("--publishers", type=int, default=1, help="publishing connections")
     shape.add_argument("--consumers", type=int, default=1, help="consuming connections")
     shape.add_argument("--queues", type=int, default=1, help="queues; connections spread over them")
@@ -95,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="fill one queue with N messages (confirms), rest 1 s, drain it",
     )
+
+
+def _run_options(p: argparse.ArgumentParser) -> None:
     timing = p.add_argument_group("timing")
     timing.add_argument("--warmup", type=float, default=1.0, help="seconds not measured (1)")
     timing.add_argument("--duration", type=float, default=10.0, help="seconds measured (10)")
@@ -113,7 +121,6 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--json", action="store_true", help="print one JSON object")
     out.add_argument("--quiet", action="store_true", help="no live progress on stderr")
     out.add_argument("--no-uvloop", action="store_true", help="use asyncio's default loop")
-    return p
 
 
 def scenario_of(args: argparse.Namespace) -> Scenario:
