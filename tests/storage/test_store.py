@@ -303,3 +303,18 @@ async def test_read_messages_in_the_order_asked_from_memory_and_disk(
     got = store.read_messages("/", "q", asked)
     assert [seq for seq, _ in got] == [5000, *range(1198, -1, -2)]
     assert all(same(msg, message(seq)) for seq, msg in got)
+
+
+async def test_read_messages_dense_stretch_skips_rows_not_asked(open_store: Opener) -> None:
+    store = open_store()
+    store.load()
+    for seq in range(100, 300):
+        store.add_message("/", "q", seq, message(seq))
+    store.add_message("/", "other", 150, message(9))  # another queue's row in the range
+    await synced(store)
+    # A stretch with holes (rows there are not asked for): read as one range.
+    asked = [s for s in range(120, 280) if s % 7]
+    got = store.read_messages("/", "q", asked)
+    assert [seq for seq, _ in got] == asked
+    assert all(same(msg, message(seq)) for seq, msg in got)
+    assert [seq for seq, _ in store.read_messages("/", "q", [299, 100, 10**9])] == [299, 100]

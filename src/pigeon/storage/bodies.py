@@ -31,6 +31,8 @@ class BodyCodec:
         self._unzstd: zstandard.ZstdDecompressor | None = None
         if compress_threshold is not None:
             self._load_zstd()
+        # Bodies are stored as they are: encode() would return (0, body).
+        self.plain = compress_threshold is None and encryption_key is None
 
     def _load_zstd(self) -> None:
         try:

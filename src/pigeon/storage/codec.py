@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from dataclasses import fields
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from operator import attrgetter
 from struct import Struct
 from typing import Any
 
@@ -44,6 +45,10 @@ _F64 = Struct(">d")
 _MAX_DEPTH = 64
 
 _PROPERTY_NAMES = tuple(f.name for f in fields(Properties))
+_property_values = attrgetter(*_PROPERTY_NAMES)
+# encode_message's fixed parts: a list of three, then the list of property values.
+_MESSAGE_HEAD = bytes([FORMAT_VERSION]) + b"l" + _U32.pack(3)
+_PROPERTIES_HEAD = b"l" + _U32.pack(len(_PROPERTY_NAMES))
 
 
 class CodecError(ValueError):
@@ -66,11 +71,24 @@ def decode_value(data: bytes) -> Any:
 
 
 def encode_message(message: Message) -> bytes:
-    """Everything of a message but its body (stored apart, maybe compressed)."""
-    props = message.properties
-    return encode_value(
-        [message.exchange, message.routing_key, [getattr(props, n) for n in _PROPERTY_NAMES]]
-    )
+    """Everything of a message but its body (stored apart, maybe compressed).
+
+    The same bytes as ``encode_value([exchange, routing_key, [property values]])``,
+    with the common values (absent, text) written inline: this runs once per
+    persistent message on the store's writer thread.
+    """
+    out = bytearray(_MESSAGE_HEAD)
+    _chunk(out, b"s", message.exchange.encode("utf-8", "surrogateescape"))
+    _chunk(out, b"s", message.routing_key.encode("utf-8", "surrogateescape"))
+    out += _PROPERTIES_HEAD
+    for value in _property_values(message.properties):
+        if value is None:
+            out += b"N"
+        elif type(value) is str:
+            _chunk(out, b"s", value.encode("utf-8", "surrogateescape"))
+        else:
+            _encode(value, out, 2)  # depth 2: inside the message's list, then the properties'
+    return bytes(out)
 
 
 def decode_message(header: bytes, body: bytes) -> Message:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import itertools
 import logging
 import sqlite3
@@ -72,6 +73,7 @@ class SQLiteStore:
         )
         self._retry_interval = retry_interval
         self._on_failing = on_failing
+        self._rows = rows.MessageRows(self._bodies)  # reads, on the loop thread
         self._pending = Batch()
         self._in_flight: deque[Batch] = deque()  # at most one, except during close
         self._hand_over_scheduled = False
@@ -176,7 +178,7 @@ class SQLiteStore:
         for kind, key, value in _valid_rows(conn, "documents", _document):
             snapshot.documents.setdefault(kind, {})[key] = value
         if not messages:
-            _read_index(conn, snapshot)
+            _read_index(conn, snapshot, self._rows)
             return snapshot
         bodies = self._bodies
 
@@ -315,34 +317,52 @@ class SQLiteStore:
         Ones not committed yet are answered from the batches in memory; ones the
         database lacks (dropped as damaged) are left out.
         """
+        found = self._unwritten(vhost, queue, seqs)
+        wanted = [seq for seq in seqs if seq not in found] if found else seqs
+        if wanted and self._reader is not None:
+            self._read_rows(vhost, queue, wanted, found)
+        return [(seq, found[seq]) for seq in seqs if seq in found]
+
+    def _unwritten(self, vhost: str, queue: str, seqs: list[int]) -> dict[int, Message]:
+        """Those of ``seqs`` whose add is still in a batch (SQLite's readers see only
+        committed transactions)."""
         found: dict[int, Message] = {}
-        wanted: list[int] = []
-        for seq in seqs:
+        batches = [batch for batch in (self._pending, *self._in_flight) if batch.adds]
+        for seq in seqs if batches else ():
             key = (vhost, queue, seq)
-            for batch in (self._pending, *self._in_flight):
+            for batch in batches:
                 message = batch.message(key)
                 if message is not None:
                     found[seq] = message
                     break
-            else:
-                wanted.append(seq)
-        if wanted and self._reader is not None:
-            for start in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
-                chunk = wanted[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                query = (
-                    "SELECT seq, header, flags, body, crc FROM messages WHERE vhost = ?"
-                    f" AND queue = ? AND seq IN ({marks})"
-                )
-                for seq, *rest in self._reader.execute(query, (vhost, queue, *chunk)):
-                    try:
-                        header, flags, body = rows.checked((vhost, queue, seq, *rest))[3:]
-                        found[seq] = rows.message_of(
-                            vhost, queue, seq, header, flags, body, self._bodies
-                        )
-                    except (ValueError, sqlite3.DatabaseError) as error:
-                        log.warning("dropped damaged message %d of queue %r: %s", seq, queue, error)
-        return [(seq, found[seq]) for seq in seqs if seq in found]
+        return found
+
+    def _read_rows(self, vhost: str, queue: str, wanted: list[int],
+                   found: dict[int, Message]) -> None:
+        assert self._reader is not None
+        low, high = min(wanted), max(wanted)
+        keep: set[int] | None = None
+        queries: list[tuple[str, tuple[Any, ...]]]
+        if high - low < 2 * len(wanted):
+            # Dense (a stretch of one queue's backlog, as paging asks): one scan of
+            # the primary key, in its order, instead of one probe per message. Rows
+            # of the range not asked for (at most as many as asked) are skipped.
+            keep = set(wanted)
+            queries = [(_READ_RANGE, (vhost, queue, low, high))]
+        else:
+            queries = [
+                (_read_some(len(chunk)), (vhost, queue, *chunk))
+                for chunk in (wanted[i : i + 500] for i in range(0, len(wanted), 500))
+            ]  # 500: below SQLite's bound-parameter limit
+        decode = self._rows.message
+        for sql, params in queries:
+            for seq, header, flags, body, crc in self._reader.execute(sql, params):
+                if keep is not None and seq not in keep:
+                    continue
+                try:
+                    found[seq] = decode(vhost, queue, seq, header, flags, body, crc)
+                except (ValueError, sqlite3.DatabaseError) as error:
+                    log.warning("dropped damaged message %d of queue %r: %s", seq, queue, error)
 
     def read_body(self, vhost: str, queue: str, seq: int) -> bytes:
         """A stored message's body, read from disk (KeyError if there is none).
@@ -365,8 +385,7 @@ class SQLiteStore:
         ).fetchone()
         if row is None:
             raise KeyError(key)
-        header, flags, body = rows.checked((vhost, queue, seq, *row))[3:]
-        return rows.message_of(vhost, queue, seq, header, flags, body, self._bodies).body
+        return self._rows.message(vhost, queue, seq, *row).body
 
     def close(self) -> None:
         """Write everything queued, stop the writer, close the files."""
@@ -384,18 +403,35 @@ class SQLiteStore:
         self._unlock_folder()
 
 
+_READ_RANGE = (
+    "SELECT seq, header, flags, body, crc FROM messages WHERE vhost = ? AND queue = ?"
+    " AND seq BETWEEN ? AND ?"
+)
+
+
+@functools.cache
+def _read_some(count: int) -> str:
+    marks = ",".join("?" * count)
+    return (
+        "SELECT seq, header, flags, body, crc FROM messages WHERE vhost = ? AND queue = ?"
+        f" AND seq IN ({marks})"
+    )
+
+
 def _document(kind: str, key: str, data: bytes) -> tuple[str, str, Any]:
     return kind, key, decode_value(data)
 
 
-def _read_index(conn: sqlite3.Connection, snapshot: Snapshot) -> None:
+def _read_index(conn: sqlite3.Connection, snapshot: Snapshot, checker: rows.MessageRows) -> None:
     """Only the (checked) sequence numbers and stored sizes of the messages, queue by
     queue: a backlog of millions is restored without holding its bodies in memory."""
     bad: list[int] = []
     seqs = snapshot.message_seqs
     for rowid, *columns in readable_rows(conn, "messages", TABLES["messages"]):
         try:
-            vhost, queue, seq, _header, _flags, body = rows.checked(tuple(columns))
+            vhost, queue, seq, header, flags, body, crc = columns
+            if checker.crc(vhost, queue, seq, header, flags, body) != crc:
+                raise CodecError("checksum mismatch")
         except (CodecError, TypeError, ValueError) as exc:
             log.warning("dropped damaged row %d of table messages: %s", rowid, exc)
             bad.append(rowid)

@@ -24,7 +24,7 @@ from typing import Any
 
 from pigeon.core.message import Message
 from pigeon.core.ports import BindingRecord, ExchangeRecord, QueueRecord
-from pigeon.storage import database, rows
+from pigeon.storage import bulk, database, rows
 from pigeon.storage.bodies import BodyCodec
 
 log = logging.getLogger("pigeon.storage")
@@ -63,7 +63,7 @@ class Writer:
         retry_interval: float,
     ) -> None:
         self._conn = conn
-        self._bodies = bodies
+        self._rows = rows.MessageRows(bodies)
         self._done = done
         self._failing = failing
         self._retry_interval = retry_interval
@@ -132,9 +132,24 @@ class Writer:
         # for a lock upgrade.
         conn.execute("BEGIN IMMEDIATE")
         freed = False
+        # Message adds and removes, the bulk of every batch, go to SQLite in runs,
+        # one executemany each. Within a run their order does not matter: seqs are
+        # never reused, and an add removed before its batch left the loop was
+        # cancelled (None), so no run holds both the add and the remove of a key.
+        adds: list[tuple[Any, ...]] = []
+        removes: list[tuple[Any, ...]] = []
         for op in ops:
-            if op is not None:
+            if op is None:
+                continue
+            name = op[0]
+            if name == "add":
+                self._add_row(op, adds)
+            elif name == "remove":
+                removes.append(op[1:])
+            else:
+                self._flush(adds, removes)
                 freed |= self._apply_one(op)
+        self._flush(adds, removes)
         conn.execute("COMMIT")  # with synchronous=FULL, the WAL is fsynced here
         if freed:
             # Give the pages of purged/deleted messages back to the file
@@ -147,6 +162,33 @@ class Writer:
                 self._conn.execute("ROLLBACK")
         except sqlite3.Error as exc:
             log.warning("rollback failed: %s", exc)
+
+    def _add_row(self, op: Op, adds: list[tuple[Any, ...]]) -> None:
+        try:
+            adds.append(self._rows.row(op[1], op[2], op[3], op[4]))
+        except (TypeError, ValueError) as exc:
+            # A value the codec cannot store is a bug upstream: say so loudly and
+            # keep the rest of the batch (as _apply_one does).
+            log.error("cannot store add %r: %s", op[1:4], exc)
+
+    def _flush(self, adds: list[tuple[Any, ...]], removes: list[tuple[Any, ...]]) -> None:
+        """Write the pending run of adds and removes, in few statements; empties both."""
+        runs = ((bulk.insert, adds, _ADD[0]), (bulk.delete, removes, _REMOVE[0]))
+        for write, params, sql in runs:
+            if not params:
+                continue
+            try:
+                write(self._conn, params)
+            except (TypeError, ValueError):
+                # A row sqlite3 cannot bind (text with lone surrogates): redo the run
+                # row by row, so that only that row is refused (every statement is an
+                # upsert or a delete, so the rows already written can be written again).
+                for row in params:
+                    try:
+                        self._conn.execute(sql, row)
+                    except (TypeError, ValueError) as exc:
+                        log.error("cannot store message row %r: %s", row[:3], exc)
+            params.clear()
 
     def _apply_one(self, op: Op) -> bool:
         """Run one operation; True when it may have freed many pages."""
@@ -166,7 +208,7 @@ class Writer:
     def _statement(self, op: Op) -> tuple[tuple[str, ...], tuple[Any, ...]]:
         match op:
             case ("add", vhost, queue, seq, message):
-                return _ADD, rows.message_row(vhost, queue, seq, message, self._bodies)
+                return _ADD, self._rows.row(vhost, queue, seq, message)
             case ("remove", vhost, queue, seq):
                 return _REMOVE, (vhost, queue, seq)
             case ("purge", vhost, queue):
