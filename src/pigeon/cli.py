@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import gc
 import logging
 import signal
 import sys
@@ -58,7 +59,28 @@ async def _serve(config: Config) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, functools.partial(_stop, broker, signum))
     await broker.start()
+    _tune_gc()
     await broker.wait_stopped()
+
+
+# Objects allocated between two young-generation collections. Python's default (700)
+# collects every couple of hundred messages, and each message in flight survives to the
+# older generations; with this threshold most messages are acked and freed (by reference
+# counting) before the collector ever looks at them.
+GC_YOUNG_THRESHOLD = 20_000
+
+
+def _tune_gc() -> None:
+    """Garbage-collector settings for a broker process (not for an embedded broker:
+    those belong to the application).
+
+    ``gc.freeze`` moves everything loaded at start-up (modules, the management app:
+    tens of thousands of objects) out of the collector's sight, so a full collection
+    no longer costs ~10 ms of the event loop's time: a latency spike for every client.
+    """
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 def _stop(broker: object, signum: int) -> None:

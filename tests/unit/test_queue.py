@@ -93,7 +93,9 @@ def vhost(clock: Clock) -> VirtualHost:
 def publish(vhost: VirtualHost, key: str, body: bytes, exchange: str = "",
             **properties: object) -> tuple[int, bool]:
     message = Message(exchange, key, Properties(**properties), body)  # type: ignore[arg-type]
-    return vhost.publish(message, vhost.exchange(exchange))
+    routed = vhost.publish(message, vhost.exchange(exchange))
+    vhost.dispatch_due()  # as a protocol does after each batch of publishes
+    return routed
 
 
 def ready_bodies(queue: Queue) -> list[bytes]:
@@ -281,3 +283,55 @@ def test_e2e_bindings_alternate_exchange_and_cc(vhost: VirtualHost) -> None:
     assert publish(vhost, "orders", b"3", headers={"BCC": ["cc"]}) == (2, False)
     copy = next(iter(vhost.queue("cc").ready)).message
     assert copy.properties.headers == {}
+
+
+class Batcher(Recorder):
+    """A consumer that counts its room and records each hand-over's size."""
+
+    def __init__(self, tag: str, prefetch: int) -> None:
+        super().__init__(tag, prefetch)
+        self.handovers: list[int] = []
+
+    def room(self) -> int:
+        return self.prefetch - len(self.pending)
+
+    def deliver_many(self, queue: Queue, entries: list[Entry]) -> None:
+        self.handovers.append(len(entries))
+        super().deliver_many(queue, entries)
+
+
+def test_a_batch_of_publishes_is_handed_over_at_once(vhost: VirtualHost) -> None:
+    queue = vhost.declare_queue("q", owner=None).queue
+    consumer = Batcher("c", prefetch=4)
+    queue.add_consumer(consumer)
+    for body in (b"1", b"2", b"3", b"4", b"5"):
+        message = Message("", "q", Properties(), body)
+        vhost.publish(message, vhost.exchange(""))
+    assert consumer.received == []  # waiting for the end of the publisher's batch
+    vhost.dispatch_due()
+    assert consumer.bodies() == [b"1", b"2", b"3", b"4"]
+    assert consumer.handovers == [4]  # one call, cut at the consumer's room
+    assert ready_bodies(queue) == [b"5"]
+
+
+def test_messages_left_due_are_handed_over_on_the_next_turn(vhost: VirtualHost,
+                                                            clock: Clock) -> None:
+    queue = vhost.declare_queue("q", owner=None).queue
+    consumer = Batcher("c", prefetch=10)
+    queue.add_consumer(consumer)
+    vhost.publish(Message("", "q", Properties(), b"x"), vhost.exchange(""))
+    clock.advance(0)  # the publisher never called dispatch_due: the backstop does
+    assert consumer.bodies() == [b"x"]
+
+
+@pytest.mark.parametrize("arguments", [{"x-max-length": 1}, {"x-message-ttl": 0}])
+def test_limited_queues_hand_over_each_message_at_once(vhost: VirtualHost,
+                                                       arguments: dict[str, object]) -> None:
+    # Otherwise a batch would meet the length limit or the zero TTL before the
+    # consumer that had room for it.
+    queue = vhost.declare_queue("q", owner=None, arguments=arguments).queue
+    consumer = Batcher("c", prefetch=10)
+    queue.add_consumer(consumer)
+    for body in (b"1", b"2", b"3"):
+        vhost.publish(Message("", "q", Properties(), body), vhost.exchange(""))
+    assert consumer.bodies() == [b"1", b"2", b"3"]

@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pigeon.core.queue import Entry, Queue
 
+# What :meth:`Consumer.room` says when nothing limits a consumer (no prefetch, no ack).
+UNLIMITED = 1 << 30
+
 
 class Consumer:
     __slots__ = ("arguments", "exclusive", "no_ack", "owner", "priority", "queue", "tag")
@@ -40,9 +43,20 @@ class Consumer:
         """Whether a message may be handed over now."""
         return True
 
+    def room(self) -> int:
+        """How many messages may be handed over now (``UNLIMITED``: no limit). This
+        default says one while :meth:`can_deliver` holds, so the queue asks again after
+        each message; a subclass that can count its room says more."""
+        return 1 if self.can_deliver() else 0
+
     def deliver(self, queue: Queue, entry: Entry) -> None:
         """Hand one message over; the queue has already removed it from ready."""
         raise NotImplementedError
+
+    def deliver_many(self, queue: Queue, entries: list[Entry]) -> None:
+        """Hand several messages over, in order; a protocol may do it in one step."""
+        for entry in entries:
+            self.deliver(queue, entry)
 
     def cancelled_by_broker(self) -> None:
         """The queue went away (deleted, expired); tell the client if the protocol can."""

@@ -10,7 +10,7 @@ hands dead letters to its vhost through :class:`QueueHooks`.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -29,6 +29,11 @@ def reserve_sequence(last: int) -> None:
     """Recovered messages used sequence numbers up to ``last``; continue above them."""
     global _sequence
     _sequence = itertools.count(max(next(_sequence), last + 1))
+
+
+# At most this many messages per hand-over to one consumer: bounds the list and the
+# encoded frames of one call for a consumer with a very large (or no) prefetch.
+DISPATCH_BATCH = 512
 
 
 class Entry:
@@ -115,6 +120,11 @@ class Queue:
         self._watchers: list[Callable[[], object]] = [] if watchers is None else watchers
         self._had_consumer = False
         self._dispatching = False
+        # Noted in a publisher's ``due`` list; see enqueue.
+        self._due = False
+        # Max-length or max-length-bytes: every enqueue checks the limits.
+        self._limited = (self.args.max_length is not None
+                         or self.args.max_length_bytes is not None)
         # Single active consumer: the next one waits until the previous one's
         # deliveries are settled, as in RabbitMQ.
         self._handing_over = False
@@ -146,24 +156,28 @@ class Queue:
         limit = args.max_length_bytes
         return limit is not None and self.ready.bytes + len(message.body) > limit
 
-    def enqueue(self, message: Message, now: float, message_ttl: int | None = None) -> bool:
+    def enqueue(self, message: Message, now: float, message_ttl: int | None = None,
+                due: list[Queue] | None = None) -> bool:
         """Add a routed message; False if the overflow mode refused it.
 
         ``message_ttl``: its ``expiration`` property in milliseconds, parsed by the caller.
+        ``due``: where to note that consumers are waiting, so that the caller hands
+        over every message of a batch of publishes at once (see
+        :meth:`VirtualHost.dispatch_due`); None hands it over now.
         """
         if self._watchers:
             self._scheduler.call_soon(self._changed)
-        if self.would_reject(message):
+        args = self.args
+        if self._limited and self.would_reject(message):
             self.stats.dropped += 1
-            if self.args.overflow is Overflow.REJECT_PUBLISH_DLX:
+            if args.overflow is Overflow.REJECT_PUBLISH_DLX:
                 self._dead_letter(message, "maxlen")
             return False
-        props = message.properties
-        ttl = self.args.message_ttl
+        ttl = args.message_ttl
         if message_ttl is not None:
             ttl = message_ttl if ttl is None else min(ttl, message_ttl)
         expires_at = None if ttl is None else now + ttl / 1000
-        priority = props.priority or 0 if self.args.max_priority else 0
+        priority = message.properties.priority or 0 if args.max_priority else 0
         entry = Entry(message, next(_sequence), priority, expires_at, now)
         if self._store is not None and message.persistent:
             self._store.add_message(self.vhost, self.name, entry.seq, message)
@@ -174,9 +188,16 @@ class Queue:
         if (entry.persisted and isinstance(ready, PagedReady) and not self._paging_out
                 and ready.in_memory > PAGE_AFTER):
             self._request_page_out(entry.seq)
-        self._enforce_max_length()
+        if self._limited:
+            self._enforce_max_length()
         if self.consumers:
-            self.dispatch(now)
+            # A message that may expire or be dropped for length is handed over at once,
+            # as it would be in RabbitMQ, before either can happen.
+            if due is None or expires_at is not None or self._limited:
+                self.dispatch(now)
+            elif not self._due:
+                self._due = True
+                due.append(self)
         if expires_at is not None:
             if ttl == 0 and entry.seq == getattr(self.ready.peek(), "seq", None):
                 # A zero TTL means "deliver now or never" (RabbitMQ's semantics).
@@ -184,6 +205,11 @@ class Queue:
             else:
                 self._schedule_expiry()
         return True
+
+    def dispatch_due(self) -> None:
+        """The batch that noted this queue in ``due`` is over: hand its messages over."""
+        self._due = False
+        self.dispatch()
 
     def _request_page_out(self, seq: int) -> None:
         """Once the store has everything up to ``seq`` on disk, page the backlog out."""
@@ -312,31 +338,83 @@ class Queue:
         try:
             if now is None:
                 now = self._scheduler.time()
-            ready = self.ready
-            stats = self.stats
-            observers = self._observers
-            while ready:
-                consumer = self._next_consumer()
-                if consumer is None:
-                    break
-                entry = ready.popleft()
-                if entry.expires_at is not None and now > entry.expires_at:
-                    self._expired(entry)
-                    continue
-                stats.delivered += 1
-                if entry.redelivered:
-                    stats.redelivered += 1
-                if consumer.no_ack:
-                    stats.acked += 1
-                    if entry.persisted:
-                        self._forget(entry)
-                else:
-                    self.unacked += 1
-                consumer.deliver(self, entry)
-                if observers:
-                    self._observe(entry, consumer.no_ack)
+            if len(self.consumers) == 1:
+                self._dispatch_batches(self.consumers[0], now)
+            else:
+                self._dispatch_round_robin(now)
         finally:
             self._dispatching = False
+
+    def _dispatch_batches(self, consumer: Consumer, now: float) -> None:
+        """One consumer: hand it as many messages as it has room for in one call.
+
+        The common case (a worker per queue) pays the consumer's room check and the
+        protocol's encode set-up once per batch instead of once per message.
+        """
+        ready = self.ready
+        while ready and self._next_consumer() is consumer:
+            room = consumer.room()
+            if room <= 0:
+                break
+            batch = self._take_ready(min(room, DISPATCH_BATCH), now)
+            if not batch:
+                continue  # all expired: look again
+            stats = self.stats
+            stats.delivered += len(batch)
+            if consumer.no_ack:
+                stats.acked += len(batch)
+                for entry in batch:
+                    if entry.persisted:
+                        self._forget(entry)
+            else:
+                self.unacked += len(batch)
+            consumer.deliver_many(self, batch)
+            if self._observers:
+                for entry in batch:
+                    self._observe(entry, consumer.no_ack)
+
+    def _take_ready(self, limit: int, now: float) -> list[Entry]:
+        """Up to ``limit`` ready messages, oldest first, expiring the stale ones."""
+        ready = self.ready
+        popleft = ready.popleft
+        batch: list[Entry] = []
+        redelivered = 0
+        while ready and len(batch) < limit:
+            entry = popleft()
+            expires_at = entry.expires_at
+            if expires_at is not None and now > expires_at:
+                self._expired(entry)
+                continue
+            if entry.redelivered:
+                redelivered += 1
+            batch.append(entry)
+        self.stats.redelivered += redelivered
+        return batch
+
+    def _dispatch_round_robin(self, now: float) -> None:
+        ready = self.ready
+        stats = self.stats
+        observers = self._observers
+        while ready:
+            consumer = self._next_consumer()
+            if consumer is None:
+                break
+            entry = ready.popleft()
+            if entry.expires_at is not None and now > entry.expires_at:
+                self._expired(entry)
+                continue
+            stats.delivered += 1
+            if entry.redelivered:
+                stats.redelivered += 1
+            if consumer.no_ack:
+                stats.acked += 1
+                if entry.persisted:
+                    self._forget(entry)
+            else:
+                self.unacked += 1
+            consumer.deliver(self, entry)
+            if observers:
+                self._observe(entry, consumer.no_ack)
 
     # -- basic.get, settlement ----------------------------------------------
 
@@ -368,14 +446,20 @@ class Queue:
                 observer.acked(self, entry)
 
     def ack(self, entry: Entry) -> None:
+        self.ack_many((entry,))
+
+    def ack_many(self, entries: Sequence[Entry]) -> None:
+        """Settle delivered messages for good (basic.ack, possibly ``multiple``)."""
         if self._watchers:
             self._scheduler.call_soon(self._changed)
-        self.unacked -= 1
-        self.stats.acked += 1
-        if entry.persisted:
-            self._forget(entry)
+        self.unacked -= len(entries)
+        self.stats.acked += len(entries)
+        for entry in entries:
+            if entry.persisted:
+                self._forget(entry)
         for observer in self._observers:
-            observer.acked(self, entry)
+            for entry in entries:
+                observer.acked(self, entry)
         if self._handing_over and not self.unacked:
             self.dispatch()
 

@@ -35,7 +35,11 @@ class ReadyMessages:
         return self._levels[min(entry.priority, len(self._levels) - 1)]
 
     def append(self, entry: Entry) -> None:
-        self._level(entry).append(entry)
+        levels = self._levels
+        if len(levels) == 1:
+            levels[0].append(entry)
+        else:
+            self._level(entry).append(entry)
         self.count += 1
         self.bytes += len(entry.message.body)
 

@@ -72,6 +72,9 @@ class VirtualHost(Topology):
         self.observers: list[DeliveryObserver] = [] if observers is None else observers
         self.stats = VhostStats()
         self._route_cache: dict[tuple[str, str], list[Queue]] = {}
+        # Queues with messages for waiting consumers, handed over by dispatch_due.
+        self._due: list[Queue] = []
+        self._due_scheduled = False
         for xname, xtype in DEFAULT_EXCHANGES.items():
             self.exchanges[xname] = Exchange(xname, xtype, durable=True)
 
@@ -336,10 +339,30 @@ class VirtualHost(Topology):
             message = message.with_properties(message.properties.copy(headers=headers))
         now = self.scheduler.time()
         refused = False
+        due = self._due
         for queue in queues:
-            if not queue.enqueue(message, now, ttl):
+            if not queue.enqueue(message, now, ttl, due):
                 refused = True
+        if due and not self._due_scheduled:
+            # Whoever publishes should call dispatch_due when its batch is done; this is
+            # the backstop for those that don't (the embedded API, dead letters).
+            self._due_scheduled = True
+            self.scheduler.call_soon(self._dispatch_due_soon)
         return len(queues), refused
+
+    def dispatch_due(self) -> None:
+        """Hand over what the publishes since the last call left waiting for consumers:
+        every queue's messages in one batch instead of one delivery per publish."""
+        due = self._due
+        while due:
+            queues = due.copy()
+            due.clear()
+            for queue in queues:
+                queue.dispatch_due()
+
+    def _dispatch_due_soon(self) -> None:
+        self._due_scheduled = False
+        self.dispatch_due()
 
     # -- QueueHooks ------------------------------------------------------------------
 

@@ -141,6 +141,11 @@ class _Inbox(Consumer):
             return len(self.buffer) < self.prefetch
         return self.outstanding < self.prefetch
 
+    def room(self) -> int:
+        if self.stopped:
+            return 0
+        return self.prefetch - (len(self.buffer) if self.no_ack else self.outstanding)
+
     def deliver(self, queue: Queue, entry: Entry) -> None:
         self.buffer.append(entry)
         if not self.no_ack:

@@ -278,6 +278,9 @@ class AMQPHandler:
             self.handle(event)
             budget -= 1
             more = budget <= 0 or self.blocked
+        if self._vhost is not None:
+            # Deliver this batch's publishes in one go (see VirtualHost.dispatch_due).
+            self._vhost.dispatch_due()
         self._confirm()
         self.want_flush()
         return more

@@ -173,21 +173,34 @@ class Channel:
     # -- deliver ------------------------------------------------------------------
 
     def deliver(self, consumer: AMQPConsumer, queue: Queue, entry: Entry) -> None:
+        self.deliver_many(consumer, queue, [entry])
+
+    def deliver_many(self, consumer: AMQPConsumer, queue: Queue, entries: list[Entry]) -> None:
+        """:meth:`deliver` for a batch: the same frames, one call down the stack."""
         tag = self.next_tag
-        self.next_tag = tag + 1
+        self.next_tag = tag + len(entries)
         stats = self.stats
-        stats["deliver_get"] += 1
-        if entry.redelivered:
-            stats["redeliver"] += 1
-        if not consumer.no_ack:
-            self.unacked[tag] = (entry, queue, consumer)
-            consumer.unacked += 1
-        message = entry.message
+        stats["deliver_get"] += len(entries)
+        track = not consumer.no_ack
+        if track:
+            consumer.unacked += len(entries)
+        unacked = self.unacked
+        deliveries = []
+        for entry in entries:
+            message = entry.message
+            encoded = message.encoded.get(PROTOCOL)
+            if encoded is None:
+                encoded = self.encoded(message)
+            redelivered = entry.redelivered
+            if redelivered:
+                stats["redeliver"] += 1
+            if track:
+                unacked[tag] = (entry, queue, consumer)
+            deliveries.append((tag, redelivered, message.exchange, message.routing_key,
+                               encoded, message.body))
+            tag += 1
         handler = self.handler
-        handler.conn.send_deliver(
-            self.number, consumer.tag, tag, entry.redelivered, message.exchange,
-            message.routing_key, self.encoded(message), message.body,
-        )
+        handler.conn.send_deliveries(self.number, consumer.tag, deliveries)
         handler.want_flush()
 
     def deliver_reply(self, message: Message) -> None:
@@ -346,19 +359,25 @@ class Channel:
 
     def apply_settlement(self, taken: list[tuple[Entry, Queue, AMQPConsumer | None]], *,
                          ack: bool, requeue: bool) -> None:
-        requeues: dict[Queue, list[Entry]] = {}
+        if ack:
+            self.stats["ack"] += len(taken)
+        by_queue: dict[Queue, list[Entry]] = {}
         for entry, queue, consumer in taken:
             if consumer is not None:
                 consumer.unacked -= 1
-            if ack:
-                self.stats["ack"] += 1
-                queue.ack(entry)
-            elif requeue:
-                requeues.setdefault(queue, []).append(entry)
+            if ack or requeue:
+                entries = by_queue.get(queue)
+                if entries is None:
+                    by_queue[queue] = [entry]
+                else:
+                    entries.append(entry)
             else:
                 queue.reject(entry)
-        for queue, entries in requeues.items():
-            queue.requeue(entries)
+        for queue, entries in by_queue.items():
+            if ack:
+                queue.ack_many(entries)
+            else:
+                queue.requeue(entries)
         self.dispatch()
 
     def dispatch(self) -> None:

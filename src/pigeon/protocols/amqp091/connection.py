@@ -689,6 +689,25 @@ class ServerConnection:
             )
             self._out.extend(frames)
 
+    def send_deliveries(
+        self,
+        channel: int,
+        consumer_tag: str,
+        deliveries: list[tuple[int, bool, str, str, bytes, bytes]],
+    ) -> None:
+        """Queue several basic.deliver with their content, for one consumer: each item
+        is (delivery tag, redelivered, exchange, routing key, encoded properties, body)."""
+        state = self._channels.get(channel)
+        if (
+            state is None or state.closing or self.state is not ConnState.OPEN
+        ) and not self._may_send(channel):
+            return
+        out = self._out
+        frame_max = self.frame_max
+        for tag, redelivered, exchange, routing_key, encoded_props, body in deliveries:
+            out += encode_deliver(channel, consumer_tag, tag, redelivered, exchange,
+                                  routing_key, encoded_props, body, frame_max)
+
     def send_deliver(
         self,
         channel: int,
@@ -700,23 +719,9 @@ class ServerConnection:
         encoded_props: bytes,
         body: bytes,
     ) -> None:
-        """Queue basic.deliver with its content: the broker's hottest write."""
-        state = self._channels.get(channel)
-        if (
-            state is None or state.closing or self.state is not ConnState.OPEN
-        ) and not self._may_send(channel):
-            return
-        self._out += encode_deliver(
-            channel,
-            consumer_tag,
-            delivery_tag,
-            redelivered,
-            exchange,
-            routing_key,
-            encoded_props,
-            body,
-            self.frame_max,
-        )
+        """Queue basic.deliver with its content."""
+        self.send_deliveries(channel, consumer_tag, [
+            (delivery_tag, redelivered, exchange, routing_key, encoded_props, body)])
 
     def send_blocked(self, reason: str) -> None:
         self.send_method(0, m.ConnectionBlocked(reason))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pigeon.core.consumer import Consumer
+from pigeon.core.consumer import UNLIMITED, Consumer
 
 if TYPE_CHECKING:
     from pigeon.core.queue import Entry, Queue
@@ -33,8 +33,21 @@ class AMQPConsumer(Consumer):
         limit = channel.global_prefetch
         return not limit or len(channel.unacked) < limit
 
+    def room(self) -> int:
+        channel = self.channel
+        if not channel.deliverable:
+            return 0
+        if self.no_ack:
+            return UNLIMITED
+        room = self.prefetch - self.unacked if self.prefetch else UNLIMITED
+        limit = channel.global_prefetch
+        return min(room, limit - len(channel.unacked)) if limit else room
+
     def deliver(self, queue: Queue, entry: Entry) -> None:
         self.channel.deliver(self, queue, entry)
+
+    def deliver_many(self, queue: Queue, entries: list[Entry]) -> None:
+        self.channel.deliver_many(self, queue, entries)
 
     def cancelled_by_broker(self) -> None:
         self.channel.consumer_cancelled(self)
