@@ -323,10 +323,14 @@ class VirtualHost(Topology):
 
     def publish(self, message: Message, exchange: Exchange) -> tuple[int, bool]:
         """Route and enqueue. Returns (queues routed to, whether any refused it)."""
-        headers = message.properties.headers
+        properties = message.properties
+        headers = properties.headers
         # Parsed once per message, and refused before anything is routed.
-        ttl = parse_expiration(message.properties.expiration)
-        queues = self.route(exchange, message.routing_key, headers)
+        expiration = properties.expiration
+        ttl = None if expiration is None else parse_expiration(expiration)
+        queues = None if headers else self._route_cache.get((exchange.name, message.routing_key))
+        if queues is None:
+            queues = self.route(exchange, message.routing_key, headers)
         stats = self.stats
         stats.received += 1
         exchange.stats.publish_in += 1

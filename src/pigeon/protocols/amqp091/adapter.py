@@ -275,7 +275,10 @@ class AMQPHandler:
             event = conn.next_event()
             if event is c.NEED_DATA:
                 break
-            self.handle(event)
+            if type(event) is c.ContentReceived:  # the hot path: skip handle's dispatch
+                self._on_content(event)
+            else:
+                self.handle(event)
             budget -= 1
             more = budget <= 0 or self.blocked
         if self._vhost is not None:

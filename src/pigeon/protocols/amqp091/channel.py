@@ -81,8 +81,8 @@ class Channel:
                 encoded_props: bytes) -> None:
         handler = self.handler
         vhost = handler.vhost
-        exchange = vhost.exchange(method.exchange)
-        if exchange.type == "topic" or method.exchange not in self.may_publish:
+        exchange = vhost.exchanges.get(method.exchange) or vhost.exchange(method.exchange)
+        if method.exchange not in self.may_publish or exchange.type == "topic":
             # Topic permissions depend on the key; the rest is checked once per channel.
             access.publish(handler.user, vhost.name, method.exchange, method.routing_key,
                            exchange.type)
