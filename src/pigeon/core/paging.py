@@ -80,14 +80,19 @@ class PagedReady:
             # The oldest are delivered next: keep them in memory, page out what follows.
             while tail and len(head) < HEAD_WINDOW:
                 head.append(tail.popleft())
-        while self.in_memory > PAGE_AFTER and tail:
+        # Up to ~PAGE_AFTER entries per call on a filling queue: the loop keeps to locals.
+        excess = min(len(head) + len(tail) - PAGE_AFTER, len(tail))
+        to_middle = self._middle.append
+        paged_bytes = 0
+        while moved < excess:
             entry = tail[0]
             if entry.seq > synced_seq or not entry.persisted or entry.expires_at is not None:
                 break
             tail.popleft()
-            self._middle.append(entry.seq)
-            self.middle_bytes += len(entry.message.body)
+            to_middle(entry.seq)
+            paged_bytes += len(entry.message.body)
             moved += 1
+        self.middle_bytes += paged_bytes
         return moved
 
     def restore(self, seqs: Iterable[int], stored_bytes: int) -> None:
