@@ -379,11 +379,14 @@ class Queue:
         popleft = ready.popleft
         batch: list[Entry] = []
         redelivered = 0
-        while ready and len(batch) < limit:
+        wanted = min(limit, len(ready))
+        while wanted:
             entry = popleft()
+            wanted -= 1
             expires_at = entry.expires_at
             if expires_at is not None and now > expires_at:
-                self._expired(entry)
+                self._expired(entry)  # may dead-letter: ready can change under us
+                wanted = min(wanted, len(ready))
                 continue
             if entry.redelivered:
                 redelivered += 1

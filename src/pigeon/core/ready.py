@@ -57,8 +57,9 @@ class ReadyMessages:
         return level[0] if level else None
 
     def popleft(self) -> Entry:
-        level = self._head_level()
-        if level is None:
+        levels = self._levels
+        level = levels[0] if len(levels) == 1 else self._head_level()
+        if not level:
             raise IndexError("no ready messages")
         entry = level.popleft()
         self.count -= 1
