@@ -285,7 +285,9 @@ class AMQPHandler:
             # Deliver this batch's publishes in one go (see VirtualHost.dispatch_due).
             self._vhost.dispatch_due()
         self._confirm()
-        self.want_flush()
+        if conn.has_data_to_send or conn.state is not c.ConnState.OPEN:
+            # (A publisher without confirms has nothing to say back: no flush to schedule.)
+            self.want_flush()
         return more
 
     def _confirm(self) -> None:
