@@ -512,3 +512,20 @@ def test_connection_close_requeues_unacked(
         assert got == [(b"0", True), (b"1", True), (b"2", True)]
     finally:
         channel.queue_delete(shared)
+
+
+@pytest.mark.parametrize("no_ack", [True, False], ids=["no-ack", "ack-without-prefetch"])
+def test_unlimited_consumer_gets_a_large_backlog_whole_and_in_order(
+    connection: pika.BlockingConnection, channel: BlockingChannel, queue: str, no_ack: bool
+) -> None:
+    # 4,000 x 1 KiB is several of the broker's per-turn output shares for a consumer
+    # without a prefetch limit: each share must be followed by the next one.
+    count, pad = 4_000, b"." * 1024
+    for index in range(count):
+        channel.basic_publish("", queue, b"%d:" % index + pad)
+    consumer = Consumer(channel, queue, auto_ack=no_ack)
+    process_until(connection, lambda: len(consumer.deliveries) >= count, timeout=20)
+    assert [body.split(b":")[0] for body in consumer.bodies] == [
+        b"%d" % i for i in range(count)]
+    if not no_ack:
+        channel.basic_ack(consumer.deliveries[-1][0].delivery_tag, multiple=True)

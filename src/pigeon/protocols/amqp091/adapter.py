@@ -223,6 +223,7 @@ class AMQPHandler:
         self.blocked = False
         self._told_blocked = False
         self.published = False  # this turn handled a publish (for flow control)
+        self.output_starved = False  # a consumer waits for the output to be written
 
     @property
     def user(self) -> Identity:
@@ -493,6 +494,14 @@ class AMQPHandler:
         self.conn.accept_open()
 
     # -- output side -------------------------------------------------------------------------
+
+    def output_flushed(self) -> None:
+        """What was queued went to the transport: consumers held back by TURN_OUTPUT
+        get their next share."""
+        if self.output_starved:
+            self.output_starved = False
+            for channel in list(self.channels.values()):
+                channel.dispatch()
 
     def pause_output(self) -> None:
         self.output_paused = True

@@ -266,6 +266,9 @@ class ServerConnection:
         self._reader = FrameReader(FRAME_MAX_BEFORE_TUNE)
         self._header = b""
         self._out: list[bytes] = []
+        # Body bytes of the deliveries in _out: a consumer without a prefetch limit
+        # stops being given messages past a bound (see AMQPConsumer.room).
+        self.delivered_bytes = 0
         self._channels: dict[int, _Channel] = {}
         self._eof = False
         self._broken = False  # a framing error: the rest of the stream is noise
@@ -602,6 +605,7 @@ class ServerConnection:
             return b""
         data = b"".join(out)
         out.clear()
+        self.delivered_bytes = 0
         return data
 
     @property
@@ -704,9 +708,12 @@ class ServerConnection:
             return
         out = self._out
         frame_max = self.frame_max
+        size = 0
         for tag, redelivered, exchange, routing_key, encoded_props, body in deliveries:
             out += encode_deliver(channel, consumer_tag, tag, redelivered, exchange,
                                   routing_key, encoded_props, body, frame_max)
+            size += len(body)
+        self.delivered_bytes += size
 
     def send_deliver(
         self,

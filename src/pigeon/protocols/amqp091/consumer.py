@@ -11,6 +11,10 @@ if TYPE_CHECKING:
     from pigeon.protocols.amqp091.channel import Channel
 
 
+# Body bytes handed to one connection's unlimited consumers in one turn, at most (about).
+TURN_OUTPUT = 1 << 20
+
+
 class AMQPConsumer(Consumer):
     __slots__ = ("channel", "prefetch", "unacked")
 
@@ -23,21 +27,19 @@ class AMQPConsumer(Consumer):
         self.unacked = 0
 
     def can_deliver(self) -> bool:
-        channel = self.channel
-        if not channel.deliverable:
-            return False
-        if self.no_ack:
-            return True
-        if self.prefetch and self.unacked >= self.prefetch:
-            return False
-        limit = channel.global_prefetch
-        return not limit or len(channel.unacked) < limit
+        return self.room() > 0
 
     def room(self) -> int:
         channel = self.channel
         if not channel.deliverable:
             return 0
-        if self.no_ack:
+        if self.no_ack or not (self.prefetch or channel.global_prefetch):
+            # Nothing else bounds what one turn encodes for this consumer (a backlog of
+            # millions could be): stop at TURN_OUTPUT bytes; the glue dispatches again
+            # once they are written (AMQPHandler.output_flushed).
+            if channel.handler.conn.delivered_bytes >= TURN_OUTPUT:
+                channel.handler.output_starved = True
+                return 0
             return UNLIMITED
         room = self.prefetch - self.unacked if self.prefetch else UNLIMITED
         limit = channel.global_prefetch

@@ -184,6 +184,7 @@ class AMQPProtocol(asyncio.Protocol):
         if data:
             transport.write(data)
             self._wrote_since_tick = True
+            handler.output_flushed()
         state = handler.conn.state
         if state is ConnState.CLOSED:
             transport.close()
