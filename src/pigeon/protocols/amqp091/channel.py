@@ -49,6 +49,8 @@ def _generated_tag(prefix: str) -> str:
 class Channel:
     def __init__(self, handler: AMQPHandler, number: int) -> None:
         self.handler = handler
+        # Channels open after connection.open, and a connection keeps its vhost.
+        self.vhost = handler.vhost
         self.number = number
         self.consumers: dict[str, AMQPConsumer] = {}
         self.unacked: Unacked = {}
@@ -80,7 +82,7 @@ class Channel:
     def publish(self, method: m.BasicPublish, properties: Properties, body: bytes,
                 encoded_props: bytes) -> None:
         handler = self.handler
-        vhost = handler.vhost
+        vhost = self.vhost
         exchange = vhost.exchanges.get(method.exchange) or vhost.exchange(method.exchange)
         if method.exchange not in self.may_publish or exchange.type == "topic":
             # Topic permissions depend on the key; the rest is checked once per channel.
@@ -119,7 +121,7 @@ class Channel:
         and the exchange may have been deleted since the publish.
         """
         handler = self.handler
-        vhost = handler.vhost
+        vhost = self.vhost
         self.stats["publish"] += 1
         if method.exchange == "" and method.routing_key.startswith(REPLY_TO_PREFIX):
             routed, refused = handler.replies.deliver(method.routing_key, message), False
