@@ -23,12 +23,12 @@ from pigeon.protocols.amqp091 import connection as c
 from pigeon.protocols.amqp091 import methods as m
 from pigeon.protocols.amqp091.codec import (
     PROTOCOL_HEADER,
-    FrameReader,
     decode_properties,
-    decode_table,
     encode_method_frame,
 )
+from pigeon.protocols.amqp091.frames import FrameReader
 from pigeon.protocols.amqp091.replies import HardError
+from pigeon.protocols.amqp091.tables import decode_table
 
 FUZZ = settings(max_examples=400, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -25,19 +25,18 @@ from pigeon.protocols.amqp091.codec import (
     FRAME_HEADER,
     FRAME_METHOD,
     HEARTBEAT_FRAME,
-    FrameReader,
     decode_encoded_properties,
     decode_properties,
-    decode_table,
     encode_content_frames,
     encode_content_header,
     encode_deliver,
     encode_frame,
     encode_method_frame,
     encode_properties,
-    encode_table,
 )
+from pigeon.protocols.amqp091.frames import FrameReader
 from pigeon.protocols.amqp091.replies import HardError, ReplyCode
+from pigeon.protocols.amqp091.tables import decode_table, encode_table
 
 KEY = st.text(max_size=20)
 SCALAR = (

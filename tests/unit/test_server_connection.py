@@ -26,7 +26,6 @@ from pigeon.protocols.amqp091.codec import (
     HEARTBEAT_FRAME,
     PROTOCOL_HEADER,
     encode_frame,
-    encode_table,
 )
 from pigeon.protocols.amqp091.connection import (
     NEED_DATA,
@@ -47,6 +46,7 @@ from pigeon.protocols.amqp091.connection import (
     UpdateSecretRequested,
 )
 from pigeon.protocols.amqp091.replies import ReplyCode
+from pigeon.protocols.amqp091.tables import encode_table
 
 SERVER_PROPERTIES = {"product": "Pigeon", "capabilities": {"publisher_confirms": True}}
 

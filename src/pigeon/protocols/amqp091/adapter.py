@@ -41,8 +41,8 @@ from pigeon.protocols.amqp091 import connection as c
 from pigeon.protocols.amqp091 import declarations as d
 from pigeon.protocols.amqp091 import methods as m
 from pigeon.protocols.amqp091.channel import REPLY_TO_PREFIX, Channel
-from pigeon.protocols.amqp091.codec import decode_table
 from pigeon.protocols.amqp091.replies import ReplyCode
+from pigeon.protocols.amqp091.tables import decode_table
 from pigeon.transport.limits import ConnectionLimits
 from pigeon.version import __version__
 

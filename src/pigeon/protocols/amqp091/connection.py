@@ -30,13 +30,13 @@ from pigeon.protocols.amqp091.codec import (
     FRAME_MIN_SIZE,
     HEARTBEAT_FRAME,
     PROTOCOL_HEADER,
-    FrameReader,
     decode_encoded_properties,
     decode_properties,
     encode_content_frames,
     encode_deliver,
     encode_method_frame,
 )
+from pigeon.protocols.amqp091.frames import FrameReader
 from pigeon.protocols.amqp091.replies import AMQPError, HardError, ReplyCode, reply_text
 
 FRAME_MAX_BEFORE_TUNE = 8192
