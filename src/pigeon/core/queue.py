@@ -457,9 +457,10 @@ class Queue:
             self._scheduler.call_soon(self._changed)
         self.unacked -= len(entries)
         self.stats.acked += len(entries)
-        for entry in entries:
-            if entry.persisted:
-                self._forget(entry)
+        if self._store is not None:  # only then can an entry be persisted
+            for entry in entries:
+                if entry.persisted:
+                    self._forget(entry)
         for observer in self._observers:
             for entry in entries:
                 observer.acked(self, entry)

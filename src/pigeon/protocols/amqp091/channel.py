@@ -10,6 +10,7 @@ import base64
 import os
 import time
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import TYPE_CHECKING
 
 from pigeon.auth import operations as access
@@ -334,18 +335,20 @@ class Channel:
         """Remove and return the deliveries an ack/nack/reject names."""
         unacked = self.unacked
         if multiple:
-            if delivery_tag == 0:
-                taken = list(unacked.values())
+            if unacked and (delivery_tag == 0 or next(reversed(unacked)) <= delivery_tag):
+                taken = list(unacked.values())  # all of them: the usual end of a window
                 unacked.clear()
                 return taken
-            tags = []
+            count = 0
             for tag in unacked:  # tags are in ascending order
                 if tag > delivery_tag:
                     break
-                tags.append(tag)
-            if not tags:
+                count += 1
+            if not count:
+                if delivery_tag == 0:
+                    return []
                 raise PreconditionFailed(f"unknown delivery tag {delivery_tag}")
-            return [unacked.pop(t) for t in tags]
+            return list(map(unacked.pop, list(islice(unacked, count))))
         item = unacked.pop(delivery_tag, None)
         if item is None:
             raise PreconditionFailed(f"unknown delivery tag {delivery_tag}")
@@ -361,8 +364,21 @@ class Channel:
 
     def apply_settlement(self, taken: list[tuple[Entry, Queue, AMQPConsumer | None]], *,
                          ack: bool, requeue: bool) -> None:
+        if not taken:
+            self.dispatch()
+            return
         if ack:
             self.stats["ack"] += len(taken)
+            queues = {queue for _, queue, _ in taken}
+            consumers = {consumer for _, _, consumer in taken}
+            if len(queues) == 1 and len(consumers) == 1:
+                # The usual multiple ack: one consumer's deliveries from one queue.
+                consumer = consumers.pop()
+                if consumer is not None:
+                    consumer.unacked -= len(taken)
+                queues.pop().ack_many([entry for entry, _, _ in taken])
+                self.dispatch()
+                return
         by_queue: dict[Queue, list[Entry]] = {}
         for entry, queue, consumer in taken:
             if consumer is not None:
