@@ -3,8 +3,8 @@
     python -m bench.chart --output docs/bench-sizes.png --save sizes.json
     python -m bench.chart --from-json sizes.json --output docs/bench-sizes.png
 
-Each size (16 B to 64 KiB, transient, confirms with a window of 128, one
-publisher, one queue, one consumer) runs ``pigeon bench`` on every broker in
+Each size (16 B to 64 KiB, transient, confirms with a window of 128, prefetch
+1000, one publisher, one queue, one consumer) runs ``pigeon bench`` on every broker in
 turn, A B A B ... for ``--rounds``; the chart shows the medians of the consumed
 rate. Brokers are private processes (bench.brokers), as in bench.compare.
 Drawing needs matplotlib (``pip install pigeon-broker[bench]``).
@@ -37,7 +37,7 @@ def sweep(brokers: list[BrokerProcess], opts: argparse.Namespace) -> dict[str, A
         b.name: {s: [] for s in opts.sizes} for b in brokers
     }
     for size in opts.sizes:
-        args = ["--size", str(size), "--confirm", "128"]
+        args = ["--size", str(size), "--confirm", "128", "--prefetch", "1000"]
         for rnd in range(1, opts.rounds + 1):
             for broker in brokers:  # A B A B ...: drift hits both brokers alike
                 run = measure(broker, f"{size}B", rnd, opts, args)
@@ -81,7 +81,7 @@ def plot(data: dict[str, Any], output: Path) -> None:
             axis.bar(xs, values, width, label=data["brokers"][name].get("version", name))
         axis.set_xticks(range(len(sizes)), [label(s) for s in sizes])
         axis.set_xlabel("message size")
-        axis.set_title(f"{title} consumed (confirms, window 128; medians)")
+        axis.set_title(f"{title} consumed (confirms, window 128, prefetch 1000; medians)")
         axis.grid(axis="y", alpha=0.3)
     axes[1].set_yscale("log")  # 16 B and 64 KiB differ by three orders of magnitude
     axes[0].legend()
