@@ -16,8 +16,8 @@ from struct import Struct
 from struct import error as StructError
 from typing import Any, ClassVar, Self
 
-from pigeon.protocols.amqp091.tables import encode_table, read_table
 from pigeon.protocols.amqp091.replies import HardError, ReplyCode
+from pigeon.protocols.amqp091.tables import encode_table, read_table
 
 Buffer = bytes | bytearray | memoryview
 
