@@ -335,3 +335,21 @@ def test_limited_queues_hand_over_each_message_at_once(vhost: VirtualHost,
     for body in (b"1", b"2", b"3"):
         vhost.publish(Message("", "q", Properties(), body), vhost.exchange(""))
     assert consumer.bodies() == [b"1", b"2", b"3"]
+
+
+def test_a_run_of_publishes_goes_whole_or_not_at_all(vhost: VirtualHost) -> None:
+    plain = vhost.declare_queue("plain", owner=None).queue
+    limited = vhost.declare_queue("limited", owner=None, arguments={"x-max-length": 1}).queue
+    vhost.declare_exchange("fan", "fanout")
+    vhost.bind("fan", "plain", DestinationKind.QUEUE, "")
+    run = [Message("", "plain", Properties(), b"%d" % n) for n in range(3)]
+    assert vhost.publish_run(run, vhost.exchange(""))
+    assert ready_bodies(plain) == [b"0", b"1", b"2"]
+    # A queue with a length limit needs one message at a time: nothing is done.
+    vhost.bind("fan", "limited", DestinationKind.QUEUE, "")
+    fanned = [Message("fan", "", Properties(), b"x%d" % n) for n in range(3)]
+    assert not vhost.publish_run(fanned, vhost.exchange("fan"))
+    assert ready_bodies(plain) == [b"0", b"1", b"2"] and ready_bodies(limited) == []
+    # Nothing routed: the general path reports it (mandatory returns, counters).
+    assert not vhost.publish_run([Message("", "nowhere", Properties(), b"y")],
+                                 vhost.exchange(""))

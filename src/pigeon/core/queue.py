@@ -125,6 +125,9 @@ class Queue:
         # Max-length or max-length-bytes: every enqueue checks the limits.
         self._limited = (self.args.max_length is not None
                          or self.args.max_length_bytes is not None)
+        # Whether enqueue_run may take several messages at once.
+        self.takes_runs = (not self._limited and self.args.message_ttl is None
+                           and not self.args.max_priority and type(self.ready) is ReadyMessages)
         # Single active consumer: the next one waits until the previous one's
         # deliveries are settled, as in RabbitMQ.
         self._handing_over = False
@@ -205,6 +208,27 @@ class Queue:
             else:
                 self._schedule_expiry()
         return True
+
+    def enqueue_run(self, messages: list[Message], now: float, due: list[Queue]) -> None:
+        """:meth:`enqueue` for several messages without an expiration, on a queue that
+        ``takes_runs`` (no length limit, TTL or priorities, nothing paged): one call."""
+        if self._watchers:
+            self._scheduler.call_soon(self._changed)
+        store = self._store
+        entries = []
+        for message in messages:
+            entry = Entry(message, next(_sequence), 0, None, now)
+            if store is not None and message.persistent:
+                store.add_message(self.vhost, self.name, entry.seq, message)
+                entry.persisted = True
+            entries.append(entry)
+        self.stats.published += len(entries)
+        ready = self.ready
+        assert isinstance(ready, ReadyMessages)  # takes_runs
+        ready.extend(entries)
+        if self.consumers and not self._due:
+            self._due = True
+            due.append(self)
 
     def dispatch_due(self) -> None:
         """The batch that noted this queue in ``due`` is over: hand its messages over."""

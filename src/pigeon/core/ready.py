@@ -43,6 +43,12 @@ class ReadyMessages:
         self.count += 1
         self.bytes += len(entry.message.body)
 
+    def extend(self, entries: list[Entry]) -> None:
+        """Append several entries of priority 0 (a queue without priorities)."""
+        self._levels[0].extend(entries)
+        self.count += len(entries)
+        self.bytes += sum(len(entry.message.body) for entry in entries)
+
     def _head_level(self) -> deque[Entry] | None:
         levels = self._levels
         if len(levels) == 1:

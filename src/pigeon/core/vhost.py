@@ -354,6 +354,34 @@ class VirtualHost(Topology):
             self.scheduler.call_soon(self._dispatch_due_soon)
         return len(queues), refused
 
+    def publish_run(self, messages: list[Message], exchange: Exchange) -> bool:
+        """Route and enqueue messages that share an exchange and a routing key and carry
+        neither headers nor an expiration: routed once, enqueued together.
+
+        Returns False, having done nothing, when a queue they reach needs the general
+        path (:meth:`publish`, one message at a time) or when nothing is reached.
+        """
+        key = messages[0].routing_key
+        queues = self._route_cache.get((exchange.name, key))
+        if queues is None:
+            queues = self.route(exchange, key, None)
+        if not queues or not all(queue.takes_runs for queue in queues):
+            return False
+        count = len(messages)
+        stats = self.stats
+        stats.received += count
+        stats.routed += count
+        exchange.stats.publish_in += count
+        exchange.stats.publish_out += count * len(queues)
+        now = self.scheduler.time()
+        due = self._due
+        for queue in queues:
+            queue.enqueue_run(messages, now, due)
+        if due and not self._due_scheduled:
+            self._due_scheduled = True
+            self.scheduler.call_soon(self._dispatch_due_soon)
+        return True
+
     def dispatch_due(self) -> None:
         """Hand over what the publishes since the last call left waiting for consumers:
         every queue's messages in one batch instead of one delivery per publish."""

@@ -277,10 +277,16 @@ class AMQPHandler:
             if event is c.NEED_DATA:
                 break
             if type(event) is c.ContentReceived:  # the hot path: skip handle's dispatch
-                self._on_content(event)
+                # The publishes that follow on the same channel go as one run.
+                run = [event]
+                next_publish = conn.next_publish
+                while len(run) < budget and (more_event := next_publish(event.channel)):
+                    run.append(more_event)
+                self._on_content(run)
+                budget -= len(run)
             else:
                 self.handle(event)
-            budget -= 1
+                budget -= 1
             more = budget <= 0 or self.blocked
         if self._vhost is not None:
             # Deliver this batch's publishes in one go (see VirtualHost.dispatch_due).
@@ -323,7 +329,7 @@ class AMQPHandler:
 
     def handle(self, event: object) -> None:
         if isinstance(event, c.ContentReceived):
-            self._on_content(event)
+            self._on_content([event])
         elif isinstance(event, c.MethodReceived):
             self._on_method(event)
         elif isinstance(event, c.ChannelOpened):
@@ -341,16 +347,13 @@ class AMQPHandler:
         elif isinstance(event, c.ConnectionClosed | c.BadProtocolHeader | c.ConnectionLost):
             self.connection_lost()
 
-    def _on_content(self, event: c.ContentReceived) -> None:
-        channel = self.channels.get(event.channel)
+    def _on_content(self, run: list[c.ContentReceived]) -> None:
+        """Publishes, in order, all on one channel."""
+        channel = self.channels.get(run[0].channel)
         if channel is None:
             return
-        assert isinstance(event.method, m.BasicPublish)
         self.published = True
-        try:
-            channel.publish(event.method, event.properties, event.body, event.encoded_props)
-        except PigeonError as error:
-            self.fail(error, event.channel, event.method)
+        channel.publish_run(run)
         alarms = self.context.alarms
         if alarms and not self.blocked:
             self.blocked = True

@@ -9,13 +9,21 @@ from __future__ import annotations
 import base64
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import TYPE_CHECKING
 
 from pigeon.auth import operations as access
 from pigeon.core.message import Message, Properties
-from pigeon.errors import AccessRefused, NotAllowed, NotFound, NotSupported, PreconditionFailed
+from pigeon.errors import (
+    AccessRefused,
+    NotAllowed,
+    NotFound,
+    NotSupported,
+    PigeonError,
+    PreconditionFailed,
+)
 from pigeon.protocols.amqp091 import methods as m
 from pigeon.protocols.amqp091.codec import encode_properties
 from pigeon.protocols.amqp091.consumer import AMQPConsumer
@@ -25,6 +33,7 @@ if TYPE_CHECKING:
     from pigeon.core.exchange import Exchange
     from pigeon.core.queue import Entry, Queue
     from pigeon.protocols.amqp091.adapter import AMQPHandler
+    from pigeon.protocols.amqp091.connection import ContentReceived
 
 PROTOCOL = "amqp091"
 REPLY_TO = "amq.rabbitmq.reply-to"
@@ -80,8 +89,47 @@ class Channel:
 
     # -- publish ------------------------------------------------------------
 
-    def publish(self, method: m.BasicPublish, properties: Properties, body: bytes,
-                encoded_props: bytes) -> None:
+    def publish_run(self, run: Sequence[ContentReceived]) -> None:
+        """Publishes received one after the other on this channel, in order.
+
+        Consecutive plain ones (same exchange and routing key, no headers, no
+        expiration) are routed once and enqueued together (VirtualHost.publish_run);
+        a refused one closes the channel after those before it went through.
+        """
+        same: list[tuple[m.BasicPublish, Message, int]] = []  # with their confirm numbers
+        exchange: Exchange | None = None
+        for event in run:
+            method = event.method
+            assert isinstance(method, m.BasicPublish)
+            try:
+                message, target = self._accept(method, event.properties, event.body,
+                                               event.encoded_props)
+                if self.tx is not None:
+                    self.tx.publishes.append((method, message))
+                    continue
+                properties = message.properties
+                plain = properties.headers is None and properties.expiration is None
+                if same and (not plain or target is not exchange
+                             or method.routing_key != same[0][0].routing_key):
+                    routing, same = same, []
+                    self._route_same(routing, exchange)
+                if plain:
+                    same.append((method, message, self.publish_seq))
+                    exchange = target
+                else:
+                    self.route(method, message, target)
+            except PigeonError as error:
+                # What came before it is published; the channel closes (RabbitMQ drops
+                # what follows on a closing channel).
+                self._route_same(same, exchange)
+                self.handler.fail(error, self.number, method)
+                return
+        self._route_same(same, exchange)
+
+    def _accept(self, method: m.BasicPublish, properties: Properties, body: bytes,
+                encoded_props: bytes) -> tuple[Message, Exchange]:
+        """Check a publish (permissions, internal exchange, user-id, reply-to) and make
+        its message; raises what the channel is closed with."""
         handler = self.handler
         vhost = self.vhost
         exchange = vhost.exchanges.get(method.exchange) or vhost.exchange(method.exchange)
@@ -109,17 +157,32 @@ class Channel:
                           time.monotonic_ns(), {PROTOCOL: encoded_props})
         if self.confirming:
             self.publish_seq += 1
-        if self.tx is not None:
-            self.tx.publishes.append((method, message))
+        return message, exchange
+
+    def _route_same(self, same: list[tuple[m.BasicPublish, Message, int]],
+                    exchange: Exchange | None) -> None:
+        """Route publishes that share an exchange and a routing key (see publish_run)."""
+        if not same:
             return
-        self.route(method, message, exchange)
+        first = same[0][0]
+        if (exchange is None or len(same) == 1 or first.mandatory
+                or (first.exchange == "" and first.routing_key.startswith(REPLY_TO_PREFIX))
+                or not self.vhost.publish_run([message for _, message, _ in same], exchange)):
+            for method, message, seq in same:  # the general path, one at a time
+                self.route(method, message, exchange, seq)
+            return
+        self.stats["publish"] += len(same)
+        if self.confirming:
+            self.vhost.stats.confirmed += len(same)
+            self.confirms.extend((seq, True) for _, _, seq in same)
 
     def route(self, method: m.BasicPublish, message: Message,
-              exchange: Exchange | None = None) -> None:
+              exchange: Exchange | None = None, seq: int | None = None) -> None:
         """Route a message to its queues and settle the publisher's confirm.
 
         ``exchange`` is the one publish looked up; a transaction's commit passes none,
-        and the exchange may have been deleted since the publish.
+        and the exchange may have been deleted since the publish. ``seq``: its confirm
+        number when it is not the last one given (a run of publishes).
         """
         handler = self.handler
         vhost = self.vhost
@@ -147,7 +210,7 @@ class Channel:
             # Sent in a batch once this turn's events are handled (AMQPHandler._confirm).
             if not refused:
                 stats.confirmed += 1
-            self.confirms.append((self.publish_seq, not refused))
+            self.confirms.append((self.publish_seq if seq is None else seq, not refused))
 
     @staticmethod
     def encoded(message: Message) -> bytes:

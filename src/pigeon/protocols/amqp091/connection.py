@@ -496,6 +496,16 @@ class ServerConnection:
             self._out.append(encode_method_frame(number, m.ChannelCloseOk()))
         return None
 
+    def next_publish(self, number: int) -> ContentReceived | None:
+        """The next event if it is a whole basic.publish on channel ``number`` (what
+        :meth:`next_event` would return); otherwise None, and nothing is consumed."""
+        if self.state is not ConnState.OPEN:
+            return None
+        whole = self._reader.peek_publish()
+        if whole is None or whole[0] != number:
+            return None
+        return self._publish(*whole)
+
     def _publish(
         self, number: int, args: bytes, props: bytes, body: bytes, end: int
     ) -> ContentReceived | None:
