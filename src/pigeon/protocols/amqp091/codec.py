@@ -33,22 +33,12 @@ FRAME_MIN_SIZE = 4096
 # on top of the payload (amqp0-9-1 §4.2.3).
 FRAME_OVERHEAD = 8
 HEARTBEAT_FRAME = b"\x08\x00\x00\x00\x00\x00\x00\xce"
-_FRAME_TYPES = frozenset({FRAME_METHOD, FRAME_HEADER, FRAME_BODY, FRAME_HEARTBEAT})
-MAX_TABLE_DEPTH = 100
 
 _FRAME_HEAD = Struct(">BHI")
 _CONTENT_HEAD = Struct(">HHQ")
 _U8 = Struct(">B")
-_I8 = Struct(">b")
 _U16 = Struct(">H")
-_I16 = Struct(">h")
-_U32 = Struct(">I")
-_I32 = Struct(">i")
 _U64 = Struct(">Q")
-_I64 = Struct(">q")
-_F32 = Struct(">f")
-_F64 = Struct(">d")
-_DECIMAL = Struct(">Bi")
 
 # --------------------------------------------------------------------------- properties
 
