@@ -21,7 +21,7 @@ from pigeon.bench.monitor import Monitor
 from pigeon.bench.process import ProcSample
 from pigeon.bench.publisher import Publisher
 from pigeon.bench.scenario import Result, Scenario
-from pigeon.bench.topology import consumer, counters, declare, plan, publisher, teardown
+from pigeon.bench.topology import consumer, counters, declare, finish, plan, publisher
 
 DEFAULT_WINDOW = 1000  # confirms in flight while filling, unless --confirm says otherwise
 REST_S = 1.0  # between fill and drain, so the broker can page out and settle
@@ -43,13 +43,7 @@ async def fill_and_drain(s: Scenario, monitor: Monitor) -> Result:
         pub = await publisher(url, one, topo.targets[0], clients)
         await _phases(one, url, topo.queues[0], pub, clients, monitor, result)
     finally:
-        for client in clients:
-            with contextlib.suppress(Exception):
-                await client.close()
-        await teardown(control, topo, result.errors)
-        await monitor.stop()
-    if monitor.peak_rss_bytes:
-        result.broker_peak_rss_mb = round(monitor.peak_rss_bytes / 1e6, 1)
+        await finish(control, topo, clients, monitor, result)
     return result
 
 

@@ -9,7 +9,6 @@ exchange it declared.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import time
 import uuid
@@ -26,9 +25,9 @@ from pigeon.bench.topology import (
     consumer,
     counters,
     declare,
+    finish,
     plan,
     publisher,
-    teardown,
 )
 
 
@@ -52,13 +51,7 @@ async def run(s: Scenario, monitor: Monitor | None = None) -> Result:
         monitor.counters = counters(publishers, consumers)
         await _measure(s, topo, publishers, consumers, result, monitor)
     finally:
-        for client in clients:
-            with contextlib.suppress(Exception):
-                await client.close()
-        await teardown(control, topo, result.errors)
-        await monitor.stop()
-    if monitor.peak_rss_bytes:
-        result.broker_peak_rss_mb = round(monitor.peak_rss_bytes / 1e6, 1)
+        await finish(control, topo, clients, monitor, result)
     return result
 
 

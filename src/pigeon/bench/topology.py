@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pigeon.bench import wire
 from pigeon.bench.client import CHANNEL, AmqpClient, BrokerClosed, BrokerUrl
-from pigeon.bench.monitor import Counters
+from pigeon.bench.monitor import Counters, Monitor
 from pigeon.bench.publisher import Publisher
-from pigeon.bench.scenario import Scenario
+from pigeon.bench.scenario import Result, Scenario
 
 
 @dataclass
@@ -44,6 +45,19 @@ async def declare(control: AmqpClient, topo: Topology, durable: bool) -> None:
         for queue in topo.queues:
             frame = wire.queue_bind(CHANNEL, queue, topo.exchange, "")
             await control.call(frame, wire.QUEUE_BIND)
+
+
+async def finish(control: AmqpClient, topo: Topology, clients: Sequence[AmqpClient],
+                 monitor: Monitor, result: Result) -> None:
+    """End a run: close its connections, delete what it declared, stop sampling the
+    broker and keep the peak RSS it saw."""
+    for client in clients:
+        with contextlib.suppress(Exception):
+            await client.close()
+    await teardown(control, topo, result.errors)
+    await monitor.stop()
+    if monitor.peak_rss_bytes:
+        result.broker_peak_rss_mb = round(monitor.peak_rss_bytes / 1e6, 1)
 
 
 async def teardown(control: AmqpClient, topo: Topology, errors: list[str]) -> None:
