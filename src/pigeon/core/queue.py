@@ -362,40 +362,41 @@ class Queue:
         try:
             if now is None:
                 now = self._scheduler.time()
-            if len(self.consumers) == 1:
-                self._dispatch_batches(self.consumers[0], now)
-            else:
-                self._dispatch_round_robin(now)
+            self._dispatch(now)
         finally:
             self._dispatching = False
 
-    def _dispatch_batches(self, consumer: Consumer, now: float) -> None:
-        """One consumer: hand it as many messages as it has room for in one call.
-
-        The common case (a worker per queue) pays the consumer's room check and the
-        protocol's encode set-up once per batch instead of once per message.
-        """
+    def _dispatch(self, now: float) -> None:
+        """Round-robin among the consumers with room; a queue's only consumer gets as many
+        messages as it has room for in one call (the common case: one worker per queue
+        pays the room check and the protocol's encode set-up once per batch)."""
         ready = self.ready
-        while ready and self._next_consumer() is consumer:
-            room = consumer.room()
-            if room <= 0:
+        consumers = self.consumers
+        while ready:
+            consumer = self._next_consumer()
+            if consumer is None:
                 break
-            batch = self._take_ready(min(room, DISPATCH_BATCH), now)
-            if not batch:
-                continue  # all expired: look again
-            stats = self.stats
-            stats.delivered += len(batch)
-            if consumer.no_ack:
-                stats.acked += len(batch)
-                for entry in batch:
-                    if entry.persisted:
-                        self._forget(entry)
-            else:
-                self.unacked += len(batch)
-            consumer.deliver_many(self, batch)
-            if self._observers:
-                for entry in batch:
-                    self._observe(entry, consumer.no_ack)
+            limit = min(consumer.room(), DISPATCH_BATCH) if len(consumers) == 1 else 1
+            if limit <= 0:
+                break
+            batch = self._take_ready(limit, now)
+            if batch:  # (empty when every message taken had expired: look again)
+                self._hand_over(consumer, batch)
+
+    def _hand_over(self, consumer: Consumer, batch: list[Entry]) -> None:
+        stats = self.stats
+        stats.delivered += len(batch)
+        if consumer.no_ack:
+            stats.acked += len(batch)
+            for entry in batch:
+                if entry.persisted:
+                    self._forget(entry)
+        else:
+            self.unacked += len(batch)
+        consumer.deliver_many(self, batch)
+        if self._observers:
+            for entry in batch:
+                self._observe(entry, consumer.no_ack)
 
     def _take_ready(self, limit: int, now: float) -> list[Entry]:
         """Up to ``limit`` ready messages, oldest first, expiring the stale ones."""
@@ -417,31 +418,6 @@ class Queue:
             batch.append(entry)
         self.stats.redelivered += redelivered
         return batch
-
-    def _dispatch_round_robin(self, now: float) -> None:
-        ready = self.ready
-        stats = self.stats
-        observers = self._observers
-        while ready:
-            consumer = self._next_consumer()
-            if consumer is None:
-                break
-            entry = ready.popleft()
-            if entry.expires_at is not None and now > entry.expires_at:
-                self._expired(entry)
-                continue
-            stats.delivered += 1
-            if entry.redelivered:
-                stats.redelivered += 1
-            if consumer.no_ack:
-                stats.acked += 1
-                if entry.persisted:
-                    self._forget(entry)
-            else:
-                self.unacked += 1
-            consumer.deliver(self, entry)
-            if observers:
-                self._observe(entry, consumer.no_ack)
 
     # -- basic.get, settlement ----------------------------------------------
 
