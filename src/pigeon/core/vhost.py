@@ -347,11 +347,7 @@ class VirtualHost(Topology):
         for queue in queues:
             if not queue.enqueue(message, now, ttl, due):
                 refused = True
-        if due and not self._due_scheduled:
-            # Whoever publishes should call dispatch_due when its batch is done; this is
-            # the backstop for those that don't (the embedded API, dead letters).
-            self._due_scheduled = True
-            self.scheduler.call_soon(self._dispatch_due_soon)
+        self._backstop_due()
         return len(queues), refused
 
     def publish_run(self, messages: list[Message], exchange: Exchange) -> bool:
@@ -377,9 +373,7 @@ class VirtualHost(Topology):
         due = self._due
         for queue in queues:
             queue.enqueue_run(messages, now, due)
-        if due and not self._due_scheduled:
-            self._due_scheduled = True
-            self.scheduler.call_soon(self._dispatch_due_soon)
+        self._backstop_due()
         return True
 
     def dispatch_due(self) -> None:
@@ -391,6 +385,13 @@ class VirtualHost(Topology):
             due.clear()
             for queue in queues:
                 queue.dispatch_due()
+
+    def _backstop_due(self) -> None:
+        # Whoever publishes should call dispatch_due when its batch is done; this is the
+        # backstop for those that don't (the embedded API, dead letters).
+        if self._due and not self._due_scheduled:
+            self._due_scheduled = True
+            self.scheduler.call_soon(self._dispatch_due_soon)
 
     def _dispatch_due_soon(self) -> None:
         self._due_scheduled = False
