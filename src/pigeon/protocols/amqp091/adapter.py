@@ -503,14 +503,16 @@ class AMQPHandler:
         get their next share."""
         if self.output_starved:
             self.output_starved = False
-            for channel in list(self.channels.values()):
-                channel.dispatch()
+            self._dispatch_channels()
 
     def pause_output(self) -> None:
         self.output_paused = True
 
     def resume_output(self) -> None:
         self.output_paused = False
+        self._dispatch_channels()
+
+    def _dispatch_channels(self) -> None:
         for channel in list(self.channels.values()):
             channel.dispatch()
 
