@@ -263,28 +263,8 @@ def encode_deliver(
         template = _deliver_template(key)
     head, mid, layout = template
     size = len(body)
-    if size and (size <= frame_max - FRAME_OVERHEAD or not frame_max):
-        # The usual case: the body fits one frame (§4.2.6.2).
-        return (
-            layout.pack(
-                head,
-                delivery_tag,
-                1 if redelivered else 0,
-                mid,
-                12 + len(encoded_props),
-                60,
-                0,
-                size,
-                encoded_props,
-                FRAME_END,
-                FRAME_BODY,
-                channel,
-                size,
-            ),
-            body,
-            b"\xce",
-        )
-    # No body frame (§4.2.6.2), or several: the packed body frame head is cut off.
+    # The usual case: the body fits one frame (§4.2.6.2), whose head ends the pack.
+    fits = bool(size) and (size <= frame_max - FRAME_OVERHEAD or not frame_max)
     packed = layout.pack(
         head,
         delivery_tag,
@@ -296,10 +276,13 @@ def encode_deliver(
         size,
         encoded_props,
         FRAME_END,
-        0,
-        0,
-        0,
+        FRAME_BODY,
+        channel,
+        size,
     )
+    if fits:
+        return packed, body, b"\xce"
+    # No body frame (§4.2.6.2), or several: the packed body frame head is cut off.
     out = [packed[: -_FRAME_HEAD.size]]
     _body_frames(channel, body, frame_max, out)
     return tuple(out)
