@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -76,3 +78,30 @@ def amqp_url(broker_url: str) -> str:
 def uid() -> str:
     """A short unique suffix for queue and exchange names, so tests never collide."""
     return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
+    """Mounts a small tmpfs (``tmpfs("2m")``) for disk-full tests, unmounted afterwards.
+
+    Needs root (CI runs as root); the test is skipped where mounting is not allowed.
+    """
+    mounted: list[Path] = []
+
+    def mount(size: str) -> Path:
+        mount_point = tmp_path / f"tmpfs-{len(mounted)}"
+        mount_point.mkdir()
+        result = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount_point)],
+            capture_output=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a {size} tmpfs (needs root): "
+                        f"{result.stderr.decode().strip()}")
+        mounted.append(mount_point)
+        return mount_point
+
+    yield mount
+    for mount_point in mounted:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
