@@ -157,8 +157,18 @@ class Store(Protocol):
     def sync(self, callback: Callable[[], object]) -> None: ...
 
     @property
-    def dirty(self) -> bool:
-        """Whether writes were queued since the last :meth:`sync`."""
+    def written(self) -> int:
+        """Position of the last write queued: counts every write, never goes back."""
+        ...
+
+    @property
+    def durable(self) -> int:
+        """Position up to which every write is on disk (``durable == written``: all is).
+
+        Unlike a "dirty" flag that a :meth:`sync` clears for whoever calls it, a
+        position cannot be reset by another caller, so comparing the position a reply
+        depends on with this one is a fact about the disk.
+        """
         ...
 
     @property

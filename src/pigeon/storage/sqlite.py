@@ -77,7 +77,11 @@ class SQLiteStore:
         self._pending = Batch()
         self._in_flight: deque[Batch] = deque()  # at most one, except during close
         self._hand_over_scheduled = False
-        self._dirty = False
+        # Positions in the stream of writes: ``_written`` counts every write queued,
+        # ``_durable`` is the position up to which all of them have committed. Both
+        # only grow, so "on disk" is a comparison no other caller can undo.
+        self._written = 0
+        self._durable = 0
         self._failing = False
         self._lock_file: IO[bytes] | None = None
         self._writer: Writer | None = None
@@ -87,8 +91,12 @@ class SQLiteStore:
     # -- state ----------------------------------------------------------------------
 
     @property
-    def dirty(self) -> bool:
-        return self._dirty
+    def written(self) -> int:
+        return self._written
+
+    @property
+    def durable(self) -> int:
+        return self._durable
 
     @property
     def queued_writes(self) -> int:
@@ -205,7 +213,7 @@ class SQLiteStore:
         if self._closed:
             raise RuntimeError("store is closed")
         self._pending.ops.append(op)
-        self._dirty = True
+        self._written += 1
         if self._writer is not None and not self._in_flight:
             self._schedule_hand_over()
 
@@ -244,7 +252,7 @@ class SQLiteStore:
             # Safe because seqs are never reused within a queue, so no older
             # row of that key can exist on disk for the remove to delete.
             self._pending.ops[index] = None
-            self._dirty = True
+            self._written += 1
             return
         self._queue(("remove", vhost, queue, seq))
 
@@ -259,7 +267,6 @@ class SQLiteStore:
 
     def sync(self, callback: Callable[[], object]) -> None:
         """Run ``callback`` on the loop once everything written before is on disk."""
-        self._dirty = False
         if self._pending.ops:
             self._pending.callbacks.append(callback)
         elif self._in_flight:
@@ -280,6 +287,7 @@ class SQLiteStore:
         if self._in_flight or not self._pending.ops or self._writer is None:
             return
         batch, self._pending = self._pending, Batch()
+        batch.position = self._written
         self._in_flight.append(batch)
         self._writer.submit(batch)
 
@@ -297,6 +305,7 @@ class SQLiteStore:
         assert finished is batch, "batches commit in order"
         if committed:
             self.commits += 1
+            self._durable = batch.position
             for callback in batch.callbacks:
                 callback()
         if not self._closed:

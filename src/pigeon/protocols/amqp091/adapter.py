@@ -311,7 +311,9 @@ class AMQPHandler:
         for channel, _ in batch:
             channel.confirms = []
         store = self.context.node.store
-        if store is None or not (store.dirty or self._syncing):
+        # Every write of this turn's publishes is at or below ``store.written``; a
+        # barrier still pending for this connection keeps confirms in order.
+        if store is None or (store.durable >= store.written and not self._syncing):
             self._send_confirms(batch)
             return
         self._syncing += 1
