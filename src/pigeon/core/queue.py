@@ -295,13 +295,21 @@ class Queue:
 
     # -- consumers ----------------------------------------------------------
 
-    def add_consumer(self, consumer: Consumer) -> None:
-        if self._watchers:
-            self._scheduler.call_soon(self._changed)
-        if any(c.exclusive for c in self.consumers) or (consumer.exclusive and self.consumers):
+    def check_exclusive_use(self, exclusive: bool) -> None:
+        """Refuse a consumer beside an exclusive one, or an exclusive one beside others.
+
+        A protocol asks before it confirms the consume, so the client never sees
+        consume-ok for a consumer that is refused.
+        """
+        if any(c.exclusive for c in self.consumers) or (exclusive and self.consumers):
             raise AccessRefused(
                 f"queue '{self.name}' in vhost '{self.vhost}' in exclusive use"
             )
+
+    def add_consumer(self, consumer: Consumer) -> None:
+        self.check_exclusive_use(consumer.exclusive)
+        if self._watchers:
+            self._scheduler.call_soon(self._changed)
         consumer.queue = self
         self.consumers.append(consumer)
         if not self.args.single_active_consumer:

@@ -137,12 +137,12 @@ class Topology:
             self.store.save_queue(QueueRecord(self.name, queue.name, queue.durable,
                                               queue.auto_delete, dict(queue.arguments)))
 
-    def queue_inequivalence(self, queue: Queue, durable: bool, exclusive: bool,
-                            auto_delete: bool, arguments: Mapping[str, Any]) -> str | None:
+    def queue_inequivalence(self, queue: Queue, durable: bool, auto_delete: bool,
+                            arguments: Mapping[str, Any]) -> str | None:
+        """Why a redeclare differs, or None (exclusivity is an owner check, not this)."""
         where = f"for queue '{queue.name}' in vhost '{self.name}'"
         for field, received, current in (
             ("durable", durable, queue.durable),
-            ("exclusive", exclusive, queue.exclusive),
             ("auto_delete", auto_delete, queue.auto_delete),
         ):
             if received != current:

@@ -39,6 +39,8 @@ DEFAULT_EXCHANGES = {
     "amq.match": "headers",
 }
 ROUTE_CACHE_LIMIT = 4096
+# RabbitMQ's answer to declaring (passive too), deleting or binding the default exchange.
+DEFAULT_EXCHANGE_REFUSED = "operation not permitted on the default exchange"
 
 
 def server_generated_name(prefix: str) -> str:
@@ -101,14 +103,16 @@ class VirtualHost(Topology):
         arguments: Mapping[str, Any] | None = None,
     ) -> Exchange:
         existing = self.exchanges.get(name)
-        if name == "" and not passive:
-            raise AccessRefused("operation not permitted on the default exchange")
         if passive:
+            if name == "":
+                raise AccessRefused(DEFAULT_EXCHANGE_REFUSED)
             if existing is None:
                 raise NotFound(f"no exchange '{name}' in vhost '{self.name}'")
             return existing
-        if type not in EXCHANGE_TYPES:
+        if type not in EXCHANGE_TYPES:  # RabbitMQ checks the type first, even for ""
             raise CommandInvalid(f"unknown exchange type '{type}'")
+        if name == "":
+            raise AccessRefused(DEFAULT_EXCHANGE_REFUSED)
         if name.startswith("amq.") and existing is None:
             raise AccessRefused(
                 f"exchange name '{name}' contains reserved prefix 'amq.*'"
@@ -135,7 +139,7 @@ class VirtualHost(Topology):
     def delete_exchange(self, name: str, *, if_unused: bool = False) -> None:
         if name == "" or name in DEFAULT_EXCHANGES:
             raise AccessRefused(
-                "operation not permitted on the default exchange"
+                DEFAULT_EXCHANGE_REFUSED
                 if name == "" else f"deletion of system exchange '{name}' is not allowed"
             )
         exchange = self.exchanges.get(name)
@@ -175,9 +179,11 @@ class VirtualHost(Topology):
             raise AccessRefused(f"queue name '{name}' contains reserved prefix 'amq.*'")
         arguments = dict(arguments or {})
         if existing is not None:
-            self.check_owner(existing, owner)
-            problem = self.queue_inequivalence(existing, durable, exclusive, auto_delete,
-                                               arguments)
+            # Before any argument: redeclaring needs the same owner, and a differing
+            # exclusive flag is a different owner (RabbitMQ's strict check, 405).
+            if existing.exclusive_owner is not (owner if exclusive else None):
+                raise self.locked(existing)
+            problem = self.queue_inequivalence(existing, durable, auto_delete, arguments)
             if problem is not None:
                 raise PreconditionFailed(problem)
             existing.touch()
@@ -204,11 +210,14 @@ class VirtualHost(Topology):
 
     def check_owner(self, queue: Queue, owner: object) -> None:
         if queue.exclusive_owner is not None and queue.exclusive_owner is not owner:
-            raise ResourceLocked(
-                f"cannot obtain exclusive access to locked queue '{queue.name}' in vhost "
-                f"'{self.name}'. It could be originally declared on another connection or "
-                "the exclusive property value does not match that of the original declaration."
-            )
+            raise self.locked(queue)
+
+    def locked(self, queue: Queue) -> ResourceLocked:
+        return ResourceLocked(
+            f"cannot obtain exclusive access to locked queue '{queue.name}' in vhost "
+            f"'{self.name}'. It could be originally declared on another connection or "
+            "the exclusive property value does not match that of the original declaration."
+        )
 
     def delete_queue(self, name: str, *, owner: object, if_unused: bool = False,
                      if_empty: bool = False) -> int:
@@ -236,9 +245,7 @@ class VirtualHost(Topology):
                  routing_key: str, arguments: Mapping[str, Any] | None,
                  owner: object) -> tuple[Exchange, Binding]:
         if source == "" or (kind is DestinationKind.EXCHANGE and destination == ""):
-            raise AccessRefused(
-                "operation not permitted on the default exchange"
-            )
+            raise AccessRefused(DEFAULT_EXCHANGE_REFUSED)
         if kind is DestinationKind.QUEUE:
             self.queue(destination, owner)
         else:

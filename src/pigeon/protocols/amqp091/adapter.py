@@ -91,7 +91,8 @@ class AMQPSettings:
     channel_max: int = 2047
     frame_max: int = 131072
     heartbeat: int = 60
-    max_message_size: int = 128 * 1024 * 1024
+    # RabbitMQ 4's default (3.x: 128 MiB); config.Config.max_message_size sets it.
+    max_message_size: int = 16 * 1024 * 1024
 
 
 class ReplyRegistry:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import base64
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import TYPE_CHECKING
@@ -76,6 +77,9 @@ class Channel:
         self.reply_consumer_tag: str | None = None
         self.reply_key: str | None = None
         self.closing = False
+        # Tags of consumers cancelled while this channel deletes their queue: told after
+        # queue.delete-ok (see cancels_after_reply); None when not deleting.
+        self._held_cancels: list[str] | None = None
         # Exchanges this channel was allowed to publish to (checked once, as RabbitMQ's
         # channels cache their permission checks).
         self.may_publish: set[str] = set()
@@ -130,6 +134,10 @@ class Channel:
                 encoded_props: bytes) -> tuple[Message, Exchange]:
         """Check a publish (permissions, internal exchange, user-id, reply-to) and make
         its message; raises what the channel is closed with."""
+        if method.immediate:
+            # RabbitMQ 3+ dropped immediate delivery and closes the connection (540),
+            # before looking at anything else.
+            raise NotSupported("immediate=true")
         handler = self.handler
         vhost = self.vhost
         exchange = vhost.exchanges.get(method.exchange) or vhost.exchange(method.exchange)
@@ -284,11 +292,30 @@ class Channel:
         """The queue went away: forget the consumer and tell the client if it listens."""
         if self.consumers.pop(consumer.tag, None) is None:
             return
-        if self.handler.client_capability("consumer_cancel_notify"):
-            self.handler.conn.send_method(
-                self.number, m.BasicCancel(consumer_tag=consumer.tag, no_wait=True)
-            )
-            self.handler.want_flush()
+        if not self.handler.client_capability("consumer_cancel_notify"):
+            return
+        if self._held_cancels is not None:
+            self._held_cancels.append(consumer.tag)
+        else:
+            self._send_cancel(consumer.tag)
+
+    def _send_cancel(self, tag: str) -> None:
+        self.handler.conn.send_method(self.number, m.BasicCancel(consumer_tag=tag, no_wait=True))
+        self.handler.want_flush()
+
+    @contextmanager
+    def cancels_after_reply(self) -> Iterator[None]:
+        """Around queue.delete and its reply: this channel's own consumers of the queue
+        hear basic.cancel after queue.delete-ok, as from RabbitMQ (whose queue tells the
+        channel once it has answered). kombu, told before, raises ConsumerCancelled
+        from the delete itself instead of from its consumer."""
+        self._held_cancels = []
+        try:
+            yield
+        finally:
+            held, self._held_cancels = self._held_cancels, None
+            for tag in held:
+                self._send_cancel(tag)
 
     # -- consume ---------------------------------------------------------------------
 
@@ -322,6 +349,7 @@ class Channel:
             raise PreconditionFailed(
                 f"invalid arg 'x-priority' for consumer '{tag}': {{unacceptable_type}}"
             )
+        queue.check_exclusive_use(method.exclusive)
         consumer = AMQPConsumer(self, tag, no_ack=method.no_ack, exclusive=method.exclusive,
                                 priority=priority, arguments=arguments,
                                 prefetch=self.consumer_prefetch)

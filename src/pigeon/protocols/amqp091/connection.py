@@ -250,7 +250,7 @@ class ServerConnection:
         channel_max: int = 2047,
         frame_max: int = 131072,
         heartbeat: int = 60,
-        max_message_size: int = 128 * 1024 * 1024,
+        max_message_size: int = 16 * 1024 * 1024,
     ) -> None:
         self.server_properties = server_properties
         self.mechanisms = mechanisms
@@ -274,6 +274,9 @@ class ServerConnection:
         self._broken = False  # a framing error: the rest of the stream is noise
         self._close_code = 0
         self._close_text = ""
+        # The client closed and we answered close-ok: it may still be writing what it
+        # queued before (the glue reads and discards it rather than reset the socket).
+        self.closed_by_peer = False
 
     # ------------------------------------------------------------------ input
 
@@ -400,6 +403,7 @@ class ServerConnection:
     def _peer_close(self, close: m.ConnectionClose) -> ConnectionClosed:
         self._out.append(_CLOSE_OK_FRAME)
         self.state = ConnState.CLOSED
+        self.closed_by_peer = True
         return ConnectionClosed(close.reply_code, close.reply_text, by_peer=True)
 
     def _connection_method(self, method: m.Method) -> Event | None:
@@ -473,14 +477,18 @@ class ServerConnection:
         return MethodReceived(number, method)
 
     def _open_channel(self, number: int, method: m.Method) -> ChannelOpened:
+        # channel_max bounds how many channels are open at once (closing ones count),
+        # not their numbers: RabbitMQ accepts channel 65535 under channel_max 2047,
+        # and clients rely on it. Checked first, for any method, as RabbitMQ does.
+        count = len(self._channels)
+        if self.channel_max and count >= self.channel_max:
+            raise HardError(
+                ReplyCode.NOT_ALLOWED,
+                f"number of channels opened ({count}) has reached the negotiated "
+                f"channel_max ({self.channel_max})",
+            )
         if type(method) is not m.ChannelOpen:
             raise _method_error(ReplyCode.CHANNEL_ERROR, "expected 'channel.open'", method)
-        if number > self.channel_max:
-            raise _method_error(
-                ReplyCode.NOT_ALLOWED,
-                f"channel {number} is above the negotiated channel_max ({self.channel_max})",
-                method,
-            )
         self._channels[number] = _Channel()
         self._out.append(encode_method_frame(number, _CHANNEL_OPEN_OK))
         return ChannelOpened(number)

@@ -129,6 +129,7 @@ def queue_delete(channel: Channel, method: m.QueueDelete) -> None:
     handler = channel.handler
     name = channel.queue_name(method.queue)
     access.queue_delete(handler.user, handler.vhost.name, name)
-    count = handler.vhost.delete_queue(name, owner=handler, if_unused=method.if_unused,
-                                       if_empty=method.if_empty)
-    _reply(channel, method.no_wait, m.QueueDeleteOk(message_count=count))
+    with channel.cancels_after_reply():
+        count = handler.vhost.delete_queue(name, owner=handler, if_unused=method.if_unused,
+                                           if_empty=method.if_empty)
+        _reply(channel, method.no_wait, m.QueueDeleteOk(message_count=count))

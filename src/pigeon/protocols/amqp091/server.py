@@ -32,6 +32,9 @@ EVENT_BUDGET = 128
 # Without it a fast publisher piles bodies up in memory faster than the disk takes them.
 STORE_BACKLOG = 20_000
 CLOSE_OK_TIMEOUT = 3.0
+# After close-ok to a client's connection.close, how long its remaining input is read
+# and discarded before the socket is closed anyway (RabbitMQ waits up to 30 s).
+LINGER_TIMEOUT = 3.0
 WRITE_BUFFER_HIGH = 4 * 1024 * 1024
 
 
@@ -59,6 +62,7 @@ class AMQPProtocol(asyncio.Protocol):
         self._closing_since: float | None = None
         self._reading_paused = False
         self._admitted = False
+        self._linger_timer: asyncio.TimerHandle | None = None
         self.closed: asyncio.Future[None] = loop.create_future()
 
     # -- asyncio.Protocol ------------------------------------------------------
@@ -94,6 +98,8 @@ class AMQPProtocol(asyncio.Protocol):
         handler = self.handler
         assert handler is not None
         self._last_received = self.loop.time()
+        if handler.conn.state is ConnState.CLOSED:
+            return  # lingering after close-ok: the rest is discarded unread
         handler.conn.receive_data(data)
         self._process()
 
@@ -154,9 +160,10 @@ class AMQPProtocol(asyncio.Protocol):
             self._admitted = False
             self.context.limits.leave()
             self.context.node.stats.connections_closed += 1
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        for timer in (self._timer, self._linger_timer):
+            if timer is not None:
+                timer.cancel()
+        self._timer = self._linger_timer = None
         if self.handler is not None:
             self.handler.connection_lost()
 
@@ -187,10 +194,30 @@ class AMQPProtocol(asyncio.Protocol):
             handler.output_flushed()
         state = handler.conn.state
         if state is ConnState.CLOSED:
-            transport.close()
+            if handler.conn.closed_by_peer:
+                self._linger(transport)
+            else:
+                transport.close()
         elif state is ConnState.CLOSING and self._closing_since is None:
             self._closing_since = self.loop.time()
             self.loop.call_later(CLOSE_OK_TIMEOUT, self._close_ok_timeout)
+
+    def _linger(self, transport: asyncio.Transport) -> None:
+        """Close-ok went to a client that closed: wait for it to close its side.
+
+        A publisher may send connection.close while its earlier writes are still on
+        the way (Node's amqplib queues the close ahead of a full channel's buffered
+        publishes). Closing the socket at once would reset it under the client's
+        writes, and the client would never see close-ok; so, as RabbitMQ does, what
+        still arrives is read and discarded until the client closes (eof_received
+        then closes ours) or LINGER_TIMEOUT passes.
+        """
+        if self._linger_timer is not None:
+            return
+        if self._reading_paused:
+            self._reading_paused = False
+            transport.resume_reading()
+        self._linger_timer = self.loop.call_later(LINGER_TIMEOUT, self._close_ok_timeout)
 
     def _close_ok_timeout(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
