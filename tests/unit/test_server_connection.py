@@ -309,7 +309,6 @@ def test_close_code_bytes_are_exact() -> None:
         (method(1, C.Channel.Open()), (ReplyCode.CHANNEL_ERROR, 20, 10)),  # second open
         (method(0, C.Channel.Open()), (ReplyCode.CHANNEL_ERROR, 20, 10)),  # channel 0
         (method(0, C.Basic.Publish()), (ReplyCode.CHANNEL_ERROR, 60, 40)),
-        (method(2048, C.Channel.Open()), (ReplyCode.NOT_ALLOWED, 20, 10)),  # > channel_max
         (method(1, C.Connection.Open("/")), (ReplyCode.COMMAND_INVALID, 10, 40)),
         (method(1, C.Channel.CloseOk()), (ReplyCode.COMMAND_INVALID, 20, 41)),  # unsolicited
         (method(1, C.Basic.GetEmpty()), (ReplyCode.COMMAND_INVALID, 60, 72)),  # server's
@@ -321,6 +320,41 @@ def test_close_code_bytes_are_exact() -> None:
 def test_channel_errors_like_rabbitmq(data: bytes, expected: tuple[int, int, int]) -> None:
     conn = with_channel()
     assert closed_with(conn, feed(conn, data)) == expected
+
+
+def test_channel_max_counts_open_channels_not_numbers() -> None:
+    """RabbitMQ 3.x: any number up to 65535; the (channel_max + 1)th open channel,
+    closing ones included, closes the connection with 530 naming no method."""
+    conn = connected(channel_max=2)
+    assert feed(conn, method(65535, C.Channel.Open())) == [ChannelOpened(65535)]
+    assert feed(conn, method(2048, C.Channel.Open())) == [ChannelOpened(2048)]
+    conn.close_channel(2048, ReplyCode.NOT_FOUND, "NOT_FOUND - gone")
+    conn.data_to_send()
+    events = feed(conn, method(7, C.Channel.Open()))
+    assert closed_with(conn, events) == (ReplyCode.NOT_ALLOWED, 0, 0)
+    assert events[0].text == (  # type: ignore[union-attr]
+        "NOT_ALLOWED - number of channels opened (2) has reached the negotiated channel_max (2)"
+    )
+
+
+def test_a_closed_channel_frees_its_place() -> None:
+    conn = connected(channel_max=1)
+    feed(conn, method(1, C.Channel.Open()))
+    feed(conn, method(1, C.Channel.Close(200, "bye", 0, 0)))
+    assert feed(conn, method(1, C.Channel.Open())) == [ChannelOpened(1)]
+
+
+def test_only_a_close_from_the_peer_leaves_the_connection_lingering() -> None:
+    """After close-ok to the peer's close the glue reads on (closed_by_peer); after
+    the peer's close-ok to ours there is nothing to wait for."""
+    ours = with_channel()
+    ours.close(ReplyCode.CONNECTION_FORCED, "CONNECTION_FORCED - bye")
+    feed(ours, CLOSE_OK)
+    assert ours.state is ConnState.CLOSED and not ours.closed_by_peer
+    theirs = with_channel()
+    feed(theirs, method(0, C.Connection.Close(200, "bye", 0, 0)) + PUBLISH)
+    assert theirs.state is ConnState.CLOSED and theirs.closed_by_peer
+    assert feed(theirs, PUBLISH) == []  # what follows the close is discarded
 
 
 def test_channel_methods_and_peer_close() -> None:
