@@ -224,19 +224,30 @@ def test_content_on_an_unopened_channel(port: int) -> None:
     assert_serving(port)
 
 
-def test_channel_beyond_the_negotiated_channel_max(port: int) -> None:
+def test_more_channels_than_the_negotiated_channel_max(port: int) -> None:
+    """channel_max bounds the channels open at once; their numbers may be any (RabbitMQ)."""
     with RawClient(port) as client:
-        client.handshake(channel_max=10)
-        client.send_method(commands.Channel.Open(), 11)
-        closed_with(client, NOT_ALLOWED)
+        client.handshake(channel_max=2)
+        client.open_channel(11)
+        client.open_channel(65535)
+        client.send_method(commands.Channel.Open(), 3)
+        close = closed_with(client, NOT_ALLOWED)
+    assert close.reply_text == (
+        "NOT_ALLOWED - number of channels opened (2) has reached the negotiated channel_max (2)"
+    )
     assert_serving(port)
 
 
-def test_channel_beyond_the_default_channel_max(port: int) -> None:
+def test_more_channels_than_the_default_channel_max(port: int) -> None:
     with RawClient(port) as client:
         tune = client.handshake(channel_max=0)  # 0: "no limit of mine", the server's applies
         assert tune.channel_max == 2047
-        client.send_method(commands.Channel.Open(), 2048)
+        client.send(b"".join(
+            raw_frame(1, number, method_payload(20, 10, b"\x00")) for number in range(1, 2048)
+        ))
+        for number in range(1, 2048):
+            client.expect(commands.Channel.OpenOk, number)
+        client.send_method(commands.Channel.Open(), 65535)
         closed_with(client, NOT_ALLOWED)
     assert_serving(port)
 
