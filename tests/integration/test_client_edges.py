@@ -125,6 +125,23 @@ async def test_exclusive_flag_must_match_on_redeclare(
         await (await rmq.channel()).queue_delete(shared)
 
 
+@pytest.mark.rabbitmq
+async def test_what_binding_finds_missing_comes_before_the_lock(
+    rmq: aiormq.abc.AbstractConnection, other: aiormq.abc.AbstractConnection, uid: str
+) -> None:
+    """A missing exchange is 404 first; unbinding what is not bound succeeds (3.x)."""
+    queue = f"edge-exclusive-{uid}"
+    await (await rmq.channel()).queue_declare(queue, exclusive=True)
+    text = await refused(
+        aiormq.exceptions.ChannelNotFoundEntity,
+        (await other.channel()).queue_bind(queue, f"edge-missing-{uid}"),
+    )
+    assert text == f"NOT_FOUND - no exchange 'edge-missing-{uid}' in vhost '/'"
+    channel = await other.channel()
+    await channel.queue_unbind(queue, f"edge-missing-{uid}")
+    await channel.queue_unbind(queue, "amq.direct", routing_key="never-bound")
+
+
 # --- exclusive consumers: 403, and no consume-ok before it ------------------------------------
 
 
@@ -209,6 +226,16 @@ async def test_declaring_the_default_exchange_is_refused(
         channel.exchange_declare("", exchange_type="direct", passive=passive, durable=True),
     )
     assert text == "ACCESS_REFUSED - operation not permitted on the default exchange"
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.parametrize("name", ["amq.direct", "amq.never-declared"])
+async def test_deleting_a_system_exchange_is_refused(
+    rmq: aiormq.abc.AbstractConnection, name: str
+) -> None:
+    channel = await rmq.channel()
+    text = await refused(aiormq.exceptions.ChannelAccessRefused, channel.exchange_delete(name))
+    assert text == f"ACCESS_REFUSED - deletion of system exchange '{name}' in vhost '/' not allowed"
 
 
 # --- basic.publish immediate=true: connection closed with 540 --------------------------------

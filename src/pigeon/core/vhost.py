@@ -137,10 +137,11 @@ class VirtualHost(Topology):
         return exchange
 
     def delete_exchange(self, name: str, *, if_unused: bool = False) -> None:
-        if name == "" or name in DEFAULT_EXCHANGES:
+        if name == "":
+            raise AccessRefused(DEFAULT_EXCHANGE_REFUSED)
+        if name.startswith("amq."):  # any amq.* name, existing or not (RabbitMQ)
             raise AccessRefused(
-                DEFAULT_EXCHANGE_REFUSED
-                if name == "" else f"deletion of system exchange '{name}' is not allowed"
+                f"deletion of system exchange '{name}' in vhost '{self.name}' not allowed"
             )
         exchange = self.exchanges.get(name)
         if exchange is None:
@@ -241,36 +242,49 @@ class VirtualHost(Topology):
 
     # -- bindings ----------------------------------------------------------------
 
-    def _binding(self, source: str, destination: str, kind: DestinationKind,
-                 routing_key: str, arguments: Mapping[str, Any] | None,
-                 owner: object) -> tuple[Exchange, Binding]:
+    def _ends(self, source: str, destination: str,
+              kind: DestinationKind) -> tuple[Exchange, Queue | None]:
+        """A binding's source exchange and destination queue (None: an exchange).
+
+        NotFound names the source first when both are missing, as RabbitMQ does.
+        """
         if source == "" or (kind is DestinationKind.EXCHANGE and destination == ""):
             raise AccessRefused(DEFAULT_EXCHANGE_REFUSED)
-        if kind is DestinationKind.QUEUE:
-            self.queue(destination, owner)
-        else:
-            self.exchange(destination)
         exchange = self.exchange(source)
-        return exchange, Binding.make(source, destination, kind, routing_key, arguments)
+        if kind is DestinationKind.QUEUE:
+            queue = self.queues.get(destination)
+            if queue is None:
+                raise NotFound(f"no queue '{destination}' in vhost '{self.name}'")
+            return exchange, queue
+        self.exchange(destination)
+        return exchange, None
 
     def bind(self, source: str, destination: str, kind: DestinationKind, routing_key: str,
              arguments: Mapping[str, Any] | None = None, *, owner: object = None) -> None:
-        exchange, binding = self._binding(source, destination, kind, routing_key, arguments,
-                                          owner)
+        exchange, queue = self._ends(source, destination, kind)
+        if queue is not None:
+            self.check_owner(queue, owner)
+        binding = Binding.make(source, destination, kind, routing_key, arguments)
         if exchange.bind(binding):
             self.add_binding(binding)
             self.changed()
 
     def unbind(self, source: str, destination: str, kind: DestinationKind, routing_key: str,
                arguments: Mapping[str, Any] | None = None, *, owner: object = None) -> None:
+        # Unbinding what is not there succeeds, as in RabbitMQ 3.x: a missing end or
+        # binding, before anything about exclusive ownership.
         try:
-            exchange, binding = self._binding(source, destination, kind, routing_key,
-                                              arguments, owner)
+            exchange, queue = self._ends(source, destination, kind)
         except NotFound:
-            return  # unbinding from something already gone succeeds, as in RabbitMQ 3.x
-        if exchange.unbind(binding):
-            self.drop_binding(binding)
-            self.changed()
+            return
+        binding = Binding.make(source, destination, kind, routing_key, arguments)
+        if binding not in exchange.bindings:
+            return
+        if queue is not None:
+            self.check_owner(queue, owner)
+        exchange.unbind(binding)
+        self.drop_binding(binding)
+        self.changed()
 
     # -- routing -------------------------------------------------------------------
 
