@@ -71,6 +71,9 @@ OPERATIONS: dict[str, Operation] = {
     "declare-other-arguments": lambda ch, q: ch.queue_declare(
         q, exclusive=True, arguments={"x-max-length": 5}
     ),
+    "declare-invalid-arguments": lambda ch, q: ch.queue_declare(
+        q, exclusive=True, arguments={"x-max-length": "many", "x-queue-type": "classic"}
+    ),
     "declare-passive": lambda ch, q: ch.queue_declare(q, passive=True),
     "consume": lambda ch, q: ch.basic_consume(q, ignore),
     "bind": lambda ch, q: ch.queue_bind(q, "amq.fanout"),
@@ -292,7 +295,7 @@ def test_default_max_message_size_is_16_mib(connection: pika.BlockingConnection,
     queue = f"edge-size-{uid}"
     channel = connection.channel()
     channel.confirm_delivery()
-    channel.queue_declare(queue, auto_delete=True)
+    channel.queue_declare(queue, exclusive=True)  # goes, with its 16 MiB, at the end
     limit = 16 * 1024 * 1024
     channel.basic_publish("", queue, bytes(limit))
     with pytest.raises(pika.exceptions.ChannelClosedByBroker) as caught:
