@@ -1,23 +1,23 @@
 """Users and permissions kept across restarts, in the store, as one document.
 
-They change rarely (the management API, definitions import), through many
-code paths; rather than hook each one, this compares the definitions once a
-second and writes them when they differ, and once more at shutdown. The
-document is RabbitMQ's definitions shape, so hashes move both ways.
+They change rarely (the management API, definitions import, the embedded
+API), always through :class:`UserStore`'s methods, which tell the saver: the
+document is queued for the store in the same loop turn as the change, so a
+reply that waits for the store's barrier (the management API's) goes out
+once the change is on disk. The document is RabbitMQ's definitions shape, so
+hashes move both ways; data folders of earlier versions load unchanged.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from pigeon.auth.users import PermissionSet, TopicPermission, User, UserStore, parse_password_hash
-from pigeon.core.ports import Scheduler, Snapshot, Store, TimerHandle
+from pigeon.core.ports import Snapshot, Store
 
 log = logging.getLogger("pigeon.accounts")
 
 KIND, KEY = "auth", "definitions"
-INTERVAL = 1.0
 # RabbitMQ's loopback_users default: these may only log in from this machine.
 LOOPBACK_USERS = frozenset({"guest"})
 
@@ -47,29 +47,20 @@ def restore(snapshot: Snapshot) -> UserStore | None:
 
 
 class AccountSaver:
-    def __init__(self, users: UserStore, store: Store, scheduler: Scheduler) -> None:
+    """Writes the users' document to the store whenever they change."""
+
+    def __init__(self, users: UserStore, store: Store) -> None:
         self.users = users
         self.store = store
-        self.scheduler = scheduler
-        self._saved: dict[str, Any] | None = None
-        self._timer: TimerHandle | None = None
 
     def start(self) -> None:
-        self.save()
-        self._timer = self.scheduler.call_later(INTERVAL, self._tick)
-
-    def _tick(self) -> None:
-        self.save()
-        self._timer = self.scheduler.call_later(INTERVAL, self._tick)
+        self.save()  # the defaults of a new folder, or the loaded users as they are
+        self.users.on_change = self.save
 
     def save(self) -> None:
-        current = self.users.definitions()
-        if current != self._saved:
-            self.store.save_document(KIND, KEY, current)
-            self._saved = current
+        # The whole document (small: users change rarely); the store keeps only the
+        # last of several saves queued in one batch.
+        self.store.save_document(KIND, KEY, self.users.definitions())
 
     def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self.save()
+        self.users.on_change = None

@@ -131,7 +131,7 @@ class Broker(EmbeddedAPI):
         if config.default_vhost not in self.node.vhosts:
             self.node.add_vhost(config.default_vhost)
         users = accounts.restore(snapshot) or _users(config)
-        self._accounts = accounts.AccountSaver(users, self.store, loop)
+        self._accounts = accounts.AccountSaver(users, self.store)
         self._accounts.start()
         self.audit = AuditLog(path=config.audit_log) if config.audit_log else None
         tokens = (TokenVerifier(settings_from_mapping(config.tokens)) if config.tokens

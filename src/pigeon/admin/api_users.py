@@ -85,7 +85,7 @@ def put_user(users: UserStore, name: str, data: Json) -> bool:
     else:
         raise BadRequest("password or password_hash is required for a new user")
     loopback = existing.loopback_only if existing is not None else False
-    users.users[name] = User(name, password_hash, tags, loopback)
+    users.put_user(User(name, password_hash, tags, loopback))
     return existing is None
 
 
@@ -147,8 +147,7 @@ async def delete_vhost(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     mon = monitor(request)
     mon.node.delete_vhost(name)
-    for key in [k for k in mon.users.permissions if k[0] == name]:
-        del mon.users.permissions[key]
+    mon.users.delete_vhost_permissions(name)
     audit(request, "vhost.delete", vhost=name)
     return no_content()
 
@@ -187,9 +186,7 @@ async def delete_user(request: web.Request) -> web.Response:
     principal(request).require_admin()
     users = monitor(request).users
     user = _user(request)
-    del users.users[user.name]
-    for key in [k for k in users.permissions if k[1] == user.name]:
-        del users.permissions[key]
+    users.delete_user(user.name)
     audit(request, "user.delete", user=user.name)
     return no_content()
 
@@ -257,7 +254,7 @@ async def put_permission(request: web.Request) -> web.Response:
 async def delete_permission(request: web.Request) -> web.Response:
     principal(request).require_admin()
     key = _permission_key(request)
-    if monitor(request).users.permissions.pop(key, None) is None:
+    if not monitor(request).users.delete_permission(*key):
         raise NotFound("no such permission")
     audit(request, "permission.delete", vhost=key[0], user=key[1])
     return no_content()

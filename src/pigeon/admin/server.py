@@ -25,7 +25,7 @@ from pigeon.admin import (
 )
 from pigeon.admin.monitor import DEFAULT_INTERVAL, Monitor
 from pigeon.admin.source import BrokerLike
-from pigeon.admin.web import MONITOR, guard
+from pigeon.admin.web import MONITOR, guard, on_disk
 
 log = logging.getLogger("pigeon.admin")
 
@@ -63,7 +63,7 @@ def _static_dir() -> Path:
 
 
 def build_app(monitor: Monitor, *, max_body_size: int = MAX_BODY_SIZE) -> web.Application:
-    app = web.Application(middlewares=[guard], client_max_size=max_body_size)
+    app = web.Application(middlewares=[guard, on_disk], client_max_size=max_body_size)
     app[MONITOR] = monitor
     for module in (api_system, api_users, api_topology, api_messages, api_clients,
                    definitions):

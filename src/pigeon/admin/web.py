@@ -20,11 +20,13 @@ from pigeon.admin.access import Forbidden, NotAuthenticated, Principal, authenti
 from pigeon.admin.monitor import Monitor
 from pigeon.core.vhost import VirtualHost
 from pigeon.errors import NotFound, PigeonError
+from pigeon.storage.durable import until_durable
 
 Json = dict[str, Any]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MONITOR = web.AppKey("monitor", Monitor)
 PRINCIPAL = web.RequestKey("principal", Principal)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 REALM = 'Basic realm="RabbitMQ Management"'
 # Paths anyone may read: the UI's files, and Prometheus scrapes (no auth, as in RabbitMQ).
 PUBLIC = re.compile(r"^/($|index\.html$|static/|metrics(/per-object)?$|favicon\.ico$)")
@@ -83,6 +85,16 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         return error(400, "bad_request", refused.text)
     except web.HTTPRequestEntityTooLarge:
         return error(413, "bad_request", "request body too large")
+
+
+@web.middleware
+async def on_disk(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A change answers once it is on disk (issue 13): every request that may change
+    something waits, after its handler, for the store's barrier; a read does not."""
+    response = await handler(request)
+    if request.method not in SAFE_METHODS:
+        await until_durable(request.app[MONITOR].node.store)
+    return response
 
 
 def principal(request: web.Request) -> Principal:

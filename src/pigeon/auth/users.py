@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import os
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,25 +154,64 @@ class UserStore:
     topic_permissions: dict[tuple[str, str], dict[str, TopicPermission]] = field(
         default_factory=dict)
     _verified: _Verified = field(default_factory=_Verified, repr=False)
+    # Called after every change made through the methods below (the broker saves the
+    # users then, see pigeon.accounts): change users and permissions only through them.
+    on_change: Callable[[], object] | None = field(default=None, repr=False, compare=False)
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     def add_user(self, name: str, password: str, tags: frozenset[str] = frozenset(),
                  *, loopback_only: bool = False) -> User:
         user = User(name, hash_password(password), tags, loopback_only)
-        self.users[name] = user
+        self.put_user(user)
         return user
+
+    def put_user(self, user: User) -> None:
+        """Create or replace a user."""
+        self.users[user.name] = user
+        self._changed()
+
+    def delete_user(self, name: str) -> None:
+        """Remove a user with its permissions (as RabbitMQ does)."""
+        self.users.pop(name, None)
+        for key in [k for k in self.permissions if k[1] == name]:
+            del self.permissions[key]
+        for key in [k for k in self.topic_permissions if k[1] == name]:
+            del self.topic_permissions[key]
+        self._changed()
 
     def set_permission(self, vhost: str, user: str,
                        permission: PermissionSet | None = None) -> None:
         self.permissions[(vhost, user)] = permission or PermissionSet()
+        self._changed()
+
+    def delete_permission(self, vhost: str, user: str) -> bool:
+        """Remove a user's permission in a vhost; False if there was none."""
+        if self.permissions.pop((vhost, user), None) is None:
+            return False
+        self._changed()
+        return True
+
+    def delete_vhost_permissions(self, vhost: str) -> None:
+        """Every permission in a vhost that is being deleted."""
+        for key in [k for k in self.permissions if k[0] == vhost]:
+            del self.permissions[key]
+        for key in [k for k in self.topic_permissions if k[0] == vhost]:
+            del self.topic_permissions[key]
+        self._changed()
 
     def set_topic_permission(self, vhost: str, user: str, permission: TopicPermission) -> None:
         self.topic_permissions.setdefault((vhost, user), {})[permission.exchange] = permission
+        self._changed()
 
     def clear_topic_permissions(self, vhost: str, user: str, exchange: str | None = None) -> None:
         if exchange is None:
             self.topic_permissions.pop((vhost, user), None)
         else:
             self.topic_permissions.get((vhost, user), {}).pop(exchange, None)
+        self._changed()
 
     def permission(self, vhost: str, user: str) -> PermissionSet | None:
         return self.permissions.get((vhost, user))

@@ -55,11 +55,11 @@ class EmbeddedAPI(Operations):
 
     async def add_vhost(self, name: str) -> VhostView:
         """Create a vhost the default user may use; ``.amqp_url`` of the result points to it."""
-        return await self._run(lambda: self._add_vhost_now(name))
+        return await self._run_durable(lambda: self._add_vhost_now(name))
 
     async def delete_vhost(self, name: str) -> None:
         """Delete a vhost with its queues and exchanges."""
-        await self._run(lambda: self._delete_vhost_now(name))
+        await self._run_durable(lambda: self._delete_vhost_now(name))
 
     def _add_vhost_now(self, name: str) -> VhostView:
         self._require_node().add_vhost(name)
@@ -71,7 +71,7 @@ class EmbeddedAPI(Operations):
     def _delete_vhost_now(self, name: str) -> None:
         self._require_node().delete_vhost(name)
         if self.context is not None:
-            self.context.users.permissions.pop((name, self.config.default_user), None)
+            self.context.users.delete_permission(name, self.config.default_user)
         self._changed()
 
 
@@ -104,8 +104,8 @@ class BrokerSyncAPI(SyncAPI):
 
     def add_vhost(self, name: str) -> VhostView:
         broker = self._broker
-        return broker._blocking(lambda: broker._add_vhost_now(name))
+        return broker._blocking_durable(lambda: broker._add_vhost_now(name))
 
     def delete_vhost(self, name: str) -> None:
         broker = self._broker
-        broker._blocking(lambda: broker._delete_vhost_now(name))
+        broker._blocking_durable(lambda: broker._delete_vhost_now(name))

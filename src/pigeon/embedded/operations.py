@@ -3,6 +3,8 @@
 Every action is a plain function run on the broker's loop (see
 :mod:`pigeon.embedded.bridge`); the coroutines here await it from any loop,
 and :class:`pigeon.embedded.sync.SyncAPI` waits for it from any other thread.
+A change of durable state (declare, bind, delete, purge, vhosts) returns once
+it is on disk, as its AMQP reply would.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pigeon.embedded.bridge import FALLBACK_RECHECK, nudge, on_loop, submit, wat
 from pigeon.embedded.delivery import DEFAULT_PREFETCH, ReceivedMessage, Subscription
 from pigeon.embedded.snapshot import QueueInfo, snapshot
 from pigeon.errors import AccessRefused, NotFound
+from pigeon.storage.durable import until_durable
 
 if TYPE_CHECKING:
     from pigeon.core.vhost import VirtualHost
@@ -79,6 +82,22 @@ class Operations:
             raise RuntimeError("this would block the broker's own event loop: "
                                "use the async API (await broker....) there")
         return asyncio.run_coroutine_threadsafe(make(), loop).result()
+
+    async def _durably(self, action: Callable[[], T]) -> T:
+        """Run ``action`` (on the broker's loop) and return once what it wrote is on disk."""
+        result = action()
+        await until_durable(self._place()[0]._require_node().store)
+        return result
+
+    async def _run_durable(self, action: Callable[[], T]) -> T:
+        return await self._run_waiting(lambda: self._durably(action))
+
+    def _blocking_durable(self, action: Callable[[], T]) -> T:
+        """:meth:`_blocking` for a change; on the broker's own loop it cannot wait for
+        the disk, so there it returns before the change is on disk."""
+        if on_loop(self._place()[0]._broker_loop()):
+            return action()
+        return self._blocking_waiting(lambda: self._durably(action))
 
     def _changed(self) -> None:
         nudge(self._place()[0]._require_node())
@@ -214,7 +233,7 @@ class Operations:
         """Declare a queue (as ``queue.declare`` does); returns its name, generated if ''."""
         options = {"durable": durable, "auto_delete": auto_delete, "passive": passive,
                    "arguments": arguments}
-        return await self._run(lambda: self._declare_queue_now(name, options))
+        return await self._run_durable(lambda: self._declare_queue_now(name, options))
 
     async def declare_exchange(self, name: str, type: str = "direct", *, durable: bool = False,
                                auto_delete: bool = False, internal: bool = False,
@@ -222,27 +241,29 @@ class Operations:
                                arguments: Mapping[str, Any] | None = None) -> None:
         options = {"passive": passive, "durable": durable, "auto_delete": auto_delete,
                    "internal": internal, "arguments": arguments}
-        await self._run(lambda: self._declare_exchange_now(name, type, options))
+        await self._run_durable(lambda: self._declare_exchange_now(name, type, options))
 
     async def bind(self, queue: str, exchange: str, routing_key: str = "",
                    arguments: Mapping[str, Any] | None = None) -> None:
-        await self._run(lambda: self._bind_now(queue, exchange, routing_key, arguments, True))
+        await self._run_durable(
+            lambda: self._bind_now(queue, exchange, routing_key, arguments, True))
 
     async def unbind(self, queue: str, exchange: str, routing_key: str = "",
                      arguments: Mapping[str, Any] | None = None) -> None:
-        await self._run(lambda: self._bind_now(queue, exchange, routing_key, arguments, False))
+        await self._run_durable(
+            lambda: self._bind_now(queue, exchange, routing_key, arguments, False))
 
     async def delete_queue(self, name: str, *, if_unused: bool = False,
                            if_empty: bool = False) -> int:
         """Delete a queue; returns how many ready messages went with it."""
-        return await self._run(lambda: self._delete_queue_now(name, if_unused, if_empty))
+        return await self._run_durable(lambda: self._delete_queue_now(name, if_unused, if_empty))
 
     async def delete_exchange(self, name: str, *, if_unused: bool = False) -> None:
-        await self._run(lambda: self._delete_exchange_now(name, if_unused))
+        await self._run_durable(lambda: self._delete_exchange_now(name, if_unused))
 
     async def purge(self, queue: str) -> int:
         """Drop the queue's ready messages; returns how many."""
-        return await self._run(lambda: self._purge_now(queue))
+        return await self._run_durable(lambda: self._purge_now(queue))
 
     def queues(self) -> list[QueueInfo]:
         """Snapshots of every queue of this vhost."""

@@ -61,7 +61,7 @@ class SyncAPI:
                       arguments: Mapping[str, Any] | None = None) -> str:
         options = {"durable": durable, "auto_delete": auto_delete, "passive": passive,
                    "arguments": arguments}
-        return self._api._blocking(lambda: self._api._declare_queue_now(name, options))
+        return self._api._blocking_durable(lambda: self._api._declare_queue_now(name, options))
 
     def declare_exchange(self, name: str, type: str = "direct", *, durable: bool = False,
                          auto_delete: bool = False, internal: bool = False,
@@ -69,28 +69,28 @@ class SyncAPI:
                          arguments: Mapping[str, Any] | None = None) -> None:
         options = {"passive": passive, "durable": durable, "auto_delete": auto_delete,
                    "internal": internal, "arguments": arguments}
-        self._api._blocking(lambda: self._api._declare_exchange_now(name, type, options))
+        self._api._blocking_durable(lambda: self._api._declare_exchange_now(name, type, options))
 
     def bind(self, queue: str, exchange: str, routing_key: str = "",
              arguments: Mapping[str, Any] | None = None) -> None:
-        self._api._blocking(
+        self._api._blocking_durable(
             lambda: self._api._bind_now(queue, exchange, routing_key, arguments, True))
 
     def unbind(self, queue: str, exchange: str, routing_key: str = "",
                arguments: Mapping[str, Any] | None = None) -> None:
-        self._api._blocking(
+        self._api._blocking_durable(
             lambda: self._api._bind_now(queue, exchange, routing_key, arguments, False))
 
     def delete_queue(self, name: str, *, if_unused: bool = False,
                      if_empty: bool = False) -> int:
-        return self._api._blocking(
+        return self._api._blocking_durable(
             lambda: self._api._delete_queue_now(name, if_unused, if_empty))
 
     def delete_exchange(self, name: str, *, if_unused: bool = False) -> None:
-        self._api._blocking(lambda: self._api._delete_exchange_now(name, if_unused))
+        self._api._blocking_durable(lambda: self._api._delete_exchange_now(name, if_unused))
 
     def purge(self, queue: str) -> int:
-        return self._api._blocking(lambda: self._api._purge_now(queue))
+        return self._api._blocking_durable(lambda: self._api._purge_now(queue))
 
     def queues(self) -> list[QueueInfo]:
         return self._api.queues()

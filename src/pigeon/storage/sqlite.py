@@ -260,10 +260,21 @@ class SQLiteStore:
         self._queue(("purge", vhost, queue))
 
     def save_document(self, kind: str, key: str, value: Any) -> None:
-        self._queue(("save_document", kind, key, value))
+        self._queue_document(("save_document", kind, key, value))
 
     def delete_document(self, kind: str, key: str) -> None:
-        self._queue(("delete_document", kind, key))
+        self._queue_document(("delete_document", kind, key))
+
+    def _queue_document(self, op: Op) -> None:
+        # A document saved many times in one batch (users during a definitions import)
+        # is written once, as it was last: the earlier writes are cancelled in place.
+        pending = self._pending
+        index = len(pending.ops)
+        self._queue(op)
+        earlier = pending.documents.get((op[1], op[2]))
+        if earlier is not None:
+            pending.ops[earlier] = None
+        pending.documents[(op[1], op[2])] = index
 
     def sync(self, callback: Callable[[], object]) -> None:
         """Run ``callback`` on the loop once everything written before is on disk."""

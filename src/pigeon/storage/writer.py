@@ -39,6 +39,9 @@ class Batch:
     callbacks: list[Callable[[], object]] = field(default_factory=list)
     # (vhost, queue, seq) -> index in ops of its add, for cancelling and read_body.
     adds: dict[tuple[str, str, int], int] = field(default_factory=dict)
+    # (kind, key) -> index in ops of the last save/delete of that document: an earlier
+    # one in the same batch is cancelled (the last one wins anyway).
+    documents: dict[tuple[str, str], int] = field(default_factory=dict)
     # The store's write position at the end of this batch: once it commits, every
     # write up to here is on disk.
     position: int = 0

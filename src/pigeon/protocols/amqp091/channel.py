@@ -1,6 +1,6 @@
 """One AMQP channel: consumers, deliveries in flight, acks, confirms and transactions.
 
-The topology methods (exchange.*, queue.*) are in :mod:`.topology_methods`;
+The topology methods (exchange.*, queue.*) are in :mod:`.declarations`;
 this module is the message path: publish -> core -> deliver -> ack.
 """
 
@@ -25,6 +25,7 @@ from pigeon.errors import (
     PigeonError,
     PreconditionFailed,
 )
+from pigeon.protocols.amqp091 import durable
 from pigeon.protocols.amqp091 import methods as m
 from pigeon.protocols.amqp091.codec import encode_properties
 from pigeon.protocols.amqp091.consumer import AMQPConsumer
@@ -80,6 +81,9 @@ class Channel:
         # Tags of consumers cancelled while this channel deletes their queue: told after
         # queue.delete-ok (see cancels_after_reply); None when not deleting.
         self._held_cancels: list[str] | None = None
+        # Replies of this channel waiting for the disk (protocols.amqp091.durable): its
+        # consumers get nothing meanwhile, so deliveries do not pile up behind them.
+        self.waiting = 0
         # Exchanges this channel was allowed to publish to (checked once, as RabbitMQ's
         # channels cache their permission checks).
         self.may_publish: set[str] = set()
@@ -89,7 +93,8 @@ class Channel:
 
     @property
     def deliverable(self) -> bool:
-        return self.flow_active and not self.closing and not self.handler.output_paused
+        return (self.flow_active and not self.closing and not self.waiting
+                and not self.handler.output_paused)
 
     # -- publish ------------------------------------------------------------
 
@@ -527,11 +532,13 @@ class Channel:
         if self.tx is None:
             raise PreconditionFailed("channel is not transactional")
         tx, self.tx = self.tx, Transaction()
+        since = durable.position(self)
         for method, message in tx.publishes:
             self.route(method, message)
         for delivery_tag, multiple, ack, requeue in tx.settlements:
             self.apply_settlement(self.take(delivery_tag, multiple), ack=ack, requeue=requeue)
-        self.handler.conn.send_method(self.number, m.TxCommitOk())
+        # Persistent messages stored and acks removed: commit-ok once they are on disk.
+        durable.reply(self, m.TxCommitOk(), since)
 
     def tx_rollback(self) -> None:
         if self.tx is None:

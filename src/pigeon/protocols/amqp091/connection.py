@@ -14,6 +14,7 @@ Call the answering method (``accept_login``, ``accept_open``...) before the next
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
@@ -212,6 +213,18 @@ def _index(payload: memoryview) -> int:
     return int(class_id << 16 | method_id)
 
 
+class Hold:
+    """Frames of one channel held back from a reply on (see ServerConnection.hold)."""
+
+    __slots__ = ("done", "frames", "number", "state")
+
+    def __init__(self, number: int, state: _Channel) -> None:
+        self.number = number
+        self.state = state
+        self.frames: list[bytes] = []
+        self.done = False
+
+
 class _Channel:
     """An open channel and the content it is assembling (§4.2.6)."""
 
@@ -220,6 +233,7 @@ class _Channel:
         "close_text",
         "closing",
         "encoded_props",
+        "held",
         "method",
         "parts",
         "properties",
@@ -230,6 +244,8 @@ class _Channel:
         self.closing = False
         self.close_code = 0
         self.close_text = ""
+        # Holds not released yet, oldest first; frames go to the newest.
+        self.held: deque[Hold] = deque()
         self.reset()
 
     def reset(self) -> None:
@@ -686,30 +702,67 @@ class ServerConnection:
         state.closing = True
         state.close_code, state.close_text = reply_code, text
         close = m.ChannelClose(reply_code, text, class_id, method_id)
-        self._out.append(encode_method_frame(channel, close))
+        # After the replies it holds: the client sees them before the close.
+        out = state.held[-1].frames if state.held else self._out
+        out.append(encode_method_frame(channel, close))
 
-    def _may_send(self, channel: int) -> bool:
-        if self.state is ConnState.CLOSING or self.state is ConnState.CLOSED:
-            return False
-        if channel == 0:
-            return True
+    # Holding replies back: a reply that must wait (for the disk) is queued behind a
+    # Hold, and so is everything sent on its channel after it, so that nothing on the
+    # channel overtakes it. Holds are released in the order they were taken.
+
+    def hold(self, channel: int) -> Hold | None:
+        """From now on, frames for ``channel`` wait until :meth:`release` of the result
+        (and of every hold of the channel before it); None if the channel is closing."""
         state = self._channels.get(channel)
-        return state is not None and not state.closing
+        if state is None or state.closing or self.state is not ConnState.OPEN:
+            return None
+        held = Hold(channel, state)
+        state.held.append(held)
+        return held
+
+    def holding(self, channel: int) -> bool:
+        state = self._channels.get(channel)
+        return state is not None and bool(state.held)
+
+    def release(self, held: Hold) -> None:
+        """Let a hold's frames go, after those of the channel's earlier holds."""
+        held.done = True
+        state = held.state
+        if self._channels.get(held.number) is not state or self.state is not ConnState.OPEN:
+            state.held.clear()  # the channel (or the connection) is gone: so are they
+            return
+        queue = state.held
+        while queue and queue[0].done:
+            self._out.extend(queue.popleft().frames)
+
+    def _target(self, channel: int) -> list[bytes] | None:
+        """Where frames for ``channel`` go: the output, the newest hold, or nowhere
+        (the connection or the channel is closing)."""
+        if self.state is ConnState.CLOSING or self.state is ConnState.CLOSED:
+            return None
+        if channel == 0:
+            return self._out
+        state = self._channels.get(channel)
+        if state is None or state.closing:
+            return None
+        return state.held[-1].frames if state.held else self._out
 
     def send_method(self, channel: int, method: m.Method) -> None:
         """Queue a method; dropped if the connection or the channel is closing."""
-        if self._may_send(channel):
-            self._out.append(encode_method_frame(channel, method))
+        out = self._target(channel)
+        if out is not None:
+            out.append(encode_method_frame(channel, method))
 
     def send_content(
         self, channel: int, method: m.Method, encoded_props: bytes, body: bytes
     ) -> None:
         """Queue a content-bearing method (basic.return, basic.get-ok)."""
-        if self._may_send(channel):
+        out = self._target(channel)
+        if out is not None:
             frames = encode_content_frames(
                 channel, method.encode(), encoded_props, body, self.frame_max
             )
-            self._out.extend(frames)
+            out.extend(frames)
 
     def send_deliveries(
         self,
@@ -720,11 +773,9 @@ class ServerConnection:
         """Queue several basic.deliver with their content, for one consumer: each item
         is (delivery tag, redelivered, exchange, routing key, encoded properties, body)."""
         state = self._channels.get(channel)
-        if (
-            state is None or state.closing or self.state is not ConnState.OPEN
-        ) and not self._may_send(channel):
+        if state is None or state.closing or self.state is not ConnState.OPEN:
             return
-        out = self._out
+        out = state.held[-1].frames if state.held else self._out
         frame_max = self.frame_max
         size = 0
         for tag, redelivered, exchange, routing_key, encoded_props, body in deliveries:

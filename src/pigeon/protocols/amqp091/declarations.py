@@ -1,7 +1,9 @@
 """exchange.* and queue.* methods: authorize, call the core, answer -ok.
 
 Every handler first asks :mod:`pigeon.auth.operations` (RabbitMQ's access-control
-table, shared with the management API), then changes the topology.
+table, shared with the management API), then changes the topology. An -ok that
+reports a durable change goes out once the change is on disk (:mod:`.durable`);
+with no-wait the change is made durable all the same, there is just no answer.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from pigeon.auth import operations as access
 from pigeon.core.binding import DestinationKind
+from pigeon.protocols.amqp091 import durable
 from pigeon.protocols.amqp091 import methods as m
 from pigeon.protocols.amqp091.channel import REPLY_TO
 
@@ -17,9 +20,11 @@ if TYPE_CHECKING:
     from pigeon.protocols.amqp091.channel import Channel
 
 
-def _reply(channel: Channel, no_wait: bool, method: m.Method) -> None:
+def _reply(channel: Channel, no_wait: bool, method: m.Method, since: int,
+           depends: bool = False) -> None:
+    """Answer (unless no-wait) once the change is on disk; see :func:`durable.reply`."""
     if not no_wait:
-        channel.handler.conn.send_method(channel.number, method)
+        durable.reply(channel, method, since, durable=depends)
 
 
 def _type_of(channel: Channel, exchange: str) -> str | None:
@@ -33,36 +38,40 @@ def exchange_declare(channel: Channel, method: m.ExchangeDeclare) -> None:
     access.exchange_declare(handler.user, vhost.name, method.exchange, passive=method.passive,
                             arguments=method.arguments,
                             new=method.exchange not in vhost.exchanges)
-    vhost.declare_exchange(
+    since = durable.position(channel)
+    exchange = vhost.declare_exchange(
         method.exchange, method.type, passive=method.passive, durable=method.durable,
         auto_delete=method.auto_delete, internal=method.internal, arguments=method.arguments,
     )
-    _reply(channel, method.no_wait, m.ExchangeDeclareOk())
+    _reply(channel, method.no_wait, m.ExchangeDeclareOk(), since, exchange.durable)
 
 
 def exchange_delete(channel: Channel, method: m.ExchangeDelete) -> None:
     handler = channel.handler
     access.exchange_delete(handler.user, handler.vhost.name, method.exchange)
+    since = durable.position(channel)
     handler.vhost.delete_exchange(method.exchange, if_unused=method.if_unused)
-    _reply(channel, method.no_wait, m.ExchangeDeleteOk())
+    _reply(channel, method.no_wait, m.ExchangeDeleteOk(), since)
 
 
 def exchange_bind(channel: Channel, method: m.ExchangeBind) -> None:
     handler = channel.handler
     access.exchange_bind(handler.user, handler.vhost.name, method.destination, method.source,
                          method.routing_key, _type_of(channel, method.source))
+    since = durable.position(channel)
     handler.vhost.bind(method.source, method.destination, DestinationKind.EXCHANGE,
                        method.routing_key, method.arguments)
-    _reply(channel, method.no_wait, m.ExchangeBindOk())
+    _reply(channel, method.no_wait, m.ExchangeBindOk(), since)
 
 
 def exchange_unbind(channel: Channel, method: m.ExchangeUnbind) -> None:
     handler = channel.handler
     access.exchange_bind(handler.user, handler.vhost.name, method.destination, method.source,
                          method.routing_key, _type_of(channel, method.source))
+    since = durable.position(channel)
     handler.vhost.unbind(method.source, method.destination, DestinationKind.EXCHANGE,
                          method.routing_key, method.arguments)
-    _reply(channel, method.no_wait, m.ExchangeUnbindOk())
+    _reply(channel, method.no_wait, m.ExchangeUnbindOk(), since)
 
 
 def queue_declare(channel: Channel, method: m.QueueDeclare) -> None:
@@ -72,21 +81,24 @@ def queue_declare(channel: Channel, method: m.QueueDeclare) -> None:
     if method.passive and (method.queue == REPLY_TO or handler.replies.exists(method.queue)):
         consumers = 0 if method.queue == REPLY_TO else 1
         _reply(channel, method.no_wait,
-               m.QueueDeclareOk(queue=method.queue, consumer_count=consumers))
+               m.QueueDeclareOk(queue=method.queue, consumer_count=consumers),
+               durable.position(channel))
         return
     vhost = handler.vhost
     access.queue_declare(handler.user, vhost.name, method.queue, passive=method.passive,
                          arguments=method.arguments, new=method.queue not in vhost.queues)
+    since = durable.position(channel)
     declared = vhost.declare_queue(
         method.queue, owner=handler, passive=method.passive, durable=method.durable,
         exclusive=method.exclusive, auto_delete=method.auto_delete,
         arguments=method.arguments,
     )
-    channel.last_queue = declared.queue.name
+    queue = declared.queue
+    channel.last_queue = queue.name
     _reply(channel, method.no_wait, m.QueueDeclareOk(
-        queue=declared.queue.name, message_count=declared.message_count,
+        queue=queue.name, message_count=declared.message_count,
         consumer_count=declared.consumer_count,
-    ))
+    ), since, queue.durable and not queue.exclusive)
 
 
 def _bind_args(channel: Channel, queue: str, routing_key: str) -> tuple[str, str]:
@@ -102,9 +114,10 @@ def queue_bind(channel: Channel, method: m.QueueBind) -> None:
     name, key = _bind_args(channel, method.queue, method.routing_key)
     access.queue_bind(handler.user, handler.vhost.name, name, method.exchange, key,
                       _type_of(channel, method.exchange))
+    since = durable.position(channel)
     handler.vhost.bind(method.exchange, name, DestinationKind.QUEUE, key,
                        method.arguments, owner=handler)
-    _reply(channel, method.no_wait, m.QueueBindOk())
+    _reply(channel, method.no_wait, m.QueueBindOk(), since)
 
 
 def queue_unbind(channel: Channel, method: m.QueueUnbind) -> None:
@@ -112,24 +125,27 @@ def queue_unbind(channel: Channel, method: m.QueueUnbind) -> None:
     name, key = _bind_args(channel, method.queue, method.routing_key)
     access.queue_bind(handler.user, handler.vhost.name, name, method.exchange, key,
                       _type_of(channel, method.exchange))
+    since = durable.position(channel)
     handler.vhost.unbind(method.exchange, name, DestinationKind.QUEUE, key,
                          method.arguments, owner=handler)
-    handler.conn.send_method(channel.number, m.QueueUnbindOk())
+    durable.reply(channel, m.QueueUnbindOk(), since)  # queue.unbind has no no-wait
 
 
 def queue_purge(channel: Channel, method: m.QueuePurge) -> None:
     handler = channel.handler
     name = channel.queue_name(method.queue)
     access.queue_purge(handler.user, handler.vhost.name, name)
+    since = durable.position(channel)
     count = handler.vhost.purge_queue(name, handler)
-    _reply(channel, method.no_wait, m.QueuePurgeOk(message_count=count))
+    _reply(channel, method.no_wait, m.QueuePurgeOk(message_count=count), since)
 
 
 def queue_delete(channel: Channel, method: m.QueueDelete) -> None:
     handler = channel.handler
     name = channel.queue_name(method.queue)
     access.queue_delete(handler.user, handler.vhost.name, name)
+    since = durable.position(channel)
     with channel.cancels_after_reply():
         count = handler.vhost.delete_queue(name, owner=handler, if_unused=method.if_unused,
                                            if_empty=method.if_empty)
-        _reply(channel, method.no_wait, m.QueueDeleteOk(message_count=count))
+        _reply(channel, method.no_wait, m.QueueDeleteOk(message_count=count), since)
