@@ -1,7 +1,8 @@
 """A Pigeon broker in a child process, so that it can really be killed (SIGKILL).
 
-The child is ``python -m pigeon serve --port 0 --no-management --data-dir DIR``;
-it is ready when its log (stderr) says ``listening on 127.0.0.1:PORT``. A thread
+The child is ``python -m pigeon serve --port 0 --no-management --data-dir DIR``
+(with ``management=True``: ``--management-port 0`` instead); it is ready when its
+log (stderr) says ``listening on 127.0.0.1:PORT`` (and ``management listening on``). A thread
 keeps reading the log into :attr:`BrokerProcess.lines` for the whole life of the
 child, so a chatty broker never blocks on a full pipe and the tests can look for
 WARNING and ERROR lines afterwards.
@@ -19,7 +20,8 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-_LISTENING = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
+_LISTENING = re.compile(r"AMQP 0-9-1 listening on 127\.0\.0\.1:(\d+)")
+_MANAGEMENT = re.compile(r"management listening on 127\.0\.0\.1:(\d+)")
 START_TIMEOUT = 30.0
 
 
@@ -30,9 +32,12 @@ class BrokerFailed(AssertionError):
 class BrokerProcess:
     """One data folder, served by a child broker that can be started many times."""
 
-    def __init__(self, data_dir: Path, env: Mapping[str, str] | None = None) -> None:
+    def __init__(self, data_dir: Path, env: Mapping[str, str] | None = None, *,
+                 management: bool = False) -> None:
         self.data_dir = data_dir
         self.env = dict(env or {})
+        self.management = management
+        self.management_port = 0
         self.lines: list[str] = []  # every log line of every run, in order
         self.run_start = 0  # index in lines where the current run began
         self.port = 0
@@ -56,6 +61,7 @@ class BrokerProcess:
     def start(self) -> None:
         assert not self.running, "already running"
         self.run_start = len(self.lines)
+        self.port = self.management_port = 0
         self._ready.clear()
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         self._child = subprocess.Popen(
@@ -66,7 +72,7 @@ class BrokerProcess:
                 "serve",
                 "--port",
                 "0",
-                "--no-management",
+                *(["--management-port", "0"] if self.management else ["--no-management"]),
                 "--data-dir",
                 str(self.data_dir),
                 "--log-level",
@@ -91,8 +97,13 @@ class BrokerProcess:
         with child.stderr:
             for line in child.stderr:
                 self.lines.append(line.rstrip("\n"))
-                if not self._ready.is_set() and (found := _LISTENING.search(line)):
+                if self._ready.is_set():
+                    continue
+                if found := _LISTENING.search(line):
                     self.port = int(found.group(1))
+                elif found := _MANAGEMENT.search(line):
+                    self.management_port = int(found.group(1))
+                if self.port and (self.management_port or not self.management):
                     self._ready.set()
 
     def kill(self) -> None:

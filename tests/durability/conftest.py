@@ -14,14 +14,16 @@ MakeBroker = Callable[..., BrokerProcess]
 
 @pytest.fixture
 def make_broker() -> Iterator[MakeBroker]:
-    """``make_broker(data_dir, env=None)`` -> a :class:`BrokerProcess`, not started.
+    """``make_broker(data_dir, env=None, management=False)`` -> a :class:`BrokerProcess`,
+    not started.
 
     Every child is killed at teardown; an ERROR in any child's log fails the test.
     """
     made: list[BrokerProcess] = []
 
-    def make(data_dir: Path, env: Mapping[str, str] | None = None) -> BrokerProcess:
-        broker = BrokerProcess(data_dir, env)
+    def make(data_dir: Path, env: Mapping[str, str] | None = None, *,
+             management: bool = False) -> BrokerProcess:
+        broker = BrokerProcess(data_dir, env, management=management)
         made.append(broker)
         return broker
 
