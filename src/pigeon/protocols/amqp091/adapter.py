@@ -39,6 +39,7 @@ from pigeon.errors import (
 )
 from pigeon.protocols.amqp091 import connection as c
 from pigeon.protocols.amqp091 import declarations as d
+from pigeon.protocols.amqp091 import durable
 from pigeon.protocols.amqp091 import methods as m
 from pigeon.protocols.amqp091.channel import REPLY_TO_PREFIX, Channel
 from pigeon.protocols.amqp091.replies import ReplyCode
@@ -219,6 +220,7 @@ class AMQPHandler:
         self.output_paused = False
         self.closed = False
         self._syncing = 0  # store barriers this connection waits for
+        self.holding: list[Channel] = []  # channels with a reply held this turn
         # A resource alarm stopped this connection after it published (RabbitMQ's
         # "blocked"): nothing more is read from it until the alarms clear.
         self.blocked = False
@@ -293,6 +295,8 @@ class AMQPHandler:
             # Deliver this batch's publishes in one go (see VirtualHost.dispatch_due).
             self._vhost.dispatch_due()
         self._confirm()
+        if self.holding:  # replies of this turn that wait for its writes to be on disk
+            durable.sync_holds(self)
         if conn.has_data_to_send or conn.state is not c.ConnState.OPEN:
             # (A publisher without confirms has nothing to say back: no flush to schedule.)
             self.want_flush()

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from pigeon.core.exchange import Exchange
     from pigeon.core.queue import Entry, Queue
     from pigeon.protocols.amqp091.adapter import AMQPHandler
-    from pigeon.protocols.amqp091.connection import ContentReceived
+    from pigeon.protocols.amqp091.connection import ContentReceived, Hold
 
 PROTOCOL = "amqp091"
 REPLY_TO = "amq.rabbitmq.reply-to"
@@ -84,6 +84,7 @@ class Channel:
         # Replies of this channel waiting for the disk (protocols.amqp091.durable): its
         # consumers get nothing meanwhile, so deliveries do not pile up behind them.
         self.waiting = 0
+        self.turn_hold: Hold | None = None  # the hold this turn's replies go behind
         # Exchanges this channel was allowed to publish to (checked once, as RabbitMQ's
         # channels cache their permission checks).
         self.may_publish: set[str] = set()

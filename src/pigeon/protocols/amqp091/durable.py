@@ -12,11 +12,14 @@ judged by write positions, never by a flag another caller could clear.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pigeon.protocols.amqp091 import methods as m
+    from pigeon.protocols.amqp091.adapter import AMQPHandler
     from pigeon.protocols.amqp091.channel import Channel
+    from pigeon.protocols.amqp091.connection import Hold
 
 
 def position(channel: Channel) -> int:
@@ -32,28 +35,45 @@ def reply(channel: Channel, method: m.Method, since: int, *, durable: bool = Fal
     the change wrote something. ``durable``: the reply names a durable object that
     may have been written by someone else and not be on disk yet (a redeclare), so it
     depends on every write queued so far. Otherwise nothing is waited for.
+
+    The replies of one turn on a channel share one hold; :func:`sync_holds`, at the
+    end of the turn, asks the store for one barrier behind all of that turn's writes.
     """
     handler = channel.handler
     conn = handler.conn
     store = handler.context.node.store
-    if store is None:
-        conn.send_method(channel.number, method)
-        return
-    written = store.written
-    if (written == since and not durable) or store.durable >= written:
-        conn.send_method(channel.number, method)  # behind a hold of its channel, if any
-        return
-    held = conn.hold(channel.number)
-    if held is None:
-        return  # the channel is closing: nobody is waiting for the answer
+    must_wait = (
+        store is not None
+        and (store.written != since or durable)
+        and (store.durable < store.written)
+    )
+    if must_wait and channel.turn_hold is None:
+        held = conn.hold(channel.number)
+        if held is None:
+            return  # the channel is closing: nobody is waiting for the answer
+        channel.turn_hold = held
+        channel.waiting += 1
+        handler.holding.append(channel)
+    # Behind the channel's newest hold, if it has one (that keeps the channel's order).
     conn.send_method(channel.number, method)
-    channel.waiting += 1
 
-    def on_disk() -> None:
-        conn.release(held)
-        channel.waiting -= 1
-        if not channel.waiting:
-            channel.dispatch()  # deliveries paused while it waited
-        handler.want_flush()
 
-    store.sync(on_disk)
+def sync_holds(handler: AMQPHandler) -> None:
+    """End of a turn: each hold taken in it is released once the turn's writes are on
+    disk (the store's barrier covers every write queued before it)."""
+    store = handler.context.node.store
+    channels, handler.holding = handler.holding, []
+    for channel in channels:
+        held, channel.turn_hold = channel.turn_hold, None
+        if store is None or held is None:
+            continue
+        store.sync(functools.partial(_on_disk, channel, held))
+
+
+def _on_disk(channel: Channel, held: Hold) -> None:
+    handler = channel.handler
+    handler.conn.release(held)
+    channel.waiting -= 1
+    if not channel.waiting:
+        channel.dispatch()  # its consumers were paused while it waited
+    handler.want_flush()
