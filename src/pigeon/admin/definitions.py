@@ -107,22 +107,27 @@ def _target(mon: Monitor, row: Json, only: str | None) -> VirtualHost:
 def apply(mon: Monitor, data: Json, acting_user: str, only: str | None = None) -> None:
     """Import definitions; raises BadRequest naming the first item that failed."""
     if only is None:
-        for row in _rows(data, "users"):
-            api_users.put_user(mon.users, _text(row, "name"), row)
-        for row in _rows(data, "vhosts"):
-            name = _text(row, "name")
-            if name not in mon.node.vhosts:
-                mon.node.add_vhost(name)
-        for row in _rows(data, "permissions"):
-            mon.users.set_permission(_text(row, "vhost"), _text(row, "user"),
-                                     api_users.permission_from(row))
-        for row in _rows(data, "topic_permissions"):
-            mon.users.set_topic_permission(_text(row, "vhost"), _text(row, "user"),
-                                           api_users.topic_permission_from(row))
+        with mon.users.batch():  # the users are saved once, not once per row
+            _apply_accounts(mon, data)
     try:
         _apply_topology(mon, data, only)
     except PigeonError as refused:
         raise BadRequest(refused.text) from None
+
+
+def _apply_accounts(mon: Monitor, data: Json) -> None:
+    for row in _rows(data, "users"):
+        api_users.put_user(mon.users, _text(row, "name"), row)
+    for row in _rows(data, "vhosts"):
+        name = _text(row, "name")
+        if name not in mon.node.vhosts:
+            mon.node.add_vhost(name)
+    for row in _rows(data, "permissions"):
+        mon.users.set_permission(_text(row, "vhost"), _text(row, "user"),
+                                 api_users.permission_from(row))
+    for row in _rows(data, "topic_permissions"):
+        mon.users.set_topic_permission(_text(row, "vhost"), _text(row, "user"),
+                                       api_users.topic_permission_from(row))
 
 
 def _apply_topology(mon: Monitor, data: Json, only: str | None) -> None:

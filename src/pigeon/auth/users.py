@@ -17,11 +17,12 @@ The built-in ``guest`` user may only log in from loopback, as in RabbitMQ.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import os
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -157,10 +158,27 @@ class UserStore:
     # Called after every change made through the methods below (the broker saves the
     # users then, see pigeon.accounts): change users and permissions only through them.
     on_change: Callable[[], object] | None = field(default=None, repr=False, compare=False)
+    _batching: int = field(default=0, repr=False, compare=False)
+    _changed_in_batch: bool = field(default=False, repr=False, compare=False)
 
     def _changed(self) -> None:
-        if self.on_change is not None:
+        if self._batching:
+            self._changed_in_batch = True
+        elif self.on_change is not None:
             self.on_change()
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Many changes, one ``on_change`` at the end (a definitions import: saving the
+        users after each of thousands of rows would cost as many whole documents)."""
+        self._batching += 1
+        try:
+            yield
+        finally:
+            self._batching -= 1
+            if not self._batching and self._changed_in_batch:
+                self._changed_in_batch = False
+                self._changed()
 
     def add_user(self, name: str, password: str, tags: frozenset[str] = frozenset(),
                  *, loopback_only: bool = False) -> User:
