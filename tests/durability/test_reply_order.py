@@ -66,7 +66,14 @@ def test_a_held_reply_keeps_its_channel_in_order(broker: Broker, tmp_path: Path)
 
 
 def test_transient_declares_do_not_wait(broker: Broker, tmp_path: Path) -> None:
-    with Pipeline(broker.amqp_port) as client, stalled_disk(tmp_path / "data" / "pigeon.db"):
+    with (
+        Pipeline(broker.amqp_port) as client,
+        Pipeline(broker.amqp_port) as other,
+        stalled_disk(tmp_path / "data" / "pigeon.db"),
+    ):
+        # A write that cannot commit: transient changes do not wait for it either.
+        other.send_now(1, commands.Queue.Declare(queue="pending", durable=True))
+        assert nothing_arrives(other)
         client.send_now(1, commands.Exchange.Declare(exchange="t-x", exchange_type="fanout"))
         client.expect(commands.Exchange.DeclareOk)
         client.send_now(1, commands.Queue.Declare(queue="t-q"))
