@@ -20,8 +20,8 @@ from typing import Any
 from urllib.parse import quote
 
 LISTS: dict[str, tuple[str, list[str]]] = {
-    "queues": ("/queues", ["vhost", "name", "messages_ready", "messages_unacknowledged",
-                           "consumers"]),
+    "queues": ("/queues", ["vhost", "name", "type", "messages_ready",
+                           "messages_unacknowledged", "consumers"]),
     "exchanges": ("/exchanges", ["vhost", "name", "type", "durable"]),
     "bindings": ("/bindings", ["vhost", "source", "destination", "destination_type",
                                "routing_key"]),

@@ -96,7 +96,7 @@ def queue_json(vhost: VirtualHost, queue: Queue, monitor: Monitor,
         "name": queue.name,
         "vhost": vhost.name,
         "node": monitor.node.name,
-        "type": "classic",
+        "type": queue.type,
         "state": "running",
         "durable": queue.durable,
         "auto_delete": queue.auto_delete,
@@ -118,6 +118,10 @@ def queue_json(vhost: VirtualHost, queue: Queue, monitor: Monitor,
         "message_stats": message_stats(counters, series, monitor.window),
         "latency": monitor.latency.queue_summary(vhost.name, queue.name),
     }
+    if queue.counts_deliveries:
+        # A quorum queue's members: this node alone (replication factor 1).
+        result.update(leader=monitor.node.name, members=[monitor.node.name],
+                      online=[monitor.node.name], messages_dlx=queue.dead_letters_pending)
     for key in ("messages", "messages_ready", "messages_unacknowledged"):
         result[key] = int(counters[key])
         result[f"{key}_details"] = rate_details(series, key, monitor, history, now)

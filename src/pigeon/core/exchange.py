@@ -392,7 +392,7 @@ class Exchange:
                     f"inequivalent arg '{field}' {where}: "
                     f"received '{_flag(received)}' but current is '{_flag(current)}'"
                 )
-        return _argument_inequivalence(self.arguments, arguments or {}, ALTERNATE_EXCHANGE, where)
+        return argument_inequivalence(self.arguments, arguments or {}, ALTERNATE_EXCHANGE, where)
 
 
 def exchange_argument_error(
@@ -416,7 +416,7 @@ def exchange_argument_error(
 _MISSING = object()
 
 
-def _argument_inequivalence(
+def argument_inequivalence(
     current: Mapping[str, Any], received: Mapping[str, Any], key: str, where: str
 ) -> str | None:
     """As ``rabbit_misc:assert_args_equivalence`` for one key."""

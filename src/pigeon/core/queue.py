@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from pigeon.core.arguments import Overflow, QueueArguments
@@ -19,6 +19,13 @@ from pigeon.core.consumer import Consumer
 from pigeon.core.message import Message
 from pigeon.core.paging import PAGE_AFTER, PagedReady
 from pigeon.core.ports import DeliveryObserver, Scheduler, Store, TimerHandle
+from pigeon.core.queue_types import QUORUM
+from pigeon.core.quorum import (
+    STORED_COUNT,
+    PendingDeadLetters,
+    stored_delivery_count,
+    with_delivery_count,
+)
 from pigeon.core.ready import ReadyMessages
 from pigeon.errors import AccessRefused
 
@@ -39,8 +46,8 @@ DISPATCH_BATCH = 512
 class Entry:
     """One message in one queue."""
 
-    __slots__ = ("enqueued_at", "expires_at", "message", "persisted", "priority", "redelivered",
-                 "seq")
+    __slots__ = ("delivery_count", "enqueued_at", "expires_at", "message", "persisted",
+                 "priority", "redelivered", "seq")
 
     def __init__(self, message: Message, seq: int, priority: int, expires_at: float | None,
                  enqueued_at: float) -> None:
@@ -51,12 +58,16 @@ class Entry:
         self.enqueued_at = enqueued_at
         self.redelivered = False
         self.persisted = False
+        # Returns so far; counted by quorum queues only (x-delivery-count).
+        self.delivery_count = 0
 
 
 class QueueHooks(Protocol):
     """What a queue asks of the vhost that owns it."""
 
-    def dead_letter(self, queue: Queue, message: Message, reason: str) -> None: ...
+    def dead_letter(self, queue: Queue, message: Message, reason: str) -> bool:
+        """Route a dead letter; True when it reached a queue and none refused it."""
+        ...
 
     def queue_unused(self, queue: Queue) -> None:
         """Auto-delete after the last consumer left, or ``x-expires`` ran out."""
@@ -75,6 +86,7 @@ class QueueStats:
     dead_lettered_expired: int = 0
     dead_lettered_rejected: int = 0
     dead_lettered_maxlen: int = 0
+    dead_lettered_delivery_limit: int = 0
 
 
 class Queue:
@@ -100,6 +112,19 @@ class Queue:
         self.auto_delete = auto_delete
         self.arguments = dict(arguments or {})
         self.args = QueueArguments.parse(name, vhost, self.arguments)
+        self.type = self.args.queue_type
+        # Quorum queues count returns (x-delivery-count, the delivery limit).
+        self.counts_deliveries = self.type == QUORUM
+        if self.counts_deliveries and self.args.overflow is Overflow.REJECT_PUBLISH_DLX:
+            # RabbitMQ 3.10 accepts it on a quorum queue and applies drop-head.
+            self.args = replace(self.args, overflow=Overflow.DROP_HEAD)
+        # At-least-once dead-lettering: quorum, a dead-letter exchange, and reject-publish
+        # (RabbitMQ falls back to at-most-once without the last two).
+        self._pending: PendingDeadLetters | None = None
+        if (self.counts_deliveries and self.args.dead_letter_strategy == "at-least-once"
+                and self.args.overflow is Overflow.REJECT_PUBLISH
+                and self.args.dead_letter_exchange is not None):
+            self._pending = PendingDeadLetters(scheduler, self._route_dead_letter)
         self.ready: ReadyMessages | PagedReady = ReadyMessages(self.args.max_priority)
         self.unacked = 0
         self.consumers: list[Consumer] = []
@@ -147,6 +172,17 @@ class Queue:
     def message_count(self) -> int:
         return len(self.ready)
 
+    @property
+    def delivery_limit(self) -> int | None:
+        """The delivery limit in force: the one place that reads it (x-delivery-limit;
+        a ``delivery-limit`` policy joins here, the lower of the two winning)."""
+        return self.args.delivery_limit
+
+    @property
+    def dead_letters_pending(self) -> int:
+        """At-least-once dead letters no target took yet (RabbitMQ's messages_dlx)."""
+        return 0 if self._pending is None else len(self._pending)
+
     # -- publishing ---------------------------------------------------------
 
     def would_reject(self, message: Message) -> bool:
@@ -154,10 +190,16 @@ class Queue:
         args = self.args
         if args.overflow is Overflow.DROP_HEAD:
             return False
-        if args.max_length is not None and len(self.ready) >= args.max_length:
+        # Dead letters waiting for a target still take room (as rabbit_fifo counts them).
+        pending = self._pending
+        count = len(self.ready) + (len(pending) if pending else 0)
+        if args.max_length is not None and count >= args.max_length:
             return True
         limit = args.max_length_bytes
-        return limit is not None and self.ready.bytes + len(message.body) > limit
+        if limit is None:
+            return False
+        size = self.ready.bytes + (pending.bytes if pending else 0)
+        return size + len(message.body) > limit
 
     def enqueue(self, message: Message, now: float, message_ttl: int | None = None,
                 due: list[Queue] | None = None) -> bool:
@@ -256,9 +298,13 @@ class Queue:
         return self._store.read_messages(self.vhost, self.name, seqs)
 
     def _paged_entry(self, seq: int, message: Message) -> Entry:
+        count = 0
+        if self.counts_deliveries:
+            message, count = stored_delivery_count(message)
         entry = Entry(message, seq, 0, None, self._scheduler.time())
         entry.persisted = True
-        entry.redelivered = seq <= self._recovered_upto  # possibly delivered before
+        entry.delivery_count = count
+        entry.redelivered = count > 0 or seq <= self._recovered_upto  # possibly delivered
         return entry
 
     def restore_index(self, seqs: list[int], stored_bytes: int) -> None:
@@ -290,8 +336,7 @@ class Queue:
         while self.ready and (len(self.ready) > max_len or self.ready.bytes > max_bytes):
             entry = self.ready.popleft()
             self.stats.dropped += 1
-            self._forget(entry)
-            self._dead_letter(entry.message, "maxlen")
+            self._discard(entry, "maxlen")
 
     # -- consumers ----------------------------------------------------------
 
@@ -484,18 +529,39 @@ class Queue:
         self.unacked -= len(entries)
         if self.deleted:
             return
+        if self.counts_deliveries:
+            entries = self._count_returns(entries)
         self.ready.requeue(entries)
         self._enforce_max_length()
         self._schedule_expiry()
         self.dispatch()
+
+    def _count_returns(self, entries: list[Entry]) -> list[Entry]:
+        """Count a return of each (rabbit_fifo's return_one); the ones past the delivery
+        limit are dead-lettered or dropped, the others are returned to the queue."""
+        limit = self.delivery_limit
+        store = self._store
+        kept = []
+        for entry in entries:
+            entry.delivery_count += 1
+            if limit is not None and entry.delivery_count > limit:
+                self.stats.dropped += 1
+                self._discard(entry, "delivery_limit")
+                continue
+            kept.append(entry)
+            if entry.persisted and store is not None:
+                # The stored copy carries the count, so that a restart keeps it.
+                store.remove_message(self.vhost, self.name, entry.seq)
+                store.add_message(self.vhost, self.name, entry.seq, with_delivery_count(
+                    entry.message, entry.delivery_count, STORED_COUNT))
+        return kept
 
     def reject(self, entry: Entry) -> None:
         """Settle without requeue: dead-letter it if the queue says where."""
         if self._watchers:
             self._scheduler.call_soon(self._changed)
         self.unacked -= 1
-        self._forget(entry)
-        self._dead_letter(entry.message, "rejected")
+        self._discard(entry, "rejected")
         if self._handing_over and not self.unacked:
             self.dispatch()
 
@@ -517,12 +583,16 @@ class Queue:
 
     def restore(self, seq: int, message: Message) -> None:
         """Put back a message recovered from the store, as possibly delivered before."""
+        count = 0
+        if self.counts_deliveries:
+            message, count = stored_delivery_count(message)
         priority = message.properties.priority or 0 if self.args.max_priority else 0
         now = self._scheduler.time()
         ttl = self.args.message_ttl
         entry = Entry(message, seq, priority, None if ttl is None else now + ttl / 1000, now)
         entry.redelivered = True
         entry.persisted = True
+        entry.delivery_count = count
         self.ready.append(entry)
 
     def _forget(self, entry: Entry) -> None:
@@ -537,6 +607,8 @@ class Queue:
         self.deleted = True
         removed, paged = self.ready.clear()
         count = len(removed) + len(paged)
+        if self._pending is not None:
+            self._pending.clear()  # the store forgets them with the queue
         self.stop_timers()
         consumers, self.consumers = self.consumers, []
         for consumer in consumers:
@@ -554,20 +626,43 @@ class Queue:
 
     def _expired(self, entry: Entry) -> None:
         self.stats.expired += 1
+        self._discard(entry, "expired")
+
+    def _discard(self, entry: Entry, reason: str) -> None:
+        """A message leaves the queue for good: dead-letter it if the queue says where."""
+        if self._pending is not None:
+            self._pending.add(entry, reason)  # removed once a target took it
+            return
         self._forget(entry)
-        self._dead_letter(entry.message, "expired")
+        self._dead_letter(entry.message, reason)
+
+    def _route_dead_letter(self, entry: Entry, reason: str) -> bool:
+        """At-least-once: remove the message only once its targets took it (the store
+        writes their copies before it removes this one, in call order)."""
+        if self.deleted:
+            return True
+        if not self._hooks.dead_letter(self, entry.message, reason):
+            return False
+        self._count_dead_letter(reason)
+        self._forget(entry)
+        return True
 
     def _dead_letter(self, message: Message, reason: str) -> None:
         if self.args.dead_letter_exchange is not None:
-            stats = self.stats
-            stats.dead_lettered += 1
-            if reason == "expired":
-                stats.dead_lettered_expired += 1
-            elif reason == "rejected":
-                stats.dead_lettered_rejected += 1
-            else:
-                stats.dead_lettered_maxlen += 1
+            self._count_dead_letter(reason)
             self._hooks.dead_letter(self, message, reason)
+
+    def _count_dead_letter(self, reason: str) -> None:
+        stats = self.stats
+        stats.dead_lettered += 1
+        if reason == "expired":
+            stats.dead_lettered_expired += 1
+        elif reason == "rejected":
+            stats.dead_lettered_rejected += 1
+        elif reason == "delivery_limit":
+            stats.dead_lettered_delivery_limit += 1
+        else:
+            stats.dead_lettered_maxlen += 1
 
     def _expire_head(self, now: float | None = None) -> None:
         """Drop expired messages at the head; only the head expires (as in RabbitMQ)."""

@@ -10,11 +10,11 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from pigeon.core.arguments import EQUIVALENCE_KEYS
 from pigeon.core.binding import Binding, Destination, DestinationKind
-from pigeon.core.exchange import Exchange
+from pigeon.core.exchange import Exchange, argument_inequivalence
 from pigeon.core.ports import BindingRecord, ExchangeRecord, QueueRecord, Store
 from pigeon.core.queue import Queue
+from pigeon.core.queue_types import equivalence_keys
 
 
 class DeclaredQueue(NamedTuple):
@@ -25,14 +25,6 @@ class DeclaredQueue(NamedTuple):
 
 def _flag(value: bool) -> str:
     return "true" if value else "false"
-
-
-def _described(value: object) -> str:
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return f"'{str(value).lower()}'"
-    return f"'{value}'"
 
 
 class Topology:
@@ -148,10 +140,11 @@ class Topology:
             if received != current:
                 return (f"inequivalent arg '{field}' {where}: received '{_flag(received)}' "
                         f"but current is '{_flag(current)}'")
-        for key in EQUIVALENCE_KEYS:
-            new, old = arguments.get(key), queue.arguments.get(key)
-            if new == old or (key == "x-queue-type" and (new or "classic") == (old or "classic")):
-                continue
-            return (f"inequivalent arg '{key}' {where}: received {_described(new)} "
-                    f"but current is {_described(old)}")
+        for key in equivalence_keys(queue.type):
+            if key == "x-queue-type" and queue.type == "classic" and arguments.get(
+                    key, "classic") == "classic":
+                continue  # no type is classic (RabbitMQ 3.10 accepts either)
+            problem = argument_inequivalence(queue.arguments, arguments, key, where)
+            if problem is not None:
+                return problem
         return None

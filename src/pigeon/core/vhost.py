@@ -21,11 +21,13 @@ from pigeon.core.exchange import EXCHANGE_TYPES, Exchange, exchange_argument_err
 from pigeon.core.message import Message
 from pigeon.core.ports import DeliveryObserver, Scheduler, Store
 from pigeon.core.queue import Queue
+from pigeon.core.queue_types import QUORUM, check_declare
 from pigeon.core.topology import DeclaredQueue, Topology
 from pigeon.errors import (
     AccessRefused,
     CommandInvalid,
     NotFound,
+    NotSupported,
     PreconditionFailed,
     ResourceLocked,
 )
@@ -189,6 +191,8 @@ class VirtualHost(Topology):
                 raise PreconditionFailed(problem)
             existing.touch()
             return DeclaredQueue(existing, existing.message_count, len(existing.consumers))
+        check_declare(name, self.name, arguments, generated=generated, durable=durable,
+                      exclusive=exclusive, auto_delete=auto_delete)
         queue = Queue(
             name, self.name, scheduler=self.scheduler, hooks=self, observers=self.observers,
             store=self.store, watchers=self.watchers, durable=durable,
@@ -226,6 +230,13 @@ class VirtualHost(Topology):
         if queue is None:
             return 0  # as in RabbitMQ: deleting a missing queue succeeds
         self.check_owner(queue, owner)
+        if queue.type == QUORUM and (if_unused or if_empty):
+            # rabbit_quorum_queue:delete/4 in 3.10 (a connection error there too).
+            raise NotSupported(
+                f"cannot delete queue '{name}' in vhost '{self.name}'. queue.delete operations "
+                f"with {'if-unused' if if_unused else 'if-empty'} flag set are not supported "
+                "by quorum queues"
+            )
         if if_unused and queue.consumers:
             raise PreconditionFailed(f"queue '{name}' in vhost '{self.name}' in use")
         if if_empty and queue.message_count:
@@ -424,11 +435,11 @@ class VirtualHost(Topology):
         if self.queues.get(queue.name) is queue:
             self.remove_queue(queue)
 
-    def dead_letter(self, queue: Queue, message: Message, reason: str) -> None:
+    def dead_letter(self, queue: Queue, message: Message, reason: str) -> bool:
         dlx = queue.args.dead_letter_exchange
         exchange = self.exchanges.get(dlx) if dlx is not None else None
         if exchange is None:
-            return  # RabbitMQ drops dead letters aimed at a missing exchange
+            return False  # at most once, RabbitMQ drops dead letters to a missing exchange
         props = message.properties
         headers = dict(props.headers or {})
         routing_keys = [message.routing_key]
@@ -448,10 +459,13 @@ class VirtualHost(Topology):
         )
         targets = self.route(exchange, routing_key, dead.properties.headers)
         now = self.scheduler.time()
+        accepted = bool(targets)
         for target in targets:
             if _is_cycle(deaths, target.name):
                 continue
-            target.enqueue(dead, now)
+            if not target.enqueue(dead, now):
+                accepted = False
+        return accepted
 
 
 def _now() -> datetime:

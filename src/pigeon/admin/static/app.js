@@ -141,7 +141,7 @@ async function queuesPage() {
   const link = (r) => h("a", { href: `#/queues/${enc(r.vhost)}/${enc(r.name)}` }, r.name);
   return [h("h2", {}, "Queues"), table("queues", [
     { key: "vhost", label: "Vhost" }, { key: "name", label: "Name", render: link },
-    { key: "messages_ready", label: "Ready", num: true },
+    { key: "type", label: "Type" }, { key: "messages_ready", label: "Ready", num: true },
     { key: "messages_unacknowledged", label: "Unacked", num: true },
     { key: "messages", label: "Total", num: true }, { key: "consumers", label: "Consumers", num: true },
     { key: "publish", label: "In /s", num: true, value: (r) => rate(r.message_stats, "publish") },
@@ -153,10 +153,14 @@ function addQueueForm() {
   const form = h("form", { id: "add-queue", onsubmit: async (event) => {
     event.preventDefault();
     const data = new FormData(form);
+    const type = data.get("type");
     await act(() => api("PUT", `/queues/${enc(data.get("vhost"))}/${enc(data.get("name"))}`,
-                        { durable: data.get("durable") === "on" }), "Queue declared");
+                        { durable: data.get("durable") === "on",
+                          arguments: type === "classic" ? {} : { "x-queue-type": type } }), "Queue declared");
   } }, h("h3", {}, "Add a queue"), h("label", {}, "Vhost ", h("input", { name: "vhost", value: "/" })),
   h("label", {}, "Name ", h("input", { name: "name", required: true })),
+  h("label", {}, "Type ", h("select", { name: "type" },
+    h("option", { value: "classic" }, "classic"), h("option", { value: "quorum" }, "quorum"))),
   h("label", {}, h("input", { type: "checkbox", name: "durable", checked: true }), " durable"),
   h("button", { class: "primary", type: "submit" }, "Add queue"));
   return h("div", { class: "card forms" }, form);
@@ -194,7 +198,7 @@ async function queuePage(vhost, name) {
     h("option", { value: "ack_requeue_false" }, "Ack (remove)")),
   h("button", { type: "submit" }, "Get messages"), output);
   return [
-    h("h2", {}, `Queue ${name}`, h("small", {}, ` in ${vhost}`)),
+    h("h2", {}, `Queue ${name}`, h("small", {}, ` in ${vhost}, ${q.type}`)),
     h("div", { class: "tiles" }, [["Ready", q.messages_ready], ["Unacked", q.messages_unacknowledged],
       ["Consumers", q.consumers], ["Publish→deliver p50", ms(lat("publish_to_deliver").p50_ms)],
       ["Publish→ack p99", ms(lat("publish_to_ack").p99_ms)]].map(([label, value]) =>

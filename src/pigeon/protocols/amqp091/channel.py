@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from pigeon.auth import operations as access
 from pigeon.core.message import Message, Properties
+from pigeon.core.quorum import with_delivery_count
 from pigeon.errors import (
     AccessRefused,
     NotAllowed,
@@ -69,6 +70,8 @@ class Channel:
         self.next_tag = 1
         self.consumer_prefetch = 0
         self.global_prefetch = 0
+        # basic.qos global=true with a limit: quorum queues refuse consumers then.
+        self.global_qos = False
         self.flow_active = True
         self.last_queue = ""
         self.confirming = False
@@ -274,6 +277,9 @@ class Channel:
             redelivered = entry.redelivered
             if redelivered:
                 stats["redeliver"] += 1
+                if entry.delivery_count:  # a quorum queue's return: name the count
+                    encoded = encode_properties(
+                        with_delivery_count(message, entry.delivery_count).properties)
             if track:
                 unacked[tag] = (entry, queue, consumer)
             deliveries.append((tag, redelivered, message.exchange, message.routing_key,
@@ -332,6 +338,8 @@ class Channel:
             # global=false for clients that assume it (see AMQPHandler.spec_qos). A new
             # limit applies at once, to live consumers too.
             self.global_prefetch = count
+            if method.global_:
+                self.global_qos = count > 0
         else:
             # Per consumer, for consumers started after this (RabbitMQ's semantics).
             self.consumer_prefetch = count
@@ -349,6 +357,11 @@ class Channel:
         name = self.queue_name(method.queue)
         access.consume(handler.user, handler.vhost.name, name)
         queue = handler.vhost.queue(name, handler)
+        if self.global_qos and queue.counts_deliveries:
+            # rabbit_quorum_queue:consume/3 and rabbit_channel in 3.10: a connection error.
+            raise NotSupported(
+                f"queue '{queue.name}' in vhost '{queue.vhost}' does not support global qos"
+            )
         arguments = dict(method.arguments or {})
         priority = arguments.get("x-priority", 0)
         if isinstance(priority, bool) or not isinstance(priority, int):
@@ -417,12 +430,16 @@ class Channel:
         if not method.no_ack:
             self.unacked[tag] = (entry, queue, None)
         message = entry.message
+        # Quorum queues name the count on every basic.get, 0 included (rabbit_fifo_client).
+        encoded = (encode_properties(with_delivery_count(message, entry.delivery_count)
+                                     .properties)
+                   if queue.counts_deliveries else self.encoded(message))
         conn.send_content(
             self.number,
             m.BasicGetOk(delivery_tag=tag, redelivered=entry.redelivered,
                          exchange=message.exchange, routing_key=message.routing_key,
                          message_count=queue.message_count),
-            self.encoded(message), message.body,
+            encoded, message.body,
         )
 
     # -- settle ------------------------------------------------------------------------
