@@ -190,16 +190,24 @@ class Queue:
         args = self.args
         if args.overflow is Overflow.DROP_HEAD:
             return False
-        # Dead letters waiting for a target still take room (as rabbit_fifo counts them).
-        pending = self._pending
-        count = len(self.ready) + (len(pending) if pending else 0)
-        if args.max_length is not None and count >= args.max_length:
+        if self.counts_deliveries:
+            return self._over_limit()
+        if args.max_length is not None and len(self.ready) >= args.max_length:
             return True
         limit = args.max_length_bytes
-        if limit is None:
-            return False
+        return limit is not None and self.ready.bytes + len(message.body) > limit
+
+    def _over_limit(self) -> bool:
+        """A quorum queue refuses publishes once it is *over* its limits, so it takes one
+        message past them (rabbit_fifo's is_over_limit); dead letters waiting for a
+        target take room too."""
+        args = self.args
+        pending = self._pending
+        count = len(self.ready) + (len(pending) if pending else 0)
+        if args.max_length is not None and count > args.max_length:
+            return True
         size = self.ready.bytes + (pending.bytes if pending else 0)
-        return size + len(message.body) > limit
+        return args.max_length_bytes is not None and size > args.max_length_bytes
 
     def enqueue(self, message: Message, now: float, message_ttl: int | None = None,
                 due: list[Queue] | None = None) -> bool:
@@ -331,6 +339,8 @@ class Queue:
         args = self.args
         if args.max_length is None and args.max_length_bytes is None:
             return
+        if self.counts_deliveries and args.overflow is not Overflow.DROP_HEAD:
+            return  # reject-publish refuses publishes and never drops (see _over_limit)
         max_len = args.max_length if args.max_length is not None else float("inf")
         max_bytes = args.max_length_bytes if args.max_length_bytes is not None else float("inf")
         while self.ready and (len(self.ready) > max_len or self.ready.bytes > max_bytes):
