@@ -113,6 +113,27 @@ def test_queue_declare_list_and_errors(api: Api, uid: str) -> None:
     assert missing.status == 404 and missing.json()["error"] == "Object Not Found"
 
 
+def test_a_quorum_queue_reports_its_type_and_members(api: Api, uid: str) -> None:
+    path = f"/api/queues/%2F/api-qq-{uid}"
+    quorum = {"durable": True, "arguments": {"x-queue-type": "quorum"}}
+    assert api.request("PUT", path, quorum).status == 201
+    queue = api.get(path)
+    # One node: it leads, and is the only member (replication factor 1).
+    assert queue["type"] == "quorum" and queue["leader"] == queue["node"]
+    assert queue["members"] == queue["online"] == [queue["node"]]
+    assert queue["messages_dlx"] == 0
+    refused = api.request("PUT", f"/api/queues/%2F/api-qq-t-{uid}",
+                          {"durable": False, "arguments": {"x-queue-type": "quorum"}})
+    assert refused.status == 400
+    assert refused.json()["reason"] == (
+        f"invalid property 'non-durable' for queue 'api-qq-t-{uid}' in vhost '/'")
+    assert api.request("DELETE", path).status == 204
+    classic = f"/api/queues/%2F/api-cq-{uid}"
+    api.request("PUT", classic, {"durable": True})
+    assert api.get(classic)["type"] == "classic" and "leader" not in api.get(classic)
+    api.request("DELETE", classic)
+
+
 def test_exchange_binding_publish_get_purge(api: Api, uid: str) -> None:
     exchange, queue = f"api-x-{uid}", f"api-bq-{uid}"
     assert api.request("PUT", f"/api/exchanges/%2F/{exchange}", {"type": "topic"}).status == 201

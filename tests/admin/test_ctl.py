@@ -22,11 +22,14 @@ def ctl(running: Running, *args: str, ok: bool = True) -> subprocess.CompletedPr
 
 def test_status_and_lists(running: Running, uid: str) -> None:
     running.api.request("PUT", f"/api/queues/%2F/ctl-{uid}", {})
+    running.api.request("PUT", f"/api/queues/%2F/ctl-qq-{uid}",
+                        {"durable": True, "arguments": {"x-queue-type": "quorum"}})
     assert "pigeon@localhost" in ctl(running, "status").stdout
     table = ctl(running, "list", "queues").stdout.splitlines()
     assert table[0].split() == ["vhost", "name", "type", "messages_ready",
                                 "messages_unacknowledged", "consumers"]
     assert any(f"ctl-{uid}" in line for line in table[1:])
+    assert any(line.split()[1:3] == [f"ctl-qq-{uid}", "quorum"] for line in table[1:])
     rows = json.loads(ctl(running, "list", "queues", "--format", "json").stdout)
     assert f"ctl-{uid}" in {r["name"] for r in rows}
     for kind in ("exchanges", "bindings", "connections", "channels", "consumers", "users",

@@ -84,3 +84,40 @@ def test_users_and_permissions_come_back(tmp_path: Path) -> None:
             channel.queue_declare("bob-q")
         assert refused.value.reply_code == 403
         connection.close()
+
+
+@pytest.mark.parametrize("extra", [{}, {"x-message-ttl": 600_000}])  # paged, and read at start
+def test_a_quorum_queue_keeps_its_type_and_delivery_counts(tmp_path: Path,
+                                                           extra: dict[str, int]) -> None:
+    config = Config(port=0, data_dir=tmp_path / "data", management_port=None)
+    arguments = {"x-queue-type": "quorum", "x-delivery-limit": 2, **extra}
+    with Broker.in_thread(config) as broker:
+        connection = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
+        channel = connection.channel()
+        channel.queue_declare("qq", durable=True, arguments=arguments)
+        channel.confirm_delivery()
+        channel.basic_publish("", "qq", b"twice", pika.BasicProperties(
+            delivery_mode=2, headers={"x-delivery-count": "mine"}))
+        channel.basic_publish("", "qq", b"never", pika.BasicProperties(delivery_mode=2))
+        for _ in range(2):
+            method, _, body = channel.basic_get("qq")
+            assert method is not None and body == b"twice"
+            channel.basic_nack(method.delivery_tag, requeue=True)
+        connection.close()
+    with Broker.in_thread(config) as broker:
+        connection = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
+        channel = connection.channel()
+        channel.queue_declare("qq", durable=True, arguments=arguments)
+        with pytest.raises(ChannelClosedByBroker) as classic:
+            channel.queue_declare("qq", durable=True)
+        assert "inequivalent arg 'x-queue-type'" in classic.value.reply_text
+        channel = connection.channel()
+        method, props, body = channel.basic_get("qq")
+        assert method is not None and body == b"twice"
+        assert props.headers == {"x-delivery-count": 2}  # the publisher's own is replaced
+        channel.basic_nack(method.delivery_tag, requeue=True)  # the third return: dropped
+        method, props, body = channel.basic_get("qq", auto_ack=True)
+        assert method is not None and body == b"never"
+        assert props.headers == {"x-delivery-count": 0}
+        assert channel.basic_get("qq")[0] is None
+        connection.close()

@@ -224,6 +224,27 @@ async def test_add_then_remove_before_writing_costs_nothing_on_disk(
     assert snap.messages == {}
 
 
+async def test_rewrites_replace_the_stored_copy_and_removes_still_win(
+    open_store: Opener,
+) -> None:
+    store = open_store()
+    store.load()
+    store.add_message("/", "q", 1, message(1, body=b"a"))
+    store.rewrite_message("/", "q", 1, message(1, body=b"a2"))  # before its add is written
+    store.add_message("/", "q", 2, message(2, body=b"b"))
+    store.add_message("/", "q", 3, message(3, body=b"c"))
+    await synced(store)
+    store.rewrite_message("/", "q", 2, message(2, body=b"b2"))  # written, not replaced
+    store.rewrite_message("/", "q", 3, message(3, body=b"c2"))
+    store.remove_message("/", "q", 3)  # in the same batch as its rewrite: gone
+    await synced(store)
+    store.close()
+    _, snap = await reopen(open_store)
+    assert [(m.seq, m.message.body) for m in snap.messages[("/", "q")]] == [
+        (1, b"a2"), (2, b"b2")]
+    store.close()
+
+
 async def test_read_body_before_and_after_commit_and_reopen(open_store: Opener) -> None:
     store = open_store()
     store.load()

@@ -561,8 +561,7 @@ class Queue:
             kept.append(entry)
             if entry.persisted and store is not None:
                 # The stored copy carries the count, so that a restart keeps it.
-                store.remove_message(self.vhost, self.name, entry.seq)
-                store.add_message(self.vhost, self.name, entry.seq, with_delivery_count(
+                store.rewrite_message(self.vhost, self.name, entry.seq, with_delivery_count(
                     entry.message, entry.delivery_count, STORED_COUNT))
         return kept
 

@@ -50,6 +50,9 @@ class MemoryStore:
     def add_message(self, vhost: str, queue: str, seq: int, message: Message) -> None:
         pass
 
+    def rewrite_message(self, vhost: str, queue: str, seq: int, message: Message) -> None:
+        pass
+
     def remove_message(self, vhost: str, queue: str, seq: int) -> None:
         pass
 

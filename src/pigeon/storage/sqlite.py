@@ -245,6 +245,16 @@ class SQLiteStore:
         self._pending.adds[(vhost, queue, seq)] = len(self._pending.ops)
         self._queue(("add", vhost, queue, seq, message))
 
+    def rewrite_message(self, vhost: str, queue: str, seq: int, message: Message) -> None:
+        index = self._pending.adds.get((vhost, queue, seq))
+        if index is not None:
+            # Its add has not left the loop yet: write this copy instead, at its place.
+            self._pending.ops[index] = ("add", vhost, queue, seq, message)
+            return
+        # An upsert, not noted in ``adds``: the row is on disk, so a later remove must
+        # be written (it follows this add in its run; a run writes adds first).
+        self._queue(("add", vhost, queue, seq, message))
+
     def remove_message(self, vhost: str, queue: str, seq: int) -> None:
         index = self._pending.adds.pop((vhost, queue, seq), None)
         if index is not None:
