@@ -6,6 +6,7 @@ RabbitMQ 3.10's behaviour (run with ``PIGEON_TEST_AMQP_URL`` to check). Every wa
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -287,3 +288,28 @@ def test_kombu_reads_rabbitmq_qos_semantics(connection: kombu.Connection) -> Non
         pytest.skip(f"kombu's RabbitMQ version rule does not apply to {product!r}")
     # RabbitMQ 3.10: basic.qos(global=False) is per consumer, so kombu reports "not spec".
     assert connection.qos_semantics_matches_spec is False
+
+
+def test_a_quorum_queue_counts_requeues_for_kombu(
+    connection: kombu.Connection, cleanup: list[kombu.Queue | kombu.Exchange]
+) -> None:
+    name = f"quorum-kombu-{uuid.uuid4().hex[:10]}"
+    queue = kombu.Queue(name, durable=True, queue_arguments={
+        "x-queue-type": "quorum", "x-delivery-limit": 1})
+    cleanup.append(queue)
+    with connection.Producer() as producer:
+        producer.publish({"n": 1}, routing_key=name, declare=[queue], serializer="json")
+    seen: list[tuple[bool, Any]] = []
+
+    def requeue(_body: Any, message: Message) -> None:
+        seen.append((message.delivery_info["redelivered"],
+                     message.headers.get("x-delivery-count")))
+        message.requeue()
+
+    with connection.Consumer(queue, callbacks=[requeue]):
+        while len(seen) < 2:
+            connection.drain_events(timeout=WAIT)
+        # Over the limit now, with no dead-letter exchange: dropped, not delivered again.
+        with pytest.raises(TimeoutError):
+            connection.drain_events(timeout=0.3)
+    assert seen == [(False, None), (True, 1)]
