@@ -122,6 +122,13 @@ def test_a_quorum_queue_reports_its_type_and_members(api: Api, uid: str) -> None
     assert queue["type"] == "quorum" and queue["leader"] == queue["node"]
     assert queue["members"] == queue["online"] == [queue["node"]]
     assert queue["messages_dlx"] == 0
+    api.request("POST", "/api/exchanges/%2F/amq.default/publish", {
+        "routing_key": f"api-qq-{uid}", "payload": "p", "payload_encoding": "string",
+        "properties": {}})
+    get = {"count": 1, "ackmode": "ack_requeue_true", "encoding": "auto"}
+    counts = [api.request("POST", f"{path}/get", get).json()[0]["properties"]["headers"]
+              for _ in range(2)]
+    assert counts == [{"x-delivery-count": 0}, {"x-delivery-count": 1}]
     refused = api.request("PUT", f"/api/queues/%2F/api-qq-t-{uid}",
                           {"durable": False, "arguments": {"x-queue-type": "quorum"}})
     assert refused.status == 400

@@ -23,6 +23,7 @@ from pigeon.admin.shapes import jsonable
 from pigeon.admin.web import BadRequest, Json, body, ok, principal, vhost_of
 from pigeon.auth.authorization import Resource
 from pigeon.core.message import Message, Properties
+from pigeon.core.quorum import with_delivery_count
 from pigeon.errors import AccessRefused, PreconditionFailed
 
 ACK_MODES = ("ack_requeue_true", "ack_requeue_false", "reject_requeue_true",
@@ -142,6 +143,8 @@ async def get_messages(request: web.Request) -> web.Response:
             break
         taken.append(entry)
         message = entry.message
+        if queue.counts_deliveries:  # as on an AMQP basic.get, which RabbitMQ's API does
+            message = with_delivery_count(message, entry.delivery_count)
         payload, used = _encoded(message.body, encoding, truncate)
         rows.append({
             "payload_bytes": len(message.body), "redelivered": entry.redelivered,
