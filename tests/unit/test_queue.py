@@ -353,3 +353,62 @@ def test_a_run_of_publishes_goes_whole_or_not_at_all(vhost: VirtualHost) -> None
     # Nothing routed: the general path reports it (mandatory returns, counters).
     assert not vhost.publish_run([Message("", "nowhere", Properties(), b"y")],
                                  vhost.exchange(""))
+
+
+AT_LEAST_ONCE = {"x-queue-type": "quorum", "x-dead-letter-exchange": "dlx",
+                 "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
+
+
+def reject_one(queue: Queue) -> None:
+    entry = queue.get(no_ack=False)
+    assert entry is not None
+    queue.reject(entry)
+
+
+def test_at_least_once_dead_letters_wait_for_a_queue_that_takes_them(
+        vhost: VirtualHost, clock: Clock) -> None:
+    vhost.declare_exchange("dlx", "fanout")
+    queue = vhost.declare_queue("q", owner=None, durable=True, arguments=AT_LEAST_ONCE).queue
+    publish(vhost, "q", b"dead")
+    reject_one(queue)
+    assert queue.dead_letters_pending == 1  # routed nowhere: kept
+    target = vhost.declare_queue("dead", owner=None, durable=True, arguments={
+        "x-max-length": 0, "x-overflow": "reject-publish"}).queue
+    vhost.bind("dlx", "dead", DestinationKind.QUEUE, "")
+    clock.advance(1.0)
+    assert queue.dead_letters_pending == 1  # the target refused it: kept
+    vhost.delete_queue("dead", owner=None)
+    target = vhost.declare_queue("dead", owner=None, durable=True).queue
+    vhost.bind("dlx", "dead", DestinationKind.QUEUE, "")
+    clock.advance(1.0)
+    assert queue.dead_letters_pending == 0 and queue.stats.dead_lettered_rejected == 1
+    got = target.get(no_ack=True)
+    assert got is not None and got.message.body == b"dead"
+
+
+def test_at_least_once_needs_reject_publish_and_a_deleted_queue_stops_retrying(
+        vhost: VirtualHost, clock: Clock) -> None:
+    vhost.declare_exchange("dlx", "fanout")
+    fallback = vhost.declare_queue("once", owner=None, durable=True, arguments={
+        **AT_LEAST_ONCE, "x-overflow": "drop-head"}).queue
+    publish(vhost, "once", b"lost")
+    reject_one(fallback)
+    assert fallback.dead_letters_pending == 0  # at most once: gone
+    queue = vhost.declare_queue("q", owner=None, durable=True, arguments=AT_LEAST_ONCE).queue
+    publish(vhost, "q", b"dead")
+    reject_one(queue)
+    vhost.delete_queue("q", owner=None)
+    assert queue.dead_letters_pending == 0
+    vhost.declare_queue("dead", owner=None, durable=True)
+    vhost.bind("dlx", "dead", DestinationKind.QUEUE, "")
+    clock.advance(2.0)
+    assert vhost.queues["dead"].message_count == 0
+
+
+def test_the_delivery_limit_is_read_from_one_place(vhost: VirtualHost) -> None:
+    quorum = {"x-queue-type": "quorum"}
+    assert vhost.declare_queue("a", owner=None, durable=True, arguments={
+        **quorum, "x-delivery-limit": 3}).queue.delivery_limit == 3
+    # Not validated (RabbitMQ 3.10): a value that is not an integer limits nothing.
+    assert vhost.declare_queue("b", owner=None, durable=True, arguments={
+        **quorum, "x-delivery-limit": "3"}).queue.delivery_limit is None
