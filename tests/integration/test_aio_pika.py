@@ -319,3 +319,33 @@ async def test_transaction_context_manager_commits(
         for body in (b"a", b"b"):
             await channel.default_exchange.publish(aio_pika.Message(body), queue.name)
     assert [m.body for m in await received(queue, 2)] == [b"a", b"b"]
+
+
+async def test_a_quorum_queue_counts_nacks_and_refuses_global_qos(
+    amqp_url: str, channel: AbstractChannel, cleanup: list[str], uid: str
+) -> None:
+    name = f"quorum-aio-{uid}"
+    queue = await declare(channel, cleanup, name, durable=True,
+                          arguments={"x-queue-type": "quorum"})
+    await channel.default_exchange.publish(aio_pika.Message(b"m"), routing_key=name)
+    counts = []
+    async with asyncio.timeout(WAIT), queue.iterator() as messages:
+        async for message in messages:
+            counts.append((message.redelivered, message.headers.get("x-delivery-count")))
+            if len(counts) == 3:
+                await message.ack()
+                break
+            await message.nack(requeue=True)
+    assert counts == [(False, None), (True, 1), (True, 2)]
+    # A channel-wide prefetch limit cannot consume from it: the connection is closed.
+    conn = await aio_pika.connect(amqp_url)
+    limited = await conn.channel()
+    await limited.set_qos(prefetch_count=10, global_=True)
+    with pytest.raises(aiormq.exceptions.ConnectionNotImplemented):
+        async with asyncio.timeout(WAIT):
+            await (await limited.get_queue(name, ensure=False)).consume(ignore)
+    await conn.close()
+
+
+async def ignore(_message: aio_pika.abc.AbstractIncomingMessage) -> None:
+    pass

@@ -281,3 +281,19 @@ def test_at_most_once_is_the_default(connection: pika.BlockingConnection,
     channel.basic_reject(method.delivery_tag, requeue=False)
     channel.basic_publish("", queue, b"1")  # the dead letter is gone: two fit again
     channel.basic_publish("", queue, b"2")
+
+
+def test_reject_publish_dlx_acts_as_drop_head(connection: pika.BlockingConnection,
+                                              names: dict[str, str]) -> None:
+    channel = connection.channel()
+    channel.confirm_delivery()
+    dead_letter_target(channel, names)
+    queue = names["queue"]
+    channel.queue_declare(queue, durable=True, arguments={
+        **QUORUM, "x-max-length": 1, "x-overflow": "reject-publish-dlx",
+        "x-dead-letter-exchange": names["dlx"]})
+    channel.basic_publish("", queue, b"old")
+    channel.basic_publish("", queue, b"new")  # accepted: the head goes instead
+    _, props, body = get_one(channel, names["dlq"])
+    assert body == b"old" and props.headers["x-death"][0]["reason"] == "maxlen"
+    assert get_one(channel, queue)[2] == b"new"
