@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pigeon.core.message import Properties
+from pigeon.core.message import Long, Properties
 from pigeon.protocols.amqp091 import methods as m
 from pigeon.protocols.amqp091.codec import (
     FRAME_BODY,
@@ -137,6 +137,7 @@ def test_every_rabbitmq_tag_decodes(tag: bytes, raw: bytes, value: Any) -> None:
         (True, b"t\x01"),
         (7, b"I\x00\x00\x00\x07"),
         (2**31, b"l" + struct.pack(">q", 2**31)),
+        (Long(3), b"l" + struct.pack(">q", 3)),  # as RabbitMQ types x-delivery-count
         (-(2**31) - 1, b"l" + struct.pack(">q", -(2**31) - 1)),
         ("é", b"S\x00\x00\x00\x02\xc3\xa9"),
         (b"\x00", b"x\x00\x00\x00\x01\x00"),

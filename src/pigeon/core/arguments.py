@@ -80,6 +80,7 @@ def _queue_type(value: object) -> str | None:
 
 
 _CHECKS: dict[str, Callable[[object], str | None]] = {
+    "x-queue-type": _queue_type,  # first, as rabbit_amqqueue:check_declare_arguments
     "x-message-ttl": lambda v: _integer(v, 0),
     "x-expires": lambda v: _integer(v, 1),
     "x-max-length": lambda v: _integer(v, 0),
@@ -87,7 +88,6 @@ _CHECKS: dict[str, Callable[[object], str | None]] = {
     "x-overflow": _overflow,
     "x-max-priority": _priority,
     "x-single-active-consumer": _boolean,
-    "x-queue-type": _queue_type,
     # Quorum queues' (a queue of another type refuses them before this check runs).
     "x-dead-letter-strategy": _one_of(DEAD_LETTER_STRATEGIES, "invalid_dlx_strategy"),
     "x-max-in-memory-length": lambda v: _integer(v, 0),
@@ -110,9 +110,8 @@ class QueueArguments:
     dead_letter_routing_key: str | None = None
     max_priority: int | None = None
     single_active_consumer: bool = False
-    queue_type: str = "classic"
-    # Quorum queues: returns a message survives (see Queue.delivery_limit), and whether
-    # dead letters stay until their targets took them.
+    # Quorum queues: returns a message survives (read through QuorumQueue.delivery_limit),
+    # and whether dead letters stay until their targets took them.
     delivery_limit: int | None = None
     dead_letter_strategy: str = "at-most-once"
 
@@ -144,7 +143,6 @@ class QueueArguments:
             dead_letter_routing_key=arguments.get("x-dead-letter-routing-key"),
             max_priority=arguments.get("x-max-priority"),
             single_active_consumer=bool(arguments.get("x-single-active-consumer", False)),
-            queue_type=arguments.get("x-queue-type", "classic"),
             # Not validated by RabbitMQ 3.10; only an integer limits anything there.
             delivery_limit=limit if isinstance(limit := arguments.get("x-delivery-limit"), int)
             and not isinstance(limit, bool) else None,

@@ -15,6 +15,13 @@ from typing import Any
 Headers = dict[str, Any]
 
 
+class Long(int):
+    """An integer a protocol carries in its widest integer type (AMQP's signed 64-bit
+    ``l``), as RabbitMQ types the counts it adds to headers (``x-delivery-count``)."""
+
+    __slots__ = ()
+
+
 @dataclass(slots=True)
 class Properties:
     """Message properties; field meanings follow AMQP 0-9-1 basic properties."""

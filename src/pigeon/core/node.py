@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pigeon.core.binding import Binding, DestinationKind
 from pigeon.core.exchange import EXCHANGE_TYPES, Exchange
 from pigeon.core.ports import BindingRecord, DeliveryObserver, Scheduler, Snapshot, Store
-from pigeon.core.queue import Queue, reserve_sequence
+from pigeon.core.queue import reserve_sequence
+from pigeon.core.queue_types import queue_class
 from pigeon.core.vhost import VirtualHost
 from pigeon.errors import NotFound, PreconditionFailed
 
@@ -89,7 +90,7 @@ class Node:
         for q in snapshot.queues:
             vhost = self.vhosts.get(q.vhost)
             if vhost is not None and q.name not in vhost.queues:
-                vhost.queues[q.name] = Queue(
+                vhost.queues[q.name] = queue_class(q.arguments)(
                     q.name, vhost.name, scheduler=self.scheduler, hooks=vhost,
                     observers=self.observers, store=self.store, watchers=self.watchers,
                     durable=True,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pigeon.core.arguments import Overflow, QueueArguments
@@ -19,13 +19,6 @@ from pigeon.core.consumer import Consumer
 from pigeon.core.message import Message
 from pigeon.core.paging import PAGE_AFTER, PagedReady
 from pigeon.core.ports import DeliveryObserver, Scheduler, Store, TimerHandle
-from pigeon.core.queue_types import QUORUM
-from pigeon.core.quorum import (
-    STORED_COUNT,
-    PendingDeadLetters,
-    stored_delivery_count,
-    with_delivery_count,
-)
 from pigeon.core.ready import ReadyMessages
 from pigeon.errors import AccessRefused
 
@@ -90,6 +83,12 @@ class QueueStats:
 
 
 class Queue:
+    """A classic queue; :class:`~pigeon.core.quorum.QuorumQueue` adds what quorum ones do."""
+
+    type = "classic"
+    # Whether returns are counted (x-delivery-count, a delivery limit): quorum queues.
+    counts_deliveries = False
+
     def __init__(
         self,
         name: str,
@@ -112,19 +111,6 @@ class Queue:
         self.auto_delete = auto_delete
         self.arguments = dict(arguments or {})
         self.args = QueueArguments.parse(name, vhost, self.arguments)
-        self.type = self.args.queue_type
-        # Quorum queues count returns (x-delivery-count, the delivery limit).
-        self.counts_deliveries = self.type == QUORUM
-        if self.counts_deliveries and self.args.overflow is Overflow.REJECT_PUBLISH_DLX:
-            # RabbitMQ 3.10 accepts it on a quorum queue and applies drop-head.
-            self.args = replace(self.args, overflow=Overflow.DROP_HEAD)
-        # At-least-once dead-lettering: quorum, a dead-letter exchange, and reject-publish
-        # (RabbitMQ falls back to at-most-once without the last two).
-        self._pending: PendingDeadLetters | None = None
-        if (self.counts_deliveries and self.args.dead_letter_strategy == "at-least-once"
-                and self.args.overflow is Overflow.REJECT_PUBLISH
-                and self.args.dead_letter_exchange is not None):
-            self._pending = PendingDeadLetters(scheduler, self._route_dead_letter)
         self.ready: ReadyMessages | PagedReady = ReadyMessages(self.args.max_priority)
         self.unacked = 0
         self.consumers: list[Consumer] = []
@@ -173,15 +159,9 @@ class Queue:
         return len(self.ready)
 
     @property
-    def delivery_limit(self) -> int | None:
-        """The delivery limit in force: the one place that reads it (x-delivery-limit;
-        a ``delivery-limit`` policy joins here, the lower of the two winning)."""
-        return self.args.delivery_limit
-
-    @property
     def dead_letters_pending(self) -> int:
         """At-least-once dead letters no target took yet (RabbitMQ's messages_dlx)."""
-        return 0 if self._pending is None else len(self._pending)
+        return 0
 
     # -- publishing ---------------------------------------------------------
 
@@ -190,24 +170,10 @@ class Queue:
         args = self.args
         if args.overflow is Overflow.DROP_HEAD:
             return False
-        if self.counts_deliveries:
-            return self._over_limit()
         if args.max_length is not None and len(self.ready) >= args.max_length:
             return True
         limit = args.max_length_bytes
         return limit is not None and self.ready.bytes + len(message.body) > limit
-
-    def _over_limit(self) -> bool:
-        """A quorum queue refuses publishes once it is *over* its limits, so it takes one
-        message past them (rabbit_fifo's is_over_limit); dead letters waiting for a
-        target take room too."""
-        args = self.args
-        pending = self._pending
-        count = len(self.ready) + (len(pending) if pending else 0)
-        if args.max_length is not None and count > args.max_length:
-            return True
-        size = self.ready.bytes + (pending.bytes if pending else 0)
-        return args.max_length_bytes is not None and size > args.max_length_bytes
 
     def enqueue(self, message: Message, now: float, message_ttl: int | None = None,
                 due: list[Queue] | None = None) -> bool:
@@ -306,13 +272,9 @@ class Queue:
         return self._store.read_messages(self.vhost, self.name, seqs)
 
     def _paged_entry(self, seq: int, message: Message) -> Entry:
-        count = 0
-        if self.counts_deliveries:
-            message, count = stored_delivery_count(message)
         entry = Entry(message, seq, 0, None, self._scheduler.time())
         entry.persisted = True
-        entry.delivery_count = count
-        entry.redelivered = count > 0 or seq <= self._recovered_upto  # possibly delivered
+        entry.redelivered = seq <= self._recovered_upto  # possibly delivered before
         return entry
 
     def restore_index(self, seqs: list[int], stored_bytes: int) -> None:
@@ -339,8 +301,6 @@ class Queue:
         args = self.args
         if args.max_length is None and args.max_length_bytes is None:
             return
-        if self.counts_deliveries and args.overflow is not Overflow.DROP_HEAD:
-            return  # reject-publish refuses publishes and never drops (see _over_limit)
         max_len = args.max_length if args.max_length is not None else float("inf")
         max_bytes = args.max_length_bytes if args.max_length_bytes is not None else float("inf")
         while self.ready and (len(self.ready) > max_len or self.ready.bytes > max_bytes):
@@ -539,31 +499,15 @@ class Queue:
         self.unacked -= len(entries)
         if self.deleted:
             return
-        if self.counts_deliveries:
-            entries = self._count_returns(entries)
+        entries = self._returned(entries)
         self.ready.requeue(entries)
         self._enforce_max_length()
         self._schedule_expiry()
         self.dispatch()
 
-    def _count_returns(self, entries: list[Entry]) -> list[Entry]:
-        """Count a return of each (rabbit_fifo's return_one); the ones past the delivery
-        limit are dead-lettered or dropped, the others are returned to the queue."""
-        limit = self.delivery_limit
-        store = self._store
-        kept = []
-        for entry in entries:
-            entry.delivery_count += 1
-            if limit is not None and entry.delivery_count > limit:
-                self.stats.dropped += 1
-                self._discard(entry, "delivery_limit")
-                continue
-            kept.append(entry)
-            if entry.persisted and store is not None:
-                # The stored copy carries the count, so that a restart keeps it.
-                store.rewrite_message(self.vhost, self.name, entry.seq, with_delivery_count(
-                    entry.message, entry.delivery_count, STORED_COUNT))
-        return kept
+    def _returned(self, entries: list[Entry]) -> list[Entry]:
+        """Delivered messages on their way back to ready: the ones that go back."""
+        return entries
 
     def reject(self, entry: Entry) -> None:
         """Settle without requeue: dead-letter it if the queue says where."""
@@ -590,19 +534,16 @@ class Queue:
                 store.purge(self.vhost, self.name)
         return len(removed) + len(paged)
 
-    def restore(self, seq: int, message: Message) -> None:
+    def restore(self, seq: int, message: Message) -> Entry:
         """Put back a message recovered from the store, as possibly delivered before."""
-        count = 0
-        if self.counts_deliveries:
-            message, count = stored_delivery_count(message)
         priority = message.properties.priority or 0 if self.args.max_priority else 0
         now = self._scheduler.time()
         ttl = self.args.message_ttl
         entry = Entry(message, seq, priority, None if ttl is None else now + ttl / 1000, now)
         entry.redelivered = True
         entry.persisted = True
-        entry.delivery_count = count
         self.ready.append(entry)
+        return entry
 
     def _forget(self, entry: Entry) -> None:
         if entry.persisted and self._store is not None:
@@ -616,8 +557,6 @@ class Queue:
         self.deleted = True
         removed, paged = self.ready.clear()
         count = len(removed) + len(paged)
-        if self._pending is not None:
-            self._pending.clear()  # the store forgets them with the queue
         self.stop_timers()
         consumers, self.consumers = self.consumers, []
         for consumer in consumers:
@@ -639,22 +578,8 @@ class Queue:
 
     def _discard(self, entry: Entry, reason: str) -> None:
         """A message leaves the queue for good: dead-letter it if the queue says where."""
-        if self._pending is not None:
-            self._pending.add(entry, reason)  # removed once a target took it
-            return
         self._forget(entry)
         self._dead_letter(entry.message, reason)
-
-    def _route_dead_letter(self, entry: Entry, reason: str) -> bool:
-        """At-least-once: remove the message only once its targets took it (the store
-        writes their copies before it removes this one, in call order)."""
-        if self.deleted:
-            return True
-        if not self._hooks.dead_letter(self, entry.message, reason):
-            return False
-        self._count_dead_letter(reason)
-        self._forget(entry)
-        return True
 
     def _dead_letter(self, message: Message, reason: str) -> None:
         if self.args.dead_letter_exchange is not None:

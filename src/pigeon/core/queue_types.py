@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pigeon.core.queue import Queue
+from pigeon.core.quorum import QuorumQueue
 from pigeon.errors import PreconditionFailed
 
 CLASSIC = "classic"
@@ -46,6 +48,11 @@ _KNOWN = frozenset((*CLASSIC_ARGUMENTS, *QUORUM_ARGUMENTS, *_STREAM_ARGUMENTS))
 def queue_type(arguments: Mapping[str, Any]) -> str:
     kind = arguments.get("x-queue-type")
     return kind if kind in _ACCEPTED else CLASSIC
+
+
+def queue_class(arguments: Mapping[str, Any]) -> type[Queue]:
+    """The class of a queue declared (or restored) with these arguments."""
+    return QuorumQueue if queue_type(arguments) == QUORUM else Queue
 
 
 def check_declare(name: str, vhost: str, arguments: Mapping[str, Any], *, generated: bool,

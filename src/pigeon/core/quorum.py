@@ -14,13 +14,13 @@ cluster mode will replicate it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from dataclasses import replace
+from typing import Any
 
-from pigeon.core.message import Message
+from pigeon.core.arguments import Overflow
+from pigeon.core.message import Long, Message
 from pigeon.core.ports import Scheduler, TimerHandle
-
-if TYPE_CHECKING:
-    from pigeon.core.queue import Entry
+from pigeon.core.queue import Entry, Queue
 
 DELIVERY_COUNT = "x-delivery-count"
 # The header a stored copy carries its count in: a name no publisher uses, so that a
@@ -33,7 +33,7 @@ RETRY_INTERVAL = 1.0
 def with_delivery_count(message: Message, count: int, header: str = DELIVERY_COUNT) -> Message:
     """A copy whose headers carry ``count`` (delivered, or stored for a restart)."""
     headers = dict(message.properties.headers or {})
-    headers[header] = count
+    headers[header] = Long(count)
     return message.with_properties(message.properties.copy(headers=headers))
 
 
@@ -84,10 +84,125 @@ class PendingDeadLetters:
         for entry, reason in pending:
             self.add(entry, reason)
 
-    def clear(self) -> list[Entry]:
-        """The queue is deleted: stop retrying; returns what was pending."""
+    def stop(self) -> None:
+        """No more retries (the broker stops, or the queue is deleted)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        pending, self._entries = self._entries, []
-        return [entry for entry, _ in pending]
+
+    def clear(self) -> None:
+        """The queue is deleted: forget what was pending (the store forgets it too)."""
+        self.stop()
+        self._entries = []
+
+
+class QuorumQueue(Queue):
+    """A durable queue with RabbitMQ 3.10's quorum semantics (see the module's text)."""
+
+    type = "quorum"
+    counts_deliveries = True
+
+    def __init__(self, name: str, vhost: str, **options: Any) -> None:
+        super().__init__(name, vhost, **options)
+        if self.args.overflow is Overflow.REJECT_PUBLISH_DLX:
+            # RabbitMQ 3.10 accepts it on a quorum queue and applies drop-head.
+            self.args = replace(self.args, overflow=Overflow.DROP_HEAD)
+        # At-least-once needs a dead-letter exchange and reject-publish; without them
+        # RabbitMQ falls back to at-most-once, and so does this.
+        self._pending: PendingDeadLetters | None = None
+        args = self.args
+        if (args.dead_letter_strategy == "at-least-once" and args.dead_letter_exchange
+                is not None and args.overflow is Overflow.REJECT_PUBLISH):
+            self._pending = PendingDeadLetters(self._scheduler, self._route_dead_letter)
+
+    @property
+    def delivery_limit(self) -> int | None:
+        """The delivery limit in force, read here and nowhere else: ``x-delivery-limit``
+        today; a ``delivery-limit`` policy joins it here (RabbitMQ takes the lower)."""
+        return self.args.delivery_limit
+
+    @property
+    def dead_letters_pending(self) -> int:
+        return 0 if self._pending is None else len(self._pending)
+
+    # -- length limits -----------------------------------------------------------------
+
+    def would_reject(self, message: Message) -> bool:
+        """Refuse once the queue is *over* its limits, so it takes one message past them
+        (rabbit_fifo's is_over_limit); dead letters waiting for a target take room."""
+        args = self.args
+        if args.overflow is Overflow.DROP_HEAD:
+            return False
+        pending = self._pending
+        count = len(self.ready) + (len(pending) if pending else 0)
+        if args.max_length is not None and count > args.max_length:
+            return True
+        size = self.ready.bytes + (pending.bytes if pending else 0)
+        return args.max_length_bytes is not None and size > args.max_length_bytes
+
+    def _enforce_max_length(self) -> None:
+        if self.args.overflow is Overflow.DROP_HEAD:  # reject-publish never drops
+            super()._enforce_max_length()
+
+    # -- returns -----------------------------------------------------------------------
+
+    def _returned(self, entries: list[Entry]) -> list[Entry]:
+        """Count a return of each (rabbit_fifo's return_one); the ones past the delivery
+        limit are dead-lettered or dropped, the others go back."""
+        limit = self.delivery_limit
+        store = self._store
+        kept = []
+        for entry in entries:
+            entry.delivery_count += 1
+            if limit is not None and entry.delivery_count > limit:
+                self.stats.dropped += 1
+                self._discard(entry, "delivery_limit")
+                continue
+            kept.append(entry)
+            if entry.persisted and store is not None:
+                # The stored copy carries the count, so that a restart keeps it.
+                store.rewrite_message(self.vhost, self.name, entry.seq, with_delivery_count(
+                    entry.message, entry.delivery_count, STORED_COUNT))
+        return kept
+
+    def restore(self, seq: int, message: Message) -> Entry:
+        message, count = stored_delivery_count(message)
+        entry = super().restore(seq, message)
+        entry.delivery_count = count
+        return entry
+
+    def _paged_entry(self, seq: int, message: Message) -> Entry:
+        message, count = stored_delivery_count(message)
+        entry = super()._paged_entry(seq, message)
+        entry.delivery_count = count
+        entry.redelivered = entry.redelivered or count > 0
+        return entry
+
+    # -- dead letters --------------------------------------------------------------------
+
+    def _discard(self, entry: Entry, reason: str) -> None:
+        if self._pending is None:
+            super()._discard(entry, reason)
+        else:
+            self._pending.add(entry, reason)  # removed once a target took it
+
+    def _route_dead_letter(self, entry: Entry, reason: str) -> bool:
+        """At-least-once: remove the message only once its targets took it (the store
+        writes their copies before it removes this one: writes keep their call order)."""
+        if self.deleted:
+            return True
+        if not self._hooks.dead_letter(self, entry.message, reason):
+            return False
+        self._count_dead_letter(reason)
+        self._forget(entry)
+        return True
+
+    def delete(self) -> int:
+        if self._pending is not None:
+            self._pending.clear()  # the store forgets them with the queue
+        return super().delete()
+
+    def stop_timers(self) -> None:
+        super().stop_timers()
+        if self._pending is not None:
+            self._pending.stop()

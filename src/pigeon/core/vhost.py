@@ -21,7 +21,7 @@ from pigeon.core.exchange import EXCHANGE_TYPES, Exchange, exchange_argument_err
 from pigeon.core.message import Message
 from pigeon.core.ports import DeliveryObserver, Scheduler, Store
 from pigeon.core.queue import Queue
-from pigeon.core.queue_types import QUORUM, check_declare
+from pigeon.core.queue_types import QUORUM, check_declare, queue_class
 from pigeon.core.topology import DeclaredQueue, Topology
 from pigeon.errors import (
     AccessRefused,
@@ -193,7 +193,7 @@ class VirtualHost(Topology):
             return DeclaredQueue(existing, existing.message_count, len(existing.consumers))
         check_declare(name, self.name, arguments, generated=generated, durable=durable,
                       exclusive=exclusive, auto_delete=auto_delete)
-        queue = Queue(
+        queue = queue_class(arguments)(
             name, self.name, scheduler=self.scheduler, hooks=self, observers=self.observers,
             store=self.store, watchers=self.watchers, durable=durable,
             exclusive_owner=owner if exclusive else None, auto_delete=auto_delete,

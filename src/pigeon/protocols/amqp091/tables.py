@@ -20,6 +20,8 @@ from decimal import Decimal
 from struct import Struct
 from typing import Any
 
+from pigeon.core.message import Long
+
 Buffer = bytes | bytearray | memoryview
 
 MAX_TABLE_DEPTH = 100
@@ -172,7 +174,7 @@ def _encode_value(value: Any, out: list[bytes]) -> None:
     if isinstance(value, bool):
         out.append(b"t\x01" if value else b"t\x00")
     elif isinstance(value, int):
-        if -0x8000_0000 <= value < 0x8000_0000:
+        if -0x8000_0000 <= value < 0x8000_0000 and type(value) is not Long:
             out.append(b"I" + _I32.pack(value))
         elif -0x8000_0000_0000_0000 <= value < 0x8000_0000_0000_0000:
             out.append(b"l" + _I64.pack(value))
