@@ -29,8 +29,8 @@ def app(broker_url: str) -> Iterator[Celery]:
         task_default_queue=f"quorum-celery-{suffix}",
         task_default_queue_type="quorum",
         broker_transport_options={"confirm_publish": True},
-        control_exchange=f"control-{suffix}",
-        event_exchange=f"events-{suffix}",
+        control_exchange=f"quorum-control-{suffix}",
+        event_exchange=f"quorum-events-{suffix}",
         broker_connection_retry_on_startup=True,
         broker_heartbeat=0,  # see test_celery.py: the worker would not stop in time
         worker_hijack_root_logger=False,
@@ -43,7 +43,12 @@ def app(broker_url: str) -> Iterator[Celery]:
     yield app
     app.close()
     with connect(broker_url) as connection:
-        connection.channel().queue_delete(f"quorum-celery-{suffix}")
+        channel = connection.channel()
+        channel.queue_delete(f"quorum-celery-{suffix}")
+        # What Celery declared beside it: the task queue's exchange, the worker's pidbox.
+        for exchange in (f"quorum-celery-{suffix}", f"quorum-control-{suffix}.pidbox",
+                         f"quorum-events-{suffix}"):
+            channel.exchange_delete(exchange)
 
 
 def test_a_worker_serves_a_quorum_task_queue(app: Celery, broker_url: str) -> None:
