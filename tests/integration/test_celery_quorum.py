@@ -8,6 +8,7 @@ consumer, since quorum queues refuse global QoS. RabbitMQ 3.10's behaviour too
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 
@@ -36,11 +37,13 @@ def app(broker_url: str) -> Iterator[Celery]:
         worker_hijack_root_logger=False,
     )
 
-    @app.task(name="t.add")
+    @app.task(name=f"quorum.add.{suffix}")  # unique: Celery warns of a name used before
     def add(x: int, y: int) -> int:
         return x + y
 
     yield app
+    with contextlib.suppress(AttributeError):  # as test_celery.close: the rpc connection
+        app.backend.result_consumer.stop()
     app.close()
     with connect(broker_url) as connection:
         channel = connection.channel()
@@ -53,7 +56,8 @@ def app(broker_url: str) -> Iterator[Celery]:
 
 def test_a_worker_serves_a_quorum_task_queue(app: Celery, broker_url: str) -> None:
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10.0):
-        assert app.tasks["t.add"].delay(2, 3).get(timeout=10) == 5
+        add = next(task for name, task in app.tasks.items() if name.startswith("quorum.add"))
+        assert add.delay(2, 3).get(timeout=10) == 5
     queue = app.conf.task_default_queue
     with connect(broker_url) as connection:
         channel = connection.channel()

@@ -67,7 +67,7 @@ CHANNEL_COUNTERS = (
     ("rabbitmq_channel_messages_acked", "ack",
      "Total number of messages acknowledged by consumers"),
 )
-DEAD_LETTER_REASONS = ("expired", "rejected", "maxlen")
+DEAD_LETTER_REASONS = ("expired", "rejected", "maxlen", "delivery_limit")
 
 
 class BrokerCollector(Collector):
@@ -178,7 +178,10 @@ class BrokerCollector(Collector):
                     f"rabbitmq_global_messages_dead_lettered_{reason}",
                     f"Total number of messages dead-lettered ({reason})",
                     labels=["queue_type", "dead_letter_strategy"])
-                family.add_metric(["rabbit_classic_queue", "at_most_once"], totals[key])
+                # Only quorum queues have a delivery limit (their other dead letters are
+                # counted with the classic ones).
+                kind = "quorum" if reason == "delivery_limit" else "classic"
+                family.add_metric([f"rabbit_{kind}_queue", "at_most_once"], totals[key])
                 yield family
         for name, key, text in CHANNEL_COUNTERS:
             if key in totals:

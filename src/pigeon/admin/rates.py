@@ -36,7 +36,7 @@ QUEUE_COUNTERS = {
 # routed, unroutable, confirmed. Until the core has them they read as absent.
 VHOST_COUNTERS = ("received", "routed", "unroutable_dropped", "unroutable_returned",
                   "confirmed")
-DEAD_LETTER_REASONS = ("expired", "rejected", "maxlen")
+DEAD_LETTER_REASONS = ("expired", "rejected", "maxlen", "delivery_limit")
 GAUGES = ("messages", "messages_ready", "messages_unacknowledged")
 
 
