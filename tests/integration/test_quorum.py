@@ -92,6 +92,17 @@ def test_dead_letter_strategy_is_validated(connection: pika.BlockingConnection,
                     f"'{queue}' in vhost '/': {problem}")
 
 
+@pytest.mark.parametrize(("value", "problem"), [
+    ("bogus", '"unsupported queue type \'bogus\'"'), (1, "{unacceptable_type,signedint}")])
+def test_an_unknown_queue_type_is_refused(connection: pika.BlockingConnection,
+                                          names: dict[str, str], value: object,
+                                          problem: str) -> None:
+    queue = names["queue"]
+    text = refused(connection, queue, durable=True, arguments={"x-queue-type": value})
+    assert text == (f"PRECONDITION_FAILED - invalid arg 'x-queue-type' for queue '{queue}' "
+                    f"in vhost '/': {problem}")
+
+
 def test_a_server_named_quorum_queue_is_refused(connection: pika.BlockingConnection) -> None:
     assert refused(connection, "", durable=True, arguments=QUORUM) == (
         "PRECONDITION_FAILED - Cannot declare a server-named queue for type "
