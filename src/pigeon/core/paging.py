@@ -1,19 +1,30 @@
 """Ready messages of a long backlog: a window in memory, the rest only on disk.
 
-A durable queue whose persistent messages are already in the store does not
-need them in memory until they are about to be delivered. This keeps three
-segments, in queue order:
+A queue on a broker with a data folder does not need its backlog in memory
+until it is about to be delivered. :class:`PagedReady` keeps three segments,
+in queue order:
 
-    head (Entry objects)  |  middle (sequence numbers only)  |  tail (Entry objects)
+    head (Entry objects)  |  middle (keys only)  |  tail (Entry objects)
 
-New messages join the tail. Once the store has them on disk, the oldest
-entries of a long tail move to the middle as bare sequence numbers (8 bytes
-each). When the head runs dry, the next batch of the middle is read back from
-the store. Requeued messages come back to the head, where they were.
+New messages join the tail. Once they are on disk, the oldest entries of a
+long tail move to the middle as bare keys (8 bytes each, and 8 for an expiry
+time): the sequence number of a persistent message of a durable queue (already
+in the store), or its negation for any other message, which was written to the
+:class:`~pigeon.core.ports.Pager` (not durable; gone after a restart). When the
+head runs dry, the next batch of the middle is read back. Requeued messages come
+back to the head, where they were. A priority queue keeps one of these per
+priority level (:class:`PagedLevels`), as RabbitMQ keeps one backing queue per
+priority.
+
+When a queue pages: past :data:`PAGE_AFTER` messages in memory, or, for every
+queue, while the node's :class:`MemoryBudget` is exceeded (the bodies of ready
+messages held in memory, all queues together, or the broker's resident memory
+as the resource monitor sees it).
 """
 
 from __future__ import annotations
 
+import math
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -23,30 +34,66 @@ from pigeon.core.message import Message
 from pigeon.core.ready import put_back
 
 if TYPE_CHECKING:
+    from pigeon.core.ports import Pager
     from pigeon.core.queue import Entry
 
 # Messages kept in memory (head + tail) before the oldest of the tail are paged out.
 PAGE_AFTER = 20_000
 # How many of the oldest messages stay in memory while the rest is paged out.
 HEAD_WINDOW = 5_000
-# How many messages are read back from the store at a time.
+# How many messages are read back from the store at a time; also the head window
+# while the node is over its memory budget.
 PAGE_IN_BATCH = 2_000
 
+_NO_EXPIRY = math.nan
+
 Loader = Callable[[list[int]], list[tuple[int, Message]]]
-EntryMaker = Callable[[int, Message], "Entry"]
+# (seq, message, persisted, expires_at) -> Entry
+EntryMaker = Callable[[int, Message, bool, "float | None"], "Entry"]
+
+
+class MemoryBudget:
+    """Bytes of message bodies that the ready messages of all queues hold in memory.
+
+    ``limit`` is the ``paging_memory`` setting in bytes; ``pressed`` is set by the
+    resource monitor while the broker's resident memory is above it (or the memory
+    alarm is on). Over budget, every queue that grows pages out all but its head.
+    """
+
+    __slots__ = ("limit", "pressed", "used")
+
+    def __init__(self, limit: int = 2**62) -> None:
+        self.limit = limit
+        self.used = 0
+        self.pressed = False
+
+    @property
+    def over(self) -> bool:
+        return self.pressed or self.used > self.limit
 
 
 class PagedReady:
-    __slots__ = ("_head", "_load", "_make", "_middle", "_middle_start", "_tail", "bytes",
-                 "count", "middle_bytes")
+    __slots__ = ("_expires", "_head", "_load", "_make", "_middle", "_middle_start",
+                 "_pager", "_tail", "_vhost", "bytes", "count", "head_window", "keep", "key",
+                 "memory", "middle_bytes", "used_pager")
 
-    def __init__(self, load: Loader, make: EntryMaker) -> None:
+    def __init__(self, vhost: str, key: str, pager: Pager, memory: MemoryBudget,
+                 load: Loader | None, make: EntryMaker, *, keep: int = PAGE_AFTER,
+                 head_window: int = HEAD_WINDOW) -> None:
         self._head: deque[Entry] = deque()
         self._middle = array("q")
+        self._expires = array("d")  # parallel to _middle: absolute expiry, NaN for none
         self._middle_start = 0
         self._tail: deque[Entry] = deque()
-        self._load = load
+        self._vhost = vhost
+        self.key = key
+        self._pager = pager
+        self._load = load  # persistent messages from the store (None: a queue not durable)
         self._make = make
+        self.memory = memory
+        self.keep = keep
+        self.head_window = head_window
+        self.used_pager = False
         self.count = 0
         self.bytes = 0
         self.middle_bytes = 0
@@ -67,72 +114,131 @@ class PagedReady:
     def paged(self) -> int:
         return len(self._middle) - self._middle_start
 
+    def parts(self) -> list[PagedReady]:
+        return [self]
+
+    def needs_paging(self) -> bool:
+        """Whether the tail should go to disk now (checked after messages arrived)."""
+        return bool(self._tail) and (len(self._head) + len(self._tail) > self.keep
+                                     or self.memory.over)
+
     def append(self, entry: Entry) -> None:
         self._tail.append(entry)
         self.count += 1
-        self.bytes += len(entry.message.body)
+        size = len(entry.message.body)
+        self.bytes += size
+        self.memory.used += size
 
-    def page_out(self, synced_seq: int) -> int:
-        """Move the oldest tail entries that are on disk to the middle; returns how many."""
-        moved = 0
+    def extend(self, entries: list[Entry]) -> None:
+        """Append several entries (a run of publishes)."""
+        self._tail.extend(entries)
+        self.count += len(entries)
+        size = sum(len(entry.message.body) for entry in entries)
+        self.bytes += size
+        self.memory.used += size
+
+    # -- paging out ------------------------------------------------------------------
+
+    def page_out_candidates(self) -> list[Entry]:
+        """The oldest entries of the tail that should go to disk, in order."""
         head, tail = self._head, self._tail
+        pressed = self.memory.over
+        window = min(self.head_window, PAGE_IN_BATCH) if pressed else self.head_window
         if not self.paged:
             # The oldest are delivered next: keep them in memory, page out what follows.
-            while tail and len(head) < HEAD_WINDOW:
+            while tail and len(head) < window:
                 head.append(tail.popleft())
-        # Up to ~PAGE_AFTER entries per call on a filling queue: the loop keeps to locals.
-        excess = min(len(head) + len(tail) - PAGE_AFTER, len(tail))
-        to_middle = self._middle.append
-        paged_bytes = 0
-        while moved < excess:
+        keep = 0 if pressed else max(0, self.keep - len(head))
+        excess = len(tail) - keep
+        if excess <= 0:
+            return []
+        return [tail[index] for index in range(excess)]
+
+    def page_out(self, upto: int, transient_written: bool) -> int:
+        """Move the oldest tail entries up to seq ``upto`` to the middle: the persistent
+        ones are on disk in the store, the others in the pager if ``transient_written``."""
+        tail = self._tail
+        to_middle, to_expires = self._middle.append, self._expires.append
+        moved = paged_bytes = 0
+        while tail:
             entry = tail[0]
-            if entry.seq > synced_seq or not entry.persisted or entry.expires_at is not None:
+            if entry.seq > upto:
+                break
+            if entry.persisted:
+                to_middle(entry.seq)
+            elif transient_written:
+                to_middle(-entry.seq)
+                self.used_pager = True
+            else:
                 break
             tail.popleft()
-            to_middle(entry.seq)
+            expires_at = entry.expires_at
+            to_expires(_NO_EXPIRY if expires_at is None else expires_at)
             paged_bytes += len(entry.message.body)
             moved += 1
         self.middle_bytes += paged_bytes
+        self.memory.used -= paged_bytes
         return moved
 
-    def restore(self, seqs: Iterable[int], stored_bytes: int) -> None:
+    def restore(self, seqs: Iterable[int], stored_bytes: int,
+                expires_at: float | None = None) -> None:
         """Recovered messages, known by sequence number only, join the middle."""
         before = len(self._middle)
         self._middle.extend(seqs)
-        self.count += len(self._middle) - before
+        added = len(self._middle) - before
+        self._expires.extend([_NO_EXPIRY if expires_at is None else expires_at] * added)
+        self.count += added
         self.bytes += stored_bytes
         self.middle_bytes += stored_bytes
 
+    # -- paging in -------------------------------------------------------------------
+
     def _fill_head(self) -> None:
-        if self._head or not self.paged:
-            return
         start = self._middle_start
         end = min(start + PAGE_IN_BATCH, len(self._middle))
-        seqs = self._middle[start:end].tolist()
+        keys = self._middle[start:end].tolist()
+        expiries = self._expires[start:end].tolist()
         self._middle_start = end
         if end * 2 > len(self._middle) and end > PAGE_IN_BATCH:
             del self._middle[:end]
+            del self._expires[:end]
             self._middle_start = 0
-        loaded = self._load(seqs)
-        for seq, message in loaded:
-            self.middle_bytes -= len(message.body)
-            self._head.append(self._make(seq, message))
+        loaded = self._read(keys)
+        make, head = self._make, self._head
+        loaded_bytes = 0
+        for key, expires_at in zip(keys, expiries, strict=True):
+            message = loaded.get(key)
+            if message is None:
+                # A row the store could not return (damaged and dropped): it is gone.
+                self.count -= 1
+                continue
+            loaded_bytes += len(message.body)
+            head.append(make(abs(key), message, key > 0,
+                             None if math.isnan(expires_at) else expires_at))
+        self.middle_bytes -= loaded_bytes
+        self.memory.used += loaded_bytes
         if self.middle_bytes < 0:  # stored sizes (compressed) were smaller than the bodies
             self.bytes -= self.middle_bytes
             self.middle_bytes = 0
-        missing = len(seqs) - len(loaded)
-        if missing:
-            # Rows the store could not return (damaged and dropped): they are gone.
-            self.count -= missing
         if not self.paged:
             self.bytes -= self.middle_bytes  # account for any bodies never read back
             self.middle_bytes = 0
 
-    def _front(self) -> deque[Entry] | None:
-        self._fill_head()
-        if self._head:
-            return self._head
-        return self._tail if self._tail else None
+    def _read(self, keys: list[int]) -> dict[int, Message]:
+        stored = [key for key in keys if key > 0]
+        paged = [-key for key in keys if key < 0]
+        found: dict[int, Message] = {}
+        if stored and self._load is not None:
+            found.update(self._load(stored))
+        if paged:
+            found.update((-seq, message) for seq, message
+                         in self._pager.read(self._vhost, self.key, paged))
+            # Read once, never again: rows up to here (and any written for messages
+            # delivered before they were paged out) are of no use any more.
+            self._pager.discard(self._vhost, self.key, paged[-1])
+        return found
+
+    # -- delivery --------------------------------------------------------------------
 
     def peek_newest(self) -> Entry | None:
         if self._tail:
@@ -140,16 +246,27 @@ class PagedReady:
         return None
 
     def peek(self) -> Entry | None:
-        front = self._front()
-        return front[0] if front else None
+        head = self._head
+        while not head and len(self._middle) > self._middle_start:
+            self._fill_head()
+        if head:
+            return head[0]
+        return self._tail[0] if self._tail else None
 
     def popleft(self) -> Entry:
-        front = self._front()
-        if front is None:
-            raise IndexError("no ready messages")
+        front = self._head
+        if not front:
+            while not front and len(self._middle) > self._middle_start:
+                self._fill_head()
+            if not front:
+                front = self._tail
+                if not front:
+                    raise IndexError("no ready messages")
         entry = front.popleft()
         self.count -= 1
-        self.bytes -= len(entry.message.body)
+        size = len(entry.message.body)
+        self.bytes -= size
+        self.memory.used -= size
         return entry
 
     def requeue(self, entries: Iterable[Entry]) -> None:
@@ -157,18 +274,111 @@ class PagedReady:
         for entry in sorted(entries, key=_seq, reverse=True):
             put_back(self._head, entry)
             self.count += 1
-            self.bytes += len(entry.message.body)
+            size = len(entry.message.body)
+            self.bytes += size
+            self.memory.used += size
 
     def clear(self) -> tuple[list[Entry], list[int]]:
-        """Empty it: the entries that were in memory, and the sequence numbers on disk only."""
+        """Empty it: the entries that were in memory, and the sequence numbers of the
+        persistent messages on disk only (the pager's rows are dropped by the queue)."""
         entries = [*self._head, *self._tail]
-        paged = self._middle[self._middle_start:].tolist()
+        paged = [key for key in self._middle[self._middle_start:].tolist() if key > 0]
+        self.memory.used -= self.bytes - self.middle_bytes
         self._head.clear()
         self._tail.clear()
         self._middle = array("q")
+        self._expires = array("d")
         self._middle_start = 0
         self.count = self.bytes = self.middle_bytes = 0
         return entries, paged
+
+    def pager_keys(self) -> list[str]:
+        """The pager keys this has written under (for dropping them)."""
+        return [self.key] if self.used_pager else []
+
+
+class PagedLevels:
+    """A priority queue's ready messages: one :class:`PagedReady` per priority level."""
+
+    __slots__ = ("_levels",)
+
+    def __init__(self, levels: list[PagedReady]) -> None:
+        self._levels = levels
+
+    def __len__(self) -> int:
+        return sum(level.count for level in self._levels)
+
+    def __iter__(self) -> Iterator[Entry]:
+        for level in reversed(self._levels):
+            yield from level
+
+    @property
+    def count(self) -> int:
+        return len(self)
+
+    @property
+    def bytes(self) -> int:
+        return sum(level.bytes for level in self._levels)
+
+    @property
+    def middle_bytes(self) -> int:
+        return sum(level.middle_bytes for level in self._levels)
+
+    @property
+    def in_memory(self) -> int:
+        return sum(level.in_memory for level in self._levels)
+
+    @property
+    def paged(self) -> int:
+        return sum(level.paged for level in self._levels)
+
+    def parts(self) -> list[PagedReady]:
+        return self._levels
+
+    def needs_paging(self) -> bool:
+        return any(level.needs_paging() for level in self._levels)
+
+    def _level(self, entry: Entry) -> PagedReady:
+        return self._levels[min(entry.priority, len(self._levels) - 1)]
+
+    def append(self, entry: Entry) -> None:
+        self._level(entry).append(entry)
+
+    def _head_level(self) -> PagedReady | None:
+        for level in reversed(self._levels):
+            if level.count:
+                return level
+        return None
+
+    def peek(self) -> Entry | None:
+        level = self._head_level()
+        return level.peek() if level is not None else None
+
+    def peek_newest(self) -> Entry | None:
+        newest = [entry for level in self._levels if (entry := level.peek_newest())]
+        return max(newest, key=_seq) if newest else None
+
+    def popleft(self) -> Entry:
+        level = self._head_level()
+        if level is None:
+            raise IndexError("no ready messages")
+        return level.popleft()
+
+    def requeue(self, entries: Iterable[Entry]) -> None:
+        for entry in entries:
+            self._level(entry).requeue((entry,))
+
+    def clear(self) -> tuple[list[Entry], list[int]]:
+        entries: list[Entry] = []
+        paged: list[int] = []
+        for level in reversed(self._levels):
+            level_entries, level_paged = level.clear()
+            entries += level_entries
+            paged += level_paged
+        return entries, paged
+
+    def pager_keys(self) -> list[str]:
+        return [key for level in self._levels for key in level.pager_keys()]
 
 
 def _seq(entry: Entry) -> int:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pigeon.core.message import Message
 
 if TYPE_CHECKING:
+    from pigeon.core.paging import MemoryBudget
     from pigeon.core.queue import Entry, Queue
 
 
@@ -100,6 +101,40 @@ class Snapshot:
     documents: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+class Pager(Protocol):
+    """Where messages that are not in the store wait while a queue pages out a backlog.
+
+    Nothing here is durable: writes are never synced, never move the store's write
+    positions, and are gone after a restart. ``queue`` is a key the queue picks (one
+    per priority level); within one key, sequence numbers are written in ascending order.
+    """
+
+    # The bodies that ready messages of all queues hold in memory, and the budget for them.
+    memory: MemoryBudget
+
+    @property
+    def backlog(self) -> int:
+        """Messages handed to :meth:`write` and not written yet."""
+        ...
+
+    def write(self, vhost: str, queue: str, items: list[tuple[int, Message]],
+              done: Callable[[bool], object]) -> None:
+        """Write (seq, message) pairs; ``done(written)`` runs on the loop afterwards."""
+        ...
+
+    def read(self, vhost: str, queue: str, seqs: list[int]) -> list[tuple[int, Message]]:
+        """Written messages by ascending sequence number, in that order; synchronous."""
+        ...
+
+    def discard(self, vhost: str, queue: str, upto: int) -> None: ...
+
+    def drop(self, vhost: str, queue: str) -> None: ...
+
+    def when_written(self, callback: Callable[[], object]) -> None:
+        """Run ``callback`` once the writes handed over so far are done (flow control)."""
+        ...
+
+
 class Store(Protocol):
     """Where durable definitions and persistent messages are kept.
 
@@ -113,6 +148,11 @@ class Store(Protocol):
     @property
     def keeps_messages(self) -> bool:
         """Whether messages written here can be read back (so paged out of memory)."""
+        ...
+
+    @property
+    def pager(self) -> Pager | None:
+        """Where other messages of a long backlog are paged out (None: kept in memory)."""
         ...
 
     def load(self, *, messages: bool = True) -> Snapshot:

@@ -17,8 +17,8 @@ from typing import Any, Protocol
 from pigeon.core.arguments import Overflow, QueueArguments
 from pigeon.core.consumer import Consumer
 from pigeon.core.message import Message
-from pigeon.core.paging import PAGE_AFTER, PagedReady
-from pigeon.core.ports import DeliveryObserver, Scheduler, Store, TimerHandle
+from pigeon.core.paging import HEAD_WINDOW, PAGE_AFTER, PAGE_IN_BATCH, PagedLevels, PagedReady
+from pigeon.core.ports import DeliveryObserver, Pager, Scheduler, Store, TimerHandle
 from pigeon.core.ready import ReadyMessages
 from pigeon.errors import AccessRefused
 
@@ -111,7 +111,8 @@ class Queue:
         self.auto_delete = auto_delete
         self.arguments = dict(arguments or {})
         self.args = QueueArguments.parse(name, vhost, self.arguments)
-        self.ready: ReadyMessages | PagedReady = ReadyMessages(self.args.max_priority)
+        self.ready: ReadyMessages | PagedReady | PagedLevels = ReadyMessages(
+            self.args.max_priority)
         self.unacked = 0
         self.consumers: list[Consumer] = []
         self.stats = QueueStats()
@@ -121,10 +122,10 @@ class Queue:
         self._observers: list[DeliveryObserver] = [] if observers is None else observers
         # Persistent messages of a durable queue are written here; None: memory only.
         self._store = store if durable and exclusive_owner is None else None
-        if (self._store is not None and self._store.keeps_messages
-                and not self.args.max_priority and self.args.message_ttl is None):
-            # A long backlog of persistent messages waits on disk, not in memory.
-            self.ready = PagedReady(self._load_paged, self._paged_entry)
+        # A long backlog waits on disk, not in memory, on a broker with a data folder.
+        self._pager: Pager | None = store.pager if store is not None else None
+        if self._pager is not None:
+            self.ready = self._paged_ready(self._pager)
         self._paging_out = False
         self._recovered_upto = 0  # messages at or below this seq came from the store
         # Told of every change (embedded wait_for); an empty list in a plain server.
@@ -138,7 +139,8 @@ class Queue:
                          or self.args.max_length_bytes is not None)
         # Whether enqueue_run may take several messages at once.
         self.takes_runs = (not self._limited and self.args.message_ttl is None
-                           and not self.args.max_priority and type(self.ready) is ReadyMessages)
+                           and not self.args.max_priority
+                           and type(self.ready) in (ReadyMessages, PagedReady))
         # Single active consumer: the next one waits until the previous one's
         # deliveries are settled, as in RabbitMQ.
         self._handing_over = False
@@ -204,9 +206,8 @@ class Queue:
         self.stats.published += 1
         ready = self.ready
         ready.append(entry)
-        if (entry.persisted and isinstance(ready, PagedReady) and not self._paging_out
-                and ready.in_memory > PAGE_AFTER):
-            self._request_page_out(entry.seq)
+        if self._pager is not None and not self._paging_out and ready.needs_paging():
+            self._request_page_out()
         if self._limited:
             self._enforce_max_length()
         if self.consumers:
@@ -240,8 +241,10 @@ class Queue:
             entries.append(entry)
         self.stats.published += len(entries)
         ready = self.ready
-        assert isinstance(ready, ReadyMessages)  # takes_runs
+        assert isinstance(ready, ReadyMessages | PagedReady)  # takes_runs
         ready.extend(entries)
+        if self._pager is not None and not self._paging_out and ready.needs_paging():
+            self._request_page_out()
         if self.consumers and not self._due:
             self._due = True
             due.append(self)
@@ -251,31 +254,101 @@ class Queue:
         self._due = False
         self.dispatch()
 
-    def _request_page_out(self, seq: int) -> None:
-        """Once the store has everything up to ``seq`` on disk, page the backlog out."""
-        assert self._store is not None
-        self._paging_out = True
-        self._store.sync(lambda: self._page_out(seq))
+    # -- paging -------------------------------------------------------------------
 
-    def _page_out(self, seq: int) -> None:
-        self._paging_out = False
-        ready = self.ready
-        if self.deleted or not isinstance(ready, PagedReady):
+    def _paged_ready(self, pager: Pager) -> PagedReady | PagedLevels:
+        load = self._load_stored if self._store is not None else None
+        levels = (self.args.max_priority or 0) + 1
+        if levels == 1:
+            return PagedReady(self.vhost, self.name, pager, pager.memory, load,
+                              self._paged_entry)
+        # One backlog per priority level (its own pager key); together they keep about
+        # as much in memory as one queue without priorities.
+        return PagedLevels([
+            PagedReady(self.vhost, f"{self.name}\x00{priority}", pager, pager.memory, load,
+                       self._level_entry(priority),
+                       keep=max(PAGE_IN_BATCH, PAGE_AFTER // levels),
+                       head_window=max(PAGE_IN_BATCH // 4, HEAD_WINDOW // levels))
+            for priority in range(levels)])
+
+    def reduce_memory(self) -> None:
+        """Page out all but the head of the backlog now (the node is short of memory)."""
+        if self._pager is not None and not self._paging_out and not self.deleted:
+            self._request_page_out()
+
+    def _request_page_out(self) -> None:
+        """Write the oldest messages of a long tail to disk, then drop them from memory:
+        persistent ones of a durable queue are in the store once it synced, the others
+        go to the pager (not durable, not synced, never a reason for a confirm to wait)."""
+        assert isinstance(self.ready, PagedReady | PagedLevels)
+        jobs = [(part, entries) for part in self.ready.parts()
+                if (entries := part.page_out_candidates())]
+        if not jobs:
             return
-        ready.page_out(seq)
-        tail = ready.peek_newest()
-        if ready.in_memory > PAGE_AFTER and tail is not None and tail.seq > seq:
-            self._request_page_out(tail.seq)
+        self._paging_out = True
+        remaining = len(jobs)
+        progress = True
 
-    def _load_paged(self, seqs: list[int]) -> list[tuple[int, Message]]:
+        def finished(moved: bool) -> None:
+            nonlocal remaining, progress
+            remaining -= 1
+            progress = progress and moved
+            if remaining:
+                return
+            self._paging_out = False
+            # More arrived meanwhile: go on (not after a failed write: the next publish
+            # tries again, rather than a loop of failures).
+            if progress and not self.deleted and self.ready.needs_paging():
+                self._request_page_out()
+
+        for part, entries in jobs:
+            self._page_part(part, entries, finished)
+
+    def _page_part(self, part: PagedReady, entries: list[Entry],
+                   finished: Callable[[bool], object]) -> None:
+        upto = entries[-1].seq
+        transient = [(entry.seq, entry.message) for entry in entries if not entry.persisted]
+        store = self._store
+
+        def moved(written: bool) -> None:
+            if not self.deleted:
+                part.page_out(upto, written)
+            finished(written)
+
+        def written(ok: bool) -> None:
+            if store is not None and len(transient) < len(entries):
+                store.sync(lambda: moved(ok))
+            else:
+                moved(ok)
+
+        if transient:
+            assert self._pager is not None
+            self._pager.write(self.vhost, part.key, transient, written)
+        else:
+            written(True)
+
+    def _drop_paged(self) -> None:
+        if self._pager is not None and isinstance(self.ready, PagedReady | PagedLevels):
+            for key in self.ready.pager_keys():
+                self._pager.drop(self.vhost, key)
+
+    def _load_stored(self, seqs: list[int]) -> list[tuple[int, Message]]:
         assert self._store is not None
         return self._store.read_messages(self.vhost, self.name, seqs)
 
-    def _paged_entry(self, seq: int, message: Message) -> Entry:
-        entry = Entry(message, seq, 0, None, self._scheduler.time())
-        entry.persisted = True
-        entry.redelivered = seq <= self._recovered_upto  # possibly delivered before
+    def _paged_entry(self, seq: int, message: Message, persisted: bool,
+                     expires_at: float | None, priority: int = 0) -> Entry:
+        entry = Entry(message, seq, priority, expires_at, self._scheduler.time())
+        entry.persisted = persisted
+        # Recovered from the store: possibly delivered before.
+        entry.redelivered = persisted and seq <= self._recovered_upto
         return entry
+
+    def _level_entry(self, priority: int) -> Callable[[int, Message, bool, float | None],
+                                                       Entry]:
+        def make(seq: int, message: Message, persisted: bool, expires_at: float | None) -> Entry:
+            return self._paged_entry(seq, message, persisted, expires_at, priority)
+        return make
 
     def restore_index(self, seqs: list[int], stored_bytes: int) -> None:
         """Recovered messages known by sequence number: read back when their turn comes
@@ -285,7 +358,9 @@ class Queue:
         self._recovered_upto = max(self._recovered_upto, seqs[-1])
         ready = self.ready
         if isinstance(ready, PagedReady):
-            ready.restore(seqs, stored_bytes)
+            ttl = self.args.message_ttl
+            expires_at = None if ttl is None else self._scheduler.time() + ttl / 1000
+            ready.restore(seqs, stored_bytes, expires_at)
             return
         assert self._store is not None
         for start in range(0, len(seqs), 5000):
@@ -521,6 +596,7 @@ class Queue:
     def purge(self) -> int:
         if self._watchers:
             self._scheduler.call_soon(self._changed)
+        self._drop_paged()
         removed, paged = self.ready.clear()
         store = self._store
         if store is not None and (removed or paged):
@@ -555,6 +631,7 @@ class Queue:
         if self._watchers:
             self._scheduler.call_soon(self._changed)
         self.deleted = True
+        self._drop_paged()
         removed, paged = self.ready.clear()
         count = len(removed) + len(paged)
         self.stop_timers()

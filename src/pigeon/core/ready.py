@@ -31,6 +31,10 @@ class ReadyMessages:
         for level in reversed(self._levels):
             yield from level
 
+    def needs_paging(self) -> bool:
+        """Never: these stay in memory (see :class:`pigeon.core.paging.PagedReady`)."""
+        return False
+
     def _level(self, entry: Entry) -> deque[Entry]:
         return self._levels[min(entry.priority, len(self._levels) - 1)]
 

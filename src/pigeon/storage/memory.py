@@ -10,11 +10,13 @@ from collections.abc import Callable
 from typing import Any
 
 from pigeon.core.message import Message
-from pigeon.core.ports import BindingRecord, ExchangeRecord, QueueRecord, Snapshot
+from pigeon.core.ports import BindingRecord, ExchangeRecord, Pager, QueueRecord, Snapshot
 
 
 class MemoryStore:
     keeps_messages = False
+    # Nothing is paged out: a broker without a data folder keeps every message in memory.
+    pager: Pager | None = None
 
     def load(self, *, messages: bool = True) -> Snapshot:
         return Snapshot()

@@ -39,6 +39,7 @@ from pigeon.storage.bodies import BodyCodec
 from pigeon.storage.codec import CodecError, decode_value
 from pigeon.storage.crypto import WrongKey
 from pigeon.storage.database import DB_NAME, TABLES, open_checked, readable_rows, reader
+from pigeon.storage.pages import PageFile
 from pigeon.storage.writer import Batch, Op, Writer
 
 log = logging.getLogger("pigeon.storage")
@@ -86,6 +87,7 @@ class SQLiteStore:
         self._lock_file: IO[bytes] | None = None
         self._writer: Writer | None = None
         self._reader: sqlite3.Connection | None = None
+        self._pages: PageFile | None = None
         self._closed = False
 
     # -- state ----------------------------------------------------------------------
@@ -102,6 +104,11 @@ class SQLiteStore:
     def queued_writes(self) -> int:
         """Writes not on disk yet (queued or being written)."""
         return len(self._pending.ops) + sum(len(batch.ops) for batch in self._in_flight)
+
+    @property
+    def pager(self) -> PageFile | None:
+        """``pages.db`` beside the database: transient messages of paged backlogs."""
+        return self._pages
 
     @property
     def failing(self) -> bool:
@@ -137,6 +144,7 @@ class SQLiteStore:
             self._unlock_folder()
             raise
         self._reader = reader(self.path / DB_NAME)
+        self._pages = PageFile(self.path, self._bodies, self._loop)
         self._writer = Writer(
             conn,
             self._bodies,
@@ -430,6 +438,8 @@ class SQLiteStore:
             self._writer.stop()
         if self._reader is not None:
             self._reader.close()
+        if self._pages is not None:
+            self._pages.close()
         self._unlock_folder()
 
 
