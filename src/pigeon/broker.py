@@ -161,7 +161,9 @@ class Broker(EmbeddedAPI):
         self.resources = ResourceMonitor(
             self.context.alarms, loop, memory_watermark=config.memory_high_watermark,
             disk_free_limit=config.disk_free_limit, data_dir=config.data_dir,
-            store_failing=lambda: bool(getattr(self.store, "failing", False)))
+            store_failing=lambda: bool(getattr(self.store, "failing", False)),
+            paging=self.store.pager.memory if self.store.pager is not None else None,
+            paging_memory=config.paging_memory, reduce_memory=self._reduce_memory)
         self.resources.start()
         log.info("Pigeon %s: AMQP 0-9-1 listening on %s:%d", __version__, config.host,
                  self.amqp_port)
@@ -226,6 +228,13 @@ class Broker(EmbeddedAPI):
     @property
     def amqps_port(self) -> int | None:
         return self._tls_listener.port if self._tls_listener is not None else None
+
+    def _reduce_memory(self) -> None:
+        """Every queue pages out all but the head of its backlog (resources.py)."""
+        if self.node is not None:
+            for vhost in self.node.vhosts.values():
+                for queue in vhost.queues.values():
+                    queue.reduce_memory()
 
     def _offload(self, work: Callable[[], Any], done: Callable[[Any], None]) -> None:
         """Run blocking work (password hashing) on the broker's small pool; ``done`` gets

@@ -38,6 +38,12 @@ class Config:
     # Resource alarms: a fraction of RAM (<= 1.0) or bytes; free bytes in the data folder.
     memory_high_watermark: float = 0.4
     disk_free_limit: int = 50_000_000
+    # Paging (a broker with a data folder): queues page their backlogs out to disk, and
+    # publishers are slowed to the pace of those writes, above this much memory: a
+    # fraction (<= 1.0) of the memory alarm's limit, or bytes. It bounds both the
+    # broker's resident memory (checked once a second) and the bodies of ready messages
+    # that queues keep in memory (checked as they arrive).
+    paging_memory: float = 0.5
     # TLS (amqps): a listener on tls_port when a certificate and key are given.
     tls_port: int | None = None
     tls_certfile: Path | None = None

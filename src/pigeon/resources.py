@@ -4,6 +4,12 @@ RabbitMQ's defaults: the memory alarm at 40% of the machine's RAM (the
 ``vm_memory_high_watermark``), the disk alarm below 50 MB free in the data
 folder (``disk_free_limit``). Checked once a second, off nothing but /proc and
 ``statvfs``: cheap enough to never matter.
+
+Before the alarm, paging: above ``paging_memory`` (by default half the alarm's
+limit, RabbitMQ's ``vm_memory_high_watermark_paging_ratio``) every queue pages
+its backlog out to the data folder, and publishers are slowed to the pace of
+those writes (flow control, not ``connection.blocked``); with the alarm on they
+do so too, so that the alarm clears once the backlog is on disk.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pigeon.core.alarms import Alarms
+from pigeon.core.paging import MemoryBudget
 from pigeon.core.ports import Scheduler, TimerHandle
 
 log = logging.getLogger("pigeon.resources")
@@ -62,13 +69,27 @@ def memory_limit(watermark: float) -> int:
     return int(watermark * total_memory()) if watermark <= 1.0 else int(watermark)
 
 
+def paging_limit(paging_memory: float, limit: int) -> int:
+    """``paging_memory`` up to 1.0 is a fraction of the memory alarm's limit; above, bytes.
+    0: no limit (the machine's memory is unknown)."""
+    return int(paging_memory * limit) if paging_memory <= 1.0 else int(paging_memory)
+
+
 class ResourceMonitor:
     def __init__(self, alarms: Alarms, scheduler: Scheduler, *, memory_watermark: float,
                  disk_free_limit: int, data_dir: Path | None,
-                 store_failing: Callable[[], bool] = lambda: False) -> None:
+                 store_failing: Callable[[], bool] = lambda: False,
+                 paging: MemoryBudget | None = None, paging_memory: float = 0.5,
+                 reduce_memory: Callable[[], object] = lambda: None) -> None:
         self.alarms = alarms
         self.scheduler = scheduler
         self.memory_limit = memory_limit(memory_watermark)
+        # Where queues page out (None: a broker without a data folder keeps it all).
+        self.paging = paging
+        self.paging_limit = paging_limit(paging_memory, self.memory_limit)
+        if paging is not None and self.paging_limit:
+            paging.limit = self.paging_limit
+        self.reduce_memory = reduce_memory
         self.disk_free_limit = disk_free_limit
         self.data_dir = data_dir
         self.store_failing = store_failing
@@ -91,6 +112,7 @@ class ResourceMonitor:
             self.memory = resident_memory()
         over = bool(self.memory_limit) and self.memory > self.memory_limit
         self._set("memory", over, f"memory use {self.memory} bytes, limit {self.memory_limit}")
+        self._page(over)
         low = self.store_failing()
         if self.data_dir is not None:
             try:
@@ -102,6 +124,19 @@ class ResourceMonitor:
         self._set("disk", low, f"free disk {self.disk_free} bytes, limit "
                                f"{self.disk_free_limit}")
         self._timer = self.scheduler.call_later(CHECK_INTERVAL, self.check)
+
+    def _page(self, alarm: bool) -> None:
+        """Over the paging threshold (or the alarm's): every queue pages out its backlog."""
+        paging = self.paging
+        if paging is None:
+            return
+        pressed = alarm or (bool(self.paging_limit) and self.memory > self.paging_limit)
+        if pressed and not paging.pressed:
+            log.info("memory use %d bytes is over the paging threshold %d: queues page out",
+                     self.memory, self.paging_limit)
+        paging.pressed = pressed
+        if pressed:
+            self.reduce_memory()
 
     def _set(self, name: str, raised: bool, detail: str) -> None:
         if raised == (name in self.alarms.active):

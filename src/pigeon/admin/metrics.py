@@ -28,6 +28,7 @@ from pigeon.admin import process
 from pigeon.admin.latency import Histogram
 from pigeon.admin.monitor import Monitor
 from pigeon.admin.rates import Counters, queue_counters
+from pigeon.core.paging import paged_out
 from pigeon.version import __version__
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -134,6 +135,10 @@ class BrokerCollector(Collector):
             "bytes_ready": _family("rabbitmq_queue_messages_ready_bytes",
                                    "Size in bytes of ready messages", labels),
             "consumers": _family("rabbitmq_queue_consumers", "Consumers on a queue", labels),
+            "paged_out": _family("rabbitmq_queue_messages_paged_out",
+                                 "Messages paged out to disk", labels),
+            "paged_out_bytes": _family("rabbitmq_queue_messages_paged_out_bytes",
+                                       "Size in bytes of messages paged out to disk", labels),
         }
         published = CounterMetricFamily("rabbitmq_queue_messages_published",
                                         "Total number of messages published to queues",
@@ -144,6 +149,7 @@ class BrokerCollector(Collector):
                 counters = queue_counters(queue)
                 counters["bytes_ready"] = queue.ready.bytes
                 counters["consumers"] = len(queue.consumers)
+                counters["paged_out"], counters["paged_out_bytes"] = paged_out(queue.ready)
                 if self.per_object:
                     for key, family in families.items():
                         family.add_metric([vhost.name, queue.name], counters[key])
@@ -189,6 +195,18 @@ class BrokerCollector(Collector):
 
     def _process(self) -> Iterator[Metric]:
         info = process.read(self.monitor.broker.config)
+        store = self.monitor.node.store
+        pager = store.pager if store is not None else None
+        if pager is not None:
+            yield _gauge("pigeon_paging_memory_used_bytes",
+                         "Bodies of ready messages that queues hold in memory",
+                         pager.memory.used)
+            yield _gauge("pigeon_paging_memory_limit_bytes",
+                         "Above this (paging_memory), queues page out their backlogs",
+                         pager.memory.limit)
+            yield _counter("pigeon_paging_flow_pauses",
+                           "Times a publisher was paused until the pager caught up",
+                           pager.memory.flow_pauses)
         yield _gauge("rabbitmq_process_resident_memory_bytes",
                      "Memory used in bytes", info.resident_memory)
         yield _gauge("rabbitmq_resident_memory_limit_bytes",

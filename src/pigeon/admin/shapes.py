@@ -25,6 +25,7 @@ from pigeon.admin.source import ChannelLike, HandlerLike
 from pigeon.core.binding import Binding
 from pigeon.core.consumer import Consumer
 from pigeon.core.exchange import Exchange
+from pigeon.core.paging import paged_out
 from pigeon.core.queue import Queue
 from pigeon.core.vhost import VirtualHost
 
@@ -126,6 +127,13 @@ def queue_json(vhost: VirtualHost, queue: Queue, monitor: Monitor,
         result[key] = int(counters[key])
         result[f"{key}_details"] = rate_details(series, key, monitor, history, now)
         result[f"{key}_ram"] = int(counters[key])
+    # RabbitMQ's names for what a paging queue keeps on disk only (docs/durability.md).
+    paged, paged_bytes = paged_out(queue.ready)
+    result["messages_paged_out"] = paged
+    result["message_bytes_paged_out"] = paged_bytes
+    result["messages_ram"] = result["messages"] - paged
+    result["messages_ready_ram"] = result["messages_ready"] - paged
+    result["message_bytes_ram"] = queue.ready.bytes - paged_bytes
     if history is not None and series is not None:
         for key in ("publish", "deliver_get", "ack"):
             result["message_stats"].setdefault(f"{key}_details", {})["samples"] = (

@@ -60,12 +60,13 @@ class MemoryBudget:
     alarm is on). Over budget, every queue that grows pages out all but its head.
     """
 
-    __slots__ = ("limit", "pressed", "used")
+    __slots__ = ("flow_pauses", "limit", "pressed", "used")
 
     def __init__(self, limit: int = 2**62) -> None:
         self.limit = limit
         self.used = 0
         self.pressed = False
+        self.flow_pauses = 0  # times a publisher waited for the pager (metrics)
 
     @property
     def over(self) -> bool:
@@ -383,3 +384,10 @@ class PagedLevels:
 
 def _seq(entry: Entry) -> int:
     return entry.seq
+
+
+def paged_out(ready: object) -> tuple[int, int]:
+    """(messages, bytes) of a queue's ready messages that are on disk only."""
+    if isinstance(ready, PagedReady | PagedLevels):
+        return ready.paged, ready.middle_bytes
+    return 0, 0

@@ -12,6 +12,7 @@ import asyncio
 import ipaddress
 import logging
 import socket
+from collections.abc import Callable
 from ssl import SSLContext
 from typing import cast
 
@@ -31,6 +32,9 @@ EVENT_BUDGET = 128
 # is not read again until the store's next commit (RabbitMQ's credit flow, in effect).
 # Without it a fast publisher piles bodies up in memory faster than the disk takes them.
 STORE_BACKLOG = 20_000
+# And likewise while queues are over their memory budget (``paging_memory``) and the
+# pager is behind: a publisher is read again once the pager's next write is done, so the
+# backlog grows no faster than it goes to disk, before any memory alarm blocks it.
 CLOSE_OK_TIMEOUT = 3.0
 # After close-ok to a client's connection.close, how long its remaining input is read
 # and discarded before the socket is closed anyway (RabbitMQ waits up to 30 s).
@@ -121,13 +125,12 @@ class AMQPProtocol(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        store = self.context.node.store
-        if (handler.published and store is not None
-                and store.queued_writes > STORE_BACKLOG):
+        wait = self._flow() if handler.published else None
+        if wait is not None:
             if not self._reading_paused:
                 self._reading_paused = True
                 transport.pause_reading()
-            store.sync(self._continue)
+            wait(self._continue)
         elif more:
             if not self._reading_paused:
                 self._reading_paused = True
@@ -137,6 +140,20 @@ class AMQPProtocol(asyncio.Protocol):
         elif self._reading_paused:
             self._reading_paused = False
             transport.resume_reading()
+
+    def _flow(self) -> Callable[[Callable[[], object]], None] | None:
+        """What a publisher waits for before it is read again (credit flow), if anything:
+        the store's next commit, or the pager's next write."""
+        store = self.context.node.store
+        if store is None:
+            return None
+        if store.queued_writes > STORE_BACKLOG:
+            return store.sync
+        pager = store.pager
+        if pager is not None and pager.backlog and pager.memory.over:
+            pager.memory.flow_pauses += 1
+            return pager.when_written
+        return None
 
     def alarms_changed(self, active: bool) -> None:
         handler = self.handler
