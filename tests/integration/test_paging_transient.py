@@ -127,7 +127,7 @@ def test_default_settings_page_a_long_transient_backlog(tmp_path: Path) -> None:
     with Broker.in_thread(config) as broker:
         connection = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
         channel = connection.channel()
-        channel.queue_declare("long-backlog", exclusive=True)
+        channel.queue_declare("long-backlog")
         publish(channel, "long-backlog", count)
         wait_until(lambda: queue_info(broker, "long-backlog")["messages_paged_out"] >= 5_000,
                    timeout=30, interval=0.1)
