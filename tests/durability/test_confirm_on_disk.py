@@ -91,3 +91,38 @@ async def test_confirm_waits_for_the_disk(tmp_path: Path, backlog: int) -> None:
             await asyncio.wait_for(publish, timeout=30)
             queue = await bulk.declare_queue("orders", passive=True)
             assert queue.declaration_result.message_count == backlog + 1
+
+
+async def test_transient_paging_neither_delays_nor_frees_a_confirm(tmp_path: Path) -> None:
+    """Transient messages paged out while the disk is stalled: the pager's writes (a file
+    of their own, never synced) confirm nothing early and hold no confirm back."""
+    data = tmp_path / "data"
+    config = Config(port=0, data_dir=data, management_port=None, paging_memory=1_000_000.0)
+    async with Broker(config) as broker:
+        connection = await aio_pika.connect(broker.amqp_url)
+        async with connection:
+            channel = await connection.channel()  # publisher confirms on
+            await channel.declare_queue("events", durable=True)
+            exchange = channel.default_exchange
+            persistent_mode = aio_pika.DeliveryMode.PERSISTENT
+            # Confirmed: everything before it (the declare) is on disk before the stall.
+            await exchange.publish(aio_pika.Message(b"first", delivery_mode=persistent_mode),
+                                   "events")
+            body = b"x" * 1024
+            with stalled_disk(data / "pigeon.db"):
+                # 3,000 KiB of transient messages: past paging_memory, so paged out; each
+                # confirmed at once, the store's commits stalled or not.
+                confirms = asyncio.gather(*(exchange.publish(aio_pika.Message(body), "events")
+                                            for _ in range(3_000)))
+                await asyncio.wait_for(confirms, timeout=30)
+                pages = sum(path.stat().st_size for path in data.glob("pages.db*"))
+                assert pages > 2_000_000, "the backlog was paged out"
+                # A persistent one in the same paging queue still waits for the disk.
+                persistent = asyncio.ensure_future(exchange.publish(
+                    aio_pika.Message(b"kept", delivery_mode=persistent_mode),
+                    "events"))
+                done, _ = await asyncio.wait({persistent}, timeout=STALL)
+                assert not done, "confirmed while nothing could be committed"
+            await asyncio.wait_for(persistent, timeout=30)
+            queue = await channel.declare_queue("events", passive=True)
+            assert queue.declaration_result.message_count == 3_002
