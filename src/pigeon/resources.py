@@ -107,7 +107,8 @@ class ResourceMonitor:
 
     def check(self) -> None:
         self.memory = resident_memory()
-        if self.memory > TRIM_ABOVE and release_free_memory is not None:
+        paging = self.paging is not None and self.paging.pressed
+        if (self.memory > TRIM_ABOVE or paging) and release_free_memory is not None:
             release_free_memory()
             self.memory = resident_memory()
         over = bool(self.memory_limit) and self.memory > self.memory_limit
