@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import pika
 import pytest
-from helpers import process_for, process_until, wait_until
+from helpers import process_until, wait_until
 from pika.adapters.blocking_connection import BlockingChannel
 
 from pigeon.broker import Broker
