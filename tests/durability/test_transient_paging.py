@@ -84,3 +84,47 @@ def test_transient_pages_are_gone_after_a_restart(tmp_path: Path, make_broker: M
     method, _props, body = channel.basic_get("mixed", auto_ack=True)
     assert method is not None and body == b"end"
     connection.close()
+
+
+def test_memory_alarm_clears_once_the_backlog_is_paged(tmp_path: Path,
+                                                       make_broker: MakeBroker) -> None:
+    """With paging left to the alarm (a huge ``paging_memory``), a transient backlog
+    raises the memory alarm; queues then page out, and the alarm clears by itself while
+    the backlog is still there (RabbitMQ unblocks the same way)."""
+    data_dir = tmp_path / "data"
+    probe = make_broker(data_dir)
+    probe.start()
+    idle = resident_bytes(probe.pid)
+    probe.stop()
+    size, count = 8192, 12_000  # ~100 MB of bodies, below PAGE_AFTER messages
+    limit = idle + 40_000_000
+    broker = make_broker(data_dir, env={"PIGEON_PAGING_MEMORY": str(10**12),
+                                        "PIGEON_MEMORY_HIGH_WATERMARK": str(limit)})
+    broker.start()
+    events: list[str] = []
+    connection = pika.BlockingConnection(pika.URLParameters(broker.url))
+    connection.add_on_connection_blocked_callback(lambda *_: events.append("blocked"))
+    connection.add_on_connection_unblocked_callback(lambda *_: events.append("unblocked"))
+    channel = connection.channel()
+    channel.queue_declare("alarming")
+    padding = b"x" * (size - 4)
+    for number in range(count):
+        channel.basic_publish("", "alarming", number.to_bytes(4, "big") + padding)
+    assert channel.queue_declare("alarming", passive=True).method.message_count == count
+    deadline = time.monotonic() + 20
+    while events[-1:] != ["unblocked"]:
+        assert time.monotonic() < deadline, f"alarm events: {events}"
+        connection.process_data_events(time_limit=0.1)
+    assert events[0] == "blocked"
+    assert resident_bytes(broker.pid) < limit
+    assert paged_bytes(data_dir) > count * size // 2, "the backlog went to disk"
+    channel.basic_qos(prefetch_count=500)
+    received = []
+    for method, _props, body in channel.consume("alarming", inactivity_timeout=10):
+        assert method is not None
+        received.append(int.from_bytes(body[:4], "big"))
+        channel.basic_ack(method.delivery_tag)
+        if len(received) == count:
+            break
+    assert received == list(range(count))
+    connection.close()
