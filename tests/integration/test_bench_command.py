@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -100,6 +101,17 @@ def test_backlog_fills_and_drains_every_message(url_a: str) -> None:
     assert result.rss_full_mb is not None and result.broker_peak_rss_mb is not None
     assert result.latency is None  # waiting in a backlog is not latency
     assert "rest" in ticks  # the 1 s rest always spans a tick
+
+
+def test_transient_backlog_pages_out_and_drains(tmp_path: Path) -> None:
+    """``pigeon bench --backlog N --size 1024`` (transient) on a broker that pages."""
+    config = dataclasses.replace(_config(), data_dir=tmp_path / "data",
+                                 paging_memory=1_000_000.0)
+    with Broker.in_thread(config) as broker:
+        result = run_sync(closed(broker.amqp_url, backlog=8000, size=1024))
+    assert result.errors == []
+    assert result.published_total == result.confirmed == result.consumed_total == 8000
+    assert result.drained
 
 
 def test_against_runs_both_brokers_alternately_with_ratios_in_json(
