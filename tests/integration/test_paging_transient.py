@@ -135,6 +135,20 @@ def test_default_settings_page_a_long_transient_backlog(tmp_path: Path) -> None:
         connection.close()
 
 
+def test_purge_of_a_paged_backlog_counts_every_message(
+        broker: Broker, channel: BlockingChannel) -> None:
+    channel.queue_declare("purged-backlog", durable=True)
+    publish(channel, "purged-backlog", 6_000)
+    persistent = pika.BasicProperties(delivery_mode=2)
+    for number in range(6_000, 8_000):
+        channel.basic_publish("", "purged-backlog", body(number), persistent)
+    wait_until(lambda: queue_info(broker, "purged-backlog")["messages_paged_out"] > 4_000,
+               timeout=30, interval=0.1)
+    assert channel.queue_purge("purged-backlog").method.message_count == 8_000
+    publish(channel, "purged-backlog", 3_000)
+    assert numbers(consume(channel, "purged-backlog", 3_000)) == list(range(3_000))
+
+
 def test_priority_backlog_pages_and_keeps_priority_order(
         broker: Broker, channel: BlockingChannel) -> None:
     count = 12_000

@@ -280,10 +280,10 @@ class PagedReady:
             self.memory.used += size
 
     def clear(self) -> tuple[list[Entry], list[int]]:
-        """Empty it: the entries that were in memory, and the sequence numbers of the
-        persistent messages on disk only (the pager's rows are dropped by the queue)."""
+        """Empty it: the entries that were in memory, and the keys of those on disk only
+        (sequence numbers in the store; negated, in the pager, whose rows the queue drops)."""
         entries = [*self._head, *self._tail]
-        paged = [key for key in self._middle[self._middle_start:].tolist() if key > 0]
+        paged = self._middle[self._middle_start:].tolist()
         self.memory.used -= self.bytes - self.middle_bytes
         self._head.clear()
         self._tail.clear()

@@ -605,7 +605,8 @@ class Queue:
                 for entry in removed:
                     self._forget(entry)
                 for seq in paged:
-                    store.remove_message(self.vhost, self.name, seq)
+                    if seq > 0:  # (negative: a transient message in the pager)
+                        store.remove_message(self.vhost, self.name, seq)
             else:
                 store.purge(self.vhost, self.name)
         return len(removed) + len(paged)
