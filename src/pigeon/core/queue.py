@@ -34,6 +34,8 @@ def reserve_sequence(last: int) -> None:
 # At most this many messages per hand-over to one consumer: bounds the list and the
 # encoded frames of one call for a consumer with a very large (or no) prefetch.
 DISPATCH_BATCH = 512
+# At most this many expired messages dropped per loop turn.
+EXPIRE_BATCH = 10_000
 
 
 class Entry:
@@ -682,9 +684,16 @@ class Queue:
             self._scheduler.call_soon(self._changed)
         if now is None:
             now = self._scheduler.time()
+        budget = EXPIRE_BATCH
         while (head := self.ready.peek()) is not None:
             if head.expires_at is None or head.expires_at >= now:
                 break
+            if not budget:
+                # A long expired backlog (paged out, read back to be dropped) goes in
+                # batches, so other work runs in between.
+                self._scheduler.call_soon(self._expire_head)
+                return
+            budget -= 1
             self.ready.popleft()
             self._expired(head)
         self._schedule_expiry()
