@@ -72,6 +72,8 @@ class Config:
                               f"not {self.log_level!r}")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be 0..65535, not {self.port}")
+        if self.paging_memory <= 0:
+            raise ConfigError(f"paging_memory must be above 0, not {self.paging_memory}")
         if self.frame_max < 4096:
             raise ConfigError(f"frame_max must be at least 4096, not {self.frame_max}")
 

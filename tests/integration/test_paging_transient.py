@@ -21,7 +21,7 @@ from helpers import process_until, wait_until
 from pika.adapters.blocking_connection import BlockingChannel
 
 from pigeon.broker import Broker
-from pigeon.config import Config
+from pigeon.config import Config, ConfigError, load
 
 SIZE = 1024
 BUDGET = 1_000_000  # paging_memory, bytes: about a thousand 1 KiB bodies
@@ -225,3 +225,9 @@ def test_fast_publisher_is_paused_not_blocked(broker: Broker) -> None:
     finally:
         publisher.close()
         consumer.close()
+
+
+def test_paging_memory_setting_is_checked() -> None:
+    with pytest.raises(ConfigError, match="paging_memory must be above 0"):
+        Config(paging_memory=0.0)
+    assert load(environ={"PIGEON_PAGING_MEMORY": "3000000"}).paging_memory == 3_000_000
