@@ -110,13 +110,17 @@ async def test_transient_paging_neither_delays_nor_frees_a_confirm(tmp_path: Pat
                                    "events")
             body = b"x" * 1024
             with stalled_disk(data / "pigeon.db"):
-                # 3,000 KiB of transient messages: past paging_memory, so paged out; each
+                # 6,000 KiB of transient messages: past paging_memory, so paged out; each
                 # confirmed at once, the store's commits stalled or not.
                 confirms = asyncio.gather(*(exchange.publish(aio_pika.Message(body), "events")
-                                            for _ in range(3_000)))
+                                            for _ in range(6_000)))
                 await asyncio.wait_for(confirms, timeout=30)
-                pages = sum(path.stat().st_size for path in data.glob("pages.db*"))
-                assert pages > 2_000_000, "the backlog was paged out"
+                for _ in range(200):  # the pager writes on its own thread
+                    if sum(path.stat().st_size for path in data.glob("pages.db*")) > 3_000_000:
+                        break
+                    await asyncio.sleep(0.05)
+                else:
+                    raise AssertionError("the backlog was not paged out")
                 # A persistent one in the same paging queue still waits for the disk.
                 persistent = asyncio.ensure_future(exchange.publish(
                     aio_pika.Message(b"kept", delivery_mode=persistent_mode),
@@ -125,4 +129,4 @@ async def test_transient_paging_neither_delays_nor_frees_a_confirm(tmp_path: Pat
                 assert not done, "confirmed while nothing could be committed"
             await asyncio.wait_for(persistent, timeout=30)
             queue = await channel.declare_queue("events", passive=True)
-            assert queue.declaration_result.message_count == 3_002
+            assert queue.declaration_result.message_count == 6_002

@@ -40,50 +40,48 @@ def test_transient_pages_are_gone_after_a_restart(tmp_path: Path, make_broker: M
     broker = make_broker(data_dir, env={"PIGEON_PAGING_MEMORY": "2000000"})
     broker.start()
     before = resident_bytes(broker.pid)
-    connection = pika.BlockingConnection(pika.URLParameters(broker.url))
-    channel = connection.channel()
-    channel.queue_declare("mixed", durable=True)
-    transient, persistent = pika.BasicProperties(), pika.BasicProperties(delivery_mode=2)
-    padding = b"x" * (SIZE - 4)
-    for number in range(COUNT):
-        channel.basic_publish("", "mixed", number.to_bytes(4, "big") + padding,
-                              persistent if number % EVERY == 0 else transient)
-    # A confirmed publish after them: the store has every persistent one on disk.
-    channel.confirm_delivery()
-    channel.basic_publish("", "mixed", b"end", persistent)
-    assert channel.queue_declare("mixed", passive=True).method.message_count == COUNT + 1
+    with pika.BlockingConnection(pika.URLParameters(broker.url)) as connection:
+        channel = connection.channel()
+        channel.queue_declare("mixed", durable=True)
+        transient, persistent = pika.BasicProperties(), pika.BasicProperties(delivery_mode=2)
+        padding = b"x" * (SIZE - 4)
+        for number in range(COUNT):
+            channel.basic_publish("", "mixed", number.to_bytes(4, "big") + padding,
+                                  persistent if number % EVERY == 0 else transient)
+        # A confirmed publish after them: the store has every persistent one on disk.
+        channel.confirm_delivery()
+        channel.basic_publish("", "mixed", b"end", persistent)
+        assert channel.queue_declare("mixed", passive=True).method.message_count == COUNT + 1
 
-    deadline = time.monotonic() + 30
-    while paged_bytes(data_dir) < COUNT * SIZE // 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert paged_bytes(data_dir) >= COUNT * SIZE // 2, "the transient backlog was paged out"
-    # What the broker holds once the backlog is on disk (freed memory is handed back to
-    # the system by the resource monitor, once a second).
-    deadline = time.monotonic() + 10
-    while (grown := resident_bytes(broker.pid) - before) > COUNT * SIZE // 4:
-        assert time.monotonic() < deadline, f"resident memory grew by {grown} bytes"
-        time.sleep(0.1)
+        deadline = time.monotonic() + 30
+        while paged_bytes(data_dir) < COUNT * SIZE // 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert paged_bytes(data_dir) >= COUNT * SIZE // 2, "the transient backlog was paged out"
+        # What the broker holds once the backlog is on disk (freed memory is handed back to
+        # the system by the resource monitor, once a second).
+        deadline = time.monotonic() + 10
+        while (grown := resident_bytes(broker.pid) - before) > COUNT * SIZE // 4:
+            assert time.monotonic() < deadline, f"resident memory grew by {grown} bytes"
+            time.sleep(0.1)
 
-    connection.close()
     broker.kill() if ending == "kill" else broker.stop()
     if ending == "stop":
         assert paged_bytes(data_dir) == 0, "a clean stop deletes the pages"
     broker.start()
     # A fresh, empty file (its schema only): the last run's pages are deleted at start.
     assert paged_bytes(data_dir) < 100_000
-    connection = pika.BlockingConnection(pika.URLParameters(broker.url))
-    channel = connection.channel()
-    kept = [number for number in range(COUNT) if number % EVERY == 0]
-    assert channel.queue_declare("mixed", passive=True).method.message_count == len(kept) + 1
-    received = []
-    for _ in range(len(kept)):
+    with pika.BlockingConnection(pika.URLParameters(broker.url)) as connection:
+        channel = connection.channel()
+        kept = [number for number in range(COUNT) if number % EVERY == 0]
+        assert channel.queue_declare("mixed", passive=True).method.message_count == len(kept) + 1
+        received = []
+        for _ in range(len(kept)):
+            method, _props, body = channel.basic_get("mixed", auto_ack=True)
+            assert method is not None
+            received.append(int.from_bytes(body[:4], "big"))
+        assert received == kept
         method, _props, body = channel.basic_get("mixed", auto_ack=True)
-        assert method is not None
-        received.append(int.from_bytes(body[:4], "big"))
-    assert received == kept
-    method, _props, body = channel.basic_get("mixed", auto_ack=True)
-    assert method is not None and body == b"end"
-    connection.close()
+        assert method is not None and body == b"end"
 
 
 def test_memory_alarm_clears_once_the_backlog_is_paged(tmp_path: Path,
@@ -96,35 +94,49 @@ def test_memory_alarm_clears_once_the_backlog_is_paged(tmp_path: Path,
     probe.start()
     idle = resident_bytes(probe.pid)
     probe.stop()
-    size, count = 8192, 12_000  # ~100 MB of bodies, below PAGE_AFTER messages
+    size, most = 8192, 19_000  # up to ~155 MB of bodies, below PAGE_AFTER messages
     limit = idle + 40_000_000
     broker = make_broker(data_dir, env={"PIGEON_PAGING_MEMORY": str(10**12),
                                         "PIGEON_MEMORY_HIGH_WATERMARK": str(limit)})
     broker.start()
     events: list[str] = []
     connection = pika.BlockingConnection(pika.URLParameters(broker.url))
-    connection.add_on_connection_blocked_callback(lambda *_: events.append("blocked"))
-    connection.add_on_connection_unblocked_callback(lambda *_: events.append("unblocked"))
-    channel = connection.channel()
-    channel.queue_declare("alarming")
-    padding = b"x" * (size - 4)
-    for number in range(count):
-        channel.basic_publish("", "alarming", number.to_bytes(4, "big") + padding)
-    assert channel.queue_declare("alarming", passive=True).method.message_count == count
-    deadline = time.monotonic() + 20
-    while events[-1:] != ["unblocked"]:
-        assert time.monotonic() < deadline, f"alarm events: {events}"
-        connection.process_data_events(time_limit=0.1)
-    assert events[0] == "blocked"
-    assert resident_bytes(broker.pid) < limit
-    assert paged_bytes(data_dir) > count * size // 2, "the backlog went to disk"
-    channel.basic_qos(prefetch_count=500)
-    received = []
-    for method, _props, body in channel.consume("alarming", inactivity_timeout=10):
-        assert method is not None
-        received.append(int.from_bytes(body[:4], "big"))
-        channel.basic_ack(method.delivery_tag)
-        if len(received) == count:
-            break
-    assert received == list(range(count))
-    connection.close()
+    try:
+        connection.add_on_connection_blocked_callback(lambda *_: events.append("blocked"))
+        connection.add_on_connection_unblocked_callback(lambda *_: events.append("unblocked"))
+        channel = connection.channel()
+        channel.queue_declare("alarming")
+        padding = b"x" * (size - 4)
+        count = 0
+        while "blocked" not in events:
+            assert count < most, "the memory alarm never came"
+            for number in range(count, count + 500):
+                channel.basic_publish("", "alarming", number.to_bytes(4, "big") + padding)
+            count += 500
+            # A round trip; a blocked connection is not read at all, so this returns
+            # once the alarm has cleared.
+            assert channel.queue_declare("alarming", passive=True).method.message_count == count
+            connection.process_data_events(time_limit=0)  # (pika calls back from here)
+        assert events[:2] == ["blocked", "unblocked"], "the alarm came, and went"
+        # Once the backlog is on disk, the broker is below the limit (so the alarm is off:
+        # a publish after it is read, its round trip answered, no connection.blocked).
+        deadline = time.monotonic() + 20
+        while resident_bytes(broker.pid) >= limit:
+            assert time.monotonic() < deadline, "memory stays above the alarm's limit"
+            connection.process_data_events(time_limit=0.1)
+        connection.process_data_events(time_limit=1.5)  # a check of the resource monitor
+        channel.basic_publish("", "alarming", count.to_bytes(4, "big") + padding)
+        assert channel.queue_declare("alarming", passive=True).method.message_count == count + 1
+        assert events[-1] == "unblocked"
+        assert paged_bytes(data_dir) > count * size // 2, "the backlog went to disk"
+        channel.basic_qos(prefetch_count=500)
+        received = []
+        for method, _props, body in channel.consume("alarming", inactivity_timeout=10):
+            assert method is not None
+            received.append(int.from_bytes(body[:4], "big"))
+            channel.basic_ack(method.delivery_tag)
+            if len(received) == count + 1:
+                break
+        assert received == list(range(count + 1))
+    finally:
+        connection.close()

@@ -124,15 +124,14 @@ def test_default_settings_page_a_long_transient_backlog(tmp_path: Path) -> None:
     """Without memory pressure, a queue still pages past PAGE_AFTER messages in memory."""
     config = Config(port=0, data_dir=tmp_path / "data", management_port=0)
     count = 26_000
-    with Broker.in_thread(config) as broker:
-        connection = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
+    with (Broker.in_thread(config) as broker,
+          pika.BlockingConnection(pika.URLParameters(broker.amqp_url)) as connection):
         channel = connection.channel()
         channel.queue_declare("long-backlog")
         publish(channel, "long-backlog", count)
         wait_until(lambda: queue_info(broker, "long-backlog")["messages_paged_out"] >= 5_000,
                    timeout=30, interval=0.1)
         assert numbers(consume(channel, "long-backlog", count)) == list(range(count))
-        connection.close()
 
 
 def test_purge_of_a_paged_backlog_counts_every_message(
