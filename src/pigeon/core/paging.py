@@ -48,8 +48,8 @@ PAGE_IN_BATCH = 2_000
 _NO_EXPIRY = math.nan
 
 Loader = Callable[[list[int]], list[tuple[int, Message]]]
-# (seq, message, persisted, expires_at) -> Entry
-EntryMaker = Callable[[int, Message, bool, "float | None"], "Entry"]
+# (seq, message, persisted, expires_at, priority) -> Entry
+EntryMaker = Callable[[int, Message, bool, "float | None", int], "Entry"]
 
 
 class MemoryBudget:
@@ -76,11 +76,11 @@ class MemoryBudget:
 class PagedReady:
     __slots__ = ("_expires", "_head", "_load", "_make", "_middle", "_middle_start",
                  "_pager", "_tail", "_vhost", "bytes", "count", "head_window", "keep", "key",
-                 "memory", "middle_bytes", "used_pager")
+                 "memory", "middle_bytes", "priority", "used_pager")
 
     def __init__(self, vhost: str, key: str, pager: Pager, memory: MemoryBudget,
-                 load: Loader | None, make: EntryMaker, *, keep: int = PAGE_AFTER,
-                 head_window: int = HEAD_WINDOW) -> None:
+                 load: Loader | None, make: EntryMaker, *, priority: int = 0,
+                 keep: int = PAGE_AFTER, head_window: int = HEAD_WINDOW) -> None:
         self._head: deque[Entry] = deque()
         self._middle = array("q")
         self._expires = array("d")  # parallel to _middle: absolute expiry, NaN for none
@@ -92,6 +92,7 @@ class PagedReady:
         self._load = load  # persistent messages from the store (None: a queue not durable)
         self._make = make
         self.memory = memory
+        self.priority = priority  # of every message here (a level of a priority queue)
         self.keep = keep
         self.head_window = head_window
         self.used_pager = False
@@ -205,7 +206,7 @@ class PagedReady:
             del self._expires[:end]
             self._middle_start = 0
         loaded = self._read(keys)
-        make, head = self._make, self._head
+        make, head, priority = self._make, self._head, self.priority
         loaded_bytes = 0
         for key, expires_at in zip(keys, expiries, strict=True):
             message = loaded.get(key)
@@ -215,7 +216,7 @@ class PagedReady:
                 continue
             loaded_bytes += len(message.body)
             head.append(make(abs(key), message, key > 0,
-                             None if math.isnan(expires_at) else expires_at))
+                             None if math.isnan(expires_at) else expires_at, priority))
         self.middle_bytes -= loaded_bytes
         self.memory.used += loaded_bytes
         if self.middle_bytes < 0:  # stored sizes (compressed) were smaller than the bodies

@@ -17,8 +17,9 @@ from typing import Any, Protocol
 from pigeon.core.arguments import Overflow, QueueArguments
 from pigeon.core.consumer import Consumer
 from pigeon.core.message import Message
-from pigeon.core.paging import HEAD_WINDOW, PAGE_AFTER, PAGE_IN_BATCH, PagedLevels, PagedReady
-from pigeon.core.ports import DeliveryObserver, Pager, Scheduler, Store, TimerHandle
+from pigeon.core.pageout import PageOut, paged_ready
+from pigeon.core.paging import PagedLevels, PagedReady
+from pigeon.core.ports import DeliveryObserver, Scheduler, Store, TimerHandle
 from pigeon.core.ready import ReadyMessages
 from pigeon.errors import AccessRefused
 
@@ -125,10 +126,11 @@ class Queue:
         # Persistent messages of a durable queue are written here; None: memory only.
         self._store = store if durable and exclusive_owner is None else None
         # A long backlog waits on disk, not in memory, on a broker with a data folder.
-        self._pager: Pager | None = store.pager if store is not None else None
-        if self._pager is not None:
-            self.ready = self._paged_ready(self._pager)
-        self._paging_out = False
+        self._page_out: PageOut | None = None
+        if store is not None and store.pager is not None:
+            load = self._load_stored if self._store is not None else None
+            self.ready = paged_ready(self, store.pager, load, self._paged_entry)
+            self._page_out = PageOut(self, store.pager, self._store)
         self._recovered_upto = 0  # messages at or below this seq came from the store
         # Told of every change (embedded wait_for); an empty list in a plain server.
         self._watchers: list[Callable[[], object]] = [] if watchers is None else watchers
@@ -208,8 +210,8 @@ class Queue:
         self.stats.published += 1
         ready = self.ready
         ready.append(entry)
-        if self._pager is not None and not self._paging_out and ready.needs_paging():
-            self._request_page_out()
+        if self._page_out is not None and not self._page_out.busy and ready.needs_paging():
+            self._page_out.request()
         if self._limited:
             self._enforce_max_length()
         if self.consumers:
@@ -245,8 +247,8 @@ class Queue:
         ready = self.ready
         assert isinstance(ready, ReadyMessages | PagedReady)  # takes_runs
         ready.extend(entries)
-        if self._pager is not None and not self._paging_out and ready.needs_paging():
-            self._request_page_out()
+        if self._page_out is not None and not self._page_out.busy and ready.needs_paging():
+            self._page_out.request()
         if self.consumers and not self._due:
             self._due = True
             due.append(self)
@@ -258,99 +260,22 @@ class Queue:
 
     # -- paging -------------------------------------------------------------------
 
-    def _paged_ready(self, pager: Pager) -> PagedReady | PagedLevels:
-        load = self._load_stored if self._store is not None else None
-        levels = (self.args.max_priority or 0) + 1
-        if levels == 1:
-            return PagedReady(self.vhost, self.name, pager, pager.memory, load,
-                              self._paged_entry)
-        # One backlog per priority level (its own pager key); together they keep about
-        # as much in memory as one queue without priorities.
-        return PagedLevels([
-            PagedReady(self.vhost, f"{self.name}\x00{priority}", pager, pager.memory, load,
-                       self._level_entry(priority),
-                       keep=max(PAGE_IN_BATCH, PAGE_AFTER // levels),
-                       head_window=max(PAGE_IN_BATCH // 4, HEAD_WINDOW // levels))
-            for priority in range(levels)])
-
     def reduce_memory(self) -> None:
         """Page out all but the head of the backlog now (the node is short of memory)."""
-        if self._pager is not None and not self._paging_out and not self.deleted:
-            self._request_page_out()
-
-    def _request_page_out(self) -> None:
-        """Write the oldest messages of a long tail to disk, then drop them from memory:
-        persistent ones of a durable queue are in the store once it synced, the others
-        go to the pager (not durable, not synced, never a reason for a confirm to wait)."""
-        assert isinstance(self.ready, PagedReady | PagedLevels)
-        jobs = [(part, entries) for part in self.ready.parts()
-                if (entries := part.page_out_candidates())]
-        if not jobs:
-            return
-        self._paging_out = True
-        remaining = len(jobs)
-        progress = True
-
-        def finished(moved: bool) -> None:
-            nonlocal remaining, progress
-            remaining -= 1
-            progress = progress and moved
-            if remaining:
-                return
-            self._paging_out = False
-            # More arrived meanwhile: go on (not after a failed write: the next publish
-            # tries again, rather than a loop of failures).
-            if progress and not self.deleted and self.ready.needs_paging():
-                self._request_page_out()
-
-        for part, entries in jobs:
-            self._page_part(part, entries, finished)
-
-    def _page_part(self, part: PagedReady, entries: list[Entry],
-                   finished: Callable[[bool], object]) -> None:
-        upto = entries[-1].seq
-        transient = [(entry.seq, entry.message) for entry in entries if not entry.persisted]
-        store = self._store
-
-        def moved(written: bool) -> None:
-            if not self.deleted:
-                part.page_out(upto, written)
-            finished(written)
-
-        def written(ok: bool) -> None:
-            if store is not None and len(transient) < len(entries):
-                store.sync(lambda: moved(ok))
-            else:
-                moved(ok)
-
-        if transient:
-            assert self._pager is not None
-            self._pager.write(self.vhost, part.key, transient, written)
-        else:
-            written(True)
-
-    def _drop_paged(self) -> None:
-        if self._pager is not None and isinstance(self.ready, PagedReady | PagedLevels):
-            for key in self.ready.pager_keys():
-                self._pager.drop(self.vhost, key)
+        if self._page_out is not None:
+            self._page_out.request()
 
     def _load_stored(self, seqs: list[int]) -> list[tuple[int, Message]]:
         assert self._store is not None
         return self._store.read_messages(self.vhost, self.name, seqs)
 
     def _paged_entry(self, seq: int, message: Message, persisted: bool,
-                     expires_at: float | None, priority: int = 0) -> Entry:
+                     expires_at: float | None, priority: int) -> Entry:
         entry = Entry(message, seq, priority, expires_at, self._scheduler.time())
         entry.persisted = persisted
         # Recovered from the store: possibly delivered before.
         entry.redelivered = persisted and seq <= self._recovered_upto
         return entry
-
-    def _level_entry(self, priority: int) -> Callable[[int, Message, bool, float | None],
-                                                       Entry]:
-        def make(seq: int, message: Message, persisted: bool, expires_at: float | None) -> Entry:
-            return self._paged_entry(seq, message, persisted, expires_at, priority)
-        return make
 
     def restore_index(self, seqs: list[int], stored_bytes: int) -> None:
         """Recovered messages known by sequence number: read back when their turn comes
@@ -598,7 +523,8 @@ class Queue:
     def purge(self) -> int:
         if self._watchers:
             self._scheduler.call_soon(self._changed)
-        self._drop_paged()
+        if self._page_out is not None:
+            self._page_out.drop()
         removed, paged = self.ready.clear()
         store = self._store
         if store is not None and (removed or paged):
@@ -634,7 +560,8 @@ class Queue:
         if self._watchers:
             self._scheduler.call_soon(self._changed)
         self.deleted = True
-        self._drop_paged()
+        if self._page_out is not None:
+            self._page_out.drop()
         removed, paged = self.ready.clear()
         count = len(removed) + len(paged)
         self.stop_timers()
