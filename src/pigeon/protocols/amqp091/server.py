@@ -31,10 +31,10 @@ EVENT_BUDGET = 128
 # Flow control: a connection that publishes while this many writes wait for the disk
 # is not read again until the store's next commit (RabbitMQ's credit flow, in effect).
 # Without it a fast publisher piles bodies up in memory faster than the disk takes them.
+# Likewise while queues are over their memory budget (``paging_memory``) and the pager
+# has writes outstanding: a publisher is read again once the pager's next write is done,
+# so a backlog grows no faster than it goes to disk, long before a memory alarm.
 STORE_BACKLOG = 20_000
-# And likewise while queues are over their memory budget (``paging_memory``) and the
-# pager is behind: a publisher is read again once the pager's next write is done, so the
-# backlog grows no faster than it goes to disk, before any memory alarm blocks it.
 CLOSE_OK_TIMEOUT = 3.0
 # After close-ok to a client's connection.close, how long its remaining input is read
 # and discarded before the socket is closed anyway (RabbitMQ waits up to 30 s).
