@@ -171,9 +171,10 @@ class QuorumQueue(Queue):
         entry.delivery_count = count
         return entry
 
-    def _paged_entry(self, seq: int, message: Message) -> Entry:
+    def _paged_entry(self, seq: int, message: Message, persisted: bool,
+                     expires_at: float | None, priority: int) -> Entry:
         message, count = stored_delivery_count(message)
-        entry = super()._paged_entry(seq, message)
+        entry = super()._paged_entry(seq, message, persisted, expires_at, priority)
         entry.delivery_count = count
         entry.redelivered = entry.redelivered or count > 0
         return entry
