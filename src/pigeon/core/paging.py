@@ -28,6 +28,7 @@ import math
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
 from typing import TYPE_CHECKING
 
 from pigeon.core.message import Message
@@ -154,7 +155,7 @@ class PagedReady:
         excess = len(tail) - keep
         if excess <= 0:
             return []
-        return [tail[index] for index in range(excess)]
+        return list(islice(tail, excess))
 
     def page_out(self, upto: int, transient_written: bool) -> int:
         """Move the oldest tail entries up to seq ``upto`` to the middle: the persistent
