@@ -27,6 +27,8 @@ from urllib.parse import quote
 from pigeon import accounts
 from pigeon.auth.audit import AuditLog
 from pigeon.auth.authenticator import Authenticator, exposure_warning
+from pigeon.auth.gate import GateSettings, LoginGate
+from pigeon.auth.refusals import RefusalLog
 from pigeon.auth.tokens import TokenVerifier, settings_from_mapping
 from pigeon.auth.users import UserStore
 from pigeon.config import Config, ConfigError
@@ -45,6 +47,10 @@ if TYPE_CHECKING:
     from pigeon.admin import ManagementServer
 
 log = logging.getLogger("pigeon.broker")
+
+# Threads for password checks (scrypt releases the GIL): the gate never gives the pool
+# more than this many at once, so nothing queues inside the pool itself.
+AUTH_THREADS = 2
 
 
 def read_key(path: Path) -> bytes:
@@ -81,6 +87,7 @@ class Broker(EmbeddedAPI):
         self.audit: AuditLog | None = None
         self._accounts: accounts.AccountSaver | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self._refusals: RefusalLog | None = None
         self.management: ManagementServer | None = None
         self.resources: ResourceMonitor | None = None
         self._stopped: asyncio.Event | None = None
@@ -136,6 +143,9 @@ class Broker(EmbeddedAPI):
         self.audit = AuditLog(path=config.audit_log) if config.audit_log else None
         tokens = (TokenVerifier(settings_from_mapping(config.tokens)) if config.tokens
                   else None)
+        self._refusals = RefusalLog(self.audit, loop)
+        authenticator = Authenticator(users, audit=self.audit, tokens=tokens,
+                                      refusals=self._refusals)
         self.context = BrokerContext(
             node=self.node,
             users=users,
@@ -145,8 +155,11 @@ class Broker(EmbeddedAPI):
             ),
             default_vhost=config.default_vhost,
             audit=self.audit,
-            auth=Authenticator(users, audit=self.audit, tokens=tokens),
-            offload=self._offload,
+            auth=authenticator,
+            logins=LoginGate(authenticator, loop, self._offload, GateSettings(
+                checks_per_source=config.login_checks_per_source,
+                check_rate=config.login_check_rate, pending=config.login_checks_pending,
+                refusal_delay=config.login_refusal_delay, threads=AUTH_THREADS)),
             limits=ConnectionLimits(max_connections=config.max_connections,
                                     per_vhost=dict(config.vhost_max_connections),
                                     per_user=dict(config.user_max_connections)),
@@ -202,6 +215,9 @@ class Broker(EmbeddedAPI):
             # Blocks while the writer finishes its last batch: shutdown has nothing else to do.
             store.close()
             log.info("Pigeon stopped")
+        if self._refusals is not None:
+            self._refusals.flush()  # the summaries of refused logins not written yet
+            self._refusals = None
         if self.audit is not None:
             self.audit.close()
             self.audit = None
@@ -241,7 +257,8 @@ class Broker(EmbeddedAPI):
         its result or exception back on the event loop."""
         loop = asyncio.get_running_loop()
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pigeon-auth")
+            self._pool = ThreadPoolExecutor(max_workers=AUTH_THREADS,
+                                            thread_name_prefix="pigeon-auth")
 
         def finished(future: Future[Any]) -> None:
             try:

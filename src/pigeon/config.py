@@ -55,6 +55,13 @@ class Config:
     management_tls: bool = False
     audit_log: Path | None = None
     max_connections: int | None = None
+    # Password logins (docs/security.md, "Failed logins"): checks per source address
+    # (budget, earned back per second; successes give theirs back), checks waiting or
+    # running over all addresses, and how late a throttled address's refusal is answered.
+    login_checks_per_source: int = 10
+    login_check_rate: float = 1.0
+    login_checks_pending: int = 64
+    login_refusal_delay: float = 2.0
     # OAuth 2.0 / JWT access tokens as passwords: a [tokens] table (keys = {kid = PEM},
     # jwks_file, audience, resource_server_id, ...); empty: no token logins.
     tokens: dict[str, Any] = field(default_factory=dict)
@@ -76,6 +83,12 @@ class Config:
             raise ConfigError(f"paging_memory must be above 0, not {self.paging_memory}")
         if self.frame_max < 4096:
             raise ConfigError(f"frame_max must be at least 4096, not {self.frame_max}")
+        if self.login_checks_per_source < 1 or self.login_checks_pending < 1:
+            raise ConfigError("login_checks_per_source and login_checks_pending must be at "
+                              "least 1")
+        if self.login_check_rate <= 0 or self.login_refusal_delay < 0:
+            raise ConfigError("login_check_rate must be positive and login_refusal_delay "
+                              "not negative")
 
     def with_values(self, values: Mapping[str, Any]) -> Config:
         """A copy with settings given by name, converting strings to each field's type."""

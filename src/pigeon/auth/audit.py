@@ -58,6 +58,13 @@ class AuditLog:
     def login_failed(self, user: str, peer: str, mechanism: str, reason: str) -> None:
         self.record("login.failed", user=user, peer=peer, mechanism=mechanism, reason=reason)
 
+    def login_failures(self, source: str, count: int, users: dict[str, int],
+                       reasons: dict[str, int], *, seconds: float) -> None:
+        """Refused logins from one address past the first few of a window, summed up
+        (``pigeon.auth.refusals``): a flood costs one line, not one per attempt."""
+        self.record("login.failed.summary", peer=source, count=count, users=users,
+                    reasons=reasons, seconds=seconds)
+
     def access_refused(self, user: str, peer: str, vhost: str, text: str,
                        **details: Any) -> None:
         self.record("access.refused", user=user, peer=peer, vhost=vhost, text=text, **details)

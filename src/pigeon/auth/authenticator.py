@@ -10,19 +10,17 @@ without a credential.
 from __future__ import annotations
 
 import ipaddress
-import logging
 from collections.abc import Mapping
 from typing import Any
 
 from pigeon.auth import authorization
 from pigeon.auth.audit import AuditLog
 from pigeon.auth.authorization import Identity, StoreAuthority
+from pigeon.auth.refusals import RefusalLog
 from pigeon.auth.sasl import AMQPLAIN, EXTERNAL, PLAIN, certificate_common_name
 from pigeon.auth.tokens import InvalidToken, TokenAuthority, TokenVerifier, looks_like_jwt
-from pigeon.auth.users import UserStore
+from pigeon.auth.users import PasswordCheck, UserStore
 from pigeon.errors import NotAllowed
-
-log = logging.getLogger("pigeon.auth")
 
 
 class LoginRefused(Exception):
@@ -42,10 +40,12 @@ def _refused_text(mechanism: str) -> str:
 
 class Authenticator:
     def __init__(self, users: UserStore, *, audit: AuditLog | None = None,
-                 tokens: TokenVerifier | None = None) -> None:
+                 tokens: TokenVerifier | None = None,
+                 refusals: RefusalLog | None = None) -> None:
         self.users = users
         self.audit = audit
         self.tokens = tokens
+        self.refusals = refusals or RefusalLog(audit)
 
     def mechanisms(self, *, external: bool = False) -> tuple[str, ...]:
         """What connection.start offers; EXTERNAL only on a TLS connection whose
@@ -54,24 +54,42 @@ class Authenticator:
 
     def login(self, mechanism: str, credentials: tuple[str, str] | None, *, peer: str,
               loopback: bool, certificate: Mapping[str, Any] | None = None) -> Identity:
-        """connection.start-ok: ``credentials`` as decoded from PLAIN or AMQPLAIN,
-        ``certificate`` the verified peer certificate (``getpeercert()``) if any."""
+        """connection.start-ok, all in one on the calling thread: ``credentials`` as
+        decoded from PLAIN or AMQPLAIN, ``certificate`` the verified peer certificate
+        (``getpeercert()``) if any."""
+        outcome = self.begin(mechanism, credentials, peer=peer, loopback=loopback,
+                             certificate=certificate)
+        if isinstance(outcome, PasswordCheck):
+            return self.finish(outcome, outcome.run(), mechanism=mechanism, peer=peer,
+                               loopback=loopback)
+        return outcome
+
+    def begin(self, mechanism: str, credentials: tuple[str, str] | None, *, peer: str,
+              loopback: bool, certificate: Mapping[str, Any] | None = None
+              ) -> Identity | PasswordCheck:
+        """What takes microseconds, for the event loop: the identity of a certificate,
+        a token or a password verified before, or :class:`LoginRefused`; else the
+        password check (scrypt) still to run, whose outcome goes to :meth:`finish`."""
         if mechanism == EXTERNAL:
             return self.login_external(certificate, peer=peer, loopback=loopback)
         if mechanism not in (PLAIN, AMQPLAIN) or credentials is None:
             raise self._fail("", peer, mechanism, "unsupported mechanism or malformed response")
         name, password = credentials
-        return self.login_password(name, password, peer=peer, loopback=loopback,
-                                   mechanism=mechanism)
-
-    def login_password(self, name: str, password: str, *, peer: str, loopback: bool,
-                       mechanism: str = PLAIN) -> Identity:
         if self.tokens is not None and looks_like_jwt(password):
             return self._login_token(password, peer=peer, mechanism=mechanism)
-        user = self.users.authenticate(name, password)
-        if user is None:
+        if self.users.cached(name, password) is not None:
+            return self._admit(name, peer, loopback, mechanism)
+        check = self.users.password_check(name, password)
+        if check is None:
             raise self._fail(name, peer, mechanism, "invalid credentials")
-        return self._admit(name, peer, loopback, mechanism)
+        return check
+
+    def finish(self, check: PasswordCheck, ok: bool, *, mechanism: str, peer: str,
+               loopback: bool) -> Identity:
+        """The outcome of a password check from :meth:`begin`, back on the event loop."""
+        if self.users.checked(check, ok) is None:
+            raise self._fail(check.name, peer, mechanism, "invalid credentials")
+        return self._admit(check.name, peer, loopback, mechanism)
 
     def login_external(self, certificate: Mapping[str, Any] | None, *, peer: str,
                        loopback: bool) -> Identity:
@@ -130,9 +148,11 @@ class Authenticator:
             self.audit.login_succeeded(name, peer, mechanism)
 
     def _audit_failed(self, name: str, peer: str, mechanism: str, reason: str) -> None:
-        log.info("login refused for user %r from %s (%s): %s", name, peer, mechanism, reason)
-        if self.audit is not None:
-            self.audit.login_failed(name, peer, mechanism, reason)
+        self.refusals.refused(name, peer, mechanism, reason)
+
+    def refuse(self, name: str, peer: str, mechanism: str, reason: str) -> LoginRefused:
+        """A login refused before its credential was looked at (throttled), audited."""
+        return self._fail(name, peer, mechanism, reason)
 
     def _fail(self, name: str, peer: str, mechanism: str, reason: str, *,
               text: str | None = None) -> LoginRefused:

@@ -125,25 +125,53 @@ class TopicPermission:
     read: str = ".*"
 
 
+@dataclass(frozen=True, slots=True)
+class PasswordCheck:
+    """One password to compare with one stored hash: slow (scrypt) and pure, so it may
+    run on any thread. Checks with equal ``key`` have equal outcomes (same user, same
+    stored hash, same password), so one run can answer all of them."""
+
+    name: str
+    stored: bytes = field(repr=False)
+    password: str = field(repr=False)
+    key: tuple[str, bytes, bytes] = field(repr=False)
+
+    def run(self) -> bool:
+        return check_password(self.password, self.stored)
+
+
 class _Verified:
-    """Recently verified passwords as HMACs under a per-process key."""
+    """The password last verified for each user, as an HMAC under a per-process key.
+
+    One entry per user, valid only while the user's stored hash is the one it was
+    verified against: a password change or a deleted and re-created user never
+    matches an old entry, and a wrong password never matches a right one's HMAC.
+    """
 
     def __init__(self) -> None:
         self._key = os.urandom(32)
-        self._seen: OrderedDict[tuple[str, bytes], bytes] = OrderedDict()
+        self._seen: OrderedDict[str, tuple[bytes, bytes]] = OrderedDict()
 
-    def _mac(self, password: str) -> bytes:
+    def mac(self, password: str) -> bytes:
         return hmac.new(self._key, password.encode(), hashlib.sha256).digest()
 
     def known(self, name: str, stored: bytes, password: str) -> bool:
-        mac = self._seen.get((name, stored))
-        return mac is not None and hmac.compare_digest(mac, self._mac(password))
+        entry = self._seen.get(name)
+        if entry is None:
+            return False
+        if entry[0] != stored:  # the password was changed since
+            del self._seen[name]
+            return False
+        return hmac.compare_digest(entry[1], self.mac(password))
 
-    def remember(self, name: str, stored: bytes, password: str) -> None:
-        self._seen[(name, stored)] = self._mac(password)
-        self._seen.move_to_end((name, stored))
+    def remember(self, name: str, stored: bytes, mac: bytes) -> None:
+        self._seen[name] = (stored, mac)
+        self._seen.move_to_end(name)
         while len(self._seen) > _VERIFIED_CACHE_SIZE:
             self._seen.popitem(last=False)
+
+    def forget(self, name: str) -> None:
+        self._seen.pop(name, None)
 
 
 @dataclass
@@ -237,17 +265,47 @@ class UserStore:
     def topic_permission(self, vhost: str, user: str, exchange: str) -> TopicPermission | None:
         return self.topic_permissions.get((vhost, user), {}).get(exchange)
 
-    def authenticate(self, name: str, password: str) -> User | None:
+    def delete_user(self, name: str) -> None:
+        """The user, its permissions and its verified password are gone."""
+        self.users.pop(name, None)
+        self._verified.forget(name)
+        for key in [k for k in self.permissions if k[1] == name]:
+            del self.permissions[key]
+        for key in [k for k in self.topic_permissions if k[1] == name]:
+            del self.topic_permissions[key]
+
+    def cached(self, name: str, password: str) -> User | None:
+        """The user, if this very password was verified for its current hash (an HMAC,
+        microseconds); None says nothing either way."""
+        user = self.users.get(name)
+        if user is not None and self._verified.known(name, user.password_hash, password):
+            return user
+        return None
+
+    def password_check(self, name: str, password: str) -> PasswordCheck | None:
+        """The slow check still to run for ``name``, or None if there is no such user."""
         user = self.users.get(name)
         if user is None:
             return None
         stored = user.password_hash
-        if self._verified.known(name, stored, password):
-            return user
-        if not check_password(password, stored):
+        return PasswordCheck(name, stored, password, (name, stored, self._verified.mac(password)))
+
+    def checked(self, check: PasswordCheck, ok: bool) -> User | None:
+        """The outcome of ``check``: the user if it passed and the user's hash is still the
+        one checked (a password changed meanwhile refuses), remembered for next time."""
+        user = self.users.get(check.name)
+        if not ok or user is None or user.password_hash != check.stored:
             return None
-        self._verified.remember(name, stored, password)
+        self._verified.remember(check.name, check.stored, check.key[2])
         return user
+
+    def authenticate(self, name: str, password: str) -> User | None:
+        """All in one, on the calling thread: the cache, else the slow check."""
+        user = self.cached(name, password)
+        if user is not None:
+            return user
+        check = self.password_check(name, password)
+        return None if check is None else self.checked(check, check.run())
 
     def may_access(self, user: User, vhost: str) -> bool:
         return (vhost, user.name) in self.permissions

@@ -18,6 +18,7 @@ from typing import Any
 from pigeon.auth.audit import AuditLog
 from pigeon.auth.authenticator import Authenticator, LoginRefused
 from pigeon.auth.authorization import Identity
+from pigeon.auth.gate import LoginAttempt, LoginGate
 from pigeon.auth.sasl import parse_plain
 from pigeon.auth.users import UserStore
 from pigeon.core.alarms import Alarms
@@ -84,9 +85,6 @@ def server_properties() -> dict[str, Any]:
     }
 
 
-Offload = Callable[[Callable[[], Any], Callable[[Any], None]], None]
-
-
 @dataclass
 class AMQPSettings:
     channel_max: int = 2047
@@ -134,9 +132,8 @@ class BrokerContext:
     auth: Authenticator | None = None
     limits: ConnectionLimits = field(default_factory=ConnectionLimits)
     audit: AuditLog | None = None
-    # Runs a blocking function elsewhere and calls back on the loop with its result or
-    # exception (password hashing); None runs it inline (sans-IO use, tests).
-    offload: Offload | None = None
+    # Password checks off the event loop (auth/gate.py); None checks inline (sans-IO use).
+    logins: LoginGate | None = None
 
     def __post_init__(self) -> None:
         if self.auth is None:
@@ -214,6 +211,7 @@ class AMQPHandler:
         self.username = ""
         self.identity: Identity | None = None
         self._counted: tuple[str, str] | None = None  # (vhost, user) in the limits
+        self._attempt: LoginAttempt | None = None  # a login waiting at the gate
         self._expiry_timer: TimerHandle | None = None
         self.client_properties: dict[str, Any] = {}
         self._vhost: VirtualHost | None = None
@@ -405,29 +403,28 @@ class AMQPHandler:
     def _login(self, event: c.LoginRequested) -> None:
         self.client_properties = event.client_properties
         credentials = self._credentials(event.mechanism, event.response)
-        authenticator = self.context.authenticator
-
-        def check() -> Identity:
-            return authenticator.login(event.mechanism, credentials, peer=self.peer,
-                                       loopback=self.loopback, certificate=self.certificate)
-
-        # A password hash costs tens of milliseconds: off the event loop, so a flood of
-        # logins cannot stall everyone else's messages.
-        offload = self.context.offload
-        if offload is None:
-            try:
-                self._logged_in(check())
-            except LoginRefused as refused:
-                self._logged_in(refused)
+        gate = self.context.logins
+        if gate is not None:
+            # A password hash costs tens of milliseconds: the gate runs it off the event
+            # loop, in turn with everyone else's; a known password is answered at once.
+            self._attempt = gate.login(event.mechanism, credentials, peer=self.peer,
+                                       loopback=self.loopback, certificate=self.certificate,
+                                       answer=self._logged_in)
             return
-        offload(check, self._logged_in)
+        try:
+            outcome: Identity | BaseException = self.context.authenticator.login(
+                event.mechanism, credentials, peer=self.peer, loopback=self.loopback,
+                certificate=self.certificate)
+        except LoginRefused as refused:
+            outcome = refused
+        self._logged_in(outcome)
 
     def _logged_in(self, outcome: Identity | BaseException) -> None:
+        self._attempt = None
         if self.closed or self.conn.state is not c.ConnState.SECURING:
             return  # the client went away meanwhile
         if isinstance(outcome, LoginRefused):
-            log.info("login refused from %s: %s", self.peer, outcome.reason)
-            self.conn.refuse_login(outcome.text)
+            self.conn.refuse_login(outcome.text)  # logged and audited by the authenticator
         elif isinstance(outcome, BaseException):
             log.error("login check failed on %s", self.peer, exc_info=outcome)
             self.conn.close(ReplyCode.INTERNAL_ERROR, "INTERNAL_ERROR")
@@ -535,6 +532,9 @@ class AMQPHandler:
         if self.closed:
             return
         self.closed = True
+        if self._attempt is not None:
+            self._attempt.cancel()  # its password check is dropped if nobody else waits
+            self._attempt = None
         if self._expiry_timer is not None:
             self._expiry_timer.cancel()
             self._expiry_timer = None
