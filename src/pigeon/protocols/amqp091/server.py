@@ -39,6 +39,9 @@ CLOSE_OK_TIMEOUT = 3.0
 # After close-ok to a client's connection.close, how long its remaining input is read
 # and discarded before the socket is closed anyway (RabbitMQ waits up to 30 s).
 LINGER_TIMEOUT = 3.0
+# Connections the kernel queues for accept(): asyncio's default (100) drops the SYNs of a
+# burst (a thousand clients at once), and a dropped SYN costs its client a 1-s retransmit.
+LISTEN_BACKLOG = 1024
 WRITE_BUFFER_HIGH = 4 * 1024 * 1024
 
 
@@ -336,6 +339,6 @@ async def start_listener(context: BrokerContext, host: str, port: int, *,
     def factory() -> AMQPProtocol:
         return AMQPProtocol(context, loop, connections)
     server = await loop.create_server(
-        factory, host, port, reuse_address=True, ssl=ssl,
+        factory, host, port, reuse_address=True, ssl=ssl, backlog=LISTEN_BACKLOG,
         ssl_handshake_timeout=HANDSHAKE_TIMEOUT if ssl is not None else None)
     return AMQPListener(server, connections, context)
