@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import resource
 import struct
 import threading
 import time
@@ -49,8 +50,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _open_files(needed: int) -> None:
+    """Raise this process's open-file limit (the broker child inherits it) or skip."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= needed:
+        return
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        pytest.skip(f"needs {needed} open files, the hard limit is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+
+
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[BrokerProcess]:
+    _open_files(4096)  # a thousand connections on each side
     process = BrokerProcess(tmp_path / "data", env={"PIGEON_AUDIT_LOG": str(tmp_path / "audit")})
     process.start()
     yield process
@@ -229,11 +241,12 @@ def test_verified_login_gets_in_after_a_thousand_wrong_logins_at_once(
 
 
 def test_first_login_from_another_address_during_a_flood(broker: BrokerProcess) -> None:
-    """Nothing was verified yet: this login needs a password check, and gets one at once
-    although another address keeps the broker busy refusing."""
+    """Nothing was verified yet: this login needs a password check of its own, and waits
+    for no more than the one already running, however many the other address asked for.
+    (Two checks take a good part of a second on a loaded machine, hence the margin.)"""
     flood = Flood(broker.port, source="127.0.0.2")
     flood.start(lambda: flood.at_rate(150, 4))
-    assert not flood.done.wait(1.0)
-    assert login_seconds(broker.port) < LOGIN_WITHIN
+    assert not flood.done.wait(0.5)
+    assert login_seconds(broker.port) < 2 * LOGIN_WITHIN
     assert max(log_in_until(broker.port, flood)) < LOGIN_WITHIN
     assert flood.outcomes["refused"] > 0, flood.outcomes

@@ -7,8 +7,8 @@ same address. Everything else that needs an scrypt check (tens of
 milliseconds of CPU) comes through the gate:
 
 - at most ``threads`` checks run at once, off the loop; the others wait in a
-  queue served round-robin by source address, so one address cannot make
-  another wait behind its backlog;
+  queue served round-robin by source address, an address with nothing waiting
+  first, so one address cannot make another wait behind its backlog;
 - logins with the same user and password share one check (an application
   opening fifty connections at start pays for one);
 - a check whose clients have all disconnected is dropped before it runs;
@@ -179,7 +179,13 @@ class LoginGate:
         job = _Job(check, source, [attempt])
         attempt.job = job
         self._jobs[check.key] = job
-        self._queues.setdefault(source, deque()).append(job)
+        queue = self._queues.get(source)
+        if queue is None:
+            # An address with nothing waiting goes first (as fq_codel's new flows): a
+            # client that logs in now and then is not served after a flooder's next check.
+            queue = self._queues[source] = deque()
+            self._queues.move_to_end(source, last=False)
+        queue.append(job)
         self._dispatch()
 
     def _dispatch(self) -> None:
