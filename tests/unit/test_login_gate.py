@@ -148,6 +148,18 @@ def test_addresses_take_turns(users: UserStore) -> None:
     assert len(answers.got) == 7
 
 
+def test_one_address_never_takes_every_thread(users: UserStore) -> None:
+    clock, threads, answers = Clock(), Threads(), Answers()
+    gate = make_gate(users, clock, threads, threads=2)
+    for n in range(6):
+        login(gate, answers, f"wrong-{n}", peer="10.0.0.1:1")
+    assert len(threads.started) == 1 and gate.pending == 6
+    login(gate, answers, PASSWORD, name="bob", peer="10.0.0.2:1")
+    assert len(threads.started) == 2  # started at once, on the thread left free
+    threads.started.pop(1)[1](True)
+    assert answers.admitted == 1 and answers.refused == 0
+
+
 def test_an_address_out_of_budget_gets_no_checks_and_late_refusals(users: UserStore) -> None:
     clock, threads, answers = Clock(), Threads(), Answers()
     gate = make_gate(users, clock, threads, checks_per_source=3, check_rate=0.5, refusal_delay=2.0)

@@ -6,9 +6,11 @@ client in while someone else floods the broker with wrong passwords from the
 same address. Everything else that needs an scrypt check (tens of
 milliseconds of CPU) comes through the gate:
 
-- at most ``threads`` checks run at once, off the loop; the others wait in a
-  queue served round-robin by source address, an address with nothing waiting
-  first, so one address cannot make another wait behind its backlog;
+- at most ``threads`` checks run at once, off the loop, and at most
+  ``threads - 1`` of one address (so another address finds a thread free); the
+  others wait in a queue served round-robin by source address, an address with
+  nothing waiting first, so one address cannot make another wait behind its
+  backlog;
 - logins with the same user and password share one check (an application
   opening fifty connections at start pays for one);
 - a check whose clients have all disconnected is dropped before it runs;
@@ -29,7 +31,7 @@ Sans-IO: time and timers come from a :class:`Scheduler`, the threads from an
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -124,6 +126,9 @@ class LoginGate:
         self._queues: OrderedDict[str, deque[_Job]] = OrderedDict()
         self._jobs: dict[tuple[str, bytes, bytes], _Job] = {}
         self._running = 0
+        self._busy: Counter[str] = Counter()  # checks running per address
+        # One address never has every thread: another address finds one free at once.
+        self._per_source = max(1, self.settings.threads - 1)
         self.held = 0  # refusals waiting for their delay
 
     @property
@@ -189,8 +194,11 @@ class LoginGate:
         self._dispatch()
 
     def _dispatch(self) -> None:
-        while self._running < self.settings.threads and self._queues:
-            source, queue = next(iter(self._queues.items()))
+        while self._running < self.settings.threads:
+            source = next((s for s in self._queues if self._busy[s] < self._per_source), None)
+            if source is None:
+                return
+            queue = self._queues[source]
             job = queue.popleft()
             if queue:
                 self._queues.move_to_end(source)  # round-robin over addresses
@@ -198,10 +206,14 @@ class LoginGate:
                 del self._queues[source]
             job.running = True
             self._running += 1
+            self._busy[source] += 1
             self.offload(job.check.run, partial(self._checked, job))
 
     def _checked(self, job: _Job, outcome: object) -> None:
         self._running -= 1
+        self._busy[job.source] -= 1
+        if not self._busy[job.source]:
+            del self._busy[job.source]
         del self._jobs[job.check.key]
         if outcome is True:
             self._give_back(job.source)
