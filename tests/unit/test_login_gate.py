@@ -234,4 +234,5 @@ def test_source_addresses() -> None:
     assert source_of("127.0.0.1:5672") == "127.0.0.1"
     assert source_of("::1:5672") == "::1"
     assert source_of("2001:db8::17:40000") == "2001:db8::/64"
+    assert source_of("::ffff:10.1.2.3:40000") == "10.1.2.3"
     assert source_of("") == ""

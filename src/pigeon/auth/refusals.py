@@ -36,8 +36,11 @@ def source_of(peer: str) -> str:
         address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return host
-    if address.version == 6 and not address.is_loopback:
-        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:  # an IPv4 client of a dual-stack listener
+            return str(address.ipv4_mapped)
+        if not address.is_loopback:
+            return str(ipaddress.ip_network(f"{address}/64", strict=False))
     return str(address)
 
 
