@@ -17,7 +17,7 @@ from pigeon.auth.authenticator import Authenticator, LoginRefused
 from pigeon.auth.authorization import Identity
 from pigeon.auth.gate import GateSettings, LoginAttempt, LoginGate
 from pigeon.auth.refusals import BURST, WINDOW, RefusalLog, source_of
-from pigeon.auth.users import UserStore, hash_password
+from pigeon.auth.users import User, UserStore, hash_password
 
 PASSWORD = "right"
 
@@ -61,12 +61,14 @@ class Answers:
 @pytest.fixture
 def users() -> UserStore:
     store = UserStore()
-    store.add_user("ann", "unused")
-    # A cheap hash keeps the test fast; the gate does not care how slow it is.
-    store.users["ann"].password_hash = hash_password(PASSWORD, log_n=4)
-    store.add_user("bob", "unused")
-    store.users["bob"].password_hash = hash_password(PASSWORD, log_n=4)
+    for name in ("ann", "bob"):
+        store.put_user(cheap_user(name, PASSWORD))
     return store
+
+
+def cheap_user(name: str, password: str) -> User:
+    # A cheap hash keeps the test fast; the gate does not care how slow it is.
+    return User(name, hash_password(password, log_n=4))
 
 
 def make_gate(
@@ -98,7 +100,7 @@ def test_the_cache_never_matches_a_wrong_or_changed_password(users: UserStore) -
     assert users.authenticate("ann", PASSWORD) is not None
     assert users.cached("ann", PASSWORD) is not None
     assert users.cached("ann", PASSWORD + "x") is None
-    users.users["ann"].password_hash = hash_password("new", log_n=4)  # as the API does
+    users.put_user(cheap_user("ann", "new"))  # as the API does
     assert users.cached("ann", PASSWORD) is None
     assert users.authenticate("ann", PASSWORD) is None
     assert users.authenticate("ann", "new") is not None
@@ -110,7 +112,7 @@ def test_a_password_changed_during_its_check_is_refused(users: UserStore) -> Non
     clock, threads, answers = Clock(), Threads(), Answers()
     gate = make_gate(users, clock, threads)
     login(gate, answers, PASSWORD)
-    users.users["ann"].password_hash = hash_password("new", log_n=4)
+    users.put_user(cheap_user("ann", "new"))
     threads.finish_all()
     assert answers.refused == 1 and users.cached("ann", PASSWORD) is None
 
@@ -188,8 +190,7 @@ def test_successes_give_their_check_back(users: UserStore) -> None:
     gate = make_gate(users, clock, threads, checks_per_source=2, check_rate=0.001)
     names = ["cat", "dan", "eve", "fay"]
     for name in names:
-        users.add_user(name, "unused")
-        users.users[name].password_hash = hash_password(PASSWORD, log_n=4)
+        users.put_user(cheap_user(name, PASSWORD))
     for name in names:  # four checks on a budget of two
         login(gate, answers, PASSWORD, name=name)
         threads.finish_all()

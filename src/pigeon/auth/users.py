@@ -215,13 +215,17 @@ class UserStore:
         return user
 
     def put_user(self, user: User) -> None:
-        """Create or replace a user."""
+        """Create or replace a user; a new password forgets the one verified before."""
+        previous = self.users.get(user.name)
+        if previous is None or previous.password_hash != user.password_hash:
+            self._verified.forget(user.name)
         self.users[user.name] = user
         self._changed()
 
     def delete_user(self, name: str) -> None:
-        """Remove a user with its permissions (as RabbitMQ does)."""
+        """Remove a user with its permissions (as RabbitMQ does) and its verified password."""
         self.users.pop(name, None)
+        self._verified.forget(name)
         for key in [k for k in self.permissions if k[1] == name]:
             del self.permissions[key]
         for key in [k for k in self.topic_permissions if k[1] == name]:
@@ -264,15 +268,6 @@ class UserStore:
 
     def topic_permission(self, vhost: str, user: str, exchange: str) -> TopicPermission | None:
         return self.topic_permissions.get((vhost, user), {}).get(exchange)
-
-    def delete_user(self, name: str) -> None:
-        """The user, its permissions and its verified password are gone."""
-        self.users.pop(name, None)
-        self._verified.forget(name)
-        for key in [k for k in self.permissions if k[1] == name]:
-            del self.permissions[key]
-        for key in [k for k in self.topic_permissions if k[1] == name]:
-            del self.topic_permissions[key]
 
     def cached(self, name: str, password: str) -> User | None:
         """The user, if this very password was verified for its current hash (an HMAC,
