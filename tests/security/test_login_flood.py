@@ -15,14 +15,16 @@ core, far above an idle broker and far below a broker still hashing.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import resource
 import struct
 import threading
 import time
+import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,7 +65,9 @@ def _open_files(needed: int) -> None:
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[BrokerProcess]:
     _open_files(4096)  # a thousand connections on each side
-    process = BrokerProcess(tmp_path / "data", env={"PIGEON_AUDIT_LOG": str(tmp_path / "audit")})
+    process = BrokerProcess(
+        tmp_path / "data", env={"PIGEON_AUDIT_LOG": str(tmp_path / "audit")}, management=True
+    )
     process.start()
     yield process
     process.stop()
@@ -114,12 +118,38 @@ async def wrong_login(port: int, source: str, password: str) -> str:
         writer.close()
 
 
+async def wrong_http_login(port: int, source: str, password: str) -> str:
+    """One request to the management API with a wrong password: its status, or how it
+    ended."""
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0)), PATIENCE
+        )
+    except (OSError, TimeoutError):
+        return "no connection"
+    credentials = base64.b64encode(f"guest:{password}".encode()).decode()
+    try:
+        writer.write(
+            f"GET /api/whoami HTTP/1.1\r\nHost: localhost\r\n"
+            f"Authorization: Basic {credentials}\r\nConnection: close\r\n\r\n".encode()
+        )
+        status = await asyncio.wait_for(reader.readline(), PATIENCE)
+        return "refused" if status.split()[1:2] == [b"401"] else f"answered {status!r}"
+    except TimeoutError:
+        return "no answer"
+    except (OSError, IndexError):
+        return "dropped"
+    finally:
+        writer.close()
+
+
 @dataclass
 class Flood:
     """Wrong logins from ``source``, on an asyncio loop in a thread of its own."""
 
     port: int
     source: str = "127.0.0.1"
+    attempt: Callable[[int, str, str], Awaitable[str]] = wrong_login
     outcomes: Counter[str] = field(default_factory=Counter)
     done: threading.Event = field(default_factory=threading.Event)
     ended_at: float = 0.0
@@ -140,7 +170,7 @@ class Flood:
         return sum(n for outcome, n in self.outcomes.items() if outcome not in LOST)
 
     async def _one(self, number: int) -> None:
-        self.outcomes[await wrong_login(self.port, self.source, f"wrong-{number}")] += 1
+        self.outcomes[await self.attempt(self.port, self.source, f"wrong-{number}")] += 1
 
     async def at_rate(self, per_second: int, seconds: float) -> None:
         tasks = []
@@ -250,3 +280,30 @@ def test_first_login_from_another_address_during_a_flood(broker: BrokerProcess) 
     assert login_seconds(broker.port) < 2 * LOGIN_WITHIN
     assert max(log_in_until(broker.port, flood)) < LOGIN_WITHIN
     assert flood.outcomes["refused"] > 0, flood.outcomes
+
+
+def http_seconds(port: int, password: str = "guest") -> float:
+    """How long an API request with basic auth takes; raises unless it is answered 200."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/whoami")
+    credentials = base64.b64encode(f"guest:{password}".encode()).decode()
+    request.add_header("Authorization", f"Basic {credentials}")
+    began = time.monotonic()
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+    return time.monotonic() - began
+
+
+def test_wrong_password_flood_on_the_management_api(broker: BrokerProcess) -> None:
+    """The management API's basic auth goes through the same gate: 100 wrong passwords a
+    second neither stall the event loop (AMQP logins) nor a verified API user."""
+    assert login_seconds(broker.port) < LOGIN_WITHIN
+    assert http_seconds(broker.management_port) < LOGIN_WITHIN
+    flood = Flood(broker.management_port, attempt=wrong_http_login)
+    flood.start(lambda: flood.at_rate(100, 5))
+    took = []
+    while not flood.done.wait(LOGIN_EVERY):
+        took += [login_seconds(broker.port), http_seconds(broker.management_port)]
+    assert took and max(took) < LOGIN_WITHIN, took
+    assert flood.outcomes["refused"] > 0.9 * 500, flood.outcomes
+    assert_idle_after(broker, flood)
+    assert audited_refusals(broker) == flood.logins_sent

@@ -231,6 +231,23 @@ def test_refusals_are_audited_one_by_one_then_summed_up(users: UserStore) -> Non
     assert "wrong-" not in stream.getvalue()  # never a password
 
 
+def test_verify_answers_true_or_false_and_shares_the_budget(users: UserStore) -> None:
+    clock, threads, got = Clock(), Threads(), Answers()
+    gate = make_gate(users, clock, threads, checks_per_source=2)
+    verify = gate.verify
+    assert verify("ann", PASSWORD, peer="10.0.0.1:1", mechanism="HTTP basic", answer=got)
+    assert verify("ann", "wrong", peer="10.0.0.1:2", mechanism="HTTP basic", answer=got)
+    threads.finish_all()
+    assert sorted(got.got, key=str) == [False, True]
+    assert verify("ann", PASSWORD, peer="10.0.0.1:3", mechanism="HTTP basic", answer=got) is None
+    assert got.got[-1] is True  # verified before: at once
+    verify("nobody", "x", peer="10.0.0.1:4", mechanism="HTTP basic", answer=got)
+    verify("bob", PASSWORD, peer="10.0.0.1:5", mechanism="HTTP basic", answer=got)
+    assert threads.started == []  # the failures spent the address's budget
+    clock.advance(GateSettings().refusal_delay)
+    assert got.got[-2:] == [False, False]
+
+
 def test_source_addresses() -> None:
     assert source_of("127.0.0.1:5672") == "127.0.0.1"
     assert source_of("::1:5672") == "::1"

@@ -16,6 +16,7 @@ import weakref
 from pigeon.admin.latency import LatencyRecorder
 from pigeon.admin.rates import Series, StatsSampler
 from pigeon.admin.source import BrokerLike, HandlerLike
+from pigeon.auth.gate import LoginGate
 from pigeon.auth.users import UserStore
 from pigeon.core.node import Node
 from pigeon.core.vhost import VirtualHost
@@ -35,6 +36,7 @@ class Monitor:
         self.broker = broker
         self.node: Node = broker.node
         self.users: UserStore = broker.context.users
+        self.logins: LoginGate | None = broker.context.logins
         self.interval = interval
         self.window = window if window is not None else 2 * interval
         self.sampler = StatsSampler(self.node, window=self.window,

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
+from pigeon.auth.gate import LoginGate
 from pigeon.auth.users import UserStore
 from pigeon.config import Config
 from pigeon.core.alarms import Alarms
@@ -23,6 +24,8 @@ class ContextLike(Protocol):
     def users(self) -> UserStore: ...
     @property
     def alarms(self) -> Alarms: ...
+    @property
+    def logins(self) -> LoginGate | None: ...
 
 
 class ConsumerLike(Protocol):

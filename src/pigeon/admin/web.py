@@ -60,15 +60,22 @@ def _is_loopback(request: web.Request) -> bool:
     return remote.startswith("127.") or remote in ("::1", "localhost") or remote == ""
 
 
+def _peer(request: web.Request) -> str:
+    """``host:port`` of the client, as AMQP connections name their peer."""
+    transport = request.transport
+    peername = transport.get_extra_info("peername") if transport is not None else None
+    return f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else ""
+
+
 @web.middleware
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Authenticate, then turn every refusal into RabbitMQ's error shape."""
     try:
         if not PUBLIC.match(request.path):
             monitor = request.app[MONITOR]
-            request[PRINCIPAL] = authenticate(
+            request[PRINCIPAL] = await authenticate(
                 monitor.users, request.headers.get("Authorization"),
-                loopback=_is_loopback(request))
+                loopback=_is_loopback(request), peer=_peer(request), gate=monitor.logins)
         return await handler(request)
     except NotAuthenticated as refused:
         # The UI sends X-Requested-With so the browser does not pop up its own login box.

@@ -46,7 +46,9 @@ from pigeon.core.ports import Scheduler, TimerHandle
 # Runs a blocking function elsewhere and calls back on the loop with its result or
 # the exception it raised.
 Offload = Callable[[Callable[[], Any], Callable[[Any], None]], None]
-Answer = Callable[[Identity | BaseException], None]
+# What a waiting login is told: an Identity (login) or True (verify) when admitted,
+# LoginRefused (login) or False (verify) when not, another exception for a bug.
+Answer = Callable[[Any], None]
 
 MAX_HELD = 1000
 # Budgets are kept per address; past this many addresses, full ones are forgotten.
@@ -87,6 +89,7 @@ class LoginAttempt:
     peer: str
     loopback: bool
     answer: Answer
+    verify_only: bool = False  # a password for the management API: True or False
     job: _Job | None = None
     timer: TimerHandle | None = None
     done: bool = False
@@ -96,9 +99,11 @@ class LoginAttempt:
             self.done = True
             self.gate.withdraw(self)
 
-    def reply(self, outcome: Identity | BaseException) -> None:
+    def reply(self, outcome: Identity | bool | BaseException) -> None:
         if not self.done:
             self.done = True
+            if self.verify_only and isinstance(outcome, LoginRefused):
+                outcome = False
             self.answer(outcome)
 
 
@@ -165,6 +170,23 @@ class LoginGate:
                 attempt.reply(outcome)
         return None if attempt.done else attempt
 
+    def verify(
+        self, name: str, password: str, *, peer: str, mechanism: str, answer: Answer
+    ) -> LoginAttempt | None:
+        """A user's password, for a door other than an AMQP login (the management API's
+        basic auth): ``answer`` gets True or False, at once (None is returned) or later.
+        Passwords only: a token or a certificate never stands in for a user's password."""
+        attempt = LoginAttempt(self, mechanism, name, peer, True, answer, verify_only=True)
+        users = self.authenticator.users
+        if users.cached(name, password) is not None:
+            attempt.reply(True)
+        elif (check := users.password_check(name, password)) is not None:
+            self._enqueue(attempt, check)
+        else:
+            refused = self.authenticator.refuse(name, peer, mechanism, "invalid credentials")
+            self._refuse(attempt, refused, late=not self._spend(source_of(peer)))
+        return None if attempt.done else attempt
+
     def _enqueue(self, attempt: LoginAttempt, check: PasswordCheck) -> None:
         job = self._jobs.get(check.key)
         if job is not None:  # the same user and password are being checked already
@@ -221,20 +243,31 @@ class LoginGate:
             attempt.job = None
             if isinstance(outcome, BaseException):
                 attempt.reply(outcome)  # a bug: the connection answers 541 and logs it
-                continue
-            try:
-                identity = self.authenticator.finish(
-                    job.check,
-                    outcome is True,
-                    mechanism=attempt.mechanism,
-                    peer=attempt.peer,
-                    loopback=attempt.loopback,
-                )
-            except LoginRefused as refused:
-                self._refuse(attempt, refused, late=self._out_of_budget(job.source))
             else:
-                attempt.reply(identity)
+                self._finish(attempt, job, outcome is True)
         self._dispatch()
+
+    def _finish(self, attempt: LoginAttempt, job: _Job, ok: bool) -> None:
+        authenticator = self.authenticator
+        try:
+            if not attempt.verify_only:
+                attempt.reply(
+                    authenticator.finish(
+                        job.check,
+                        ok,
+                        mechanism=attempt.mechanism,
+                        peer=attempt.peer,
+                        loopback=attempt.loopback,
+                    )
+                )
+            elif authenticator.users.checked(job.check, ok) is not None:
+                attempt.reply(True)
+            else:
+                raise authenticator.refuse(
+                    attempt.name, attempt.peer, attempt.mechanism, "invalid credentials"
+                )
+        except LoginRefused as refused:
+            self._refuse(attempt, refused, late=self._out_of_budget(job.source))
 
     # -- refusals ------------------------------------------------------------------------
 
