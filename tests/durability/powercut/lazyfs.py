@@ -31,9 +31,9 @@ name is an orphan, freed as fsck would) and filled again from BACKING.
 
 Not modelled: torn writes inside one page (except that a cut in the middle of
 an fsync leaves it half done), reordering of data writes within one fsync,
-metadata (mode, owner, times: kept in memory only, never on disk), hard links
-and symlinks (refused), extended attributes, and durability of the files'
-times and modes. POSIX locks are left to the kernel (no ``lock`` operation).
+metadata (mode, owner, times: kept in memory only, never on disk), hard links,
+symlinks and extended attributes (not implemented), rename's flags (mfusepy
+drops them). POSIX locks are left to the kernel (no ``lock`` operation).
 
 Single-threaded (``nothreads``): every operation runs alone, so no locking.
 """
@@ -56,7 +56,7 @@ from mfusepy import FUSE, FuseOSError, Operations
 
 PAGE = 4096
 ROOT_INO = 1
-log = logging.getLogger("lazyfs")
+STATFS = ("f_bsize", "f_frsize", "f_blocks", "f_bfree", "f_bavail", "f_files", "f_ffree")
 
 
 @dataclass(eq=False)
@@ -80,15 +80,6 @@ class Node:
     @property
     def is_dir(self) -> bool:
         return self.children is not None
-
-    def path(self) -> str:
-        """The path relative to the mount root (as the volatile namespace has it)."""
-        parts: list[str] = []
-        node: Node | None = self
-        while node is not None and node.parent is not None:
-            parts.append(node.name)
-            node = node.parent
-        return "/".join(reversed(parts))
 
 
 class Disk:
@@ -325,18 +316,7 @@ class LazyFS(Operations):  # type: ignore[misc]
 
     def statfs(self, path: str) -> dict[str, int]:
         st = os.statvfs(self.disk.backing)
-        names = (
-            "f_bsize",
-            "f_frsize",
-            "f_blocks",
-            "f_bfree",
-            "f_bavail",
-            "f_files",
-            "f_ffree",
-            "f_favail",
-            "f_namemax",
-        )
-        return {name: getattr(st, name) for name in names}
+        return {name: getattr(st, name) for name in STATFS}
 
     # -- FUSE: attributes -------------------------------------------------------------
 
@@ -362,8 +342,9 @@ class LazyFS(Operations):  # type: ignore[misc]
         }
 
     def chmod(self, path: str | None, mode: int) -> int:
-        node = self._lookup(path or "")
-        node.mode = stat.S_IFMT(node.mode) | stat.S_IMODE(mode)
+        if path is not None:  # (None: an unlinked open file; its mode no longer matters)
+            node = self._lookup(path)
+            node.mode = stat.S_IFMT(node.mode) | stat.S_IMODE(mode)
         return 0
 
     def chown(self, path: str | None, uid: int, gid: int) -> int:
@@ -433,11 +414,10 @@ class LazyFS(Operations):  # type: ignore[misc]
         if replaced is node:
             return 0
         if replaced is not None:
-            if replaced.children is not None and (node.children is None or replaced.children):
-                raise FuseOSError(errno.ENOTEMPTY if replaced.children else errno.EISDIR)
-            if replaced.children is None and node.children is not None:
-                raise FuseOSError(errno.ENOTDIR)
-        if replaced is not None:
+            if replaced.is_dir != node.is_dir:
+                raise FuseOSError(errno.EISDIR if replaced.is_dir else errno.ENOTDIR)
+            if replaced.children:
+                raise FuseOSError(errno.ENOTEMPTY)
             self._detach(replaced)
         del source.children[old_name]
         target.children[new_name] = node
@@ -461,12 +441,6 @@ class LazyFS(Operations):  # type: ignore[misc]
         if not node.is_dir:
             self.disk.freed.add(node.ino)
             self.disk.delete_freed()
-
-    def link(self, target: str, source: str) -> int:
-        raise FuseOSError(errno.EPERM)
-
-    def symlink(self, target: str, source: str) -> int:
-        raise FuseOSError(errno.EPERM)
 
     # -- FUSE: directories ------------------------------------------------------------
 

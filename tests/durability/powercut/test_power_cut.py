@@ -300,7 +300,7 @@ def test_the_check_catches_a_broker_that_does_not_fsync(
 def test_many_power_cuts_lose_nothing_confirmed(
     make_disk: MakeDisk, make_broker: MakeBroker, part: int
 ) -> None:
-    """The long mode: 6 x 40 cuts, every other part on the strict layer."""
+    """The long mode: 6 x 30 cuts, every other part on the strict layer."""
     disk = make_disk(strict=part % 2 == 1)
     broker = make_broker(disk.mountpoint / "data")
-    print(run_cuts(broker, disk, 40, seed_for_run() + part))
+    print(run_cuts(broker, disk, 30, seed_for_run() + part))
