@@ -156,7 +156,7 @@ def check(url: str, topology: Topology, barrier: float, where: str) -> int:
         allowed = entity.allowed(barrier)
         assert found in allowed, (
             f"{where}: {entity.kind} {entity.name} is {found}, must be one of {allowed} "
-            f"(operations since the last restart: {entity.ops})"
+            f"(barrier {barrier:.6f}; last operations since the restart: {entity.ops[-6:]})"
         )
         replied = [op for op in entity.ops if op.reply_at is not None]
         if replied and found != replied[-1].state:
