@@ -57,15 +57,15 @@ def fuse_works(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 @pytest.fixture
 def make_disk(fuse_works: None, tmp_path: Path) -> Iterator[MakeDisk]:
-    """``make_disk(strict=False)`` -> a :class:`PowerDisk` under tmp_path, not mounted.
+    """``make_disk(strict=False, sync_latency_ms=0)`` -> a :class:`PowerDisk`, not mounted.
 
     Every disk is cut at teardown (nothing stays mounted), and a problem the
     layer logged fails the test.
     """
     made: list[PowerDisk] = []
 
-    def make(*, strict: bool = False, name: str = "power") -> PowerDisk:
-        disk = PowerDisk(tmp_path / name, strict=strict)
+    def make(*, strict: bool = False, sync_latency_ms: float = 0, name: str = "power") -> PowerDisk:
+        disk = PowerDisk(tmp_path / name, strict=strict, sync_latency_ms=sync_latency_ms)
         made.append(disk)
         return disk
 

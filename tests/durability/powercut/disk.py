@@ -1,9 +1,11 @@
 """A disk whose power can be cut: :mod:`lazyfs` in a child process, mounted and unmounted.
 
 ``mount()`` starts ``lazyfs.py BACKING MOUNTPOINT`` and returns once it has
-printed ``mounted``. ``cut()`` SIGKILLs it: what it kept in memory (everything
-not synced) is gone, BACKING holds what a disk would hold after a power cut,
-and the dead mount is detached. ``unmount()`` is the clean way out (everything
+printed ``mounted``. ``freeze()`` SIGSTOPs it: from that instant nothing more
+reaches the disk (an operation it was in the middle of stays half done).
+``cut()`` SIGKILLs it: what it kept in memory (everything not synced) is
+gone, BACKING holds what a disk would hold after a power cut, and the dead
+mount is detached. ``unmount()`` is the clean way out (everything
 is synced, as at an orderly shutdown). Whatever the layer logs on stderr is
 kept; a warning or a traceback there is a bug of the layer.
 """
@@ -31,10 +33,11 @@ class DiskFailed(AssertionError):
 class PowerDisk:
     """BACKING (the disk) served at MOUNTPOINT through the power-cut layer."""
 
-    def __init__(self, root: Path, *, strict: bool = False) -> None:
+    def __init__(self, root: Path, *, strict: bool = False, sync_latency_ms: float = 0) -> None:
         self.backing = root / "disk"
         self.mountpoint = root / "mnt"
         self.strict = strict
+        self.sync_latency_ms = sync_latency_ms
         self.backing.mkdir(parents=True, exist_ok=True)
         self.mountpoint.mkdir(parents=True, exist_ok=True)
         self.log: list[str] = []
@@ -49,7 +52,11 @@ class PowerDisk:
         assert not self.mounted, "already mounted"
         command = [sys.executable, str(LAZYFS), str(self.backing), str(self.mountpoint)]
         child = subprocess.Popen(
-            [*command, *(["--strict"] if self.strict else [])],
+            [
+                *command,
+                *(["--strict"] if self.strict else []),
+                f"--sync-latency-ms={self.sync_latency_ms}",
+            ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -69,6 +76,12 @@ class PowerDisk:
         with child.stderr:
             for line in child.stderr:
                 self.log.append(line.decode(errors="replace").rstrip("\n"))
+
+    def freeze(self) -> None:
+        """The disk stops at once; the processes using it block until ``cut()``."""
+        if self.mounted:
+            assert self._child is not None
+            self._child.send_signal(signal.SIGSTOP)
 
     def cut(self) -> None:
         """Power off: the layer dies with everything it had not synced."""

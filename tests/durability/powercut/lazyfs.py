@@ -171,9 +171,12 @@ class LazyFS(Operations):  # type: ignore[misc]
 
     use_ns = True
 
-    def __init__(self, backing: Path, inodes: Path, *, strict: bool) -> None:
+    def __init__(
+        self, backing: Path, inodes: Path, *, strict: bool, sync_latency: float = 0.0
+    ) -> None:
         self.disk = Disk(backing, inodes)
         self.strict = strict
+        self.sync_latency = sync_latency
         self.nodes: dict[int, Node] = {}
         self.next_ino = ROOT_INO
         self.root = self._load()
@@ -501,6 +504,10 @@ class LazyFS(Operations):  # type: ignore[misc]
         return len(data)
 
     def fsync(self, path: str | None, datasync: int, fh: int) -> int:
+        # A disk's flush takes time; a race between "confirmed" and "on disk" needs
+        # that window to be seen. (The backing folder itself is never fsynced: it only
+        # has to outlive this process, not the machine.)
+        time.sleep(self.sync_latency)
         self._sync(self._node(path, fh))
         return 0
 
@@ -515,6 +522,9 @@ def main(argv: list[str] | None = None) -> None:
         help="names too are volatile until their directory is fsynced",
     )
     parser.add_argument(
+        "--sync-latency-ms", type=float, default=0.0, help="how long each file fsync takes"
+    )
+    parser.add_argument(
         "--inodes", type=Path, help="where synced data is kept (default: BACKING.inodes beside it)"
     )
     args = parser.parse_args(argv)
@@ -523,7 +533,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     backing = args.backing.resolve()
     inodes = args.inodes or backing.with_name(backing.name + ".inodes")
-    fs = LazyFS(backing, inodes, strict=args.strict)
+    fs = LazyFS(backing, inodes, strict=args.strict, sync_latency=args.sync_latency_ms / 1000)
     # use_ino: SQLite tells files apart by inode number; hard_remove: an unlinked
     # open file is really unlinked (not renamed to .fuse_hidden*); nothreads: one
     # operation at a time, so the state above needs no lock.
