@@ -150,7 +150,7 @@ class Report:
     recovered: int = 0
     redelivered_twice: int = 0  # delivered before the cut and again after it
     acks_undone: int = 0  # acked, the ack not yet on disk, so delivered again
-    topology_undone: int = 0  # answered but not on disk (allowed until issue 13 part 2)
+    topology_undone: int = 0  # answered but not on disk (see topology.REPLY_MEANS_DURABLE)
     torn_commits: int = 0  # restarts that warned of a torn last commit (see damage())
     cycles: int = 0
     confirmed: int = 0

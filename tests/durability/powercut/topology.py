@@ -5,15 +5,18 @@ A worker declares, binds, unbinds and deletes a small pool of durable queues
 declares and deletes a few durable exchanges. Each operation is recorded when
 it is sent and when its reply arrives.
 
-What must survive a cut: until issue 13 part 2 lands, a declare-ok, bind-ok
-or delete-ok goes out before the change is on disk, so a reply alone proves
-nothing. But the store writes in order, so a change whose reply arrived
-before a publish that was later confirmed is on disk with that publish: that
-is the *barrier* below, the one the acks use too. After a restart, each
-entity must be in the state of its last operation before the barrier, or of
-any later one (those may or may not have reached the disk). Set
-``REPLY_MEANS_DURABLE`` to True once part 2 lands: then every operation whose
-reply arrived must have survived.
+What must survive a cut: since issue 13 part 2, a declare-ok, bind-ok or
+delete-ok goes out once the change is on disk, so after a restart each entity
+must be in the state of its last answered operation, or of the one sent after
+it and not answered (it may or may not have reached the disk).
+
+Before part 2 a reply proved nothing, and the check was weaker (set
+``REPLY_MEANS_DURABLE`` to False to get it back): the store writes in order,
+so a change whose reply arrived before a publish that was later confirmed is
+on disk with that publish (the *barrier*, as for the acks); each entity had
+to be in the state of its last operation before the barrier, or of a later
+one. That check passed on the code before part 2, while the strict one failed
+at the first cut.
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from ..clients import abandon, connect
 
-# Issue 13 part 2 (topology replies after the disk has the change) is not in yet.
-REPLY_MEANS_DURABLE = False
+# Issue 13 part 2: topology replies go out after the disk has the change.
+REPLY_MEANS_DURABLE = True
 
 EXCHANGE = "powercut-topo"  # the durable direct exchange the pool binds to
 QUEUES = [f"powercut-topo-q{i}" for i in range(6)]
@@ -148,7 +151,7 @@ def check(url: str, topology: Topology, barrier: float, where: str) -> int:
     """Assert every entity is in an allowed state; start the next cycle from it.
 
     Returns how many operations that had been answered were undone by the cut
-    (allowed while ``REPLY_MEANS_DURABLE`` is False; the report prints it).
+    (0 unless ``REPLY_MEANS_DURABLE`` is False; the report prints it).
     """
     undone = 0
     for entity in topology.entities:
@@ -158,8 +161,8 @@ def check(url: str, topology: Topology, barrier: float, where: str) -> int:
             f"{where}: {entity.kind} {entity.name} is {found}, must be one of {allowed} "
             f"(barrier {barrier:.6f}; last operations since the restart: {entity.ops[-6:]})"
         )
-        replied = [op for op in entity.ops if op.reply_at is not None]
-        if replied and found != replied[-1].state:
+        replied = [i for i, op in enumerate(entity.ops) if op.reply_at is not None]
+        if replied and found not in [op.state for op in entity.ops[replied[-1] :]]:
             undone += 1
         entity.baseline, entity.ops = found, []
     return undone
