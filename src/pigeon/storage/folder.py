@@ -10,14 +10,19 @@ messages, lose power, and come back with no folder at all.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
+
+log = logging.getLogger("pigeon.storage")
 
 
 def make_durable(path: Path, *, fsync: bool = True) -> None:
     """Create ``path`` (and missing parents), each name synced into its parent.
 
-    ``fsync=False`` (``--unsafe-no-fsync``) only creates them.
+    A folder that already exists is synced into its parent too: whoever made it
+    (``mkdir data`` before the first start) may not have synced it. ``fsync=False``
+    (``--unsafe-no-fsync``) only creates them.
     """
     missing: list[Path] = []
     folder = path
@@ -31,7 +36,21 @@ def make_durable(path: Path, *, fsync: bool = True) -> None:
         # is still ours to do, since that process may lose power before it syncs.
         folder.mkdir(exist_ok=True)
         if fsync:
-            sync_folder(folder.parent)
+            _sync_parent(folder)
+    if fsync and not missing:
+        _sync_parent(path)
+
+
+def _sync_parent(folder: Path) -> None:
+    try:
+        sync_folder(folder.parent)
+    except OSError as error:  # e.g. a parent we may write into but not read
+        log.warning(
+            "could not sync %s into its parent (%s): a power cut soon after it was "
+            "created could lose the folder",
+            folder,
+            error.strerror or error,
+        )
 
 
 def sync_folder(path: Path) -> None:
