@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 _LISTENING = re.compile(r"AMQP 0-9-1 listening on 127\.0\.0\.1:(\d+)")
@@ -33,11 +33,12 @@ class BrokerProcess:
     """One data folder, served by a child broker that can be started many times."""
 
     def __init__(self, data_dir: Path, env: Mapping[str, str] | None = None, *,
-                 management: bool = False) -> None:
+                 management: bool = False, args: Sequence[str] = ()) -> None:
         self.data_dir = data_dir
         self.env = dict(env or {})
         self.management = management
         self.management_port = 0
+        self.args = list(args)  # more flags for ``pigeon serve``
         self.lines: list[str] = []  # every log line of every run, in order
         self.run_start = 0  # index in lines where the current run began
         self.port = 0
@@ -77,6 +78,7 @@ class BrokerProcess:
                 str(self.data_dir),
                 "--log-level",
                 "info",
+                *self.args,
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

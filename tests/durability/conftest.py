@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -14,16 +14,16 @@ MakeBroker = Callable[..., BrokerProcess]
 
 @pytest.fixture
 def make_broker() -> Iterator[MakeBroker]:
-    """``make_broker(data_dir, env=None, management=False)`` -> a :class:`BrokerProcess`,
-    not started.
+    """``make_broker(data_dir, env=None, management=False, args=())`` -> a
+    :class:`BrokerProcess`, not started.
 
     Every child is killed at teardown; an ERROR in any child's log fails the test.
     """
     made: list[BrokerProcess] = []
 
     def make(data_dir: Path, env: Mapping[str, str] | None = None, *,
-             management: bool = False) -> BrokerProcess:
-        broker = BrokerProcess(data_dir, env, management=management)
+             management: bool = False, args: Sequence[str] = ()) -> BrokerProcess:
+        broker = BrokerProcess(data_dir, env, management=management, args=args)
         made.append(broker)
         return broker
 

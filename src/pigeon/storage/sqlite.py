@@ -39,6 +39,7 @@ from pigeon.storage.bodies import BodyCodec
 from pigeon.storage.codec import CodecError, decode_value
 from pigeon.storage.crypto import WrongKey
 from pigeon.storage.database import DB_NAME, TABLES, open_checked, readable_rows, reader
+from pigeon.storage.folder import make_durable, sync_folder
 from pigeon.storage.pages import PageFile
 from pigeon.storage.writer import Batch, Op, Writer
 
@@ -126,7 +127,9 @@ class SQLiteStore:
         """
         if self._writer is not None or self._closed:
             raise RuntimeError("load() is called once, on a store not closed")
-        self.path.mkdir(parents=True, exist_ok=True)
+        # The folder's own name must reach the disk too (synced into its parent), or a
+        # power cut could take the whole folder, and every confirmed message with it.
+        make_durable(self.path, fsync=self._fsync)
         self._lock_folder()
         if not self._fsync:
             log.warning(
@@ -136,6 +139,10 @@ class SQLiteStore:
         conn: sqlite3.Connection | None = None
         try:
             conn = open_checked(self.path, fsync=self._fsync)
+            if self._fsync:
+                # pigeon.db's name, and any file recovery renamed aside: SQLite syncs
+                # the folder when it creates its WAL, not when it creates the database.
+                sync_folder(self.path)
             self._check_key(conn)
             snapshot = self._read(conn, messages)
         except BaseException:
