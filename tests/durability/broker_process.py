@@ -143,10 +143,10 @@ class BrokerProcess:
 
     def crash_warnings(self, since: int = 0) -> list[str]:
         """WARNING lines a plain SIGKILL must not cause. The one exception: a kill
-        between SQLite's two writes of one WAL frame leaves a frame cut short, which
-        the broker reports because it cannot tell it from a truncated file."""
+        while SQLite writes a transaction to the WAL leaves it cut short, which the
+        broker reports because it cannot tell it from damage to that transaction."""
         return [line for line in self.lines_with("WARNING", since)
-                if "ends inside a frame (cut short)" not in line]
+                if "last transaction cut short" not in line]
 
     def check_no_errors(self) -> None:
         """An ERROR (or a traceback) in the broker's log is a bug, as in tests/conftest.py."""

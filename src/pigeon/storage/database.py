@@ -250,10 +250,13 @@ def _wal_header_ok(head: bytes) -> bool:
     return (s0, s1) == (check1, check2)
 
 
-# Also what a SIGKILL between SQLite's two writes of one frame leaves (an unconfirmed
-# transaction); tests that kill brokers on purpose recognise this text.
-CUT_WAL_WARNING = ("WAL %s ends inside a frame (cut short): the transaction written last may "
-                   "have been lost")
+# What a crash while SQLite writes a transaction to the WAL leaves: a file that ends
+# inside a frame, or (in a WAL being reused) a frame whose header was written over an
+# older frame whose page was not. Either way only the transaction written last is cut,
+# and its commit had not returned (not confirmed); tests that kill brokers on purpose
+# recognise this text.
+CUT_WAL_WARNING = ("WAL %s ends with its last transaction cut short (a crash while it was "
+                   "written): that transaction may have been lost")
 
 
 def _check_wal_frames(conn: sqlite3.Connection, path: Path, stamp: str) -> None:
@@ -279,11 +282,13 @@ def _check_wal_frames(conn: sqlite3.Connection, path: Path, stamp: str) -> None:
         # Frames of the current generation carry the header's salts; a frame
         # whose own salt was hit by damage is simply not counted.
         dropped = commits = 0
+        last_is_commit = False  # the last frame of this generation is a commit frame
         while len(raw := f.read(frame_size)) == frame_size:
             _, commit, s1, s2 = _FRAME_HEADER.unpack_from(raw)
             if (s1, s2) == (salt1, salt2):
                 dropped += 1
                 commits += commit != 0
+                last_is_commit = commit != 0
         # SQLite writes whole frames; a WAL that ends inside one was cut (a truncated
         # file): its last transaction may have been committed, and we cannot tell, so
         # it counts as lost (a crash mid-write only cuts what was never confirmed, so
@@ -292,8 +297,13 @@ def _check_wal_frames(conn: sqlite3.Connection, path: Path, stamp: str) -> None:
         if cut and len(raw) >= _FRAME_HEADER.size:
             _, commit, s1, s2 = _FRAME_HEADER.unpack_from(raw)
             cut = (s1, s2) == (salt1, salt2)
-    if cut and not commits:
+    if (cut and not commits) or (commits == 1 and last_is_commit and not cut):
+        # One transaction, the last one written, failed its checksum: SQLite writes a
+        # frame's header and its page in two writes, and a crash between them in a
+        # reused WAL leaves a current header on a stale page. A bit flip in that same
+        # transaction looks alike; the warning says it may have been lost either way.
         log.warning(CUT_WAL_WARNING, wal)
+        commits = 0
     if commits:
         kept = wal.with_name(f"{wal.name}.damaged-{stamp}")
         try:

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import signal
 import threading
 import time
@@ -190,17 +189,17 @@ def check_queue(ledger: Ledger, queue: str, got: Sequence[Received], where: str)
 
 # A cut in the middle of an fsync (the layer is frozen between two page writes) can
 # leave the WAL's last transaction with its commit frame's header written and the
-# rest of that frame stale. The broker cannot tell that from damage to the last
-# committed transaction and warns; it was never confirmed (its fsync never
-# returned), and if it had been, the "lost" check would say so.
-TORN_LAST_COMMIT = re.compile(r"WAL .* is damaged after frame \d+: \d+ frames holding 1 committed")
+# rest of that frame stale. The broker warns that the transaction written last may
+# have been lost (``crash_warnings`` leaves that warning out); it was never confirmed
+# (its fsync never returned), and if it had been, the "lost" check would say so.
+CUT_LAST = "last transaction cut short"
 
 
 def damage(broker: BrokerProcess) -> tuple[list[str], int]:
-    """The restart's warnings that mean damage, and how many torn last commits it found."""
+    """The restart's warnings that mean damage, and how many cut last transactions it found."""
     warnings = [w for w in broker.crash_warnings(broker.run_start) if "UNSAFE" not in w]
-    torn = [w for w in warnings if TORN_LAST_COMMIT.search(w)]
-    return [w for w in warnings if w not in torn], len(torn)
+    torn = [w for w in broker.lines_with("WARNING", broker.run_start) if CUT_LAST in w]
+    return warnings, len(torn)
 
 
 def recover(broker: BrokerProcess, ledger: Ledger, where: str) -> Report:
