@@ -1,5 +1,5 @@
-"""Backlog fill-and-drain on private brokers: N persistent messages into one durable
-queue, then drain, one broker after the other.
+"""Backlog fill-and-drain on private brokers: N persistent (or, with ``--transient``,
+transient) messages into one durable queue, then drain, one broker after the other.
 
 It is ``pigeon bench --backlog N --persistent`` (fill with confirms, window 1000;
 1 s rest; one consumer with prefetch 1000 drains, acking every 500) against a
@@ -8,6 +8,7 @@ It reports the fill and drain rates, the broker's RSS while the backlog rests,
 its peak RSS over the run (sampled every 100 ms) and its CPU seconds.
 
     python -m bench.backlog --count 1000000 --size 1024
+    python -m bench.backlog --count 1000000 --size 1024 --transient
     python -m bench.backlog --count 100000 --brokers pigeon
 """
 
@@ -44,10 +45,12 @@ class BacklogResult:
     errors: list[str]
 
 
-def measure(node: BrokerProcess, count: int, size: int, stall: float) -> BacklogResult:
+def measure(
+    node: BrokerProcess, count: int, size: int, stall: float, persistent: bool = True
+) -> BacklogResult:
     with node:
         scenario = Scenario(
-            url=node.url, backlog=count, size=size, persistent=True, confirm=1000,
+            url=node.url, backlog=count, size=size, persistent=persistent, confirm=1000,
             prefetch=1000, drain=stall, broker_pid=node.pid,
         )  # fmt: skip
         progress = Progress(sys.stderr, node.name)
@@ -67,10 +70,12 @@ def main() -> None:
     parser.add_argument("--brokers", default="rabbitmq,pigeon")
     parser.add_argument("--stall", type=float, default=30.0,
                         help="fail a phase after this many seconds without progress")  # fmt: skip
+    parser.add_argument("--transient", action="store_true",
+                        help="delivery mode 1 (default: persistent, delivery mode 2)")  # fmt: skip
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     nodes = {"rabbitmq": RabbitNode, "pigeon": PigeonNode}
-    results = [measure(nodes[name](), args.count, args.size, args.stall)
+    results = [measure(nodes[name](), args.count, args.size, args.stall, not args.transient)
                for name in args.brokers.split(",")]  # fmt: skip
     if args.json:
         print(json.dumps([r.__dict__ for r in results], indent=2))
