@@ -22,6 +22,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from pigeon.core.binding import Binding, Destination, erlang_term, field_type
+from pigeon.core.policy import Policy, alternate_exchange
 from pigeon.core.topic import TopicTrie
 from pigeon.errors import PreconditionFailed
 
@@ -307,6 +308,10 @@ class Exchange:
         self.auto_delete = auto_delete
         self.internal = internal
         self.arguments: dict[str, Any] = dict(arguments or {})
+        # The policies that apply, and the alternate exchange they leave (core.policy).
+        self.policy: Policy | None = None
+        self.operator_policy: Policy | None = None
+        self._alternate = alternate_exchange(self.arguments, None)
         self.bindings: set[Binding] = set()
         self.stats = ExchangeStats()
         self._router: ExchangeType = kind()
@@ -317,8 +322,11 @@ class Exchange:
     @property
     def alternate_exchange(self) -> str | None:
         """Where messages this exchange cannot route go, if anywhere."""
-        value = self.arguments.get(ALTERNATE_EXCHANGE)
-        return value if isinstance(value, str) else None
+        return self._alternate
+
+    def apply_policy(self, policy: Policy | None, operator: Policy | None) -> None:
+        self.policy, self.operator_policy = policy, operator
+        self._alternate = alternate_exchange(self.arguments, policy)
 
     def bind(self, binding: Binding) -> bool:
         """Add a binding; False if it was already there (binding is idempotent).

@@ -10,7 +10,6 @@ from pigeon.core.binding import Binding, DestinationKind
 from pigeon.core.exchange import EXCHANGE_TYPES, Exchange
 from pigeon.core.ports import BindingRecord, DeliveryObserver, Scheduler, Snapshot, Store
 from pigeon.core.queue import reserve_sequence
-from pigeon.core.queue_types import queue_class
 from pigeon.core.vhost import VirtualHost
 from pigeon.errors import NotFound, PreconditionFailed
 
@@ -64,6 +63,7 @@ class Node:
             vhost.remove_queue(queue)
         for exchange in list(vhost.exchanges.values()):
             vhost.remove_exchange(exchange)
+        vhost.policies.forget()
         if self.store is not None:
             self.store.delete_vhost(name)
         for callback in self.vhost_deleted:
@@ -81,6 +81,11 @@ class Node:
             if name not in self.vhosts:
                 self.vhosts[name] = VirtualHost(name, self.scheduler, self.observers,
                                                 self.store, self.watchers, self.stats)
+        for host in self.vhosts.values():
+            try:
+                host.policies.restore(snapshot.documents)
+            except PreconditionFailed as damaged:  # keep serving without the bad one
+                log.warning("stored policies of vhost %r are damaged: %s", host.name, damaged)
         for x in snapshot.exchanges:
             vhost = self.vhosts.get(x.vhost)
             if vhost is not None and x.name not in vhost.exchanges and x.type in EXCHANGE_TYPES:
@@ -90,11 +95,11 @@ class Node:
         for q in snapshot.queues:
             vhost = self.vhosts.get(q.vhost)
             if vhost is not None and q.name not in vhost.queues:
-                vhost.queues[q.name] = queue_class(q.arguments)(
-                    q.name, vhost.name, scheduler=self.scheduler, hooks=vhost,
-                    observers=self.observers, store=self.store, watchers=self.watchers,
-                    durable=True,
-                    auto_delete=q.auto_delete, arguments=q.arguments)
+                vhost.queues[q.name] = vhost.new_queue(q.name, q.arguments, durable=True,
+                                                       auto_delete=q.auto_delete)
+        for host in self.vhosts.values():
+            for exchange in host.exchanges.values():
+                host.policies.apply_exchange(exchange)
         for b in snapshot.bindings:
             self._restore_binding(b)
         restored = last = 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pigeon.core.arguments import Overflow, QueueArguments
 from pigeon.core.consumer import Consumer
@@ -22,6 +22,9 @@ from pigeon.core.paging import PagedLevels, PagedReady
 from pigeon.core.ports import DeliveryObserver, Scheduler, Store, TimerHandle
 from pigeon.core.ready import ReadyMessages
 from pigeon.errors import AccessRefused
+
+if TYPE_CHECKING:
+    from pigeon.core.policy import Policy
 
 _sequence = itertools.count(1)
 
@@ -106,14 +109,20 @@ class Queue:
         exclusive_owner: object = None,
         auto_delete: bool = False,
         arguments: dict[str, Any] | None = None,
+        options: QueueArguments | None = None,
     ) -> None:
+        """``options``: the effective options, when policies change the arguments'."""
         self.name = name
         self.vhost = vhost
         self.durable = durable
         self.exclusive_owner = exclusive_owner
         self.auto_delete = auto_delete
         self.arguments = dict(arguments or {})
-        self.args = QueueArguments.parse(name, vhost, self.arguments)
+        # What the queue does: its arguments with any policy laid over them (core.policy).
+        self.args = (QueueArguments.parse(name, vhost, self.arguments) if options is None
+                     else options)
+        self.policy: Policy | None = None
+        self.operator_policy: Policy | None = None
         self.ready: ReadyMessages | PagedReady | PagedLevels = ReadyMessages(
             self.args.max_priority)
         self.unacked = 0
@@ -138,6 +147,17 @@ class Queue:
         self._dispatching = False
         # Noted in a publisher's ``due`` list; see enqueue.
         self._due = False
+        self._limited = self.takes_runs = False
+        self._options_changed()
+        # Single active consumer: the next one waits until the previous one's
+        # deliveries are settled, as in RabbitMQ.
+        self._handing_over = False
+        self._expiry_timer: TimerHandle | None = None
+        self._expiry_due: float | None = None
+        self._unused_timer: TimerHandle | None = None
+        self.touch()
+
+    def _options_changed(self) -> None:
         # Max-length or max-length-bytes: every enqueue checks the limits.
         self._limited = (self.args.max_length is not None
                          or self.args.max_length_bytes is not None)
@@ -145,12 +165,17 @@ class Queue:
         self.takes_runs = (not self._limited and self.args.message_ttl is None
                            and not self.args.max_priority
                            and type(self.ready) in (ReadyMessages, PagedReady))
-        # Single active consumer: the next one waits until the previous one's
-        # deliveries are settled, as in RabbitMQ.
-        self._handing_over = False
-        self._expiry_timer: TimerHandle | None = None
-        self._expiry_due: float | None = None
-        self._unused_timer: TimerHandle | None = None
+
+    def apply_options(self, options: QueueArguments) -> None:
+        """New effective options (a policy was set, changed or cleared), taken as RabbitMQ
+        does: a length limit trims the backlog at once, a TTL counts for messages enqueued
+        from now on, an expiry restarts its countdown, dead letters go to the new place."""
+        if self._watchers:
+            self._scheduler.call_soon(self._changed)
+        self.args = options
+        self._options_changed()
+        self._enforce_max_length()
+        self._cancel_unused_timer()
         self.touch()
 
     def __repr__(self) -> str:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from pigeon.core.arguments import Overflow
+from pigeon.core.arguments import Overflow, QueueArguments
 from pigeon.core.message import Long, Message
 from pigeon.core.ports import Scheduler, TimerHandle
 from pigeon.core.queue import Entry, Queue
@@ -84,6 +84,12 @@ class PendingDeadLetters:
         for entry, reason in pending:
             self.add(entry, reason)
 
+    def drain(self) -> list[tuple[Entry, str]]:
+        """Stop retrying and hand over what waited (at-least-once was turned off)."""
+        self.stop()
+        entries, self._entries = self._entries, []
+        return entries
+
     def stop(self) -> None:
         """No more retries (the broker stops, or the queue is deleted)."""
         if self._timer is not None:
@@ -96,6 +102,13 @@ class PendingDeadLetters:
         self._entries = []
 
 
+def _quorum_options(options: QueueArguments) -> QueueArguments:
+    if options.overflow is Overflow.REJECT_PUBLISH_DLX:
+        # RabbitMQ 3.10 accepts it on a quorum queue and applies drop-head.
+        return replace(options, overflow=Overflow.DROP_HEAD)
+    return options
+
+
 class QuorumQueue(Queue):
     """A durable queue with RabbitMQ 3.10's quorum semantics (see the module's text)."""
 
@@ -103,22 +116,36 @@ class QuorumQueue(Queue):
     counts_deliveries = True
 
     def __init__(self, name: str, vhost: str, **options: Any) -> None:
-        super().__init__(name, vhost, **options)
-        if self.args.overflow is Overflow.REJECT_PUBLISH_DLX:
-            # RabbitMQ 3.10 accepts it on a quorum queue and applies drop-head.
-            self.args = replace(self.args, overflow=Overflow.DROP_HEAD)
+        self._pending: PendingDeadLetters | None = None
+        effective = options.pop("options", None)
+        if effective is None:
+            effective = QueueArguments.parse(name, vhost, options.get("arguments") or {})
+        super().__init__(name, vhost, options=_quorum_options(effective), **options)
+
+    def apply_options(self, options: QueueArguments) -> None:
+        """A policy changed the options (see Queue.apply_options)."""
+        super().apply_options(_quorum_options(options))
+
+    def _options_changed(self) -> None:
+        super()._options_changed()
         # At-least-once needs a dead-letter exchange and reject-publish; without them
         # RabbitMQ falls back to at-most-once, and so does this.
-        self._pending: PendingDeadLetters | None = None
         args = self.args
-        if (args.dead_letter_strategy == "at-least-once" and args.dead_letter_exchange
-                is not None and args.overflow is Overflow.REJECT_PUBLISH):
+        wanted = (args.dead_letter_strategy == "at-least-once"
+                  and args.dead_letter_exchange is not None
+                  and args.overflow is Overflow.REJECT_PUBLISH)
+        if wanted and self._pending is None:
             self._pending = PendingDeadLetters(self._scheduler, self._route_dead_letter)
+        elif not wanted and self._pending is not None:
+            # A policy turned it off: what waited goes at most once, as from now on.
+            pending, self._pending = self._pending, None
+            for entry, reason in pending.drain():
+                super()._discard(entry, reason)
 
     @property
     def delivery_limit(self) -> int | None:
         """The delivery limit in force, read here and nowhere else: ``x-delivery-limit``
-        today; a ``delivery-limit`` policy joins it here (RabbitMQ takes the lower)."""
+        or a ``delivery-limit`` policy, the lower of the two (core.policy)."""
         return self.args.delivery_limit
 
     @property

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from pigeon.core.arguments import parse_expiration
+from pigeon.core.arguments import QueueArguments, parse_expiration
 from pigeon.core.binding import Binding, DestinationKind
 from pigeon.core.exchange import EXCHANGE_TYPES, Exchange, exchange_argument_error
 from pigeon.core.message import Message
+from pigeon.core.policies import VhostPolicies
+from pigeon.core.policy import Policy
 from pigeon.core.ports import DeliveryObserver, Scheduler, Store
 from pigeon.core.queue import Queue
 from pigeon.core.queue_types import QUORUM, check_declare, queue_class
@@ -75,6 +77,7 @@ class VirtualHost(Topology):
         self.scheduler = scheduler
         self.observers: list[DeliveryObserver] = [] if observers is None else observers
         self.stats = VhostStats()
+        self.policies = VhostPolicies(name, store)
         self._route_cache: dict[tuple[str, str], list[Queue]] = {}
         # Queues with messages for waiting consumers, handed over by dispatch_due.
         self._due: list[Queue] = []
@@ -133,6 +136,7 @@ class VirtualHost(Topology):
             name, type, durable=durable, auto_delete=auto_delete, internal=internal,
             arguments=arguments,
         )
+        self.policies.apply_exchange(exchange)
         self.exchanges[name] = exchange
         self.persist_exchange(exchange)
         self.changed()
@@ -193,18 +197,45 @@ class VirtualHost(Topology):
             return DeclaredQueue(existing, existing.message_count, len(existing.consumers))
         check_declare(name, self.name, arguments, generated=generated, durable=durable,
                       exclusive=exclusive, auto_delete=auto_delete)
-        queue = queue_class(arguments)(
-            name, self.name, scheduler=self.scheduler, hooks=self, observers=self.observers,
-            store=self.store, watchers=self.watchers, durable=durable,
-            exclusive_owner=owner if exclusive else None, auto_delete=auto_delete,
-            arguments=arguments,
-        )
+        self.policies.check_queue_limit(name, len(self.queues))
+        queue = self.new_queue(name, arguments, durable=durable, auto_delete=auto_delete,
+                               exclusive_owner=owner if exclusive else None)
         self.queues[name] = queue
         if self.node_stats is not None:
             self.node_stats.queues_created += 1
         self.persist_queue(queue)
         self.changed()
         return DeclaredQueue(queue, 0, 0)
+
+    def new_queue(self, name: str, arguments: dict[str, Any], *, durable: bool,
+                  auto_delete: bool, exclusive_owner: object = None) -> Queue:
+        """A queue object with the policies that match it (declared or restored)."""
+        declared = QueueArguments.parse(name, self.name, arguments)
+        policy, operator, options = self.policies.for_queue(name, arguments, declared)
+        queue = queue_class(arguments)(
+            name, self.name, scheduler=self.scheduler, hooks=self, observers=self.observers,
+            store=self.store, watchers=self.watchers, durable=durable,
+            exclusive_owner=exclusive_owner, auto_delete=auto_delete, arguments=arguments,
+            options=options,
+        )
+        queue.policy, queue.operator_policy = policy, operator
+        return queue
+
+    # -- policies ------------------------------------------------------------------
+
+    def set_policy(self, policy: Policy, *, operator: bool = False) -> bool:
+        """Add or replace a (operator) policy and apply it at once; True if new."""
+        created = self.policies.put(policy, operator=operator)
+        self.apply_policies()
+        return created
+
+    def clear_policy(self, name: str, *, operator: bool = False) -> None:
+        self.policies.remove(name, operator=operator)
+        self.apply_policies()
+
+    def apply_policies(self) -> None:
+        self.policies.apply(self.queues.values(), self.exchanges.values())
+        self.changed()  # an alternate exchange may have changed: routes are stale
 
     def queue(self, name: str, owner: object = None) -> Queue:
         queue = self.queues.get(name)
