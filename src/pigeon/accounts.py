@@ -33,7 +33,8 @@ def restore(snapshot: Snapshot) -> UserStore | None:
             name = entry["name"]
             users.users[name] = User(
                 name, parse_password_hash(entry["password_hash"], entry.get("hashing_algorithm")),
-                frozenset(entry.get("tags", [])), loopback_only=name in LOOPBACK_USERS)
+                frozenset(entry.get("tags", [])), loopback_only=name in LOOPBACK_USERS,
+                limits={k: int(v) for k, v in (entry.get("limits") or {}).items()})
         for entry in saved.get("permissions", []):
             users.set_permission(entry["vhost"], entry["user"], PermissionSet(
                 entry["configure"], entry["write"], entry["read"]))

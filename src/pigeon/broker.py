@@ -162,7 +162,8 @@ class Broker(EmbeddedAPI):
                 refusal_delay=config.login_refusal_delay, threads=AUTH_THREADS)),
             limits=ConnectionLimits(max_connections=config.max_connections,
                                     per_vhost=dict(config.vhost_max_connections),
-                                    per_user=dict(config.user_max_connections)),
+                                    per_user=dict(config.user_max_connections),
+                                    lookup=self._runtime_limit),
         )
         self._listener = await start_listener(self.context, config.host, config.port)
         self.node.vhost_deleted.append(self._listener.close_vhost)
@@ -189,6 +190,14 @@ class Broker(EmbeddedAPI):
                 self, config.host, config.management_port,
                 ssl=self._tls_context(config) if config.management_tls else None)
             log.info("management listening on %s:%d", config.host, self.management.port)
+
+    def _runtime_limit(self, kind: str, name: str, limit: str) -> int | None:
+        """A vhost or user limit set through the management API or definitions."""
+        if kind == "vhost":
+            vhost = self.node.vhosts.get(name) if self.node is not None else None
+            return vhost.policies.limits.get(limit) if vhost is not None else None
+        user = self.context.users.users.get(name) if self.context is not None else None
+        return user.limits.get(limit) if user is not None else None
 
     async def stop(self) -> None:
         if self.resources is not None:

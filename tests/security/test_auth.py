@@ -285,7 +285,7 @@ def test_connection_limits() -> None:
     limits.open("/", "u")
     with pytest.raises(NotAllowed, match=r"connection limit \(1\) is reached"):
         limits.open("/", "v")
-    with pytest.raises(NotAllowed, match="User connection limit"):
+    with pytest.raises(NotAllowed, match="user connection limit"):
         limits.open("other", "u")
     limits.close("/", "u")
     limits.open("/", "v")

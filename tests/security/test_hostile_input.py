@@ -367,7 +367,7 @@ def test_connection_limits_per_user_and_per_vhost_from_the_config() -> None:
             with pytest.raises(pika.exceptions.ProbableAccessDeniedError) as refused:
                 pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
             assert "(530)" in str(refused.value)
-            assert "User connection limit (1) is reached" in str(refused.value)
+            assert "user connection limit (1) is reached" in str(refused.value)
             assert first.channel().queue_declare("", exclusive=True)  # the first one is fine
         finally:
             first.close()

@@ -5,7 +5,8 @@ follows RabbitMQ's management tags:
 
 - ``management``: the API, for the vhosts the user has permissions in, and
   only the user's own connections and channels;
-- ``policymaker``: as management (Pigeon has no policies yet);
+- ``policymaker``: as management, plus policies and runtime parameters in
+  the vhosts the user has permissions in, and global parameters;
 - ``monitoring``: as management, plus every vhost, connection and channel
   (read only) and node-level data;
 - ``administrator``: everything, including users, vhosts, permissions and
@@ -88,6 +89,19 @@ class Principal:
     @property
     def is_monitor(self) -> bool:
         return self.is_admin or "monitoring" in self.user.tags
+
+    @property
+    def is_policymaker(self) -> bool:
+        return self.is_admin or "policymaker" in self.user.tags
+
+    def require_policymaker(self) -> None:
+        if not self.is_policymaker:
+            raise Forbidden("User not authorised to access object")
+
+    def may_use_vhost(self, vhost: str) -> bool:
+        """Has permissions there (RabbitMQ's "login vhosts"; monitoring alone is not enough
+        for policies and parameters), or is an administrator."""
+        return self.is_admin or self.users.may_access(self.user, vhost)
 
     def require_admin(self) -> None:
         if not self.is_admin:

@@ -41,8 +41,10 @@ from pigeon.auth.users import (
     hash_password,
     parse_password_hash,
 )
+from pigeon.core.policies import limit_value
+from pigeon.core.policy import term
 from pigeon.core.vhost import VirtualHost
-from pigeon.errors import NotFound
+from pigeon.errors import NotFound, PreconditionFailed
 
 # -- the user store: operations UserStore does not have yet ------------------------
 
@@ -85,13 +87,32 @@ def put_user(users: UserStore, name: str, data: Json) -> bool:
     else:
         raise BadRequest("password or password_hash is required for a new user")
     loopback = existing.loopback_only if existing is not None else False
-    users.put_user(User(name, password_hash, tags, loopback))
+    limits = dict(existing.limits) if existing is not None else {}
+    if isinstance(data.get("limits"), dict):  # definitions carry a user's limits
+        limits = parse_user_limits(data["limits"])
+    users.put_user(User(name, password_hash, tags, loopback, limits))
     return existing is None
+
+
+USER_LIMITS = ("max-connections", "max-channels")
+
+
+def parse_user_limits(values: Json) -> dict[str, int]:
+    """User limits from JSON, refused with RabbitMQ's texts."""
+    unknown = [(k, v) for k, v in values.items() if k not in USER_LIMITS]
+    if unknown:
+        shown = ",".join(f"{{{term(k)},{term(v)}}}" for k, v in unknown)
+        raise BadRequest(f"Unrecognised terms [{shown}] in user-limits")
+    try:
+        return {key: limit_value(key, value) for key, value in values.items()}
+    except PreconditionFailed as refused:
+        raise BadRequest(refused.text) from None
 
 
 def user_json(user: User) -> Json:
     return {"name": user.name, "password_hash": base64.b64encode(user.password_hash).decode(),
-            "hashing_algorithm": user.hashing_algorithm, "tags": sorted(user.tags), "limits": {}}
+            "hashing_algorithm": user.hashing_algorithm, "tags": sorted(user.tags),
+            "limits": dict(user.limits)}
 
 
 def permission_json(vhost: str, user: str, permission: Permission) -> Json:

@@ -2,9 +2,10 @@
 
 The file RabbitMQ's ``rabbitmqadmin export`` writes imports here, and the file
 Pigeon exports imports into RabbitMQ: same keys, same user password hashes.
-Policies and parameters are accepted and ignored (Pigeon has none yet); the
-import applies users, vhosts, permissions, topic permissions, exchanges, queues
-and bindings in that order, each through the same calls the API's PUTs use.
+The import applies users (with their limits), vhosts, permissions, topic
+permissions, runtime parameters (operator policies, vhost limits, plugin
+components), global parameters, policies, exchanges, queues and bindings in
+that order, each through the same calls the API's PUTs use.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from pigeon.admin import api_users
+from pigeon.admin import api_policies, api_users
 from pigeon.admin.monitor import Monitor
 from pigeon.admin.shapes import jsonable
 from pigeon.admin.web import (
@@ -27,6 +28,7 @@ from pigeon.admin.web import (
     principal,
 )
 from pigeon.core.binding import DestinationKind
+from pigeon.core.policy import Policy
 from pigeon.core.vhost import DEFAULT_EXCHANGES, VirtualHost
 from pigeon.errors import PigeonError
 from pigeon.version import __version__
@@ -44,8 +46,9 @@ def export(mon: Monitor, only: str | None = None) -> Json:
         "exchanges": [_exchange(v, name) for v in vhosts for name in v.exchanges
                       if name not in DEFAULT_EXCHANGES],
         "bindings": [_binding(v.name, b) for v in vhosts for b in v.bindings()],
-        "policies": [],
-        "parameters": [],
+        "policies": [p.json() for v in vhosts for p in sorted(
+            v.policies.policies.values(), key=lambda p: (p.priority, p.name))],
+        "parameters": api_policies.parameter_rows(mon.node, vhosts, None),
     }
     if only is None:
         result.update({
@@ -58,7 +61,7 @@ def export(mon: Monitor, only: str | None = None) -> Json:
             "topic_permissions": [api_users.topic_permission_json(v, u, t)
                                   for (v, u), by_x in mon.users.topic_permissions.items()
                                   for t in by_x.values()],
-            "global_parameters": [{"name": "cluster_name", "value": mon.node.name}],
+            "global_parameters": api_policies.global_rows(mon.node),
         })
     return result
 
@@ -110,6 +113,10 @@ def apply(mon: Monitor, data: Json, acting_user: str, only: str | None = None) -
         with mon.users.batch():  # the users are saved once, not once per row
             _apply_accounts(mon, data)
     try:
+        if only is None:
+            for row in _rows(data, "global_parameters"):
+                mon.node.parameters.set_global(_text(row, "name"), row.get("value"))
+        _apply_policies(mon, data, only)
         _apply_topology(mon, data, only)
     except PigeonError as refused:
         raise BadRequest(refused.text) from None
@@ -128,6 +135,16 @@ def _apply_accounts(mon: Monitor, data: Json) -> None:
     for row in _rows(data, "topic_permissions"):
         mon.users.set_topic_permission(_text(row, "vhost"), _text(row, "user"),
                                        api_users.topic_permission_from(row))
+
+
+def _apply_policies(mon: Monitor, data: Json, only: str | None) -> None:
+    for row in _rows(data, "parameters"):
+        vhost = _target(mon, row, only)
+        api_policies.set_parameter(mon.node, vhost, _text(row, "component"),
+                                   _text(row, "name"), row.get("value"))
+    for row in _rows(data, "policies"):
+        vhost = _target(mon, row, only)
+        vhost.set_policy(Policy.parse(vhost.name, _text(row, "name"), row))
 
 
 def _apply_topology(mon: Monitor, data: Json, only: str | None) -> None:

@@ -16,7 +16,9 @@ from aiohttp import web
 
 from pigeon.admin import (
     api_clients,
+    api_limits,
     api_messages,
+    api_policies,
     api_system,
     api_topology,
     api_users,
@@ -66,7 +68,7 @@ def build_app(monitor: Monitor, *, max_body_size: int = MAX_BODY_SIZE) -> web.Ap
     app = web.Application(middlewares=[guard, on_disk], client_max_size=max_body_size)
     app[MONITOR] = monitor
     for module in (api_system, api_users, api_topology, api_messages, api_clients,
-                   definitions):
+                   api_policies, api_limits, definitions):
         module.add_routes(app)
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/metrics/per-object", _metrics)

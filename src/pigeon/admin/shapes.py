@@ -26,6 +26,7 @@ from pigeon.core.binding import Binding
 from pigeon.core.consumer import Consumer
 from pigeon.core.exchange import Exchange
 from pigeon.core.paging import paged_out
+from pigeon.core.policy import Policy, effective_definition
 from pigeon.core.queue import Queue
 from pigeon.core.vhost import VirtualHost
 
@@ -82,9 +83,16 @@ def exchange_json(vhost: VirtualHost, exchange: Exchange, monitor: Monitor) -> J
         "arguments": jsonable(exchange.arguments),
         "user_who_performed_action": "rmq-internal" if exchange.name.startswith("amq.")
         or exchange.name == "" else "",
-        "policy": None,
+        **policy_fields(exchange.policy, exchange.operator_policy),
         "message_stats": stats,
     }
+
+
+def policy_fields(policy: Policy | None, operator: Policy | None) -> Json:
+    """The policies that apply to a queue or exchange, and what they set together."""
+    return {"policy": policy.name if policy is not None else None,
+            "operator_policy": operator.name if operator is not None else None,
+            "effective_policy_definition": effective_definition(policy, operator)}
 
 
 def queue_json(vhost: VirtualHost, queue: Queue, monitor: Monitor,
@@ -104,9 +112,7 @@ def queue_json(vhost: VirtualHost, queue: Queue, monitor: Monitor,
         "exclusive": queue.exclusive,
         "exclusive_consumer_tag": exclusive_tag,
         "arguments": jsonable(queue.arguments),
-        "policy": None,
-        "operator_policy": None,
-        "effective_policy_definition": {},
+        **policy_fields(queue.policy, queue.operator_policy),
         "consumers": len(queue.consumers),
         "consumer_capacity": 1.0 if queue.consumers else 0,
         "consumer_utilisation": 1.0 if queue.consumers else 0,

@@ -96,6 +96,8 @@ class User:
     password_hash: bytes
     tags: frozenset[str] = frozenset()
     loopback_only: bool = False
+    # max-connections, max-channels (``/api/user-limits``); negative means no limit.
+    limits: dict[str, int] = field(default_factory=dict)
 
     @property
     def hashing_algorithm(self) -> str:
@@ -263,6 +265,11 @@ class UserStore:
             self.topic_permissions.get((vhost, user), {}).pop(exchange, None)
         self._changed()
 
+    def set_limits(self, user: str, limits: dict[str, int]) -> None:
+        """Replace a user's limits (max-connections, max-channels)."""
+        self.users[user].limits = dict(limits)
+        self._changed()
+
     def permission(self, vhost: str, user: str) -> PermissionSet | None:
         return self.permissions.get((vhost, user))
 
@@ -309,7 +316,8 @@ class UserStore:
         """Users and permissions as RabbitMQ's definitions export shapes them."""
         return {
             "users": [{"name": u.name, "password_hash": base64.b64encode(u.password_hash).decode(),
-                       "hashing_algorithm": u.hashing_algorithm, "tags": sorted(u.tags)}
+                       "hashing_algorithm": u.hashing_algorithm, "tags": sorted(u.tags),
+                       "limits": dict(u.limits)}
                       for u in self.users.values()],
             "permissions": [{"user": user, "vhost": vhost, "configure": p.configure,
                              "write": p.write, "read": p.read}

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from pigeon.core.binding import Binding, DestinationKind
 from pigeon.core.exchange import EXCHANGE_TYPES, Exchange
+from pigeon.core.parameters import Parameters
 from pigeon.core.ports import BindingRecord, DeliveryObserver, Scheduler, Snapshot, Store
 from pigeon.core.queue import reserve_sequence
 from pigeon.core.vhost import VirtualHost
@@ -31,6 +32,7 @@ class Node:
         self.store = store
         self.vhosts: dict[str, VirtualHost] = {}
         self.stats = NodeStats()
+        self.parameters = Parameters(store, name)
         # Shared by every vhost and queue: observers added later see all queues.
         self.observers: list[DeliveryObserver] = []
         # Called after any change of messages, consumers or topology in any vhost, on the
@@ -64,6 +66,7 @@ class Node:
         for exchange in list(vhost.exchanges.values()):
             vhost.remove_exchange(exchange)
         vhost.policies.forget()
+        self.parameters.forget_vhost(name)
         if self.store is not None:
             self.store.delete_vhost(name)
         for callback in self.vhost_deleted:
@@ -81,6 +84,7 @@ class Node:
             if name not in self.vhosts:
                 self.vhosts[name] = VirtualHost(name, self.scheduler, self.observers,
                                                 self.store, self.watchers, self.stats)
+        self.parameters.restore(snapshot.documents)
         for host in self.vhosts.values():
             try:
                 host.policies.restore(snapshot.documents)

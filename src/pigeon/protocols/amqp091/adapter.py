@@ -338,7 +338,7 @@ class AMQPHandler:
         elif isinstance(event, c.MethodReceived):
             self._on_method(event)
         elif isinstance(event, c.ChannelOpened):
-            self.channels[event.channel] = Channel(self, event.channel)
+            self._open_channel(event.channel)
         elif isinstance(event, c.ChannelClosed):
             self._drop_channel(event.channel)
         elif isinstance(event, c.LoginRequested):
@@ -522,9 +522,19 @@ class AMQPHandler:
 
     # -- teardown -----------------------------------------------------------------------
 
+    def _open_channel(self, number: int) -> None:
+        try:
+            self.context.limits.open_channel(self.username)
+        except NotAllowed as error:  # the user's max-channels: RabbitMQ closes the connection
+            self.conn.close(ReplyCode.NOT_ALLOWED, f"NOT_ALLOWED - {error.text}", 20, 10)
+            self.connection_lost()
+            return
+        self.channels[number] = Channel(self, number)
+
     def _drop_channel(self, number: int) -> None:
         channel = self.channels.pop(number, None)
         if channel is not None:
+            self.context.limits.close_channel(self.username)
             channel.close()
 
     def connection_lost(self) -> None:
