@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import urllib.parse
+import uuid
 from collections.abc import Iterator
 
 import pika
 import pytest
-from helpers import connect
+from helpers import EXTERNAL, connect
+from management import Target
 
 
 @pytest.fixture
@@ -30,3 +33,28 @@ def cleanup(connection: pika.BlockingConnection) -> Iterator[list[str]]:
         else:
             channel.queue_delete(name)
     channel.close()
+
+
+@pytest.fixture(scope="session")
+def broker_api(broker_url: str) -> Iterator[tuple[str, str]]:
+    """(management base URL, AMQP host:port) of the broker under test."""
+    if EXTERNAL:
+        host = urllib.parse.urlsplit(broker_url).hostname or "127.0.0.1"
+        yield f"http://{host}:15672", broker_url.split("@", 1)[1].split("/", 1)[0]
+        return
+    from pigeon.broker import Broker
+    from pigeon.config import Config
+
+    with Broker.in_thread(Config(port=0, data_dir=None, management_port=0)) as broker:
+        assert broker.management_url is not None
+        yield broker.management_url.rstrip("/"), f"127.0.0.1:{broker.amqp_port}"
+
+
+@pytest.fixture
+def target(broker_api: tuple[str, str]) -> Iterator[Target]:
+    base, amqp = broker_api
+    made = Target(base, amqp, f"policies-test-{uuid.uuid4().hex[:8]}")
+    made.put(f"/vhosts/{made.v}", {})
+    made.put(f"/permissions/{made.v}/guest", {"configure": ".*", "write": ".*", "read": ".*"})
+    yield made
+    made.call("DELETE", f"/vhosts/{made.v}")

@@ -7,93 +7,15 @@ and deleted through the management API, so the same tests run against RabbitMQ
 
 from __future__ import annotations
 
-import base64
-import json
-import urllib.error
-import urllib.parse
-import urllib.request
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pika
 import pytest
-from helpers import EXTERNAL, connect, get_one, wait_until
+from helpers import connect, get_one, wait_until
+from management import Target
 from pika.exceptions import ChannelClosedByBroker, ConnectionClosedByBroker
 
 pytestmark = pytest.mark.rabbitmq
-
-
-@dataclass
-class Target:
-    """A broker's management API and a fresh vhost on it."""
-
-    base: str
-    amqp: str  # the broker's AMQP URL without a vhost
-    vhost: str
-
-    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        token = base64.b64encode(b"guest:guest").decode()
-        request = urllib.request.Request(
-            self.base + "/api" + path, method=method,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=10) as answer:
-                raw = answer.read()
-                return answer.status, json.loads(raw) if raw else None
-        except urllib.error.HTTPError as failed:
-            raw = failed.read()
-            return failed.code, json.loads(raw) if raw else None
-
-    def put(self, path: str, body: Any) -> int:
-        status, answer = self.call("PUT", path, body)
-        assert status in (201, 204), (path, status, answer)
-        return status
-
-    @property
-    def v(self) -> str:
-        return urllib.parse.quote(self.vhost, safe="")
-
-    def url(self, user: str = "guest", password: str = "guest") -> str:
-        return f"amqp://{user}:{password}@{self.amqp}/{self.v}"
-
-    def queue(self, name: str, policy: str | None) -> Any:
-        """The queue's API object once it shows ``policy`` (RabbitMQ's management
-        database learns of policies with the next statistics emission, up to 5 s later)."""
-
-        def shown() -> Any:
-            status, answer = self.call("GET", f"/queues/{self.v}/{name}")
-            assert status == 200, answer
-            return answer if answer.get("policy", "?") == policy else None
-
-        return wait_until(shown, timeout=15, interval=0.1)
-
-
-@pytest.fixture(scope="module")
-def broker_api(broker_url: str) -> Iterator[tuple[str, str]]:
-    """(management base URL, AMQP host:port) of the broker under test."""
-    if EXTERNAL:
-        host = urllib.parse.urlsplit(broker_url).hostname or "127.0.0.1"
-        yield f"http://{host}:15672", broker_url.split("@", 1)[1].split("/", 1)[0]
-        return
-    from pigeon.broker import Broker
-    from pigeon.config import Config
-
-    with Broker.in_thread(Config(port=0, data_dir=None, management_port=0)) as broker:
-        assert broker.management_url is not None
-        yield broker.management_url.rstrip("/"), f"127.0.0.1:{broker.amqp_port}"
-
-
-@pytest.fixture
-def target(broker_api: tuple[str, str]) -> Iterator[Target]:
-    base, amqp = broker_api
-    made = Target(base, amqp, f"policies-test-{uuid.uuid4().hex[:8]}")
-    made.put(f"/vhosts/{made.v}", {})
-    made.put(f"/permissions/{made.v}/guest", {"configure": ".*", "write": ".*", "read": ".*"})
-    yield made
-    made.call("DELETE", f"/vhosts/{made.v}")
 
 
 def _count(channel: Any, queue: str) -> int:

@@ -172,6 +172,8 @@ async def put_parameter(request: web.Request) -> web.Response:
     data = await body(request)
     if "value" not in data:
         raise BadRequest("[{key_missing,value}]")
+    if component == POLICY:  # RabbitMQ sends policies to their own endpoint
+        raise BadRequest("policies may not be set using this method")
     created = set_parameter(node, vhost, component, name, data["value"])
     audit(request, "parameter.put", vhost=vhost.name, component=component, name=name)
     return no_content(201 if created else 204)
@@ -200,8 +202,10 @@ async def delete_parameter(request: web.Request) -> web.Response:
     node = monitor(request).node
     vhost = _usable_vhosts(request)[0]
     component, name = request.match_info["component"], request.match_info["name"]
-    if component in (POLICY, OPERATOR_POLICY):
-        vhost.clear_policy(name, operator=component == OPERATOR_POLICY)
+    if component == POLICY:
+        raise BadRequest("policies may not be cleared using this method")
+    if component == OPERATOR_POLICY:
+        vhost.clear_policy(name, operator=True)
     elif component == VHOST_LIMITS:
         vhost.policies.set_limits({})
     else:
