@@ -64,3 +64,44 @@ def test_export_then_import(running: Running, uid: str, tmp_path: Path) -> None:
     admin(running, "delete", "queue", f"name={queue}")
     admin(running, "import", str(target))
     assert running.api.get(f"/api/queues/%2F/{queue}")["durable"] is True
+
+
+def test_policies_operator_policies_and_vhost_limits(running: Running, uid: str) -> None:
+    queue, policy = f"ra-pol-{uid}", f"ra-policy-{uid}"
+    admin(running, "declare", "queue", f"name={queue}", "durable=false")
+    admin(running, "declare", "policy", f"name={policy}", f"pattern=^{queue}$",
+          'definition={"max-length": 5, "dead-letter-exchange": "dlx"}', "priority=3",
+          "apply-to=queues")
+    listed = json.loads(admin(running, "-f", "raw_json", "list", "policies"))
+    assert {"vhost": "/", "name": policy, "pattern": f"^{queue}$", "apply-to": "queues",
+            "definition": {"max-length": 5, "dead-letter-exchange": "dlx"},
+            "priority": 3} in listed
+    admin(running, "declare", "operator_policy", f"name=op-{uid}", f"pattern=^{queue}$",
+          'definition={"max-length": 2}', "apply-to=queues")
+    assert f"op-{uid}" in admin(running, "list", "operator_policies")
+    shown = running.api.get(f"/api/queues/%2F/{queue}")
+    assert (shown["policy"], shown["operator_policy"]) == (policy, f"op-{uid}")
+    assert shown["effective_policy_definition"] == {"dead-letter-exchange": "dlx",
+                                                    "max-length": 2}
+    admin(running, "delete", "operator_policy", f"name=op-{uid}")
+    admin(running, "delete", "policy", f"name={policy}")
+    assert running.api.get(f"/api/queues/%2F/{queue}")["policy"] is None
+    assert policy not in admin(running, "list", "policies")
+
+    admin(running, "declare", "vhost_limit", "vhost=/", "name=max-queues", "value=1000")
+    limits = json.loads(admin(running, "-f", "raw_json", "list", "vhost_limits"))
+    assert limits == [{"vhost": "/", "value": {"max-queues": 1000}}]
+    admin(running, "delete", "vhost_limit", "vhost=/", "name=max-queues")
+    assert json.loads(admin(running, "-f", "raw_json", "list", "vhost_limits")) == []
+    admin(running, "delete", "queue", f"name={queue}")
+
+
+def test_runtime_parameters(running: Running, uid: str) -> None:
+    name = f"ra-up-{uid}"
+    admin(running, "declare", "parameter", "component=federation-upstream", f"name={name}",
+          'value={"uri": "amqp://127.0.0.1"}')
+    listed = json.loads(admin(running, "-f", "raw_json", "list", "parameters"))
+    assert {"value": {"uri": "amqp://127.0.0.1"}, "vhost": "/",
+            "component": "federation-upstream", "name": name} in listed
+    admin(running, "delete", "parameter", "component=federation-upstream", f"name={name}")
+    assert name not in admin(running, "list", "parameters")
