@@ -67,3 +67,48 @@ def test_errors_are_one_line_and_nonzero(running: Running) -> None:
     down = subprocess.run([*COMMAND, "--url", "http://127.0.0.1:1", "status"],
                           capture_output=True, text=True, timeout=30, check=False)
     assert down.returncode == 1 and down.stderr.startswith("pigeon ctl: cannot reach")
+
+
+def test_policies_limits_and_parameters(running: Running, uid: str) -> None:
+    api = running.api
+    queue, policy = f"ctl-pol-{uid}", f"ctl-policy-{uid}"
+    api.request("PUT", f"/api/queues/%2F/{queue}", {})
+    ctl(running, "set-policy", policy, f"^{queue}$", '{"max-length": 7}', "--priority", "4",
+        "--apply-to", "queues")
+    ctl(running, "set-operator-policy", f"op-{uid}", f"^{queue}$", '{"max-length": 3}')
+    shown = api.get(f"/api/queues/%2F/{queue}")
+    assert (shown["policy"], shown["operator_policy"]) == (policy, f"op-{uid}")
+    assert shown["effective_policy_definition"] == {"max-length": 3}
+    table = ctl(running, "list-policies").stdout
+    assert policy in table and '{"max-length":7}' in table
+    rows = json.loads(ctl(running, "list", "operator-policies", "--format", "json").stdout)
+    assert f"op-{uid}" in {r["name"] for r in rows}
+    ctl(running, "clear-operator-policy", f"op-{uid}")
+    ctl(running, "clear-policy", policy)
+    assert api.get(f"/api/queues/%2F/{queue}")["policy"] is None
+    assert ctl(running, "clear-policy", policy, ok=False).stderr.startswith("pigeon ctl: 404")
+
+    ctl(running, "set-vhost-limits", '{"max-queues": 900, "max-connections": 90}')
+    assert api.get("/api/vhost-limits/%2F") == [
+        {"vhost": "/", "value": {"max-connections": 90, "max-queues": 900}}]
+    ctl(running, "set-vhost-limits", '{"max-queues": 800}')  # replaces, as rabbitmqctl does
+    assert api.get("/api/vhost-limits/%2F") == [{"vhost": "/", "value": {"max-queues": 800}}]
+    ctl(running, "clear-vhost-limits")
+    assert api.get("/api/vhost-limits/%2F") == []
+
+    ctl(running, "set-user-limits", "guest", '{"max-channels": 900, "max-connections": 90}')
+    ctl(running, "clear-user-limits", "guest", "max-connections")
+    assert api.get("/api/user-limits/guest") == [{"user": "guest",
+                                                  "value": {"max-channels": 900}}]
+    ctl(running, "clear-user-limits", "guest", "all")
+    assert api.get("/api/user-limits/guest") == []
+
+    ctl(running, "set-parameter", "shovel", f"sh-{uid}", '{"src-uri": "amqp://"}')
+    assert f"sh-{uid}" in ctl(running, "list-parameters").stdout
+    ctl(running, "clear-parameter", "shovel", f"sh-{uid}")
+    ctl(running, "set-global-parameter", f"g-{uid}", '"text"')
+    assert api.get(f"/api/global-parameters/g-{uid}")["value"] == "text"
+    ctl(running, "clear-global-parameter", f"g-{uid}")
+    bad = ctl(running, "set-policy", "bad", ".*", '{"message-ttl": -1}', ok=False)
+    assert "not a valid message TTL" in bad.stderr
+    assert "not valid JSON" in ctl(running, "set-policy", "bad", ".*", "{", ok=False).stderr

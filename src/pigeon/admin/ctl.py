@@ -19,6 +19,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from pigeon.admin import ctl_policies
+from pigeon.admin.ctl_policies import CtlError
+
 LISTS: dict[str, tuple[str, list[str]]] = {
     "queues": ("/queues", ["vhost", "name", "type", "messages_ready",
                            "messages_unacknowledged", "consumers"]),
@@ -32,10 +35,6 @@ LISTS: dict[str, tuple[str, list[str]]] = {
     "users": ("/users", ["name", "tags"]),
     "vhosts": ("/vhosts", ["name", "messages"]),
 }
-
-
-class CtlError(Exception):
-    """A failure to report in one line."""
 
 
 class Client:
@@ -77,6 +76,8 @@ def _dig(row: dict[str, Any], path: str) -> Any:
 
 
 def _cell(value: Any) -> str:
+    if isinstance(value, dict):
+        return json.dumps(value, separators=(",", ":"))
     if isinstance(value, list):
         return ",".join(str(v) for v in value)
     return "" if value is None else str(value)
@@ -110,10 +111,13 @@ def run(args: argparse.Namespace, client: Client) -> str:
             f"messages     {queued['messages']} (ready {queued['messages_ready']}, "
             f"unacked {queued['messages_unacknowledged']})",
         ])
-    if command == "list":
-        path, columns = LISTS[args.kind]
-        rows = client.call("GET", path)
+    if command == "list" or command.startswith("list-"):
+        kind = args.kind if command == "list" else command[len("list-"):]
+        path, columns = {**LISTS, **ctl_policies.LISTS}[kind]
+        rows = client.call("GET", path.replace("{vhost}", vhost))
         return json.dumps(rows, indent=2) if args.format == "json" else table(rows, columns)
+    if (done := ctl_policies.run(args, client)) is not None:
+        return done
     if command == "purge":
         client.call("DELETE", f"/queues/{vhost}/{_q(args.queue)}/contents")
         return f"purged queue {args.queue}"
@@ -160,7 +164,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sub = ctl.add_subparsers(dest="ctl_command", required=True)
     sub.add_parser("status", help="node, object and message totals")
     listing = sub.add_parser("list", help="list objects")
-    listing.add_argument("kind", choices=sorted(LISTS))
+    listing.add_argument("kind", choices=sorted({*LISTS, *ctl_policies.LISTS}))
     listing.add_argument("--format", choices=["table", "json"], default="table")
     sub.add_parser("purge", help="drop a queue's ready messages").add_argument("queue")
     delete = sub.add_parser("delete", help="delete a queue or exchange")
@@ -179,6 +183,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     perms.add_argument("grantee", metavar="user")
     for kind in ("configure", "write", "read"):
         perms.add_argument(f"--{kind}", default=".*")
+    ctl_policies.add_parsers(sub)
 
 
 def main(args: argparse.Namespace) -> int:
