@@ -114,3 +114,30 @@ def test_queue_actions(page: Any, running: Running, uid: str) -> None:
     page.click("#purge")
     page.wait_for_selector("#flash:has-text('Queue purged')")
     assert api.get(f"/api/queues/%2F/{queue}")["messages_ready"] == 0
+
+
+def test_policies_page_and_the_policy_of_a_queue(page: Any, running: Running, uid: str) -> None:
+    api = running.api
+    queue, policy = f"ui-pol-{uid}", f"ui-policy-{uid}"
+    api.request("PUT", f"/api/queues/%2F/{queue}", {})
+    page.goto(running.base + "/#/policies")
+    page.wait_for_selector("main[data-page='#/policies'] #add-policy")
+    page.fill("#add-policy input[name=name]", policy)
+    page.fill("#add-policy input[name=pattern]", f"^{queue}$")
+    page.select_option("#add-policy select[name=apply-to]", "queues")
+    page.fill("#add-policy textarea[name=definition]", '{"max-length": 9}')
+    page.click("#add-policy button")
+    page.wait_for_selector(f"#policies:has-text('{policy}')")
+    assert api.get(f"/api/policies/%2F/{policy}")["definition"] == {"max-length": 9}
+    page.goto(running.base + "/#/queues")
+    page.wait_for_selector(f"#queues tr:has-text('{queue}'):has-text('{policy}')")
+    page.click(f"a[href='#/queues/%2F/{queue}']")
+    page.wait_for_selector("#policy #effective")
+    assert policy in page.inner_text("#policy")
+    assert "max-length" in page.inner_text("#effective")
+    shot(page, "ui-queue-policy")
+    page.goto(running.base + "/#/policies")
+    page.wait_for_selector(f"#policies tr:has-text('{policy}') button.danger")
+    page.click(f"#policies tr:has-text('{policy}') button.danger")
+    page.wait_for_selector("#flash:has-text('Policy deleted')")
+    assert api.get(f"/api/queues/%2F/{queue}")["policy"] is None

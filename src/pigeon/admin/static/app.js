@@ -144,9 +144,26 @@ async function queuesPage() {
     { key: "type", label: "Type" }, { key: "messages_ready", label: "Ready", num: true },
     { key: "messages_unacknowledged", label: "Unacked", num: true },
     { key: "messages", label: "Total", num: true }, { key: "consumers", label: "Consumers", num: true },
+    { key: "policy", label: "Policy", value: policyNames },
     { key: "publish", label: "In /s", num: true, value: (r) => rate(r.message_stats, "publish") },
     { key: "deliver", label: "Out /s", num: true, value: (r) => rate(r.message_stats, "deliver_get") },
   ], rows), addQueueForm()];
+}
+
+// The policy and operator policy that apply to a queue or exchange, as one cell.
+const policyNames = (r) => [r.policy, r.operator_policy && `${r.operator_policy} (operator)`]
+  .filter(Boolean).join(", ");
+
+function policySection(q) {
+  const effective = Object.entries(q.effective_policy_definition || {});
+  const args = Object.entries(q.arguments || {});
+  const pairs = (rows) => rows.map(([key, value]) => ({ key, value: JSON.stringify(value) }));
+  return h("div", { class: "forms", id: "policy" },
+    h("div", {}, h("h3", {}, "Policy"), h("p", {}, policyNames(q) || "None"),
+      table("effective", [{ key: "key", label: "Effective policy definition" },
+        { key: "value", label: "Value" }], pairs(effective))),
+    h("div", {}, h("h3", {}, "Arguments"), table("arguments", [{ key: "key", label: "Argument" },
+      { key: "value", label: "Value" }], pairs(args))));
 }
 
 function addQueueForm() {
@@ -204,6 +221,7 @@ async function queuePage(vhost, name) {
       ["Publish→ack p99", ms(lat("publish_to_ack").p99_ms)]].map(([label, value]) =>
       h("div", { class: "tile" }, h("b", {}, fmt(value)), h("span", {}, label)))),
     chart("Queue depth", [{ label: "Ready", color: "#2f6fde", points: series((q.messages_ready_details || {}).samples) }]),
+    policySection(q),
     h("h3", {}, "Bindings"), table("bindings", [{ key: "source", label: "From", value: (b) => b.source || "(default)" },
       { key: "routing_key", label: "Routing key" }], bindings),
     h("h3", {}, "Consumers"), table("consumers", [{ key: "consumer_tag", label: "Tag" },
@@ -221,7 +239,43 @@ async function exchangesPage() {
   const rows = await api("GET", "/exchanges");
   return [h("h2", {}, "Exchanges"), table("exchanges", [{ key: "vhost", label: "Vhost" },
     { key: "name", label: "Name", value: (r) => r.name || "(AMQP default)" }, { key: "type", label: "Type" },
-    { key: "durable", label: "Durable" }, { key: "internal", label: "Internal" }], rows)];
+    { key: "durable", label: "Durable" }, { key: "internal", label: "Internal" },
+    { key: "policy", label: "Policy", value: policyNames }], rows)];
+}
+
+async function policiesPage() {
+  const [policies, operator] = await Promise.all([api("GET", "/policies"), api("GET", "/operator-policies")]);
+  const rows = [...policies.map((p) => ({ ...p, kind: "policies" })),
+    ...operator.map((p) => ({ ...p, kind: "operator-policies" }))];
+  const remove = (p) => h("button", { class: "danger", onclick: () => act(() =>
+    api("DELETE", `/${p.kind}/${enc(p.vhost)}/${enc(p.name)}`), "Policy deleted") }, "Delete");
+  const form = h("form", { id: "add-policy", onsubmit: async (event) => {
+    event.preventDefault();
+    const data = new FormData(form);
+    let definition;
+    try { definition = JSON.parse(data.get("definition")); } catch (error) {
+      flash("Error: the definition is not valid JSON"); return; }
+    await act(() => api("PUT", `/${data.get("kind")}/${enc(data.get("vhost"))}/${enc(data.get("name"))}`, {
+      pattern: data.get("pattern"), definition, priority: Number(data.get("priority")),
+      "apply-to": data.get("apply-to") }), "Policy saved");
+  } }, h("h3", {}, "Add or update a policy"),
+  h("select", { name: "kind" }, h("option", { value: "policies" }, "Policy"),
+    h("option", { value: "operator-policies" }, "Operator policy")),
+  h("label", {}, "Vhost ", h("input", { name: "vhost", value: "/" })),
+  h("label", {}, "Name ", h("input", { name: "name", required: true })),
+  h("label", {}, "Pattern ", h("input", { name: "pattern", required: true, placeholder: "^orders\\." })),
+  h("label", {}, "Apply to ", h("select", { name: "apply-to" }, ["all", "queues", "exchanges",
+    "classic_queues", "quorum_queues"].map((t) => h("option", { value: t }, t)))),
+  h("label", {}, "Priority ", h("input", { name: "priority", type: "number", value: 0 })),
+  h("label", {}, "Definition (JSON) ", h("textarea", { name: "definition", rows: 3, required: true,
+    placeholder: '{"message-ttl": 60000, "dead-letter-exchange": "dlx"}' })),
+  h("button", { class: "primary", type: "submit" }, "Save policy"));
+  return [h("h2", {}, "Policies"), table("policies", [{ key: "vhost", label: "Vhost" },
+    { key: "name", label: "Name" }, { key: "kind", label: "Kind", value: (p) => (p.kind === "policies" ? "policy" : "operator") },
+    { key: "pattern", label: "Pattern" }, { key: "apply-to", label: "Apply to" },
+    { key: "definition", label: "Definition", value: (p) => JSON.stringify(p.definition) },
+    { key: "priority", label: "Priority", num: true }, { key: "delete", label: "", render: remove }], rows),
+  h("div", { class: "card forms" }, form)];
 }
 
 async function connectionsPage() {
@@ -264,7 +318,7 @@ async function usersPage() {
 
 const PAGES = [
   [/^#\/queues\/([^/]+)\/([^/]+)$/, (m) => queuePage(decodeURIComponent(m[1]), decodeURIComponent(m[2]))],
-  [/^#\/queues$/, queuesPage], [/^#\/exchanges$/, exchangesPage],
+  [/^#\/queues$/, queuesPage], [/^#\/exchanges$/, exchangesPage], [/^#\/policies$/, policiesPage],
   [/^#\/connections$/, connectionsPage], [/^#\/channels$/, channelsPage],
   [/^#\/users$/, usersPage], [/^(#\/?)?$/, overviewPage],
 ];
