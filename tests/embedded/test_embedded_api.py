@@ -15,7 +15,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pigeon.broker import Broker
 from pigeon.config import Config
 from pigeon.embedded import QueueInfo, ReceivedMessage
-from pigeon.errors import NotFound
+from pigeon.errors import NotFound, PreconditionFailed
 
 
 @pytest.fixture
@@ -346,3 +346,30 @@ def test_the_api_refuses_calls_after_the_broker_stopped(name: str) -> None:
         stopped.sync.publish("", name, b"x")
     with pytest.raises(RuntimeError, match="not running"):
         stopped.queues()
+
+
+async def test_policies_through_the_embedded_api(broker: Broker, name: str) -> None:
+    await broker.declare_queue(name)
+    for number in range(4):
+        await broker.publish("", name, str(number))
+    await broker.set_policy(f"trim-{name}", f"^{name}$", {"max-length": 2},
+                            apply_to="queues", priority=1)
+    info = broker.queue(name)
+    assert info.policy == f"trim-{name}" and info.operator_policy is None
+    assert [m.body for m in info.messages] == [b"2", b"3"]
+    with pytest.raises(PreconditionFailed, match="not a valid maximum length"):
+        await broker.set_policy("bad", ".*", {"max-length": -1})
+    await broker.clear_policy(f"trim-{name}")
+    assert broker.queue(name).policy is None
+    with pytest.raises(NotFound):
+        await broker.clear_policy(f"trim-{name}")
+
+
+def test_policies_through_the_sync_api(thread_broker: Broker) -> None:
+    api, name = thread_broker.sync, f"sync-policy-{uuid.uuid4().hex[:8]}"
+    api.set_policy(name, f"^{name}$", {"max-length": 1}, operator=True)
+    api.declare_queue(name)
+    assert api.queue(name).operator_policy == name
+    api.clear_policy(name, operator=True)
+    assert api.queue(name).operator_policy is None
+    api.delete_queue(name)

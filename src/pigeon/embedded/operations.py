@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from pigeon.core.binding import DestinationKind
 from pigeon.core.message import Message, Properties
+from pigeon.core.policy import Policy
 from pigeon.embedded.bridge import FALLBACK_RECHECK, nudge, on_loop, submit, watchers_of
 from pigeon.embedded.delivery import DEFAULT_PREFETCH, ReceivedMessage, Subscription
 from pigeon.embedded.snapshot import QueueInfo, snapshot
@@ -264,6 +265,25 @@ class Operations:
     async def purge(self, queue: str) -> int:
         """Drop the queue's ready messages; returns how many."""
         return await self._run_durable(lambda: self._purge_now(queue))
+
+    async def set_policy(self, name: str, pattern: str, definition: Mapping[str, Any], *,
+                         priority: int = 0, apply_to: str = "all",
+                         operator: bool = False) -> None:
+        """Add or change a policy (``operator``: an operator policy) of this vhost, applied
+        to its queues and exchanges at once, with the rules and texts of the HTTP API."""
+        body = {"pattern": pattern, "definition": dict(definition), "priority": priority,
+                "apply-to": apply_to}
+        await self._run(lambda: self._set_policy_now(name, body, operator))
+
+    async def clear_policy(self, name: str, *, operator: bool = False) -> None:
+        """Remove a policy; raises NotFound if there is none of that name."""
+        await self._run(lambda: self._vhost().clear_policy(name, operator=operator))
+
+    def _set_policy_now(self, name: str, body: Mapping[str, Any], operator: bool) -> None:
+        vhost = self._vhost()
+        vhost.set_policy(Policy.parse(vhost.name, name, body, operator=operator),
+                         operator=operator)
+        self._changed()
 
     def queues(self) -> list[QueueInfo]:
         """Snapshots of every queue of this vhost."""

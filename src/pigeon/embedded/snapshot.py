@@ -40,6 +40,9 @@ class QueueInfo:
     arguments: Mapping[str, Any]
     stats: QueueStats
     messages: tuple[QueuedMessage, ...]
+    # The names of the policy and operator policy that apply, if any.
+    policy: str | None = None
+    operator_policy: str | None = None
 
     @property
     def total(self) -> int:
@@ -64,4 +67,7 @@ def snapshot(queue: Queue) -> QueueInfo:
         auto_delete=queue.auto_delete, arguments=dict(queue.arguments),
         stats=replace(queue.stats),  # a copy: the queue's own keeps counting
         messages=messages,
+        policy=queue.policy.name if queue.policy is not None else None,
+        operator_policy=(queue.operator_policy.name if queue.operator_policy is not None
+                         else None),
     )
