@@ -123,22 +123,26 @@ class VhostPolicies:
 
     # -- matching ------------------------------------------------------------------
 
+    def _match(self, name: str, arguments: Mapping[str, Any]) -> tuple[Policy | None,
+                                                                        Policy | None]:
+        kind = queue_type(arguments)
+        return (best(self.policies.values(), "queue", name, kind),
+                best(self.operator_policies.values(), "queue", name, kind))
+
     def for_queue(self, name: str, arguments: Mapping[str, Any],
                   declared: QueueArguments) -> tuple[Policy | None, Policy | None,
                                                      QueueArguments]:
         """The policies a queue gets and the options they leave it."""
-        kind = queue_type(arguments)
-        policy = best(self.policies.values(), "queue", name, kind)
-        operator = best(self.operator_policies.values(), "queue", name, kind)
+        policy, operator = self._match(name, arguments)
         return policy, operator, queue_options(declared, arguments, policy, operator)
 
     def apply_queue(self, queue: Queue) -> None:
-        policy, operator, options = self.for_queue(queue.name, queue.arguments,
-                                                   QueueArguments.parse(queue.name, self.vhost,
-                                                                        queue.arguments))
+        policy, operator = self._match(queue.name, queue.arguments)
         if (policy, operator) == (queue.policy, queue.operator_policy):
-            return
+            return  # the common case for most queues: nothing to parse or change
         queue.policy, queue.operator_policy = policy, operator
+        declared = QueueArguments.parse(queue.name, self.vhost, queue.arguments)
+        options = queue_options(declared, queue.arguments, policy, operator)
         if options != queue.args:
             queue.apply_options(options)
 

@@ -144,8 +144,6 @@ class Policy:
         priority = data.get("priority", 0)
         if priority is None:
             priority = 0
-        if isinstance(priority, str) and re.fullmatch(r"-?\d+", priority.strip()):
-            priority = int(priority)
         if isinstance(priority, bool) or not isinstance(priority, int | float):
             raise invalid(f"priority should be a number, actually was {term(priority)}")
         pattern = data["pattern"]
