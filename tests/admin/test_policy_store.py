@@ -70,6 +70,7 @@ def test_settings_survive_a_restart(tmp_path: Path) -> None:
         assert api.get("/api/queues/%2F/kept")["messages"] == 2
     with running(tmp_path / "data") as (broker, api):
         assert _lists(api) == before
+        assert api.get("/api/overview")["cluster_name"] == "rabbit-east"
         queue = api.get("/api/queues/%2F/kept")
         assert (queue["policy"], queue["operator_policy"]) == ("trim", "cap")
         assert queue["effective_policy_definition"] == {

@@ -83,7 +83,7 @@ async def overview(request: web.Request) -> web.Response:
         "product_version": __version__,
         "product_name": "Pigeon",
         "rabbitmq_version": __version__,
-        "cluster_name": mon.node.name,
+        "cluster_name": mon.node.parameters.global_values.get("cluster_name", mon.node.name),
         "erlang_version": platform.python_version(),
         "erlang_full_version": f"Python {platform.python_version()}",
         "disable_stats": False,
