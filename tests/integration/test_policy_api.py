@@ -124,6 +124,9 @@ def test_parameters(target: Target) -> None:
     # Policies have their own endpoint; operator policies may be set as parameters.
     assert _reason(target, f"/parameters/policy/{target.v}/p2", {"value": value}) == (
         "policies may not be set using this method")
+    assert _reason(target, f"/parameters/operator_policy/{target.v}/o2", {"value": {
+        "pattern": "^b", "definition": {"max-length": 2}}}) == (
+        'Validation failed\n\nKey "priority" not found in o2\n')
     assert target.call("PUT", f"/parameters/operator_policy/{target.v}/o2",
                        {"value": {"pattern": "^b", "definition": {"max-length": 2},
                                   "priority": 0, "apply-to": "all"}})[0] == 201

@@ -185,6 +185,10 @@ def set_parameter(node: Node, vhost: VirtualHost, component: str, name: str,
     if component in (POLICY, OPERATOR_POLICY):
         if not isinstance(value, dict):
             raise PreconditionFailed("Validation failed\n\npolicy must be a JSON object\n")
+        for key in ("priority", "pattern", "definition"):  # mandatory as a parameter
+            if key not in value:
+                raise PreconditionFailed(f'Validation failed\n\nKey "{key}" not found in '
+                                         f"{name}\n")
         operator = component == OPERATOR_POLICY
         return vhost.set_policy(Policy.parse(vhost.name, name, value, operator=operator),
                                 operator=operator)
