@@ -199,3 +199,24 @@ def test_user_channel_and_connection_limits(target: Target) -> None:
                     "is reached") in str(denied.value)
     finally:
         target.call("DELETE", f"/users/{user}")
+
+
+def test_quorum_queues_skip_policies_they_cannot_take_and_prefer_a_policy_overflow(
+        target: Target) -> None:
+    # RabbitMQ 3.10: a policy with a classic-only key (ha-mode) does not apply to a quorum
+    # queue at all, so the next one does; its overflow beats the queue's argument.
+    target.put(f"/policies/{target.v}/mirrored", {
+        "pattern": "-q$", "priority": 5, "definition": {"ha-mode": "all", "max-length": 1}})
+    target.put(f"/policies/{target.v}/plain", {
+        "pattern": "-q$", "definition": {"max-length": 2, "overflow": "drop-head"}})
+    with connect(target.url()) as connection:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        channel.queue_declare("quorum-q", durable=True, arguments={
+            "x-queue-type": "quorum", "x-overflow": "reject-publish"})
+        channel.queue_declare("classic-q", durable=True)
+        for number in range(5):
+            for queue in ("quorum-q", "classic-q"):  # every publish confirmed: drop-head
+                channel.basic_publish("", queue, str(number).encode())
+        wait_until(lambda: _count(channel, "quorum-q") == 2)
+        wait_until(lambda: _count(channel, "classic-q") == 1)

@@ -78,3 +78,19 @@ def test_refusals(data: dict[str, Any], operator: bool, text: str) -> None:
     with pytest.raises(PreconditionFailed) as refused:
         Policy.parse("/", "p", data, operator=operator)
     assert refused.value.text == f"Validation failed\n\n{text}\n"
+
+
+def test_quorum_queues() -> None:
+    mirrored = policy("m", {"ha-mode": "all", "max-length": 1}, priority=5)
+    plain = policy("p", {"max-length": 2, "overflow": "drop-head", "expires": 9000})
+    assert best([mirrored, plain], "queue", "q", "quorum") is plain
+    assert best([mirrored, plain], "queue", "q") is mirrored
+    arguments = {"x-queue-type": "quorum", "x-overflow": "reject-publish", "x-expires": 10,
+                 "x-max-length": 5}
+    declared = QueueArguments.parse("q", "/", arguments)
+    options = queue_options(declared, arguments, plain, None, "quorum")
+    # The policy's overflow and expires win on a quorum queue; limits take the smaller.
+    assert (options.overflow, options.expires, options.max_length) == (
+        Overflow.DROP_HEAD, 9000, 2)
+    classic = queue_options(declared, arguments, plain, None, "classic")
+    assert (classic.overflow, classic.expires) == (Overflow.REJECT_PUBLISH, 10)

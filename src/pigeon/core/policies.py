@@ -134,7 +134,8 @@ class VhostPolicies:
                                                      QueueArguments]:
         """The policies a queue gets and the options they leave it."""
         policy, operator = self._match(name, arguments)
-        return policy, operator, queue_options(declared, arguments, policy, operator)
+        return policy, operator, queue_options(declared, arguments, policy, operator,
+                                               queue_type(arguments))
 
     def apply_queue(self, queue: Queue) -> None:
         policy, operator = self._match(queue.name, queue.arguments)
@@ -142,7 +143,8 @@ class VhostPolicies:
             return  # the common case for most queues: nothing to parse or change
         queue.policy, queue.operator_policy = policy, operator
         declared = QueueArguments.parse(queue.name, self.vhost, queue.arguments)
-        options = queue_options(declared, queue.arguments, policy, operator)
+        options = queue_options(declared, queue.arguments, policy, operator,
+                                queue_type(queue.arguments))
         if options != queue.args:
             queue.apply_options(options)
 

@@ -48,7 +48,18 @@ QUEUE_FIELDS = {
     "dead-letter-exchange": "dead_letter_exchange",
     "dead-letter-routing-key": "dead_letter_routing_key",
     "delivery-limit": "delivery_limit",
+    "dead-letter-strategy": "dead_letter_strategy",
 }
+# Keys a quorum queue cannot take: a policy that has any of them skips quorum queues
+# altogether, and the next matching policy applies (``is_policy_applicable``, 3.10).
+QUORUM_UNSUPPORTED = frozenset({"max-priority", "queue-mode", "single-active-consumer",
+                                "ha-mode", "ha-params", "ha-sync-mode",
+                                "ha-promote-on-shutdown", "ha-promote-on-failure",
+                                "queue-master-locator"})
+# Where a quorum queue takes the policy's value over its argument (rabbit_quorum_queue
+# in 3.10: ``overflow`` and ``expires`` "prefer the policy", and the new
+# ``dead-letter-strategy``); a classic queue takes the argument's, or the smaller limit.
+QUORUM_POLICY_WINS = frozenset({"overflow", "expires", "dead-letter-strategy"})
 OPERATOR_KEYS = frozenset({"expires", "message-ttl", "max-length", "max-length-bytes",
                            "max-in-memory-length", "max-in-memory-bytes", "delivery-limit"})
 
@@ -164,13 +175,13 @@ class Policy:
 
     def matches(self, kind: str, name: str, queue_type: str = "classic") -> bool:
         """``kind``: "queue" or "exchange"."""
-        applies = self.apply_to
         if kind == "exchange":
-            if applies not in ("all", "exchanges"):
-                return False
-        elif applies not in ("all", "queues") and applies != QUEUE_TYPES.get(queue_type):
-            return False
-        return self._regex.search(name) is not None
+            applies = self.apply_to in ("all", "exchanges")
+        else:
+            applies = (self.apply_to in ("all", "queues", QUEUE_TYPES.get(queue_type))
+                       and (queue_type != "quorum"
+                            or QUORUM_UNSUPPORTED.isdisjoint(self.definition)))
+        return applies and self._regex.search(name) is not None
 
     def json(self) -> dict[str, Any]:
         """RabbitMQ's shape in the API and in definitions."""
@@ -228,21 +239,27 @@ def effective_definition(policy: Policy | None, operator: Policy | None) -> dict
 
 
 def queue_options(declared: QueueArguments, arguments: Mapping[str, Any],
-                  policy: Policy | None, operator: Policy | None) -> QueueArguments:
+                  policy: Policy | None, operator: Policy | None,
+                  queue_type: str = "classic") -> QueueArguments:
     """A queue's effective options: its arguments with the policies laid over them."""
     if policy is None and operator is None:
         return declared
+    policy_wins = QUORUM_POLICY_WINS if queue_type == "quorum" else frozenset()
     changes: dict[str, Any] = {}
     for key, value in effective_definition(policy, operator).items():
         field_name = QUEUE_FIELDS.get(key)
-        if field_name is None:
+        if field_name is None or field_name not in _OPTION_FIELDS:
             continue
-        if f"x-{key}" in arguments:
+        if f"x-{key}" in arguments and key not in policy_wins:
             if key not in NUMERIC:
                 continue  # the argument wins
             value = min(value, getattr(declared, field_name))
         changes[field_name] = Overflow(value) if key == "overflow" else value
     return dataclasses.replace(declared, **changes) if changes else declared
+
+
+# The options QueueArguments has (dead_letter_strategy comes with quorum queues).
+_OPTION_FIELDS = frozenset(f.name for f in dataclasses.fields(QueueArguments))
 
 
 def alternate_exchange(arguments: Mapping[str, Any], policy: Policy | None) -> str | None:
