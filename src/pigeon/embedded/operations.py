@@ -273,11 +273,11 @@ class Operations:
         to its queues and exchanges at once, with the rules and texts of the HTTP API."""
         body = {"pattern": pattern, "definition": dict(definition), "priority": priority,
                 "apply-to": apply_to}
-        await self._run(lambda: self._set_policy_now(name, body, operator))
+        await self._run_durable(lambda: self._set_policy_now(name, body, operator))
 
     async def clear_policy(self, name: str, *, operator: bool = False) -> None:
         """Remove a policy; raises NotFound if there is none of that name."""
-        await self._run(lambda: self._vhost().clear_policy(name, operator=operator))
+        await self._run_durable(lambda: self._vhost().clear_policy(name, operator=operator))
 
     def _set_policy_now(self, name: str, body: Mapping[str, Any], operator: bool) -> None:
         vhost = self._vhost()

@@ -75,10 +75,11 @@ class SyncAPI:
                    priority: int = 0, apply_to: str = "all", operator: bool = False) -> None:
         body = {"pattern": pattern, "definition": dict(definition), "priority": priority,
                 "apply-to": apply_to}
-        self._api._blocking(lambda: self._api._set_policy_now(name, body, operator))
+        self._api._blocking_durable(lambda: self._api._set_policy_now(name, body, operator))
 
     def clear_policy(self, name: str, *, operator: bool = False) -> None:
-        self._api._blocking(lambda: self._api._vhost().clear_policy(name, operator=operator))
+        self._api._blocking_durable(
+            lambda: self._api._vhost().clear_policy(name, operator=operator))
 
     def bind(self, queue: str, exchange: str, routing_key: str = "",
              arguments: Mapping[str, Any] | None = None) -> None:
