@@ -220,3 +220,26 @@ def test_quorum_queues_skip_policies_they_cannot_take_and_prefer_a_policy_overfl
                 channel.basic_publish("", queue, str(number).encode())
         wait_until(lambda: _count(channel, "quorum-q") == 2)
         wait_until(lambda: _count(channel, "classic-q") == 1)
+
+
+def test_a_delivery_limit_policy_on_a_quorum_queue(target: Target) -> None:
+    # The smaller of the argument (5) and the policy (1) wins; it takes the queue that
+    # already exists, and dead-letters the poison message with reason delivery_limit.
+    with connect(target.url()) as connection:
+        channel = connection.channel()
+        channel.exchange_declare("poison", "fanout")
+        channel.queue_declare("poisoned")
+        channel.queue_bind("poisoned", "poison")
+        channel.queue_declare("jobs", durable=True, arguments={
+            "x-queue-type": "quorum", "x-delivery-limit": 5})
+        target.put(f"/policies/{target.v}/limit", {
+            "pattern": "^jobs$", "apply-to": "queues",
+            "definition": {"delivery-limit": 1, "dead-letter-exchange": "poison"}})
+        channel.basic_publish("", "jobs", b"bad")
+        for _ in range(2):
+            method, _, _ = get_one(channel, "jobs", auto_ack=False)
+            channel.basic_nack(method.delivery_tag, requeue=True)
+        _, properties, body = get_one(channel, "poisoned")
+        assert body == b"bad"
+        assert properties.headers["x-first-death-reason"] == "delivery_limit"
+        assert _count(channel, "jobs") == 0

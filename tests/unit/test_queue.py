@@ -15,6 +15,7 @@ import pytest
 from pigeon.core.binding import DestinationKind
 from pigeon.core.consumer import Consumer
 from pigeon.core.message import Message, Properties
+from pigeon.core.policy import Policy
 from pigeon.core.queue import Entry, Queue
 from pigeon.core.vhost import VirtualHost
 from pigeon.errors import AccessRefused, PreconditionFailed
@@ -412,3 +413,25 @@ def test_the_delivery_limit_is_read_from_one_place(vhost: VirtualHost) -> None:
     # Not validated (RabbitMQ 3.10): a value that is not an integer limits nothing.
     assert vhost.declare_queue("b", owner=None, durable=True, arguments={
         **quorum, "x-delivery-limit": "3"}).queue.delivery_limit is None
+
+
+def test_policies_change_a_quorum_queue_in_place(vhost: VirtualHost, clock: Clock) -> None:
+    vhost.declare_exchange("dlx", "fanout")
+    queue = vhost.declare_queue("q", owner=None, durable=True, arguments={
+        "x-queue-type": "quorum", "x-delivery-limit": 5}).queue
+    assert queue.delivery_limit == 5
+    vhost.set_policy(Policy.parse("/", "p", {"pattern": "^q$", "definition": {
+        "delivery-limit": 2, "dead-letter-exchange": "dlx", "dead-letter-strategy":
+        "at-least-once", "overflow": "reject-publish"}}))
+    assert queue.delivery_limit == 2  # the smaller
+    publish(vhost, "q", b"dead")
+    reject_one(queue)
+    assert queue.dead_letters_pending == 1  # at least once now: nothing takes it yet
+    # reject-publish-dlx is drop-head on a quorum queue; at-least-once falls back, and
+    # what waited goes at most once.
+    vhost.set_policy(Policy.parse("/", "p", {"pattern": "^q$", "definition": {
+        "dead-letter-exchange": "dlx", "overflow": "reject-publish-dlx"}}))
+    assert queue.args.overflow.value == "drop-head"
+    assert queue.dead_letters_pending == 0 and queue.delivery_limit == 5
+    vhost.clear_policy("p")
+    assert queue.args.dead_letter_exchange is None
