@@ -40,7 +40,7 @@ class Config:
     disk_free_limit: int = 50_000_000
     # Paging (a broker with a data folder): queues page their backlogs out to disk, and
     # publishers are slowed to the pace of those writes, above this much memory: a
-    # fraction (<= 1.0) of the memory alarm's limit, or bytes. It bounds both the
+    # fraction (<= 1.0) of the memory alarm's limit (at most 256 MiB), or bytes. It bounds both the
     # broker's resident memory (checked once a second) and the bodies of ready messages
     # that queues keep in memory (checked as they arrive).
     paging_memory: float = 0.5

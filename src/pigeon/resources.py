@@ -6,7 +6,8 @@ folder (``disk_free_limit``). Checked once a second, off nothing but /proc and
 ``statvfs``: cheap enough to never matter.
 
 Before the alarm, paging: above ``paging_memory`` (by default half the alarm's
-limit, RabbitMQ's ``vm_memory_high_watermark_paging_ratio``) every queue pages
+limit, RabbitMQ's ``vm_memory_high_watermark_paging_ratio``, but at most 256 MiB)
+every queue pages
 its backlog out to the data folder, and publishers are slowed to the pace of
 those writes (flow control, not ``connection.blocked``); with the alarm on they
 do so too, so that the alarm clears once the backlog is on disk.
@@ -69,10 +70,19 @@ def memory_limit(watermark: float) -> int:
     return int(watermark * total_memory()) if watermark <= 1.0 else int(watermark)
 
 
+# A fraction of the alarm's limit pages at this many bytes at most. Half of RabbitMQ's
+# 40% of RAM is gigabytes on a large machine: a transient backlog would grow that far
+# before paging held it back, so the fraction follows RabbitMQ's paging ratio on small
+# machines and stops here on large ones. A value in bytes is taken as given.
+PAGING_CAP = 256 * 1024 * 1024
+
+
 def paging_limit(paging_memory: float, limit: int) -> int:
-    """``paging_memory`` up to 1.0 is a fraction of the memory alarm's limit; above, bytes.
-    0: no limit (the machine's memory is unknown)."""
-    return int(paging_memory * limit) if paging_memory <= 1.0 else int(paging_memory)
+    """``paging_memory`` up to 1.0 is a fraction of the memory alarm's limit, at most
+    :data:`PAGING_CAP`; above 1.0, bytes. 0: no limit (the machine's memory is unknown)."""
+    if paging_memory > 1.0:
+        return int(paging_memory)
+    return min(int(paging_memory * limit), PAGING_CAP)
 
 
 class ResourceMonitor:

@@ -230,3 +230,24 @@ def test_paging_memory_setting_is_checked() -> None:
     with pytest.raises(ConfigError, match="paging_memory must be above 0"):
         Config(paging_memory=0.0)
     assert load(environ={"PIGEON_PAGING_MEMORY": "3000000"}).paging_memory == 3_000_000
+
+
+@pytest.mark.parametrize(
+    ("paging_memory", "expected"),
+    [
+        # The default fraction of the alarm's limit: at most 256 MiB (with 10 GiB as the
+        # alarm's limit, half would be 5 GiB, a transient backlog held in memory).
+        (0.5, 256 * 1024 * 1024),
+        # Small machines: the fraction itself, RabbitMQ's paging ratio.
+        (0.01, 0.01 * 10 * 1024**3),
+        # Bytes are taken as given, above the cap too.
+        (1_000_000_000.0, 1_000_000_000),
+    ],
+)
+def test_paging_limit_is_a_capped_fraction_or_bytes(
+    tmp_path: Path, paging_memory: float, expected: float
+) -> None:
+    config = Config(port=0, data_dir=tmp_path / "data", management_port=0,
+                    memory_high_watermark=float(10 * 1024**3), paging_memory=paging_memory)
+    with Broker.in_thread(config) as broker:
+        assert metric(broker, "pigeon_paging_memory_limit_bytes") == int(expected)
