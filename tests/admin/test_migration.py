@@ -8,11 +8,15 @@ one on free loopback ports (``bench.brokers.RabbitNode``), stopped at the end.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pika
@@ -53,6 +57,14 @@ def rabbitmqctl(node: RabbitNode, *args: str) -> str:
 
 def url(port: int) -> str:
     return f"amqp://{USER}:{PASSWORD}@127.0.0.1:{port}/{quote(VHOST, safe='')}"
+
+
+def management_get(base: str, path: str) -> Any:
+    token = base64.b64encode(b"guest:guest").decode()
+    request = urllib.request.Request(base.rstrip("/") + path,
+                                     headers={"Authorization": f"Basic {token}"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return json.loads(answer.read())
 
 
 def set_up_topology(amqp_url: str) -> None:
@@ -104,6 +116,9 @@ def test_definitions_from_rabbitmq_run_the_same_application(
     rabbitmqctl(rabbit, "add_vhost", VHOST)
     rabbitmqctl(rabbit, "add_user", USER, PASSWORD)
     rabbitmqctl(rabbit, "set_permissions", "-p", VHOST, USER, ".*", ".*", ".*")
+    # Operators set limits by policy rather than queue arguments.
+    rabbitmqctl(rabbit, "set_policy", "-p", VHOST, "--apply-to", "queues", "--priority", "1",
+                "orders-cap", r"^orders\.", '{"max-length": 500, "overflow": "reject-publish"}')
     set_up_topology(url(rabbit.port))
     assert application(url(rabbit.port)) == (b'{"id": 1}', b'{"id": 2}')
     definitions = tmp_path / "rabbitmq-definitions.json"
@@ -121,3 +136,7 @@ def test_definitions_from_rabbitmq_run_the_same_application(
         # The user logs in with the password it had on RabbitMQ (its sha256 hash moved),
         # and the application runs unchanged but for the port.
         assert application(url(broker.amqp_port)) == (b'{"id": 1}', b'{"id": 2}')
+        # The policy came along and applies to the queue as it did on RabbitMQ.
+        queue = management_get(broker.management_url, f"/api/queues/{VHOST}/orders.eu")
+        assert queue["policy"] == "orders-cap"
+        assert queue["effective_policy_definition"]["overflow"] == "reject-publish"
