@@ -10,13 +10,15 @@ from __future__ import annotations
 from store_helpers import Opener, synced
 
 from pigeon import accounts
-from pigeon.auth.users import PermissionSet, TopicPermission, UserStore, default_users
+from pigeon.auth.users import PermissionSet, TopicPermission, UserStore
 
 
 async def test_every_change_is_queued_at_once_and_restored(open_store: Opener) -> None:
     store = open_store()
     store.load()
-    users = default_users()
+    users = UserStore()
+    users.add_user("guest", "guest", frozenset({"administrator"}), loopback_only=True)
+    users.set_permission("/", "guest")
     saver = accounts.AccountSaver(users, store)
     saver.start()
     changes = [

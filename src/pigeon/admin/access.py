@@ -22,13 +22,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import re
 from enum import StrEnum
 
 from pigeon.auth.authorization import Identity, Resource, StoreAuthority, authorize
 from pigeon.auth.authorization import Permission as AuthPermission
 from pigeon.auth.gate import LoginGate
-from pigeon.auth.users import Permission, User, UserStore
+from pigeon.auth.users import User, UserStore
 from pigeon.errors import AccessRefused
 
 MANAGEMENT_TAGS = frozenset({"management", "policymaker", "monitoring", "administrator"})
@@ -129,17 +128,6 @@ class Principal:
                       routing_key)
         except AccessRefused as refused:
             raise Forbidden(refused.text) from None
-
-
-def permitted(permission: Permission, action: Action, resource: str) -> bool:
-    """RabbitMQ matches the permission regex unanchored; an empty pattern matches nothing."""
-    pattern = getattr(permission, action.value)
-    if pattern == "":
-        return False
-    try:
-        return re.search(pattern, resource) is not None
-    except re.error:
-        return False
 
 
 async def authenticate(users: UserStore, header: str | None, *, loopback: bool,

@@ -329,14 +329,6 @@ class UserStore:
         }
 
 
-def default_users(vhost: str = "/") -> UserStore:
-    """guest/guest, administrator, loopback only: RabbitMQ's out-of-the-box user."""
-    store = UserStore()
-    store.add_user("guest", "guest", frozenset({"administrator"}), loopback_only=True)
-    store.set_permission(vhost, "guest")
-    return store
-
-
 def parse_password_hash(value: str, algorithm: str | None) -> bytes:
     """A stored hash from a definitions/API ``password_hash`` (base64) and its
     ``hashing_algorithm``; ValueError with the reason when it is not one we accept."""

@@ -88,7 +88,3 @@ class AMQPError(Exception):
 
 class HardError(AMQPError):
     """Closes the connection (connection.close)."""
-
-
-class SoftError(AMQPError):
-    """Closes the channel the failing method arrived on (channel.close)."""
