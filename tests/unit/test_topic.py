@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pigeon.core.topic import TopicTrie, split_words
+from pigeon.core.topic import MQTT, TopicTrie, split_words
 
 
 def words_of(key: str) -> list[str]:
@@ -153,3 +153,61 @@ def test_many_hashes_against_a_long_key_completes() -> None:
     key = ".".join(["a"] * 400)
     assert trie.match(key) == {"always"}
     assert trie.match(key + ".z") == {"never", "always"}
+
+
+# -- the same trie with MQTT's syntax: "/" separates, "+" and "#" are wildcards ------
+
+
+def naive_mqtt(pattern: list[str], key: list[str]) -> bool:
+    """MQTT's rules as the definition: AMQP's with other characters, and a first level
+    starting with "$" matched by no wildcard there ([MQTT-4.7.2-1])."""
+    if key and key[0].startswith("$") and pattern and pattern[0] in ("+", "#"):
+        return False
+    translated = ["*" if w == "+" else "#" if w == "#" else w.replace("*", "\x00") for w in pattern]
+    return naive_match(translated, [w.replace("*", "\x00") for w in key])
+
+
+# Topic names and filters are never empty in MQTT ([MQTT-4.7.3-1]).
+MQTT_PATTERN = st.lists(st.sampled_from(["a", "b", "", "+", "#", "$SYS", "*"]), max_size=6)
+MQTT_KEY = st.lists(st.sampled_from(["a", "b", "", "$SYS", "$x", "*", "."]), min_size=1, max_size=7)
+
+
+@settings(max_examples=300)
+@given(patterns=st.lists(MQTT_PATTERN.map("/".join).filter(bool), max_size=12),
+       keys=st.lists(MQTT_KEY.map("/".join).filter(bool), min_size=1, max_size=8))  # fmt: skip
+def test_mqtt_syntax_agrees_with_naive_matcher(patterns: list[str], keys: list[str]) -> None:
+    trie: TopicTrie[int] = TopicTrie(MQTT)
+    for i, pattern in enumerate(patterns):
+        trie.add(pattern, i)
+    for key in keys:
+        want = {i for i, p in enumerate(patterns) if naive_mqtt(p.split("/"), key.split("/"))}
+        assert trie.match(key) == want, key
+
+
+# The examples of MQTT 3.1.1 §4.7.1 and §4.7.2 (and MQTT 5.0's same sections).
+MQTT_EXAMPLES = [
+    ("sport/tennis/player1/#", "sport/tennis/player1", True),
+    ("sport/tennis/player1/#", "sport/tennis/player1/ranking", True),
+    ("sport/tennis/player1/#", "sport/tennis/player1/score/wimbledon", True),
+    ("sport/#", "sport", True),
+    ("sport/tennis/+", "sport/tennis/player1", True),
+    ("sport/tennis/+", "sport/tennis/player1/tournament", False),
+    ("sport/+", "sport", False),
+    ("sport/+", "sport/", True),
+    ("+/+", "/finance", True),
+    ("/+", "/finance", True),
+    ("+", "/finance", False),
+    ("#", "$SYS/broker/clients", False),
+    ("+/monitor/Clients", "$SYS/monitor/Clients", False),
+    ("$SYS/#", "$SYS/monitor/Clients", True),
+    ("$SYS/monitor/+", "$SYS/monitor/Clients", True),
+    ("a.b/#", "a.b/c", True),  # "." is an ordinary character in MQTT
+    ("a/*", "a/b", False),  # and so is "*"
+]
+
+
+@pytest.mark.parametrize(("pattern", "topic", "matches"), MQTT_EXAMPLES)
+def test_mqtt_spec_examples(pattern: str, topic: str, matches: bool) -> None:
+    trie: TopicTrie[str] = TopicTrie(MQTT)
+    trie.add(pattern, "x")
+    assert trie.match(topic) == ({"x"} if matches else set())

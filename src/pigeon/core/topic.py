@@ -1,5 +1,10 @@
 """A trie of topic binding patterns, matched against routing keys.
 
+The separator and the two wildcards are parameters (:class:`TopicSyntax`): AMQP's
+topic exchange splits on ``.`` with ``*`` and ``#`` (:data:`AMQP`), MQTT splits
+topic names on ``/`` with ``+`` and ``#`` and hides ``$`` topics from wildcards at
+the first level (:data:`MQTT`). Described here with AMQP's characters.
+
 Keys and patterns are split into words on ``.``. In a pattern ``*`` stands for
 exactly one word and ``#`` for zero or more words (amqp0-9-1 §3.1.3.3, with
 RabbitMQ's reading of the edge cases):
@@ -20,17 +25,35 @@ ever built from client strings.
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterator
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 T = TypeVar("T", bound=Hashable)
 
-ONE_WORD = "*"
-ANY_WORDS = "#"
+
+@dataclass(frozen=True)
+class TopicSyntax:
+    """How keys split into words, and which whole words are wildcards."""
+
+    separator: str = "."
+    one_word: str = "*"
+    any_words: str = "#"
+    # A first word starting with "$" is matched only by a pattern that names it, not
+    # by a wildcard ([MQTT-4.7.2-1]: "#" and "+/..." do not match "$SYS/...").
+    hide_dollar: bool = False
+
+    def split(self, key: str) -> list[str]:
+        """The words of a routing key or pattern; the empty key has none."""
+        return key.split(self.separator) if key else []
+
+
+AMQP = TopicSyntax()
+MQTT = TopicSyntax(separator="/", one_word="+", any_words="#", hide_dollar=True)
 
 
 def split_words(key: str) -> list[str]:
-    """The words of a routing key or pattern; the empty key has none."""
-    return key.split(".") if key else []
+    """The words of an AMQP routing key or pattern; the empty key has none."""
+    return AMQP.split(key)
 
 
 class _Node(Generic[T]):
@@ -46,7 +69,8 @@ class _Node(Generic[T]):
 class TopicTrie(Generic[T]):
     """Patterns mapped to values; ``match`` gives every value whose pattern matches."""
 
-    def __init__(self) -> None:
+    def __init__(self, syntax: TopicSyntax = AMQP) -> None:
+        self.syntax = syntax
         self._root: _Node[T] = _Node()
         self._count = 0
 
@@ -56,7 +80,7 @@ class TopicTrie(Generic[T]):
 
     def add(self, pattern: str, value: T) -> None:
         node = self._root
-        for word in split_words(pattern):
+        for word in self.syntax.split(pattern):
             child = node.children.get(word)
             if child is None:
                 child = node.children[word] = _Node()
@@ -68,7 +92,7 @@ class TopicTrie(Generic[T]):
         """Remove one entry; prune nodes left without values or children."""
         path: list[tuple[_Node[T], str]] = []
         node = self._root
-        for word in split_words(pattern):
+        for word in self.syntax.split(pattern):
             child = node.children.get(word)
             if child is None:
                 return False
@@ -106,8 +130,12 @@ class TopicTrie(Generic[T]):
 
     def match(self, key: str) -> set[T]:
         """Every value bound with a pattern that matches ``key``."""
-        words = split_words(key)
+        syntax = self.syntax
+        one_word, any_words = syntax.one_word, syntax.any_words
+        words = syntax.split(key)
         end = len(words)
+        # Wildcards may not take a hidden first word: start below them.
+        hidden = syntax.hide_dollar and end > 0 and words[0].startswith("$")
         found: set[T] = set()
         # State: (node, words consumed, entered through '#'). A node reached
         # through '#' may swallow further words while staying put.
@@ -122,7 +150,8 @@ class TopicTrie(Generic[T]):
                 continue
             seen.add(state)
             children = node.children
-            hash_child = children.get(ANY_WORDS)
+            wild = not (hidden and pos == 0)
+            hash_child = children.get(any_words) if wild else None
             if hash_child is not None:
                 stack.append((hash_child, pos, True))
             if pos == end:
@@ -132,8 +161,8 @@ class TopicTrie(Generic[T]):
                 stack.append((node, pos + 1, True))
             exact = children.get(words[pos])
             if exact is not None:
-                stack.append((exact, pos + 1, words[pos] == ANY_WORDS))
-            star = children.get(ONE_WORD)
+                stack.append((exact, pos + 1, words[pos] == any_words))
+            star = children.get(one_word) if wild else None
             if star is not None:
                 stack.append((star, pos + 1, False))
         return found
