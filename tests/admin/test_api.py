@@ -480,3 +480,21 @@ def test_topic_permissions_through_the_api_apply_to_amqp(api: Api, running: Runn
     assert api.request("DELETE", f"/api/topic-permissions/%2F/{name}").status == 204
     assert api.get(f"/api/topic-permissions/%2F/{name}") == []
     api.request("DELETE", f"/api/users/{name}")
+
+
+def test_exclusive_queue_is_shown_but_locked(api: Api, uid: str,
+                                             connection: pika.BlockingConnection) -> None:
+    # RabbitMQ 3.10: the management API shows another connection's exclusive queue and
+    # its bindings, and refuses every operation on it with the 405 text.
+    channel = connection.channel()
+    name = f"excl-{uid}"
+    channel.queue_declare(name, exclusive=True)
+    queue = api.get(f"/api/queues/%2F/{name}")
+    assert queue["exclusive"] is True
+    assert api.request("GET", f"/api/queues/%2F/{name}/bindings").status == 200
+    assert api.request("GET", f"/api/bindings/%2F/e/amq.direct/q/{name}").status == 200
+    for method, path in [("DELETE", f"/api/queues/%2F/{name}"),
+                         ("DELETE", f"/api/queues/%2F/{name}/contents")]:
+        refused = api.request(method, path)
+        assert refused.status == 400, (method, path)
+        assert b"cannot obtain exclusive access to locked queue" in refused.body

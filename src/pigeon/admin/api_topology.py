@@ -115,7 +115,7 @@ def _history(request: web.Request) -> shapes.History:
 
 async def get_queue(request: web.Request) -> web.Response:
     vhost = vhost_of(request)
-    queue = vhost.queue(request.match_info["name"])
+    queue = vhost.find_queue(request.match_info["name"])
     return ok(shapes.queue_json(vhost, queue, monitor(request), _history(request)))
 
 
@@ -151,7 +151,7 @@ async def purge_queue(request: web.Request) -> web.Response:
 async def queue_bindings(request: web.Request) -> web.Response:
     vhost = vhost_of(request)
     name = request.match_info["name"]
-    vhost.queue(name)
+    vhost.find_queue(name)
     rows = [b for b in shapes.vhost_bindings(vhost)
             if b["destination_type"] == "queue" and b["destination"] == name]
     return listing(request, rows)
@@ -176,7 +176,7 @@ def _between(request: web.Request) -> tuple[str, str, DestinationKind, list[Json
     destination = request.match_info["destination"]
     vhost.exchange(source)
     if kind is DestinationKind.QUEUE:
-        vhost.queue(destination)
+        vhost.find_queue(destination)
     else:
         vhost.exchange(destination)
     rows = [b for b in shapes.vhost_bindings(vhost)

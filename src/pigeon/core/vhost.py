@@ -238,10 +238,18 @@ class VirtualHost(Topology):
         self.changed()  # an alternate exchange may have changed: routes are stale
 
     def queue(self, name: str, owner: object = None) -> Queue:
+        """The queue, for an operation on it: another connection's exclusive queue is
+        locked (405), as it is to the management API (RabbitMQ's answers)."""
+        queue = self.find_queue(name)
+        self.check_owner(queue, owner)
+        return queue
+
+    def find_queue(self, name: str) -> Queue:
+        """The queue, to look at: exclusive ones too (RabbitMQ's management API lists
+        and shows them; it refuses every operation on them)."""
         queue = self.queues.get(name)
         if queue is None:
             raise NotFound(f"no queue '{name}' in vhost '{self.name}'")
-        self.check_owner(queue, owner)
         return queue
 
     def check_owner(self, queue: Queue, owner: object) -> None:
