@@ -498,3 +498,24 @@ def test_exclusive_queue_is_shown_but_locked(api: Api, uid: str,
         refused = api.request(method, path)
         assert refused.status == 400, (method, path)
         assert b"cannot obtain exclusive access to locked queue" in refused.body
+
+
+def test_api_checks_what_amqp_checks(api: Api, uid: str) -> None:
+    # The same rules as over AMQP (auth.operations): write permission on a new queue's
+    # dead-letter exchange, topic permissions on binding keys. RabbitMQ 3.10's API
+    # refuses both with 401, as every refusal.
+    name = f"dlx-user-{uid}"
+    api.request("PUT", f"/api/users/{name}", {"password": "pw", "tags": ["management"]})
+    api.request("PUT", f"/api/permissions/%2F/{name}",
+                {"configure": "^mine-", "write": "^mine-", "read": ".*"})  # fmt: skip
+    api.request("PUT", f"/api/topic-permissions/%2F/{name}",
+                {"exchange": "amq.topic", "write": ".*", "read": "^ok\\."})  # fmt: skip
+    user = api.as_user(name, "pw")
+    refused = user.request("PUT", f"/api/queues/%2F/mine-dlx-{uid}",
+                           {"arguments": {"x-dead-letter-exchange": "amq.fanout"}})  # fmt: skip
+    assert refused.status == 401
+    assert "amq.fanout" in refused.json()["reason"]
+    assert user.request("PUT", f"/api/queues/%2F/mine-{uid}", {}).status == 201
+    bind = f"/api/bindings/%2F/e/amq.topic/q/mine-{uid}"
+    assert user.request("POST", bind, {"routing_key": "no.x"}).status == 401
+    assert user.request("POST", bind, {"routing_key": "ok.x"}).status == 201

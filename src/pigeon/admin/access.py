@@ -22,7 +22,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+from collections.abc import Callable
 from enum import StrEnum
+from typing import Any
 
 from pigeon.auth.authorization import Identity, Resource, StoreAuthority, authorize
 from pigeon.auth.authorization import Permission as AuthPermission
@@ -119,6 +121,14 @@ class Principal:
 
     def may_see_connection(self, owner: str) -> bool:
         return self.is_monitor or owner == self.user.name
+
+    def check(self, operation: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+        """One of :mod:`pigeon.auth.operations`' checks, the very one AMQP makes for
+        the same operation, as this user; a refusal is a 403."""
+        try:
+            operation(self.identity, *args, **kwargs)
+        except AccessRefused as refused:
+            raise Forbidden(refused.text) from None
 
     def require(self, vhost: str, action: Action, resource: str,
                 kind: Resource = Resource.QUEUE, routing_key: str | None = None) -> None:

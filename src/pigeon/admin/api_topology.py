@@ -27,6 +27,7 @@ from pigeon.admin.web import (
     vhost_of,
     visible_vhosts,
 )
+from pigeon.auth import operations
 from pigeon.auth.authorization import Resource
 from pigeon.core.binding import DestinationKind
 from pigeon.errors import NotFound
@@ -62,11 +63,13 @@ async def put_exchange(request: web.Request) -> web.Response:
     kind = data.get("type")
     if not isinstance(kind, str) or not kind:
         raise BadRequest("exchange type is required")
-    principal(request).require(vhost.name, Action.CONFIGURE, name, Resource.EXCHANGE)
     existed = name in vhost.exchanges
+    args = arguments(data)
+    principal(request).check(operations.exchange_declare, vhost.name, name, arguments=args,
+                             new=not existed)
     vhost.declare_exchange(
         name, kind, durable=flag(data, "durable", True), auto_delete=flag(data, "auto_delete"),
-        internal=flag(data, "internal"), arguments=arguments(data))
+        internal=flag(data, "internal"), arguments=args)
     return no_content(204 if existed else 201)
 
 
@@ -123,10 +126,13 @@ async def put_queue(request: web.Request) -> web.Response:
     vhost = vhost_of(request)
     name = request.match_info["name"]
     data = await body(request)
-    principal(request).require(vhost.name, Action.CONFIGURE, name)
     existed = name in vhost.queues
+    args = arguments(data)
+    # The dead-letter exchange needs write permission, as over AMQP (one check for both).
+    principal(request).check(operations.queue_declare, vhost.name, name, arguments=args,
+                             new=not existed)
     vhost.declare_queue(name, owner=None, durable=flag(data, "durable", True),
-                        auto_delete=flag(data, "auto_delete"), arguments=arguments(data))
+                        auto_delete=flag(data, "auto_delete"), arguments=args)
     return no_content(204 if existed else 201)
 
 
@@ -165,10 +171,6 @@ async def list_bindings(request: web.Request) -> web.Response:
     return listing(request, rows)
 
 
-def _resource(kind: DestinationKind) -> Resource:
-    return Resource.QUEUE if kind is DestinationKind.QUEUE else Resource.EXCHANGE
-
-
 def _between(request: web.Request) -> tuple[str, str, DestinationKind, list[Json]]:
     vhost = vhost_of(request)
     source = exchange_name(request, "source")
@@ -196,15 +198,22 @@ async def add_binding(request: web.Request) -> web.Response:
     routing_key = data.get("routing_key", "")
     if not isinstance(routing_key, str):
         raise BadRequest("routing_key must be a string")
-    who = principal(request)
-    who.require(vhost.name, Action.WRITE, destination, _resource(kind))
-    who.require(vhost.name, Action.READ, source, Resource.EXCHANGE)
+    _check_binding(request, source, destination, kind, routing_key)
     args = arguments(data)
     vhost.bind(source, destination, kind, routing_key, args)
     key = shapes.properties_key(routing_key, args)
     kind_letter = "q" if kind is DestinationKind.QUEUE else "e"
     location = f"{kind_letter}/{destination}/{key}"
     return web.Response(status=201, headers={"Location": location})
+
+
+def _check_binding(request: web.Request, source: str, destination: str,
+                   kind: DestinationKind, routing_key: str) -> None:
+    """AMQP's check for queue.bind / exchange.bind (and unbind), topic permissions too."""
+    vhost = vhost_of(request)
+    source_type = vhost.exchange(source).type
+    check = operations.queue_bind if kind is DestinationKind.QUEUE else operations.exchange_bind
+    principal(request).check(check, vhost.name, destination, source, routing_key, source_type)
 
 
 def _one_binding(request: web.Request) -> tuple[str, str, DestinationKind, Json]:
@@ -224,9 +233,7 @@ async def get_binding(request: web.Request) -> web.Response:
 async def delete_binding(request: web.Request) -> web.Response:
     source, destination, kind, row = _one_binding(request)
     vhost = vhost_of(request)
-    who = principal(request)
-    who.require(vhost.name, Action.WRITE, destination, _resource(kind))
-    who.require(vhost.name, Action.READ, source, Resource.EXCHANGE)
+    _check_binding(request, source, destination, kind, row["routing_key"])
     vhost.unbind(source, destination, kind, row["routing_key"], row["arguments"])
     return no_content()
 
