@@ -519,3 +519,28 @@ def test_api_checks_what_amqp_checks(api: Api, uid: str) -> None:
     bind = f"/api/bindings/%2F/e/amq.topic/q/mine-{uid}"
     assert user.request("POST", bind, {"routing_key": "no.x"}).status == 401
     assert user.request("POST", bind, {"routing_key": "ok.x"}).status == 201
+
+
+def test_publish_refuses_properties_no_consumer_could_get(
+    api: Api, uid: str, connection: pika.BlockingConnection
+) -> None:
+    # Accepted, {"priority": 300} once left a message that broke its consumer's delivery.
+    queue = f"props-{uid}"
+    api.request("PUT", f"/api/queues/%2F/{queue}", {})
+    publish = "/api/exchanges/%2F/amq.default/publish"
+    for properties, reason in [
+        ({"priority": 300}, "property 'priority' must be an integer from 0 to 255"),
+        ({"message_id": "m" * 256}, "property 'message_id' is longer than 255 bytes"),
+    ]:
+        refused = api.request("POST", publish, {"routing_key": queue, "payload": "x",
+                                                "payload_encoding": "string",
+                                                "properties": properties})  # fmt: skip
+        assert refused.status == 400
+        assert refused.json()["reason"] == reason
+    routed = api.request("POST", publish, {"routing_key": queue, "payload": "ok",
+                                           "payload_encoding": "string",
+                                           "properties": {"priority": 255}})  # fmt: skip
+    assert routed.json() == {"routed": True}
+    method, properties, body = connection.channel().basic_get(queue, auto_ack=True)
+    assert method is not None and body == b"ok" and properties.priority == 255
+    assert method.message_count == 0

@@ -373,3 +373,29 @@ def test_policies_through_the_sync_api(thread_broker: Broker) -> None:
     api.clear_policy(name, operator=True)
     assert api.queue(name).operator_policy is None
     api.delete_queue(name)
+
+
+@pytest.mark.parametrize(
+    ("properties", "reason"),
+    [
+        ({"correlation_id": "x" * 300}, "property 'correlation_id' is longer than 255 bytes"),
+        ({"priority": 300}, "property 'priority' must be an integer from 0 to 255"),
+        ({"expiration": "soon"}, "invalid expiration 'soon'"),
+        ({"headers": {"when": object()}}, "headers.when: a object cannot be carried"),
+        ({"headers": {"n": 2**70}}, "headers.n: integer out of the signed 64-bit range"),
+    ],
+)
+def test_properties_no_consumer_could_get_are_refused_at_publish(
+    thread_broker: Broker, pika_channel: BlockingChannel, name: str,
+    properties: dict[str, object], reason: str,
+) -> None:  # fmt: skip
+    # Accepted, such a message once closed the connection of the pika consumer it was
+    # delivered to with 541 INTERNAL_ERROR (issue 12's reproduction).
+    sync = thread_broker.sync
+    sync.declare_queue(name)
+    with pytest.raises(PreconditionFailed, match=reason.replace("(", r"\(")):
+        sync.publish("", name, b"never routed", **properties)
+    sync.publish("", name, b"fine", correlation_id="x" * 255, priority=255)
+    method, props, body = pika_channel.basic_get(name, auto_ack=True)
+    assert method is not None and body == b"fine" and props.priority == 255
+    assert method.message_count == 0  # the refused one never reached the queue

@@ -23,6 +23,7 @@ from pigeon.admin.shapes import jsonable
 from pigeon.admin.web import BadRequest, Json, body, ok, principal, vhost_of
 from pigeon.auth.authorization import Resource
 from pigeon.core.message import Message, Properties
+from pigeon.core.properties import check_properties
 from pigeon.core.quorum import with_delivery_count
 from pigeon.errors import AccessRefused, PreconditionFailed
 
@@ -51,7 +52,9 @@ def properties_from(data: Any) -> Properties:
         elif key not in INTEGER_PROPERTIES and key != "headers" and not isinstance(value, str):
             value = str(value)
         values[key] = value
-    return Properties(**values)
+    properties = Properties(**values)
+    check_properties(properties)  # 400 now, rather than a consumer's 541 at delivery
+    return properties
 
 
 def payload_from(data: Json) -> bytes:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 from pigeon.core.binding import DestinationKind
 from pigeon.core.message import Message, Properties
 from pigeon.core.policy import Policy
+from pigeon.core.properties import check_properties
 from pigeon.embedded.bridge import FALLBACK_RECHECK, nudge, on_loop, submit, watchers_of
 from pigeon.embedded.delivery import DEFAULT_PREFETCH, ReceivedMessage, Subscription
 from pigeon.embedded.snapshot import QueueInfo, snapshot
@@ -43,7 +44,9 @@ def _properties(values: Mapping[str, Any]) -> Properties:
     expiration = values.get("expiration")
     if isinstance(expiration, int):  # AMQP carries it as a string of milliseconds
         values = {**values, "expiration": str(expiration)}
-    return Properties(**values)
+    properties = Properties(**values)
+    check_properties(properties)  # refused here, not at some consumer's delivery
+    return properties
 
 
 class Operations:
