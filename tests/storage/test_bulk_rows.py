@@ -57,11 +57,11 @@ def test_message_rows_equal_the_plain_rows(
 @settings(deadline=None)
 @given(messages)
 def test_encode_message_is_the_generic_encoding(message: Message) -> None:
+    # The set properties keyed by name (a field added later leaves old rows readable).
     props = message.properties
-    values = [getattr(props, name) for name in props.__slots__]
-    assert encode_message(message) == encode_value(
-        [message.exchange, message.routing_key, values]
-    )
+    named = {name: getattr(props, name) for name in props.__slots__
+             if getattr(props, name) is not None}  # fmt: skip
+    assert encode_message(message) == encode_value([message.exchange, message.routing_key, named])
 
 
 def test_headers_are_encoded_once_per_protocol_encoding() -> None:

@@ -118,3 +118,24 @@ def test_a_value_that_is_not_a_message_is_refused() -> None:
         decode_message(encode_value(["x", "k", [None]]), b"")
     with pytest.raises(CodecError):
         decode_message(encode_value({"not": "a message"}), b"")
+
+
+def test_stored_properties_are_keyed_by_name() -> None:
+    # Rows written by a newer version with a property this one lacks, or without one
+    # it has, read back: the properties are a table keyed by name, not positions.
+    header = encode_value(["ex", "rk", {"message_id": "m-1", "priority": 4,
+                                        "a_field_from_the_future": b"x"}])  # fmt: skip
+    message = decode_message(header, b"body")
+    assert (message.properties.message_id, message.properties.priority) == ("m-1", 4)
+    assert message.properties.content_type is None and message.body == b"body"
+
+
+def test_pigeon_0_1_positional_properties_still_read() -> None:
+    # 0.1 stored the 14 values by position (tests/storage/fixtures/pigeon-0.1 holds
+    # a whole folder of them; this is one header of that shape).
+    values = ["text/plain", None, {"k": 1}, 2, 5, "c", "r", "60000", "id", 7, "t", "u",
+              "app", None]  # fmt: skip
+    message = decode_message(encode_value(["ex", "rk", values]), b"")
+    p = message.properties
+    assert (p.content_type, p.headers, p.delivery_mode, p.priority, p.expiration,
+            p.app_id) == ("text/plain", {"k": 1}, 2, 5, "60000", "app")  # fmt: skip

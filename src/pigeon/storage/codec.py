@@ -46,9 +46,14 @@ _MAX_DEPTH = 64
 
 _PROPERTY_NAMES = tuple(f.name for f in fields(Properties))
 _property_values = attrgetter(*_PROPERTY_NAMES)
-# encode_message's fixed parts: a list of three, then the list of property values.
+_NAME_BYTES = {name: name.encode("ascii") for name in _PROPERTY_NAMES}
+# Pigeon 0.1 stored a message's properties as a list of values by position, in this
+# order. Frozen: those rows are read back with it whatever Properties becomes.
+_V01_PROPERTY_NAMES = ("content_type", "content_encoding", "headers", "delivery_mode",
+                       "priority", "correlation_id", "reply_to", "expiration", "message_id",
+                       "timestamp", "type", "user_id", "app_id", "cluster_id")  # fmt: skip
+# encode_message's fixed part: a list of three (exchange, routing key, properties).
 _MESSAGE_HEAD = bytes([FORMAT_VERSION]) + b"l" + _U32.pack(3)
-_PROPERTIES_HEAD = b"l" + _U32.pack(len(_PROPERTY_NAMES))
 
 
 class CodecError(ValueError):
@@ -73,18 +78,21 @@ def decode_value(data: bytes) -> Any:
 def encode_message(message: Message) -> bytes:
     """Everything of a message but its body (stored apart, maybe compressed).
 
-    The same bytes as ``encode_value([exchange, routing_key, [property values]])``,
-    with the common values (absent, text) written inline: this runs once per
-    persistent message on the store's writer thread.
+    The same bytes as ``encode_value([exchange, routing_key, {name: value}])`` with
+    the properties that are set, keyed by name: a field added to (or removed from)
+    :class:`Properties` later leaves rows written now readable. Text is written
+    inline: this runs once per persistent message on the store's writer thread.
     """
     out = bytearray(_MESSAGE_HEAD)
     _chunk(out, b"s", message.exchange.encode("utf-8", "surrogateescape"))
     _chunk(out, b"s", message.routing_key.encode("utf-8", "surrogateescape"))
-    out += _PROPERTIES_HEAD
-    for value in _property_values(message.properties):
-        if value is None:
-            out += b"N"
-        elif type(value) is str:
+    present = [(name, value) for name, value
+               in zip(_PROPERTY_NAMES, _property_values(message.properties), strict=True)
+               if value is not None]  # fmt: skip
+    out += b"m" + _U32.pack(len(present))
+    for name, value in present:
+        _chunk(out, b"", _NAME_BYTES[name])
+        if type(value) is str:
             _chunk(out, b"s", value.encode("utf-8", "surrogateescape"))
         else:
             _encode(value, out, 2)  # depth 2: inside the message's list, then the properties'
@@ -97,7 +105,14 @@ def decode_message(header: bytes, body: bytes) -> Message:
         exchange, routing_key, values = decoded
         if not isinstance(exchange, str) or not isinstance(routing_key, str):
             raise TypeError("exchange and routing key must be text")
-        properties = Properties(**dict(zip(_PROPERTY_NAMES, values, strict=True)))
+        if isinstance(values, list):  # Pigeon 0.1: values by position
+            named = dict(zip(_V01_PROPERTY_NAMES, values, strict=True))
+        elif isinstance(values, dict):
+            # A name this version does not know came from a newer one: left out.
+            named = {k: v for k, v in values.items() if k in _NAME_BYTES}
+        else:
+            raise TypeError("properties must be a list or a table")
+        properties = Properties(**named)
     except (TypeError, ValueError) as exc:
         raise CodecError(f"not a stored message: {exc}") from exc
     return Message(exchange, routing_key, properties, body)
