@@ -57,13 +57,22 @@ def with_crc(*columns: Column) -> tuple[Column, ...]:
 # -- to rows (writer thread) ---------------------------------------------------------
 
 
+# Exchange and queue records are tables keyed by field name (0.1 wrote lists by
+# position, in these orders; both read back).
+_EXCHANGE_FIELDS = ("type", "durable", "auto_delete", "internal", "arguments")
+_QUEUE_FIELDS = ("durable", "auto_delete", "arguments")
+
+
 def exchange_row(r: ExchangeRecord) -> tuple[Column, ...]:
-    data = encode([r.type, r.durable, r.auto_delete, r.internal, r.arguments])
+    data = encode({"type": r.type, "durable": r.durable, "auto_delete": r.auto_delete,
+                   "internal": r.internal, "arguments": r.arguments})  # fmt: skip
     return with_crc(r.vhost, r.name, data)
 
 
 def queue_row(r: QueueRecord) -> tuple[Column, ...]:
-    return with_crc(r.vhost, r.name, encode([r.durable, r.auto_delete, r.arguments]))
+    data = encode({"durable": r.durable, "auto_delete": r.auto_delete,
+                   "arguments": r.arguments})  # fmt: skip
+    return with_crc(r.vhost, r.name, data)
 
 
 def binding_key(r: BindingRecord) -> tuple[Column, ...]:
@@ -175,7 +184,13 @@ def document_row(kind: str, key: str, value: Any) -> tuple[Column, ...]:
 # Each raises CodecError, TypeError or ValueError on a row that is not what we wrote.
 
 
-def _shaped(value: Any, *types: type) -> list[Any]:
+def _shaped(value: Any, names: tuple[str, ...], *types: type) -> list[Any]:
+    """The fields in ``names``' order, from a table keyed by name or a 0.1 list."""
+    if isinstance(value, dict):
+        missing = [name for name in names if name not in value]
+        if missing:
+            raise CodecError(f"missing fields: {', '.join(missing)}")
+        value = [value[name] for name in names]
     if not isinstance(value, list) or len(value) != len(types):
         raise CodecError("unexpected row shape")
     for item, kind in zip(value, types, strict=True):
@@ -186,13 +201,13 @@ def _shaped(value: Any, *types: type) -> list[Any]:
 
 def exchange_record(vhost: str, name: str, data: bytes) -> ExchangeRecord:
     kind, durable, auto_delete, internal, args = _shaped(
-        decode_value(data), str, bool, bool, bool, dict
+        decode_value(data), _EXCHANGE_FIELDS, str, bool, bool, bool, dict
     )
     return ExchangeRecord(vhost, name, kind, durable, auto_delete, internal, args)
 
 
 def queue_record(vhost: str, name: str, data: bytes) -> QueueRecord:
-    durable, auto_delete, args = _shaped(decode_value(data), bool, bool, dict)
+    durable, auto_delete, args = _shaped(decode_value(data), _QUEUE_FIELDS, bool, bool, dict)
     return QueueRecord(vhost, name, durable, auto_delete, args)
 
 
