@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pigeon.core.arguments import Overflow, QueueArguments
 from pigeon.core.consumer import Consumer
+from pigeon.core.entry import Entry, QueueStats
 from pigeon.core.message import Message
 from pigeon.core.pageout import PageOut, paged_ready
 from pigeon.core.paging import PagedLevels, PagedReady
@@ -25,6 +25,8 @@ from pigeon.errors import AccessRefused
 
 if TYPE_CHECKING:
     from pigeon.core.policy import Policy
+
+__all__ = ["Entry", "Queue", "QueueHooks", "QueueStats", "reserve_sequence"]
 
 _sequence = itertools.count(1)
 
@@ -42,25 +44,6 @@ DISPATCH_BATCH = 512
 EXPIRE_BATCH = 10_000
 
 
-class Entry:
-    """One message in one queue."""
-
-    __slots__ = ("delivery_count", "enqueued_at", "expires_at", "message", "persisted",
-                 "priority", "redelivered", "seq")
-
-    def __init__(self, message: Message, seq: int, priority: int, expires_at: float | None,
-                 enqueued_at: float) -> None:
-        self.message = message
-        self.seq = seq
-        self.priority = priority
-        self.expires_at = expires_at
-        self.enqueued_at = enqueued_at
-        self.redelivered = False
-        self.persisted = False
-        # Returns so far; counted by quorum queues only (x-delivery-count).
-        self.delivery_count = 0
-
-
 class QueueHooks(Protocol):
     """What a queue asks of the vhost that owns it."""
 
@@ -71,21 +54,6 @@ class QueueHooks(Protocol):
     def queue_unused(self, queue: Queue) -> None:
         """Auto-delete after the last consumer left, or ``x-expires`` ran out."""
         ...
-
-
-@dataclass(slots=True)
-class QueueStats:
-    published: int = 0
-    delivered: int = 0
-    redelivered: int = 0
-    acked: int = 0
-    expired: int = 0
-    dropped: int = 0
-    dead_lettered: int = 0
-    dead_lettered_expired: int = 0
-    dead_lettered_rejected: int = 0
-    dead_lettered_maxlen: int = 0
-    dead_lettered_delivery_limit: int = 0
 
 
 class Queue:
@@ -615,20 +583,8 @@ class Queue:
 
     def _dead_letter(self, message: Message, reason: str) -> None:
         if self.args.dead_letter_exchange is not None:
-            self._count_dead_letter(reason)
+            self.stats.count_dead_letter(reason)
             self._hooks.dead_letter(self, message, reason)
-
-    def _count_dead_letter(self, reason: str) -> None:
-        stats = self.stats
-        stats.dead_lettered += 1
-        if reason == "expired":
-            stats.dead_lettered_expired += 1
-        elif reason == "rejected":
-            stats.dead_lettered_rejected += 1
-        elif reason == "delivery_limit":
-            stats.dead_lettered_delivery_limit += 1
-        else:
-            stats.dead_lettered_maxlen += 1
 
     def _expire_head(self, now: float | None = None) -> None:
         """Drop expired messages at the head; only the head expires (as in RabbitMQ)."""

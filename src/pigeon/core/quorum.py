@@ -221,7 +221,7 @@ class QuorumQueue(Queue):
             return True
         if not self._hooks.dead_letter(self, entry.message, reason):
             return False
-        self._count_dead_letter(reason)
+        self.stats.count_dead_letter(reason)
         self._forget(entry)
         return True
 
