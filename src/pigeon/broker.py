@@ -68,7 +68,7 @@ def read_key(path: Path) -> bytes:
 
 
 def _users(config: Config) -> UserStore:
-    users = UserStore()
+    users = UserStore(rabbit_compatible=config.definitions_password_hashing == "rabbitmq")
     users.add_user(config.default_user, config.default_password,
                    frozenset({"administrator"}),
                    loopback_only=config.default_user == "guest")
@@ -137,7 +137,8 @@ class Broker(EmbeddedAPI):
             log.info("recovered %d persistent messages from %s", restored, config.data_dir)
         if config.default_vhost not in self.node.vhosts:
             self.node.add_vhost(config.default_vhost)
-        users = accounts.restore(snapshot) or _users(config)
+        users = accounts.restore(snapshot, rabbit_compatible=(
+            config.definitions_password_hashing == "rabbitmq")) or _users(config)
         self._accounts = accounts.AccountSaver(users, self.store)
         self._accounts.start()
         self.audit = AuditLog(path=config.audit_log) if config.audit_log else None

@@ -130,7 +130,11 @@ def run(args: argparse.Namespace, client: Client) -> str:
                     headers={"X-Reason": args.reason} if args.reason else None)
         return f"closed connection {args.name}"
     if command == "export":
-        data = client.call("GET", "/definitions")
+        data = client.call("GET", "/definitions" + ("?for=rabbitmq" if args.target else ""))
+        if left_out := data.get("pigeon_users_left_out"):
+            print(f"pigeon ctl: left out users RabbitMQ could not log in (only a scrypt hash; "
+                  f"set their passwords with definitions_password_hashing = \"rabbitmq\"): "
+                  f"{', '.join(left_out)}", file=sys.stderr)
         text = json.dumps(data, indent=2)
         if args.file == "-":
             return text
@@ -173,7 +177,10 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     close = sub.add_parser("close-connection", help="close a client connection")
     close.add_argument("name")
     close.add_argument("--reason", default="")
-    sub.add_parser("export", help="write definitions (- for stdout)").add_argument("file")
+    export = sub.add_parser("export", help="write definitions (- for stdout)")
+    export.add_argument("file")
+    export.add_argument("--for", dest="target", choices=["rabbitmq"],
+                        help="leave out (and name) users RabbitMQ could not log in")
     sub.add_parser("import", help="load definitions").add_argument("file")
     user = sub.add_parser("add-user", help="add or update a user")
     user.add_argument("name")
