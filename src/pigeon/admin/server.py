@@ -105,5 +105,6 @@ async def start_management(broker: BrokerLike, host: str, port: int, *,
     bound = runner.addresses[0][1]
     monitor.http_port = bound
     monitor.start()
-    log.info("management API, metrics and UI on http://%s:%d/", host, bound)
+    log.info("management API, metrics and UI on %s://%s:%d/",
+             "http" if ssl is None else "https", host, bound)
     return ManagementServer(runner, monitor, bound)
