@@ -99,7 +99,7 @@ def _users(config: Config) -> UserStore:
     users = UserStore(rabbit_compatible=config.definitions_password_hashing == "rabbitmq")
     users.add_user(config.default_user, config.default_password,
                    frozenset({"administrator"}),
-                   loopback_only=config.default_user == "guest")
+                   loopback_only=config.default_user == "guest", reuse_hash=True)
     users.set_permission(config.default_vhost, config.default_user)
     return users
 

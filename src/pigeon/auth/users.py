@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import hmac
 import os
@@ -59,6 +60,15 @@ def hash_password(password: str, salt: bytes | None = None, *,
                             p=SCRYPT_P, dklen=32)
     params = f"ln={log_n},r={SCRYPT_R},p={SCRYPT_P}".encode()
     return _SCRYPT_PREFIX + params + b"$" + _b64(salt) + b"$" + _b64(digest)
+
+
+@functools.lru_cache(maxsize=8)
+def reused_hash(password: str, log_n: int = SCRYPT_LOG_N) -> bytes:
+    """A scrypt hash of ``password`` computed once per process, for a default user: every
+    embedded broker (the pytest plugin starts one per test) creates the same user, and
+    hashing its password again each time was most of a broker's start-up. Brokers of one
+    process share the salt of that one password, which reveals nothing the hash does not."""
+    return hash_password(password, log_n=log_n)
 
 
 def rabbit_sha256_hash(password: str, salt: bytes | None = None) -> bytes:
@@ -230,14 +240,17 @@ class UserStore:
                 self._changed()
 
     def new_user(self, name: str, password: str, tags: frozenset[str] = frozenset(),
-                 *, loopback_only: bool = False) -> User:
-        """A user with ``password`` hashed as this store's setting asks (not stored yet)."""
+                 *, loopback_only: bool = False, reuse_hash: bool = False) -> User:
+        """A user with ``password`` hashed as this store's setting asks (not stored yet);
+        ``reuse_hash`` for a default user's password (:func:`reused_hash`)."""
         rabbit = rabbit_sha256_hash(password) if self.rabbit_compatible else None
-        return User(name, hash_password(password), tags, loopback_only, rabbit_hash=rabbit)
+        strong = reused_hash(password) if reuse_hash else hash_password(password)
+        return User(name, strong, tags, loopback_only, rabbit_hash=rabbit)
 
     def add_user(self, name: str, password: str, tags: frozenset[str] = frozenset(),
-                 *, loopback_only: bool = False) -> User:
-        user = self.new_user(name, password, tags, loopback_only=loopback_only)
+                 *, loopback_only: bool = False, reuse_hash: bool = False) -> User:
+        user = self.new_user(name, password, tags, loopback_only=loopback_only,
+                             reuse_hash=reuse_hash)
         self.put_user(user)
         return user
 
