@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from pigeon.auth.users import PermissionSet, TopicPermission, User, UserStore, parse_password_hash
+from pigeon.auth.users import PermissionSet, TopicPermission, UserStore, user_from_row
 from pigeon.core.ports import Snapshot, Store
 
 log = logging.getLogger("pigeon.accounts")
@@ -22,19 +22,17 @@ KIND, KEY = "auth", "definitions"
 LOOPBACK_USERS = frozenset({"guest"})
 
 
-def restore(snapshot: Snapshot) -> UserStore | None:
+def restore(snapshot: Snapshot, *, rabbit_compatible: bool = False) -> UserStore | None:
     """The users saved by an earlier run, or None when there are none."""
     saved = snapshot.documents.get(KIND, {}).get(KEY)
     if not isinstance(saved, dict):
         return None
-    users = UserStore()
+    users = UserStore(rabbit_compatible=rabbit_compatible)
     try:
         for entry in saved.get("users", []):
             name = entry["name"]
-            users.users[name] = User(
-                name, parse_password_hash(entry["password_hash"], entry.get("hashing_algorithm")),
-                frozenset(entry.get("tags", [])), loopback_only=name in LOOPBACK_USERS,
-                limits={k: int(v) for k, v in (entry.get("limits") or {}).items()})
+            users.users[name] = user_from_row(entry, frozenset(entry.get("tags", [])),
+                                              loopback_only=name in LOOPBACK_USERS)
         for entry in saved.get("permissions", []):
             users.set_permission(entry["vhost"], entry["user"], PermissionSet(
                 entry["configure"], entry["write"], entry["read"]))

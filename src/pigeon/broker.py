@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 import threading
 from collections.abc import Callable, Iterator
@@ -67,11 +68,38 @@ def read_key(path: Path) -> bytes:
     return data
 
 
+# Setting -> how ``pigeon serve`` sets it, for "port in use" messages.
+_PORT_SETTINGS = {"port": "--port", "tls_port": "tls_port",
+                  "management_port": "--management-port"}
+
+
+def check_ports_free(config: Config) -> None:
+    """Every fixed port this broker is to listen on, tried before anything listens: a
+    busy port is reported with the setting to change, and never after AMQP has opened."""
+    for setting, flag in _PORT_SETTINGS.items():
+        port = getattr(config, setting)
+        if not port:  # None (no listener) or 0 (any free port)
+            continue
+        try:
+            found = socket.getaddrinfo(config.host or None, port, type=socket.SOCK_STREAM,
+                                       flags=socket.AI_PASSIVE)
+            for family, kind, proto, _, address in found:
+                with socket.socket(family, kind, proto) as probe:
+                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    probe.bind(address)
+        except OSError as error:
+            where = "" if flag == setting else f" ({flag})"
+            raise ConfigError(
+                f"cannot listen on {config.host}:{port}: {error.strerror or error}; set "
+                f"{setting}{where} or PIGEON_{setting.upper()} to a free port, or 0 for "
+                "any") from None
+
+
 def _users(config: Config) -> UserStore:
-    users = UserStore()
+    users = UserStore(rabbit_compatible=config.definitions_password_hashing == "rabbitmq")
     users.add_user(config.default_user, config.default_password,
                    frozenset({"administrator"}),
-                   loopback_only=config.default_user == "guest")
+                   loopback_only=config.default_user == "guest", reuse_hash=True)
     users.set_permission(config.default_vhost, config.default_user)
     return users
 
@@ -128,6 +156,7 @@ class Broker(EmbeddedAPI):
         config = self.config
         loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
+        check_ports_free(config)
         self.store = self._open_store(loop)
         # Messages stay on disk; queues read them back as they need them.
         snapshot = self.store.load(messages=False)
@@ -137,7 +166,8 @@ class Broker(EmbeddedAPI):
             log.info("recovered %d persistent messages from %s", restored, config.data_dir)
         if config.default_vhost not in self.node.vhosts:
             self.node.add_vhost(config.default_vhost)
-        users = accounts.restore(snapshot) or _users(config)
+        users = accounts.restore(snapshot, rabbit_compatible=(
+            config.definitions_password_hashing == "rabbitmq")) or _users(config)
         self._accounts = accounts.AccountSaver(users, self.store)
         self._accounts.start()
         self.audit = AuditLog(path=config.audit_log) if config.audit_log else None
@@ -284,6 +314,9 @@ class Broker(EmbeddedAPI):
         config = self.config
         if config.data_dir is None:
             return MemoryStore()
+        if config.data_dir.exists() and not config.data_dir.is_dir():
+            raise ConfigError(f"data_dir {config.data_dir} is a file, not a folder; set "
+                              "data_dir (--data-dir, PIGEON_DATA_DIR) to a folder")
         from pigeon.storage.sqlite import SQLiteStore
 
         key = None if config.encryption_key_file is None else read_key(config.encryption_key_file)

@@ -15,6 +15,7 @@ from pathlib import Path
 from pigeon import logs
 from pigeon.admin import ctl as admin_ctl
 from pigeon.config import Config, ConfigError, load
+from pigeon.errors import MissingPackage
 from pigeon.storage.crypto import WrongKey
 from pigeon.storage.sqlite import StoreLocked
 from pigeon.version import __version__
@@ -126,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logs.setup(config.log_level, config.log_json)
         try:
             _run(config)
-        except (OSError, StoreLocked, WrongKey, ConfigError) as error:
+        except (OSError, StoreLocked, WrongKey, ConfigError, MissingPackage) as error:
             log.error("cannot start: %s", getattr(error, "text", error))
             return 1
     return 0

@@ -12,6 +12,7 @@ from typing import Any
 from pigeon.errors import PreconditionFailed
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+PASSWORD_HASHINGS = ("pigeon", "rabbitmq")
 
 
 class ConfigError(PreconditionFailed):
@@ -68,6 +69,9 @@ class Config:
     # Connection limits per vhost and per user (TOML tables: {"/" = 100}).
     vhost_max_connections: dict[str, int] = field(default_factory=dict)
     user_max_connections: dict[str, int] = field(default_factory=dict)
+    # "rabbitmq": passwords set in Pigeon also keep RabbitMQ's salted SHA-256 beside the
+    # scrypt hash, so exported definitions let every user log in to RabbitMQ.
+    definitions_password_hashing: str = "pigeon"
     default_user: str = "guest"
     default_password: str = "guest"
     default_vhost: str = "/"
@@ -77,6 +81,9 @@ class Config:
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}, "
                               f"not {self.log_level!r}")
+        if self.definitions_password_hashing not in PASSWORD_HASHINGS:
+            raise ConfigError("definitions_password_hashing must be \"pigeon\" or "
+                              f"\"rabbitmq\", not {self.definitions_password_hashing!r}")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be 0..65535, not {self.port}")
         if self.paging_memory <= 0:

@@ -49,3 +49,13 @@ class NotSupported(PigeonError):
 
 class InternalError(PigeonError):
     """The broker failed to do what it should have (connection level)."""
+
+
+class MissingPackage(RuntimeError):
+    """A setting needs an optional package that is not installed (not a client's error:
+    ``pigeon serve`` reports it in one line, with the extra that installs it)."""
+
+    def __init__(self, setting: str, package: str, extra: str) -> None:
+        self.text = (f"{setting} needs the '{package}' package, which is not installed: "
+                     f"pip install 'pigeon-broker[{extra}]'")
+        super().__init__(self.text)

@@ -224,6 +224,11 @@ def test_listing_sort_columns_and_pages(api: Api, uid: str) -> None:
 def test_authentication_and_tags(api: Api, uid: str) -> None:
     missing = api.request("GET", "/api/overview", auth=False)
     assert missing.status == 401 and missing.headers["WWW-Authenticate"].startswith("Basic")
+    # A path that does not exist is a 404 with or without credentials, as on RabbitMQ.
+    for auth in (False, True):
+        nowhere = api.request("GET", "/api/no-such-thing", auth=auth)
+        assert nowhere.status == 404 and "WWW-Authenticate" not in nowhere.headers
+        assert nowhere.json()["error"] == "Object Not Found"
     assert api.as_user("guest", "wrong").request("GET", "/api/overview").status == 401
     for tags, overview, users in (
         ("", 401, 401),

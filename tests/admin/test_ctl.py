@@ -48,7 +48,8 @@ def test_purge_delete_users_and_definitions(running: Running, uid: str,
     ctl(running, "purge", queue)
     assert api.get(f"/api/queues/%2F/{queue}")["messages"] == 0
     ctl(running, "add-user", f"ctl-{uid}", "pw", "--tags", "monitoring")
-    ctl(running, "set-permissions", f"ctl-{uid}", "--configure", "^x$")
+    ctl(running, "set-permissions", f"ctl-{uid}", "--configure", "^x$", "--write", ".*",
+        "--read", ".*")
     assert api.get(f"/api/permissions/%2F/ctl-{uid}")["configure"] == "^x$"
     exported = tmp_path / "defs.json"
     ctl(running, "export", str(exported))
@@ -61,7 +62,9 @@ def test_purge_delete_users_and_definitions(running: Running, uid: str,
 def test_errors_are_one_line_and_nonzero(running: Running) -> None:
     missing = ctl(running, "purge", "no-such-queue", ok=False)
     assert missing.stderr.strip().count("\n") == 0
-    assert missing.stderr.startswith("pigeon ctl: 404")
+    assert missing.stderr.startswith("pigeon ctl: 404 queue 'no-such-queue' in vhost '/'")
+    gone = ctl(running, "delete", "exchange", "no-such-x", ok=False)
+    assert "404 exchange 'no-such-x' in vhost '/' not found" in gone.stderr
     refused = ctl(running, "--password", "wrong", "status", ok=False)
     assert refused.stderr.startswith("pigeon ctl: 401")
     down = subprocess.run([*COMMAND, "--url", "http://127.0.0.1:1", "status"],
@@ -112,3 +115,17 @@ def test_policies_limits_and_parameters(running: Running, uid: str) -> None:
     bad = ctl(running, "set-policy", "bad", ".*", '{"message-ttl": -1}', ok=False)
     assert "not a valid message TTL" in bad.stderr
     assert "not valid JSON" in ctl(running, "set-policy", "bad", ".*", "{", ok=False).stderr
+
+
+def test_usage_errors_exit_2_and_say_what_is_missing(running: Running, uid: str) -> None:
+    alone = subprocess.run([*COMMAND], capture_output=True, text=True, timeout=30,
+                           check=False)
+    assert alone.returncode == 2
+    assert "set-permissions" in alone.stderr and "a command is required" in alone.stderr
+    # No silent ".*": each of the three patterns must be given, as rabbitmqctl wants.
+    ctl(running, "add-user", f"ctl-np-{uid}", "pw")
+    bare = subprocess.run([*COMMAND, "--url", running.base, "set-permissions",
+                           f"ctl-np-{uid}"], capture_output=True, text=True, timeout=30,
+                          check=False)
+    assert bare.returncode == 2 and "--configure, --write, --read" in bare.stderr
+    assert running.api.request("GET", f"/api/permissions/%2F/ctl-np-{uid}").status == 404

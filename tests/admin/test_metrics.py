@@ -254,3 +254,63 @@ def test_channel_message_stats_count_publishes_deliveries_and_acks(
         assert stats["publish_details"]["rate"] >= 0
     finally:
         connection.close()
+
+
+def test_the_overview_chart_counts_a_message_once_like_the_tile(
+        api: Api, channel: pika.adapters.blocking_connection.BlockingChannel, uid: str) -> None:
+    """One message into a fanout bound to three queues: the publish tile (received) and
+    the publish chart's history both grow by one, not three; RabbitMQ's routed counter
+    grows by three (one per queue reached)."""
+    exchange = f"fan-{uid}"
+    channel.exchange_declare(exchange, "fanout")
+    queues = [f"fan-{uid}-{n}" for n in range(3)]
+    for queue in queues:
+        channel.queue_declare(queue)
+        channel.queue_bind(queue, exchange)
+
+    def tile_and_chart() -> tuple[int, float]:
+        stats = api.get("/api/overview?msg_rates_age=60&msg_rates_incr=1")["message_stats"]
+        samples = stats["publish_details"]["samples"]  # newest first
+        return stats["publish"], samples[0]["sample"] if samples else -1
+
+    def caught_up() -> bool:  # the newest sample has every publish the tile counts
+        tile, chart = tile_and_chart()
+        return chart == tile
+
+    wait_for(caught_up)
+    tile_before, chart_before = tile_and_chart()
+    counted = scrape(api)
+    burst = 20
+    for _ in range(burst):
+        channel.basic_publish(exchange, "", b"x")
+    wait_for(lambda: tile_and_chart()[0] == tile_before + burst)
+    wait_for(caught_up)
+    assert tile_and_chart()[1] - chart_before == burst
+    now = scrape(api)
+    for name, growth in (("received", burst), ("routed", 3 * burst)):
+        key = (f"rabbitmq_global_messages_{name}_total", (("protocol", "amqp091"),))
+        assert now[key] - counted[key] == growth, name
+    for queue in queues:
+        channel.queue_delete(queue)
+    channel.exchange_delete(exchange)
+
+
+def test_detailed_metrics_take_rabbitmqs_family_and_vhost_parameters(
+        api: Api, channel: pika.adapters.blocking_connection.BlockingChannel, uid: str) -> None:
+    queue = f"detailed-{uid}"
+    channel.queue_declare(queue)
+    channel.basic_consume(queue, lambda *_: None)
+    mine = (("queue", queue), ("vhost", "/"))
+    wanted = "/metrics/detailed?family=queue_coarse_metrics&family=queue_consumer_count"
+    found = scrape(api, wanted + "&vhost=%2F")
+    assert found[("rabbitmq_detailed_queue_messages_ready", mine)] == 0
+    assert found[("rabbitmq_detailed_queue_messages", mine)] == 0
+    assert found[("rabbitmq_detailed_queue_consumers", mine)] == 1
+    # Only the families asked for, only in the vhosts asked for.
+    assert not any(name == "rabbitmq_detailed_queue_messages_ready_bytes"
+                   for name, _ in found)
+    elsewhere = scrape(api, wanted + f"&vhost=no-such-{uid}")
+    assert not any(name.startswith("rabbitmq_detailed_") for name, _ in elsewhere)
+    nothing = scrape(api, "/metrics/detailed")
+    assert {name for name, _ in nothing} == {"rabbitmq_identity_info"}
+    channel.queue_delete(queue)

@@ -21,8 +21,10 @@ from urllib.parse import quote
 
 import pika
 import pytest
+from admin_helpers import Api
 from bench.brokers import RabbitNode
 
+from pigeon.auth.users import rabbit_sha256_hash
 from pigeon.broker import Broker
 from pigeon.config import Config
 
@@ -140,3 +142,128 @@ def test_definitions_from_rabbitmq_run_the_same_application(
         queue = management_get(broker.management_url, f"/api/queues/{VHOST}/orders.eu")
         assert queue["policy"] == "orders-cap"
         assert queue["effective_policy_definition"]["overflow"] == "reject-publish"
+
+
+# -- and back: Pigeon's definitions imported into RabbitMQ ------------------------------
+
+
+def pigeon_ctl(base: str, *args: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "pigeon", "ctl", "--url", base, *args],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, (args, done.stdout, done.stderr)
+    return done
+
+
+def logs_in(port: int, user: str, password: str) -> bool:
+    """Whether an AMQP login (pika, vhost /) with these credentials succeeds."""
+    credentials = pika.PlainCredentials(user, password)
+    try:
+        connection = pika.BlockingConnection(
+            pika.ConnectionParameters("127.0.0.1", port, "/", credentials)
+        )
+    except pika.exceptions.AMQPConnectionError:
+        return False
+    connection.close()
+    return True
+
+
+def cluster_name(node: RabbitNode) -> str:
+    status = json.loads(rabbitmqctl(node, "cluster_status", "--formatter", "json"))
+    return str(status["cluster_name"])
+
+
+def test_definitions_from_pigeon_let_every_user_log_in_to_rabbitmq(
+    rabbit: RabbitNode, tmp_path: Path
+) -> None:
+    """With definitions_password_hashing = "rabbitmq", users made in Pigeon (the default
+    guest, one added with ``pigeon ctl``, one imported with RabbitMQ's own hash) log in
+    to RabbitMQ after ``rabbitmqctl import_definitions``, the cluster keeps its name, and
+    the same file brings the strong scrypt hashes back into Pigeon, also after a restart."""
+    legacy = tmp_path / "legacy.json"
+    user = {
+        "name": "mig-legacy",
+        "hashing_algorithm": "rabbit_password_hashing_sha256",
+        "password_hash": base64.b64encode(rabbit_sha256_hash("legacy-pw")).decode(),
+        "tags": [],
+    }
+    everything = {"user": "mig-legacy", "vhost": "/", "configure": ".*", "write": ".*",
+                  "read": ".*"}  # fmt: skip
+    legacy.write_text(json.dumps({"users": [user], "permissions": [everything]}))
+    name_before = cluster_name(rabbit)
+    exported = tmp_path / "pigeon-definitions.json"
+    config = Config(
+        port=0, data_dir=tmp_path / "pigeon-data", management_port=0,
+        definitions_password_hashing="rabbitmq",
+    )  # fmt: skip
+    with Broker.in_thread(config) as broker:
+        base = str(broker.management_url)
+        pigeon_ctl(base, "add-user", "mig-app", PASSWORD, "--tags", "monitoring")
+        pigeon_ctl(base, "set-permissions", "mig-app", "--configure", ".*", "--write", ".*",
+                   "--read", ".*")  # fmt: skip
+        pigeon_ctl(base, "import", str(legacy))
+        # A cluster name set on Pigeon is exported as RabbitMQ exports it, but not for
+        # RabbitMQ: there it would rename the importing cluster.
+        named = Api(base.rstrip("/")).request(
+            "PUT", "/api/global-parameters/cluster_name", {"value": "pigeon-east"}
+        )
+        assert named.status in (201, 204)
+        plain = json.loads(pigeon_ctl(base, "export", "-").stdout)
+        assert {"name": "cluster_name", "value": "pigeon-east"} in plain["global_parameters"]
+        done = pigeon_ctl(base, "export", "--for", "rabbitmq", str(exported))
+        assert "left out" not in done.stderr
+    data = json.loads(exported.read_text())
+    assert {u["name"] for u in data["users"]} == {"guest", "mig-app", "mig-legacy"}
+    assert {u["hashing_algorithm"] for u in data["users"]} == {"rabbit_password_hashing_sha256"}
+    assert data["pigeon_users_left_out"] == []
+    assert "cluster_name" not in exported.read_text()
+
+    rabbitmqctl(rabbit, "import_definitions", str(exported))
+    assert logs_in(rabbit.port, "guest", "guest")
+    assert logs_in(rabbit.port, "mig-app", PASSWORD)
+    assert logs_in(rabbit.port, "mig-legacy", "legacy-pw")
+    assert not logs_in(rabbit.port, "mig-app", "wrong")
+    assert cluster_name(rabbit) == name_before
+
+    # Restarted on its data folder, Pigeon exports the very same users (both hashes kept).
+    with Broker.in_thread(config) as broker:
+        base = str(broker.management_url)
+        again = json.loads(pigeon_ctl(base, "export", "-").stdout)
+        assert again["users"] == data["users"]
+    # A Pigeon without the setting imports the file: the app's scrypt hash comes back.
+    fresh = Config(port=0, data_dir=None, management_port=0)
+    with Broker.in_thread(fresh) as broker:
+        pigeon_ctl(str(broker.management_url), "import", str(exported))
+        assert logs_in(broker.amqp_port, "mig-app", PASSWORD)
+        assert logs_in(broker.amqp_port, "mig-legacy", "legacy-pw")
+        stored = json.loads(pigeon_ctl(str(broker.management_url), "export", "-").stdout)
+        app = next(u for u in stored["users"] if u["name"] == "mig-app")
+        assert base64.b64decode(app["pigeon_password_hash"]).startswith(b"$scrypt$")
+
+
+def test_users_rabbitmq_cannot_check_are_left_out_and_named(
+    rabbit: RabbitNode, tmp_path: Path
+) -> None:
+    """By default passwords set in Pigeon have only a scrypt hash: ``export --for
+    rabbitmq`` leaves those users and their permissions out and names them, so the
+    import cannot lock RabbitMQ's own guest out; a plain export keeps them for Pigeon."""
+    exported, backup = tmp_path / "for-rabbitmq.json", tmp_path / "backup.json"
+    with Broker.in_thread(Config(port=0, data_dir=None, management_port=0)) as broker:
+        base = str(broker.management_url)
+        pigeon_ctl(base, "add-user", "mig-strong", PASSWORD)
+        pigeon_ctl(base, "set-permissions", "mig-strong", "--configure", ".*", "--write",
+                   ".*", "--read", ".*")  # fmt: skip
+        done = pigeon_ctl(base, "export", "--for", "rabbitmq", str(exported))
+        pigeon_ctl(base, "export", str(backup))
+    assert "left out users RabbitMQ could not log in" in done.stderr
+    assert done.stderr.strip().endswith("guest, mig-strong")
+    data = json.loads(exported.read_text())
+    assert data["users"] == [] and data["permissions"] == []
+    assert data["pigeon_users_left_out"] == ["guest", "mig-strong"]
+    kept = json.loads(backup.read_text())
+    assert {u["name"] for u in kept["users"]} == {"guest", "mig-strong"}
+
+    rabbitmqctl(rabbit, "import_definitions", str(exported))
+    assert logs_in(rabbit.port, "guest", "guest")
+    assert "mig-strong" not in rabbitmqctl(rabbit, "list_users")

@@ -22,6 +22,6 @@ def plugin_args() -> list[str]:
     return [] if registered else ["-p", "pigeon.pytest_plugin"]
 
 
-def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    pytester.makeini(INI)
+def run(pytester: pytest.Pytester, *args: str, ini: str = INI) -> pytest.RunResult:
+    pytester.makeini(ini)
     return pytester.runpytest_subprocess(*plugin_args(), "-p", "no:cacheprovider", *args)

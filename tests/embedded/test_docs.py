@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from pytester_runs import run
+from pytester_runs import INI, run
 
 pytest_plugins = ["pytester"]
 
@@ -41,5 +41,8 @@ def test_pytest_examples_pass(pytester: pytest.Pytester) -> None:
     examples = [b for b in blocks() if "def test_" in b]
     tests = sum(len(re.findall(r"^(?:async )?def test_", b, re.MULTILINE)) for b in examples)
     pytester.makepyfile(**{f"test_doc_example_{i}": b for i, b in enumerate(examples)})
-    result = run(pytester)
+    # pytest-asyncio's default (strict) mode, as in a project that never configured it: an
+    # async example must carry its own marker.
+    strict = "\n".join(line for line in INI.splitlines() if not line.startswith("asyncio_mode"))
+    result = run(pytester, ini=strict)
     result.assert_outcomes(passed=tests)

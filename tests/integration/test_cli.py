@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -134,3 +135,89 @@ def test_bad_settings_are_refused_clearly(tmp_path: Path) -> None:
 def test_the_default_data_folder_is_created_in_the_working_directory(tmp_path: Path) -> None:
     with serving(cwd=tmp_path):
         assert (tmp_path / "pigeon-data").is_dir()
+
+
+def _refused(cwd: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    """``pigeon serve`` that must stop at once: exit 1 and one log line, no traceback."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pigeon", "serve", *args],
+        env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=30,
+        cwd=cwd, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot start: " in lines[0], done.stderr
+    return lines[0]
+
+
+def test_a_data_dir_that_is_a_file_is_named(tmp_path: Path) -> None:
+    (tmp_path / "data").write_text("not a folder")
+    line = _refused(tmp_path, "--port", "0", "--no-management", "--data-dir", "data")
+    assert "data_dir data is a file, not a folder" in line
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A loopback port something else is listening on."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        yield holder.getsockname()[1]
+
+
+def test_a_busy_amqp_port_names_the_setting(tmp_path: Path, busy_port: int) -> None:
+    line = _refused(tmp_path, "--port", str(busy_port), "--no-management",
+                    "--data-dir", "data")  # fmt: skip
+    assert f"cannot listen on 127.0.0.1:{busy_port}" in line
+    assert "set port (--port) or PIGEON_PORT to a free port" in line
+
+
+def test_a_busy_management_port_is_found_before_amqp_listens(
+    tmp_path: Path, busy_port: int
+) -> None:
+    line = _refused(tmp_path, "--port", "0", "--management-port", str(busy_port),
+                    "--data-dir", "data")  # fmt: skip
+    assert "set management_port (--management-port) or PIGEON_MANAGEMENT_PORT" in line
+    assert "listening" not in line
+
+
+# A sitecustomize that makes one package's import fail, as if it were not installed.
+BLOCKER = """
+import os, sys
+
+class _Missing:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == os.environ["PIGEON_TEST_BLOCK"]:
+            raise ImportError(f"No module named {name!r}")
+        return None
+
+sys.meta_path.insert(0, _Missing())
+"""
+
+
+@pytest.mark.parametrize(("package", "setting", "extra"), [
+    ("zstandard", "compress_threshold", "storage"),
+    ("cryptography", "encryption_key_file", "storage"),
+    ("jwt", "[tokens]", "tokens"),
+])  # fmt: skip
+def test_a_missing_optional_package_names_the_extra(
+    tmp_path: Path, package: str, setting: str, extra: str
+) -> None:
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(BLOCKER)
+    (tmp_path / "key").write_text(os.urandom(16).hex())
+    settings = {
+        "compress_threshold": "compress_threshold = 100\n",
+        "encryption_key_file": f'encryption_key_file = "{tmp_path / "key"}"\n',
+        "[tokens]": '[tokens]\nresource_server_id = "pigeon"\n',
+    }
+    (tmp_path / "pigeon.toml").write_text(settings[setting])
+    python_path = os.pathsep.join([str(tmp_path / "site"), os.environ.get("PYTHONPATH", "")])
+    line = _refused(
+        tmp_path, "--config", "pigeon.toml", "--port", "0", "--no-management",
+        "--data-dir", "data", env={"PYTHONPATH": python_path, "PIGEON_TEST_BLOCK": package},
+    )  # fmt: skip
+    assert line.endswith(
+        f"{setting} needs the '{'PyJWT' if package == 'jwt' else package}' package, which "
+        f"is not installed: pip install 'pigeon-broker[{extra}]'"
+    )

@@ -90,6 +90,22 @@ def test_empty_hash_means_no_password_login() -> None:
     assert users.authenticate("nopw", "") is None
 
 
+def test_a_default_users_hash_is_computed_once_per_process() -> None:
+    """Every embedded broker creates the same default user: its scrypt hash is reused,
+    not recomputed (most of a broker's start-up), and still checks only its password.
+    Users added otherwise get a fresh salt each time."""
+    first, second = UserStore(), UserStore()  # as two brokers of one process
+    first.add_user("guest", "guest", reuse_hash=True)
+    second.add_user("guest", "guest", reuse_hash=True)
+    reused = first.users["guest"].password_hash
+    assert second.users["guest"].password_hash == reused
+    assert check_password("guest", reused) and not check_password("guest2", reused)
+    first.add_user("app", "guest")
+    first.add_user("custom", "other", reuse_hash=True)
+    assert first.users["app"].password_hash != reused
+    assert check_password("other", first.users["custom"].password_hash)
+
+
 def test_hostile_scrypt_parameters_are_refused_not_run() -> None:
     assert not check_password("x", b"$scrypt$ln=40,r=8,p=1$AAAA$AAAA")
 

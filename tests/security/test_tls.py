@@ -12,6 +12,7 @@ import datetime
 import http.client
 import ipaddress
 import json
+import logging
 import socket
 import ssl
 import urllib.error
@@ -208,12 +209,15 @@ def test_wrong_client_certificate_is_refused(tls_broker: Broker, pki: Pki) -> No
         _round_trip(connection)  # the listener still serves others
 
 
-def test_management_over_https(pki: Pki) -> None:
+def test_management_over_https(pki: Pki, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="pigeon")
     config = Config(port=0, data_dir=None, management_port=0, management_tls=True,
                     tls_certfile=pki.server.cert, tls_keyfile=pki.server.key)
     with Broker.in_thread(config) as broker:
         url = broker.management_url
         assert url is not None and url.startswith("https://127.0.0.1:")
+        # The start-up log gives the address to open: https, not http.
+        assert url in caplog.text and url.replace("https", "http", 1) not in caplog.text
         context = ssl.create_default_context(cafile=str(pki.ca.cert))
         request = urllib.request.Request(
             url + "api/whoami",

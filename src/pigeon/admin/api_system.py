@@ -39,17 +39,24 @@ def _listeners(request: web.Request) -> list[Json]:
     return rows
 
 
-def _node_stats(request: web.Request) -> Json:
-    """Overview counters: the vhost's own publish counters when the core keeps them."""
+# Overview counter -> the node total behind it, when the core keeps that total: a
+# message published once counts once ("received"), however many queues it reaches
+# (the queues' "publish" counts each enqueue).
+_OVERVIEW_SOURCES = {"publish": "received", "confirm": "confirmed",
+                     "return_unroutable": "unroutable_returned",
+                     "drop_unroutable": "unroutable_dropped"}
+
+
+def _node_stats(request: web.Request) -> tuple[Json, dict[str, str]]:
+    """Overview counters, and the key of the sampled total each one comes from."""
     totals = monitor(request).sampler.totals()
     counters = dict(totals)
-    if "received" in totals:
-        counters["publish"] = totals["received"]
-    for ours, theirs in (("confirmed", "confirm"), ("unroutable_returned", "return_unroutable"),
-                         ("unroutable_dropped", "drop_unroutable")):
+    sources = {key: key for key in OVERVIEW_STATS}
+    for theirs, ours in _OVERVIEW_SOURCES.items():
         if ours in totals:
             counters[theirs] = totals[ours]
-    return counters
+            sources[theirs] = ours
+    return counters, sources
 
 
 async def overview(request: web.Request) -> web.Response:
@@ -59,10 +66,11 @@ async def overview(request: web.Request) -> web.Response:
     handlers = [h for h in mon.handlers() if who.may_see_connection(h.username)]
     series = mon.sampler.overview
     now = mon.now()
-    counters = _node_stats(request)
+    counters, sources = _node_stats(request)
     stats = message_stats(counters, series, mon.window, OVERVIEW_STATS)
-    if "publish" in stats and "received" in counters:
-        stats["publish_details"]["rate"] = round(series.rate("received", mon.window), 2)
+    for key, source in sources.items():
+        if key in stats:  # the rate (and the chart below) of the same total as the tile
+            stats[f"{key}_details"]["rate"] = round(series.rate(source, mon.window), 2)
     history = _history_of(request)
     queue_totals: Json = {}
     for key in ("messages", "messages_ready", "messages_unacknowledged"):
@@ -75,7 +83,7 @@ async def overview(request: web.Request) -> web.Response:
         for key in ("publish", "deliver_get", "ack"):
             if f"{key}_details" in stats:
                 stats[f"{key}_details"]["samples"] = series.history(
-                    key, history[0], int(time.time() * 1000), now)
+                    sources[key], history[0], int(time.time() * 1000), now)
     return ok({
         "management_version": __version__,
         "rates_mode": "basic",

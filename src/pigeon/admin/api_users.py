@@ -1,13 +1,11 @@
 """``/api/vhosts``, ``/api/users`` and ``/api/permissions``.
 
-Passwords are stored as RabbitMQ stores them (``rabbit_password_hashing_sha256``:
-base64 of a 4-byte salt and SHA-256 of salt + password), so user hashes move
-between Pigeon and RabbitMQ in definitions unchanged.
+Users are shown as definitions carry them (``pigeon.auth.users.user_row``): a
+hash RabbitMQ can check when there is one, the scrypt hash otherwise.
 """
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 from aiohttp import web
@@ -38,8 +36,9 @@ from pigeon.auth.users import (
     TopicPermission,
     User,
     UserStore,
-    hash_password,
     parse_password_hash,
+    user_from_row,
+    user_row,
 )
 from pigeon.core.policies import limit_value
 from pigeon.core.policy import term
@@ -75,22 +74,30 @@ def put_user(users: UserStore, name: str, data: Json) -> bool:
     """Create or update a user from an API or definitions body; True if created."""
     existing = users.users.get(name)
     tags = parse_tags(data.get("tags"))
+    loopback = existing.loopback_only if existing is not None else False
     if "password" in data:
         password = data["password"]
         if not isinstance(password, str):
             raise BadRequest("password must be a string")
-        password_hash = hash_password(password)
+        user = users.new_user(name, password, tags, loopback_only=loopback)
+    elif "password_hash" in data and "pigeon_password_hash" in data:
+        try:  # Pigeon's own export: the scrypt hash with RabbitMQ's beside it
+            user = user_from_row({**data, "name": name}, tags, loopback)
+        except (ValueError, TypeError, AttributeError) as error:
+            raise BadRequest(str(error)) from None
     elif "password_hash" in data:
         password_hash = decode_hash(data["password_hash"], data.get("hashing_algorithm"))
+        user = User(name, password_hash, tags, loopback)
     elif existing is not None:
-        password_hash = existing.password_hash
+        user = User(name, existing.password_hash, tags, loopback,
+                    rabbit_hash=existing.rabbit_hash)
     else:
         raise BadRequest("password or password_hash is required for a new user")
-    loopback = existing.loopback_only if existing is not None else False
     limits = dict(existing.limits) if existing is not None else {}
     if isinstance(data.get("limits"), dict):  # definitions carry a user's limits
         limits = parse_user_limits(data["limits"])
-    users.put_user(User(name, password_hash, tags, loopback, limits))
+    user.limits = limits
+    users.put_user(user)
     return existing is None
 
 
@@ -110,9 +117,7 @@ def parse_user_limits(values: Json) -> dict[str, int]:
 
 
 def user_json(user: User) -> Json:
-    return {"name": user.name, "password_hash": base64.b64encode(user.password_hash).decode(),
-            "hashing_algorithm": user.hashing_algorithm, "tags": sorted(user.tags),
-            "limits": dict(user.limits)}
+    return user_row(user)
 
 
 def permission_json(vhost: str, user: str, permission: Permission) -> Json:

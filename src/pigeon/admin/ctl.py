@@ -44,7 +44,8 @@ class Client:
         self.timeout = timeout
 
     def call(self, method: str, path: str, body: Any = None,
-             headers: dict[str, str] | None = None) -> Any:
+             headers: dict[str, str] | None = None, what: str = "") -> Any:
+        """The JSON answer; CtlError in one line, naming ``what`` was asked for on a 404."""
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.base + path, data=data, method=method, headers={
             "Authorization": f"Basic {self.token}", "Content-Type": "application/json",
@@ -53,7 +54,10 @@ class Client:
             with urllib.request.urlopen(request, timeout=self.timeout) as answer:
                 raw = answer.read()
         except urllib.error.HTTPError as failed:
-            raise CtlError(f"{failed.code} {_reason(failed.read()) or failed.reason}") from None
+            said = _reason(failed.read()) or failed.reason
+            if failed.code == 404 and what:
+                said = f"{what} not found ({said})"
+            raise CtlError(f"{failed.code} {said}") from None
         except (urllib.error.URLError, OSError) as failed:
             reason = getattr(failed, "reason", failed)
             raise CtlError(f"cannot reach {self.base}: {reason}") from None
@@ -99,6 +103,7 @@ def _q(name: str) -> str:
 def run(args: argparse.Namespace, client: Client) -> str:
     command = args.ctl_command
     vhost = _q(args.vhost)
+    in_vhost = f"in vhost '{args.vhost}'"
     if command == "status":
         overview = client.call("GET", "/overview")
         totals, queued = overview["object_totals"], overview["queue_totals"]
@@ -119,18 +124,25 @@ def run(args: argparse.Namespace, client: Client) -> str:
     if (done := ctl_policies.run(args, client)) is not None:
         return done
     if command == "purge":
-        client.call("DELETE", f"/queues/{vhost}/{_q(args.queue)}/contents")
+        client.call("DELETE", f"/queues/{vhost}/{_q(args.queue)}/contents",
+                    what=f"queue '{args.queue}' {in_vhost}")
         return f"purged queue {args.queue}"
     if command == "delete":
         kind = "queues" if args.kind == "queue" else "exchanges"
-        client.call("DELETE", f"/{kind}/{vhost}/{_q(args.name)}")
+        client.call("DELETE", f"/{kind}/{vhost}/{_q(args.name)}",
+                    what=f"{args.kind} '{args.name}' {in_vhost}")
         return f"deleted {args.kind} {args.name}"
     if command == "close-connection":
         client.call("DELETE", f"/connections/{_q(args.name)}",
-                    headers={"X-Reason": args.reason} if args.reason else None)
+                    headers={"X-Reason": args.reason} if args.reason else None,
+                    what=f"connection '{args.name}'")
         return f"closed connection {args.name}"
     if command == "export":
-        data = client.call("GET", "/definitions")
+        data = client.call("GET", "/definitions" + ("?for=rabbitmq" if args.target else ""))
+        if left_out := data.get("pigeon_users_left_out"):
+            print(f"pigeon ctl: left out users RabbitMQ could not log in (only a scrypt hash; "
+                  f"set their passwords with definitions_password_hashing = \"rabbitmq\"): "
+                  f"{', '.join(left_out)}", file=sys.stderr)
         text = json.dumps(data, indent=2)
         if args.file == "-":
             return text
@@ -149,7 +161,8 @@ def run(args: argparse.Namespace, client: Client) -> str:
         return f"added user {args.name}"
     assert command == "set-permissions"
     client.call("PUT", f"/permissions/{vhost}/{_q(args.grantee)}",
-                {"configure": args.configure, "write": args.write, "read": args.read})
+                {"configure": args.configure, "write": args.write, "read": args.read},
+                what=f"user '{args.grantee}' or vhost '{args.vhost}'")
     return f"set permissions of {args.grantee} in vhost {args.vhost}"
 
 
@@ -161,7 +174,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     ctl.add_argument("--user", default=os.environ.get("PIGEON_USER", "guest"))
     ctl.add_argument("--password", default=os.environ.get("PIGEON_PASSWORD", "guest"))
     ctl.add_argument("--vhost", default="/")
-    sub = ctl.add_subparsers(dest="ctl_command", required=True)
+    sub = ctl.add_subparsers(dest="ctl_command", metavar="command")
     sub.add_parser("status", help="node, object and message totals")
     listing = sub.add_parser("list", help="list objects")
     listing.add_argument("kind", choices=sorted({*LISTS, *ctl_policies.LISTS}))
@@ -173,7 +186,10 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     close = sub.add_parser("close-connection", help="close a client connection")
     close.add_argument("name")
     close.add_argument("--reason", default="")
-    sub.add_parser("export", help="write definitions (- for stdout)").add_argument("file")
+    export = sub.add_parser("export", help="write definitions (- for stdout)")
+    export.add_argument("file")
+    export.add_argument("--for", dest="target", choices=["rabbitmq"],
+                        help="leave out (and name) users RabbitMQ could not log in")
     sub.add_parser("import", help="load definitions").add_argument("file")
     user = sub.add_parser("add-user", help="add or update a user")
     user.add_argument("name")
@@ -181,13 +197,19 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     user.add_argument("--tags", default="", help="comma-separated, e.g. administrator")
     perms = sub.add_parser("set-permissions", help="set a user's permissions in --vhost")
     perms.add_argument("grantee", metavar="user")
-    for kind in ("configure", "write", "read"):
-        perms.add_argument(f"--{kind}", default=".*")
+    for kind in ("configure", "write", "read"):  # all three, as rabbitmqctl's: no silent .*
+        perms.add_argument(f"--{kind}", required=True, metavar="REGEX",
+                           help=f"resources the user may {kind} ('.*' for all, '' for none)")
     ctl_policies.add_parsers(sub)
+    ctl.set_defaults(ctl_help=ctl.format_help)
 
 
 def main(args: argparse.Namespace) -> int:
     """Run a parsed ``pigeon ctl`` command; the exit status."""
+    if args.ctl_command is None:  # ``pigeon ctl`` alone: what it can do, as argparse exits
+        print(args.ctl_help(), file=sys.stderr, end="")
+        print("pigeon ctl: error: a command is required", file=sys.stderr)
+        return 2
     try:
         print(run(args, Client(args.url, args.user, args.password)))
     except CtlError as error:

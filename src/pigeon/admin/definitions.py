@@ -6,6 +6,12 @@ The import applies users (with their limits), vhosts, permissions, topic
 permissions, runtime parameters (operator policies, vhost limits, plugin
 components), global parameters, policies, exchanges, queues and bindings in
 that order, each through the same calls the API's PUTs use.
+The node's own name is never exported as ``cluster_name`` (only a cluster_name
+global parameter someone set, as RabbitMQ does). ``?for=rabbitmq`` leaves out
+what would harm the RabbitMQ cluster that imports it: node-specific global
+parameters (``cluster_name`` would rename it) and the users RabbitMQ could not
+log in (only a scrypt hash: see ``definitions_password_hashing``), which it
+names in ``pigeon_users_left_out``.
 """
 
 from __future__ import annotations
@@ -33,8 +39,12 @@ from pigeon.core.vhost import DEFAULT_EXCHANGES, VirtualHost
 from pigeon.errors import PigeonError
 from pigeon.version import __version__
 
+# Global parameters that name this node or cluster: left out of an export for RabbitMQ,
+# where they would rename the cluster that imports them.
+NODE_SPECIFIC = frozenset({"cluster_name", "internal_cluster_id"})
 
-def export(mon: Monitor, only: str | None = None) -> Json:
+
+def export(mon: Monitor, only: str | None = None, *, for_rabbitmq: bool = False) -> Json:
     vhosts = [v for v in mon.node.vhosts.values() if only is None or v.name == only]
     result: Json = {
         "rabbit_version": __version__,
@@ -51,18 +61,23 @@ def export(mon: Monitor, only: str | None = None) -> Json:
         "parameters": api_policies.parameter_rows(mon.node, vhosts, None),
     }
     if only is None:
+        users = mon.users.users.values()
+        stay = {u.name for u in users if for_rabbitmq and u.portable_hash is None}
         result.update({
-            "users": [api_users.user_json(u) for u in mon.users.users.values()],
+            "users": [api_users.user_json(u) for u in users if u.name not in stay],
             "vhosts": [{"name": v.name, "limits": [], "metadata": {"description": "",
                                                                     "tags": []}}
                        for v in vhosts],
             "permissions": [api_users.permission_json(v, u, p)
-                            for (v, u), p in mon.users.permissions.items()],
+                            for (v, u), p in mon.users.permissions.items() if u not in stay],
             "topic_permissions": [api_users.topic_permission_json(v, u, t)
                                   for (v, u), by_x in mon.users.topic_permissions.items()
-                                  for t in by_x.values()],
-            "global_parameters": api_policies.global_rows(mon.node),
+                                  if u not in stay for t in by_x.values()],
+            "global_parameters": [r for r in api_policies.global_rows(mon.node)
+                                  if not (for_rabbitmq and r["name"] in NODE_SPECIFIC)],
         })
+        if for_rabbitmq:
+            result["pigeon_users_left_out"] = sorted(stay)
     return result
 
 
@@ -170,7 +185,10 @@ def _apply_topology(mon: Monitor, data: Json, only: str | None) -> None:
 async def get_definitions(request: web.Request) -> web.Response:
     principal(request).require_admin()
     only = request.match_info.get("vhost")
-    data = export(monitor(request), only)
+    target = request.query.get("for")
+    if target not in (None, "rabbitmq"):
+        raise BadRequest(f"for={target!r}: the only export target is 'rabbitmq'")
+    data = export(monitor(request), only, for_rabbitmq=target == "rabbitmq")
     headers = {}
     if request.query.get("download"):
         headers["Content-Disposition"] = (

@@ -37,6 +37,7 @@ PROTOCOL = "amqp091"
 # (family suffix, counter key, help) for rabbitmq_global_messages_*_total{protocol}.
 GLOBAL_COUNTERS = (
     ("received", "received", "Total number of messages received from publishers"),
+    # One per queue a message reaches (RabbitMQ adds the number of queues, not one).
     ("routed", "routed", "Total number of messages routed to queues or streams"),
     ("unroutable_dropped", "unroutable_dropped",
      "Total number of messages published as non-mandatory into an exchange and dropped "

@@ -24,6 +24,7 @@ from pigeon.admin import (
     api_users,
     definitions,
     metrics,
+    metrics_detailed,
 )
 from pigeon.admin.monitor import DEFAULT_INTERVAL, Monitor
 from pigeon.admin.source import BrokerLike
@@ -56,6 +57,13 @@ async def _metrics(request: web.Request) -> web.Response:
     return web.Response(body=data, headers={"Content-Type": metrics.CONTENT_TYPE})
 
 
+async def _detailed(request: web.Request) -> web.Response:
+    query = request.query
+    data = metrics_detailed.exposition(request.app[MONITOR], set(query.getall("family", [])),
+                                       set(query.getall("vhost", [])))
+    return web.Response(body=data, headers={"Content-Type": metrics.CONTENT_TYPE})
+
+
 async def _index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(_static_dir() / "index.html")
 
@@ -72,6 +80,7 @@ def build_app(monitor: Monitor, *, max_body_size: int = MAX_BODY_SIZE) -> web.Ap
         module.add_routes(app)
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/metrics/per-object", _metrics)
+    app.router.add_get("/metrics/detailed", _detailed)
     app.router.add_get("/", _index)
     app.router.add_static("/static", _static_dir())
     return app
@@ -96,5 +105,6 @@ async def start_management(broker: BrokerLike, host: str, port: int, *,
     bound = runner.addresses[0][1]
     monitor.http_port = bound
     monitor.start()
-    log.info("management API, metrics and UI on http://%s:%d/", host, bound)
+    log.info("management API, metrics and UI on %s://%s:%d/",
+             "http" if ssl is None else "https", host, bound)
     return ManagementServer(runner, monitor, bound)

@@ -29,7 +29,7 @@ PRINCIPAL = web.RequestKey("principal", Principal)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 REALM = 'Basic realm="RabbitMQ Management"'
 # Paths anyone may read: the UI's files, and Prometheus scrapes (no auth, as in RabbitMQ).
-PUBLIC = re.compile(r"^/($|index\.html$|static/|metrics(/per-object)?$|favicon\.ico$)")
+PUBLIC = re.compile(r"^/($|index\.html$|static/|metrics(/per-object|/detailed)?$|favicon\.ico$)")
 
 
 class BadRequest(Exception):
@@ -70,6 +70,9 @@ def _peer(request: web.Request) -> str:
 @web.middleware
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Authenticate, then turn every refusal into RabbitMQ's error shape."""
+    if isinstance(request.match_info.http_exception, web.HTTPNotFound):
+        # No such path: nothing to protect, so no credentials asked for (RabbitMQ: 404).
+        return error(404, "Object Not Found", "Not Found")
     try:
         if not PUBLIC.match(request.path):
             monitor = request.app[MONITOR]

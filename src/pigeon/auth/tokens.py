@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from pigeon.auth.authorization import Permission, Resource
+from pigeon.errors import MissingPackage
 
 ASYMMETRIC = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384",
               "ES512", "EdDSA")
@@ -136,7 +137,10 @@ class TokenVerifier:
     """Checks tokens against the configured keys; one per broker."""
 
     def __init__(self, settings: TokenSettings) -> None:
-        import jwt  # PyJWT: optional, needed only when tokens are configured
+        try:
+            import jwt  # PyJWT: optional, needed only when tokens are configured
+        except ImportError:
+            raise MissingPackage("[tokens]", "PyJWT", "tokens") from None
 
         self._jwt = jwt
         self.settings = settings

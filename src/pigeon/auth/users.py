@@ -7,6 +7,12 @@ definitions (``rabbit_password_hashing_sha256``: a 4-byte salt followed by
 SHA-256 of salt + password) are accepted and kept as they are, so an exported
 RabbitMQ user logs in unchanged and exports back unchanged.
 
+RabbitMQ cannot check a scrypt hash. With ``definitions_password_hashing =
+"rabbitmq"`` a password set in Pigeon also gets a RabbitMQ-compatible hash kept
+beside the scrypt one (``User.rabbit_hash``): logins still check scrypt, and
+definitions carry the compatible hash so the user moves to RabbitMQ. See
+:func:`user_row` for the shape both share.
+
 scrypt costs tens of milliseconds on purpose, so a verified password is
 remembered (as a keyed HMAC, never in clear) and later logins of the same
 user with the same password cost microseconds.
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import hmac
 import os
@@ -53,6 +60,15 @@ def hash_password(password: str, salt: bytes | None = None, *,
                             p=SCRYPT_P, dklen=32)
     params = f"ln={log_n},r={SCRYPT_R},p={SCRYPT_P}".encode()
     return _SCRYPT_PREFIX + params + b"$" + _b64(salt) + b"$" + _b64(digest)
+
+
+@functools.lru_cache(maxsize=8)
+def reused_hash(password: str, log_n: int = SCRYPT_LOG_N) -> bytes:
+    """A scrypt hash of ``password`` computed once per process, for a default user: every
+    embedded broker (the pytest plugin starts one per test) creates the same user, and
+    hashing its password again each time was most of a broker's start-up. Brokers of one
+    process share the salt of that one password, which reveals nothing the hash does not."""
+    return hash_password(password, log_n=log_n)
 
 
 def rabbit_sha256_hash(password: str, salt: bytes | None = None) -> bytes:
@@ -98,10 +114,20 @@ class User:
     loopback_only: bool = False
     # max-connections, max-channels (``/api/user-limits``); negative means no limit.
     limits: dict[str, int] = field(default_factory=dict)
+    # RabbitMQ's salted SHA-256 of the same password, kept beside a scrypt hash only
+    # with definitions_password_hashing = "rabbitmq" (weaker: it is what RabbitMQ reads).
+    rabbit_hash: bytes | None = field(default=None, repr=False)
 
     @property
     def hashing_algorithm(self) -> str:
         return hashing_algorithm(self.password_hash)
+
+    @property
+    def portable_hash(self) -> bytes | None:
+        """The hash RabbitMQ can check, or None when only Pigeon can (scrypt alone)."""
+        if self.hashing_algorithm == SHA256_HASHING:
+            return self.password_hash
+        return self.rabbit_hash
 
 
 @dataclass(slots=True)
@@ -185,6 +211,9 @@ class UserStore:
     topic_permissions: dict[tuple[str, str], dict[str, TopicPermission]] = field(
         default_factory=dict)
     _verified: _Verified = field(default_factory=_Verified, repr=False)
+    # definitions_password_hashing = "rabbitmq": passwords set here also get a
+    # RabbitMQ-compatible hash (User.rabbit_hash) so they move to RabbitMQ.
+    rabbit_compatible: bool = field(default=False, compare=False)
     # Called after every change made through the methods below (the broker saves the
     # users then, see pigeon.accounts): change users and permissions only through them.
     on_change: Callable[[], object] | None = field(default=None, repr=False, compare=False)
@@ -210,9 +239,18 @@ class UserStore:
                 self._changed_in_batch = False
                 self._changed()
 
+    def new_user(self, name: str, password: str, tags: frozenset[str] = frozenset(),
+                 *, loopback_only: bool = False, reuse_hash: bool = False) -> User:
+        """A user with ``password`` hashed as this store's setting asks (not stored yet);
+        ``reuse_hash`` for a default user's password (:func:`reused_hash`)."""
+        rabbit = rabbit_sha256_hash(password) if self.rabbit_compatible else None
+        strong = reused_hash(password) if reuse_hash else hash_password(password)
+        return User(name, strong, tags, loopback_only, rabbit_hash=rabbit)
+
     def add_user(self, name: str, password: str, tags: frozenset[str] = frozenset(),
-                 *, loopback_only: bool = False) -> User:
-        user = User(name, hash_password(password), tags, loopback_only)
+                 *, loopback_only: bool = False, reuse_hash: bool = False) -> User:
+        user = self.new_user(name, password, tags, loopback_only=loopback_only,
+                             reuse_hash=reuse_hash)
         self.put_user(user)
         return user
 
@@ -315,10 +353,7 @@ class UserStore:
     def definitions(self) -> dict[str, Any]:
         """Users and permissions as RabbitMQ's definitions export shapes them."""
         return {
-            "users": [{"name": u.name, "password_hash": base64.b64encode(u.password_hash).decode(),
-                       "hashing_algorithm": u.hashing_algorithm, "tags": sorted(u.tags),
-                       "limits": dict(u.limits)}
-                      for u in self.users.values()],
+            "users": [user_row(u) for u in self.users.values()],
             "permissions": [{"user": user, "vhost": vhost, "configure": p.configure,
                              "write": p.write, "read": p.read}
                             for (vhost, user), p in self.permissions.items()],
@@ -327,6 +362,41 @@ class UserStore:
                                   for (vhost, user), by_x in self.topic_permissions.items()
                                   for t in by_x.values()],
         }
+
+
+def user_row(user: User) -> dict[str, Any]:
+    """A user as a definitions row: RabbitMQ's hash when there is one it can check (so
+    RabbitMQ imports the row and the user logs in), with the scrypt hash beside it as
+    ``pigeon_password_hash`` (RabbitMQ ignores the key; Pigeon keeps the strong hash)."""
+    portable = user.portable_hash
+    shown = user.password_hash if portable is None else portable
+    row: dict[str, Any] = {"name": user.name, "password_hash": base64.b64encode(shown).decode(),
+                           "hashing_algorithm": hashing_algorithm(shown),
+                           "tags": sorted(user.tags), "limits": dict(user.limits)}
+    if shown is not user.password_hash:
+        row["pigeon_password_hash"] = base64.b64encode(user.password_hash).decode()
+    return row
+
+
+def user_from_row(row: dict[str, Any], tags: frozenset[str],
+                  loopback_only: bool = False) -> User:
+    """The user a :func:`user_row` (or RabbitMQ's definitions row) describes; ValueError
+    with the reason when a hash is not one Pigeon accepts."""
+    value, algorithm = row["password_hash"], row.get("hashing_algorithm")
+    if not isinstance(value, str) or not isinstance(algorithm, str | None):
+        raise ValueError("password_hash and hashing_algorithm must be strings")
+    given = parse_password_hash(value, algorithm)
+    limits = {str(k): int(v) for k, v in (row.get("limits") or {}).items()}
+    strong = row.get("pigeon_password_hash")
+    if strong is None:
+        return User(row["name"], given, tags, loopback_only, limits)
+    if not isinstance(strong, str):
+        raise ValueError("pigeon_password_hash must be a string")
+    primary = parse_password_hash(strong, SCRYPT_HASHING)
+    if hashing_algorithm(primary) != SCRYPT_HASHING or hashing_algorithm(given) != SHA256_HASHING:
+        raise ValueError("pigeon_password_hash must be a scrypt hash beside a "
+                         f"{SHA256_HASHING} password_hash")
+    return User(row["name"], primary, tags, loopback_only, limits, rabbit_hash=given)
 
 
 def parse_password_hash(value: str, algorithm: str | None) -> bytes:

@@ -406,7 +406,8 @@ class VirtualHost(Topology):
         stats.received += 1
         exchange.stats.publish_in += 1
         if queues:
-            stats.routed += 1
+            # As RabbitMQ's messages_routed: one per queue reached, not per message.
+            stats.routed += len(queues)
             exchange.stats.publish_out += len(queues)
         if headers and "BCC" in headers:
             # BCC recipients must not see each other: strip it before anyone stores it.
@@ -437,7 +438,7 @@ class VirtualHost(Topology):
         count = len(messages)
         stats = self.stats
         stats.received += count
-        stats.routed += count
+        stats.routed += count * len(queues)
         exchange.stats.publish_in += count
         exchange.stats.publish_out += count * len(queues)
         now = self.scheduler.time()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pigeon.errors import MissingPackage
 from pigeon.storage.crypto import BodyCipher, WrongKey
 
 if TYPE_CHECKING:
@@ -37,8 +38,8 @@ class BodyCodec:
     def _load_zstd(self) -> None:
         try:
             import zstandard
-        except ImportError as exc:  # pragma: no cover - depends on the installation
-            raise RuntimeError("stored body compression needs the 'zstandard' package") from exc
+        except ImportError:
+            raise MissingPackage("compress_threshold", "zstandard", "storage") from None
         self._zstd = zstandard.ZstdCompressor(level=_ZSTD_LEVEL)
         self._unzstd = zstandard.ZstdDecompressor()
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import os
 
+from pigeon.errors import MissingPackage
+
 NONCE_SIZE = 12
 _KEY_CHECK_TEXT = b"pigeon key check v1"
 
@@ -30,8 +32,8 @@ class BodyCipher:
             raise ValueError(f"an AES key has 16, 24 or 32 bytes, not {len(key)}")
         try:
             from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-        except ImportError as exc:  # pragma: no cover - depends on the installation
-            raise RuntimeError("encryption at rest needs the 'cryptography' package") from exc
+        except ImportError:
+            raise MissingPackage("encryption_key_file", "cryptography", "storage") from None
         self._aead = AESGCM(key)
 
     def encrypt(self, data: bytes, associated: bytes) -> bytes:
