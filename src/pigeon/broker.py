@@ -37,9 +37,11 @@ from pigeon.core.node import Node
 from pigeon.core.ports import Store
 from pigeon.embedded import EmbeddedAPI
 from pigeon.protocols.amqp091.adapter import AMQPSettings, BrokerContext
-from pigeon.protocols.amqp091.server import AMQPListener, AMQPProtocol, start_listener
+from pigeon.protocols.amqp091.server import AMQPListener, start_listener
+from pigeon.protocols.amqp091.session import AMQPSession
 from pigeon.resources import ResourceMonitor
 from pigeon.storage.memory import MemoryStore
+from pigeon.transport.glue import Connection
 from pigeon.transport.limits import ConnectionLimits
 from pigeon.transport.tls import TLSSettings, server_context
 from pigeon.version import __version__
@@ -127,7 +129,7 @@ class Broker(EmbeddedAPI):
         return self._listener.port
 
     @property
-    def connections(self) -> set[AMQPProtocol]:
+    def connections(self) -> set[Connection[AMQPSession]]:
         return self._listener.connections if self._listener is not None else set()
 
     @property

@@ -58,7 +58,7 @@ class Monitor:
         """Live client connections that got as far as having a handler."""
         found = []
         for connection in list(self.broker.connections):
-            handler = connection.handler
+            handler = connection.session
             if handler is not None:
                 found.append(handler)
                 if handler not in self.connected_at:

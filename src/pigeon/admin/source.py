@@ -73,10 +73,10 @@ class HandlerLike(Protocol):
 
 
 class ConnectionLike(Protocol):
-    """A live connection as the listener keeps it (``AMQPProtocol``)."""
+    """A live connection as the listener keeps it (``pigeon.transport.glue.Connection``)."""
 
     @property
-    def handler(self) -> HandlerLike | None: ...
+    def session(self) -> HandlerLike | None: ...
 
 
 class BrokerLike(Protocol):

@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import quote
 
 from pigeon.embedded.operations import Operations
 from pigeon.embedded.sync import SyncAPI
 
 if TYPE_CHECKING:
+    from pigeon.auth.users import UserStore
     from pigeon.config import Config
+    from pigeon.core.message import Message
     from pigeon.core.node import Node
-    from pigeon.protocols.amqp091.adapter import BrokerContext
+
+
+class Replies(Protocol):
+    def deliver(self, key: str, message: Message) -> int:
+        """Hand a message to the direct reply-to waiting on ``key``: 1, or 0 if none."""
+        ...
+
+
+class ContextLike(Protocol):
+    """What the API uses of the services the broker's connections share."""
+
+    @property
+    def users(self) -> UserStore: ...
+    @property
+    def replies(self) -> Replies: ...
 
 
 class EmbeddedAPI(Operations):
@@ -24,7 +40,7 @@ class EmbeddedAPI(Operations):
 
     config: Config
     node: Node | None
-    context: BrokerContext | None
+    context: ContextLike | None
 
     if TYPE_CHECKING:
         @property

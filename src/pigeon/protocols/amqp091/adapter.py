@@ -1,9 +1,10 @@
 """AMQP 0-9-1 adapter: connection events in, core calls, protocol answers out.
 
 One :class:`AMQPHandler` per client connection. It owns the sans-IO
-:class:`ServerConnection` and the channels; the asyncio glue in
-:mod:`.server` only moves bytes and runs timers. Core errors become channel
-or connection closes through one table, :data:`REPLY_CODES`.
+:class:`ServerConnection` and the channels; the asyncio glue
+(:mod:`pigeon.transport.glue`, through :mod:`.session`) only moves bytes and
+runs timers. Core errors become channel or connection closes through one
+table, :data:`REPLY_CODES`.
 """
 
 from __future__ import annotations
