@@ -72,6 +72,15 @@ CHANNEL_COUNTERS = (
 DEAD_LETTER_REASONS = ("expired", "rejected", "maxlen", "delivery_limit")
 
 
+
+def identity_info(node: str) -> Metric:
+    """``rabbitmq_identity_info``: every RabbitMQ endpoint starts with it."""
+    identity = GaugeMetricFamily(
+        "rabbitmq_identity_info", "RabbitMQ node & cluster identity info",
+        labels=["rabbitmq_node", "rabbitmq_cluster", "rabbitmq_cluster_permanent_id"])
+    identity.add_metric([node, node, node], 1)
+    return identity
+
 class BrokerCollector(Collector):
     def __init__(self, monitor: Monitor, *, per_object: bool) -> None:
         self.monitor = monitor
@@ -86,12 +95,7 @@ class BrokerCollector(Collector):
         yield from self._latency()
 
     def _identity(self) -> Iterator[Metric]:
-        node = self.monitor.node.name
-        identity = GaugeMetricFamily(
-            "rabbitmq_identity_info", "RabbitMQ node & cluster identity info",
-            labels=["rabbitmq_node", "rabbitmq_cluster", "rabbitmq_cluster_permanent_id"])
-        identity.add_metric([node, node, node], 1)
-        yield identity
+        yield identity_info(self.monitor.node.name)
         build = GaugeMetricFamily(
             "rabbitmq_build_info", "RabbitMQ & Erlang/OTP version info",
             labels=["rabbitmq_version", "prometheus_plugin_version",

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from pigeon.admin.metrics import identity_info
 from pigeon.admin.monitor import Monitor
 from pigeon.core.paging import paged_out
 from pigeon.core.queue import Queue
@@ -54,12 +55,7 @@ class DetailedCollector(Collector):
         self.vhosts = vhosts
 
     def collect(self) -> Iterable[Metric]:
-        node = self.monitor.node.name
-        identity = GaugeMetricFamily(
-            "rabbitmq_identity_info", "RabbitMQ node & cluster identity info",
-            labels=["rabbitmq_node", "rabbitmq_cluster", "rabbitmq_cluster_permanent_id"])
-        identity.add_metric([node, node, node], 1)
-        yield identity
+        yield identity_info(self.monitor.node.name)
         gauges: dict[str, tuple[GaugeMetricFamily, Callable[[Queue], float]]] = {}
         for family in self.families:
             for name, text, value in FAMILIES[family]:  # a name in two families: once
