@@ -97,22 +97,24 @@ def _user_limits(args: argparse.Namespace, client: ClientLike) -> str:
     return f"cleared limits of user {args.user_name}"
 
 
+def _set_or_clear(args: argparse.Namespace, client: ClientLike, path: str, what: str) -> str:
+    """``set-*`` PUTs ``{"value": ...}`` at ``path``, ``clear-*`` DELETEs it."""
+    if args.ctl_command.startswith("set-"):
+        client.call("PUT", path, {"value": _json(args.value, "value")})
+        return f"set {what}"
+    client.call("DELETE", path)
+    return f"cleared {what}"
+
+
 def _parameter(args: argparse.Namespace, client: ClientLike) -> str:
     path = f"/parameters/{_q(args.component)}/{_q(args.vhost)}/{_q(args.name)}"
-    if args.ctl_command == "set-parameter":
-        client.call("PUT", path, {"value": _json(args.value, "value")})
-        return f"set parameter {args.name} of {args.component} in vhost {args.vhost}"
-    client.call("DELETE", path)
-    return f"cleared parameter {args.name} of {args.component} in vhost {args.vhost}"
+    return _set_or_clear(args, client, path,
+                         f"parameter {args.name} of {args.component} in vhost {args.vhost}")
 
 
 def _global_parameter(args: argparse.Namespace, client: ClientLike) -> str:
     path = f"/global-parameters/{_q(args.name)}"
-    if args.ctl_command == "set-global-parameter":
-        client.call("PUT", path, {"value": _json(args.value, "value")})
-        return f"set global parameter {args.name}"
-    client.call("DELETE", path)
-    return f"cleared global parameter {args.name}"
+    return _set_or_clear(args, client, path, f"global parameter {args.name}")
 
 
 VERBS: dict[str, Callable[[argparse.Namespace, ClientLike], str]] = {
