@@ -97,8 +97,9 @@ def tmpfs(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
             check=False,
         )
         if result.returncode != 0:
-            pytest.skip(f"cannot mount a {size} tmpfs (needs root): "
-                        f"{result.stderr.decode().strip()}")
+            pytest.skip(
+                f"cannot mount a {size} tmpfs (needs root): {result.stderr.decode().strip()}"
+            )
         mounted.append(mount_point)
         return mount_point
 

@@ -31,14 +31,21 @@ def restore(snapshot: Snapshot, *, rabbit_compatible: bool = False) -> UserStore
     try:
         for entry in saved.get("users", []):
             name = entry["name"]
-            users.users[name] = user_from_row(entry, frozenset(entry.get("tags", [])),
-                                              loopback_only=name in LOOPBACK_USERS)
+            users.users[name] = user_from_row(
+                entry, frozenset(entry.get("tags", [])), loopback_only=name in LOOPBACK_USERS
+            )
         for entry in saved.get("permissions", []):
-            users.set_permission(entry["vhost"], entry["user"], PermissionSet(
-                entry["configure"], entry["write"], entry["read"]))
+            users.set_permission(
+                entry["vhost"],
+                entry["user"],
+                PermissionSet(entry["configure"], entry["write"], entry["read"]),
+            )
         for entry in saved.get("topic_permissions", []):
-            users.set_topic_permission(entry["vhost"], entry["user"], TopicPermission(
-                entry["exchange"], entry["write"], entry["read"]))
+            users.set_topic_permission(
+                entry["vhost"],
+                entry["user"],
+                TopicPermission(entry["exchange"], entry["write"], entry["read"]),
+            )
     except (KeyError, TypeError, ValueError) as error:
         log.warning("stored users are damaged (%s); starting with the default user", error)
         return None

@@ -71,8 +71,7 @@ def read_key(path: Path) -> bytes:
 
 
 # Setting -> how ``pigeon serve`` sets it, for "port in use" messages.
-_PORT_SETTINGS = {"port": "--port", "tls_port": "tls_port",
-                  "management_port": "--management-port"}
+_PORT_SETTINGS = {"port": "--port", "tls_port": "tls_port", "management_port": "--management-port"}
 
 
 def check_ports_free(config: Config) -> None:
@@ -83,8 +82,9 @@ def check_ports_free(config: Config) -> None:
         if not port:  # None (no listener) or 0 (any free port)
             continue
         try:
-            found = socket.getaddrinfo(config.host or None, port, type=socket.SOCK_STREAM,
-                                       flags=socket.AI_PASSIVE)
+            found = socket.getaddrinfo(
+                config.host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            )
             for family, kind, proto, _, address in found:
                 with socket.socket(family, kind, proto) as probe:
                     probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -94,14 +94,19 @@ def check_ports_free(config: Config) -> None:
             raise ConfigError(
                 f"cannot listen on {config.host}:{port}: {error.strerror or error}; set "
                 f"{setting}{where} or PIGEON_{setting.upper()} to a free port, or 0 for "
-                "any") from None
+                "any"
+            ) from None
 
 
 def _users(config: Config) -> UserStore:
     users = UserStore(rabbit_compatible=config.definitions_password_hashing == "rabbitmq")
-    users.add_user(config.default_user, config.default_password,
-                   frozenset({"administrator"}),
-                   loopback_only=config.default_user == "guest", reuse_hash=True)
+    users.add_user(
+        config.default_user,
+        config.default_password,
+        frozenset({"administrator"}),
+        loopback_only=config.default_user == "guest",
+        reuse_hash=True,
+    )
     users.set_permission(config.default_vhost, config.default_user)
     return users
 
@@ -168,34 +173,47 @@ class Broker(EmbeddedAPI):
             log.info("recovered %d persistent messages from %s", restored, config.data_dir)
         if config.default_vhost not in self.node.vhosts:
             self.node.add_vhost(config.default_vhost)
-        users = accounts.restore(snapshot, rabbit_compatible=(
-            config.definitions_password_hashing == "rabbitmq")) or _users(config)
+        users = accounts.restore(
+            snapshot, rabbit_compatible=(config.definitions_password_hashing == "rabbitmq")
+        ) or _users(config)
         self._accounts = accounts.AccountSaver(users, self.store)
         self._accounts.start()
         self.audit = AuditLog(path=config.audit_log) if config.audit_log else None
-        tokens = (TokenVerifier(settings_from_mapping(config.tokens)) if config.tokens
-                  else None)
+        tokens = TokenVerifier(settings_from_mapping(config.tokens)) if config.tokens else None
         self._refusals = RefusalLog(self.audit, loop)
-        authenticator = Authenticator(users, audit=self.audit, tokens=tokens,
-                                      refusals=self._refusals)
+        authenticator = Authenticator(
+            users, audit=self.audit, tokens=tokens, refusals=self._refusals
+        )
         self.context = BrokerContext(
             node=self.node,
             users=users,
             settings=AMQPSettings(
-                channel_max=config.channel_max, frame_max=config.frame_max,
-                heartbeat=config.heartbeat, max_message_size=config.max_message_size,
+                channel_max=config.channel_max,
+                frame_max=config.frame_max,
+                heartbeat=config.heartbeat,
+                max_message_size=config.max_message_size,
             ),
             default_vhost=config.default_vhost,
             audit=self.audit,
             auth=authenticator,
-            logins=LoginGate(authenticator, loop, self._offload, GateSettings(
-                checks_per_source=config.login_checks_per_source,
-                check_rate=config.login_check_rate, pending=config.login_checks_pending,
-                refusal_delay=config.login_refusal_delay, threads=AUTH_THREADS)),
-            limits=ConnectionLimits(max_connections=config.max_connections,
-                                    per_vhost=dict(config.vhost_max_connections),
-                                    per_user=dict(config.user_max_connections),
-                                    lookup=self._runtime_limit),
+            logins=LoginGate(
+                authenticator,
+                loop,
+                self._offload,
+                GateSettings(
+                    checks_per_source=config.login_checks_per_source,
+                    check_rate=config.login_check_rate,
+                    pending=config.login_checks_pending,
+                    refusal_delay=config.login_refusal_delay,
+                    threads=AUTH_THREADS,
+                ),
+            ),
+            limits=ConnectionLimits(
+                max_connections=config.max_connections,
+                per_vhost=dict(config.vhost_max_connections),
+                per_user=dict(config.user_max_connections),
+                lookup=self._runtime_limit,
+            ),
         )
         self._listener = await start_listener(self.context, config.host, config.port)
         self.node.vhost_deleted.append(self._listener.close_vhost)
@@ -205,22 +223,31 @@ class Broker(EmbeddedAPI):
         if (warning := exposure_warning(config.host, users)) is not None:
             log.warning("%s", warning)
         self.resources = ResourceMonitor(
-            self.context.alarms, loop, memory_watermark=config.memory_high_watermark,
-            disk_free_limit=config.disk_free_limit, data_dir=config.data_dir,
+            self.context.alarms,
+            loop,
+            memory_watermark=config.memory_high_watermark,
+            disk_free_limit=config.disk_free_limit,
+            data_dir=config.data_dir,
             store_failing=lambda: bool(getattr(self.store, "failing", False)),
             paging=self.store.pager.memory if self.store.pager is not None else None,
-            paging_memory=config.paging_memory, reduce_memory=self._reduce_memory)
+            paging_memory=config.paging_memory,
+            reduce_memory=self._reduce_memory,
+        )
         self.resources.start()
-        log.info("Pigeon %s: AMQP 0-9-1 listening on %s:%d", __version__, config.host,
-                 self.amqp_port)
+        log.info(
+            "Pigeon %s: AMQP 0-9-1 listening on %s:%d", __version__, config.host, self.amqp_port
+        )
         if config.management_port is not None:
             # Imported here: aiohttp and the UI cost about a second of start-up that a
             # broker without management (embedded, tests) should not pay.
             from pigeon.admin import start_management
 
             self.management = await start_management(
-                self, config.host, config.management_port,
-                ssl=self._tls_context(config) if config.management_tls else None)
+                self,
+                config.host,
+                config.management_port,
+                ssl=self._tls_context(config) if config.management_tls else None,
+            )
             log.info("management listening on %s:%d", config.host, self.management.port)
 
     def _runtime_limit(self, kind: str, name: str, limit: str) -> int | None:
@@ -269,16 +296,22 @@ class Broker(EmbeddedAPI):
     def _tls_context(config: Config) -> ssl.SSLContext:
         if config.tls_certfile is None or config.tls_keyfile is None:
             raise ConfigError("TLS needs tls_certfile and tls_keyfile")
-        return server_context(TLSSettings(
-            certfile=config.tls_certfile, keyfile=config.tls_keyfile, cafile=config.tls_cafile,
-            verify_peer=config.tls_verify_peer,
-            fail_if_no_peer_cert=config.tls_fail_if_no_peer_cert))
+        return server_context(
+            TLSSettings(
+                certfile=config.tls_certfile,
+                keyfile=config.tls_keyfile,
+                cafile=config.tls_cafile,
+                verify_peer=config.tls_verify_peer,
+                fail_if_no_peer_cert=config.tls_fail_if_no_peer_cert,
+            )
+        )
 
     async def _start_tls(self, config: Config) -> AMQPListener:
         context = self._tls_context(config)
         assert self.context is not None
-        listener = await start_listener(self.context, config.host, config.tls_port or 0,
-                                        ssl=context)
+        listener = await start_listener(
+            self.context, config.host, config.tls_port or 0, ssl=context
+        )
         log.info("AMQP 0-9-1 over TLS listening on %s:%d", config.host, listener.port)
         return listener
 
@@ -298,8 +331,9 @@ class Broker(EmbeddedAPI):
         its result or exception back on the event loop."""
         loop = asyncio.get_running_loop()
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=AUTH_THREADS,
-                                            thread_name_prefix="pigeon-auth")
+            self._pool = ThreadPoolExecutor(
+                max_workers=AUTH_THREADS, thread_name_prefix="pigeon-auth"
+            )
 
         def finished(future: Future[Any]) -> None:
             try:
@@ -317,13 +351,20 @@ class Broker(EmbeddedAPI):
         if config.data_dir is None:
             return MemoryStore()
         if config.data_dir.exists() and not config.data_dir.is_dir():
-            raise ConfigError(f"data_dir {config.data_dir} is a file, not a folder; set "
-                              "data_dir (--data-dir, PIGEON_DATA_DIR) to a folder")
+            raise ConfigError(
+                f"data_dir {config.data_dir} is a file, not a folder; set "
+                "data_dir (--data-dir, PIGEON_DATA_DIR) to a folder"
+            )
         from pigeon.storage.sqlite import SQLiteStore
 
         key = None if config.encryption_key_file is None else read_key(config.encryption_key_file)
-        return SQLiteStore(config.data_dir, loop=loop, fsync=config.fsync,
-                           compress_threshold=config.compress_threshold, encryption_key=key)
+        return SQLiteStore(
+            config.data_dir,
+            loop=loop,
+            fsync=config.fsync,
+            compress_threshold=config.compress_threshold,
+            encryption_key=key,
+        )
 
     async def wait_stopped(self) -> None:
         assert self._stopped is not None, "start the broker first"
@@ -333,8 +374,12 @@ class Broker(EmbeddedAPI):
         await self.start()
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self.stop()
 
     @classmethod

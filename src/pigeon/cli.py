@@ -33,19 +33,32 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="AMQP port; 0 picks a free one (default 5672)")
     serve.add_argument("--data-dir", help="where data is kept (default ./pigeon-data)")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
-    serve.add_argument("--log-json", action="store_const", const=True, default=None,
-                       help="log one JSON object per line")
-    serve.add_argument("--unsafe-no-fsync", action="store_true",
-                       help="confirm without waiting for the disk (throwaway brokers only)")
-    serve.add_argument("--management-port", type=int,
-                       help="management HTTP port; 0 picks a free one (default 15672)")
-    serve.add_argument("--no-management", action="store_true",
-                       help="run without the management listener")
+    serve.add_argument(
+        "--log-json",
+        action="store_const",
+        const=True,
+        default=None,
+        help="log one JSON object per line",
+    )
+    serve.add_argument(
+        "--unsafe-no-fsync",
+        action="store_true",
+        help="confirm without waiting for the disk (throwaway brokers only)",
+    )
+    serve.add_argument(
+        "--management-port",
+        type=int,
+        help="management HTTP port; 0 picks a free one (default 15672)",
+    )
+    serve.add_argument(
+        "--no-management", action="store_true", help="run without the management listener"
+    )
     admin_ctl.add_parser(commands)
     # The bench command parses its own options (pigeon.bench.command), imported only
     # when it runs: ``pigeon serve`` does not pay for the load generator.
-    bench = commands.add_parser("bench", help="benchmark an AMQP 0-9-1 broker (--help)",
-                                add_help=False, prefix_chars="\0")
+    bench = commands.add_parser(
+        "bench", help="benchmark an AMQP 0-9-1 broker (--help)", add_help=False, prefix_chars="\0"
+    )
     bench.add_argument("arguments", nargs=argparse.REMAINDER)
     return parser
 
@@ -111,8 +124,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return admin_ctl.main(args)
     if args.command == "serve":
         overrides = {
-            "host": args.host, "port": args.port, "data_dir": args.data_dir,
-            "log_level": args.log_level, "log_json": args.log_json,
+            "host": args.host,
+            "port": args.port,
+            "data_dir": args.data_dir,
+            "log_level": args.log_level,
+            "log_json": args.log_json,
             "management_port": args.management_port,
         }
         try:

@@ -79,11 +79,14 @@ class Config:
 
     def __post_init__(self) -> None:
         if self.log_level not in LOG_LEVELS:
-            raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}, "
-                              f"not {self.log_level!r}")
+            raise ConfigError(
+                f"log_level must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}"
+            )
         if self.definitions_password_hashing not in PASSWORD_HASHINGS:
-            raise ConfigError("definitions_password_hashing must be \"pigeon\" or "
-                              f"\"rabbitmq\", not {self.definitions_password_hashing!r}")
+            raise ConfigError(
+                'definitions_password_hashing must be "pigeon" or '
+                f'"rabbitmq", not {self.definitions_password_hashing!r}'
+            )
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be 0..65535, not {self.port}")
         if self.paging_memory <= 0:
@@ -91,11 +94,11 @@ class Config:
         if self.frame_max < 4096:
             raise ConfigError(f"frame_max must be at least 4096, not {self.frame_max}")
         if self.login_checks_per_source < 1 or self.login_checks_pending < 1:
-            raise ConfigError("login_checks_per_source and login_checks_pending must be at "
-                              "least 1")
+            raise ConfigError("login_checks_per_source and login_checks_pending must be at least 1")
         if self.login_check_rate <= 0 or self.login_refusal_delay < 0:
-            raise ConfigError("login_check_rate must be positive and login_refusal_delay "
-                              "not negative")
+            raise ConfigError(
+                "login_check_rate must be positive and login_refusal_delay not negative"
+            )
 
     def with_values(self, values: Mapping[str, Any]) -> Config:
         """A copy with settings given by name, converting strings to each field's type."""
@@ -111,16 +114,25 @@ class Config:
 
 def _convert(name: str, current: Any, value: Any) -> Any:
     if not isinstance(value, str):
-        if name in ("data_dir", "tls_certfile", "tls_keyfile", "tls_cafile", "audit_log",
-                    "encryption_key_file") and value is not None:
+        if (
+            name
+            in (
+                "data_dir",
+                "tls_certfile",
+                "tls_keyfile",
+                "tls_cafile",
+                "audit_log",
+                "encryption_key_file",
+            )
+            and value is not None
+        ):
             return Path(value)
         return value
     if name == "data_dir":
         return None if value in ("", ":memory:") else Path(value)
     if name in ("management_port", "tls_port", "max_connections", "compress_threshold"):
         return None if value.lower() in ("", "none", "off") else int(value)
-    if name in ("tls_certfile", "tls_keyfile", "tls_cafile", "audit_log",
-                "encryption_key_file"):
+    if name in ("tls_certfile", "tls_keyfile", "tls_cafile", "audit_log", "encryption_key_file"):
         return Path(value) if value else None
     if isinstance(current, bool):
         if value.lower() in ("1", "true", "yes", "on"):
@@ -146,13 +158,16 @@ def from_environment(environ: Mapping[str, str]) -> dict[str, str]:
     names = {f.name for f in fields(Config)} - {"extra"}
     found = {}
     for key, value in environ.items():
-        if key.startswith(prefix) and (name := key[len(prefix):].lower()) in names:
+        if key.startswith(prefix) and (name := key[len(prefix) :].lower()) in names:
             found[name] = value
     return found
 
 
-def load(path: Path | None = None, environ: Mapping[str, str] | None = None,
-         overrides: Mapping[str, Any] | None = None) -> Config:
+def load(
+    path: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
     """Build the configuration from every source, in order of precedence."""
     config = Config()
     if path is not None:

@@ -56,6 +56,8 @@ class MissingPackage(RuntimeError):
     ``pigeon serve`` reports it in one line, with the extra that installs it)."""
 
     def __init__(self, setting: str, package: str, extra: str) -> None:
-        self.text = (f"{setting} needs the '{package}' package, which is not installed: "
-                     f"pip install 'pigeon-broker[{extra}]'")
+        self.text = (
+            f"{setting} needs the '{package}' package, which is not installed: "
+            f"pip install 'pigeon-broker[{extra}]'"
+        )
         super().__init__(self.text)

@@ -27,8 +27,11 @@ def setup(level: str = "info", json_lines: bool = False) -> None:
     if json_lines:
         handler.setFormatter(JSONFormatter())
     else:
-        handler.setFormatter(logging.Formatter(
-            "%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S"))
+        handler.setFormatter(
+            logging.Formatter(
+                "%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S"
+            )
+        )
     root = logging.getLogger("pigeon")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

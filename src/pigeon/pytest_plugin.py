@@ -72,8 +72,9 @@ _recent = RecentLog()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addini("pigeon_log_level", "level of the broker log shown for failed tests",
-                  default="info")
+    parser.addini(
+        "pigeon_log_level", "level of the broker log shown for failed tests", default="info"
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:

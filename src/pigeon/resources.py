@@ -86,11 +86,19 @@ def paging_limit(paging_memory: float, limit: int) -> int:
 
 
 class ResourceMonitor:
-    def __init__(self, alarms: Alarms, scheduler: Scheduler, *, memory_watermark: float,
-                 disk_free_limit: int, data_dir: Path | None,
-                 store_failing: Callable[[], bool] = lambda: False,
-                 paging: MemoryBudget | None = None, paging_memory: float = 0.5,
-                 reduce_memory: Callable[[], object] = lambda: None) -> None:
+    def __init__(
+        self,
+        alarms: Alarms,
+        scheduler: Scheduler,
+        *,
+        memory_watermark: float,
+        disk_free_limit: int,
+        data_dir: Path | None,
+        store_failing: Callable[[], bool] = lambda: False,
+        paging: MemoryBudget | None = None,
+        paging_memory: float = 0.5,
+        reduce_memory: Callable[[], object] = lambda: None,
+    ) -> None:
         self.alarms = alarms
         self.scheduler = scheduler
         self.memory_limit = memory_limit(memory_watermark)
@@ -132,8 +140,7 @@ class ResourceMonitor:
                 self.disk_free = None
             if self.disk_free is not None and self.disk_free < self.disk_free_limit:
                 low = True
-        self._set("disk", low, f"free disk {self.disk_free} bytes, limit "
-                               f"{self.disk_free_limit}")
+        self._set("disk", low, f"free disk {self.disk_free} bytes, limit {self.disk_free_limit}")
         self._timer = self.scheduler.call_later(CHECK_INTERVAL, self.check)
 
     def _page(self, alarm: bool) -> None:
@@ -143,8 +150,11 @@ class ResourceMonitor:
             return
         pressed = alarm or (bool(self.paging_limit) and self.memory > self.paging_limit)
         if pressed and not paging.pressed:
-            log.info("memory use %d bytes is over the paging threshold %d: queues page out",
-                     self.memory, self.paging_limit)
+            log.info(
+                "memory use %d bytes is over the paging threshold %d: queues page out",
+                self.memory,
+                self.paging_limit,
+            )
         paging.pressed = pressed
         if pressed:
             self.reduce_memory()

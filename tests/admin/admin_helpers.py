@@ -39,17 +39,21 @@ class Api:
     def as_user(self, user: str, password: str) -> Api:
         return Api(self.base, user, password)
 
-    def request(self, method: str, path: str, body: Any = None,
-                headers: dict[str, str] | None = None, auth: bool = True,
-                raw: bytes | None = None) -> Response:
-        data = raw if raw is not None else (
-            json.dumps(body).encode() if body is not None else None)
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        auth: bool = True,
+        raw: bytes | None = None,
+    ) -> Response:
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         sent = {"Content-Type": "application/json", **(headers or {})}
         if auth:
             token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
             sent["Authorization"] = f"Basic {token}"
-        request = urllib.request.Request(self.base + path, data=data, method=method,
-                                         headers=sent)
+        request = urllib.request.Request(self.base + path, data=data, method=method, headers=sent)
         try:
             with urllib.request.urlopen(request, timeout=10) as answer:
                 return Response(answer.status, dict(answer.headers), answer.read())
@@ -80,11 +84,11 @@ class Running:
 
     def call(self, function: Any, *args: Any) -> Any:
         """Run a core call on the broker's loop thread, where core state lives."""
+
         async def run() -> Any:
             return function(*args)
+
         return self.on_loop(run())
-
-
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:

@@ -24,8 +24,8 @@ def running() -> Iterator[Running]:
         loop = broker.node.scheduler if broker.node else None
         assert isinstance(loop, asyncio.AbstractEventLoop)
         server = asyncio.run_coroutine_threadsafe(
-            start_management(broker, "127.0.0.1", 0,
-                             sample_interval=SAMPLE_INTERVAL), loop).result(timeout=10)
+            start_management(broker, "127.0.0.1", 0, sample_interval=SAMPLE_INTERVAL), loop
+        ).result(timeout=10)
         yield Running(broker, server, Api(f"http://127.0.0.1:{server.port}"))
         asyncio.run_coroutine_threadsafe(server.close(), loop).result(timeout=10)
 

@@ -122,18 +122,30 @@ def test_a_quorum_queue_reports_its_type_and_members(api: Api, uid: str) -> None
     assert queue["type"] == "quorum" and queue["leader"] == queue["node"]
     assert queue["members"] == queue["online"] == [queue["node"]]
     assert queue["messages_dlx"] == 0
-    api.request("POST", "/api/exchanges/%2F/amq.default/publish", {
-        "routing_key": f"api-qq-{uid}", "payload": "p", "payload_encoding": "string",
-        "properties": {}})
+    api.request(
+        "POST",
+        "/api/exchanges/%2F/amq.default/publish",
+        {
+            "routing_key": f"api-qq-{uid}",
+            "payload": "p",
+            "payload_encoding": "string",
+            "properties": {},
+        },
+    )
     get = {"count": 1, "ackmode": "ack_requeue_true", "encoding": "auto"}
-    counts = [api.request("POST", f"{path}/get", get).json()[0]["properties"]["headers"]
-              for _ in range(2)]
+    counts = [
+        api.request("POST", f"{path}/get", get).json()[0]["properties"]["headers"] for _ in range(2)
+    ]
     assert counts == [{"x-delivery-count": 0}, {"x-delivery-count": 1}]
-    refused = api.request("PUT", f"/api/queues/%2F/api-qq-t-{uid}",
-                          {"durable": False, "arguments": {"x-queue-type": "quorum"}})
+    refused = api.request(
+        "PUT",
+        f"/api/queues/%2F/api-qq-t-{uid}",
+        {"durable": False, "arguments": {"x-queue-type": "quorum"}},
+    )
     assert refused.status == 400
     assert refused.json()["reason"] == (
-        f"invalid property 'non-durable' for queue 'api-qq-t-{uid}' in vhost '/'")
+        f"invalid property 'non-durable' for queue 'api-qq-t-{uid}' in vhost '/'"
+    )
     assert api.request("DELETE", path).status == 204
     classic = f"/api/queues/%2F/api-cq-{uid}"
     api.request("PUT", classic, {"durable": True})
@@ -264,7 +276,8 @@ def test_permissions_apply_to_api_actions(api: Api, uid: str) -> None:
     refused = user.request("PUT", f"/api/queues/%2F/theirs-{uid}", {})
     assert refused.status == 401
     assert refused.json()["reason"] == (
-        f"access to queue 'theirs-{uid}' in vhost '/' refused for user '{name}'")
+        f"access to queue 'theirs-{uid}' in vhost '/' refused for user '{name}'"
+    )
     assert {
         "user": name,
         "vhost": "/",
@@ -380,8 +393,9 @@ def test_a_resource_alarm_shows_in_health_checks_and_nodes(api: Api, running: Ru
     try:
         failed = api.request("GET", "/api/health/checks/alarms")
         assert failed.status == 503
-        assert failed.json()["alarms"] == [{"node": api.get("/api/nodes")[0]["name"],
-                                            "resource": "disk"}]
+        assert failed.json()["alarms"] == [
+            {"node": api.get("/api/nodes")[0]["name"], "resource": "disk"}
+        ]
         node = api.get("/api/nodes")[0]
         assert (node["disk_free_alarm"], node["mem_alarm"]) == (True, False)
     finally:
@@ -446,29 +460,49 @@ def test_changes_through_the_api_are_audited(tmp_path: Path) -> None:
         api = Api(broker.management_url.rstrip("/"))
         user = {"password": "pw", "tags": []}
         assert api.request("PUT", "/api/users/auditee", user).status == 201
-        assert api.request("PUT", "/api/permissions/%2F/auditee",
-                           {"configure": "", "write": ".*", "read": ".*"}).status == 201
+        assert (
+            api.request(
+                "PUT",
+                "/api/permissions/%2F/auditee",
+                {"configure": "", "write": ".*", "read": ".*"},
+            ).status
+            == 201
+        )
         assert api.request("DELETE", "/api/users/auditee").status == 204
     events = [json.loads(line) for line in log_file.read_text().splitlines()]
-    changes = [(e.get("action"), e.get("actor")) for e in events
-               if e.get("event") == "config.changed"]
-    assert changes == [("user.put", "guest"), ("permission.put", "guest"),
-                       ("user.delete", "guest")]
+    changes = [
+        (e.get("action"), e.get("actor")) for e in events if e.get("event") == "config.changed"
+    ]
+    assert changes == [("user.put", "guest"), ("permission.put", "guest"), ("user.delete", "guest")]
 
 
-def test_topic_permissions_through_the_api_apply_to_amqp(api: Api, running: Running,
-                                                         uid: str) -> None:
+def test_topic_permissions_through_the_api_apply_to_amqp(
+    api: Api, running: Running, uid: str
+) -> None:
     name = f"topic-{uid}"
     api.request("PUT", f"/api/users/{name}", {"password": "pw", "tags": []})
-    api.request("PUT", f"/api/permissions/%2F/{name}",
-                {"configure": ".*", "write": ".*", "read": ".*"})
-    assert api.request("PUT", f"/api/topic-permissions/%2F/{name}",
-                       {"exchange": "amq.topic", "write": "^eu\\.", "read": ".*"}).status == 201
+    api.request(
+        "PUT", f"/api/permissions/%2F/{name}", {"configure": ".*", "write": ".*", "read": ".*"}
+    )
+    assert (
+        api.request(
+            "PUT",
+            f"/api/topic-permissions/%2F/{name}",
+            {"exchange": "amq.topic", "write": "^eu\\.", "read": ".*"},
+        ).status
+        == 201
+    )
     assert api.get(f"/api/topic-permissions/%2F/{name}") == [
-        {"user": name, "vhost": "/", "exchange": "amq.topic", "write": "^eu\\.", "read": ".*"}]
+        {"user": name, "vhost": "/", "exchange": "amq.topic", "write": "^eu\\.", "read": ".*"}
+    ]
     exported = api.get("/api/definitions")["topic_permissions"]
-    assert {"user": name, "vhost": "/", "exchange": "amq.topic", "write": "^eu\\.",
-            "read": ".*"} in exported
+    assert {
+        "user": name,
+        "vhost": "/",
+        "exchange": "amq.topic",
+        "write": "^eu\\.",
+        "read": ".*",
+    } in exported
     url = running.broker.amqp_url.replace("guest:guest", f"{name}:pw")
     connection = pika.BlockingConnection(pika.URLParameters(url))
     try:
@@ -487,8 +521,9 @@ def test_topic_permissions_through_the_api_apply_to_amqp(api: Api, running: Runn
     api.request("DELETE", f"/api/users/{name}")
 
 
-def test_exclusive_queue_is_shown_but_locked(api: Api, uid: str,
-                                             connection: pika.BlockingConnection) -> None:
+def test_exclusive_queue_is_shown_but_locked(
+    api: Api, uid: str, connection: pika.BlockingConnection
+) -> None:
     # RabbitMQ 3.10: the management API shows another connection's exclusive queue and
     # its bindings, and refuses every operation on it with the 405 text.
     channel = connection.channel()
@@ -498,8 +533,10 @@ def test_exclusive_queue_is_shown_but_locked(api: Api, uid: str,
     assert queue["exclusive"] is True
     assert api.request("GET", f"/api/queues/%2F/{name}/bindings").status == 200
     assert api.request("GET", f"/api/bindings/%2F/e/amq.direct/q/{name}").status == 200
-    for method, path in [("DELETE", f"/api/queues/%2F/{name}"),
-                         ("DELETE", f"/api/queues/%2F/{name}/contents")]:
+    for method, path in [
+        ("DELETE", f"/api/queues/%2F/{name}"),
+        ("DELETE", f"/api/queues/%2F/{name}/contents"),
+    ]:
         refused = api.request(method, path)
         assert refused.status == 400, (method, path)
         assert b"cannot obtain exclusive access to locked queue" in refused.body

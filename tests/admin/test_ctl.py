@@ -14,42 +14,73 @@ COMMAND = [sys.executable, "-m", "pigeon", "ctl"]
 
 
 def ctl(running: Running, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([*COMMAND, "--url", running.base, *args], capture_output=True,
-                          text=True, timeout=30, check=False)
+    done = subprocess.run(
+        [*COMMAND, "--url", running.base, *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert (done.returncode == 0) is ok, (args, done.stdout, done.stderr)
     return done
 
 
 def test_status_and_lists(running: Running, uid: str) -> None:
     running.api.request("PUT", f"/api/queues/%2F/ctl-{uid}", {})
-    running.api.request("PUT", f"/api/queues/%2F/ctl-qq-{uid}",
-                        {"durable": True, "arguments": {"x-queue-type": "quorum"}})
+    running.api.request(
+        "PUT",
+        f"/api/queues/%2F/ctl-qq-{uid}",
+        {"durable": True, "arguments": {"x-queue-type": "quorum"}},
+    )
     assert "pigeon@localhost" in ctl(running, "status").stdout
     table = ctl(running, "list", "queues").stdout.splitlines()
-    assert table[0].split() == ["vhost", "name", "type", "messages_ready",
-                                "messages_unacknowledged", "consumers"]
+    assert table[0].split() == [
+        "vhost",
+        "name",
+        "type",
+        "messages_ready",
+        "messages_unacknowledged",
+        "consumers",
+    ]
     assert any(f"ctl-{uid}" in line for line in table[1:])
     assert any(line.split()[1:3] == [f"ctl-qq-{uid}", "quorum"] for line in table[1:])
     rows = json.loads(ctl(running, "list", "queues", "--format", "json").stdout)
     assert f"ctl-{uid}" in {r["name"] for r in rows}
-    for kind in ("exchanges", "bindings", "connections", "channels", "consumers", "users",
-                 "vhosts"):
+    for kind in (
+        "exchanges",
+        "bindings",
+        "connections",
+        "channels",
+        "consumers",
+        "users",
+        "vhosts",
+    ):
         ctl(running, "list", kind)
 
 
-def test_purge_delete_users_and_definitions(running: Running, uid: str,
-                                            tmp_path: Path) -> None:
+def test_purge_delete_users_and_definitions(running: Running, uid: str, tmp_path: Path) -> None:
     api = running.api
     queue = f"ctl-p-{uid}"
     api.request("PUT", f"/api/queues/%2F/{queue}", {})
-    api.request("POST", "/api/exchanges/%2F/amq.default/publish",
-                {"routing_key": queue, "payload": "x", "payload_encoding": "string",
-                 "properties": {}})
+    api.request(
+        "POST",
+        "/api/exchanges/%2F/amq.default/publish",
+        {"routing_key": queue, "payload": "x", "payload_encoding": "string", "properties": {}},
+    )
     ctl(running, "purge", queue)
     assert api.get(f"/api/queues/%2F/{queue}")["messages"] == 0
     ctl(running, "add-user", f"ctl-{uid}", "pw", "--tags", "monitoring")
-    ctl(running, "set-permissions", f"ctl-{uid}", "--configure", "^x$", "--write", ".*",
-        "--read", ".*")
+    ctl(
+        running,
+        "set-permissions",
+        f"ctl-{uid}",
+        "--configure",
+        "^x$",
+        "--write",
+        ".*",
+        "--read",
+        ".*",
+    )
     assert api.get(f"/api/permissions/%2F/ctl-{uid}")["configure"] == "^x$"
     exported = tmp_path / "defs.json"
     ctl(running, "export", str(exported))
@@ -67,8 +98,13 @@ def test_errors_are_one_line_and_nonzero(running: Running) -> None:
     assert "404 exchange 'no-such-x' in vhost '/' not found" in gone.stderr
     refused = ctl(running, "--password", "wrong", "status", ok=False)
     assert refused.stderr.startswith("pigeon ctl: 401")
-    down = subprocess.run([*COMMAND, "--url", "http://127.0.0.1:1", "status"],
-                          capture_output=True, text=True, timeout=30, check=False)
+    down = subprocess.run(
+        [*COMMAND, "--url", "http://127.0.0.1:1", "status"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert down.returncode == 1 and down.stderr.startswith("pigeon ctl: cannot reach")
 
 
@@ -76,8 +112,17 @@ def test_policies_limits_and_parameters(running: Running, uid: str) -> None:
     api = running.api
     queue, policy = f"ctl-pol-{uid}", f"ctl-policy-{uid}"
     api.request("PUT", f"/api/queues/%2F/{queue}", {})
-    ctl(running, "set-policy", policy, f"^{queue}$", '{"max-length": 7}', "--priority", "4",
-        "--apply-to", "queues")
+    ctl(
+        running,
+        "set-policy",
+        policy,
+        f"^{queue}$",
+        '{"max-length": 7}',
+        "--priority",
+        "4",
+        "--apply-to",
+        "queues",
+    )
     ctl(running, "set-operator-policy", f"op-{uid}", f"^{queue}$", '{"max-length": 3}')
     shown = api.get(f"/api/queues/%2F/{queue}")
     assert (shown["policy"], shown["operator_policy"]) == (policy, f"op-{uid}")
@@ -93,7 +138,8 @@ def test_policies_limits_and_parameters(running: Running, uid: str) -> None:
 
     ctl(running, "set-vhost-limits", '{"max-queues": 900, "max-connections": 90}')
     assert api.get("/api/vhost-limits/%2F") == [
-        {"vhost": "/", "value": {"max-connections": 90, "max-queues": 900}}]
+        {"vhost": "/", "value": {"max-connections": 90, "max-queues": 900}}
+    ]
     ctl(running, "set-vhost-limits", '{"max-queues": 800}')  # replaces, as rabbitmqctl does
     assert api.get("/api/vhost-limits/%2F") == [{"vhost": "/", "value": {"max-queues": 800}}]
     ctl(running, "clear-vhost-limits")
@@ -101,8 +147,7 @@ def test_policies_limits_and_parameters(running: Running, uid: str) -> None:
 
     ctl(running, "set-user-limits", "guest", '{"max-channels": 900, "max-connections": 90}')
     ctl(running, "clear-user-limits", "guest", "max-connections")
-    assert api.get("/api/user-limits/guest") == [{"user": "guest",
-                                                  "value": {"max-channels": 900}}]
+    assert api.get("/api/user-limits/guest") == [{"user": "guest", "value": {"max-channels": 900}}]
     ctl(running, "clear-user-limits", "guest", "all")
     assert api.get("/api/user-limits/guest") == []
 
@@ -118,14 +163,17 @@ def test_policies_limits_and_parameters(running: Running, uid: str) -> None:
 
 
 def test_usage_errors_exit_2_and_say_what_is_missing(running: Running, uid: str) -> None:
-    alone = subprocess.run([*COMMAND], capture_output=True, text=True, timeout=30,
-                           check=False)
+    alone = subprocess.run([*COMMAND], capture_output=True, text=True, timeout=30, check=False)
     assert alone.returncode == 2
     assert "set-permissions" in alone.stderr and "a command is required" in alone.stderr
     # No silent ".*": each of the three patterns must be given, as rabbitmqctl wants.
     ctl(running, "add-user", f"ctl-np-{uid}", "pw")
-    bare = subprocess.run([*COMMAND, "--url", running.base, "set-permissions",
-                           f"ctl-np-{uid}"], capture_output=True, text=True, timeout=30,
-                          check=False)
+    bare = subprocess.run(
+        [*COMMAND, "--url", running.base, "set-permissions", f"ctl-np-{uid}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert bare.returncode == 2 and "--configure, --write, --read" in bare.stderr
     assert running.api.request("GET", f"/api/permissions/%2F/ctl-np-{uid}").status == 404

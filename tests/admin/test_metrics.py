@@ -12,25 +12,43 @@ from prometheus_client.parser import text_string_to_metric_families
 
 RABBITMQ_FAMILIES = {
     # Families RabbitMQ's Grafana overview dashboard and alerts read.
-    "rabbitmq_identity_info", "rabbitmq_build_info", "rabbitmq_connections",
-    "rabbitmq_connections_opened", "rabbitmq_connections_closed", "rabbitmq_channels",
-    "rabbitmq_consumers", "rabbitmq_channel_consumers", "rabbitmq_queues",
-    "rabbitmq_queues_created", "rabbitmq_queues_deleted", "rabbitmq_queue_messages",
-    "rabbitmq_queue_messages_ready", "rabbitmq_queue_messages_unacked",
-    "rabbitmq_queue_messages_published", "rabbitmq_global_messages_received",
-    "rabbitmq_global_messages_delivered", "rabbitmq_global_messages_acknowledged",
-    "rabbitmq_global_messages_redelivered", "rabbitmq_channel_messages_published",
-    "rabbitmq_channel_messages_delivered", "rabbitmq_channel_messages_acked",
+    "rabbitmq_identity_info",
+    "rabbitmq_build_info",
+    "rabbitmq_connections",
+    "rabbitmq_connections_opened",
+    "rabbitmq_connections_closed",
+    "rabbitmq_channels",
+    "rabbitmq_consumers",
+    "rabbitmq_channel_consumers",
+    "rabbitmq_queues",
+    "rabbitmq_queues_created",
+    "rabbitmq_queues_deleted",
+    "rabbitmq_queue_messages",
+    "rabbitmq_queue_messages_ready",
+    "rabbitmq_queue_messages_unacked",
+    "rabbitmq_queue_messages_published",
+    "rabbitmq_global_messages_received",
+    "rabbitmq_global_messages_delivered",
+    "rabbitmq_global_messages_acknowledged",
+    "rabbitmq_global_messages_redelivered",
+    "rabbitmq_channel_messages_published",
+    "rabbitmq_channel_messages_delivered",
+    "rabbitmq_channel_messages_acked",
     "rabbitmq_channel_messages_redelivered",
-    "rabbitmq_process_resident_memory_bytes", "rabbitmq_resident_memory_limit_bytes",
-    "rabbitmq_disk_space_available_bytes", "rabbitmq_disk_space_available_limit_bytes",
-    "rabbitmq_process_open_fds", "rabbitmq_process_max_fds",
-    "pigeon_queue_publish_to_deliver_seconds", "pigeon_queue_publish_to_ack_seconds",
+    "rabbitmq_process_resident_memory_bytes",
+    "rabbitmq_resident_memory_limit_bytes",
+    "rabbitmq_disk_space_available_bytes",
+    "rabbitmq_disk_space_available_limit_bytes",
+    "rabbitmq_process_open_fds",
+    "rabbitmq_process_max_fds",
+    "pigeon_queue_publish_to_deliver_seconds",
+    "pigeon_queue_publish_to_ack_seconds",
 }
 
 
-def scrape(api: Api, path: str = "/metrics") -> dict[tuple[str, tuple[tuple[str, str], ...]],
-                                                      float]:
+def scrape(
+    api: Api, path: str = "/metrics"
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     answer = api.request("GET", path, auth=False)
     assert answer.status == 200
     assert answer.headers["Content-Type"].startswith("text/plain; version=0.0.4")
@@ -74,8 +92,9 @@ def test_metrics_need_no_credentials_but_the_api_does(api: Api) -> None:
     assert api.request("GET", "/api/overview", auth=False).status == 401
 
 
-def test_counts_agree_with_traffic(api: Api, channel: pika.adapters.blocking_connection.
-                                   BlockingChannel, uid: str) -> None:
+def test_counts_agree_with_traffic(
+    api: Api, channel: pika.adapters.blocking_connection.BlockingChannel, uid: str
+) -> None:
     queue = f"metrics-{uid}"
     before = scrape(api)
     channel.queue_declare(queue)
@@ -98,18 +117,20 @@ def test_counts_agree_with_traffic(api: Api, channel: pika.adapters.blocking_con
     assert per_object[("rabbitmq_queue_messages_published_total", labels)] == published
 
     after = scrape(api)
+
     def grew(name: str) -> float:
         key = (name, (("protocol", "amqp091"),))
         return after[key] - before.get(key, 0)
+
     assert grew("rabbitmq_global_messages_delivered_total") == consumed + 1
     assert grew("rabbitmq_global_messages_acknowledged_total") == consumed
     assert grew("rabbitmq_global_messages_received_total") == published
     assert after[("rabbitmq_queues", ())] - before[("rabbitmq_queues", ())] == 1
 
 
-def test_counters_survive_queue_deletion(api: Api, running: Running,
-                                         channel: pika.adapters.blocking_connection.
-                                         BlockingChannel, uid: str) -> None:
+def test_counters_survive_queue_deletion(
+    api: Api, running: Running, channel: pika.adapters.blocking_connection.BlockingChannel, uid: str
+) -> None:
     queue = f"gone-{uid}"
     channel.queue_declare(queue)
     for _ in range(3):
@@ -132,9 +153,9 @@ def _sampled(api: Api, queue: str) -> bool:
     return any(s["sample"] > 0 for s in samples)
 
 
-def test_rates_come_from_the_sliding_window(api: Api, channel: pika.adapters.
-                                            blocking_connection.BlockingChannel,
-                                            uid: str) -> None:
+def test_rates_come_from_the_sliding_window(
+    api: Api, channel: pika.adapters.blocking_connection.BlockingChannel, uid: str
+) -> None:
     queue = f"rates-{uid}"
     channel.queue_declare(queue)
     path = f"/api/queues/%2F/{queue}"
@@ -165,7 +186,8 @@ def _sampled_at_all(api: Api, queue: str) -> bool:
 
 
 def test_latency_histograms_count_each_delivery_and_ack(
-        api: Api, channel: pika.adapters.blocking_connection.BlockingChannel, uid: str) -> None:
+    api: Api, channel: pika.adapters.blocking_connection.BlockingChannel, uid: str
+) -> None:
     queue = f"latency-{uid}"
     channel.queue_declare(queue)
     for n in range(5):
@@ -189,7 +211,8 @@ def test_latency_histograms_count_each_delivery_and_ack(
 
 
 def test_exchange_message_stats_count_and_rate(
-        api: Api, channel: pika.adapters.blocking_connection.BlockingChannel, uid: str) -> None:
+    api: Api, channel: pika.adapters.blocking_connection.BlockingChannel, uid: str
+) -> None:
     exchange = f"stats-x-{uid}"
     channel.exchange_declare(exchange, "fanout")
     queues = [channel.queue_declare("", exclusive=True).method.queue for _ in range(2)]
@@ -213,22 +236,30 @@ def test_short_lived_connections_and_queues_are_all_counted(api: Api, running: R
     def value(name: str) -> float:
         return scrape(api)[(name + "_total", ())]
 
-    before = {name: value(name) for name in (
-        "rabbitmq_connections_opened", "rabbitmq_connections_closed",
-        "rabbitmq_queues_created", "rabbitmq_queues_deleted")}
+    before = {
+        name: value(name)
+        for name in (
+            "rabbitmq_connections_opened",
+            "rabbitmq_connections_closed",
+            "rabbitmq_queues_created",
+            "rabbitmq_queues_deleted",
+        )
+    }
     for _ in range(3):  # each lives far shorter than a sampling interval
         connection = pika.BlockingConnection(pika.URLParameters(running.broker.amqp_url))
         connection.channel().queue_declare("", exclusive=True)
         connection.close()
-    wait_for(lambda: value("rabbitmq_connections_closed")
-             == before["rabbitmq_connections_closed"] + 3)
+    wait_for(
+        lambda: value("rabbitmq_connections_closed") == before["rabbitmq_connections_closed"] + 3
+    )
     assert value("rabbitmq_connections_opened") == before["rabbitmq_connections_opened"] + 3
     assert value("rabbitmq_queues_created") == before["rabbitmq_queues_created"] + 3
     assert value("rabbitmq_queues_deleted") == before["rabbitmq_queues_deleted"] + 3
 
 
 def test_channel_message_stats_count_publishes_deliveries_and_acks(
-        api: Api, running: Running) -> None:
+    api: Api, running: Running
+) -> None:
     connection = pika.BlockingConnection(pika.URLParameters(running.broker.amqp_url))
     try:
         channel = connection.channel()
@@ -244,8 +275,7 @@ def test_channel_message_stats_count_publishes_deliveries_and_acks(
         channel.queue_declare(queue, passive=True)  # a round trip: the acks are in
 
         def ours() -> dict[str, Any]:
-            found = [c for c in api.get("/api/channels")
-                     if c["message_stats"].get("publish") == 4]
+            found = [c for c in api.get("/api/channels") if c["message_stats"].get("publish") == 4]
             return dict(found[0]["message_stats"]) if found else {}
 
         wait_for(lambda: ours().get("ack") == 3)
@@ -257,7 +287,8 @@ def test_channel_message_stats_count_publishes_deliveries_and_acks(
 
 
 def test_the_overview_chart_counts_a_message_once_like_the_tile(
-        api: Api, channel: pika.adapters.blocking_connection.BlockingChannel, uid: str) -> None:
+    api: Api, channel: pika.adapters.blocking_connection.BlockingChannel, uid: str
+) -> None:
     """One message into a fanout bound to three queues: the publish tile (received) and
     the publish chart's history both grow by one, not three; RabbitMQ's routed counter
     grows by three (one per queue reached)."""
@@ -296,7 +327,8 @@ def test_the_overview_chart_counts_a_message_once_like_the_tile(
 
 
 def test_detailed_metrics_take_rabbitmqs_family_and_vhost_parameters(
-        api: Api, channel: pika.adapters.blocking_connection.BlockingChannel, uid: str) -> None:
+    api: Api, channel: pika.adapters.blocking_connection.BlockingChannel, uid: str
+) -> None:
     queue = f"detailed-{uid}"
     channel.queue_declare(queue)
     channel.basic_consume(queue, lambda *_: None)
@@ -307,8 +339,7 @@ def test_detailed_metrics_take_rabbitmqs_family_and_vhost_parameters(
     assert found[("rabbitmq_detailed_queue_messages", mine)] == 0
     assert found[("rabbitmq_detailed_queue_consumers", mine)] == 1
     # Only the families asked for, only in the vhosts asked for.
-    assert not any(name == "rabbitmq_detailed_queue_messages_ready_bytes"
-                   for name, _ in found)
+    assert not any(name == "rabbitmq_detailed_queue_messages_ready_bytes" for name, _ in found)
     elsewhere = scrape(api, wanted + f"&vhost=no-such-{uid}")
     assert not any(name.startswith("rabbitmq_detailed_") for name, _ in elsewhere)
     nothing = scrape(api, "/metrics/detailed")

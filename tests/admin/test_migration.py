@@ -3,7 +3,7 @@ definitions exported with ``rabbitmqctl export_definitions``, imported into Pige
 with ``pigeon ctl import``, and the same pika application pointed at each broker.
 
 Needs Debian's ``rabbitmq-server`` (``.ci/run`` installs it); the node is a private
-one on free loopback ports (``bench.brokers.RabbitNode``), stopped at the end.
+one on free loopback ports (``benchmarks.brokers.RabbitNode``), stopped at the end.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from urllib.parse import quote
 import pika
 import pytest
 from admin_helpers import Api
-from bench.brokers import RabbitNode
+from benchmarks.brokers import RabbitNode
 
 from pigeon.auth.users import rabbit_sha256_hash
 from pigeon.broker import Broker
@@ -63,8 +63,9 @@ def url(port: int) -> str:
 
 def management_get(base: str, path: str) -> Any:
     token = base64.b64encode(b"guest:guest").decode()
-    request = urllib.request.Request(base.rstrip("/") + path,
-                                     headers={"Authorization": f"Basic {token}"})
+    request = urllib.request.Request(
+        base.rstrip("/") + path, headers={"Authorization": f"Basic {token}"}
+    )
     with urllib.request.urlopen(request, timeout=10) as answer:
         return json.loads(answer.read())
 
@@ -119,8 +120,19 @@ def test_definitions_from_rabbitmq_run_the_same_application(
     rabbitmqctl(rabbit, "add_user", USER, PASSWORD)
     rabbitmqctl(rabbit, "set_permissions", "-p", VHOST, USER, ".*", ".*", ".*")
     # Operators set limits by policy rather than queue arguments.
-    rabbitmqctl(rabbit, "set_policy", "-p", VHOST, "--apply-to", "queues", "--priority", "1",
-                "orders-cap", r"^orders\.", '{"max-length": 500, "overflow": "reject-publish"}')
+    rabbitmqctl(
+        rabbit,
+        "set_policy",
+        "-p",
+        VHOST,
+        "--apply-to",
+        "queues",
+        "--priority",
+        "1",
+        "orders-cap",
+        r"^orders\.",
+        '{"max-length": 500, "overflow": "reject-publish"}',
+    )
     set_up_topology(url(rabbit.port))
     assert application(url(rabbit.port)) == (b'{"id": 1}', b'{"id": 2}')
     definitions = tmp_path / "rabbitmq-definitions.json"

@@ -16,18 +16,37 @@ from pigeon.broker import Broker
 from pigeon.config import Config
 
 SETTINGS: list[tuple[str, Any]] = [
-    ("/api/policies/%2F/trim", {"pattern": "^kept$", "apply-to": "queues", "priority": 2,
-                                "definition": {"max-length": 2, "queue-mode": "lazy"}}),
-    ("/api/policies/%2F/ae", {"pattern": "^orders$", "apply-to": "exchanges",
-                              "definition": {"alternate-exchange": "unrouted"}}),
+    (
+        "/api/policies/%2F/trim",
+        {
+            "pattern": "^kept$",
+            "apply-to": "queues",
+            "priority": 2,
+            "definition": {"max-length": 2, "queue-mode": "lazy"},
+        },
+    ),
+    (
+        "/api/policies/%2F/ae",
+        {
+            "pattern": "^orders$",
+            "apply-to": "exchanges",
+            "definition": {"alternate-exchange": "unrouted"},
+        },
+    ),
     ("/api/operator-policies/%2F/cap", {"pattern": ".*", "definition": {"expires": 3600000}}),
     ("/api/vhost-limits/%2F/max-queues", {"value": 4}),
     ("/api/user-limits/guest/max-channels", {"value": 50}),
     ("/api/parameters/federation-upstream/%2F/up", {"value": {"uri": "amqp://127.0.0.1"}}),
     ("/api/global-parameters/cluster_name", {"value": "rabbit-east"}),
 ]
-LISTS = ("/api/policies", "/api/operator-policies", "/api/vhost-limits", "/api/user-limits",
-         "/api/parameters", "/api/global-parameters")
+LISTS = (
+    "/api/policies",
+    "/api/operator-policies",
+    "/api/vhost-limits",
+    "/api/user-limits",
+    "/api/parameters",
+    "/api/global-parameters",
+)
 
 
 @contextmanager
@@ -57,8 +76,9 @@ def _fill(broker: Broker, count: int) -> pika.BlockingConnection:
     channel.queue_declare("kept", durable=True)
     channel.queue_bind("kept", "unrouted")
     for number in range(count):
-        channel.basic_publish("orders", "nobody", str(number).encode(),
-                              pika.BasicProperties(delivery_mode=2))
+        channel.basic_publish(
+            "orders", "nobody", str(number).encode(), pika.BasicProperties(delivery_mode=2)
+        )
     return connection
 
 
@@ -74,7 +94,10 @@ def test_settings_survive_a_restart(tmp_path: Path) -> None:
         queue = api.get("/api/queues/%2F/kept")
         assert (queue["policy"], queue["operator_policy"]) == ("trim", "cap")
         assert queue["effective_policy_definition"] == {
-            "expires": 3600000, "max-length": 2, "queue-mode": "lazy"}
+            "expires": 3600000,
+            "max-length": 2,
+            "queue-mode": "lazy",
+        }
         # The policies still act: through the alternate exchange, trimmed to two.
         connection = _fill(broker, 2)
         assert api.get("/api/queues/%2F/kept")["messages"] == 2
@@ -98,11 +121,20 @@ def test_definitions_round_trip() -> None:
         _configure(api)
         exported = api.get("/api/definitions")
         before = _lists(api)
-    assert {"vhost": "/", "name": "trim", "pattern": "^kept$", "apply-to": "queues",
-            "definition": {"max-length": 2, "queue-mode": "lazy"},
-            "priority": 2} in exported["policies"]
-    assert {"value": {"max-queues": 4}, "vhost": "/", "component": "vhost-limits",
-            "name": "limits"} in exported["parameters"]
+    assert {
+        "vhost": "/",
+        "name": "trim",
+        "pattern": "^kept$",
+        "apply-to": "queues",
+        "definition": {"max-length": 2, "queue-mode": "lazy"},
+        "priority": 2,
+    } in exported["policies"]
+    assert {
+        "value": {"max-queues": 4},
+        "vhost": "/",
+        "component": "vhost-limits",
+        "name": "limits",
+    } in exported["parameters"]
     assert {"name": "cluster_name", "value": "rabbit-east"} in exported["global_parameters"]
     assert exported["users"][0]["limits"] == {"max-channels": 50}
     with running(None) as (_, api):
@@ -113,8 +145,20 @@ def test_definitions_round_trip() -> None:
 
 def test_a_bad_policy_in_definitions_is_refused() -> None:
     with running(None) as (_, api):
-        answer = api.request("POST", "/api/definitions", {"policies": [
-            {"vhost": "/", "name": "bad", "pattern": "^a", "definition": {"message-ttl": -1}}]})
+        answer = api.request(
+            "POST",
+            "/api/definitions",
+            {
+                "policies": [
+                    {
+                        "vhost": "/",
+                        "name": "bad",
+                        "pattern": "^a",
+                        "definition": {"message-ttl": -1},
+                    }
+                ]
+            },
+        )
         assert answer.status == 400
         assert answer.json()["reason"] == "Validation failed\n\n-1 is not a valid message TTL\n"
         assert api.get("/api/policies") == []

@@ -27,8 +27,9 @@ def browser(running: Running) -> Iterator[Any]:
     # Depends on the broker so it closes first: Playwright's loop must be gone before the
     # broker's thread shuts its own loop down from this thread.
     with playwright.sync_playwright() as driver:
-        launched = driver.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                          args=["--no-sandbox", "--disable-gpu"])
+        launched = driver.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"]
+        )
         yield launched
         launched.close()
 
@@ -59,9 +60,13 @@ def shot(page: Any, name: str) -> None:
 def test_pages_load(page: Any, running: Running) -> None:
     assert "Publish /s" in page.inner_text(".tiles")
     shot(page, "ui-overview")
-    for hash_, table in (("#/queues", "#queues"), ("#/exchanges", "#exchanges"),
-                         ("#/connections", "#connections"), ("#/channels", "#channels"),
-                         ("#/users", "#users")):
+    for hash_, table in (
+        ("#/queues", "#queues"),
+        ("#/exchanges", "#exchanges"),
+        ("#/connections", "#connections"),
+        ("#/channels", "#channels"),
+        ("#/users", "#users"),
+    ):
         page.goto(running.base + "/" + hash_)
         page.wait_for_selector(f"main[data-page='{hash_}'] {table}")
     assert "guest" in page.inner_text("#users")
@@ -97,8 +102,9 @@ def test_queue_actions(page: Any, running: Running, uid: str) -> None:
         }""",
         arg=uid,
     )
-    names = [n for n in page.locator("#queues tbody tr td:nth-child(2)").all_inner_texts()
-             if uid in n]
+    names = [
+        n for n in page.locator("#queues tbody tr td:nth-child(2)").all_inner_texts() if uid in n
+    ]
     assert names == sorted(names)
     shot(page, "ui-queues")
     queue = f"ui-a-{uid}"

@@ -32,8 +32,14 @@ class BrokerFailed(AssertionError):
 class BrokerProcess:
     """One data folder, served by a child broker that can be started many times."""
 
-    def __init__(self, data_dir: Path, env: Mapping[str, str] | None = None, *,
-                 management: bool = False, args: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        env: Mapping[str, str] | None = None,
+        *,
+        management: bool = False,
+        args: Sequence[str] = (),
+    ) -> None:
         self.data_dir = data_dir
         self.env = dict(env or {})
         self.management = management
@@ -145,8 +151,11 @@ class BrokerProcess:
         """WARNING lines a plain SIGKILL must not cause. The one exception: a kill
         while SQLite writes a transaction to the WAL leaves it cut short, which the
         broker reports because it cannot tell it from damage to that transaction."""
-        return [line for line in self.lines_with("WARNING", since)
-                if "last transaction cut short" not in line]
+        return [
+            line
+            for line in self.lines_with("WARNING", since)
+            if "last transaction cut short" not in line
+        ]
 
     def check_no_errors(self) -> None:
         """An ERROR (or a traceback) in the broker's log is a bug, as in tests/conftest.py."""

@@ -21,8 +21,13 @@ def make_broker() -> Iterator[MakeBroker]:
     """
     made: list[BrokerProcess] = []
 
-    def make(data_dir: Path, env: Mapping[str, str] | None = None, *,
-             management: bool = False, args: Sequence[str] = ()) -> BrokerProcess:
+    def make(
+        data_dir: Path,
+        env: Mapping[str, str] | None = None,
+        *,
+        management: bool = False,
+        args: Sequence[str] = (),
+    ) -> BrokerProcess:
         broker = BrokerProcess(data_dir, env, management=management, args=args)
         made.append(broker)
         return broker

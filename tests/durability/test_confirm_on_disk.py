@@ -106,14 +106,16 @@ async def test_transient_paging_neither_delays_nor_frees_a_confirm(tmp_path: Pat
             exchange = channel.default_exchange
             persistent_mode = aio_pika.DeliveryMode.PERSISTENT
             # Confirmed: everything before it (the declare) is on disk before the stall.
-            await exchange.publish(aio_pika.Message(b"first", delivery_mode=persistent_mode),
-                                   "events")
+            await exchange.publish(
+                aio_pika.Message(b"first", delivery_mode=persistent_mode), "events"
+            )
             body = b"x" * 1024
             with stalled_disk(data / "pigeon.db"):
                 # 6,000 KiB of transient messages: past paging_memory, so paged out; each
                 # confirmed at once, the store's commits stalled or not.
-                confirms = asyncio.gather(*(exchange.publish(aio_pika.Message(body), "events")
-                                            for _ in range(6_000)))
+                confirms = asyncio.gather(
+                    *(exchange.publish(aio_pika.Message(body), "events") for _ in range(6_000))
+                )
                 await asyncio.wait_for(confirms, timeout=30)
                 for _ in range(200):  # the pager writes on its own thread
                     if sum(path.stat().st_size for path in data.glob("pages.db*")) > 3_000_000:
@@ -122,9 +124,11 @@ async def test_transient_paging_neither_delays_nor_frees_a_confirm(tmp_path: Pat
                 else:
                     raise AssertionError("the backlog was not paged out")
                 # A persistent one in the same paging queue still waits for the disk.
-                persistent = asyncio.ensure_future(exchange.publish(
-                    aio_pika.Message(b"kept", delivery_mode=persistent_mode),
-                    "events"))
+                persistent = asyncio.ensure_future(
+                    exchange.publish(
+                        aio_pika.Message(b"kept", delivery_mode=persistent_mode), "events"
+                    )
+                )
                 done, _ = await asyncio.wait({persistent}, timeout=STALL)
                 assert not done, "confirmed while nothing could be committed"
             await asyncio.wait_for(persistent, timeout=30)

@@ -51,11 +51,13 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
 def test_a_held_reply_keeps_its_channel_in_order(broker: Broker, tmp_path: Path) -> None:
     with Pipeline(broker.amqp_port) as client, Pipeline(broker.amqp_port) as other:
         with stalled_disk(tmp_path / "data" / "pigeon.db"):
-            client.send_all([
-                commands.Queue.Declare(queue="held", durable=True),
-                commands.Basic.Qos(prefetch_count=5),
-                commands.Queue.Declare(queue="transient-behind", durable=False),
-            ]).join()
+            client.send_all(
+                [
+                    commands.Queue.Declare(queue="held", durable=True),
+                    commands.Basic.Qos(prefetch_count=5),
+                    commands.Queue.Declare(queue="transient-behind", durable=False),
+                ]
+            ).join()
             other.send_now(1, commands.Queue.Declare(queue="transient-elsewhere"))
             other.expect(commands.Queue.DeclareOk)  # not held: another channel
             assert nothing_arrives(client), "a reply went out before the declare was on disk"
@@ -89,12 +91,14 @@ def test_tx_commit_ok_waits_for_the_disk(broker: Broker, tmp_path: Path) -> None
         client.send_now(1, commands.Tx.Select())
         client.expect(commands.Tx.SelectOk)
         with stalled_disk(tmp_path / "data" / "pigeon.db"):
-            client.send_all([
-                commands.Basic.Publish(exchange="", routing_key="tx"),
-                ContentHeader(0, 3, commands.Basic.Properties(delivery_mode=2)),
-                ContentBody(b"one"),
-                commands.Tx.Commit(),
-            ]).join()
+            client.send_all(
+                [
+                    commands.Basic.Publish(exchange="", routing_key="tx"),
+                    ContentHeader(0, 3, commands.Basic.Properties(delivery_mode=2)),
+                    ContentBody(b"one"),
+                    commands.Tx.Commit(),
+                ]
+            ).join()
             assert nothing_arrives(client), "tx.commit-ok before the message was on disk"
         client.expect(commands.Tx.CommitOk)
 
@@ -116,10 +120,13 @@ async def test_management_and_embedded_changes_answer_once_on_disk(tmp_path: Pat
 
 def put_queue(port: int, name: str) -> int:
     request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/api/queues/%2F/{name}", data=b'{"durable": true}',
-        method="PUT", headers={
+        f"http://127.0.0.1:{port}/api/queues/%2F/{name}",
+        data=b'{"durable": true}',
+        method="PUT",
+        headers={
             "Authorization": "Basic " + base64.b64encode(b"guest:guest").decode(),
-            "Content-Type": "application/json"})
+            "Content-Type": "application/json",
+        },
+    )
     with urllib.request.urlopen(request, timeout=30) as answer:
         return int(answer.status)
-

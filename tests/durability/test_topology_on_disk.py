@@ -49,8 +49,11 @@ def queue_names(broker: BrokerProcess) -> set[str]:
 
 
 def bindings_to_queues(broker: BrokerProcess, source: str) -> set[tuple[str, str]]:
-    return {(row["destination"], row["routing_key"]) for row in api(broker, "GET", "/bindings/%2F")
-            if row["source"] == source and row["destination_type"] == "queue"}
+    return {
+        (row["destination"], row["routing_key"])
+        for row in api(broker, "GET", "/bindings/%2F")
+        if row["source"] == source and row["destination_type"] == "queue"
+    }
 
 
 def test_declare_ok_means_the_queue_is_on_disk(make_broker: MakeBroker, tmp_path: Path) -> None:
@@ -79,8 +82,11 @@ def test_thousands_of_declares_and_binds_killed_at_the_last_bind_ok(
     frames: list[Frame] = []
     for n in range(count):
         frames.append(commands.Queue.Declare(queue=f"orders-{n}", durable=True))
-        frames.append(commands.Queue.Bind(queue=f"orders-{n}", exchange="amq.topic",
-                                          routing_key=f"orders.{n}"))
+        frames.append(
+            commands.Queue.Bind(
+                queue=f"orders-{n}", exchange="amq.topic", routing_key=f"orders.{n}"
+            )
+        )
     with Pipeline(broker.port) as client:
         client.send_all(frames)
         client.replies(count, commands.Queue.BindOk)
@@ -120,12 +126,17 @@ def test_purge_killed_at_purge_ok_stays_purged(make_broker: MakeBroker, tmp_path
     broker = make_broker(tmp_path / "data")
     broker.start()
     persistent = commands.Basic.Properties(delivery_mode=2)
-    frames: list[Frame] = [commands.Queue.Declare(queue="purged", durable=True),
-                           commands.Confirm.Select()]
+    frames: list[Frame] = [
+        commands.Queue.Declare(queue="purged", durable=True),
+        commands.Confirm.Select(),
+    ]
     for n in range(count):
         body = b"%06d" % n
-        frames += [commands.Basic.Publish(exchange="", routing_key="purged"),
-                   ContentHeader(0, len(body), persistent), ContentBody(body)]
+        frames += [
+            commands.Basic.Publish(exchange="", routing_key="purged"),
+            ContentHeader(0, len(body), persistent),
+            ContentBody(body),
+        ]
     with Pipeline(broker.port) as client:
         client.send_all(frames)
         confirmed = 0
@@ -152,8 +163,12 @@ def test_users_vhosts_and_permissions_are_on_disk_at_the_2xx(
     broker.start()
     api(broker, "PUT", "/vhosts/topology-v", {})
     api(broker, "PUT", "/users/topology-u", {"password": "topology-pw", "tags": ""})
-    api(broker, "PUT", "/permissions/topology-v/topology-u",
-        {"configure": ".*", "write": ".*", "read": ".*"})
+    api(
+        broker,
+        "PUT",
+        "/permissions/topology-v/topology-u",
+        {"configure": ".*", "write": ".*", "read": ".*"},
+    )
     broker.kill()  # the moment the last 2xx arrived
     broker.start()
     assert api(broker, "GET", "/users/topology-u")["name"] == "topology-u"
@@ -161,4 +176,3 @@ def test_users_vhosts_and_permissions_are_on_disk_at_the_2xx(
     connection = pika.BlockingConnection(pika.URLParameters(url))  # login, vhost, permission
     connection.channel().queue_declare("topology-q", durable=True)
     connection.close()
-

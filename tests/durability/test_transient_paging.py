@@ -34,8 +34,9 @@ def paged_bytes(data_dir: Path) -> int:
 
 
 @pytest.mark.parametrize("ending", ["kill", "stop"])
-def test_transient_pages_are_gone_after_a_restart(tmp_path: Path, make_broker: MakeBroker,
-                                                  ending: str) -> None:
+def test_transient_pages_are_gone_after_a_restart(
+    tmp_path: Path, make_broker: MakeBroker, ending: str
+) -> None:
     data_dir = tmp_path / "data"
     broker = make_broker(data_dir, env={"PIGEON_PAGING_MEMORY": "2000000"})
     broker.start()
@@ -46,8 +47,12 @@ def test_transient_pages_are_gone_after_a_restart(tmp_path: Path, make_broker: M
         transient, persistent = pika.BasicProperties(), pika.BasicProperties(delivery_mode=2)
         padding = b"x" * (SIZE - 4)
         for number in range(COUNT):
-            channel.basic_publish("", "mixed", number.to_bytes(4, "big") + padding,
-                                  persistent if number % EVERY == 0 else transient)
+            channel.basic_publish(
+                "",
+                "mixed",
+                number.to_bytes(4, "big") + padding,
+                persistent if number % EVERY == 0 else transient,
+            )
         # A confirmed publish after them: the store has every persistent one on disk.
         channel.confirm_delivery()
         channel.basic_publish("", "mixed", b"end", persistent)
@@ -84,8 +89,9 @@ def test_transient_pages_are_gone_after_a_restart(tmp_path: Path, make_broker: M
         assert method is not None and body == b"end"
 
 
-def test_memory_alarm_clears_once_the_backlog_is_paged(tmp_path: Path,
-                                                       make_broker: MakeBroker) -> None:
+def test_memory_alarm_clears_once_the_backlog_is_paged(
+    tmp_path: Path, make_broker: MakeBroker
+) -> None:
     """With paging left to the alarm (a huge ``paging_memory``), a transient backlog
     raises the memory alarm; queues then page out, and the alarm clears by itself while
     the backlog is still there (RabbitMQ unblocks the same way)."""
@@ -96,8 +102,10 @@ def test_memory_alarm_clears_once_the_backlog_is_paged(tmp_path: Path,
     probe.stop()
     size, most = 8192, 19_000  # up to ~155 MB of bodies, below PAGE_AFTER messages
     limit = idle + 40_000_000
-    broker = make_broker(data_dir, env={"PIGEON_PAGING_MEMORY": str(10**12),
-                                        "PIGEON_MEMORY_HIGH_WATERMARK": str(limit)})
+    broker = make_broker(
+        data_dir,
+        env={"PIGEON_PAGING_MEMORY": str(10**12), "PIGEON_MEMORY_HIGH_WATERMARK": str(limit)},
+    )
     broker.start()
     events: list[str] = []
     connection = pika.BlockingConnection(pika.URLParameters(broker.url))

@@ -17,8 +17,7 @@ timeout = 60
 
 def plugin_args() -> list[str]:
     """Load the plugin by name unless the installed entry point already does."""
-    registered = any(ep.value == "pigeon.pytest_plugin"
-                     for ep in entry_points(group="pytest11"))
+    registered = any(ep.value == "pigeon.pytest_plugin" for ep in entry_points(group="pytest11"))
     return [] if registered else ["-p", "pigeon.pytest_plugin"]
 
 

@@ -32,8 +32,9 @@ def test_the_doc_has_examples_of_each_kind() -> None:
 def test_script_examples_run(index: int, tmp_path: Path) -> None:
     script = tmp_path / f"example_{index}.py"
     script.write_text(blocks()[index])
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                          timeout=60, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 

@@ -28,21 +28,30 @@ def pika_channel(thread_broker: Broker) -> Iterator[BlockingChannel]:
 
 
 async def test_publish_routes_through_bindings_and_get_returns_the_message(
-        broker: Broker, name: str) -> None:
+    broker: Broker, name: str
+) -> None:
     await broker.declare_exchange("orders", "topic")
     await broker.declare_queue(name)
     await broker.bind(name, "orders", "order.*")
 
-    reached = await broker.publish("orders", "order.created", b'{"id": 1}',
-                                   content_type="application/json", headers={"tenant": "a"},
-                                   delivery_mode=2)
+    reached = await broker.publish(
+        "orders",
+        "order.created",
+        b'{"id": 1}',
+        content_type="application/json",
+        headers={"tenant": "a"},
+        delivery_mode=2,
+    )
     assert reached == 1
     assert await broker.publish("orders", "invoice.created", b"x") == 0
 
     message = await broker.get(name)
     assert message is not None
     assert (message.body, message.routing_key, message.exchange) == (
-        b'{"id": 1}', "order.created", "orders")
+        b'{"id": 1}',
+        "order.created",
+        "orders",
+    )
     assert message.properties.content_type == "application/json"
     assert message.properties.headers == {"tenant": "a"}
     assert message.properties.delivery_mode == 2
@@ -54,8 +63,7 @@ async def test_publish_routes_through_bindings_and_get_returns_the_message(
     assert await broker.get(name) is None
 
 
-async def test_str_bodies_are_utf8_and_expiration_may_be_an_int(broker: Broker,
-                                                                name: str) -> None:
+async def test_str_bodies_are_utf8_and_expiration_may_be_an_int(broker: Broker, name: str) -> None:
     await broker.declare_queue(name)
     await broker.publish("", name, "grüß", expiration=60000)
     [queued] = broker.queue(name).messages
@@ -106,8 +114,7 @@ async def test_a_message_is_settled_once(broker: Broker, name: str) -> None:
     assert broker.queue(name).total == 0
 
 
-async def test_a_dropped_unsettled_message_returns_to_its_queue(broker: Broker,
-                                                                name: str) -> None:
+async def test_a_dropped_unsettled_message_returns_to_its_queue(broker: Broker, name: str) -> None:
     await broker.declare_queue(name)
     await broker.publish("", name, b"x")
     message = await broker.get(name)
@@ -118,8 +125,7 @@ async def test_a_dropped_unsettled_message_returns_to_its_queue(broker: Broker,
     assert info.messages[0].redelivered
 
 
-async def test_consume_keeps_at_most_prefetch_messages_unsettled(broker: Broker,
-                                                                 name: str) -> None:
+async def test_consume_keeps_at_most_prefetch_messages_unsettled(broker: Broker, name: str) -> None:
     await broker.declare_queue(name)
     for number in range(10):
         await broker.publish("", name, str(number))
@@ -140,7 +146,8 @@ async def test_consume_keeps_at_most_prefetch_messages_unsettled(broker: Broker,
 
 
 async def test_consume_waits_for_messages_and_ends_when_the_queue_is_deleted(
-        broker: Broker, name: str) -> None:
+    broker: Broker, name: str
+) -> None:
     await broker.declare_queue(name)
     received: list[ReceivedMessage] = []
 
@@ -158,8 +165,9 @@ async def test_consume_waits_for_messages_and_ends_when_the_queue_is_deleted(
     assert [m.body for m in received] == [b"late"]
 
 
-async def test_breaking_out_of_a_bare_async_for_stops_the_consumer(broker: Broker,
-                                                                   name: str) -> None:
+async def test_breaking_out_of_a_bare_async_for_stops_the_consumer(
+    broker: Broker, name: str
+) -> None:
     await broker.declare_queue(name)
     for number in range(5):
         await broker.publish("", name, str(number))
@@ -173,8 +181,11 @@ async def test_breaking_out_of_a_bare_async_for_stops_the_consumer(broker: Broke
 async def test_wait_for_times_out_with_the_queue_counts(broker: Broker, name: str) -> None:
     await broker.declare_queue(name)
     await broker.publish("", name, b"only one")
-    with pytest.raises(TimeoutError, match=rf"{name}: ready=1 unacked=0 consumers=0; "
-                       "bindings: none"):
+    with pytest.raises(
+        TimeoutError,
+        match=rf"{name}: ready=1 unacked=0 consumers=0; "
+        "bindings: none",
+    ):
         await broker.wait_for(lambda b: b.queue(name).ready == 3, timeout=0.2)
 
 
@@ -186,7 +197,8 @@ async def test_wait_for_sees_changes_made_by_network_clients(broker: Broker, nam
             await channel.declare_queue(name)
             for number in range(3):
                 await channel.default_exchange.publish(
-                    aio_pika.Message(str(number).encode()), routing_key=name)
+                    aio_pika.Message(str(number).encode()), routing_key=name
+                )
 
     task = asyncio.create_task(client())
     # The queue does not exist yet: NotFound in the predicate counts as "not yet".
@@ -250,8 +262,7 @@ def test_sync_api_on_a_thread_broker(thread_broker: Broker, name: str) -> None:
     assert sync.delete_queue(name) == 0
 
 
-def test_leaving_a_sync_consume_loop_stops_the_consumer(thread_broker: Broker,
-                                                        name: str) -> None:
+def test_leaving_a_sync_consume_loop_stops_the_consumer(thread_broker: Broker, name: str) -> None:
     sync = thread_broker.sync
     sync.declare_queue(name)
     for number in range(4):
@@ -264,11 +275,12 @@ def test_leaving_a_sync_consume_loop_stops_the_consumer(thread_broker: Broker,
 
 
 def test_wait_for_wakes_on_a_pika_publish_from_another_thread(
-        thread_broker: Broker, name: str,
-        pika_channel: BlockingChannel) -> None:
+    thread_broker: Broker, name: str, pika_channel: BlockingChannel
+) -> None:
     pika_channel.queue_declare(name)
-    publisher = threading.Thread(target=lambda: [
-        pika_channel.basic_publish("", name, str(n).encode()) for n in range(3)])
+    publisher = threading.Thread(
+        target=lambda: [pika_channel.basic_publish("", name, str(n).encode()) for n in range(3)]
+    )
     publisher.start()
     info = thread_broker.sync.wait_for(lambda b: b.queue(name).ready == 3 and b.queue(name))
     publisher.join()
@@ -290,22 +302,33 @@ async def test_async_api_from_another_event_loop(thread_broker: Broker, name: st
 
 
 def test_an_in_process_rpc_server_answers_a_pika_client(
-        thread_broker: Broker, name: str,
-        pika_channel: BlockingChannel) -> None:
+    thread_broker: Broker, name: str, pika_channel: BlockingChannel
+) -> None:
     """Direct reply-to: the in-process side publishes the reply to ``reply_to``."""
     sync = thread_broker.sync
     sync.declare_queue(name)
     replies: list[bytes] = []
-    pika_channel.basic_consume("amq.rabbitmq.reply-to",
-                               lambda ch, method, props, body: replies.append(body),
-                               auto_ack=True)
-    pika_channel.basic_publish("", name, b"ping", pika.BasicProperties(
-        reply_to="amq.rabbitmq.reply-to", correlation_id="c1"))
+    pika_channel.basic_consume(
+        "amq.rabbitmq.reply-to", lambda ch, method, props, body: replies.append(body), auto_ack=True
+    )
+    pika_channel.basic_publish(
+        "",
+        name,
+        b"ping",
+        pika.BasicProperties(reply_to="amq.rabbitmq.reply-to", correlation_id="c1"),
+    )
     request = next(sync.consume(name, timeout=5))
     assert request.properties.reply_to is not None
     assert request.properties.reply_to.startswith("amq.rabbitmq.reply-to.")
-    assert sync.publish("", request.properties.reply_to, b"pong",
-                        correlation_id=request.properties.correlation_id) == 1
+    assert (
+        sync.publish(
+            "",
+            request.properties.reply_to,
+            b"pong",
+            correlation_id=request.properties.correlation_id,
+        )
+        == 1
+    )
     request.ack()
     pika_channel.connection.process_data_events(time_limit=0)
     deadline = 50
@@ -352,8 +375,9 @@ async def test_policies_through_the_embedded_api(broker: Broker, name: str) -> N
     await broker.declare_queue(name)
     for number in range(4):
         await broker.publish("", name, str(number))
-    await broker.set_policy(f"trim-{name}", f"^{name}$", {"max-length": 2},
-                            apply_to="queues", priority=1)
+    await broker.set_policy(
+        f"trim-{name}", f"^{name}$", {"max-length": 2}, apply_to="queues", priority=1
+    )
     info = broker.queue(name)
     assert info.policy == f"trim-{name}" and info.operator_policy is None
     assert [m.body for m in info.messages] == [b"2", b"3"]

@@ -7,7 +7,7 @@ from pytester_runs import run
 
 pytest_plugins = ["pytester"]
 
-GREEN = '''
+GREEN = """
 import pika
 import pytest
 
@@ -63,9 +63,9 @@ async def test_a_broker_on_the_test_loop(pigeon_async_broker):
         await channel.default_exchange.publish(aio_pika.Message(b"hi"), routing_key="replies")
         await pigeon_async_broker.wait_for(lambda b: b.queue("replies").ready == 1)
         assert queue.name == "replies"
-'''
+"""
 
-WRONG_BINDING = '''
+WRONG_BINDING = """
 import logging
 
 import pika
@@ -81,7 +81,7 @@ def test_order_reaches_the_queue(amqp_url, pigeon_vhost):
     channel.basic_publish("shop", "order.created", b"new order")
     connection.close()
     pigeon_vhost.sync.wait_for(lambda b: b.queue("orders").ready == 1, timeout=0.5)
-'''
+"""
 
 
 def test_a_suite_using_the_fixtures_passes(pytester: pytest.Pytester) -> None:
@@ -94,17 +94,22 @@ def test_a_wrong_binding_fails_and_shows_the_broker_log(pytester: pytest.Pyteste
     pytester.makepyfile(test_wrong=WRONG_BINDING)
     result = run(pytester)
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines([
-        "*TimeoutError: condition not met within 0.5 s; queues now:*",
-        "*pigeon broker log (call)*",
-        "*INFO*pigeon.test: marker line from the failing test*",
-    ])
-    assert ("orders: ready=0 unacked=0 consumers=0; bindings: 'shop' with 'orders.*'"
-            in result.stdout.str())
+    result.stdout.fnmatch_lines(
+        [
+            "*TimeoutError: condition not met within 0.5 s; queues now:*",
+            "*pigeon broker log (call)*",
+            "*INFO*pigeon.test: marker line from the failing test*",
+        ]
+    )
+    assert (
+        "orders: ready=0 unacked=0 consumers=0; bindings: 'shop' with 'orders.*'"
+        in result.stdout.str()
+    )
 
 
 def test_vhosts_are_deleted_after_each_test(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_cleanup='''
+    pytester.makepyfile(
+        test_cleanup="""
 import pytest
 
 seen = {}
@@ -115,21 +120,24 @@ def test_step(pigeon_broker, pigeon_vhost, step):
     if step == 2:
         with pytest.raises(Exception, match="no vhost"):
             pigeon_broker.vhost(seen[1]).queues()
-''')
+"""
+    )
     run(pytester).assert_outcomes(passed=2)
 
 
 def test_project_fixtures_of_the_same_name_win(pytester: pytest.Pytester) -> None:
     """A conftest ``amqp_url`` (like Pigeon's own test suite has) overrides the plugin's."""
-    pytester.makeconftest('''
+    pytester.makeconftest("""
 import pytest
 
 @pytest.fixture
 def amqp_url():
     return "amqp://example.invalid/"
-''')
-    pytester.makepyfile(test_override='''
+""")
+    pytester.makepyfile(
+        test_override="""
 def test_it(amqp_url):
     assert amqp_url == "amqp://example.invalid/"
-''')
+"""
+    )
     run(pytester).assert_outcomes(passed=1)

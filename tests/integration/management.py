@@ -26,9 +26,11 @@ class Target:
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
         request = urllib.request.Request(
-            self.base + "/api" + path, method=method,
+            self.base + "/api" + path,
+            method=method,
             data=None if body is None else json.dumps(body).encode(),
-            headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"})
+            headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"},
+        )
         try:
             with urllib.request.urlopen(request, timeout=10) as answer:
                 raw = answer.read()

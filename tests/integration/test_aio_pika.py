@@ -325,8 +325,9 @@ async def test_a_quorum_queue_counts_nacks_and_refuses_global_qos(
     amqp_url: str, channel: AbstractChannel, cleanup: list[str], uid: str
 ) -> None:
     name = f"quorum-aio-{uid}"
-    queue = await declare(channel, cleanup, name, durable=True,
-                          arguments={"x-queue-type": "quorum"})
+    queue = await declare(
+        channel, cleanup, name, durable=True, arguments={"x-queue-type": "quorum"}
+    )
     await channel.default_exchange.publish(aio_pika.Message(b"m"), routing_key=name)
     counts = []
     async with asyncio.timeout(WAIT), queue.iterator() as messages:

@@ -41,9 +41,11 @@ def test_publisher_is_blocked_and_unblocked_while_consumers_drain(broker: Broker
     events: list[tuple[str, Any]] = []
     publisher = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
     publisher.add_on_connection_blocked_callback(
-        lambda _conn, frame: events.append(("blocked", frame.method.reason)))
+        lambda _conn, frame: events.append(("blocked", frame.method.reason))
+    )
     publisher.add_on_connection_unblocked_callback(
-        lambda _conn, _frame: events.append(("unblocked", None)))
+        lambda _conn, _frame: events.append(("unblocked", None))
+    )
     consumer = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
     try:
         out = publisher.channel()
@@ -79,7 +81,8 @@ def test_many_alarms_block_once(broker: Broker) -> None:
     blocked: list[str] = []
     connection = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
     connection.add_on_connection_blocked_callback(
-        lambda _conn, frame: blocked.append(frame.method.reason))
+        lambda _conn, frame: blocked.append(frame.method.reason)
+    )
     try:
         channel = connection.channel()
         channel.basic_publish("", "nowhere", b"x")

@@ -525,7 +525,6 @@ def test_unlimited_consumer_gets_a_large_backlog_whole_and_in_order(
         channel.basic_publish("", queue, b"%d:" % index + pad)
     consumer = Consumer(channel, queue, auto_ack=no_ack)
     process_until(connection, lambda: len(consumer.deliveries) >= count, timeout=20)
-    assert [body.split(b":")[0] for body in consumer.bodies] == [
-        b"%d" % i for i in range(count)]
+    assert [body.split(b":")[0] for body in consumer.bodies] == [b"%d" % i for i in range(count)]
     if not no_ack:
         channel.basic_ack(consumer.deliveries[-1][0].delivery_tag, multiple=True)

@@ -105,8 +105,7 @@ def test_backlog_fills_and_drains_every_message(url_a: str) -> None:
 
 def test_transient_backlog_pages_out_and_drains(tmp_path: Path) -> None:
     """``pigeon bench --backlog N --size 1024`` (transient) on a broker that pages."""
-    config = dataclasses.replace(_config(), data_dir=tmp_path / "data",
-                                 paging_memory=1_000_000.0)
+    config = dataclasses.replace(_config(), data_dir=tmp_path / "data", paging_memory=1_000_000.0)
     with Broker.in_thread(config) as broker:
         result = run_sync(closed(broker.amqp_url, backlog=8000, size=1024))
     assert result.errors == []

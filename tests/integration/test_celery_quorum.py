@@ -49,8 +49,11 @@ def app(broker_url: str) -> Iterator[Celery]:
         channel = connection.channel()
         channel.queue_delete(f"quorum-celery-{suffix}")
         # What Celery declared beside it: the task queue's exchange, the worker's pidbox.
-        for exchange in (f"quorum-celery-{suffix}", f"quorum-control-{suffix}.pidbox",
-                         f"quorum-events-{suffix}"):
+        for exchange in (
+            f"quorum-celery-{suffix}",
+            f"quorum-control-{suffix}.pidbox",
+            f"quorum-events-{suffix}",
+        ):
             channel.exchange_delete(exchange)
 
 

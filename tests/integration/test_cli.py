@@ -34,7 +34,10 @@ class Served:
 def _serve(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> Served:
     process = subprocess.Popen(
         [sys.executable, "-m", "pigeon", "serve", "--port", "0", "--no-management", *args],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=cwd,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        cwd=cwd,
         env={**os.environ, **(env or {})},
     )
     assert process.stderr is not None
@@ -48,8 +51,9 @@ def _serve(*args: str, env: dict[str, str] | None = None, cwd: Path | None = Non
 
 
 @contextmanager
-def serving(*args: str, env: dict[str, str] | None = None,
-            cwd: Path | None = None) -> Iterator[Served]:
+def serving(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> Iterator[Served]:
     running = _serve(*args, env=env, cwd=cwd)
     try:
         yield running
@@ -72,8 +76,13 @@ def served(tmp_path: Path) -> Iterator[Served]:
 
 
 def test_version() -> None:
-    done = subprocess.run([sys.executable, "-m", "pigeon", "--version"], capture_output=True,
-                          text=True, timeout=30, check=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "pigeon", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
     assert done.stdout.strip() == f"pigeon {__version__}"
 
 
@@ -99,8 +108,7 @@ def test_ctrl_c_stops_the_broker(served: Served) -> None:
 
 
 def test_json_logs_one_object_per_line(tmp_path: Path) -> None:
-    with serving("--data-dir", str(tmp_path / "data"),
-                 env={"PIGEON_LOG_JSON": "true"}) as running:
+    with serving("--data-dir", str(tmp_path / "data"), env={"PIGEON_LOG_JSON": "true"}) as running:
         entries = [json.loads(line) for line in running.lines]
         assert entries[-1]["level"] == "info"
         assert entries[-1]["logger"] == "pigeon.broker"
@@ -114,8 +122,15 @@ def test_settings_precedence_file_environment_flags(tmp_path: Path) -> None:
     # and the heartbeat the broker offers. At "warning" the listening line (info) would
     # not be logged at all, so the level comes from the flag here and the file's "debug"
     # must lose to it too.
-    with serving("--config", str(config), "--data-dir", str(tmp_path / "data"),
-                 "--log-level", "info", env={"PIGEON_HEARTBEAT": "9"}) as running:
+    with serving(
+        "--config",
+        str(config),
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--log-level",
+        "info",
+        env={"PIGEON_HEARTBEAT": "9"},
+    ) as running:
         assert not any("DEBUG" in line for line in running.lines)
         with RawClient(f"amqp://guest:guest@127.0.0.1:{running.port}/") as client:
             tune = client.login("guest", "guest")
@@ -125,8 +140,11 @@ def test_settings_precedence_file_environment_flags(tmp_path: Path) -> None:
 def test_bad_settings_are_refused_clearly(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "pigeon", "serve", "--port", "0"],
-        env={**os.environ, "PIGEON_LOG_LEVEL": "loud"}, capture_output=True, text=True,
-        timeout=30, cwd=tmp_path,
+        env={**os.environ, "PIGEON_LOG_LEVEL": "loud"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
     )
     assert done.returncode == 2
     assert "log_level must be one of" in done.stderr

@@ -294,16 +294,16 @@ def test_a_quorum_queue_counts_requeues_for_kombu(
     connection: kombu.Connection, cleanup: list[kombu.Queue | kombu.Exchange]
 ) -> None:
     name = f"quorum-kombu-{uuid.uuid4().hex[:10]}"
-    queue = kombu.Queue(name, durable=True, queue_arguments={
-        "x-queue-type": "quorum", "x-delivery-limit": 1})
+    queue = kombu.Queue(
+        name, durable=True, queue_arguments={"x-queue-type": "quorum", "x-delivery-limit": 1}
+    )
     cleanup.append(queue)
     with connection.Producer() as producer:
         producer.publish({"n": 1}, routing_key=name, declare=[queue], serializer="json")
     seen: list[tuple[bool, Any]] = []
 
     def requeue(_body: Any, message: Message) -> None:
-        seen.append((message.delivery_info["redelivered"],
-                     message.headers.get("x-delivery-count")))
+        seen.append((message.delivery_info["redelivered"], message.headers.get("x-delivery-count")))
         message.requeue()
 
     with connection.Consumer(queue, callbacks=[requeue]):

@@ -55,8 +55,9 @@ def metric(broker: Broker, name: str) -> float:
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Broker]:
-    config = Config(port=0, data_dir=tmp_path / "data", management_port=0,
-                    paging_memory=float(BUDGET))
+    config = Config(
+        port=0, data_dir=tmp_path / "data", management_port=0, paging_memory=float(BUDGET)
+    )
     with Broker.in_thread(config) as running:
         yield running
 
@@ -100,7 +101,8 @@ def numbers(bodies: list[bytes]) -> list[int]:
 
 @pytest.mark.parametrize("durable", [False, True])
 def test_transient_backlog_stays_bounded_and_drains_in_order(
-        broker: Broker, channel: BlockingChannel, durable: bool) -> None:
+    broker: Broker, channel: BlockingChannel, durable: bool
+) -> None:
     count = 20_000
     channel.queue_declare("transient-backlog", durable=durable)
     publish(channel, "transient-backlog", count)
@@ -124,40 +126,53 @@ def test_default_settings_page_a_long_transient_backlog(tmp_path: Path) -> None:
     """Without memory pressure, a queue still pages past PAGE_AFTER messages in memory."""
     config = Config(port=0, data_dir=tmp_path / "data", management_port=0)
     count = 26_000
-    with (Broker.in_thread(config) as broker,
-          pika.BlockingConnection(pika.URLParameters(broker.amqp_url)) as connection):
+    with (
+        Broker.in_thread(config) as broker,
+        pika.BlockingConnection(pika.URLParameters(broker.amqp_url)) as connection,
+    ):
         channel = connection.channel()
         channel.queue_declare("long-backlog")
         publish(channel, "long-backlog", count)
-        wait_until(lambda: queue_info(broker, "long-backlog")["messages_paged_out"] >= 5_000,
-                   timeout=30, interval=0.1)
+        wait_until(
+            lambda: queue_info(broker, "long-backlog")["messages_paged_out"] >= 5_000,
+            timeout=30,
+            interval=0.1,
+        )
         assert numbers(consume(channel, "long-backlog", count)) == list(range(count))
 
 
 def test_purge_of_a_paged_backlog_counts_every_message(
-        broker: Broker, channel: BlockingChannel) -> None:
+    broker: Broker, channel: BlockingChannel
+) -> None:
     channel.queue_declare("purged-backlog", durable=True)
     publish(channel, "purged-backlog", 6_000)
     persistent = pika.BasicProperties(delivery_mode=2)
     for number in range(6_000, 8_000):
         channel.basic_publish("", "purged-backlog", body(number), persistent)
-    wait_until(lambda: queue_info(broker, "purged-backlog")["messages_paged_out"] > 4_000,
-               timeout=30, interval=0.1)
+    wait_until(
+        lambda: queue_info(broker, "purged-backlog")["messages_paged_out"] > 4_000,
+        timeout=30,
+        interval=0.1,
+    )
     assert channel.queue_purge("purged-backlog").method.message_count == 8_000
     publish(channel, "purged-backlog", 3_000)
     assert numbers(consume(channel, "purged-backlog", 3_000)) == list(range(3_000))
 
 
 def test_priority_backlog_pages_and_keeps_priority_order(
-        broker: Broker, channel: BlockingChannel) -> None:
+    broker: Broker, channel: BlockingChannel
+) -> None:
     count = 12_000
     channel.queue_declare("prio-backlog", arguments={"x-max-priority": 5})
     props = [pika.BasicProperties(priority=number % 6) for number in range(6)]
     for number in range(count):
         channel.basic_publish("", "prio-backlog", body(number), props[number % 6])
     channel.queue_declare("prio-backlog", passive=True)
-    wait_until(lambda: queue_info(broker, "prio-backlog")["messages_paged_out"] > count // 2,
-               timeout=30, interval=0.1)
+    wait_until(
+        lambda: queue_info(broker, "prio-backlog")["messages_paged_out"] > count // 2,
+        timeout=30,
+        interval=0.1,
+    )
 
     received = numbers(consume(channel, "prio-backlog", count))
     # Highest priority first; publish order within each priority.
@@ -166,29 +181,41 @@ def test_priority_backlog_pages_and_keeps_priority_order(
 
 
 def test_paged_ttl_backlog_expires_on_time_in_order(
-        broker: Broker, channel: BlockingChannel) -> None:
+    broker: Broker, channel: BlockingChannel
+) -> None:
     count = 10_000
     channel.queue_declare("ttl-dead")
-    channel.queue_declare("ttl-backlog", arguments={
-        "x-message-ttl": 4_000, "x-dead-letter-exchange": "",
-        "x-dead-letter-routing-key": "ttl-dead"})
+    channel.queue_declare(
+        "ttl-backlog",
+        arguments={
+            "x-message-ttl": 4_000,
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": "ttl-dead",
+        },
+    )
     publish(channel, "ttl-backlog", count)
-    wait_until(lambda: queue_info(broker, "ttl-backlog")["messages_paged_out"] > count // 2,
-               timeout=3, interval=0.05)
+    wait_until(
+        lambda: queue_info(broker, "ttl-backlog")["messages_paged_out"] > count // 2,
+        timeout=3,
+        interval=0.05,
+    )
     # All of it expires once the TTL has passed, paged or not, and is dead-lettered in order.
-    wait_until(lambda: queue_info(broker, "ttl-backlog")["messages"] == 0, timeout=15,
-               interval=0.1)
+    wait_until(lambda: queue_info(broker, "ttl-backlog")["messages"] == 0, timeout=15, interval=0.1)
     assert numbers(consume(channel, "ttl-dead", count)) == list(range(count))
 
 
 def test_paged_messages_expire_as_the_head_reaches_them(
-        broker: Broker, channel: BlockingChannel) -> None:
+    broker: Broker, channel: BlockingChannel
+) -> None:
     """Per-message expiration: the expired head goes, paged part included, not the rest."""
     channel.queue_declare("expiring-backlog")
     publish(channel, "expiring-backlog", 4_000, expiration="500")
     publish(channel, "expiring-backlog", 8_000)
-    info = wait_until(lambda: (info := queue_info(broker, "expiring-backlog"))["messages"]
-                      == 8_000 and info, timeout=10, interval=0.05)
+    info = wait_until(
+        lambda: (info := queue_info(broker, "expiring-backlog"))["messages"] == 8_000 and info,
+        timeout=10,
+        interval=0.05,
+    )
     assert info["messages_paged_out"] > 4_000
     assert numbers(consume(channel, "expiring-backlog", 8_000)) == list(range(8_000))
 
@@ -198,7 +225,8 @@ def test_fast_publisher_is_paused_not_blocked(broker: Broker) -> None:
     publisher = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
     blocked: list[str] = []
     publisher.add_on_connection_blocked_callback(
-        lambda _conn, frame: blocked.append(frame.method.reason))
+        lambda _conn, frame: blocked.append(frame.method.reason)
+    )
     consumer = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
     try:
         out = publisher.channel()
@@ -247,7 +275,12 @@ def test_paging_memory_setting_is_checked() -> None:
 def test_paging_limit_is_a_capped_fraction_or_bytes(
     tmp_path: Path, paging_memory: float, expected: float
 ) -> None:
-    config = Config(port=0, data_dir=tmp_path / "data", management_port=0,
-                    memory_high_watermark=float(10 * 1024**3), paging_memory=paging_memory)
+    config = Config(
+        port=0,
+        data_dir=tmp_path / "data",
+        management_port=0,
+        memory_high_watermark=float(10 * 1024**3),
+        paging_memory=paging_memory,
+    )
     with Broker.in_thread(config) as broker:
         assert metric(broker, "pigeon_paging_memory_limit_bytes") == int(expected)

@@ -39,8 +39,9 @@ def test_durable_things_come_back_and_transient_ones_do_not(tmp_path: Path) -> N
         channel.queue_bind("kept", "orders", "order.#")
         channel.queue_bind("gone", "orders", "order.#")
         channel.confirm_delivery()
-        channel.basic_publish("orders", "order.new", b"persistent",
-                              pika.BasicProperties(delivery_mode=2))
+        channel.basic_publish(
+            "orders", "order.new", b"persistent", pika.BasicProperties(delivery_mode=2)
+        )
         channel.basic_publish("orders", "order.new", b"transient")
         connection.close()
     with Broker.in_thread(config) as broker:
@@ -87,8 +88,9 @@ def test_users_and_permissions_come_back(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("extra", [{}, {"x-message-ttl": 600_000}])  # paged, and read at start
-def test_a_quorum_queue_keeps_its_type_and_delivery_counts(tmp_path: Path,
-                                                           extra: dict[str, int]) -> None:
+def test_a_quorum_queue_keeps_its_type_and_delivery_counts(
+    tmp_path: Path, extra: dict[str, int]
+) -> None:
     config = Config(port=0, data_dir=tmp_path / "data", management_port=None)
     arguments = {"x-queue-type": "quorum", "x-delivery-limit": 2, **extra}
     with Broker.in_thread(config) as broker:
@@ -96,8 +98,12 @@ def test_a_quorum_queue_keeps_its_type_and_delivery_counts(tmp_path: Path,
         channel = connection.channel()
         channel.queue_declare("qq", durable=True, arguments=arguments)
         channel.confirm_delivery()
-        channel.basic_publish("", "qq", b"twice", pika.BasicProperties(
-            delivery_mode=2, headers={"x-delivery-count": "mine"}))
+        channel.basic_publish(
+            "",
+            "qq",
+            b"twice",
+            pika.BasicProperties(delivery_mode=2, headers={"x-delivery-count": "mine"}),
+        )
         channel.basic_publish("", "qq", b"never", pika.BasicProperties(delivery_mode=2))
         for _ in range(2):
             method, _, body = channel.basic_get("qq")

@@ -34,8 +34,13 @@ def roundtrip(config: Config, body: bytes) -> bytes:
 def test_compressed_and_encrypted_bodies_survive_a_restart(tmp_path: Path) -> None:
     key_file = tmp_path / "key"
     key_file.write_text(os.urandom(32).hex())
-    config = Config(port=0, data_dir=tmp_path / "data", management_port=None,
-                    compress_threshold=64, encryption_key_file=key_file)
+    config = Config(
+        port=0,
+        data_dir=tmp_path / "data",
+        management_port=None,
+        compress_threshold=64,
+        encryption_key_file=key_file,
+    )
     body = b"compress me " * 1000
     assert roundtrip(config, body) == body
     # On disk the body is neither plain nor merely compressed: the text never appears.
@@ -46,15 +51,28 @@ def test_compressed_and_encrypted_bodies_survive_a_restart(tmp_path: Path) -> No
 def test_a_wrong_key_stops_the_start_with_a_clear_error(tmp_path: Path) -> None:
     key_file = tmp_path / "key"
     key_file.write_text(os.urandom(16).hex())
-    config = Config(port=0, data_dir=tmp_path / "data", management_port=None,
-                    encryption_key_file=key_file)
+    config = Config(
+        port=0, data_dir=tmp_path / "data", management_port=None, encryption_key_file=key_file
+    )
     assert roundtrip(config, b"secret") == b"secret"
     key_file.write_text(os.urandom(16).hex())
     done = subprocess.run(
-        [sys.executable, "-m", "pigeon", "serve", "--port", "0", "--no-management",
-         "--data-dir", str(tmp_path / "data")],
+        [
+            sys.executable,
+            "-m",
+            "pigeon",
+            "serve",
+            "--port",
+            "0",
+            "--no-management",
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
         env={**os.environ, "PIGEON_ENCRYPTION_KEY_FILE": str(key_file)},
-        capture_output=True, text=True, timeout=30)
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert done.returncode == 1
     assert "cannot start" in done.stderr and "key" in done.stderr
 
@@ -62,9 +80,21 @@ def test_a_wrong_key_stops_the_start_with_a_clear_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize("flag", ["--unsafe-no-fsync"])
 def test_unsafe_no_fsync_says_so_loudly(tmp_path: Path, flag: str) -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "pigeon", "serve", "--port", "0", "--no-management",
-         "--data-dir", str(tmp_path / "data"), flag],
-        stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "pigeon",
+            "serve",
+            "--port",
+            "0",
+            "--no-management",
+            "--data-dir",
+            str(tmp_path / "data"),
+            flag,
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert process.stderr is not None
     lines = []
     for line in process.stderr:

@@ -42,8 +42,9 @@ class Closed(Exception):
 
 
 class RawClient:
-    def __init__(self, port: int, *, timeout: float = 5.0, sock: socket.socket | None = None
-                 ) -> None:
+    def __init__(
+        self, port: int, *, timeout: float = 5.0, sock: socket.socket | None = None
+    ) -> None:
         self.sock = sock or socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.sock.settimeout(timeout)
         self.buffer = b""
@@ -122,21 +123,39 @@ class RawClient:
         self.send(PROTOCOL_HEADER)
         return self.expect(commands.Connection.Start)
 
-    def login(self, user: str = "guest", password: str = "guest", *,
-              client_properties: dict[str, Any] | None = None) -> commands.Connection.Tune:
+    def login(
+        self,
+        user: str = "guest",
+        password: str = "guest",
+        *,
+        client_properties: dict[str, Any] | None = None,
+    ) -> commands.Connection.Tune:
         self.start()
-        self.send_method(commands.Connection.StartOk(
-            client_properties=client_properties or {"product": "raw"},
-            mechanism="PLAIN", response=plain(user, password)))
+        self.send_method(
+            commands.Connection.StartOk(
+                client_properties=client_properties or {"product": "raw"},
+                mechanism="PLAIN",
+                response=plain(user, password),
+            )
+        )
         return self.expect(commands.Connection.Tune)
 
-    def handshake(self, user: str = "guest", password: str = "guest", vhost: str = "/", *,
-                  frame_max: int = 131072, channel_max: int = 2047,
-                  heartbeat: int = 0) -> commands.Connection.Tune:
+    def handshake(
+        self,
+        user: str = "guest",
+        password: str = "guest",
+        vhost: str = "/",
+        *,
+        frame_max: int = 131072,
+        channel_max: int = 2047,
+        heartbeat: int = 0,
+    ) -> commands.Connection.Tune:
         tune = self.login(user, password)
-        self.send_method(commands.Connection.TuneOk(channel_max=channel_max,
-                                                    frame_max=frame_max,
-                                                    heartbeat=heartbeat))
+        self.send_method(
+            commands.Connection.TuneOk(
+                channel_max=channel_max, frame_max=frame_max, heartbeat=heartbeat
+            )
+        )
         self.send_method(commands.Connection.Open(virtual_host=vhost))
         self.expect(commands.Connection.OpenOk)
         return tune
@@ -146,16 +165,18 @@ class RawClient:
         self.expect(commands.Channel.OpenOk, number)
 
     def publish(self, channel: int, exchange: str, routing_key: str, body: bytes) -> None:
-        self.send_method(commands.Basic.Publish(exchange=exchange, routing_key=routing_key),
-                         channel)
+        self.send_method(
+            commands.Basic.Publish(exchange=exchange, routing_key=routing_key), channel
+        )
         self.send(frame.marshal(header.ContentHeader(0, len(body)), channel))
         self.send(raw_frame(3, channel, body))
 
 
 def assert_serving(port: int) -> None:
     """Another client connects, declares, publishes and gets its message back."""
-    params = pika.ConnectionParameters("127.0.0.1", port, socket_timeout=5,
-                                       blocked_connection_timeout=5)
+    params = pika.ConnectionParameters(
+        "127.0.0.1", port, socket_timeout=5, blocked_connection_timeout=5
+    )
     connection = pika.BlockingConnection(params)
     try:
         channel = connection.channel()

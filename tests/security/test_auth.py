@@ -62,8 +62,9 @@ def test_new_hashes_use_scrypt_and_never_hold_the_password() -> None:
 
 
 def test_rabbitmq_hashes_from_definitions_are_accepted() -> None:
-    imported = parse_password_hash(_rabbitmq_hash("from-rabbit", b"\x01\x02\x03\x04"),
-                                   SHA256_HASHING)
+    imported = parse_password_hash(
+        _rabbitmq_hash("from-rabbit", b"\x01\x02\x03\x04"), SHA256_HASHING
+    )
     users = UserStore()
     users.add_user("r", "placeholder")
     users.users["r"].password_hash = imported
@@ -77,8 +78,11 @@ def test_password_hash_import_checks_its_input() -> None:
     ours = hash_password("x")
     assert parse_password_hash(base64.b64encode(ours).decode(), SCRYPT_HASHING) == ours
     assert parse_password_hash("", None) == b""
-    for value, algorithm in (("!!", None), (base64.b64encode(b"short").decode(), None),
-                             (_rabbitmq_hash("x", b"abcd"), "rabbit_password_hashing_md5")):
+    for value, algorithm in (
+        ("!!", None),
+        (base64.b64encode(b"short").decode(), None),
+        (_rabbitmq_hash("x", b"abcd"), "rabbit_password_hashing_md5"),
+    ):
         with pytest.raises(ValueError):
             parse_password_hash(value, algorithm)
 
@@ -159,16 +163,18 @@ def test_topic_permissions_expand_username_and_vhost() -> None:
     users = UserStore()
     users.add_user("ann", "pw")
     users.set_permission("/", "ann")
-    users.set_topic_permission("/", "ann", TopicPermission("t", write="^{username}\\.",
-                                                           read="^{vhost}"))
+    users.set_topic_permission(
+        "/", "ann", TopicPermission("t", write="^{username}\\.", read="^{vhost}")
+    )
     user = _identity(users, "ann")
     operations.publish(user, "/", "t", "ann.x", "topic")
     operations.publish(user, "/", "other", "bob.x", "topic")  # no topic permission there
     operations.publish(user, "/", "t", "bob.x", "direct")  # only topic exchanges
     with pytest.raises(AccessRefused) as refused:
         operations.publish(user, "/", "t", "bob.x", "topic")
-    assert refused.value.text == ("write access to topic 'bob.x' in exchange 't' in vhost '/' "
-                                  "refused for user 'ann'")
+    assert refused.value.text == (
+        "write access to topic 'bob.x' in exchange 't' in vhost '/' refused for user 'ann'"
+    )
     operations.queue_bind(user, "/", "q", "t", "/.x", "topic")
 
 
@@ -202,8 +208,12 @@ def test_guest_only_from_loopback_and_login_audit() -> None:
     with pytest.raises(LoginRefused):
         auth.login("ANONYMOUS", None, peer="127.0.0.1:7", loopback=True)
     events = [json.loads(line) for line in stream.getvalue().splitlines()]
-    assert [e["event"] for e in events] == ["login.succeeded", "login.failed", "login.failed",
-                                            "login.failed"]
+    assert [e["event"] for e in events] == [
+        "login.succeeded",
+        "login.failed",
+        "login.failed",
+        "login.failed",
+    ]
     assert "nope" not in stream.getvalue() and events[1]["peer"] == "10.0.0.5:5"
 
 
@@ -223,8 +233,9 @@ def test_exposure_warning_when_only_guest_listens_beyond_loopback() -> None:
 @pytest.fixture(scope="module")
 def signing() -> tuple[rsa.RSAPrivateKey, str]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return key, public.decode()
 
 
@@ -234,12 +245,21 @@ def _token(key: Any, **claims: Any) -> str:
 
 
 def test_scope_format() -> None:
-    scopes, tags = parse_scopes(["rabbitmq.read:*/*", "rabbitmq.write:%2F/orders-*/eu.*",
-                                 "rabbitmq.tag:monitoring", "other.read:*/*", "rabbitmq.x:a/b"],
-                                "rabbitmq")
+    scopes, tags = parse_scopes(
+        [
+            "rabbitmq.read:*/*",
+            "rabbitmq.write:%2F/orders-*/eu.*",
+            "rabbitmq.tag:monitoring",
+            "other.read:*/*",
+            "rabbitmq.x:a/b",
+        ],
+        "rabbitmq",
+    )
     assert tags == {"monitoring"}
     assert [(s.permission.value, s.vhost, s.name, s.routing_key) for s in scopes] == [
-        ("read", "*", "*", "*"), ("write", "/", "orders-*", "eu.*")]
+        ("read", "*", "*", "*"),
+        ("write", "/", "orders-*", "eu.*"),
+    ]
     assert wildcard_matches("orders-*", "orders-1") and not wildcard_matches("o.*", "ox")
 
 
@@ -258,9 +278,12 @@ def test_token_logins(signing: tuple[rsa.RSAPrivateKey, str]) -> None:
         operations.publish(user, "/", "x", "us.a", "topic")
     with pytest.raises(AccessRefused):
         operations.consume(user, "/", "other")
-    for bad in (_token(key, exp=int(time.time()) - 5), _token(key, aud="someone-else"),
-                _token(rsa.generate_private_key(public_exponent=65537, key_size=2048)),
-                token[:-4] + "AAAA"):
+    for bad in (
+        _token(key, exp=int(time.time()) - 5),
+        _token(key, aud="someone-else"),
+        _token(rsa.generate_private_key(public_exponent=65537, key_size=2048)),
+        token[:-4] + "AAAA",
+    ):
         with pytest.raises(LoginRefused):
             auth.login("PLAIN", ("svc", bad), peer="p", loopback=False)
 
@@ -268,10 +291,10 @@ def test_token_logins(signing: tuple[rsa.RSAPrivateKey, str]) -> None:
 def test_update_secret(signing: tuple[rsa.RSAPrivateKey, str]) -> None:
     key, public = signing
     auth = Authenticator(UserStore(), tokens=TokenVerifier(TokenSettings(keys={"k1": public})))
-    user = auth.login("PLAIN", ("", _token(key, scope="rabbitmq.read:*/*")), peer="p",
-                      loopback=True)
-    later = auth.refresh(user, _token(key, scope="rabbitmq.write:*/*",
-                                      exp=int(time.time()) + 3600))
+    user = auth.login(
+        "PLAIN", ("", _token(key, scope="rabbitmq.read:*/*")), peer="p", loopback=True
+    )
+    later = auth.refresh(user, _token(key, scope="rabbitmq.write:*/*", exp=int(time.time()) + 3600))
     assert later.expires_at is not None and user.expires_at is not None
     assert later.expires_at > user.expires_at
     operations.publish(later, "/", "x")
@@ -317,8 +340,9 @@ def test_audit_log_over_amqp(tmp_path: Path) -> None:
             with pytest.raises(pika.exceptions.ChannelClosedByBroker):
                 channel.queue_declare("amq.reserved")  # refused by the core, not authz
         with pytest.raises(pika.exceptions.ProbableAuthenticationError):
-            pika.BlockingConnection(pika.URLParameters(
-                f"amqp://guest:wrong@127.0.0.1:{broker.amqp_port}/"))
+            pika.BlockingConnection(
+                pika.URLParameters(f"amqp://guest:wrong@127.0.0.1:{broker.amqp_port}/")
+            )
     events = [json.loads(line) for line in path.read_text().splitlines()]
     kinds = [e["event"] for e in events]
     assert kinds[:2] == ["login.succeeded", "connection.opened"]

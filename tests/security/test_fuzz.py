@@ -30,8 +30,11 @@ from pigeon.protocols.amqp091.frames import FrameReader
 from pigeon.protocols.amqp091.replies import HardError
 from pigeon.protocols.amqp091.tables import decode_table
 
-FUZZ = settings(max_examples=400, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=400,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 # What one connection may hold after any hostile first packet (issue 6):
 # the state machine, its pre-tune frame buffer (8 KiB) and the answer.
 MEMORY_BUDGET_PER_CONNECTION = 48 * 1024
@@ -43,14 +46,18 @@ def _frame(frame_type: int, channel: int, payload: bytes) -> bytes:
 
 def _start_ok() -> bytes:
     response = b"\0guest\0guest"
-    return encode_method_frame(0, m.ConnectionStartOk({"product": "fuzz"}, "PLAIN", response,
-                                                      "en_US"))
+    return encode_method_frame(
+        0, m.ConnectionStartOk({"product": "fuzz"}, "PLAIN", response, "en_US")
+    )
 
 
-OPENED = (PROTOCOL_HEADER + _start_ok()
-          + encode_method_frame(0, m.ConnectionTuneOk(2047, 131072, 0))
-          + encode_method_frame(0, m.ConnectionOpen("/"))
-          + encode_method_frame(1, m.ChannelOpen()))
+OPENED = (
+    PROTOCOL_HEADER
+    + _start_ok()
+    + encode_method_frame(0, m.ConnectionTuneOk(2047, 131072, 0))
+    + encode_method_frame(0, m.ConnectionOpen("/"))
+    + encode_method_frame(1, m.ChannelOpen())
+)
 
 frames = st.builds(
     _frame,
@@ -59,7 +66,8 @@ frames = st.builds(
     st.one_of(
         st.binary(max_size=64),
         st.tuples(st.sampled_from(sorted(m.METHODS)), st.binary(max_size=64)).map(
-            lambda p: struct.pack(">I", p[0]) + p[1]),
+            lambda p: struct.pack(">I", p[0]) + p[1]
+        ),
     ),
 )
 streams = st.lists(st.one_of(frames, st.binary(max_size=32)), max_size=12).map(b"".join)
@@ -187,8 +195,9 @@ def test_hostile_first_packets_stay_within_a_memory_budget() -> None:
             drive(conn, HOSTILE_FIRST_PACKETS[i % len(HOSTILE_FIRST_PACKETS)], [])
             kept.append(conn)
         gc.collect()
-        grown = sum(s.size_diff for s in
-                    tracemalloc.take_snapshot().compare_to(baseline, "filename"))
+        grown = sum(
+            s.size_diff for s in tracemalloc.take_snapshot().compare_to(baseline, "filename")
+        )
     finally:
         tracemalloc.stop()
     per_connection = grown / connections

@@ -100,8 +100,11 @@ def test_frame_max_before_tune_is_small_even_if_announced_later(port: int) -> No
     with RawClient(port) as client:
         client.start()
         props = {"product": "raw", "padding": "p" * (FRAME_MAX_BEFORE_TUNE + 100)}
-        client.send_method(commands.Connection.StartOk(
-            client_properties=props, mechanism="PLAIN", response=plain("guest", "guest")))
+        client.send_method(
+            commands.Connection.StartOk(
+                client_properties=props, mechanism="PLAIN", response=plain("guest", "guest")
+            )
+        )
         closed_with(client, FRAME_ERROR)
     assert_serving(port)
 
@@ -158,8 +161,9 @@ def test_short_string_running_past_the_frame(port: int) -> None:
 def test_long_string_claiming_more_than_the_frame(port: int) -> None:
     with RawClient(port) as client:
         client.start()
-        args = (struct.pack(">I", 0) + b"\x05PLAIN" + struct.pack(">I", 0xFFFF_FFF0)
-                + b"\0guest\0guest")
+        args = (
+            struct.pack(">I", 0) + b"\x05PLAIN" + struct.pack(">I", 0xFFFF_FFF0) + b"\0guest\0guest"
+        )
         client.send(raw_frame(1, 0, method_payload(10, 11, args)))
         closed_with(client, FRAME_ERROR)
     assert_serving(port)
@@ -176,8 +180,13 @@ def _nested_table(depth: int) -> bytes:
 def test_deeply_nested_field_tables(port: int) -> None:
     with RawClient(port) as client:
         client.start()
-        args = (_nested_table(500) + b"\x05PLAIN" + struct.pack(">I", 12)
-                + b"\0guest\0guest" + b"\x05en_US")
+        args = (
+            _nested_table(500)
+            + b"\x05PLAIN"
+            + struct.pack(">I", 12)
+            + b"\0guest\0guest"
+            + b"\x05en_US"
+        )
         client.send(raw_frame(1, 0, method_payload(10, 11, args)))
         closed_with(client, FRAME_ERROR)
     assert_serving(port)
@@ -242,9 +251,11 @@ def test_more_channels_than_the_default_channel_max(port: int) -> None:
     with RawClient(port) as client:
         tune = client.handshake(channel_max=0)  # 0: "no limit of mine", the server's applies
         assert tune.channel_max == 2047
-        client.send(b"".join(
-            raw_frame(1, number, method_payload(20, 10, b"\x00")) for number in range(1, 2048)
-        ))
+        client.send(
+            b"".join(
+                raw_frame(1, number, method_payload(20, 10, b"\x00")) for number in range(1, 2048)
+            )
+        )
         for number in range(1, 2048):
             client.expect(commands.Channel.OpenOk, number)
         client.send_method(commands.Channel.Open(), 65535)
@@ -263,8 +274,11 @@ def test_channel_method_before_connection_open(port: int) -> None:
 def test_wrong_password_is_refused(port: int) -> None:
     with RawClient(port) as client:
         client.start()
-        client.send_method(commands.Connection.StartOk(
-            client_properties={}, mechanism="PLAIN", response=plain("guest", "wrong")))
+        client.send_method(
+            commands.Connection.StartOk(
+                client_properties={}, mechanism="PLAIN", response=plain("guest", "wrong")
+            )
+        )
         close = closed_with(client, ACCESS_REFUSED)
         assert "PLAIN" in close.reply_text and "wrong" not in close.reply_text
     assert_serving(port)
@@ -277,8 +291,9 @@ def test_no_anonymous_login(port: int, mechanism: str) -> None:
         start = client.start()
         assert b"ANONYMOUS" not in start.mechanisms.encode()
         assert b"EXTERNAL" not in start.mechanisms.encode()
-        client.send_method(commands.Connection.StartOk(
-            client_properties={}, mechanism=mechanism, response=""))
+        client.send_method(
+            commands.Connection.StartOk(client_properties={}, mechanism=mechanism, response="")
+        )
         closed_with(client, ACCESS_REFUSED)
     assert_serving(port)
 
@@ -310,8 +325,7 @@ def test_client_that_stops_reading(port: int, broker: object) -> None:
     socket is full (the rest stays in the queue) and serves everyone else."""
     queue = f"stuck-{time.monotonic_ns()}"
     with RawClient(port) as stuck:
-        stuck.sock.setsockopt(__import__("socket").SOL_SOCKET,
-                              __import__("socket").SO_RCVBUF, 4096)
+        stuck.sock.setsockopt(__import__("socket").SOL_SOCKET, __import__("socket").SO_RCVBUF, 4096)
         stuck.handshake()
         stuck.open_channel(1)
         stuck.send_method(commands.Queue.Declare(queue=queue), 1)
@@ -352,14 +366,22 @@ def test_start_ok_up_to_the_pre_tune_limit_is_accepted(port: int) -> None:
     with RawClient(port) as client:
         client.start()
         props = {"product": "raw", "padding": "p" * (FRAME_MAX_BEFORE_TUNE - 200)}
-        client.send_method(commands.Connection.StartOk(
-            client_properties=props, mechanism="PLAIN", response=plain("guest", "guest")))
+        client.send_method(
+            commands.Connection.StartOk(
+                client_properties=props, mechanism="PLAIN", response=plain("guest", "guest")
+            )
+        )
         client.expect(commands.Connection.Tune)
 
 
 def test_connection_limits_per_user_and_per_vhost_from_the_config() -> None:
-    config = Config(port=0, data_dir=None, management_port=None,
-                    user_max_connections={"guest": 1}, vhost_max_connections={"/": 5})
+    config = Config(
+        port=0,
+        data_dir=None,
+        management_port=None,
+        user_max_connections={"guest": 1},
+        vhost_max_connections={"/": 5},
+    )
     with Broker.in_thread(config) as broker:
         first = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
         try:

@@ -45,9 +45,11 @@ class Http:
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
         request = urllib.request.Request(
-            self.base + path, method=method,
+            self.base + path,
+            method=method,
             data=json.dumps(body).encode() if body is not None else None,
-            headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"})
+            headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"},
+        )
         try:
             with urllib.request.urlopen(request, timeout=10) as answer:
                 raw = answer.read()
@@ -71,8 +73,9 @@ class World:
 
     def amqp(self, user: str) -> pika.BlockingConnection:
         credentials = pika.PlainCredentials(self.name(user), "pw")
-        return pika.BlockingConnection(pika.ConnectionParameters(
-            "127.0.0.1", self.broker.amqp_port, credentials=credentials))
+        return pika.BlockingConnection(
+            pika.ConnectionParameters("127.0.0.1", self.broker.amqp_port, credentials=credentials)
+        )
 
     def http(self, user: str) -> Http:
         return Http(self.admin.base, self.name(user), "pw")
@@ -87,10 +90,15 @@ def world() -> Iterator[World]:
         here = World(broker, admin, f"pm{uuid.uuid4().hex[:6]}")
         for user, (configure, write, read) in USERS.items():
             name = here.name(user)
-            assert admin.call("PUT", f"/api/users/{name}",
-                              {"password": "pw", "tags": "management"})[0] == 201
-            status, _ = admin.call("PUT", f"/api/permissions/%2F/{name}",
-                                   {"configure": configure, "write": write, "read": read})
+            assert (
+                admin.call("PUT", f"/api/users/{name}", {"password": "pw", "tags": "management"})[0]
+                == 201
+            )
+            status, _ = admin.call(
+                "PUT",
+                f"/api/permissions/%2F/{name}",
+                {"configure": configure, "write": write, "read": read},
+            )
             assert status in (201, 204)
         yield here
 
@@ -115,44 +123,107 @@ def _topology(ch: BlockingChannel, n: str) -> None:
 
 
 OPERATIONS = [
-    Operation("exchange.declare", frozenset({"configure"}), lambda ch, n: None,
-              lambda ch, n: ch.exchange_declare(f"new-x-{n}", "direct")),
-    Operation("exchange.declare passive", frozenset(), _topology,
-              lambda ch, n: ch.exchange_declare(f"x-{n}", passive=True)),
-    Operation("exchange.delete", frozenset({"configure"}), _topology,
-              lambda ch, n: ch.exchange_delete(f"x2-{n}")),
-    Operation("queue.declare", frozenset({"configure"}), lambda ch, n: None,
-              lambda ch, n: ch.queue_declare(f"new-q-{n}")),
-    Operation("queue.declare server-named", frozenset({"configure"}), lambda ch, n: None,
-              lambda ch, n: ch.queue_declare("", exclusive=True)),
-    Operation("queue.declare passive", frozenset(), _topology,
-              lambda ch, n: ch.queue_declare(f"q-{n}", passive=True)),
-    Operation("queue.delete", frozenset({"configure"}), _topology,
-              lambda ch, n: ch.queue_delete(f"q-{n}")),
-    Operation("queue.purge", frozenset({"read"}), _topology,
-              lambda ch, n: ch.queue_purge(f"q-{n}")),
-    Operation("queue.bind", frozenset({"write", "read"}), _topology,
-              lambda ch, n: ch.queue_bind(f"q-{n}", f"x-{n}", "other")),
-    Operation("queue.unbind", frozenset({"write", "read"}), _topology,
-              lambda ch, n: ch.queue_unbind(f"q-{n}", f"x-{n}", "k")),
-    Operation("exchange.bind", frozenset({"write", "read"}), _topology,
-              lambda ch, n: ch.exchange_bind(f"x2-{n}", f"x-{n}", "other")),
-    Operation("exchange.unbind", frozenset({"write", "read"}), _topology,
-              lambda ch, n: ch.exchange_unbind(f"x2-{n}", f"x-{n}", "k")),
-    Operation("basic.publish", frozenset({"write"}), _topology,
-              lambda ch, n: ch.basic_publish(f"x-{n}", "k", b"m")),
-    Operation("basic.publish default exchange", frozenset({"write"}), _topology,
-              lambda ch, n: ch.basic_publish("", f"q-{n}", b"m")),
-    Operation("basic.get", frozenset({"read"}), _topology,
-              lambda ch, n: ch.basic_get(f"q-{n}")),
-    Operation("basic.consume", frozenset({"read"}), _topology,
-              lambda ch, n: ch.basic_consume(f"q-{n}", lambda *a: None)),
-    Operation("queue.declare with DLX", frozenset({"configure", "write", "read"}),
-              _topology, lambda ch, n: ch.queue_declare(
-                  f"dlx-q-{n}", arguments={"x-dead-letter-exchange": f"x-{n}"})),
-    Operation("exchange.declare with AE", frozenset({"configure", "write", "read"}),
-              _topology, lambda ch, n: ch.exchange_declare(
-                  f"ae-x-{n}", "direct", arguments={"alternate-exchange": f"x-{n}"})),
+    Operation(
+        "exchange.declare",
+        frozenset({"configure"}),
+        lambda ch, n: None,
+        lambda ch, n: ch.exchange_declare(f"new-x-{n}", "direct"),
+    ),
+    Operation(
+        "exchange.declare passive",
+        frozenset(),
+        _topology,
+        lambda ch, n: ch.exchange_declare(f"x-{n}", passive=True),
+    ),
+    Operation(
+        "exchange.delete",
+        frozenset({"configure"}),
+        _topology,
+        lambda ch, n: ch.exchange_delete(f"x2-{n}"),
+    ),
+    Operation(
+        "queue.declare",
+        frozenset({"configure"}),
+        lambda ch, n: None,
+        lambda ch, n: ch.queue_declare(f"new-q-{n}"),
+    ),
+    Operation(
+        "queue.declare server-named",
+        frozenset({"configure"}),
+        lambda ch, n: None,
+        lambda ch, n: ch.queue_declare("", exclusive=True),
+    ),
+    Operation(
+        "queue.declare passive",
+        frozenset(),
+        _topology,
+        lambda ch, n: ch.queue_declare(f"q-{n}", passive=True),
+    ),
+    Operation(
+        "queue.delete", frozenset({"configure"}), _topology, lambda ch, n: ch.queue_delete(f"q-{n}")
+    ),
+    Operation(
+        "queue.purge", frozenset({"read"}), _topology, lambda ch, n: ch.queue_purge(f"q-{n}")
+    ),
+    Operation(
+        "queue.bind",
+        frozenset({"write", "read"}),
+        _topology,
+        lambda ch, n: ch.queue_bind(f"q-{n}", f"x-{n}", "other"),
+    ),
+    Operation(
+        "queue.unbind",
+        frozenset({"write", "read"}),
+        _topology,
+        lambda ch, n: ch.queue_unbind(f"q-{n}", f"x-{n}", "k"),
+    ),
+    Operation(
+        "exchange.bind",
+        frozenset({"write", "read"}),
+        _topology,
+        lambda ch, n: ch.exchange_bind(f"x2-{n}", f"x-{n}", "other"),
+    ),
+    Operation(
+        "exchange.unbind",
+        frozenset({"write", "read"}),
+        _topology,
+        lambda ch, n: ch.exchange_unbind(f"x2-{n}", f"x-{n}", "k"),
+    ),
+    Operation(
+        "basic.publish",
+        frozenset({"write"}),
+        _topology,
+        lambda ch, n: ch.basic_publish(f"x-{n}", "k", b"m"),
+    ),
+    Operation(
+        "basic.publish default exchange",
+        frozenset({"write"}),
+        _topology,
+        lambda ch, n: ch.basic_publish("", f"q-{n}", b"m"),
+    ),
+    Operation("basic.get", frozenset({"read"}), _topology, lambda ch, n: ch.basic_get(f"q-{n}")),
+    Operation(
+        "basic.consume",
+        frozenset({"read"}),
+        _topology,
+        lambda ch, n: ch.basic_consume(f"q-{n}", lambda *a: None),
+    ),
+    Operation(
+        "queue.declare with DLX",
+        frozenset({"configure", "write", "read"}),
+        _topology,
+        lambda ch, n: ch.queue_declare(
+            f"dlx-q-{n}", arguments={"x-dead-letter-exchange": f"x-{n}"}
+        ),
+    ),
+    Operation(
+        "exchange.declare with AE",
+        frozenset({"configure", "write", "read"}),
+        _topology,
+        lambda ch, n: ch.exchange_declare(
+            f"ae-x-{n}", "direct", arguments={"alternate-exchange": f"x-{n}"}
+        ),
+    ),
 ]
 
 
@@ -180,8 +251,10 @@ def test_amqp(world: World, op: Operation, user: str) -> None:
                     connection.process_data_events(time_limit=0.2)
                 assert refused.value.reply_code == 403
                 assert refused.value.reply_text.startswith("ACCESS_REFUSED - access to ")
-                assert f"in vhost '/' refused for user '{world.name(user)}'" in \
-                    refused.value.reply_text
+                assert (
+                    f"in vhost '/' refused for user '{world.name(user)}'"
+                    in refused.value.reply_text
+                )
         _cleanup(setup, n)
 
 
@@ -200,7 +273,8 @@ def test_refusal_names_the_resource_exactly(world: World) -> None:
             channel.queue_declare(f"q-{n}")
     assert refused.value.reply_text == (
         f"ACCESS_REFUSED - access to queue 'q-{n}' in vhost '/' refused for user "
-        f"'{world.name('lacks-configure')}'")
+        f"'{world.name('lacks-configure')}'"
+    )
 
 
 def test_default_exchange_is_checked_as_amq_default(world: World) -> None:
@@ -214,14 +288,15 @@ def test_default_exchange_is_checked_as_amq_default(world: World) -> None:
 
 def test_vhost_without_permissions_is_refused_at_open(world: World) -> None:
     name = world.name("elsewhere")
-    assert world.admin.call("PUT", f"/api/users/{name}", {"password": "pw", "tags": ""})[0] \
-        == 201
+    assert world.admin.call("PUT", f"/api/users/{name}", {"password": "pw", "tags": ""})[0] == 201
     credentials = pika.PlainCredentials(name, "pw")
     with pytest.raises(pika.exceptions.ProbableAccessDeniedError) as refused:
-        pika.BlockingConnection(pika.ConnectionParameters(
-            "127.0.0.1", world.broker.amqp_port, credentials=credentials))
-    assert f"(530) \"NOT_ALLOWED - access to vhost '/' refused for user '{name}'\"" in \
-        str(refused.value)
+        pika.BlockingConnection(
+            pika.ConnectionParameters("127.0.0.1", world.broker.amqp_port, credentials=credentials)
+        )
+    assert f"(530) \"NOT_ALLOWED - access to vhost '/' refused for user '{name}'\"" in str(
+        refused.value
+    )
 
 
 def test_topic_permissions_on_topic_exchanges(world: World) -> None:
@@ -230,7 +305,8 @@ def test_topic_permissions_on_topic_exchanges(world: World) -> None:
     assert world.broker.context is not None
     # The user store's public API (the HTTP API has no topic-permissions endpoint yet).
     world.broker.context.users.set_topic_permission(
-        "/", user, TopicPermission(f"t-{n}", write="^eu\\.", read="^{username}|^eu\\."))
+        "/", user, TopicPermission(f"t-{n}", write="^eu\\.", read="^{username}|^eu\\.")
+    )
     with world.amqp("full") as connection:
         channel = connection.channel()
         channel.confirm_delivery()
@@ -242,7 +318,8 @@ def test_topic_permissions_on_topic_exchanges(world: World) -> None:
             channel.basic_publish(f"t-{n}", "us.orders", b"m")
         assert refused.value.reply_text == (
             f"ACCESS_REFUSED - write access to topic 'us.orders' in exchange 't-{n}' in "
-            f"vhost '/' refused for user '{user}'")
+            f"vhost '/' refused for user '{user}'"
+        )
         channel = connection.channel()
         with pytest.raises(pika.exceptions.ChannelClosedByBroker):
             channel.queue_bind(f"tq-{n}", f"t-{n}", "us.#")
@@ -266,26 +343,63 @@ def _q(n: str) -> str:
 
 
 HTTP_OPERATIONS = [
-    HttpOperation("PUT exchange", frozenset({"configure"}), lambda h, n: h.call(
-        "PUT", f"/api/exchanges/%2F/new-x-{n}", {"type": "direct"})),
-    HttpOperation("DELETE exchange", frozenset({"configure"}), lambda h, n: h.call(
-        "DELETE", f"/api/exchanges/%2F/x2-{n}")),
-    HttpOperation("PUT queue", frozenset({"configure"}), lambda h, n: h.call(
-        "PUT", f"/api/queues/%2F/new-q-{n}", {})),
-    HttpOperation("DELETE queue", frozenset({"configure"}), lambda h, n: h.call(
-        "DELETE", f"/api/queues/%2F/{_q(n)}")),
-    HttpOperation("purge queue", frozenset({"read"}), lambda h, n: h.call(
-        "DELETE", f"/api/queues/%2F/{_q(n)}/contents")),
-    HttpOperation("bind queue", frozenset({"write", "read"}), lambda h, n: h.call(
-        "POST", f"/api/bindings/%2F/e/x-{n}/q/{_q(n)}", {"routing_key": "other"})),
-    HttpOperation("bind exchange", frozenset({"write", "read"}), lambda h, n: h.call(
-        "POST", f"/api/bindings/%2F/e/x-{n}/e/x2-{n}", {"routing_key": "other"})),
-    HttpOperation("publish", frozenset({"write"}), lambda h, n: h.call(
-        "POST", f"/api/exchanges/%2F/x-{n}/publish",
-        {"routing_key": "k", "payload": "m", "payload_encoding": "string", "properties": {}})),
-    HttpOperation("get", frozenset({"read"}), lambda h, n: h.call(
-        "POST", f"/api/queues/%2F/{_q(n)}/get",
-        {"count": 1, "ackmode": "ack_requeue_false", "encoding": "auto"})),
+    HttpOperation(
+        "PUT exchange",
+        frozenset({"configure"}),
+        lambda h, n: h.call("PUT", f"/api/exchanges/%2F/new-x-{n}", {"type": "direct"}),
+    ),
+    HttpOperation(
+        "DELETE exchange",
+        frozenset({"configure"}),
+        lambda h, n: h.call("DELETE", f"/api/exchanges/%2F/x2-{n}"),
+    ),
+    HttpOperation(
+        "PUT queue",
+        frozenset({"configure"}),
+        lambda h, n: h.call("PUT", f"/api/queues/%2F/new-q-{n}", {}),
+    ),
+    HttpOperation(
+        "DELETE queue",
+        frozenset({"configure"}),
+        lambda h, n: h.call("DELETE", f"/api/queues/%2F/{_q(n)}"),
+    ),
+    HttpOperation(
+        "purge queue",
+        frozenset({"read"}),
+        lambda h, n: h.call("DELETE", f"/api/queues/%2F/{_q(n)}/contents"),
+    ),
+    HttpOperation(
+        "bind queue",
+        frozenset({"write", "read"}),
+        lambda h, n: h.call(
+            "POST", f"/api/bindings/%2F/e/x-{n}/q/{_q(n)}", {"routing_key": "other"}
+        ),
+    ),
+    HttpOperation(
+        "bind exchange",
+        frozenset({"write", "read"}),
+        lambda h, n: h.call(
+            "POST", f"/api/bindings/%2F/e/x-{n}/e/x2-{n}", {"routing_key": "other"}
+        ),
+    ),
+    HttpOperation(
+        "publish",
+        frozenset({"write"}),
+        lambda h, n: h.call(
+            "POST",
+            f"/api/exchanges/%2F/x-{n}/publish",
+            {"routing_key": "k", "payload": "m", "payload_encoding": "string", "properties": {}},
+        ),
+    ),
+    HttpOperation(
+        "get",
+        frozenset({"read"}),
+        lambda h, n: h.call(
+            "POST",
+            f"/api/queues/%2F/{_q(n)}/get",
+            {"count": 1, "ackmode": "ack_requeue_false", "encoding": "auto"},
+        ),
+    ),
 ]
 
 

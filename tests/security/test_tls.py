@@ -54,28 +54,43 @@ def _name(cn: str) -> x509.Name:
 Issuer = tuple[x509.Certificate, ec.EllipticCurvePrivateKey]
 
 
-def _issue(folder: Path, stem: str, cn: str, issuer: Issuer | None, *, ca: bool = False,
-           server: bool = False) -> tuple[Pair, x509.Certificate, ec.EllipticCurvePrivateKey]:
+def _issue(
+    folder: Path,
+    stem: str,
+    cn: str,
+    issuer: Issuer | None,
+    *,
+    ca: bool = False,
+    server: bool = False,
+) -> tuple[Pair, x509.Certificate, ec.EllipticCurvePrivateKey]:
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.UTC)
     issuer_cert, issuer_key = issuer if issuer else (None, key)
-    builder = (x509.CertificateBuilder()
-               .subject_name(_name(cn))
-               .issuer_name(issuer_cert.subject if issuer_cert else _name(cn))
-               .public_key(key.public_key())
-               .serial_number(x509.random_serial_number())
-               .not_valid_before(now - datetime.timedelta(minutes=5))
-               .not_valid_after(now + datetime.timedelta(days=1))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(issuer_cert.subject if issuer_cert else _name(cn))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
     if server:
-        builder = builder.add_extension(x509.SubjectAlternativeName(
-            [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
     cert = builder.sign(issuer_key, hashes.SHA256())
     pair = Pair(folder / f"{stem}.crt", folder / f"{stem}.key")
     pair.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    pair.key.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    pair.key.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return pair, cert, key
 
 
@@ -102,9 +117,16 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 @pytest.fixture(scope="module")
 def tls_broker(pki: Pki) -> Iterator[Broker]:
-    config = Config(port=0, data_dir=None, management_port=None, tls_port=0,
-                    tls_certfile=pki.server.cert, tls_keyfile=pki.server.key,
-                    tls_cafile=pki.ca.cert, tls_verify_peer=True)
+    config = Config(
+        port=0,
+        data_dir=None,
+        management_port=None,
+        tls_port=0,
+        tls_certfile=pki.server.cert,
+        tls_keyfile=pki.server.key,
+        tls_cafile=pki.ca.cert,
+        tls_verify_peer=True,
+    )
     with Broker.in_thread(config) as broker:
         assert broker.context is not None
         users = broker.context.users
@@ -121,9 +143,9 @@ def _client_context(pki: Pki, pair: Pair | None = None) -> ssl.SSLContext:
 
 
 def _params(broker: Broker, context: ssl.SSLContext, **kwargs: object) -> pika.ConnectionParameters:
-    return pika.ConnectionParameters("127.0.0.1", broker.amqps_port,
-                                     ssl_options=pika.SSLOptions(context, "127.0.0.1"),
-                                     **kwargs)  # type: ignore[arg-type]
+    return pika.ConnectionParameters(
+        "127.0.0.1", broker.amqps_port, ssl_options=pika.SSLOptions(context, "127.0.0.1"), **kwargs
+    )  # type: ignore[arg-type]
 
 
 def _round_trip(connection: pika.BlockingConnection) -> None:
@@ -138,11 +160,13 @@ def test_server_context_is_tls_1_2_or_later(pki: Pki) -> None:
     context = server_context(TLSSettings(pki.server.cert, pki.server.key))
     assert context.minimum_version == ssl.TLSVersion.TLSv1_2
     assert context.verify_mode == ssl.CERT_NONE
-    verifying = server_context(TLSSettings(pki.server.cert, pki.server.key, pki.ca.cert,
-                                           verify_peer=True))
+    verifying = server_context(
+        TLSSettings(pki.server.cert, pki.server.key, pki.ca.cert, verify_peer=True)
+    )
     assert verifying.verify_mode == ssl.CERT_OPTIONAL
-    strict = server_context(TLSSettings(pki.server.cert, pki.server.key, pki.ca.cert,
-                                        fail_if_no_peer_cert=True))
+    strict = server_context(
+        TLSSettings(pki.server.cert, pki.server.key, pki.ca.cert, fail_if_no_peer_cert=True)
+    )
     assert strict.verify_mode == ssl.CERT_REQUIRED
     with pytest.raises(ValueError, match="cafile"):
         TLSSettings(pki.server.cert, pki.server.key, verify_peer=True)
@@ -154,29 +178,35 @@ def test_plain_login_over_tls(tls_broker: Broker, pki: Pki) -> None:
 
 
 def test_negotiates_tls_1_2_or_later_and_refuses_older(tls_broker: Broker, pki: Pki) -> None:
-    with socket.create_connection(("127.0.0.1", tls_broker.amqps_port), timeout=5) as raw, \
-            _client_context(pki).wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+    with (
+        socket.create_connection(("127.0.0.1", tls_broker.amqps_port), timeout=5) as raw,
+        _client_context(pki).wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
         assert tls.version() in ("TLSv1.2", "TLSv1.3")
     old = _client_context(pki)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # that is the point
         old.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
         old.maximum_version = ssl.TLSVersion.TLSv1_1
-    with socket.create_connection(("127.0.0.1", tls_broker.amqps_port), timeout=5) as raw, \
-            pytest.raises(ssl.SSLError):
+    with (
+        socket.create_connection(("127.0.0.1", tls_broker.amqps_port), timeout=5) as raw,
+        pytest.raises(ssl.SSLError),
+    ):
         old.wrap_socket(raw, server_hostname="127.0.0.1")
     assert_serving(tls_broker.amqp_port)
 
 
 def test_external_login_maps_the_certificate_cn_to_a_user(tls_broker: Broker, pki: Pki) -> None:
-    params = _params(tls_broker, _client_context(pki, pki.client),
-                     credentials=pika.credentials.ExternalCredentials())
+    params = _params(
+        tls_broker,
+        _client_context(pki, pki.client),
+        credentials=pika.credentials.ExternalCredentials(),
+    )
     with pika.BlockingConnection(params) as connection:
         _round_trip(connection)
 
 
-def test_external_is_offered_only_with_a_verified_certificate(tls_broker: Broker,
-                                                             pki: Pki) -> None:
+def test_external_is_offered_only_with_a_verified_certificate(tls_broker: Broker, pki: Pki) -> None:
     def mechanisms(pair: Pair | None) -> str:
         raw = socket.create_connection(("127.0.0.1", tls_broker.amqps_port), timeout=5)
         tls = _client_context(pki, pair).wrap_socket(raw, server_hostname="127.0.0.1")
@@ -192,17 +222,21 @@ def test_external_with_a_cn_that_is_no_user_is_refused(tls_broker: Broker, pki: 
     tls = _client_context(pki, pki.stranger).wrap_socket(raw, server_hostname="127.0.0.1")
     with RawClient(0, sock=tls) as client:
         client.start()
-        client.send_method(commands.Connection.StartOk(
-            client_properties={}, mechanism="EXTERNAL", response=""))
+        client.send_method(
+            commands.Connection.StartOk(client_properties={}, mechanism="EXTERNAL", response="")
+        )
         close = client.expect_connection_close()
         assert close.reply_code == 403
         assert "EXTERNAL" in close.reply_text
 
 
 def test_wrong_client_certificate_is_refused(tls_broker: Broker, pki: Pki) -> None:
-    params = _params(tls_broker, _client_context(pki, pki.rogue),
-                     credentials=pika.credentials.ExternalCredentials(),
-                     connection_attempts=1)
+    params = _params(
+        tls_broker,
+        _client_context(pki, pki.rogue),
+        credentials=pika.credentials.ExternalCredentials(),
+        connection_attempts=1,
+    )
     with pytest.raises(pika.exceptions.AMQPConnectionError):
         pika.BlockingConnection(params)
     with pika.BlockingConnection(_params(tls_broker, _client_context(pki))) as connection:
@@ -211,8 +245,14 @@ def test_wrong_client_certificate_is_refused(tls_broker: Broker, pki: Pki) -> No
 
 def test_management_over_https(pki: Pki, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="pigeon")
-    config = Config(port=0, data_dir=None, management_port=0, management_tls=True,
-                    tls_certfile=pki.server.cert, tls_keyfile=pki.server.key)
+    config = Config(
+        port=0,
+        data_dir=None,
+        management_port=0,
+        management_tls=True,
+        tls_certfile=pki.server.cert,
+        tls_keyfile=pki.server.key,
+    )
     with Broker.in_thread(config) as broker:
         url = broker.management_url
         assert url is not None and url.startswith("https://127.0.0.1:")
@@ -221,7 +261,8 @@ def test_management_over_https(pki: Pki, caplog: pytest.LogCaptureFixture) -> No
         context = ssl.create_default_context(cafile=str(pki.ca.cert))
         request = urllib.request.Request(
             url + "api/whoami",
-            headers={"Authorization": "Basic " + base64.b64encode(b"guest:guest").decode()})
+            headers={"Authorization": "Basic " + base64.b64encode(b"guest:guest").decode()},
+        )
         with urllib.request.urlopen(request, context=context, timeout=10) as answer:
             assert json.loads(answer.read())["name"] == "guest"
         # Plain HTTP on the TLS port gets nowhere.

@@ -26,27 +26,34 @@ def key() -> rsa.RSAPrivateKey:
 
 @pytest.fixture(scope="module")
 def broker(key: rsa.RSAPrivateKey) -> Iterator[Broker]:
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo)
-    config = Config(port=0, data_dir=None, management_port=None,
-                    tokens={"keys": {"k1": public.decode()}})
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    config = Config(
+        port=0, data_dir=None, management_port=None, tokens={"keys": {"k1": public.decode()}}
+    )
     with Broker.in_thread(config) as running:
         yield running
 
 
 def token(key: rsa.RSAPrivateKey, lifetime: float, **claims: Any) -> str:
-    body = {"sub": "svc", "aud": "rabbitmq", "scope": SCOPES,
-            "exp": int(time.time() + lifetime), **claims}
+    body = {
+        "sub": "svc",
+        "aud": "rabbitmq",
+        "scope": SCOPES,
+        "exp": int(time.time() + lifetime),
+        **claims,
+    }
     return jwt.encode(body, key, algorithm="RS256", headers={"kid": "k1"})
 
 
 def params(broker: Broker, password: str) -> pika.ConnectionParameters:
-    return pika.ConnectionParameters("127.0.0.1", broker.amqp_port,
-                                     credentials=pika.PlainCredentials("", password))
+    return pika.ConnectionParameters(
+        "127.0.0.1", broker.amqp_port, credentials=pika.PlainCredentials("", password)
+    )
 
 
-def test_a_valid_token_logs_in_with_its_scopes(broker: Broker,
-                                               key: rsa.RSAPrivateKey) -> None:
+def test_a_valid_token_logs_in_with_its_scopes(broker: Broker, key: rsa.RSAPrivateKey) -> None:
     connection = pika.BlockingConnection(params(broker, token(key, 60)))
     try:
         channel = connection.channel()
@@ -63,8 +70,9 @@ def test_a_token_signed_by_another_key_is_refused(broker: Broker) -> None:
         pika.BlockingConnection(params(broker, token(stranger, 60)))
 
 
-def test_the_connection_closes_when_its_token_expires(broker: Broker,
-                                                      key: rsa.RSAPrivateKey) -> None:
+def test_the_connection_closes_when_its_token_expires(
+    broker: Broker, key: rsa.RSAPrivateKey
+) -> None:
     connection = pika.BlockingConnection(params(broker, token(key, 2)))
     try:
         with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as closed:
@@ -78,8 +86,7 @@ def test_the_connection_closes_when_its_token_expires(broker: Broker,
             connection.close()
 
 
-def test_update_secret_extends_a_token_connection(broker: Broker,
-                                                  key: rsa.RSAPrivateKey) -> None:
+def test_update_secret_extends_a_token_connection(broker: Broker, key: rsa.RSAPrivateKey) -> None:
     connection = pika.BlockingConnection(params(broker, token(key, 2)))
     try:
         connection.update_secret(token(key, 60), "refresh")

@@ -119,8 +119,13 @@ def test_delete_removes_exactly_the_keys_given(
     try:
         bulk.insert(conn, [_row("/", queue, seq) for queue, seq in sorted(stored)])
         # Removes of stored keys and of keys never written (cancelled adds), in any order.
-        asked = data.draw(st.lists(st.tuples(st.sampled_from(["a", "b"]), st.integers(0, 300)),
-                                   unique=True, max_size=250))
+        asked = data.draw(
+            st.lists(
+                st.tuples(st.sampled_from(["a", "b"]), st.integers(0, 300)),
+                unique=True,
+                max_size=250,
+            )
+        )
         bulk.delete(conn, [("/", queue, seq) for queue, seq in asked])
         assert _keys(conn) == {("/", q, s) for q, s in stored - set(asked)}
     finally:
@@ -137,7 +142,11 @@ def test_message_reads_back_what_message_of_reads(message: Message, seq: int) ->
         back = reader.message(*row)
         plain = rows.message_of(*row[:6], codec)
         assert (back.exchange, back.routing_key, back.properties, back.body) == (
-            plain.exchange, plain.routing_key, plain.properties, plain.body)
+            plain.exchange,
+            plain.routing_key,
+            plain.properties,
+            plain.body,
+        )
 
 
 def test_read_messages_never_share_a_headers_table() -> None:

@@ -45,7 +45,8 @@ async def test_written_messages_read_back_in_order_and_are_forgotten(open_store:
 
 
 async def test_pages_never_outlive_the_store_and_never_move_its_positions(
-        open_store: Opener, data_dir: Path) -> None:
+    open_store: Opener, data_dir: Path
+) -> None:
     store = open_store()
     store.load()
     await synced(store)

@@ -240,8 +240,7 @@ async def test_rewrites_replace_the_stored_copy_and_removes_still_win(
     await synced(store)
     store.close()
     _, snap = await reopen(open_store)
-    assert [(m.seq, m.message.body) for m in snap.messages[("/", "q")]] == [
-        (1, b"a2"), (2, b"b2")]
+    assert [(m.seq, m.message.body) for m in snap.messages[("/", "q")]] == [(1, b"a2"), (2, b"b2")]
     store.close()
 
 

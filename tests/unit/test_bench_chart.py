@@ -1,4 +1,4 @@
-"""bench.chart draws a saved size sweep (no broker needed; skipped without matplotlib)."""
+"""benchmarks.chart draws a saved size sweep (no broker needed; skipped without matplotlib)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # ``bench`` lives at the repository root, not under src/
     sys.path.insert(0, str(REPO))
 
-from bench import chart  # noqa: E402
+from benchmarks import chart  # noqa: E402
 
 
 def test_chart_draws_a_png_from_a_saved_sweep(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """The benchmark harness itself: its hand-built frames, its counting and its stats.
 
-pamqp is the oracle for the bytes; the sink server (``bench.sink``) is the peer
+pamqp is the oracle for the bytes; the sink server (``benchmarks.sink``) is the peer
 for short real runs, so nothing here needs RabbitMQ or Pigeon.
 """
 
@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # ``bench`` lives at the repository root, not under src/
     sys.path.insert(0, str(REPO))
 
-from bench import sink  # noqa: E402
+from benchmarks import sink  # noqa: E402
 
 from pigeon.bench import command, runner, wire  # noqa: E402
 from pigeon.bench.publisher import ConfirmTracker  # noqa: E402
@@ -255,13 +255,21 @@ def test_cli_fanout_sets_one_consumer_per_queue() -> None:
     assert args.json
 
 
-BROKER_PACKAGES = ("core", "protocols", "storage", "broker", "admin", "auth", "embedded",
-                   "transport")
+BROKER_PACKAGES = (
+    "core",
+    "protocols",
+    "storage",
+    "broker",
+    "admin",
+    "auth",
+    "embedded",
+    "transport",
+)
 
 
 def test_load_generator_does_not_import_the_broker() -> None:
     code = (
-        "import sys, pigeon.bench.command, bench.sink\n"
+        "import sys, pigeon.bench.command, benchmarks.sink\n"
         "print(sorted(m for m in sys.modules if m.startswith('pigeon')))"
     )
     out = subprocess.run(

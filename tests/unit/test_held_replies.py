@@ -29,8 +29,13 @@ def test_frames_after_a_hold_wait_for_it_other_channels_do_not() -> None:
     assert names(conn) == [(2, "DeclareOk")]
     conn.release(held)
     assert not conn.holding(1)
-    assert names(conn) == [(1, "DeclareOk"), (1, "QosOk"), (1, "Deliver"), (1, "ContentHeader"),
-                           (1, "ContentBody")]
+    assert names(conn) == [
+        (1, "DeclareOk"),
+        (1, "QosOk"),
+        (1, "Deliver"),
+        (1, "ContentHeader"),
+        (1, "ContentBody"),
+    ]
 
 
 def test_holds_are_released_in_the_order_they_were_taken() -> None:

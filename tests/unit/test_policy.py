@@ -11,16 +11,28 @@ from pigeon.core.policy import Policy, alternate_exchange, best, effective_defin
 from pigeon.errors import PreconditionFailed
 
 
-def policy(name: str, definition: dict[str, Any], *, pattern: str = ".*", priority: int = 0,
-           apply_to: str = "all", operator: bool = False) -> Policy:
-    return Policy.parse("/", name, {"pattern": pattern, "definition": definition,
-                                    "priority": priority, "apply-to": apply_to},
-                        operator=operator)
+def policy(
+    name: str,
+    definition: dict[str, Any],
+    *,
+    pattern: str = ".*",
+    priority: int = 0,
+    apply_to: str = "all",
+    operator: bool = False,
+) -> Policy:
+    return Policy.parse(
+        "/",
+        name,
+        {"pattern": pattern, "definition": definition, "priority": priority, "apply-to": apply_to},
+        operator=operator,
+    )
 
 
 def test_the_highest_priority_wins_and_ties_go_to_the_first_name() -> None:
-    low, high = policy("b", {"max-length": 1}, priority=1), policy("c", {"max-length": 2},
-                                                                      priority=2)
+    low, high = (
+        policy("b", {"max-length": 1}, priority=1),
+        policy("c", {"max-length": 2}, priority=2),
+    )
     assert best([low, high], "queue", "q") is high
     tie = policy("a", {"max-length": 3}, priority=2)
     assert best([low, high, tie], "queue", "q") is tie
@@ -36,20 +48,42 @@ def test_apply_to_and_an_unanchored_pattern() -> None:
 
 
 def test_merge_with_an_operator_policy() -> None:
-    mine = policy("p", {"message-ttl": 1000, "max-length": 5, "overflow": "drop-head",
-                        "dead-letter-exchange": "dlx"})
+    mine = policy(
+        "p",
+        {
+            "message-ttl": 1000,
+            "max-length": 5,
+            "overflow": "drop-head",
+            "dead-letter-exchange": "dlx",
+        },
+    )
     ops = policy("o", {"message-ttl": 500, "max-length": 9}, operator=True)
-    assert effective_definition(mine, ops) == {"dead-letter-exchange": "dlx", "max-length": 5,
-                                               "message-ttl": 500, "overflow": "drop-head"}
+    assert effective_definition(mine, ops) == {
+        "dead-letter-exchange": "dlx",
+        "max-length": 5,
+        "message-ttl": 500,
+        "overflow": "drop-head",
+    }
     assert effective_definition(None, None) == {}
 
 
 def test_queue_arguments_against_policies() -> None:
-    arguments = {"x-message-ttl": 200, "x-dead-letter-exchange": "mine",
-                 "x-overflow": "reject-publish"}
+    arguments = {
+        "x-message-ttl": 200,
+        "x-dead-letter-exchange": "mine",
+        "x-overflow": "reject-publish",
+    }
     declared = QueueArguments.parse("q", "/", arguments)
-    mine = policy("p", {"message-ttl": 1000, "dead-letter-exchange": "theirs",
-                        "overflow": "drop-head", "max-length": 4, "expires": 60000})
+    mine = policy(
+        "p",
+        {
+            "message-ttl": 1000,
+            "dead-letter-exchange": "theirs",
+            "overflow": "drop-head",
+            "max-length": 4,
+            "expires": 60000,
+        },
+    )
     ops = policy("o", {"max-length": 2}, operator=True)
     options = queue_options(declared, arguments, mine, ops)
     assert options.message_ttl == 200  # the smaller, here the argument's
@@ -65,15 +99,27 @@ def test_alternate_exchange_argument_beats_the_policy() -> None:
     assert alternate_exchange({"alternate-exchange": "own"}, ae) == "own"
 
 
-@pytest.mark.parametrize(("data", "operator", "text"), [
-    ({"pattern": "a", "definition": {"overflow": "x"}}, False,
-     '<<"x">> is not a valid overflow value'),
-    ({"pattern": "a", "definition": {"dead-letter-exchange": "x"}}, True,
-     '[{<<"dead-letter-exchange">>,<<"x">>}] are not recognised policy settings'),
-    ({"pattern": "a", "definition": []}, False, "definition must be a dictionary: []"),
-    ({"pattern": "a", "definition": {"max-length": 1}, "priority": True}, False,
-     "priority should be a number, actually was true"),
-])
+@pytest.mark.parametrize(
+    ("data", "operator", "text"),
+    [
+        (
+            {"pattern": "a", "definition": {"overflow": "x"}},
+            False,
+            '<<"x">> is not a valid overflow value',
+        ),
+        (
+            {"pattern": "a", "definition": {"dead-letter-exchange": "x"}},
+            True,
+            '[{<<"dead-letter-exchange">>,<<"x">>}] are not recognised policy settings',
+        ),
+        ({"pattern": "a", "definition": []}, False, "definition must be a dictionary: []"),
+        (
+            {"pattern": "a", "definition": {"max-length": 1}, "priority": True},
+            False,
+            "priority should be a number, actually was true",
+        ),
+    ],
+)
 def test_refusals(data: dict[str, Any], operator: bool, text: str) -> None:
     with pytest.raises(PreconditionFailed) as refused:
         Policy.parse("/", "p", data, operator=operator)
@@ -85,12 +131,15 @@ def test_quorum_queues() -> None:
     plain = policy("p", {"max-length": 2, "overflow": "drop-head", "expires": 9000})
     assert best([mirrored, plain], "queue", "q", "quorum") is plain
     assert best([mirrored, plain], "queue", "q") is mirrored
-    arguments = {"x-queue-type": "quorum", "x-overflow": "reject-publish", "x-expires": 10,
-                 "x-max-length": 5}
+    arguments = {
+        "x-queue-type": "quorum",
+        "x-overflow": "reject-publish",
+        "x-expires": 10,
+        "x-max-length": 5,
+    }
     declared = QueueArguments.parse("q", "/", arguments)
     options = queue_options(declared, arguments, plain, None, "quorum")
     # The policy's overflow and expires win on a quorum queue; limits take the smaller.
-    assert (options.overflow, options.expires, options.max_length) == (
-        Overflow.DROP_HEAD, 9000, 2)
+    assert (options.overflow, options.expires, options.max_length) == (Overflow.DROP_HEAD, 9000, 2)
     classic = queue_options(declared, arguments, plain, None, "classic")
     assert (classic.overflow, classic.expires) == (Overflow.REJECT_PUBLISH, 10)

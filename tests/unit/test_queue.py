@@ -91,8 +91,9 @@ def vhost(clock: Clock) -> VirtualHost:
     return VirtualHost("/", clock)
 
 
-def publish(vhost: VirtualHost, key: str, body: bytes, exchange: str = "",
-            **properties: object) -> tuple[int, bool]:
+def publish(
+    vhost: VirtualHost, key: str, body: bytes, exchange: str = "", **properties: object
+) -> tuple[int, bool]:
     message = Message(exchange, key, Properties(**properties), body)  # type: ignore[arg-type]
     routed = vhost.publish(message, vhost.exchange(exchange))
     vhost.dispatch_due()  # as a protocol does after each batch of publishes
@@ -142,8 +143,7 @@ def test_higher_priority_consumers_first(vhost: VirtualHost) -> None:
 
 
 def test_single_active_consumer_keeps_the_first(vhost: VirtualHost) -> None:
-    queue = vhost.declare_queue("q", owner=None,
-                                arguments={"x-single-active-consumer": True}).queue
+    queue = vhost.declare_queue("q", owner=None, arguments={"x-single-active-consumer": True}).queue
     first, second = Recorder("first", prefetch=1), Recorder("second", priority=9)
     queue.add_consumer(first)
     queue.add_consumer(second)
@@ -177,8 +177,9 @@ def test_drop_head_dead_letters_the_oldest(vhost: VirtualHost) -> None:
     vhost.declare_exchange("dlx", "fanout")
     dead = vhost.declare_queue("dead", owner=None).queue
     vhost.bind("dlx", "dead", DestinationKind.QUEUE, "")
-    queue = vhost.declare_queue("q", owner=None, arguments={
-        "x-max-length": 2, "x-dead-letter-exchange": "dlx"}).queue
+    queue = vhost.declare_queue(
+        "q", owner=None, arguments={"x-max-length": 2, "x-dead-letter-exchange": "dlx"}
+    ).queue
     for body in (b"1", b"2", b"3"):
         publish(vhost, "q", body)
     assert ready_bodies(queue) == [b"2", b"3"]
@@ -190,17 +191,24 @@ def test_drop_head_dead_letters_the_oldest(vhost: VirtualHost) -> None:
 
 
 def test_reject_publish_refuses_new_messages(vhost: VirtualHost) -> None:
-    vhost.declare_queue("q", owner=None, arguments={
-        "x-max-length-bytes": 3, "x-overflow": "reject-publish"})
+    vhost.declare_queue(
+        "q", owner=None, arguments={"x-max-length-bytes": 3, "x-overflow": "reject-publish"}
+    )
     assert publish(vhost, "q", b"12") == (1, False)
     assert publish(vhost, "q", b"34") == (1, True)
 
 
 def test_ttl_expires_at_the_head_and_dead_letters(vhost: VirtualHost, clock: Clock) -> None:
     vhost.declare_queue("dead", owner=None)
-    queue = vhost.declare_queue("q", owner=None, arguments={
-        "x-message-ttl": 100, "x-dead-letter-exchange": "",
-        "x-dead-letter-routing-key": "dead"}).queue
+    queue = vhost.declare_queue(
+        "q",
+        owner=None,
+        arguments={
+            "x-message-ttl": 100,
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": "dead",
+        },
+    ).queue
     publish(vhost, "q", b"old")
     clock.advance(0.05)
     publish(vhost, "q", b"new", expiration="500")
@@ -250,8 +258,9 @@ def test_deleting_a_queue_cancels_its_consumers(vhost: VirtualHost) -> None:
 
 
 def test_dead_letter_cycle_is_broken(vhost: VirtualHost, clock: Clock) -> None:
-    queue = vhost.declare_queue("q", owner=None, arguments={
-        "x-message-ttl": 10, "x-dead-letter-exchange": ""}).queue
+    queue = vhost.declare_queue(
+        "q", owner=None, arguments={"x-message-ttl": 10, "x-dead-letter-exchange": ""}
+    ).queue
     publish(vhost, "q", b"x")
     # Back to the queue it died in with no rejection on the way: RabbitMQ drops it
     # rather than let it cycle forever.
@@ -315,8 +324,9 @@ def test_a_batch_of_publishes_is_handed_over_at_once(vhost: VirtualHost) -> None
     assert ready_bodies(queue) == [b"5"]
 
 
-def test_messages_left_due_are_handed_over_on_the_next_turn(vhost: VirtualHost,
-                                                            clock: Clock) -> None:
+def test_messages_left_due_are_handed_over_on_the_next_turn(
+    vhost: VirtualHost, clock: Clock
+) -> None:
     queue = vhost.declare_queue("q", owner=None).queue
     consumer = Batcher("c", prefetch=10)
     queue.add_consumer(consumer)
@@ -326,8 +336,9 @@ def test_messages_left_due_are_handed_over_on_the_next_turn(vhost: VirtualHost,
 
 
 @pytest.mark.parametrize("arguments", [{"x-max-length": 1}, {"x-message-ttl": 0}])
-def test_limited_queues_hand_over_each_message_at_once(vhost: VirtualHost,
-                                                       arguments: dict[str, object]) -> None:
+def test_limited_queues_hand_over_each_message_at_once(
+    vhost: VirtualHost, arguments: dict[str, object]
+) -> None:
     # Otherwise a batch would meet the length limit or the zero TTL before the
     # consumer that had room for it.
     queue = vhost.declare_queue("q", owner=None, arguments=arguments).queue
@@ -352,12 +363,15 @@ def test_a_run_of_publishes_goes_whole_or_not_at_all(vhost: VirtualHost) -> None
     assert not vhost.publish_run(fanned, vhost.exchange("fan"))
     assert ready_bodies(plain) == [b"0", b"1", b"2"] and ready_bodies(limited) == []
     # Nothing routed: the general path reports it (mandatory returns, counters).
-    assert not vhost.publish_run([Message("", "nowhere", Properties(), b"y")],
-                                 vhost.exchange(""))
+    assert not vhost.publish_run([Message("", "nowhere", Properties(), b"y")], vhost.exchange(""))
 
 
-AT_LEAST_ONCE = {"x-queue-type": "quorum", "x-dead-letter-exchange": "dlx",
-                 "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
+AT_LEAST_ONCE = {
+    "x-queue-type": "quorum",
+    "x-dead-letter-exchange": "dlx",
+    "x-dead-letter-strategy": "at-least-once",
+    "x-overflow": "reject-publish",
+}
 
 
 def reject_one(queue: Queue) -> None:
@@ -367,14 +381,19 @@ def reject_one(queue: Queue) -> None:
 
 
 def test_at_least_once_dead_letters_wait_for_a_queue_that_takes_them(
-        vhost: VirtualHost, clock: Clock) -> None:
+    vhost: VirtualHost, clock: Clock
+) -> None:
     vhost.declare_exchange("dlx", "fanout")
     queue = vhost.declare_queue("q", owner=None, durable=True, arguments=AT_LEAST_ONCE).queue
     publish(vhost, "q", b"dead")
     reject_one(queue)
     assert queue.dead_letters_pending == 1  # routed nowhere: kept
-    target = vhost.declare_queue("dead", owner=None, durable=True, arguments={
-        "x-max-length": 0, "x-overflow": "reject-publish"}).queue
+    target = vhost.declare_queue(
+        "dead",
+        owner=None,
+        durable=True,
+        arguments={"x-max-length": 0, "x-overflow": "reject-publish"},
+    ).queue
     vhost.bind("dlx", "dead", DestinationKind.QUEUE, "")
     clock.advance(1.0)
     assert queue.dead_letters_pending == 1  # the target refused it: kept
@@ -388,10 +407,12 @@ def test_at_least_once_dead_letters_wait_for_a_queue_that_takes_them(
 
 
 def test_at_least_once_needs_reject_publish_and_a_deleted_queue_stops_retrying(
-        vhost: VirtualHost, clock: Clock) -> None:
+    vhost: VirtualHost, clock: Clock
+) -> None:
     vhost.declare_exchange("dlx", "fanout")
-    fallback = vhost.declare_queue("once", owner=None, durable=True, arguments={
-        **AT_LEAST_ONCE, "x-overflow": "drop-head"}).queue
+    fallback = vhost.declare_queue(
+        "once", owner=None, durable=True, arguments={**AT_LEAST_ONCE, "x-overflow": "drop-head"}
+    ).queue
     publish(vhost, "once", b"lost")
     reject_one(fallback)
     assert fallback.dead_letters_pending == 0  # at most once: gone
@@ -408,29 +429,58 @@ def test_at_least_once_needs_reject_publish_and_a_deleted_queue_stops_retrying(
 
 def test_the_delivery_limit_is_read_from_one_place(vhost: VirtualHost) -> None:
     quorum = {"x-queue-type": "quorum"}
-    assert vhost.declare_queue("a", owner=None, durable=True, arguments={
-        **quorum, "x-delivery-limit": 3}).queue.delivery_limit == 3
+    assert (
+        vhost.declare_queue(
+            "a", owner=None, durable=True, arguments={**quorum, "x-delivery-limit": 3}
+        ).queue.delivery_limit
+        == 3
+    )
     # Not validated (RabbitMQ 3.10): a value that is not an integer limits nothing.
-    assert vhost.declare_queue("b", owner=None, durable=True, arguments={
-        **quorum, "x-delivery-limit": "3"}).queue.delivery_limit is None
+    assert (
+        vhost.declare_queue(
+            "b", owner=None, durable=True, arguments={**quorum, "x-delivery-limit": "3"}
+        ).queue.delivery_limit
+        is None
+    )
 
 
 def test_policies_change_a_quorum_queue_in_place(vhost: VirtualHost, clock: Clock) -> None:
     vhost.declare_exchange("dlx", "fanout")
-    queue = vhost.declare_queue("q", owner=None, durable=True, arguments={
-        "x-queue-type": "quorum", "x-delivery-limit": 5}).queue
+    queue = vhost.declare_queue(
+        "q", owner=None, durable=True, arguments={"x-queue-type": "quorum", "x-delivery-limit": 5}
+    ).queue
     assert queue.delivery_limit == 5
-    vhost.set_policy(Policy.parse("/", "p", {"pattern": "^q$", "definition": {
-        "delivery-limit": 2, "dead-letter-exchange": "dlx", "dead-letter-strategy":
-        "at-least-once", "overflow": "reject-publish"}}))
+    vhost.set_policy(
+        Policy.parse(
+            "/",
+            "p",
+            {
+                "pattern": "^q$",
+                "definition": {
+                    "delivery-limit": 2,
+                    "dead-letter-exchange": "dlx",
+                    "dead-letter-strategy": "at-least-once",
+                    "overflow": "reject-publish",
+                },
+            },
+        )
+    )
     assert queue.delivery_limit == 2  # the smaller
     publish(vhost, "q", b"dead")
     reject_one(queue)
     assert queue.dead_letters_pending == 1  # at least once now: nothing takes it yet
     # reject-publish-dlx is drop-head on a quorum queue; at-least-once falls back, and
     # what waited goes at most once.
-    vhost.set_policy(Policy.parse("/", "p", {"pattern": "^q$", "definition": {
-        "dead-letter-exchange": "dlx", "overflow": "reject-publish-dlx"}}))
+    vhost.set_policy(
+        Policy.parse(
+            "/",
+            "p",
+            {
+                "pattern": "^q$",
+                "definition": {"dead-letter-exchange": "dlx", "overflow": "reject-publish-dlx"},
+            },
+        )
+    )
     assert queue.args.overflow.value == "drop-head"
     assert queue.dead_letters_pending == 0 and queue.delivery_limit == 5
     vhost.clear_policy("p")

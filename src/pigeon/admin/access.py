@@ -72,8 +72,9 @@ class Principal:
     def __init__(self, user: User, users: UserStore) -> None:
         self.user = user
         self.users = users
-        self.identity = Identity(user.name, StoreAuthority(users, user.name), user.tags,
-                                 mechanism="HTTP")
+        self.identity = Identity(
+            user.name, StoreAuthority(users, user.name), user.tags, mechanism="HTTP"
+        )
 
     @property
     def name(self) -> str:
@@ -130,18 +131,31 @@ class Principal:
         except AccessRefused as refused:
             raise Forbidden(refused.text) from None
 
-    def require(self, vhost: str, action: Action, resource: str,
-                kind: Resource = Resource.QUEUE, routing_key: str | None = None) -> None:
+    def require(
+        self,
+        vhost: str,
+        action: Action,
+        resource: str,
+        kind: Resource = Resource.QUEUE,
+        routing_key: str | None = None,
+    ) -> None:
         """The AMQP permission check, through the same function AMQP uses."""
         try:
-            authorize(self.identity, vhost, AuthPermission(action.value), kind, resource,
-                      routing_key)
+            authorize(
+                self.identity, vhost, AuthPermission(action.value), kind, resource, routing_key
+            )
         except AccessRefused as refused:
             raise Forbidden(refused.text) from None
 
 
-async def authenticate(users: UserStore, header: str | None, *, loopback: bool,
-                       peer: str = "", gate: LoginGate | None = None) -> Principal:
+async def authenticate(
+    users: UserStore,
+    header: str | None,
+    *,
+    loopback: bool,
+    peer: str = "",
+    gate: LoginGate | None = None,
+) -> Principal:
     """The principal for a request, or :class:`NotAuthenticated` (401 with a challenge)."""
     credentials = basic_credentials(header)
     if credentials is None:
@@ -159,8 +173,9 @@ async def authenticate(users: UserStore, header: str | None, *, loopback: bool,
     return Principal(user, users)
 
 
-async def _verified(users: UserStore, gate: LoginGate | None, name: str, password: str, *,
-                    peer: str) -> bool:
+async def _verified(
+    users: UserStore, gate: LoginGate | None, name: str, password: str, *, peer: str
+) -> bool:
     """Whether the password is the user's: through the login gate when the broker has one
     (a password not verified before is checked off the event loop, in turn with AMQP
     logins and under the same budget per address, docs/security.md)."""

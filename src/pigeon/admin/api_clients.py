@@ -22,9 +22,12 @@ DEFAULT_REASON = "Closed via management plugin"
 def _visible(request: web.Request) -> list[HandlerLike]:
     who = principal(request)
     vhost = request.match_info.get("vhost")
-    return [h for h in monitor(request).handlers()
-            if who.may_see_connection(h.username)
-            and (vhost is None or h.describe().get("vhost") == vhost)]
+    return [
+        h
+        for h in monitor(request).handlers()
+        if who.may_see_connection(h.username)
+        and (vhost is None or h.describe().get("vhost") == vhost)
+    ]
 
 
 def _by_name(request: web.Request) -> HandlerLike:
@@ -76,8 +79,9 @@ async def get_channel(request: web.Request) -> web.Response:
     raise NotFound("no such channel")
 
 
-def _channel_of(tag: str, owner: object,
-                handlers: list[HandlerLike]) -> tuple[HandlerLike, ChannelLike] | None:
+def _channel_of(
+    tag: str, owner: object, handlers: list[HandlerLike]
+) -> tuple[HandlerLike, ChannelLike] | None:
     for handler in handlers:
         if handler is owner:
             for channel in handler.channels.values():

@@ -30,8 +30,9 @@ from pigeon.errors import NotFound
 
 
 def vhost_limit_rows(vhosts: list[VirtualHost]) -> list[Json]:
-    return [{"vhost": v.name, "value": dict(v.policies.limits)} for v in vhosts
-            if v.policies.limits]
+    return [
+        {"vhost": v.name, "value": dict(v.policies.limits)} for v in vhosts if v.policies.limits
+    ]
 
 
 async def list_vhost_limits(request: web.Request) -> web.Response:
@@ -96,10 +97,12 @@ async def put_user_limit(request: web.Request) -> web.Response:
     name, limit = request.match_info["user"], request.match_info["name"]
     user = monitor(request).users.users.get(name)
     if user is None:
-        return web.json_response({"error": "bad_request", "reason": ["no_such_user", name]},
-                                 status=400)
+        return web.json_response(
+            {"error": "bad_request", "reason": ["no_such_user", name]}, status=400
+        )
     monitor(request).users.set_limits(
-        name, {**user.limits, **parse_user_limits({limit: await _value(request)})})
+        name, {**user.limits, **parse_user_limits({limit: await _value(request)})}
+    )
     audit(request, "user_limit.put", user=name, name=limit)
     return no_content()
 

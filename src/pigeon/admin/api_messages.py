@@ -27,8 +27,7 @@ from pigeon.core.properties import check_properties
 from pigeon.core.quorum import with_delivery_count
 from pigeon.errors import AccessRefused, PreconditionFailed
 
-ACK_MODES = ("ack_requeue_true", "ack_requeue_false", "reject_requeue_true",
-             "reject_requeue_false")
+ACK_MODES = ("ack_requeue_true", "ack_requeue_false", "reject_requeue_true", "reject_requeue_false")
 PROPERTY_NAMES = frozenset(f.name for f in fields(Properties))
 INTEGER_PROPERTIES = frozenset({"delivery_mode", "priority", "timestamp"})
 
@@ -81,16 +80,21 @@ async def publish(request: web.Request) -> web.Response:
         raise BadRequest("routing_key must be a string")
     who = principal(request)
     exchange = vhost.exchange(name)
-    who.require(vhost.name, Action.WRITE, name, Resource.EXCHANGE,
-                routing_key if exchange.type == "topic" else None)
+    who.require(
+        vhost.name,
+        Action.WRITE,
+        name,
+        Resource.EXCHANGE,
+        routing_key if exchange.type == "topic" else None,
+    )
     if exchange.internal:
-        raise AccessRefused(
-            f"cannot publish to internal exchange '{name}' in vhost '{vhost.name}'")
+        raise AccessRefused(f"cannot publish to internal exchange '{name}' in vhost '{vhost.name}'")
     properties = properties_from(data.get("properties"))
     if properties.user_id is not None and properties.user_id != who.name:
         raise PreconditionFailed(
             f"user_id property set to '{properties.user_id}' but authenticated user was "
-            f"'{who.name}'")
+            f"'{who.name}'"
+        )
     message = Message(name, routing_key, properties, payload_from(data), time.monotonic_ns())
     routed, _ = vhost.publish(message, exchange)
     return ok({"routed": routed > 0})
@@ -118,8 +122,11 @@ def _encoded(payload: bytes, encoding: str, truncate: int | None) -> tuple[str, 
 
 
 def _properties_json(properties: Properties) -> Json:
-    return {name: jsonable(getattr(properties, name)) for name in sorted(PROPERTY_NAMES)
-            if getattr(properties, name) is not None}
+    return {
+        name: jsonable(getattr(properties, name))
+        for name in sorted(PROPERTY_NAMES)
+        if getattr(properties, name) is not None
+    }
 
 
 async def get_messages(request: web.Request) -> web.Response:
@@ -149,12 +156,18 @@ async def get_messages(request: web.Request) -> web.Response:
         if queue.counts_deliveries:  # as on an AMQP basic.get, which RabbitMQ's API does
             message = with_delivery_count(message, entry.delivery_count)
         payload, used = _encoded(message.body, encoding, truncate)
-        rows.append({
-            "payload_bytes": len(message.body), "redelivered": entry.redelivered,
-            "exchange": message.exchange, "routing_key": message.routing_key,
-            "message_count": queue.message_count, "properties": _properties_json(
-                message.properties), "payload": payload, "payload_encoding": used,
-        })
+        rows.append(
+            {
+                "payload_bytes": len(message.body),
+                "redelivered": entry.redelivered,
+                "exchange": message.exchange,
+                "routing_key": message.routing_key,
+                "message_count": queue.message_count,
+                "properties": _properties_json(message.properties),
+                "payload": payload,
+                "payload_encoding": used,
+            }
+        )
     if mode.endswith("requeue_true"):
         queue.requeue(taken)
     elif mode == "ack_requeue_false":

@@ -69,8 +69,9 @@ def _operator(request: web.Request) -> bool:
 
 async def list_policies(request: web.Request) -> web.Response:
     operator = _operator(request)
-    rows = _sorted([p for v in _usable_vhosts(request)
-                    for p in v.policies.table(operator).values()])
+    rows = _sorted(
+        [p for v in _usable_vhosts(request) for p in v.policies.table(operator).values()]
+    )
     return listing(request, rows)
 
 
@@ -103,8 +104,9 @@ async def put_policy(request: web.Request) -> web.Response:
         policy = Policy.parse(vhost.name, name, data, operator=operator)
     except PreconditionFailed as refused:
         # RabbitMQ's policy resource escapes its reason as HTML; the operator one does not.
-        raise BadRequest(refused.text if operator else html.escape(refused.text, quote=False)
-                         ) from None
+        raise BadRequest(
+            refused.text if operator else html.escape(refused.text, quote=False)
+        ) from None
     created = vhost.set_policy(policy, operator=operator)
     audit(request, f"{'operator_' if operator else ''}policy.put", vhost=vhost.name, name=name)
     return no_content(201 if created else 204)
@@ -116,8 +118,7 @@ async def delete_policy(request: web.Request) -> web.Response:
     vhost = _usable_vhosts(request)[0]
     name = request.match_info["name"]
     vhost.clear_policy(name, operator=operator)
-    audit(request, f"{'operator_' if operator else ''}policy.delete", vhost=vhost.name,
-          name=name)
+    audit(request, f"{'operator_' if operator else ''}policy.delete", vhost=vhost.name, name=name)
     return no_content()
 
 
@@ -130,14 +131,18 @@ def parameter_rows(node: Node, vhosts: list[VirtualHost], component: str | None)
     rows: list[Json] = []
     for vhost in vhosts:
         if component in (None, VHOST_LIMITS) and vhost.policies.limits:
-            rows.append(_parameter(VHOST_LIMITS, vhost.name, "limits",
-                                   dict(vhost.policies.limits)))
+            rows.append(_parameter(VHOST_LIMITS, vhost.name, "limits", dict(vhost.policies.limits)))
         for kind, operator in ((OPERATOR_POLICY, True), (POLICY, False)):
             if component == kind or (component is None and operator):
-                rows.extend(_parameter(kind, vhost.name, p.name, p.value())
-                            for p in vhost.policies.table(operator).values())
-    rows.extend(_parameter(c, v, n, value) for (c, v, n), value in node.parameters.values.items()
-                if v in names and component in (None, c))
+                rows.extend(
+                    _parameter(kind, vhost.name, p.name, p.value())
+                    for p in vhost.policies.table(operator).values()
+                )
+    rows.extend(
+        _parameter(c, v, n, value)
+        for (c, v, n), value in node.parameters.values.items()
+        if v in names and component in (None, c)
+    )
     return rows
 
 
@@ -148,8 +153,9 @@ def _parameter(component: str, vhost: str, name: str, value: Any) -> Json:
 async def list_parameters(request: web.Request) -> web.Response:
     principal(request).require_policymaker()
     node = monitor(request).node
-    return listing(request, parameter_rows(node, _usable_vhosts(request),
-                                           request.match_info.get("component")))
+    return listing(
+        request, parameter_rows(node, _usable_vhosts(request), request.match_info.get("component"))
+    )
 
 
 async def get_parameter(request: web.Request) -> web.Response:
@@ -179,19 +185,18 @@ async def put_parameter(request: web.Request) -> web.Response:
     return no_content(201 if created else 204)
 
 
-def set_parameter(node: Node, vhost: VirtualHost, component: str, name: str,
-                  value: Any) -> bool:
+def set_parameter(node: Node, vhost: VirtualHost, component: str, name: str, value: Any) -> bool:
     """One runtime parameter, from the API or definitions; True if it is new."""
     if component in (POLICY, OPERATOR_POLICY):
         if not isinstance(value, dict):
             raise PreconditionFailed("Validation failed\n\npolicy must be a JSON object\n")
         for key in ("priority", "pattern", "definition"):  # mandatory as a parameter
             if key not in value:
-                raise PreconditionFailed(f'Validation failed\n\nKey "{key}" not found in '
-                                         f"{name}\n")
+                raise PreconditionFailed(f'Validation failed\n\nKey "{key}" not found in {name}\n')
         operator = component == OPERATOR_POLICY
-        return vhost.set_policy(Policy.parse(vhost.name, name, value, operator=operator),
-                                operator=operator)
+        return vhost.set_policy(
+            Policy.parse(vhost.name, name, value, operator=operator), operator=operator
+        )
     if component == VHOST_LIMITS:
         if not isinstance(value, dict):
             raise PreconditionFailed("Validation failed\n\nlimits must be a JSON object\n")

@@ -14,37 +14,73 @@ from pigeon.admin.web import Json, error, monitor, ok, principal, vhost_of, visi
 from pigeon.version import __version__
 
 EXCHANGE_TYPES = [
-    {"name": "direct", "description": "AMQP direct exchange, as per the AMQP specification",
-     "enabled": True},
-    {"name": "fanout", "description": "AMQP fanout exchange, as per the AMQP specification",
-     "enabled": True},
-    {"name": "headers", "description": "AMQP headers exchange, as per the AMQP specification",
-     "enabled": True},
-    {"name": "topic", "description": "AMQP topic exchange, as per the AMQP specification",
-     "enabled": True},
+    {
+        "name": "direct",
+        "description": "AMQP direct exchange, as per the AMQP specification",
+        "enabled": True,
+    },
+    {
+        "name": "fanout",
+        "description": "AMQP fanout exchange, as per the AMQP specification",
+        "enabled": True,
+    },
+    {
+        "name": "headers",
+        "description": "AMQP headers exchange, as per the AMQP specification",
+        "enabled": True,
+    },
+    {
+        "name": "topic",
+        "description": "AMQP topic exchange, as per the AMQP specification",
+        "enabled": True,
+    },
 ]
-OVERVIEW_STATS = ("publish", "deliver_get", "ack", "redeliver", "confirm",
-                  "return_unroutable", "drop_unroutable")
+OVERVIEW_STATS = (
+    "publish",
+    "deliver_get",
+    "ack",
+    "redeliver",
+    "confirm",
+    "return_unroutable",
+    "drop_unroutable",
+)
 
 
 def _listeners(request: web.Request) -> list[Json]:
     mon = monitor(request)
     config = mon.broker.config
-    rows = [{"node": mon.node.name, "protocol": "amqp", "ip_address": config.host,
-             "port": mon.broker.amqp_port, "socket_opts": {}}]
+    rows = [
+        {
+            "node": mon.node.name,
+            "protocol": "amqp",
+            "ip_address": config.host,
+            "port": mon.broker.amqp_port,
+            "socket_opts": {},
+        }
+    ]
     port = mon.http_port
     if port is not None:
-        rows.append({"node": mon.node.name, "protocol": "http", "ip_address": config.host,
-                     "port": port, "socket_opts": {}})
+        rows.append(
+            {
+                "node": mon.node.name,
+                "protocol": "http",
+                "ip_address": config.host,
+                "port": port,
+                "socket_opts": {},
+            }
+        )
     return rows
 
 
 # Overview counter -> the node total behind it, when the core keeps that total: a
 # message published once counts once ("received"), however many queues it reaches
 # (the queues' "publish" counts each enqueue).
-_OVERVIEW_SOURCES = {"publish": "received", "confirm": "confirmed",
-                     "return_unroutable": "unroutable_returned",
-                     "drop_unroutable": "unroutable_dropped"}
+_OVERVIEW_SOURCES = {
+    "publish": "received",
+    "confirm": "confirmed",
+    "return_unroutable": "unroutable_returned",
+    "drop_unroutable": "unroutable_dropped",
+}
 
 
 def _node_stats(request: web.Request) -> tuple[Json, dict[str, str]]:
@@ -77,41 +113,46 @@ async def overview(request: web.Request) -> web.Response:
         queue_totals[key] = sum(
             (len(q.ready) if key != "messages_unacknowledged" else 0)
             + (q.unacked if key != "messages_ready" else 0)
-            for v in vhosts for q in v.queues.values())
+            for v in vhosts
+            for q in v.queues.values()
+        )
         queue_totals[f"{key}_details"] = rate_details(series, key, mon, history, now)
     if history is not None:
         for key in ("publish", "deliver_get", "ack"):
             if f"{key}_details" in stats:
                 stats[f"{key}_details"]["samples"] = series.history(
-                    sources[key], history[0], int(time.time() * 1000), now)
-    return ok({
-        "management_version": __version__,
-        "rates_mode": "basic",
-        "exchange_types": EXCHANGE_TYPES,
-        "product_version": __version__,
-        "product_name": "Pigeon",
-        "rabbitmq_version": __version__,
-        "cluster_name": mon.node.parameters.global_values.get("cluster_name", mon.node.name),
-        "erlang_version": platform.python_version(),
-        "erlang_full_version": f"Python {platform.python_version()}",
-        "disable_stats": False,
-        "enable_queue_totals": True,
-        "message_stats": stats,
-        "churn_rates": {},
-        "queue_totals": queue_totals,
-        "object_totals": {
-            "connections": len(handlers),
-            "channels": sum(len(h.channels) for h in handlers),
-            "consumers": sum(len(q.consumers) for v in vhosts for q in v.queues.values()),
-            "exchanges": sum(len(v.exchanges) for v in vhosts),
-            "queues": sum(len(v.queues) for v in vhosts),
-        },
-        "statistics_db_event_queue": 0,
-        "node": mon.node.name,
-        "listeners": _listeners(request),
-        "contexts": [],
-        "latency_histograms": mon.latency_attached,
-    })
+                    sources[key], history[0], int(time.time() * 1000), now
+                )
+    return ok(
+        {
+            "management_version": __version__,
+            "rates_mode": "basic",
+            "exchange_types": EXCHANGE_TYPES,
+            "product_version": __version__,
+            "product_name": "Pigeon",
+            "rabbitmq_version": __version__,
+            "cluster_name": mon.node.parameters.global_values.get("cluster_name", mon.node.name),
+            "erlang_version": platform.python_version(),
+            "erlang_full_version": f"Python {platform.python_version()}",
+            "disable_stats": False,
+            "enable_queue_totals": True,
+            "message_stats": stats,
+            "churn_rates": {},
+            "queue_totals": queue_totals,
+            "object_totals": {
+                "connections": len(handlers),
+                "channels": sum(len(h.channels) for h in handlers),
+                "consumers": sum(len(q.consumers) for v in vhosts for q in v.queues.values()),
+                "exchanges": sum(len(v.exchanges) for v in vhosts),
+                "queues": sum(len(v.queues) for v in vhosts),
+            },
+            "statistics_db_event_queue": 0,
+            "node": mon.node.name,
+            "listeners": _listeners(request),
+            "contexts": [],
+            "latency_histograms": mon.latency_attached,
+        }
+    )
 
 
 def _history_of(request: web.Request) -> tuple[float, float] | None:
@@ -132,17 +173,32 @@ def _node_json(request: web.Request) -> Json:
     info = process.read(mon.broker.config)
     active = _alarms(request)
     return {
-        "name": mon.node.name, "type": "disc", "running": True, "being_drained": False,
-        "mem_used": info.resident_memory, "mem_limit": info.memory_limit,
-        "mem_alarm": "memory" in active, "disk_free": info.disk_free,
-        "disk_free_limit": info.disk_free_limit, "disk_free_alarm": "disk" in active,
-        "fd_used": info.open_fds, "fd_total": info.max_fds,
-        "sockets_used": info.open_sockets, "sockets_total": info.max_fds,
-        "proc_used": 1, "proc_total": 1, "run_queue": 0, "processors": info.processors,
-        "os_pid": str(info.pid), "uptime": int((time.time() - mon.started_at) * 1000),
-        "partitions": [], "exchange_types": EXCHANGE_TYPES, "rates_mode": "basic",
-        "applications": [{"name": "pigeon", "description": "Pigeon message broker",
-                          "version": __version__}],
+        "name": mon.node.name,
+        "type": "disc",
+        "running": True,
+        "being_drained": False,
+        "mem_used": info.resident_memory,
+        "mem_limit": info.memory_limit,
+        "mem_alarm": "memory" in active,
+        "disk_free": info.disk_free,
+        "disk_free_limit": info.disk_free_limit,
+        "disk_free_alarm": "disk" in active,
+        "fd_used": info.open_fds,
+        "fd_total": info.max_fds,
+        "sockets_used": info.open_sockets,
+        "sockets_total": info.max_fds,
+        "proc_used": 1,
+        "proc_total": 1,
+        "run_queue": 0,
+        "processors": info.processors,
+        "os_pid": str(info.pid),
+        "uptime": int((time.time() - mon.started_at) * 1000),
+        "partitions": [],
+        "exchange_types": EXCHANGE_TYPES,
+        "rates_mode": "basic",
+        "applications": [
+            {"name": "pigeon", "description": "Pigeon message broker", "version": __version__}
+        ],
         "listeners": _listeners(request),
     }
 
@@ -175,11 +231,16 @@ async def alarms(request: web.Request) -> web.Response:
         return _healthy()
     node = monitor(request).node.name
     resources = {"memory": "memory", "disk": "disk"}
-    return web.json_response({
-        "status": "failed", "reason": "resource alarm(s) in effect in the cluster",
-        "alarms": [{"node": node, "resource": resources.get(name, name)}
-                   for name in sorted(active)],
-    }, status=503)
+    return web.json_response(
+        {
+            "status": "failed",
+            "reason": "resource alarm(s) in effect in the cluster",
+            "alarms": [
+                {"node": node, "resource": resources.get(name, name)} for name in sorted(active)
+            ],
+        },
+        status=503,
+    )
 
 
 async def port_listener(request: web.Request) -> web.Response:
@@ -190,8 +251,10 @@ async def port_listener(request: web.Request) -> web.Response:
     ports = [int(listener["port"]) for listener in _listeners(request)]
     if port in ports:
         return ok({"status": "ok", "port": port})
-    return web.json_response({"status": "failed", "reason": "No active listener",
-                              "missing": port, "ports": ports}, status=503)
+    return web.json_response(
+        {"status": "failed", "reason": "No active listener", "missing": port, "ports": ports},
+        status=503,
+    )
 
 
 async def virtual_hosts(request: web.Request) -> web.Response:

@@ -45,15 +45,17 @@ def exchange_name(request: web.Request, key: str = "name") -> str:
 
 
 async def list_exchanges(request: web.Request) -> web.Response:
-    rows = [shapes.exchange_json(v, x, monitor(request)) for v in visible_vhosts(request)
-            for x in v.exchanges.values()]
+    rows = [
+        shapes.exchange_json(v, x, monitor(request))
+        for v in visible_vhosts(request)
+        for x in v.exchanges.values()
+    ]
     return listing(request, rows)
 
 
 async def get_exchange(request: web.Request) -> web.Response:
     vhost = vhost_of(request)
-    return ok(shapes.exchange_json(vhost, vhost.exchange(exchange_name(request)),
-                                  monitor(request)))
+    return ok(shapes.exchange_json(vhost, vhost.exchange(exchange_name(request)), monitor(request)))
 
 
 async def put_exchange(request: web.Request) -> web.Response:
@@ -65,11 +67,17 @@ async def put_exchange(request: web.Request) -> web.Response:
         raise BadRequest("exchange type is required")
     existed = name in vhost.exchanges
     args = arguments(data)
-    principal(request).check(operations.exchange_declare, vhost.name, name, arguments=args,
-                             new=not existed)
+    principal(request).check(
+        operations.exchange_declare, vhost.name, name, arguments=args, new=not existed
+    )
     vhost.declare_exchange(
-        name, kind, durable=flag(data, "durable", True), auto_delete=flag(data, "auto_delete"),
-        internal=flag(data, "internal"), arguments=args)
+        name,
+        kind,
+        durable=flag(data, "durable", True),
+        auto_delete=flag(data, "auto_delete"),
+        internal=flag(data, "internal"),
+        arguments=args,
+    )
     return no_content(204 if existed else 201)
 
 
@@ -87,10 +95,16 @@ async def exchange_bindings(request: web.Request) -> web.Response:
     name = exchange_name(request)
     vhost.exchange(name)
     side = request.match_info["side"]
-    rows = [b for b in shapes.vhost_bindings(vhost)
-            if (side == "source" and b["source"] == name)
-            or (side == "destination" and b["destination_type"] == "exchange"
-                and b["destination"] == name)]
+    rows = [
+        b
+        for b in shapes.vhost_bindings(vhost)
+        if (side == "source" and b["source"] == name)
+        or (
+            side == "destination"
+            and b["destination_type"] == "exchange"
+            and b["destination"] == name
+        )
+    ]
     return listing(request, rows)
 
 
@@ -100,8 +114,11 @@ async def exchange_bindings(request: web.Request) -> web.Response:
 async def list_queues(request: web.Request) -> web.Response:
     mon = monitor(request)
     history = _history(request)
-    rows = [shapes.queue_json(v, q, mon, history) for v in visible_vhosts(request)
-            for q in v.queues.values()]
+    rows = [
+        shapes.queue_json(v, q, mon, history)
+        for v in visible_vhosts(request)
+        for q in v.queues.values()
+    ]
     return listing(request, rows)
 
 
@@ -129,10 +146,16 @@ async def put_queue(request: web.Request) -> web.Response:
     existed = name in vhost.queues
     args = arguments(data)
     # The dead-letter exchange needs write permission, as over AMQP (one check for both).
-    principal(request).check(operations.queue_declare, vhost.name, name, arguments=args,
-                             new=not existed)
-    vhost.declare_queue(name, owner=None, durable=flag(data, "durable", True),
-                        auto_delete=flag(data, "auto_delete"), arguments=args)
+    principal(request).check(
+        operations.queue_declare, vhost.name, name, arguments=args, new=not existed
+    )
+    vhost.declare_queue(
+        name,
+        owner=None,
+        durable=flag(data, "durable", True),
+        auto_delete=flag(data, "auto_delete"),
+        arguments=args,
+    )
     return no_content(204 if existed else 201)
 
 
@@ -141,8 +164,12 @@ async def delete_queue(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     principal(request).require(vhost.name, Action.CONFIGURE, name)
     vhost.queue(name)
-    vhost.delete_queue(name, owner=None, if_unused=request.query.get("if-unused") == "true",
-                       if_empty=request.query.get("if-empty") == "true")
+    vhost.delete_queue(
+        name,
+        owner=None,
+        if_unused=request.query.get("if-unused") == "true",
+        if_empty=request.query.get("if-empty") == "true",
+    )
     return no_content()
 
 
@@ -158,8 +185,11 @@ async def queue_bindings(request: web.Request) -> web.Response:
     vhost = vhost_of(request)
     name = request.match_info["name"]
     vhost.find_queue(name)
-    rows = [b for b in shapes.vhost_bindings(vhost)
-            if b["destination_type"] == "queue" and b["destination"] == name]
+    rows = [
+        b
+        for b in shapes.vhost_bindings(vhost)
+        if b["destination_type"] == "queue" and b["destination"] == name
+    ]
     return listing(request, rows)
 
 
@@ -181,9 +211,13 @@ def _between(request: web.Request) -> tuple[str, str, DestinationKind, list[Json
         vhost.find_queue(destination)
     else:
         vhost.exchange(destination)
-    rows = [b for b in shapes.vhost_bindings(vhost)
-            if b["source"] == source and b["destination"] == destination
-            and b["destination_type"] == str(kind)]
+    rows = [
+        b
+        for b in shapes.vhost_bindings(vhost)
+        if b["source"] == source
+        and b["destination"] == destination
+        and b["destination_type"] == str(kind)
+    ]
     return source, destination, kind, rows
 
 
@@ -207,8 +241,9 @@ async def add_binding(request: web.Request) -> web.Response:
     return web.Response(status=201, headers={"Location": location})
 
 
-def _check_binding(request: web.Request, source: str, destination: str,
-                   kind: DestinationKind, routing_key: str) -> None:
+def _check_binding(
+    request: web.Request, source: str, destination: str, kind: DestinationKind, routing_key: str
+) -> None:
     """AMQP's check for queue.bind / exchange.bind (and unbind), topic permissions too."""
     vhost = vhost_of(request)
     source_type = vhost.exchange(source).type
@@ -245,8 +280,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/api/exchanges/{vhost}/{name}", get_exchange)
     r.add_put("/api/exchanges/{vhost}/{name}", put_exchange)
     r.add_delete("/api/exchanges/{vhost}/{name}", delete_exchange)
-    r.add_get("/api/exchanges/{vhost}/{name}/bindings/{side:source|destination}",
-              exchange_bindings)
+    r.add_get("/api/exchanges/{vhost}/{name}/bindings/{side:source|destination}", exchange_bindings)
     r.add_get("/api/queues", list_queues)
     r.add_get("/api/queues/{vhost}", list_queues)
     r.add_get("/api/queues/{vhost}/{name}", get_queue)

@@ -89,8 +89,7 @@ def put_user(users: UserStore, name: str, data: Json) -> bool:
         password_hash = decode_hash(data["password_hash"], data.get("hashing_algorithm"))
         user = User(name, password_hash, tags, loopback)
     elif existing is not None:
-        user = User(name, existing.password_hash, tags, loopback,
-                    rabbit_hash=existing.rabbit_hash)
+        user = User(name, existing.password_hash, tags, loopback, rabbit_hash=existing.rabbit_hash)
     else:
         raise BadRequest("password or password_hash is required for a new user")
     limits = dict(existing.limits) if existing is not None else {}
@@ -121,8 +120,13 @@ def user_json(user: User) -> Json:
 
 
 def permission_json(vhost: str, user: str, permission: Permission) -> Json:
-    return {"user": user, "vhost": vhost, "configure": permission.configure,
-            "write": permission.write, "read": permission.read}
+    return {
+        "user": user,
+        "vhost": vhost,
+        "configure": permission.configure,
+        "write": permission.write,
+        "read": permission.read,
+    }
 
 
 # -- vhosts ------------------------------------------------------------------------
@@ -137,12 +141,19 @@ def vhost_json(request: web.Request, vhost: VirtualHost) -> Json:
     for queue in vhost.queues.values():
         add_into(counters, queue_counters(queue))
     add_into(counters, vhost_own_counters(vhost))
-    return {"name": vhost.name, "description": "", "tags": [], "default_queue_type":
-            "classic", "metadata": {"description": "", "tags": []}, "tracing": False,
-            "messages": ready + unacked, "messages_ready": ready,
-            "messages_unacknowledged": unacked,
-            "message_stats": message_stats(counters, series, mon.window),
-            "cluster_state": {mon.node.name: "running"}}
+    return {
+        "name": vhost.name,
+        "description": "",
+        "tags": [],
+        "default_queue_type": "classic",
+        "metadata": {"description": "", "tags": []},
+        "tracing": False,
+        "messages": ready + unacked,
+        "messages_ready": ready,
+        "messages_unacknowledged": unacked,
+        "message_stats": message_stats(counters, series, mon.window),
+        "cluster_state": {mon.node.name: "running"},
+    }
 
 
 async def list_vhosts(request: web.Request) -> web.Response:
@@ -220,8 +231,11 @@ async def delete_user(request: web.Request) -> web.Response:
 async def user_permissions(request: web.Request) -> web.Response:
     principal(request).require_admin()
     user = _user(request)
-    rows = [permission_json(v, u, p) for (v, u), p in monitor(request).users.permissions.items()
-            if u == user.name]
+    rows = [
+        permission_json(v, u, p)
+        for (v, u), p in monitor(request).users.permissions.items()
+        if u == user.name
+    ]
     return listing(request, rows)
 
 
@@ -231,8 +245,11 @@ async def user_permissions(request: web.Request) -> web.Response:
 async def list_permissions(request: web.Request) -> web.Response:
     principal(request).require_admin()
     only = request.match_info.get("vhost")
-    rows = [permission_json(v, u, p) for (v, u), p in monitor(request).users.permissions.items()
-            if only is None or v == only]
+    rows = [
+        permission_json(v, u, p)
+        for (v, u), p in monitor(request).users.permissions.items()
+        if only is None or v == only
+    ]
     return listing(request, rows)
 
 
@@ -272,8 +289,15 @@ async def put_permission(request: web.Request) -> web.Response:
     existed = (vhost, user) in users.permissions
     permission = permission_from(await body(request))
     users.set_permission(vhost, user, permission)
-    audit(request, "permission.put", vhost=vhost, user=user, configure=permission.configure,
-          write=permission.write, read=permission.read)
+    audit(
+        request,
+        "permission.put",
+        vhost=vhost,
+        user=user,
+        configure=permission.configure,
+        write=permission.write,
+        read=permission.read,
+    )
     return no_content(204 if existed else 201)
 
 
@@ -290,8 +314,13 @@ async def delete_permission(request: web.Request) -> web.Response:
 
 
 def topic_permission_json(vhost: str, user: str, permission: TopicPermission) -> Json:
-    return {"user": user, "vhost": vhost, "exchange": permission.exchange,
-            "write": permission.write, "read": permission.read}
+    return {
+        "user": user,
+        "vhost": vhost,
+        "exchange": permission.exchange,
+        "write": permission.write,
+        "read": permission.read,
+    }
 
 
 def topic_permission_from(data: Json) -> TopicPermission:
@@ -308,9 +337,12 @@ async def list_topic_permissions(request: web.Request) -> web.Response:
     principal(request).require_admin()
     users = monitor(request).users
     wanted = request.match_info.get("vhost"), request.match_info.get("user")
-    rows = [topic_permission_json(v, u, t)
-            for (v, u), by_x in users.topic_permissions.items() for t in by_x.values()
-            if wanted[0] in (None, v) and wanted[1] in (None, u)]
+    rows = [
+        topic_permission_json(v, u, t)
+        for (v, u), by_x in users.topic_permissions.items()
+        for t in by_x.values()
+        if wanted[0] in (None, v) and wanted[1] in (None, u)
+    ]
     return listing(request, rows)
 
 
@@ -319,16 +351,22 @@ async def put_topic_permission(request: web.Request) -> web.Response:
     vhost, user = _permission_key(request)
     permission = topic_permission_from(await body(request))
     monitor(request).users.set_topic_permission(vhost, user, permission)
-    audit(request, "topic_permission.put", vhost=vhost, user=user,
-          exchange=permission.exchange, write=permission.write, read=permission.read)
+    audit(
+        request,
+        "topic_permission.put",
+        vhost=vhost,
+        user=user,
+        exchange=permission.exchange,
+        write=permission.write,
+        read=permission.read,
+    )
     return no_content(201)
 
 
 async def delete_topic_permission(request: web.Request) -> web.Response:
     principal(request).require_admin()
     vhost, user = _permission_key(request)
-    monitor(request).users.clear_topic_permissions(vhost, user,
-                                                   request.query.get("exchange"))
+    monitor(request).users.clear_topic_permissions(vhost, user, request.query.get("exchange"))
     audit(request, "topic_permission.delete", vhost=vhost, user=user)
     return no_content()
 

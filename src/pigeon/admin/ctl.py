@@ -23,15 +23,18 @@ from pigeon.admin import ctl_policies
 from pigeon.admin.ctl_policies import CtlError
 
 LISTS: dict[str, tuple[str, list[str]]] = {
-    "queues": ("/queues", ["vhost", "name", "type", "messages_ready",
-                           "messages_unacknowledged", "consumers"]),
+    "queues": (
+        "/queues",
+        ["vhost", "name", "type", "messages_ready", "messages_unacknowledged", "consumers"],
+    ),
     "exchanges": ("/exchanges", ["vhost", "name", "type", "durable"]),
-    "bindings": ("/bindings", ["vhost", "source", "destination", "destination_type",
-                               "routing_key"]),
+    "bindings": (
+        "/bindings",
+        ["vhost", "source", "destination", "destination_type", "routing_key"],
+    ),
     "connections": ("/connections", ["name", "user", "vhost", "channels"]),
     "channels": ("/channels", ["name", "user", "consumer_count", "messages_unacknowledged"]),
-    "consumers": ("/consumers", ["queue.vhost", "queue.name", "consumer_tag",
-                                 "prefetch_count"]),
+    "consumers": ("/consumers", ["queue.vhost", "queue.name", "consumer_tag", "prefetch_count"]),
     "users": ("/users", ["name", "tags"]),
     "vhosts": ("/vhosts", ["name", "messages"]),
 }
@@ -43,13 +46,26 @@ class Client:
         self.token = base64.b64encode(f"{user}:{password}".encode()).decode()
         self.timeout = timeout
 
-    def call(self, method: str, path: str, body: Any = None,
-             headers: dict[str, str] | None = None, what: str = "") -> Any:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        what: str = "",
+    ) -> Any:
         """The JSON answer; CtlError in one line, naming ``what`` was asked for on a 404."""
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.base + path, data=data, method=method, headers={
-            "Authorization": f"Basic {self.token}", "Content-Type": "application/json",
-            **(headers or {})})
+        request = urllib.request.Request(
+            self.base + path,
+            data=data,
+            method=method,
+            headers={
+                "Authorization": f"Basic {self.token}",
+                "Content-Type": "application/json",
+                **(headers or {}),
+            },
+        )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as answer:
                 raw = answer.read()
@@ -91,8 +107,7 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     cells = [[_cell(_dig(row, c)) for c in columns] for row in rows]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()
-              for r in cells]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     return "\n".join(lines)
 
 
@@ -107,42 +122,56 @@ def run(args: argparse.Namespace, client: Client) -> str:
     if command == "status":
         overview = client.call("GET", "/overview")
         totals, queued = overview["object_totals"], overview["queue_totals"]
-        return "\n".join([
-            f"node         {overview['node']} ({overview['product_name']} "
-            f"{overview['product_version']})",
-            f"connections  {totals['connections']}   channels {totals['channels']}   "
-            f"consumers {totals['consumers']}",
-            f"queues       {totals['queues']}   exchanges {totals['exchanges']}",
-            f"messages     {queued['messages']} (ready {queued['messages_ready']}, "
-            f"unacked {queued['messages_unacknowledged']})",
-        ])
+        return "\n".join(
+            [
+                f"node         {overview['node']} ({overview['product_name']} "
+                f"{overview['product_version']})",
+                f"connections  {totals['connections']}   channels {totals['channels']}   "
+                f"consumers {totals['consumers']}",
+                f"queues       {totals['queues']}   exchanges {totals['exchanges']}",
+                f"messages     {queued['messages']} (ready {queued['messages_ready']}, "
+                f"unacked {queued['messages_unacknowledged']})",
+            ]
+        )
     if command == "list" or command.startswith("list-"):
-        kind = args.kind if command == "list" else command[len("list-"):]
+        kind = args.kind if command == "list" else command[len("list-") :]
         path, columns = {**LISTS, **ctl_policies.LISTS}[kind]
         rows = client.call("GET", path.replace("{vhost}", vhost))
         return json.dumps(rows, indent=2) if args.format == "json" else table(rows, columns)
     if (done := ctl_policies.run(args, client)) is not None:
         return done
     if command == "purge":
-        client.call("DELETE", f"/queues/{vhost}/{_q(args.queue)}/contents",
-                    what=f"queue '{args.queue}' {in_vhost}")
+        client.call(
+            "DELETE",
+            f"/queues/{vhost}/{_q(args.queue)}/contents",
+            what=f"queue '{args.queue}' {in_vhost}",
+        )
         return f"purged queue {args.queue}"
     if command == "delete":
         kind = "queues" if args.kind == "queue" else "exchanges"
-        client.call("DELETE", f"/{kind}/{vhost}/{_q(args.name)}",
-                    what=f"{args.kind} '{args.name}' {in_vhost}")
+        client.call(
+            "DELETE",
+            f"/{kind}/{vhost}/{_q(args.name)}",
+            what=f"{args.kind} '{args.name}' {in_vhost}",
+        )
         return f"deleted {args.kind} {args.name}"
     if command == "close-connection":
-        client.call("DELETE", f"/connections/{_q(args.name)}",
-                    headers={"X-Reason": args.reason} if args.reason else None,
-                    what=f"connection '{args.name}'")
+        client.call(
+            "DELETE",
+            f"/connections/{_q(args.name)}",
+            headers={"X-Reason": args.reason} if args.reason else None,
+            what=f"connection '{args.name}'",
+        )
         return f"closed connection {args.name}"
     if command == "export":
         data = client.call("GET", "/definitions" + ("?for=rabbitmq" if args.target else ""))
         if left_out := data.get("pigeon_users_left_out"):
-            print(f"pigeon ctl: left out users RabbitMQ could not log in (only a scrypt hash; "
-                  f"set their passwords with definitions_password_hashing = \"rabbitmq\"): "
-                  f"{', '.join(left_out)}", file=sys.stderr)
+            print(
+                f"pigeon ctl: left out users RabbitMQ could not log in (only a scrypt hash; "
+                f'set their passwords with definitions_password_hashing = "rabbitmq"): '
+                f"{', '.join(left_out)}",
+                file=sys.stderr,
+            )
         text = json.dumps(data, indent=2)
         if args.file == "-":
             return text
@@ -156,21 +185,28 @@ def run(args: argparse.Namespace, client: Client) -> str:
         client.call("POST", "/definitions", data)
         return f"imported definitions from {args.file}"
     if command == "add-user":
-        client.call("PUT", f"/users/{_q(args.name)}",
-                    {"password": args.new_password, "tags": args.tags or ""})
+        client.call(
+            "PUT",
+            f"/users/{_q(args.name)}",
+            {"password": args.new_password, "tags": args.tags or ""},
+        )
         return f"added user {args.name}"
     assert command == "set-permissions"
-    client.call("PUT", f"/permissions/{vhost}/{_q(args.grantee)}",
-                {"configure": args.configure, "write": args.write, "read": args.read},
-                what=f"user '{args.grantee}' or vhost '{args.vhost}'")
+    client.call(
+        "PUT",
+        f"/permissions/{vhost}/{_q(args.grantee)}",
+        {"configure": args.configure, "write": args.write, "read": args.read},
+        what=f"user '{args.grantee}' or vhost '{args.vhost}'",
+    )
     return f"set permissions of {args.grantee} in vhost {args.vhost}"
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``ctl`` and its subcommands to the ``pigeon`` command's parser."""
     ctl = commands.add_parser("ctl", help="manage a running broker over its HTTP API")
-    ctl.add_argument("--url", default=os.environ.get("PIGEON_MANAGEMENT_URL",
-                                                     "http://127.0.0.1:15672"))
+    ctl.add_argument(
+        "--url", default=os.environ.get("PIGEON_MANAGEMENT_URL", "http://127.0.0.1:15672")
+    )
     ctl.add_argument("--user", default=os.environ.get("PIGEON_USER", "guest"))
     ctl.add_argument("--password", default=os.environ.get("PIGEON_PASSWORD", "guest"))
     ctl.add_argument("--vhost", default="/")
@@ -188,8 +224,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     close.add_argument("--reason", default="")
     export = sub.add_parser("export", help="write definitions (- for stdout)")
     export.add_argument("file")
-    export.add_argument("--for", dest="target", choices=["rabbitmq"],
-                        help="leave out (and name) users RabbitMQ could not log in")
+    export.add_argument(
+        "--for",
+        dest="target",
+        choices=["rabbitmq"],
+        help="leave out (and name) users RabbitMQ could not log in",
+    )
     sub.add_parser("import", help="load definitions").add_argument("file")
     user = sub.add_parser("add-user", help="add or update a user")
     user.add_argument("name")
@@ -198,8 +238,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     perms = sub.add_parser("set-permissions", help="set a user's permissions in --vhost")
     perms.add_argument("grantee", metavar="user")
     for kind in ("configure", "write", "read"):  # all three, as rabbitmqctl's: no silent .*
-        perms.add_argument(f"--{kind}", required=True, metavar="REGEX",
-                           help=f"resources the user may {kind} ('.*' for all, '' for none)")
+        perms.add_argument(
+            f"--{kind}",
+            required=True,
+            metavar="REGEX",
+            help=f"resources the user may {kind} ('.*' for all, '' for none)",
+        )
     ctl_policies.add_parsers(sub)
     ctl.set_defaults(ctl_help=ctl.format_help)
 

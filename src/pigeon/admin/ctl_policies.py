@@ -15,10 +15,14 @@ from urllib.parse import quote
 
 # kind -> (path, columns) for the list verbs; the paths take the vhost where they can.
 LISTS: dict[str, tuple[str, list[str]]] = {
-    "policies": ("/policies/{vhost}", ["vhost", "name", "pattern", "apply-to", "definition",
-                                       "priority"]),
-    "operator-policies": ("/operator-policies/{vhost}", ["vhost", "name", "pattern",
-                                                         "apply-to", "definition", "priority"]),
+    "policies": (
+        "/policies/{vhost}",
+        ["vhost", "name", "pattern", "apply-to", "definition", "priority"],
+    ),
+    "operator-policies": (
+        "/operator-policies/{vhost}",
+        ["vhost", "name", "pattern", "apply-to", "definition", "priority"],
+    ),
     "vhost-limits": ("/vhost-limits/{vhost}", ["vhost", "value"]),
     "user-limits": ("/user-limits", ["user", "value"]),
     "parameters": ("/parameters", ["component", "vhost", "name", "value"]),
@@ -27,8 +31,9 @@ LISTS: dict[str, tuple[str, list[str]]] = {
 
 
 class ClientLike(Protocol):
-    def call(self, method: str, path: str, body: Any = None,
-             headers: dict[str, str] | None = None) -> Any: ...
+    def call(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> Any: ...
 
 
 class CtlError(Exception):
@@ -59,8 +64,12 @@ def _policy_kind(args: argparse.Namespace) -> str:
 
 def _set_policy(args: argparse.Namespace, client: ClientLike) -> str:
     kind = _policy_kind(args)
-    body = {"pattern": args.pattern, "definition": _object(args.definition, "definition"),
-            "priority": args.priority, "apply-to": args.apply_to}
+    body = {
+        "pattern": args.pattern,
+        "definition": _object(args.definition, "definition"),
+        "priority": args.priority,
+        "apply-to": args.apply_to,
+    }
     client.call("PUT", f"/{kind}/{_q(args.vhost)}/{_q(args.name)}", body)
     return f"set {args.ctl_command[4:]} {args.name} in vhost {args.vhost}"
 
@@ -81,8 +90,9 @@ def _set_limits(client: ClientLike, base: str, limits: dict[str, Any]) -> None:
 
 def _vhost_limits(args: argparse.Namespace, client: ClientLike) -> str:
     clear = args.ctl_command == "clear-vhost-limits"
-    _set_limits(client, f"/vhost-limits/{_q(args.vhost)}",
-                {} if clear else _object(args.limits, "limits"))
+    _set_limits(
+        client, f"/vhost-limits/{_q(args.vhost)}", {} if clear else _object(args.limits, "limits")
+    )
     return f"{'cleared' if clear else 'set'} limits of vhost {args.vhost}"
 
 
@@ -91,8 +101,11 @@ def _user_limits(args: argparse.Namespace, client: ClientLike) -> str:
     if args.ctl_command == "set-user-limits":
         _set_limits(client, base, _object(args.limits, "limits"))
         return f"set limits of user {args.user_name}"
-    kept = {} if args.limit == "all" else {
-        k: v for k, v in _current(client, base).items() if k != args.limit}
+    kept = (
+        {}
+        if args.limit == "all"
+        else {k: v for k, v in _current(client, base).items() if k != args.limit}
+    )
     _set_limits(client, base, kept)
     return f"cleared limits of user {args.user_name}"
 
@@ -108,8 +121,9 @@ def _set_or_clear(args: argparse.Namespace, client: ClientLike, path: str, what:
 
 def _parameter(args: argparse.Namespace, client: ClientLike) -> str:
     path = f"/parameters/{_q(args.component)}/{_q(args.vhost)}/{_q(args.name)}"
-    return _set_or_clear(args, client, path,
-                         f"parameter {args.name} of {args.component} in vhost {args.vhost}")
+    return _set_or_clear(
+        args, client, path, f"parameter {args.name} of {args.component} in vhost {args.vhost}"
+    )
 
 
 def _global_parameter(args: argparse.Namespace, client: ClientLike) -> str:
@@ -118,12 +132,18 @@ def _global_parameter(args: argparse.Namespace, client: ClientLike) -> str:
 
 
 VERBS: dict[str, Callable[[argparse.Namespace, ClientLike], str]] = {
-    "set-policy": _set_policy, "set-operator-policy": _set_policy,
-    "clear-policy": _clear_policy, "clear-operator-policy": _clear_policy,
-    "set-vhost-limits": _vhost_limits, "clear-vhost-limits": _vhost_limits,
-    "set-user-limits": _user_limits, "clear-user-limits": _user_limits,
-    "set-parameter": _parameter, "clear-parameter": _parameter,
-    "set-global-parameter": _global_parameter, "clear-global-parameter": _global_parameter,
+    "set-policy": _set_policy,
+    "set-operator-policy": _set_policy,
+    "clear-policy": _clear_policy,
+    "clear-operator-policy": _clear_policy,
+    "set-vhost-limits": _vhost_limits,
+    "clear-vhost-limits": _vhost_limits,
+    "set-user-limits": _user_limits,
+    "clear-user-limits": _user_limits,
+    "set-parameter": _parameter,
+    "clear-parameter": _parameter,
+    "set-global-parameter": _global_parameter,
+    "clear-global-parameter": _global_parameter,
 }
 
 
@@ -139,25 +159,28 @@ def _current(client: ClientLike, base: str) -> dict[str, Any]:
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    for verb, what in (("set-policy", "a policy"), ("set-operator-policy",
-                                                    "an operator policy")):
+    for verb, what in (("set-policy", "a policy"), ("set-operator-policy", "an operator policy")):
         policy = sub.add_parser(verb, help=f"add or change {what} in --vhost")
         policy.add_argument("name")
         policy.add_argument("pattern", help="regular expression on queue/exchange names")
-        policy.add_argument("definition", help='JSON, e.g. \'{"message-ttl": 60000}\'')
+        policy.add_argument("definition", help="JSON, e.g. '{\"message-ttl\": 60000}'")
         policy.add_argument("--priority", type=int, default=0)
-        policy.add_argument("--apply-to", default="all",
-                            choices=["all", "queues", "exchanges", "classic_queues",
-                                     "quorum_queues", "streams"])
+        policy.add_argument(
+            "--apply-to",
+            default="all",
+            choices=["all", "queues", "exchanges", "classic_queues", "quorum_queues", "streams"],
+        )
     for verb in ("clear-policy", "clear-operator-policy"):
-        sub.add_parser(verb, help=f"remove a{'n operator' if 'operator' in verb else ''} "
-                       "policy from --vhost").add_argument("name")
+        sub.add_parser(
+            verb, help=f"remove a{'n operator' if 'operator' in verb else ''} policy from --vhost"
+        ).add_argument("name")
     sub.add_parser("set-vhost-limits", help="replace --vhost's limits").add_argument(
-        "limits", help='JSON, e.g. \'{"max-connections": 64, "max-queues": 1000}\'')
+        "limits", help='JSON, e.g. \'{"max-connections": 64, "max-queues": 1000}\''
+    )
     sub.add_parser("clear-vhost-limits", help="remove --vhost's limits")
     user = sub.add_parser("set-user-limits", help="replace a user's limits")
     user.add_argument("user_name", metavar="user")
-    user.add_argument("limits", help='JSON, e.g. \'{"max-channels": 100}\'')
+    user.add_argument("limits", help="JSON, e.g. '{\"max-channels\": 100}'")
     clear = sub.add_parser("clear-user-limits", help="remove one or all of a user's limits")
     clear.add_argument("user_name", metavar="user")
     clear.add_argument("limit", help="max-connections, max-channels or all")
@@ -170,8 +193,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     global_parameter = sub.add_parser("set-global-parameter", help="set a global parameter")
     global_parameter.add_argument("name")
     global_parameter.add_argument("value", help="JSON")
-    sub.add_parser("clear-global-parameter", help="clear a global parameter").add_argument(
-        "name")
+    sub.add_parser("clear-global-parameter", help="clear a global parameter").add_argument("name")
     for kind in LISTS:
         listing = sub.add_parser(f"list-{kind}", help=f"list {kind.replace('-', ' ')}")
         listing.add_argument("--format", choices=["table", "json"], default="table")

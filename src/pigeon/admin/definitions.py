@@ -51,31 +51,49 @@ def export(mon: Monitor, only: str | None = None, *, for_rabbitmq: bool = False)
         "rabbitmq_version": __version__,
         "product_name": "Pigeon",
         "product_version": __version__,
-        "queues": [_queue(v, q.name) for v in vhosts for q in v.queues.values()
-                   if not q.exclusive],
-        "exchanges": [_exchange(v, name) for v in vhosts for name in v.exchanges
-                      if name not in DEFAULT_EXCHANGES],
+        "queues": [_queue(v, q.name) for v in vhosts for q in v.queues.values() if not q.exclusive],
+        "exchanges": [
+            _exchange(v, name)
+            for v in vhosts
+            for name in v.exchanges
+            if name not in DEFAULT_EXCHANGES
+        ],
         "bindings": [_binding(v.name, b) for v in vhosts for b in v.bindings()],
-        "policies": [p.json() for v in vhosts for p in sorted(
-            v.policies.policies.values(), key=lambda p: (p.priority, p.name))],
+        "policies": [
+            p.json()
+            for v in vhosts
+            for p in sorted(v.policies.policies.values(), key=lambda p: (p.priority, p.name))
+        ],
         "parameters": api_policies.parameter_rows(mon.node, vhosts, None),
     }
     if only is None:
         users = mon.users.users.values()
         stay = {u.name for u in users if for_rabbitmq and u.portable_hash is None}
-        result.update({
-            "users": [api_users.user_json(u) for u in users if u.name not in stay],
-            "vhosts": [{"name": v.name, "limits": [], "metadata": {"description": "",
-                                                                    "tags": []}}
-                       for v in vhosts],
-            "permissions": [api_users.permission_json(v, u, p)
-                            for (v, u), p in mon.users.permissions.items() if u not in stay],
-            "topic_permissions": [api_users.topic_permission_json(v, u, t)
-                                  for (v, u), by_x in mon.users.topic_permissions.items()
-                                  if u not in stay for t in by_x.values()],
-            "global_parameters": [r for r in api_policies.global_rows(mon.node)
-                                  if not (for_rabbitmq and r["name"] in NODE_SPECIFIC)],
-        })
+        result.update(
+            {
+                "users": [api_users.user_json(u) for u in users if u.name not in stay],
+                "vhosts": [
+                    {"name": v.name, "limits": [], "metadata": {"description": "", "tags": []}}
+                    for v in vhosts
+                ],
+                "permissions": [
+                    api_users.permission_json(v, u, p)
+                    for (v, u), p in mon.users.permissions.items()
+                    if u not in stay
+                ],
+                "topic_permissions": [
+                    api_users.topic_permission_json(v, u, t)
+                    for (v, u), by_x in mon.users.topic_permissions.items()
+                    if u not in stay
+                    for t in by_x.values()
+                ],
+                "global_parameters": [
+                    r
+                    for r in api_policies.global_rows(mon.node)
+                    if not (for_rabbitmq and r["name"] in NODE_SPECIFIC)
+                ],
+            }
+        )
         if for_rabbitmq:
             result["pigeon_users_left_out"] = sorted(stay)
     return result
@@ -83,21 +101,37 @@ def export(mon: Monitor, only: str | None = None, *, for_rabbitmq: bool = False)
 
 def _queue(vhost: VirtualHost, name: str) -> Json:
     queue = vhost.queues[name]
-    return {"name": name, "vhost": vhost.name, "durable": queue.durable,
-            "auto_delete": queue.auto_delete, "arguments": jsonable(queue.arguments)}
+    return {
+        "name": name,
+        "vhost": vhost.name,
+        "durable": queue.durable,
+        "auto_delete": queue.auto_delete,
+        "arguments": jsonable(queue.arguments),
+    }
 
 
 def _exchange(vhost: VirtualHost, name: str) -> Json:
     exchange = vhost.exchanges[name]
-    return {"name": name, "vhost": vhost.name, "type": exchange.type,
-            "durable": exchange.durable, "auto_delete": exchange.auto_delete,
-            "internal": exchange.internal, "arguments": jsonable(exchange.arguments)}
+    return {
+        "name": name,
+        "vhost": vhost.name,
+        "type": exchange.type,
+        "durable": exchange.durable,
+        "auto_delete": exchange.auto_delete,
+        "internal": exchange.internal,
+        "arguments": jsonable(exchange.arguments),
+    }
 
 
 def _binding(vhost: str, binding: Any) -> Json:
-    return {"source": binding.source, "vhost": vhost, "destination": binding.destination,
-            "destination_type": str(binding.destination_kind),
-            "routing_key": binding.routing_key, "arguments": jsonable(binding.argument_dict)}
+    return {
+        "source": binding.source,
+        "vhost": vhost,
+        "destination": binding.destination,
+        "destination_type": str(binding.destination_kind),
+        "routing_key": binding.routing_key,
+        "arguments": jsonable(binding.argument_dict),
+    }
 
 
 def _rows(data: Json, key: str) -> list[Json]:
@@ -145,18 +179,21 @@ def _apply_accounts(mon: Monitor, data: Json) -> None:
         if name not in mon.node.vhosts:
             mon.node.add_vhost(name)
     for row in _rows(data, "permissions"):
-        mon.users.set_permission(_text(row, "vhost"), _text(row, "user"),
-                                 api_users.permission_from(row))
+        mon.users.set_permission(
+            _text(row, "vhost"), _text(row, "user"), api_users.permission_from(row)
+        )
     for row in _rows(data, "topic_permissions"):
-        mon.users.set_topic_permission(_text(row, "vhost"), _text(row, "user"),
-                                       api_users.topic_permission_from(row))
+        mon.users.set_topic_permission(
+            _text(row, "vhost"), _text(row, "user"), api_users.topic_permission_from(row)
+        )
 
 
 def _apply_policies(mon: Monitor, data: Json, only: str | None) -> None:
     for row in _rows(data, "parameters"):
         vhost = _target(mon, row, only)
-        api_policies.set_parameter(mon.node, vhost, _text(row, "component"),
-                                   _text(row, "name"), row.get("value"))
+        api_policies.set_parameter(
+            mon.node, vhost, _text(row, "component"), _text(row, "name"), row.get("value")
+        )
     for row in _rows(data, "policies"):
         vhost = _target(mon, row, only)
         vhost.set_policy(Policy.parse(vhost.name, _text(row, "name"), row))
@@ -166,20 +203,32 @@ def _apply_topology(mon: Monitor, data: Json, only: str | None) -> None:
     for row in _rows(data, "exchanges"):
         vhost = _target(mon, row, only)
         vhost.declare_exchange(
-            _text(row, "name"), _text(row, "type", "direct"),
-            durable=bool(row.get("durable", True)), auto_delete=bool(row.get("auto_delete")),
-            internal=bool(row.get("internal")), arguments=row.get("arguments") or {})
+            _text(row, "name"),
+            _text(row, "type", "direct"),
+            durable=bool(row.get("durable", True)),
+            auto_delete=bool(row.get("auto_delete")),
+            internal=bool(row.get("internal")),
+            arguments=row.get("arguments") or {},
+        )
     for row in _rows(data, "queues"):
         vhost = _target(mon, row, only)
-        vhost.declare_queue(_text(row, "name"), owner=None,
-                            durable=bool(row.get("durable", True)),
-                            auto_delete=bool(row.get("auto_delete")),
-                            arguments=row.get("arguments") or {})
+        vhost.declare_queue(
+            _text(row, "name"),
+            owner=None,
+            durable=bool(row.get("durable", True)),
+            auto_delete=bool(row.get("auto_delete")),
+            arguments=row.get("arguments") or {},
+        )
     for row in _rows(data, "bindings"):
         vhost = _target(mon, row, only)
         kind = DestinationKind(_text(row, "destination_type", "queue"))
-        vhost.bind(_text(row, "source"), _text(row, "destination"), kind,
-                   _text(row, "routing_key", ""), row.get("arguments") or {})
+        vhost.bind(
+            _text(row, "source"),
+            _text(row, "destination"),
+            kind,
+            _text(row, "routing_key", ""),
+            row.get("arguments") or {},
+        )
 
 
 async def get_definitions(request: web.Request) -> web.Response:
@@ -191,8 +240,7 @@ async def get_definitions(request: web.Request) -> web.Response:
     data = export(monitor(request), only, for_rabbitmq=target == "rabbitmq")
     headers = {}
     if request.query.get("download"):
-        headers["Content-Disposition"] = (
-            f'attachment; filename="{request.query["download"]}"')
+        headers["Content-Disposition"] = f'attachment; filename="{request.query["download"]}"'
     response = ok(data)
     response.headers.update(headers)
     return response

@@ -16,8 +16,26 @@ from typing import Any, Protocol
 from pigeon.core.node import Node
 
 # Upper bounds in seconds, from 100 µs to 1 min: a broker's latency spans both ends.
-BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-           0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+BUCKETS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+)
 
 
 class _Entry(Protocol):
@@ -76,8 +94,10 @@ class Histogram:
 
     def summary(self) -> dict[str, Any]:
         """Mean, p50 and p99 in milliseconds, for the API and the UI."""
+
         def ms(value: float | None) -> float | None:
             return None if value is None else round(value * 1000, 3)
+
         return {
             "count": self.total,
             "mean_ms": ms(self.sum / self.total) if self.total else None,

@@ -39,12 +39,18 @@ GLOBAL_COUNTERS = (
     ("received", "received", "Total number of messages received from publishers"),
     # One per queue a message reaches (RabbitMQ adds the number of queues, not one).
     ("routed", "routed", "Total number of messages routed to queues or streams"),
-    ("unroutable_dropped", "unroutable_dropped",
-     "Total number of messages published as non-mandatory into an exchange and dropped "
-     "as unroutable"),
-    ("unroutable_returned", "unroutable_returned",
-     "Total number of messages published as mandatory into an exchange and returned to "
-     "the publisher as unroutable"),
+    (
+        "unroutable_dropped",
+        "unroutable_dropped",
+        "Total number of messages published as non-mandatory into an exchange and dropped "
+        "as unroutable",
+    ),
+    (
+        "unroutable_returned",
+        "unroutable_returned",
+        "Total number of messages published as mandatory into an exchange and returned to "
+        "the publisher as unroutable",
+    ),
     ("confirmed", "confirmed", "Total number of messages confirmed to publishers"),
     ("delivered", "deliver_get", "Total number of messages delivered to consumers"),
     ("acknowledged", "ack", "Total number of messages acknowledged by consumers"),
@@ -52,34 +58,57 @@ GLOBAL_COUNTERS = (
 )
 # (family, counter key, help) for the channel families RabbitMQ's dashboards plot.
 CHANNEL_COUNTERS = (
-    ("rabbitmq_channel_messages_published", "received",
-     "Total number of messages published into an exchange on a channel"),
-    ("rabbitmq_channel_messages_confirmed", "confirmed",
-     "Total number of messages published into an exchange and confirmed on the channel"),
-    ("rabbitmq_channel_messages_unroutable_dropped", "unroutable_dropped",
-     "Total number of messages published as non-mandatory into an exchange and dropped as "
-     "unroutable"),
-    ("rabbitmq_channel_messages_unroutable_returned", "unroutable_returned",
-     "Total number of messages published as mandatory into an exchange and returned to the "
-     "publisher as unroutable"),
-    ("rabbitmq_channel_messages_delivered", "deliver_get",
-     "Total number of messages delivered to consumers"),
-    ("rabbitmq_channel_messages_redelivered", "redeliver",
-     "Total number of messages redelivered to consumers"),
-    ("rabbitmq_channel_messages_acked", "ack",
-     "Total number of messages acknowledged by consumers"),
+    (
+        "rabbitmq_channel_messages_published",
+        "received",
+        "Total number of messages published into an exchange on a channel",
+    ),
+    (
+        "rabbitmq_channel_messages_confirmed",
+        "confirmed",
+        "Total number of messages published into an exchange and confirmed on the channel",
+    ),
+    (
+        "rabbitmq_channel_messages_unroutable_dropped",
+        "unroutable_dropped",
+        "Total number of messages published as non-mandatory into an exchange and dropped as "
+        "unroutable",
+    ),
+    (
+        "rabbitmq_channel_messages_unroutable_returned",
+        "unroutable_returned",
+        "Total number of messages published as mandatory into an exchange and returned to the "
+        "publisher as unroutable",
+    ),
+    (
+        "rabbitmq_channel_messages_delivered",
+        "deliver_get",
+        "Total number of messages delivered to consumers",
+    ),
+    (
+        "rabbitmq_channel_messages_redelivered",
+        "redeliver",
+        "Total number of messages redelivered to consumers",
+    ),
+    (
+        "rabbitmq_channel_messages_acked",
+        "ack",
+        "Total number of messages acknowledged by consumers",
+    ),
 )
 DEAD_LETTER_REASONS = ("expired", "rejected", "maxlen", "delivery_limit")
-
 
 
 def identity_info(node: str) -> Metric:
     """``rabbitmq_identity_info``: every RabbitMQ endpoint starts with it."""
     identity = GaugeMetricFamily(
-        "rabbitmq_identity_info", "RabbitMQ node & cluster identity info",
-        labels=["rabbitmq_node", "rabbitmq_cluster", "rabbitmq_cluster_permanent_id"])
+        "rabbitmq_identity_info",
+        "RabbitMQ node & cluster identity info",
+        labels=["rabbitmq_node", "rabbitmq_cluster", "rabbitmq_cluster_permanent_id"],
+    )
     identity.add_metric([node, node, node], 1)
     return identity
+
 
 class BrokerCollector(Collector):
     def __init__(self, monitor: Monitor, *, per_object: bool) -> None:
@@ -97,11 +126,19 @@ class BrokerCollector(Collector):
     def _identity(self) -> Iterator[Metric]:
         yield identity_info(self.monitor.node.name)
         build = GaugeMetricFamily(
-            "rabbitmq_build_info", "RabbitMQ & Erlang/OTP version info",
-            labels=["rabbitmq_version", "prometheus_plugin_version",
-                    "prometheus_client_version", "erlang_version", "product"])
-        build.add_metric([__version__, __version__, "python", platform.python_version(),
-                          "Pigeon"], 1)
+            "rabbitmq_build_info",
+            "RabbitMQ & Erlang/OTP version info",
+            labels=[
+                "rabbitmq_version",
+                "prometheus_plugin_version",
+                "prometheus_client_version",
+                "erlang_version",
+                "product",
+            ],
+        )
+        build.add_metric(
+            [__version__, __version__, "python", platform.python_version(), "Pigeon"], 1
+        )
         yield build
 
     def _objects(self) -> Iterator[Metric]:
@@ -113,41 +150,61 @@ class BrokerCollector(Collector):
         queues = sum(len(v.queues) for v in vhosts)
         yield _gauge("rabbitmq_connections", "Connections currently open", len(handlers))
         counts = monitor.node.stats
-        yield _counter("rabbitmq_connections_opened", "Total number of connections opened",
-                       counts.connections_opened)
-        yield _counter("rabbitmq_connections_closed",
-                       "Total number of connections closed or terminated",
-                       counts.connections_closed)
+        yield _counter(
+            "rabbitmq_connections_opened",
+            "Total number of connections opened",
+            counts.connections_opened,
+        )
+        yield _counter(
+            "rabbitmq_connections_closed",
+            "Total number of connections closed or terminated",
+            counts.connections_closed,
+        )
         yield _gauge("rabbitmq_channels", "Channels currently open", channels)
         yield _gauge("rabbitmq_consumers", "Consumers currently connected", consumers)
         yield _gauge("rabbitmq_channel_consumers", "Consumers on a channel", consumers)
         yield _gauge("rabbitmq_queues", "Queues available", queues)
-        yield _counter("rabbitmq_queues_created", "Total number of queues created",
-                       counts.queues_created)
-        yield _counter("rabbitmq_queues_deleted", "Total number of queues deleted",
-                       counts.queues_deleted)
+        yield _counter(
+            "rabbitmq_queues_created", "Total number of queues created", counts.queues_created
+        )
+        yield _counter(
+            "rabbitmq_queues_deleted", "Total number of queues deleted", counts.queues_deleted
+        )
 
     def _queues(self) -> Iterator[Metric]:
         labels = ["vhost", "queue"] if self.per_object else []
         families = {
-            "messages": _family("rabbitmq_queue_messages",
-                                "Sum of ready and unacknowledged messages", labels),
-            "messages_ready": _family("rabbitmq_queue_messages_ready",
-                                      "Messages ready to be delivered to consumers", labels),
+            "messages": _family(
+                "rabbitmq_queue_messages", "Sum of ready and unacknowledged messages", labels
+            ),
+            "messages_ready": _family(
+                "rabbitmq_queue_messages_ready",
+                "Messages ready to be delivered to consumers",
+                labels,
+            ),
             "messages_unacknowledged": _family(
                 "rabbitmq_queue_messages_unacked",
-                "Messages delivered to consumers but not yet acknowledged", labels),
-            "bytes_ready": _family("rabbitmq_queue_messages_ready_bytes",
-                                   "Size in bytes of ready messages", labels),
+                "Messages delivered to consumers but not yet acknowledged",
+                labels,
+            ),
+            "bytes_ready": _family(
+                "rabbitmq_queue_messages_ready_bytes", "Size in bytes of ready messages", labels
+            ),
             "consumers": _family("rabbitmq_queue_consumers", "Consumers on a queue", labels),
-            "paged_out": _family("rabbitmq_queue_messages_paged_out",
-                                 "Messages paged out to disk", labels),
-            "paged_out_bytes": _family("rabbitmq_queue_messages_paged_out_bytes",
-                                       "Size in bytes of messages paged out to disk", labels),
+            "paged_out": _family(
+                "rabbitmq_queue_messages_paged_out", "Messages paged out to disk", labels
+            ),
+            "paged_out_bytes": _family(
+                "rabbitmq_queue_messages_paged_out_bytes",
+                "Size in bytes of messages paged out to disk",
+                labels,
+            ),
         }
-        published = CounterMetricFamily("rabbitmq_queue_messages_published",
-                                        "Total number of messages published to queues",
-                                        labels=labels)
+        published = CounterMetricFamily(
+            "rabbitmq_queue_messages_published",
+            "Total number of messages published to queues",
+            labels=labels,
+        )
         totals: Counters = {}
         for vhost in self.monitor.node.vhosts.values():
             for queue in vhost.queues.values():
@@ -178,8 +235,9 @@ class BrokerCollector(Collector):
             totals["received"] = totals.get("publish", 0)
         for suffix, key, text in GLOBAL_COUNTERS:
             if key in totals:
-                family = CounterMetricFamily(f"rabbitmq_global_messages_{suffix}", text,
-                                             labels=["protocol"])
+                family = CounterMetricFamily(
+                    f"rabbitmq_global_messages_{suffix}", text, labels=["protocol"]
+                )
                 family.add_metric([PROTOCOL], totals[key])
                 yield family
         for reason in DEAD_LETTER_REASONS:
@@ -188,7 +246,8 @@ class BrokerCollector(Collector):
                 family = CounterMetricFamily(
                     f"rabbitmq_global_messages_dead_lettered_{reason}",
                     f"Total number of messages dead-lettered ({reason})",
-                    labels=["queue_type", "dead_letter_strategy"])
+                    labels=["queue_type", "dead_letter_strategy"],
+                )
                 # Only quorum queues have a delivery limit (their other dead letters are
                 # counted with the classic ones).
                 kind = "quorum" if reason == "delivery_limit" else "classic"
@@ -203,40 +262,57 @@ class BrokerCollector(Collector):
         store = self.monitor.node.store
         pager = store.pager if store is not None else None
         if pager is not None:
-            yield _gauge("pigeon_paging_memory_used_bytes",
-                         "Bodies of ready messages that queues hold in memory",
-                         pager.memory.used)
-            yield _gauge("pigeon_paging_memory_limit_bytes",
-                         "Above this (paging_memory), queues page out their backlogs",
-                         pager.memory.limit)
-            yield _counter("pigeon_paging_flow_pauses",
-                           "Times a publisher was paused until the pager caught up",
-                           pager.memory.flow_pauses)
-        yield _gauge("rabbitmq_process_resident_memory_bytes",
-                     "Memory used in bytes", info.resident_memory)
-        yield _gauge("rabbitmq_resident_memory_limit_bytes",
-                     "Memory high watermark in bytes", info.memory_limit)
-        yield _gauge("rabbitmq_disk_space_available_bytes",
-                     "Disk space available in bytes", info.disk_free)
-        yield _gauge("rabbitmq_disk_space_available_limit_bytes",
-                     "Free disk space low watermark in bytes", info.disk_free_limit)
+            yield _gauge(
+                "pigeon_paging_memory_used_bytes",
+                "Bodies of ready messages that queues hold in memory",
+                pager.memory.used,
+            )
+            yield _gauge(
+                "pigeon_paging_memory_limit_bytes",
+                "Above this (paging_memory), queues page out their backlogs",
+                pager.memory.limit,
+            )
+            yield _counter(
+                "pigeon_paging_flow_pauses",
+                "Times a publisher was paused until the pager caught up",
+                pager.memory.flow_pauses,
+            )
+        yield _gauge(
+            "rabbitmq_process_resident_memory_bytes", "Memory used in bytes", info.resident_memory
+        )
+        yield _gauge(
+            "rabbitmq_resident_memory_limit_bytes",
+            "Memory high watermark in bytes",
+            info.memory_limit,
+        )
+        yield _gauge(
+            "rabbitmq_disk_space_available_bytes", "Disk space available in bytes", info.disk_free
+        )
+        yield _gauge(
+            "rabbitmq_disk_space_available_limit_bytes",
+            "Free disk space low watermark in bytes",
+            info.disk_free_limit,
+        )
         yield _gauge("rabbitmq_process_open_fds", "Open file descriptors", info.open_fds)
         yield _gauge("rabbitmq_process_max_fds", "Open file descriptors limit", info.max_fds)
-        yield _gauge("rabbitmq_process_open_tcp_sockets", "Open TCP sockets",
-                     info.open_sockets)
-        yield _gauge("rabbitmq_process_max_tcp_sockets", "Open TCP sockets limit",
-                     info.max_fds)
-        for name in ("memory_used_watermark", "free_disk_space_watermark",
-                     "file_descriptor_limit"):
+        yield _gauge("rabbitmq_process_open_tcp_sockets", "Open TCP sockets", info.open_sockets)
+        yield _gauge("rabbitmq_process_max_tcp_sockets", "Open TCP sockets limit", info.max_fds)
+        for name in ("memory_used_watermark", "free_disk_space_watermark", "file_descriptor_limit"):
             yield _gauge(f"rabbitmq_alarms_{name}", "is alarm in effect (1) or not (0)", 0)
 
     def _latency(self) -> Iterator[Metric]:
         recorder = self.monitor.latency
         for name, table, text in (
-            ("pigeon_queue_publish_to_deliver_seconds", recorder.deliver,
-             "Time from publish to delivery to a consumer"),
-            ("pigeon_queue_publish_to_ack_seconds", recorder.ack,
-             "Time from publish to acknowledgement by a consumer"),
+            (
+                "pigeon_queue_publish_to_deliver_seconds",
+                recorder.deliver,
+                "Time from publish to delivery to a consumer",
+            ),
+            (
+                "pigeon_queue_publish_to_ack_seconds",
+                recorder.ack,
+                "Time from publish to acknowledgement by a consumer",
+            ),
         ):
             labels = ["vhost", "queue"] if self.per_object else []
             family = HistogramMetricFamily(name, text, labels=labels)

@@ -25,31 +25,42 @@ PREFIX = "rabbitmq_detailed_"
 QueueGauge = tuple[str, str, Callable[[Queue], float]]
 FAMILIES: dict[str, tuple[QueueGauge, ...]] = {
     "queue_coarse_metrics": (
-        ("queue_messages_ready", "Messages ready to be delivered to consumers",
-         lambda q: len(q.ready)),
-        ("queue_messages_unacked", "Messages delivered to consumers but not yet acknowledged",
-         lambda q: q.unacked),
-        ("queue_messages", "Sum of ready and unacknowledged messages - total queue depth",
-         lambda q: len(q.ready) + q.unacked),
+        (
+            "queue_messages_ready",
+            "Messages ready to be delivered to consumers",
+            lambda q: len(q.ready),
+        ),
+        (
+            "queue_messages_unacked",
+            "Messages delivered to consumers but not yet acknowledged",
+            lambda q: q.unacked,
+        ),
+        (
+            "queue_messages",
+            "Sum of ready and unacknowledged messages - total queue depth",
+            lambda q: len(q.ready) + q.unacked,
+        ),
     ),
     "queue_consumer_count": (
         ("queue_consumers", "Consumers on a queue", lambda q: len(q.consumers)),
     ),
     "queue_metrics": (
         ("queue_consumers", "Consumers on a queue", lambda q: len(q.consumers)),
-        ("queue_messages_ready_bytes", "Size in bytes of ready messages",
-         lambda q: q.ready.bytes),
-        ("queue_messages_paged_out", "Messages paged out to disk",
-         lambda q: paged_out(q.ready)[0]),
-        ("queue_messages_paged_out_bytes", "Size in bytes of messages paged out to disk",
-         lambda q: paged_out(q.ready)[1]),
+        ("queue_messages_ready_bytes", "Size in bytes of ready messages", lambda q: q.ready.bytes),
+        ("queue_messages_paged_out", "Messages paged out to disk", lambda q: paged_out(q.ready)[0]),
+        (
+            "queue_messages_paged_out_bytes",
+            "Size in bytes of messages paged out to disk",
+            lambda q: paged_out(q.ready)[1],
+        ),
     ),
 }
 
 
 class DetailedCollector(Collector):
-    def __init__(self, monitor: Monitor, families: Collection[str],
-                 vhosts: Collection[str]) -> None:
+    def __init__(
+        self, monitor: Monitor, families: Collection[str], vhosts: Collection[str]
+    ) -> None:
         self.monitor = monitor
         self.families = [f for f in FAMILIES if f in families]
         self.vhosts = vhosts
@@ -59,8 +70,9 @@ class DetailedCollector(Collector):
         gauges: dict[str, tuple[GaugeMetricFamily, Callable[[Queue], float]]] = {}
         for family in self.families:
             for name, text, value in FAMILIES[family]:  # a name in two families: once
-                gauges.setdefault(name, (GaugeMetricFamily(
-                    PREFIX + name, text, labels=["vhost", "queue"]), value))
+                gauges.setdefault(
+                    name, (GaugeMetricFamily(PREFIX + name, text, labels=["vhost", "queue"]), value)
+                )
         for vhost in self.monitor.node.vhosts.values():
             if self.vhosts and vhost.name not in self.vhosts:
                 continue

@@ -29,8 +29,9 @@ class BrokerNotRunning(Exception):
 
 
 class Monitor:
-    def __init__(self, broker: BrokerLike, *, interval: float = DEFAULT_INTERVAL,
-                 window: float | None = None) -> None:
+    def __init__(
+        self, broker: BrokerLike, *, interval: float = DEFAULT_INTERVAL, window: float | None = None
+    ) -> None:
         if broker.node is None or broker.context is None:
             raise BrokerNotRunning("start the broker before its management server")
         self.broker = broker
@@ -39,13 +40,13 @@ class Monitor:
         self.logins: LoginGate | None = broker.context.logins
         self.interval = interval
         self.window = window if window is not None else 2 * interval
-        self.sampler = StatsSampler(self.node, window=self.window,
-                                    history=max(600.0, 120 * interval))
+        self.sampler = StatsSampler(
+            self.node, window=self.window, history=max(600.0, 120 * interval)
+        )
         self.latency = LatencyRecorder()
         self.latency_attached = self.latency.attach(self.node)
         self.started_at = time.time()
-        self.connected_at: weakref.WeakKeyDictionary[object, float] = (
-            weakref.WeakKeyDictionary())
+        self.connected_at: weakref.WeakKeyDictionary[object, float] = weakref.WeakKeyDictionary()
         self.connections_opened = 0
         # id(channel) -> (channel, its sampled counters), rebuilt at every tick.
         self.channel_series: dict[int, tuple[object, Series]] = {}

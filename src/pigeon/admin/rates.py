@@ -34,8 +34,7 @@ QUEUE_COUNTERS = {
 }
 # Counters a vhost may keep itself (``VirtualHost.stats``): received from publishers,
 # routed, unroutable, confirmed. Until the core has them they read as absent.
-VHOST_COUNTERS = ("received", "routed", "unroutable_dropped", "unroutable_returned",
-                  "confirmed")
+VHOST_COUNTERS = ("received", "routed", "unroutable_dropped", "unroutable_returned", "confirmed")
 DEAD_LETTER_REASONS = ("expired", "rejected", "maxlen", "delivery_limit")
 GAUGES = ("messages", "messages_ready", "messages_unacknowledged")
 
@@ -104,8 +103,9 @@ class Series:
         for when, counters in reversed(self.samples):
             if now - when > age:
                 break
-            rows.append({"timestamp": now_ms - int((now - when) * 1000),
-                         "sample": counters.get(key, 0)})
+            rows.append(
+                {"timestamp": now_ms - int((now - when) * 1000), "sample": counters.get(key, 0)}
+            )
         return rows
 
 
@@ -142,8 +142,9 @@ class StatsSampler:
             gone, _ = self.queues.pop(key)
             self.queues_retired += 1
             # Its final counts stay in the totals; its depth is gone with it.
-            add_into(self.retired, {k: v for k, v in queue_counters(gone).items()
-                                    if k not in GAUGES})
+            add_into(
+                self.retired, {k: v for k, v in queue_counters(gone).items() if k not in GAUGES}
+            )
         for name in [n for n in self.vhosts if n not in self.node.vhosts]:
             del self.vhosts[name]
         self.overview.add(now, self.totals())
@@ -181,9 +182,12 @@ class StatsSampler:
         return self.vhosts.get(name)
 
 
-def message_stats(counters: Counters, series: Series | None, window: float,
-                  keys: Iterable[str] = ("publish", "deliver_get", "ack", "redeliver")
-                  ) -> dict[str, Any]:
+def message_stats(
+    counters: Counters,
+    series: Series | None,
+    window: float,
+    keys: Iterable[str] = ("publish", "deliver_get", "ack", "redeliver"),
+) -> dict[str, Any]:
     """RabbitMQ's ``message_stats``: each counter and its ``_details.rate``."""
     stats: dict[str, Any] = {}
     for key in keys:

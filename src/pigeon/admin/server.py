@@ -59,8 +59,9 @@ async def _metrics(request: web.Request) -> web.Response:
 
 async def _detailed(request: web.Request) -> web.Response:
     query = request.query
-    data = metrics_detailed.exposition(request.app[MONITOR], set(query.getall("family", [])),
-                                       set(query.getall("vhost", [])))
+    data = metrics_detailed.exposition(
+        request.app[MONITOR], set(query.getall("family", [])), set(query.getall("vhost", []))
+    )
     return web.Response(body=data, headers={"Content-Type": metrics.CONTENT_TYPE})
 
 
@@ -75,8 +76,16 @@ def _static_dir() -> Path:
 def build_app(monitor: Monitor, *, max_body_size: int = MAX_BODY_SIZE) -> web.Application:
     app = web.Application(middlewares=[guard, on_disk], client_max_size=max_body_size)
     app[MONITOR] = monitor
-    for module in (api_system, api_users, api_topology, api_messages, api_clients,
-                   api_policies, api_limits, definitions):
+    for module in (
+        api_system,
+        api_users,
+        api_topology,
+        api_messages,
+        api_clients,
+        api_policies,
+        api_limits,
+        definitions,
+    ):
         module.add_routes(app)
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/metrics/per-object", _metrics)
@@ -86,11 +95,16 @@ def build_app(monitor: Monitor, *, max_body_size: int = MAX_BODY_SIZE) -> web.Ap
     return app
 
 
-async def start_management(broker: BrokerLike, host: str, port: int, *,
-                           sample_interval: float = DEFAULT_INTERVAL,
-                           rate_window: float | None = None,
-                           max_body_size: int = MAX_BODY_SIZE,
-                           ssl: SSLContext | None = None) -> ManagementServer:
+async def start_management(
+    broker: BrokerLike,
+    host: str,
+    port: int,
+    *,
+    sample_interval: float = DEFAULT_INTERVAL,
+    rate_window: float | None = None,
+    max_body_size: int = MAX_BODY_SIZE,
+    ssl: SSLContext | None = None,
+) -> ManagementServer:
     """Serve the management API for a started broker on ``host:port`` (0 = a free port)."""
     monitor = Monitor(broker, interval=sample_interval, window=rate_window)
     app = build_app(monitor, max_body_size=max_body_size)
@@ -105,6 +119,10 @@ async def start_management(broker: BrokerLike, host: str, port: int, *,
     bound = runner.addresses[0][1]
     monitor.http_port = bound
     monitor.start()
-    log.info("management API, metrics and UI on %s://%s:%d/",
-             "http" if ssl is None else "https", host, bound)
+    log.info(
+        "management API, metrics and UI on %s://%s:%d/",
+        "http" if ssl is None else "https",
+        host,
+        bound,
+    )
     return ManagementServer(runner, monitor, bound)

@@ -50,8 +50,9 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def rate_details(series: Series | None, key: str, monitor: Monitor, history: History,
-                 now: float) -> Json:
+def rate_details(
+    series: Series | None, key: str, monitor: Monitor, history: History, now: float
+) -> Json:
     details: Json = {"rate": round(series.rate(key, monitor.window), 2) if series else 0.0}
     if history is not None and series is not None:
         age, _ = history
@@ -71,8 +72,12 @@ def properties_key(routing_key: str, arguments: Mapping[str, Any]) -> str:
 
 
 def exchange_json(vhost: VirtualHost, exchange: Exchange, monitor: Monitor) -> Json:
-    stats = message_stats(exchange_counters(exchange), monitor.sampler.exchange_series(exchange),
-                          monitor.window, keys=("publish_in", "publish_out"))
+    stats = message_stats(
+        exchange_counters(exchange),
+        monitor.sampler.exchange_series(exchange),
+        monitor.window,
+        keys=("publish_in", "publish_out"),
+    )
     return {
         "name": exchange.name,
         "vhost": vhost.name,
@@ -81,8 +86,9 @@ def exchange_json(vhost: VirtualHost, exchange: Exchange, monitor: Monitor) -> J
         "auto_delete": exchange.auto_delete,
         "internal": exchange.internal,
         "arguments": jsonable(exchange.arguments),
-        "user_who_performed_action": "rmq-internal" if exchange.name.startswith("amq.")
-        or exchange.name == "" else "",
+        "user_who_performed_action": "rmq-internal"
+        if exchange.name.startswith("amq.") or exchange.name == ""
+        else "",
         **policy_fields(exchange.policy, exchange.operator_policy),
         "message_stats": stats,
     }
@@ -90,13 +96,14 @@ def exchange_json(vhost: VirtualHost, exchange: Exchange, monitor: Monitor) -> J
 
 def policy_fields(policy: Policy | None, operator: Policy | None) -> Json:
     """The policies that apply to a queue or exchange, and what they set together."""
-    return {"policy": policy.name if policy is not None else None,
-            "operator_policy": operator.name if operator is not None else None,
-            "effective_policy_definition": effective_definition(policy, operator)}
+    return {
+        "policy": policy.name if policy is not None else None,
+        "operator_policy": operator.name if operator is not None else None,
+        "effective_policy_definition": effective_definition(policy, operator),
+    }
 
 
-def queue_json(vhost: VirtualHost, queue: Queue, monitor: Monitor,
-               history: History = None) -> Json:
+def queue_json(vhost: VirtualHost, queue: Queue, monitor: Monitor, history: History = None) -> Json:
     counters = queue_counters(queue)
     series = monitor.sampler.queue_series(queue)
     now = monitor.now()
@@ -116,8 +123,7 @@ def queue_json(vhost: VirtualHost, queue: Queue, monitor: Monitor,
         "consumers": len(queue.consumers),
         "consumer_capacity": 1.0 if queue.consumers else 0,
         "consumer_utilisation": 1.0 if queue.consumers else 0,
-        "single_active_consumer_tag": queue.active_consumer.tag if queue.active_consumer
-        else None,
+        "single_active_consumer_tag": queue.active_consumer.tag if queue.active_consumer else None,
         "message_bytes": queue.ready.bytes,
         "message_bytes_ready": queue.ready.bytes,
         "message_bytes_unacknowledged": 0,
@@ -127,8 +133,12 @@ def queue_json(vhost: VirtualHost, queue: Queue, monitor: Monitor,
     }
     if queue.counts_deliveries:
         # A quorum queue's members: this node alone (replication factor 1).
-        result.update(leader=monitor.node.name, members=[monitor.node.name],
-                      online=[monitor.node.name], messages_dlx=queue.dead_letters_pending)
+        result.update(
+            leader=monitor.node.name,
+            members=[monitor.node.name],
+            online=[monitor.node.name],
+            messages_dlx=queue.dead_letters_pending,
+        )
     for key in ("messages", "messages_ready", "messages_unacknowledged"):
         result[key] = int(counters[key])
         result[f"{key}_details"] = rate_details(series, key, monitor, history, now)
@@ -142,8 +152,9 @@ def queue_json(vhost: VirtualHost, queue: Queue, monitor: Monitor,
     result["message_bytes_ram"] = queue.ready.bytes - paged_bytes
     if history is not None and series is not None:
         for key in ("publish", "deliver_get", "ack"):
-            result["message_stats"].setdefault(f"{key}_details", {})["samples"] = (
-                rate_details(series, key, monitor, history, now).get("samples", []))
+            result["message_stats"].setdefault(f"{key}_details", {})["samples"] = rate_details(
+                series, key, monitor, history, now
+            ).get("samples", [])
     return result
 
 
@@ -163,8 +174,13 @@ def binding_json(vhost: str, binding: Binding) -> Json:
 def default_binding_json(vhost: str, queue: str) -> Json:
     """The default exchange's implicit binding to every queue (listed by RabbitMQ too)."""
     return {
-        "source": "", "vhost": vhost, "destination": queue, "destination_type": "queue",
-        "routing_key": queue, "arguments": {}, "properties_key": properties_key(queue, {}),
+        "source": "",
+        "vhost": vhost,
+        "destination": queue,
+        "destination_type": "queue",
+        "routing_key": queue,
+        "arguments": {},
+        "properties_key": properties_key(queue, {}),
     }
 
 
@@ -233,8 +249,9 @@ def channel_json(handler: HandlerLike, channel: ChannelLike, monitor: Monitor) -
         "global_prefetch_count": channel.global_prefetch,
         "confirm": channel.confirming,
         "transactional": channel.tx is not None,
-        "message_stats": message_stats(dict(channel.stats), _channel_series(channel, monitor),
-                                       monitor.window),
+        "message_stats": message_stats(
+            dict(channel.stats), _channel_series(channel, monitor), monitor.window
+        ),
     }
 
 
@@ -243,17 +260,28 @@ def _channel_series(channel: ChannelLike, monitor: Monitor) -> Series | None:
     return tracked[1] if tracked is not None and tracked[0] is channel else None
 
 
-def consumer_json(vhost: str, queue: Queue, consumer: Consumer,
-                  channel: tuple[HandlerLike, ChannelLike] | None, monitor: Monitor) -> Json:
+def consumer_json(
+    vhost: str,
+    queue: Queue,
+    consumer: Consumer,
+    channel: tuple[HandlerLike, ChannelLike] | None,
+    monitor: Monitor,
+) -> Json:
     details: Json = {}
     prefetch = 0
     if channel is not None:
         handler, chan = channel
         peer_host, peer_port = _split_peer(handler.peer)
         name = connection_name(handler, monitor)
-        details = {"name": f"{name} ({chan.number})", "number": chan.number,
-                   "connection_name": name, "peer_host": peer_host, "peer_port": peer_port,
-                   "node": monitor.node.name, "user": handler.username}
+        details = {
+            "name": f"{name} ({chan.number})",
+            "number": chan.number,
+            "connection_name": name,
+            "peer_host": peer_host,
+            "peer_port": peer_port,
+            "node": monitor.node.name,
+            "user": handler.username,
+        }
         prefetch = chan.consumer_prefetch
     active = queue.active_consumer
     is_active = active is None or active is consumer

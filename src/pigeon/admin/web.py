@@ -39,8 +39,9 @@ class BadRequest(Exception):
 
 
 def error(status: int, kind: str, reason: str, **headers: str) -> web.Response:
-    return web.json_response({"error": kind, "reason": reason}, status=status,
-                             headers=headers or None)
+    return web.json_response(
+        {"error": kind, "reason": reason}, status=status, headers=headers or None
+    )
 
 
 def ok(data: Any, status: int = 200) -> web.Response:
@@ -77,13 +78,16 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not PUBLIC.match(request.path):
             monitor = request.app[MONITOR]
             request[PRINCIPAL] = await authenticate(
-                monitor.users, request.headers.get("Authorization"),
-                loopback=_is_loopback(request), peer=_peer(request), gate=monitor.logins)
+                monitor.users,
+                request.headers.get("Authorization"),
+                loopback=_is_loopback(request),
+                peer=_peer(request),
+                gate=monitor.logins,
+            )
         return await handler(request)
     except NotAuthenticated as refused:
         # The UI sends X-Requested-With so the browser does not pop up its own login box.
-        challenge = {} if request.headers.get("X-Requested-With") else {
-            "WWW-Authenticate": REALM}
+        challenge = {} if request.headers.get("X-Requested-With") else {"WWW-Authenticate": REALM}
         return error(401, "not_authorized", refused.reason, **challenge)
     except Forbidden as refused:
         return error(401, "not_authorised", refused.reason)
@@ -177,8 +181,9 @@ def listing(request: web.Request, rows: list[Json]) -> web.Response:
         pattern = _name_filter(name, query.get("use_regex") == "true")
         rows = [r for r in rows if pattern.search(str(r.get("name", "")))]
     if sort := query.get("sort"):
-        rows.sort(key=lambda r: _sort_key(_dig(r, sort)),
-                  reverse=query.get("sort_reverse") == "true")
+        rows.sort(
+            key=lambda r: _sort_key(_dig(r, sort)), reverse=query.get("sort_reverse") == "true"
+        )
     if columns := query.get("columns"):
         rows = [_columns(r, columns.split(",")) for r in rows]
     if "page" not in query:
@@ -200,10 +205,16 @@ def _page(rows: list[Json], page_text: str, size_text: str) -> Json:
         raise BadRequest("page and page_size must be integers") from None
     if page < 1 or not 1 <= size <= 500:
         raise BadRequest("page must be >= 1 and page_size 1..500")
-    items = rows[(page - 1) * size: page * size]
-    return {"filtered_count": len(rows), "item_count": len(items), "items": items,
-            "page": page, "page_count": max(1, -(-len(rows) // size)), "page_size": size,
-            "total_count": len(rows)}
+    items = rows[(page - 1) * size : page * size]
+    return {
+        "filtered_count": len(rows),
+        "item_count": len(items),
+        "items": items,
+        "page": page,
+        "page_count": max(1, -(-len(rows) // size)),
+        "page_size": size,
+        "total_count": len(rows),
+    }
 
 
 def _dig(row: Json, path: str) -> Any:

@@ -37,8 +37,12 @@ class AuditLog:
         self._lock = threading.Lock()
 
     def record(self, event: str, **fields: Any) -> None:
-        line = json.dumps({"ts": _now(), "event": event, **fields}, default=str,
-                          ensure_ascii=False, separators=(",", ":"))
+        line = json.dumps(
+            {"ts": _now(), "event": event, **fields},
+            default=str,
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
         with self._lock:
             if self._stream.closed:
                 return
@@ -58,21 +62,35 @@ class AuditLog:
     def login_failed(self, user: str, peer: str, mechanism: str, reason: str) -> None:
         self.record("login.failed", user=user, peer=peer, mechanism=mechanism, reason=reason)
 
-    def login_failures(self, source: str, count: int, users: dict[str, int],
-                       reasons: dict[str, int], *, seconds: float) -> None:
+    def login_failures(
+        self,
+        source: str,
+        count: int,
+        users: dict[str, int],
+        reasons: dict[str, int],
+        *,
+        seconds: float,
+    ) -> None:
         """Refused logins from one address past the first few of a window, summed up
         (``pigeon.auth.refusals``): a flood costs one line, not one per attempt."""
-        self.record("login.failed.summary", peer=source, count=count, users=users,
-                    reasons=reasons, seconds=seconds)
+        self.record(
+            "login.failed.summary",
+            peer=source,
+            count=count,
+            users=users,
+            reasons=reasons,
+            seconds=seconds,
+        )
 
-    def access_refused(self, user: str, peer: str, vhost: str, text: str,
-                       **details: Any) -> None:
+    def access_refused(self, user: str, peer: str, vhost: str, text: str, **details: Any) -> None:
         self.record("access.refused", user=user, peer=peer, vhost=vhost, text=text, **details)
 
-    def connection_opened(self, peer: str, user: str, vhost: str, protocol: str = "amqp091",
-                          tls: bool = False) -> None:
-        self.record("connection.opened", peer=peer, user=user, vhost=vhost, protocol=protocol,
-                    tls=tls)
+    def connection_opened(
+        self, peer: str, user: str, vhost: str, protocol: str = "amqp091", tls: bool = False
+    ) -> None:
+        self.record(
+            "connection.opened", peer=peer, user=user, vhost=vhost, protocol=protocol, tls=tls
+        )
 
     def connection_closed(self, peer: str, user: str, reason: str = "") -> None:
         self.record("connection.closed", peer=peer, user=user, reason=reason)

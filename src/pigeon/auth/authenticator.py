@@ -34,14 +34,21 @@ class LoginRefused(Exception):
 
 def _refused_text(mechanism: str) -> str:
     # RabbitMQ's words: the client learns nothing about which part was wrong.
-    return (f"ACCESS_REFUSED - Login was refused using authentication mechanism "
-            f"{mechanism}. For details see the broker logfile.")
+    return (
+        f"ACCESS_REFUSED - Login was refused using authentication mechanism "
+        f"{mechanism}. For details see the broker logfile."
+    )
 
 
 class Authenticator:
-    def __init__(self, users: UserStore, *, audit: AuditLog | None = None,
-                 tokens: TokenVerifier | None = None,
-                 refusals: RefusalLog | None = None) -> None:
+    def __init__(
+        self,
+        users: UserStore,
+        *,
+        audit: AuditLog | None = None,
+        tokens: TokenVerifier | None = None,
+        refusals: RefusalLog | None = None,
+    ) -> None:
         self.users = users
         self.audit = audit
         self.tokens = tokens
@@ -52,21 +59,36 @@ class Authenticator:
         client presented a verified certificate."""
         return (PLAIN, AMQPLAIN, EXTERNAL) if external else (PLAIN, AMQPLAIN)
 
-    def login(self, mechanism: str, credentials: tuple[str, str] | None, *, peer: str,
-              loopback: bool, certificate: Mapping[str, Any] | None = None) -> Identity:
+    def login(
+        self,
+        mechanism: str,
+        credentials: tuple[str, str] | None,
+        *,
+        peer: str,
+        loopback: bool,
+        certificate: Mapping[str, Any] | None = None,
+    ) -> Identity:
         """connection.start-ok, all in one on the calling thread: ``credentials`` as
         decoded from PLAIN or AMQPLAIN, ``certificate`` the verified peer certificate
         (``getpeercert()``) if any."""
-        outcome = self.begin(mechanism, credentials, peer=peer, loopback=loopback,
-                             certificate=certificate)
+        outcome = self.begin(
+            mechanism, credentials, peer=peer, loopback=loopback, certificate=certificate
+        )
         if isinstance(outcome, PasswordCheck):
-            return self.finish(outcome, outcome.run(), mechanism=mechanism, peer=peer,
-                               loopback=loopback)
+            return self.finish(
+                outcome, outcome.run(), mechanism=mechanism, peer=peer, loopback=loopback
+            )
         return outcome
 
-    def begin(self, mechanism: str, credentials: tuple[str, str] | None, *, peer: str,
-              loopback: bool, certificate: Mapping[str, Any] | None = None
-              ) -> Identity | PasswordCheck:
+    def begin(
+        self,
+        mechanism: str,
+        credentials: tuple[str, str] | None,
+        *,
+        peer: str,
+        loopback: bool,
+        certificate: Mapping[str, Any] | None = None,
+    ) -> Identity | PasswordCheck:
         """What takes microseconds, for the event loop: the identity of a certificate,
         a token or a password verified before, or :class:`LoginRefused`; else the
         password check (scrypt) still to run, whose outcome goes to :meth:`finish`."""
@@ -84,15 +106,17 @@ class Authenticator:
             raise self._fail(name, peer, mechanism, "invalid credentials")
         return check
 
-    def finish(self, check: PasswordCheck, ok: bool, *, mechanism: str, peer: str,
-               loopback: bool) -> Identity:
+    def finish(
+        self, check: PasswordCheck, ok: bool, *, mechanism: str, peer: str, loopback: bool
+    ) -> Identity:
         """The outcome of a password check from :meth:`begin`, back on the event loop."""
         if self.users.checked(check, ok) is None:
             raise self._fail(check.name, peer, mechanism, "invalid credentials")
         return self._admit(check.name, peer, loopback, mechanism)
 
-    def login_external(self, certificate: Mapping[str, Any] | None, *, peer: str,
-                       loopback: bool) -> Identity:
+    def login_external(
+        self, certificate: Mapping[str, Any] | None, *, peer: str, loopback: bool
+    ) -> Identity:
         name = certificate_common_name(certificate)
         if name is None:
             raise self._fail("", peer, EXTERNAL, "no verified client certificate with a CN")
@@ -103,12 +127,17 @@ class Authenticator:
     def _admit(self, name: str, peer: str, loopback: bool, mechanism: str) -> Identity:
         user = self.users.users[name]
         if user.loopback_only and not loopback:
-            raise self._fail(name, peer, mechanism, "loopback-only user from a remote peer",
-                             text=f"ACCESS_REFUSED - User '{name}' can only connect via "
-                                  f"localhost")
+            raise self._fail(
+                name,
+                peer,
+                mechanism,
+                "loopback-only user from a remote peer",
+                text=f"ACCESS_REFUSED - User '{name}' can only connect via localhost",
+            )
         self._succeeded(name, peer, mechanism)
-        return Identity(name, StoreAuthority(self.users, name), user.tags, peer, mechanism,
-                        self.audit)
+        return Identity(
+            name, StoreAuthority(self.users, name), user.tags, peer, mechanism, self.audit
+        )
 
     def _login_token(self, token: str, *, peer: str, mechanism: str) -> Identity:
         assert self.tokens is not None
@@ -117,14 +146,23 @@ class Authenticator:
         except InvalidToken as error:
             raise self._fail("", peer, mechanism, error.reason) from None
         self._succeeded(verified.username, peer, mechanism + "+token")
-        return Identity(verified.username, TokenAuthority(verified.scopes), verified.tags, peer,
-                        mechanism, self.audit, expires_at=verified.expires_at)
+        return Identity(
+            verified.username,
+            TokenAuthority(verified.scopes),
+            verified.tags,
+            peer,
+            mechanism,
+            self.audit,
+            expires_at=verified.expires_at,
+        )
 
     def refresh(self, user: Identity, secret: str) -> Identity:
         """connection.update-secret: a new token for the same user, or NotAllowed (530)."""
         if self.tokens is None or user.expires_at is None:
-            raise NotAllowed(f"Secret update was refused for user '{user.name}': "
-                             f"the connection did not log in with a token")
+            raise NotAllowed(
+                f"Secret update was refused for user '{user.name}': "
+                f"the connection did not log in with a token"
+            )
         try:
             verified = self.tokens.verify(secret)
         except InvalidToken as error:
@@ -132,11 +170,20 @@ class Authenticator:
             raise NotAllowed(f"Secret update was refused for user '{user.name}'") from None
         if verified.username != user.name:
             self._audit_failed(user.name, user.peer, "update-secret", "another user's token")
-            raise NotAllowed(f"Secret update was refused for user '{user.name}': "
-                             f"the new token is for another user")
+            raise NotAllowed(
+                f"Secret update was refused for user '{user.name}': "
+                f"the new token is for another user"
+            )
         self._succeeded(user.name, user.peer, "update-secret")
-        return Identity(user.name, TokenAuthority(verified.scopes), verified.tags, user.peer,
-                        user.mechanism, self.audit, expires_at=verified.expires_at)
+        return Identity(
+            user.name,
+            TokenAuthority(verified.scopes),
+            verified.tags,
+            user.peer,
+            user.mechanism,
+            self.audit,
+            expires_at=verified.expires_at,
+        )
 
     def check_vhost(self, user: Identity, vhost: str) -> None:
         authorization.check_vhost(user, vhost)
@@ -154,8 +201,9 @@ class Authenticator:
         """A login refused before its credential was looked at (throttled), audited."""
         return self._fail(name, peer, mechanism, reason)
 
-    def _fail(self, name: str, peer: str, mechanism: str, reason: str, *,
-              text: str | None = None) -> LoginRefused:
+    def _fail(
+        self, name: str, peer: str, mechanism: str, reason: str, *, text: str | None = None
+    ) -> LoginRefused:
         self._audit_failed(name, peer, mechanism, reason)
         return LoginRefused(text or _refused_text(mechanism or "(none)"), reason)
 
@@ -172,5 +220,7 @@ def exposure_warning(host: str, users: UserStore) -> str | None:
         local = host == "localhost"  # "" and "0.0.0.0"-like names mean every interface
     if local or any(name != "guest" for name in users.users):
         return None
-    return (f"listening on {host}, which is not a loopback address, but the only user is "
-            f"'guest', who may connect from localhost only: add a user for remote clients")
+    return (
+        f"listening on {host}, which is not a loopback address, but the only user is "
+        f"'guest', who may connect from localhost only: add a user for remote clients"
+    )

@@ -49,11 +49,13 @@ class Authority(Protocol):
 
     def vhost_allowed(self, vhost: str) -> bool: ...
 
-    def resource_allowed(self, vhost: str, permission: Permission, resource: Resource,
-                         name: str) -> bool: ...
+    def resource_allowed(
+        self, vhost: str, permission: Permission, resource: Resource, name: str
+    ) -> bool: ...
 
-    def topic_allowed(self, vhost: str, permission: Permission, exchange: str,
-                      routing_key: str) -> bool: ...
+    def topic_allowed(
+        self, vhost: str, permission: Permission, exchange: str, routing_key: str
+    ) -> bool: ...
 
 
 @dataclass
@@ -96,8 +98,9 @@ class StoreAuthority:
     def vhost_allowed(self, vhost: str) -> bool:
         return self.name in self.users.users and self.users.permission(vhost, self.name) is not None
 
-    def resource_allowed(self, vhost: str, permission: Permission, resource: Resource,
-                         name: str) -> bool:
+    def resource_allowed(
+        self, vhost: str, permission: Permission, resource: Resource, name: str
+    ) -> bool:
         if self.name not in self.users.users:
             return False  # deleted while connected
         granted = self.users.permission(vhost, self.name)
@@ -105,8 +108,9 @@ class StoreAuthority:
             return False
         return pattern_matches(getattr(granted, permission.value), name)
 
-    def topic_allowed(self, vhost: str, permission: Permission, exchange: str,
-                      routing_key: str) -> bool:
+    def topic_allowed(
+        self, vhost: str, permission: Permission, exchange: str, routing_key: str
+    ) -> bool:
         granted = self.users.topic_permission(vhost, self.name, exchange)
         if granted is None:
             return True  # RabbitMQ: no topic permission for the exchange means no restriction
@@ -122,8 +126,14 @@ def _refuse(user: Identity, vhost: str, text: str, **fields: object) -> AccessRe
     return AccessRefused(text)
 
 
-def authorize(user: Identity, vhost: str, permission: Permission, resource: Resource,
-              name: str, routing_key: str | None = None) -> None:
+def authorize(
+    user: Identity,
+    vhost: str,
+    permission: Permission,
+    resource: Resource,
+    name: str,
+    routing_key: str | None = None,
+) -> None:
     """Raise AccessRefused unless ``user`` has ``permission`` on the resource.
 
     Pass ``routing_key`` when the resource is a *topic* exchange: the user's
@@ -133,17 +143,28 @@ def authorize(user: Identity, vhost: str, permission: Permission, resource: Reso
         name = DEFAULT_EXCHANGE
     authority = user.authority
     if not authority.resource_allowed(vhost, permission, resource, name):
-        raise _refuse(user, vhost,
-                      f"access to {resource.value} '{name}' in vhost '{vhost}' refused for "
-                      f"user '{user.name}'",
-                      permission=permission.value, resource=resource.value, name=name)
-    if routing_key is not None and not authority.topic_allowed(vhost, permission, name,
-                                                               routing_key):
-        raise _refuse(user, vhost,
-                      f"{permission.value} access to topic '{routing_key}' in exchange "
-                      f"'{name}' in vhost '{vhost}' refused for user '{user.name}'",
-                      permission=permission.value, resource="topic", name=name,
-                      routing_key=routing_key)
+        raise _refuse(
+            user,
+            vhost,
+            f"access to {resource.value} '{name}' in vhost '{vhost}' refused for "
+            f"user '{user.name}'",
+            permission=permission.value,
+            resource=resource.value,
+            name=name,
+        )
+    if routing_key is not None and not authority.topic_allowed(
+        vhost, permission, name, routing_key
+    ):
+        raise _refuse(
+            user,
+            vhost,
+            f"{permission.value} access to topic '{routing_key}' in exchange "
+            f"'{name}' in vhost '{vhost}' refused for user '{user.name}'",
+            permission=permission.value,
+            resource="topic",
+            name=name,
+            routing_key=routing_key,
+        )
 
 
 def authorize_any(user: Identity, vhost: str, resource: Resource, name: str) -> None:
@@ -153,10 +174,15 @@ def authorize_any(user: Identity, vhost: str, resource: Resource, name: str) -> 
         name = DEFAULT_EXCHANGE
     allowed = user.authority.resource_allowed
     if not any(allowed(vhost, p, resource, name) for p in Permission):
-        raise _refuse(user, vhost,
-                      f"access to {resource.value} '{name}' in vhost '{vhost}' refused for "
-                      f"user '{user.name}'",
-                      permission="any", resource=resource.value, name=name)
+        raise _refuse(
+            user,
+            vhost,
+            f"access to {resource.value} '{name}' in vhost '{vhost}' refused for "
+            f"user '{user.name}'",
+            permission="any",
+            resource=resource.value,
+            name=name,
+        )
 
 
 def check_vhost(user: Identity, vhost: str) -> None:

@@ -44,8 +44,15 @@ def _argument(arguments: Mapping[str, Any] | None, key: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def exchange_declare(user: Identity, vhost: str, name: str, *, passive: bool = False,
-                     arguments: Mapping[str, Any] | None = None, new: bool = True) -> None:
+def exchange_declare(
+    user: Identity,
+    vhost: str,
+    name: str,
+    *,
+    passive: bool = False,
+    arguments: Mapping[str, Any] | None = None,
+    new: bool = True,
+) -> None:
     """``new``: the exchange does not exist yet (only then is an AE checked, as in RabbitMQ)."""
     if passive:
         authorize_any(user, vhost, EXCHANGE, name)
@@ -61,8 +68,15 @@ def exchange_delete(user: Identity, vhost: str, name: str) -> None:
     authorize(user, vhost, CONFIGURE, EXCHANGE, name)
 
 
-def queue_declare(user: Identity, vhost: str, name: str, *, passive: bool = False,
-                  arguments: Mapping[str, Any] | None = None, new: bool = True) -> None:
+def queue_declare(
+    user: Identity,
+    vhost: str,
+    name: str,
+    *,
+    passive: bool = False,
+    arguments: Mapping[str, Any] | None = None,
+    new: bool = True,
+) -> None:
     """``name`` empty: a server-named queue, checked as ``amq.gen-...``."""
     name = name or GENERATED_QUEUE_PLACEHOLDER
     if passive:
@@ -87,22 +101,39 @@ def _topic_key(exchange_type: str | None, routing_key: str) -> str | None:
     return routing_key if exchange_type == TOPIC else None
 
 
-def queue_bind(user: Identity, vhost: str, queue: str, exchange: str, routing_key: str = "",
-               exchange_type: str | None = None) -> None:
+def queue_bind(
+    user: Identity,
+    vhost: str,
+    queue: str,
+    exchange: str,
+    routing_key: str = "",
+    exchange_type: str | None = None,
+) -> None:
     """queue.bind and queue.unbind; pass the exchange's type for topic permissions."""
     authorize(user, vhost, WRITE, QUEUE, queue)
     authorize(user, vhost, READ, EXCHANGE, exchange, _topic_key(exchange_type, routing_key))
 
 
-def exchange_bind(user: Identity, vhost: str, destination: str, source: str,
-                  routing_key: str = "", source_type: str | None = None) -> None:
+def exchange_bind(
+    user: Identity,
+    vhost: str,
+    destination: str,
+    source: str,
+    routing_key: str = "",
+    source_type: str | None = None,
+) -> None:
     """exchange.bind and exchange.unbind; pass the source's type for topic permissions."""
     authorize(user, vhost, WRITE, EXCHANGE, destination)
     authorize(user, vhost, READ, EXCHANGE, source, _topic_key(source_type, routing_key))
 
 
-def publish(user: Identity, vhost: str, exchange: str, routing_key: str = "",
-            exchange_type: str | None = None) -> None:
+def publish(
+    user: Identity,
+    vhost: str,
+    exchange: str,
+    routing_key: str = "",
+    exchange_type: str | None = None,
+) -> None:
     authorize(user, vhost, WRITE, EXCHANGE, exchange, _topic_key(exchange_type, routing_key))
 
 

@@ -36,8 +36,9 @@ def certificate_common_name(certificate: Mapping[str, Any] | None) -> str | None
     """
     if not certificate:
         return None
-    names = [value for rdn in certificate.get("subject", ()) for key, value in rdn
-             if key == "commonName"]
+    names = [
+        value for rdn in certificate.get("subject", ()) for key, value in rdn if key == "commonName"
+    ]
     if len(names) != 1 or not isinstance(names[0], str) or not names[0]:
         return None
     return names[0]

@@ -30,8 +30,18 @@ from urllib.parse import unquote
 from pigeon.auth.authorization import Permission, Resource
 from pigeon.errors import MissingPackage
 
-ASYMMETRIC = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384",
-              "ES512", "EdDSA")
+ASYMMETRIC = (
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "ES256",
+    "ES384",
+    "ES512",
+    "EdDSA",
+)
 _JWT_SHAPE = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
 
 
@@ -66,8 +76,10 @@ class Scope:
 
 @lru_cache(maxsize=1024)
 def _wildcard(pattern: str) -> re.Pattern[str]:
-    return re.compile("".join(".*" if part == "*" else re.escape(part)
-                              for part in re.split(r"(\*)", pattern)), re.DOTALL)
+    return re.compile(
+        "".join(".*" if part == "*" else re.escape(part) for part in re.split(r"(\*)", pattern)),
+        re.DOTALL,
+    )
 
 
 def wildcard_matches(pattern: str, value: str) -> bool:
@@ -75,8 +87,7 @@ def wildcard_matches(pattern: str, value: str) -> bool:
     return _wildcard(pattern).fullmatch(value) is not None
 
 
-def parse_scopes(scopes: list[str], resource_server_id: str) -> tuple[list[Scope],
-                                                                     frozenset[str]]:
+def parse_scopes(scopes: list[str], resource_server_id: str) -> tuple[list[Scope], frozenset[str]]:
     """Permission scopes and tags among ``scopes``; others are ignored."""
     prefix = resource_server_id + "."
     granted: list[Scope] = []
@@ -84,7 +95,7 @@ def parse_scopes(scopes: list[str], resource_server_id: str) -> tuple[list[Scope
     for scope in scopes:
         if not scope.startswith(prefix):
             continue
-        kind, sep, rest = scope[len(prefix):].partition(":")
+        kind, sep, rest = scope[len(prefix) :].partition(":")
         if not sep:
             continue
         if kind == "tag":
@@ -109,16 +120,26 @@ class TokenAuthority:
     def vhost_allowed(self, vhost: str) -> bool:
         return any(wildcard_matches(s.vhost, vhost) for s in self.scopes)
 
-    def resource_allowed(self, vhost: str, permission: Permission, resource: Resource,
-                         name: str) -> bool:
-        return any(s.permission is permission and wildcard_matches(s.vhost, vhost)
-                   and wildcard_matches(s.name, name) for s in self.scopes)
+    def resource_allowed(
+        self, vhost: str, permission: Permission, resource: Resource, name: str
+    ) -> bool:
+        return any(
+            s.permission is permission
+            and wildcard_matches(s.vhost, vhost)
+            and wildcard_matches(s.name, name)
+            for s in self.scopes
+        )
 
-    def topic_allowed(self, vhost: str, permission: Permission, exchange: str,
-                      routing_key: str) -> bool:
-        return any(s.permission is permission and wildcard_matches(s.vhost, vhost)
-                   and wildcard_matches(s.name, exchange)
-                   and wildcard_matches(s.routing_key, routing_key) for s in self.scopes)
+    def topic_allowed(
+        self, vhost: str, permission: Permission, exchange: str, routing_key: str
+    ) -> bool:
+        return any(
+            s.permission is permission
+            and wildcard_matches(s.vhost, vhost)
+            and wildcard_matches(s.name, exchange)
+            and wildcard_matches(s.routing_key, routing_key)
+            for s in self.scopes
+        )
 
 
 @dataclass(frozen=True)
@@ -168,17 +189,20 @@ class TokenVerifier:
         audience = settings.audience or settings.resource_server_id
         try:
             claims = self._jwt.decode(
-                token, self._key_for(token), algorithms=list(settings.algorithms),
-                audience=audience, leeway=settings.leeway,
+                token,
+                self._key_for(token),
+                algorithms=list(settings.algorithms),
+                audience=audience,
+                leeway=settings.leeway,
                 options={"require": ["exp"]},
             )
         except self._jwt.PyJWTError as error:
             raise InvalidToken(f"token refused: {error}") from None
-        username = next((str(claims[c]) for c in settings.username_claims if claims.get(c)),
-                        None)
+        username = next((str(claims[c]) for c in settings.username_claims if claims.get(c)), None)
         if username is None:
-            raise InvalidToken("token has none of the user name claims "
-                               f"{', '.join(settings.username_claims)}")
+            raise InvalidToken(
+                f"token has none of the user name claims {', '.join(settings.username_claims)}"
+            )
         scopes, tags = parse_scopes(_scope_list(claims, settings), settings.resource_server_id)
         return VerifiedToken(username, scopes, tags, float(claims["exp"]))
 
@@ -216,4 +240,3 @@ def settings_from_mapping(data: Mapping[str, Any]) -> TokenSettings:
         extra_scopes_claim=data.get("extra_scopes_claim"),
         leeway=int(data.get("leeway", 0)),
     )
-

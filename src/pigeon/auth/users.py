@@ -52,12 +52,12 @@ def _unb64(text: bytes) -> bytes:
     return base64.b64decode(text + b"=" * (-len(text) % 4), validate=True)
 
 
-def hash_password(password: str, salt: bytes | None = None, *,
-                  log_n: int = SCRYPT_LOG_N) -> bytes:
+def hash_password(password: str, salt: bytes | None = None, *, log_n: int = SCRYPT_LOG_N) -> bytes:
     """A new scrypt hash of ``password`` in Pigeon's self-describing format."""
     salt = os.urandom(16) if salt is None else salt
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=1 << log_n, r=SCRYPT_R,
-                            p=SCRYPT_P, dklen=32)
+    digest = hashlib.scrypt(
+        password.encode(), salt=salt, n=1 << log_n, r=SCRYPT_R, p=SCRYPT_P, dklen=32
+    )
     params = f"ln={log_n},r={SCRYPT_R},p={SCRYPT_P}".encode()
     return _SCRYPT_PREFIX + params + b"$" + _b64(salt) + b"$" + _b64(digest)
 
@@ -92,8 +92,15 @@ def _check_scrypt(password: str, stored: bytes) -> bool:
         return False
     if not (1 <= log_n <= 20 and 1 <= r <= 32 and 1 <= p <= 16):
         return False  # refuse parameters that would let a stored hash exhaust memory
-    computed = hashlib.scrypt(password.encode(), salt=salt, n=1 << log_n, r=r, p=p,
-                              maxmem=256 * 1024 * 1024, dklen=len(digest))
+    computed = hashlib.scrypt(
+        password.encode(),
+        salt=salt,
+        n=1 << log_n,
+        r=r,
+        p=p,
+        maxmem=256 * 1024 * 1024,
+        dklen=len(digest),
+    )
     return hmac.compare_digest(computed, digest)
 
 
@@ -209,7 +216,8 @@ class UserStore:
     permissions: dict[tuple[str, str], PermissionSet] = field(default_factory=dict)
     # (vhost, user) -> exchange -> topic permission
     topic_permissions: dict[tuple[str, str], dict[str, TopicPermission]] = field(
-        default_factory=dict)
+        default_factory=dict
+    )
     _verified: _Verified = field(default_factory=_Verified, repr=False)
     # definitions_password_hashing = "rabbitmq": passwords set here also get a
     # RabbitMQ-compatible hash (User.rabbit_hash) so they move to RabbitMQ.
@@ -239,18 +247,33 @@ class UserStore:
                 self._changed_in_batch = False
                 self._changed()
 
-    def new_user(self, name: str, password: str, tags: frozenset[str] = frozenset(),
-                 *, loopback_only: bool = False, reuse_hash: bool = False) -> User:
+    def new_user(
+        self,
+        name: str,
+        password: str,
+        tags: frozenset[str] = frozenset(),
+        *,
+        loopback_only: bool = False,
+        reuse_hash: bool = False,
+    ) -> User:
         """A user with ``password`` hashed as this store's setting asks (not stored yet);
         ``reuse_hash`` for a default user's password (:func:`reused_hash`)."""
         rabbit = rabbit_sha256_hash(password) if self.rabbit_compatible else None
         strong = reused_hash(password) if reuse_hash else hash_password(password)
         return User(name, strong, tags, loopback_only, rabbit_hash=rabbit)
 
-    def add_user(self, name: str, password: str, tags: frozenset[str] = frozenset(),
-                 *, loopback_only: bool = False, reuse_hash: bool = False) -> User:
-        user = self.new_user(name, password, tags, loopback_only=loopback_only,
-                             reuse_hash=reuse_hash)
+    def add_user(
+        self,
+        name: str,
+        password: str,
+        tags: frozenset[str] = frozenset(),
+        *,
+        loopback_only: bool = False,
+        reuse_hash: bool = False,
+    ) -> User:
+        user = self.new_user(
+            name, password, tags, loopback_only=loopback_only, reuse_hash=reuse_hash
+        )
         self.put_user(user)
         return user
 
@@ -272,8 +295,9 @@ class UserStore:
             del self.topic_permissions[key]
         self._changed()
 
-    def set_permission(self, vhost: str, user: str,
-                       permission: PermissionSet | None = None) -> None:
+    def set_permission(
+        self, vhost: str, user: str, permission: PermissionSet | None = None
+    ) -> None:
         self.permissions[(vhost, user)] = permission or PermissionSet()
         self._changed()
 
@@ -354,13 +378,27 @@ class UserStore:
         """Users and permissions as RabbitMQ's definitions export shapes them."""
         return {
             "users": [user_row(u) for u in self.users.values()],
-            "permissions": [{"user": user, "vhost": vhost, "configure": p.configure,
-                             "write": p.write, "read": p.read}
-                            for (vhost, user), p in self.permissions.items()],
-            "topic_permissions": [{"user": user, "vhost": vhost, "exchange": t.exchange,
-                                   "write": t.write, "read": t.read}
-                                  for (vhost, user), by_x in self.topic_permissions.items()
-                                  for t in by_x.values()],
+            "permissions": [
+                {
+                    "user": user,
+                    "vhost": vhost,
+                    "configure": p.configure,
+                    "write": p.write,
+                    "read": p.read,
+                }
+                for (vhost, user), p in self.permissions.items()
+            ],
+            "topic_permissions": [
+                {
+                    "user": user,
+                    "vhost": vhost,
+                    "exchange": t.exchange,
+                    "write": t.write,
+                    "read": t.read,
+                }
+                for (vhost, user), by_x in self.topic_permissions.items()
+                for t in by_x.values()
+            ],
         }
 
 
@@ -370,16 +408,19 @@ def user_row(user: User) -> dict[str, Any]:
     ``pigeon_password_hash`` (RabbitMQ ignores the key; Pigeon keeps the strong hash)."""
     portable = user.portable_hash
     shown = user.password_hash if portable is None else portable
-    row: dict[str, Any] = {"name": user.name, "password_hash": base64.b64encode(shown).decode(),
-                           "hashing_algorithm": hashing_algorithm(shown),
-                           "tags": sorted(user.tags), "limits": dict(user.limits)}
+    row: dict[str, Any] = {
+        "name": user.name,
+        "password_hash": base64.b64encode(shown).decode(),
+        "hashing_algorithm": hashing_algorithm(shown),
+        "tags": sorted(user.tags),
+        "limits": dict(user.limits),
+    }
     if shown is not user.password_hash:
         row["pigeon_password_hash"] = base64.b64encode(user.password_hash).decode()
     return row
 
 
-def user_from_row(row: dict[str, Any], tags: frozenset[str],
-                  loopback_only: bool = False) -> User:
+def user_from_row(row: dict[str, Any], tags: frozenset[str], loopback_only: bool = False) -> User:
     """The user a :func:`user_row` (or RabbitMQ's definitions row) describes; ValueError
     with the reason when a hash is not one Pigeon accepts."""
     value, algorithm = row["password_hash"], row.get("hashing_algorithm")
@@ -394,8 +435,9 @@ def user_from_row(row: dict[str, Any], tags: frozenset[str],
         raise ValueError("pigeon_password_hash must be a string")
     primary = parse_password_hash(strong, SCRYPT_HASHING)
     if hashing_algorithm(primary) != SCRYPT_HASHING or hashing_algorithm(given) != SHA256_HASHING:
-        raise ValueError("pigeon_password_hash must be a scrypt hash beside a "
-                         f"{SHA256_HASHING} password_hash")
+        raise ValueError(
+            f"pigeon_password_hash must be a scrypt hash beside a {SHA256_HASHING} password_hash"
+        )
     return User(row["name"], primary, tags, loopback_only, limits, rabbit_hash=given)
 
 
@@ -403,8 +445,10 @@ def parse_password_hash(value: str, algorithm: str | None) -> bytes:
     """A stored hash from a definitions/API ``password_hash`` (base64) and its
     ``hashing_algorithm``; ValueError with the reason when it is not one we accept."""
     if algorithm not in (None, SHA256_HASHING, SCRYPT_HASHING):
-        raise ValueError(f"unsupported hashing_algorithm {algorithm!r}; Pigeon accepts "
-                         f"{SHA256_HASHING} and {SCRYPT_HASHING}")
+        raise ValueError(
+            f"unsupported hashing_algorithm {algorithm!r}; Pigeon accepts "
+            f"{SHA256_HASHING} and {SCRYPT_HASHING}"
+        )
     if value == "":
         return b""  # no password: the user cannot log in with one, as in RabbitMQ
     try:

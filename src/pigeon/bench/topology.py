@@ -47,8 +47,13 @@ async def declare(control: AmqpClient, topo: Topology, durable: bool) -> None:
             await control.call(frame, wire.QUEUE_BIND)
 
 
-async def finish(control: AmqpClient, topo: Topology, clients: Sequence[AmqpClient],
-                 monitor: Monitor, result: Result) -> None:
+async def finish(
+    control: AmqpClient,
+    topo: Topology,
+    clients: Sequence[AmqpClient],
+    monitor: Monitor,
+    result: Result,
+) -> None:
     """End a run: close its connections, delete what it declared, stop sampling the
     broker and keep the peak RSS it saw."""
     for client in clients:

@@ -65,6 +65,7 @@ def _one_of(known: tuple[str, ...], problem: str) -> Callable[[object], str | No
         if isinstance(value, str):
             return None if value in known else problem
         return f"{{unacceptable_type,{type_name(value)}}}"
+
     return check
 
 
@@ -144,8 +145,10 @@ class QueueArguments:
             max_priority=arguments.get("x-max-priority"),
             single_active_consumer=bool(arguments.get("x-single-active-consumer", False)),
             # Not validated by RabbitMQ 3.10; only an integer limits anything there.
-            delivery_limit=limit if isinstance(limit := arguments.get("x-delivery-limit"), int)
-            and not isinstance(limit, bool) else None,
+            delivery_limit=limit
+            if isinstance(limit := arguments.get("x-delivery-limit"), int)
+            and not isinstance(limit, bool)
+            else None,
             dead_letter_strategy=arguments.get("x-dead-letter-strategy", "at-most-once"),
         )
 

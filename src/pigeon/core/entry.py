@@ -14,11 +14,25 @@ from pigeon.core.message import Message
 class Entry:
     """One message in one queue."""
 
-    __slots__ = ("delivery_count", "enqueued_at", "expires_at", "message", "persisted",
-                 "priority", "redelivered", "seq")
+    __slots__ = (
+        "delivery_count",
+        "enqueued_at",
+        "expires_at",
+        "message",
+        "persisted",
+        "priority",
+        "redelivered",
+        "seq",
+    )
 
-    def __init__(self, message: Message, seq: int, priority: int, expires_at: float | None,
-                 enqueued_at: float) -> None:
+    def __init__(
+        self,
+        message: Message,
+        seq: int,
+        priority: int,
+        expires_at: float | None,
+        enqueued_at: float,
+    ) -> None:
         self.message = message
         self.seq = seq
         self.priority = priority

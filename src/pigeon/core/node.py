@@ -16,6 +16,7 @@ from pigeon.errors import NotFound, PreconditionFailed
 
 log = logging.getLogger("pigeon.node")
 
+
 @dataclass(slots=True)
 class NodeStats:
     connections_opened: int = 0
@@ -25,8 +26,9 @@ class NodeStats:
 
 
 class Node:
-    def __init__(self, scheduler: Scheduler, name: str = "pigeon@localhost",
-                 store: Store | None = None) -> None:
+    def __init__(
+        self, scheduler: Scheduler, name: str = "pigeon@localhost", store: Store | None = None
+    ) -> None:
         self.name = name
         self.scheduler = scheduler
         self.store = store
@@ -44,8 +46,9 @@ class Node:
     def add_vhost(self, name: str) -> VirtualHost:
         if name in self.vhosts:
             raise PreconditionFailed(f"vhost '{name}' already exists")
-        vhost = VirtualHost(name, self.scheduler, self.observers, self.store, self.watchers,
-                            self.stats)
+        vhost = VirtualHost(
+            name, self.scheduler, self.observers, self.store, self.watchers, self.stats
+        )
         self.vhosts[name] = vhost
         if self.store is not None:
             self.store.save_vhost(name)
@@ -82,8 +85,9 @@ class Node:
         """Rebuild durable state from a store's snapshot; returns the messages restored."""
         for name in snapshot.vhosts:
             if name not in self.vhosts:
-                self.vhosts[name] = VirtualHost(name, self.scheduler, self.observers,
-                                                self.store, self.watchers, self.stats)
+                self.vhosts[name] = VirtualHost(
+                    name, self.scheduler, self.observers, self.store, self.watchers, self.stats
+                )
         self.parameters.restore(snapshot.documents)
         for host in self.vhosts.values():
             try:
@@ -93,14 +97,20 @@ class Node:
         for x in snapshot.exchanges:
             vhost = self.vhosts.get(x.vhost)
             if vhost is not None and x.name not in vhost.exchanges and x.type in EXCHANGE_TYPES:
-                vhost.exchanges[x.name] = Exchange(x.name, x.type, durable=True,
-                                                   auto_delete=x.auto_delete,
-                                                   internal=x.internal, arguments=x.arguments)
+                vhost.exchanges[x.name] = Exchange(
+                    x.name,
+                    x.type,
+                    durable=True,
+                    auto_delete=x.auto_delete,
+                    internal=x.internal,
+                    arguments=x.arguments,
+                )
         for q in snapshot.queues:
             vhost = self.vhosts.get(q.vhost)
             if vhost is not None and q.name not in vhost.queues:
-                vhost.queues[q.name] = vhost.new_queue(q.name, q.arguments, durable=True,
-                                                       auto_delete=q.auto_delete)
+                vhost.queues[q.name] = vhost.new_queue(
+                    q.name, q.arguments, durable=True, auto_delete=q.auto_delete
+                )
         for host in self.vhosts.values():
             for exchange in host.exchanges.values():
                 host.policies.apply_exchange(exchange)
@@ -126,8 +136,12 @@ class Node:
             elif self.store is not None:
                 # Messages whose queue record was lost (damage): forget them, or they would
                 # turn up in a new queue of the same name at the next start.
-                log.warning("dropping %d stored messages of unknown queue %r in vhost %r",
-                            len(seqs), queue_name, vhost_name)
+                log.warning(
+                    "dropping %d stored messages of unknown queue %r in vhost %r",
+                    len(seqs),
+                    queue_name,
+                    vhost_name,
+                )
                 self.store.delete_queue(vhost_name, queue_name)
         reserve_sequence(last)
         return restored
@@ -138,11 +152,13 @@ class Node:
             return
         source = vhost.exchanges.get(record.source)
         kind = DestinationKind(record.destination_kind)
-        targets: Mapping[str, object] = (vhost.queues if kind is DestinationKind.QUEUE
-                                         else vhost.exchanges)
+        targets: Mapping[str, object] = (
+            vhost.queues if kind is DestinationKind.QUEUE else vhost.exchanges
+        )
         if source is None or record.destination not in targets:
             return
-        binding = Binding.make(record.source, record.destination, kind, record.routing_key,
-                               record.arguments)
+        binding = Binding.make(
+            record.source, record.destination, kind, record.routing_key, record.arguments
+        )
         if source.bind(binding):
             vhost.add_binding(binding)

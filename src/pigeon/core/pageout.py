@@ -28,18 +28,30 @@ if TYPE_CHECKING:
     from pigeon.core.queue import Entry, Queue
 
 
-def paged_ready(queue: Queue, pager: Pager, load: Loader | None,
-                make: EntryMaker) -> PagedReady | PagedLevels:
+def paged_ready(
+    queue: Queue, pager: Pager, load: Loader | None, make: EntryMaker
+) -> PagedReady | PagedLevels:
     """The ready messages of a queue that pages: one backlog, or one per priority level
     (each its own pager key; together they keep about as much in memory as one)."""
     levels = (queue.args.max_priority or 0) + 1
     if levels == 1:
         return PagedReady(queue.vhost, queue.name, pager, pager.memory, load, make)
-    return PagedLevels([
-        PagedReady(queue.vhost, f"{queue.name}\x00{priority}", pager, pager.memory, load, make,
-                   priority=priority, keep=max(PAGE_IN_BATCH, PAGE_AFTER // levels),
-                   head_window=max(PAGE_IN_BATCH // 4, HEAD_WINDOW // levels))
-        for priority in range(levels)])
+    return PagedLevels(
+        [
+            PagedReady(
+                queue.vhost,
+                f"{queue.name}\x00{priority}",
+                pager,
+                pager.memory,
+                load,
+                make,
+                priority=priority,
+                keep=max(PAGE_IN_BATCH, PAGE_AFTER // levels),
+                head_window=max(PAGE_IN_BATCH // 4, HEAD_WINDOW // levels),
+            )
+            for priority in range(levels)
+        ]
+    )
 
 
 class PageOut:
@@ -57,8 +69,9 @@ class PageOut:
         ready = queue.ready
         if self.busy or queue.deleted or not isinstance(ready, PagedReady | PagedLevels):
             return
-        jobs = [(part, entries) for part in ready.parts()
-                if (entries := part.page_out_candidates())]
+        jobs = [
+            (part, entries) for part in ready.parts() if (entries := part.page_out_candidates())
+        ]
         if not jobs:
             return
         self.busy = True
@@ -80,8 +93,9 @@ class PageOut:
         for part, entries in jobs:
             self._page_part(part, entries, finished)
 
-    def _page_part(self, part: PagedReady, entries: list[Entry],
-                   finished: Callable[[bool], object]) -> None:
+    def _page_part(
+        self, part: PagedReady, entries: list[Entry], finished: Callable[[bool], object]
+    ) -> None:
         upto = entries[-1].seq
         transient = [(entry.seq, entry.message) for entry in entries if not entry.persisted]
         store, queue = self._store, self._queue

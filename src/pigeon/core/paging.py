@@ -75,13 +75,40 @@ class MemoryBudget:
 
 
 class PagedReady:
-    __slots__ = ("_expires", "_head", "_load", "_make", "_middle", "_middle_start",
-                 "_pager", "_tail", "_vhost", "bytes", "count", "head_window", "keep", "key",
-                 "memory", "middle_bytes", "priority", "used_pager")
+    __slots__ = (
+        "_expires",
+        "_head",
+        "_load",
+        "_make",
+        "_middle",
+        "_middle_start",
+        "_pager",
+        "_tail",
+        "_vhost",
+        "bytes",
+        "count",
+        "head_window",
+        "keep",
+        "key",
+        "memory",
+        "middle_bytes",
+        "priority",
+        "used_pager",
+    )
 
-    def __init__(self, vhost: str, key: str, pager: Pager, memory: MemoryBudget,
-                 load: Loader | None, make: EntryMaker, *, priority: int = 0,
-                 keep: int = PAGE_AFTER, head_window: int = HEAD_WINDOW) -> None:
+    def __init__(
+        self,
+        vhost: str,
+        key: str,
+        pager: Pager,
+        memory: MemoryBudget,
+        load: Loader | None,
+        make: EntryMaker,
+        *,
+        priority: int = 0,
+        keep: int = PAGE_AFTER,
+        head_window: int = HEAD_WINDOW,
+    ) -> None:
         self._head: deque[Entry] = deque()
         self._middle = array("q")
         self._expires = array("d")  # parallel to _middle: absolute expiry, NaN for none
@@ -122,8 +149,9 @@ class PagedReady:
 
     def needs_paging(self) -> bool:
         """Whether the tail should go to disk now (checked after messages arrived)."""
-        return bool(self._tail) and (len(self._head) + len(self._tail) > self.keep
-                                     or self.memory.over)
+        return bool(self._tail) and (
+            len(self._head) + len(self._tail) > self.keep or self.memory.over
+        )
 
     def append(self, entry: Entry) -> None:
         self._tail.append(entry)
@@ -183,8 +211,9 @@ class PagedReady:
         self.memory.used -= paged_bytes
         return moved
 
-    def restore(self, seqs: Iterable[int], stored_bytes: int,
-                expires_at: float | None = None) -> None:
+    def restore(
+        self, seqs: Iterable[int], stored_bytes: int, expires_at: float | None = None
+    ) -> None:
         """Recovered messages, known by sequence number only, join the middle."""
         before = len(self._middle)
         self._middle.extend(seqs)
@@ -216,8 +245,15 @@ class PagedReady:
                 self.count -= 1
                 continue
             loaded_bytes += len(message.body)
-            head.append(make(abs(key), message, key > 0,
-                             None if math.isnan(expires_at) else expires_at, priority))
+            head.append(
+                make(
+                    abs(key),
+                    message,
+                    key > 0,
+                    None if math.isnan(expires_at) else expires_at,
+                    priority,
+                )
+            )
         self.middle_bytes -= loaded_bytes
         self.memory.used += loaded_bytes
         if self.middle_bytes < 0:  # stored sizes (compressed) were smaller than the bodies
@@ -234,8 +270,9 @@ class PagedReady:
         if stored and self._load is not None:
             found.update(self._load(stored))
         if paged:
-            found.update((-seq, message) for seq, message
-                         in self._pager.read(self._vhost, self.key, paged))
+            found.update(
+                (-seq, message) for seq, message in self._pager.read(self._vhost, self.key, paged)
+            )
             # Read once, never again: rows up to here (and any written for messages
             # delivered before they were paged out) are of no use any more.
             self._pager.discard(self._vhost, self.key, paged[-1])
@@ -285,7 +322,7 @@ class PagedReady:
         """Empty it: the entries that were in memory, and the keys of those on disk only
         (sequence numbers in the store; negated, in the pager, whose rows the queue drops)."""
         entries = [*self._head, *self._tail]
-        paged = self._middle[self._middle_start:].tolist()
+        paged = self._middle[self._middle_start :].tolist()
         self.memory.used -= self.bytes - self.middle_bytes
         self._head.clear()
         self._tail.clear()

@@ -82,7 +82,6 @@ class Parameters:
 
 def _split(key: str) -> tuple[str, str, str]:
     parts = json.loads(key)
-    if not (isinstance(parts, list) and len(parts) == 3 and all(isinstance(p, str)
-                                                                for p in parts)):
+    if not (isinstance(parts, list) and len(parts) == 3 and all(isinstance(p, str) for p in parts)):
         raise ValueError(key)
     return parts[0], parts[1], parts[2]

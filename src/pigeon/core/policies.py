@@ -44,8 +44,9 @@ def parse_limits(values: Mapping[str, Any], what: str = "limits") -> dict[str, i
 
 def limit_value(key: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise PreconditionFailed(f"Validation failed\n\n{key} should be a number, actually "
-                                 f"was {term(value)}\n")
+        raise PreconditionFailed(
+            f"Validation failed\n\n{key} should be a number, actually was {term(value)}\n"
+        )
     return int(value)
 
 
@@ -67,16 +68,20 @@ class VhostPolicies:
         created = policy.name not in table
         table[policy.name] = policy
         if persist and self.store is not None:
-            self.store.save_document(OPERATOR_POLICY if operator else POLICY,
-                                     document_key(self.vhost, policy.name), policy.json())
+            self.store.save_document(
+                OPERATOR_POLICY if operator else POLICY,
+                document_key(self.vhost, policy.name),
+                policy.json(),
+            )
         return created
 
     def remove(self, name: str, *, operator: bool = False) -> None:
         if self.table(operator).pop(name, None) is None:
             raise NotFound(f"no policy '{name}' in vhost '{self.vhost}'")
         if self.store is not None:
-            self.store.delete_document(OPERATOR_POLICY if operator else POLICY,
-                                       document_key(self.vhost, name))
+            self.store.delete_document(
+                OPERATOR_POLICY if operator else POLICY, document_key(self.vhost, name)
+            )
 
     def set_limits(self, limits: Mapping[str, int], *, persist: bool = True) -> None:
         self.limits = dict(limits)
@@ -95,16 +100,19 @@ class VhostPolicies:
         """Refuse a new queue past ``max-queues``, with RabbitMQ's text (406 over AMQP)."""
         limit = self.limit("max-queues")
         if limit is not None and queues >= limit:
-            raise PreconditionFailed(f"cannot declare queue '{name}': queue limit in vhost "
-                                     f"'{self.vhost}' ({limit}) is reached")
+            raise PreconditionFailed(
+                f"cannot declare queue '{name}': queue limit in vhost "
+                f"'{self.vhost}' ({limit}) is reached"
+            )
 
     def restore(self, documents: Mapping[str, Mapping[str, Any]]) -> None:
         """Policies and limits an earlier run stored (before any queue is restored)."""
         for operator, kind in ((False, POLICY), (True, OPERATOR_POLICY)):
             for value in documents.get(kind, {}).values():
                 if isinstance(value, dict) and value.get("vhost") == self.vhost:
-                    policy = Policy.parse(self.vhost, str(value.get("name")), value,
-                                          operator=operator)
+                    policy = Policy.parse(
+                        self.vhost, str(value.get("name")), value, operator=operator
+                    )
                     self.put(policy, operator=operator, persist=False)
         limits = documents.get(VHOST_LIMITS, {}).get(self.vhost)
         if isinstance(limits, dict):
@@ -116,26 +124,33 @@ class VhostPolicies:
             return
         for operator in (False, True):
             for name in self.table(operator):
-                self.store.delete_document(OPERATOR_POLICY if operator else POLICY,
-                                           document_key(self.vhost, name))
+                self.store.delete_document(
+                    OPERATOR_POLICY if operator else POLICY, document_key(self.vhost, name)
+                )
         if self.limits:
             self.store.delete_document(VHOST_LIMITS, self.vhost)
 
     # -- matching ------------------------------------------------------------------
 
-    def _match(self, name: str, arguments: Mapping[str, Any]) -> tuple[Policy | None,
-                                                                        Policy | None]:
+    def _match(
+        self, name: str, arguments: Mapping[str, Any]
+    ) -> tuple[Policy | None, Policy | None]:
         kind = queue_type(arguments)
-        return (best(self.policies.values(), "queue", name, kind),
-                best(self.operator_policies.values(), "queue", name, kind))
+        return (
+            best(self.policies.values(), "queue", name, kind),
+            best(self.operator_policies.values(), "queue", name, kind),
+        )
 
-    def for_queue(self, name: str, arguments: Mapping[str, Any],
-                  declared: QueueArguments) -> tuple[Policy | None, Policy | None,
-                                                     QueueArguments]:
+    def for_queue(
+        self, name: str, arguments: Mapping[str, Any], declared: QueueArguments
+    ) -> tuple[Policy | None, Policy | None, QueueArguments]:
         """The policies a queue gets and the options they leave it."""
         policy, operator = self._match(name, arguments)
-        return policy, operator, queue_options(declared, arguments, policy, operator,
-                                               queue_type(arguments))
+        return (
+            policy,
+            operator,
+            queue_options(declared, arguments, policy, operator, queue_type(arguments)),
+        )
 
     def apply_queue(self, queue: Queue) -> None:
         policy, operator = self._match(queue.name, queue.arguments)
@@ -143,8 +158,9 @@ class VhostPolicies:
             return  # the common case for most queues: nothing to parse or change
         queue.policy, queue.operator_policy = policy, operator
         declared = QueueArguments.parse(queue.name, self.vhost, queue.arguments)
-        options = queue_options(declared, queue.arguments, policy, operator,
-                                queue_type(queue.arguments))
+        options = queue_options(
+            declared, queue.arguments, policy, operator, queue_type(queue.arguments)
+        )
         if options != queue.args:
             queue.apply_options(options)
 

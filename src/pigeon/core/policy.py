@@ -36,8 +36,15 @@ APPLY_TO = ("all", "queues", "exchanges", *QUEUE_TYPES.values())
 
 # Keys whose merged value is the smaller one (against an operator policy, and against a
 # queue argument); the others take the operator policy's value, then the argument's.
-NUMERIC = ("message-ttl", "expires", "max-length", "max-length-bytes", "delivery-limit",
-           "max-in-memory-length", "max-in-memory-bytes")
+NUMERIC = (
+    "message-ttl",
+    "expires",
+    "max-length",
+    "max-length-bytes",
+    "delivery-limit",
+    "max-in-memory-length",
+    "max-in-memory-bytes",
+)
 # Policy key -> QueueArguments field, for the keys that change what a queue does.
 QUEUE_FIELDS = {
     "message-ttl": "message_ttl",
@@ -52,22 +59,41 @@ QUEUE_FIELDS = {
 }
 # Keys a quorum queue cannot take: a policy that has any of them skips quorum queues
 # altogether, and the next matching policy applies (``is_policy_applicable``, 3.10).
-QUORUM_UNSUPPORTED = frozenset({"max-priority", "queue-mode", "single-active-consumer",
-                                "ha-mode", "ha-params", "ha-sync-mode",
-                                "ha-promote-on-shutdown", "ha-promote-on-failure",
-                                "queue-master-locator"})
+QUORUM_UNSUPPORTED = frozenset(
+    {
+        "max-priority",
+        "queue-mode",
+        "single-active-consumer",
+        "ha-mode",
+        "ha-params",
+        "ha-sync-mode",
+        "ha-promote-on-shutdown",
+        "ha-promote-on-failure",
+        "queue-master-locator",
+    }
+)
 # Where a quorum queue takes the policy's value over its argument (rabbit_quorum_queue
 # in 3.10: ``overflow`` and ``expires`` "prefer the policy", and the new
 # ``dead-letter-strategy``); a classic queue takes the argument's, or the smaller limit.
 QUORUM_POLICY_WINS = frozenset({"overflow", "expires", "dead-letter-strategy"})
-OPERATOR_KEYS = frozenset({"expires", "message-ttl", "max-length", "max-length-bytes",
-                           "max-in-memory-length", "max-in-memory-bytes", "delivery-limit"})
+OPERATOR_KEYS = frozenset(
+    {
+        "expires",
+        "message-ttl",
+        "max-length",
+        "max-length-bytes",
+        "max-in-memory-length",
+        "max-in-memory-bytes",
+        "delivery-limit",
+    }
+)
 
 
 def _integer(minimum: int, what: str) -> Callable[[Any], str | None]:
     def check(value: Any) -> str | None:
         ok = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
         return None if ok else f"{term(value)} is not a valid {what}"
+
     return check
 
 
@@ -77,8 +103,11 @@ def _text(what: str) -> Callable[[Any], str | None]:
 
 def _one_of(choices: Iterable[object], what: str) -> Callable[[Any], str | None]:
     allowed = tuple(choices)
-    return lambda value: (None if value in allowed and not isinstance(value, bool)
-                          else f"{term(value)} is not a valid {what}")
+    return lambda value: (
+        None
+        if value in allowed and not isinstance(value, bool)
+        else f"{term(value)} is not a valid {what}"
+    )
 
 
 def _anything(value: Any) -> str | None:
@@ -101,8 +130,7 @@ VALIDATORS: dict[str, Callable[[Any], str | None]] = {
     "overflow": _one_of([o.value for o in Overflow], "overflow value"),
     "queue-mode": _one_of(["default", "lazy"], "queue-mode value"),
     "queue-version": _one_of([1, 2], "queue-version value"),
-    "dead-letter-strategy": _one_of(["at-most-once", "at-least-once"],
-                                    "dead letter strategy"),
+    "dead-letter-strategy": _one_of(["at-most-once", "at-least-once"], "dead letter strategy"),
     "queue-master-locator": _text("queue master locator"),
     "ha-mode": _one_of(["all", "exactly", "nodes"], "ha-mode value"),
     "ha-params": _anything,
@@ -146,8 +174,9 @@ class Policy:
         object.__setattr__(self, "_regex", re.compile(self.pattern))
 
     @classmethod
-    def parse(cls, vhost: str, name: str, data: Mapping[str, Any], *,
-              operator: bool = False) -> Policy:
+    def parse(
+        cls, vhost: str, name: str, data: Mapping[str, Any], *, operator: bool = False
+    ) -> Policy:
         """A policy from its API/definitions JSON, or PreconditionFailed with RabbitMQ's text."""
         for key in ("pattern", "definition"):
             if key not in data:
@@ -163,12 +192,15 @@ class Policy:
         try:
             re.compile(pattern)
         except re.error as problem:
-            raise invalid("pattern should be regular expression but is invalid: "
-                          f'{{"{problem.msg}",{problem.pos or 0}}}') from None
+            raise invalid(
+                "pattern should be regular expression but is invalid: "
+                f'{{"{problem.msg}",{problem.pos or 0}}}'
+            ) from None
         apply_to = data.get("apply-to") or "all"
         if apply_to not in APPLY_TO:
-            raise invalid(f"apply-to '{apply_to}' unrecognised; should be 'queues', "
-                          "'exchanges' or 'all'")
+            raise invalid(
+                f"apply-to '{apply_to}' unrecognised; should be 'queues', 'exchanges' or 'all'"
+            )
         definition = data["definition"]
         validate_definition(definition, operator=operator)
         return cls(vhost, name, pattern, dict(definition), priority, apply_to)
@@ -178,21 +210,30 @@ class Policy:
         if kind == "exchange":
             applies = self.apply_to in ("all", "exchanges")
         else:
-            applies = (self.apply_to in ("all", "queues", QUEUE_TYPES.get(queue_type))
-                       and (queue_type != "quorum"
-                            or QUORUM_UNSUPPORTED.isdisjoint(self.definition)))
+            applies = self.apply_to in ("all", "queues", QUEUE_TYPES.get(queue_type)) and (
+                queue_type != "quorum" or QUORUM_UNSUPPORTED.isdisjoint(self.definition)
+            )
         return applies and self._regex.search(name) is not None
 
     def json(self) -> dict[str, Any]:
         """RabbitMQ's shape in the API and in definitions."""
-        return {"vhost": self.vhost, "name": self.name, "pattern": self.pattern,
-                "apply-to": self.apply_to, "definition": dict(self.definition),
-                "priority": self.priority}
+        return {
+            "vhost": self.vhost,
+            "name": self.name,
+            "pattern": self.pattern,
+            "apply-to": self.apply_to,
+            "definition": dict(self.definition),
+            "priority": self.priority,
+        }
 
     def value(self) -> dict[str, Any]:
         """The runtime parameter's value (``/api/parameters/policy/...``)."""
-        return {"pattern": self.pattern, "definition": dict(self.definition),
-                "priority": self.priority, "apply-to": self.apply_to}
+        return {
+            "pattern": self.pattern,
+            "definition": dict(self.definition),
+            "priority": self.priority,
+            "apply-to": self.apply_to,
+        }
 
 
 def validate_definition(definition: Any, *, operator: bool = False) -> None:
@@ -210,15 +251,19 @@ def validate_definition(definition: Any, *, operator: bool = False) -> None:
         raise invalid(f"[{shown}] are not recognised policy settings")
 
 
-def best(policies: Iterable[Policy], kind: str, name: str,
-         queue_type: str = "classic") -> Policy | None:
+def best(
+    policies: Iterable[Policy], kind: str, name: str, queue_type: str = "classic"
+) -> Policy | None:
     """The matching policy of highest priority (the first by name among equals)."""
     found: Policy | None = None
     for policy in policies:
         if not policy.matches(kind, name, queue_type):
             continue
-        if (found is None or policy.priority > found.priority
-                or (policy.priority == found.priority and policy.name < found.name)):
+        if (
+            found is None
+            or policy.priority > found.priority
+            or (policy.priority == found.priority and policy.name < found.name)
+        ):
             found = policy
     return found
 
@@ -238,9 +283,13 @@ def effective_definition(policy: Policy | None, operator: Policy | None) -> dict
     return dict(sorted(merged.items()))
 
 
-def queue_options(declared: QueueArguments, arguments: Mapping[str, Any],
-                  policy: Policy | None, operator: Policy | None,
-                  queue_type: str = "classic") -> QueueArguments:
+def queue_options(
+    declared: QueueArguments,
+    arguments: Mapping[str, Any],
+    policy: Policy | None,
+    operator: Policy | None,
+    queue_type: str = "classic",
+) -> QueueArguments:
     """A queue's effective options: its arguments with the policies laid over them."""
     if policy is None and operator is None:
         return declared

@@ -95,8 +95,7 @@ class Snapshot:
     messages: dict[tuple[str, str], list[StoredMessage]] = field(default_factory=dict)
     # With load(messages=False): (vhost, queue) -> (seqs ascending, stored body sizes);
     # the messages themselves are read back with Store.read_messages when needed.
-    message_seqs: dict[tuple[str, str], tuple[array[int], array[int]]] = field(
-        default_factory=dict)
+    message_seqs: dict[tuple[str, str], tuple[array[int], array[int]]] = field(default_factory=dict)
     # Free-form records other layers keep (users, permissions): kind -> key -> value.
     documents: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -117,8 +116,13 @@ class Pager(Protocol):
         """Messages handed to :meth:`write` and not written yet."""
         ...
 
-    def write(self, vhost: str, queue: str, items: list[tuple[int, Message]],
-              done: Callable[[bool], object]) -> None:
+    def write(
+        self,
+        vhost: str,
+        queue: str,
+        items: list[tuple[int, Message]],
+        done: Callable[[bool], object],
+    ) -> None:
         """Write (seq, message) pairs; ``done(written)`` runs on the loop afterwards."""
         ...
 
@@ -160,8 +164,7 @@ class Store(Protocol):
         ``messages`` only their sequence numbers are returned (``message_seqs``)."""
         ...
 
-    def read_messages(self, vhost: str, queue: str,
-                      seqs: list[int]) -> list[tuple[int, Message]]:
+    def read_messages(self, vhost: str, queue: str, seqs: list[int]) -> list[tuple[int, Message]]:
         """Stored messages of a queue by sequence number, in the order asked; ones the
         store does not have are left out. Synchronous: a few indexed reads."""
         ...

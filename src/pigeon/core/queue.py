@@ -87,12 +87,12 @@ class Queue:
         self.auto_delete = auto_delete
         self.arguments = dict(arguments or {})
         # What the queue does: its arguments with any policy laid over them (core.policy).
-        self.args = (QueueArguments.parse(name, vhost, self.arguments) if options is None
-                     else options)
+        self.args = (
+            QueueArguments.parse(name, vhost, self.arguments) if options is None else options
+        )
         self.policy: Policy | None = None
         self.operator_policy: Policy | None = None
-        self.ready: ReadyMessages | PagedReady | PagedLevels = ReadyMessages(
-            self.args.max_priority)
+        self.ready: ReadyMessages | PagedReady | PagedLevels = ReadyMessages(self.args.max_priority)
         self.unacked = 0
         self.consumers: list[Consumer] = []
         self.stats = QueueStats()
@@ -127,12 +127,14 @@ class Queue:
 
     def _options_changed(self) -> None:
         # Max-length or max-length-bytes: every enqueue checks the limits.
-        self._limited = (self.args.max_length is not None
-                         or self.args.max_length_bytes is not None)
+        self._limited = self.args.max_length is not None or self.args.max_length_bytes is not None
         # Whether enqueue_run may take several messages at once.
-        self.takes_runs = (not self._limited and self.args.message_ttl is None
-                           and not self.args.max_priority
-                           and type(self.ready) in (ReadyMessages, PagedReady))
+        self.takes_runs = (
+            not self._limited
+            and self.args.message_ttl is None
+            and not self.args.max_priority
+            and type(self.ready) in (ReadyMessages, PagedReady)
+        )
 
     def apply_options(self, options: QueueArguments) -> None:
         """New effective options (a policy was set, changed or cleared), taken as RabbitMQ
@@ -174,8 +176,13 @@ class Queue:
         limit = args.max_length_bytes
         return limit is not None and self.ready.bytes + len(message.body) > limit
 
-    def enqueue(self, message: Message, now: float, message_ttl: int | None = None,
-                due: list[Queue] | None = None) -> bool:
+    def enqueue(
+        self,
+        message: Message,
+        now: float,
+        message_ttl: int | None = None,
+        due: list[Queue] | None = None,
+    ) -> bool:
         """Add a routed message; False if the overflow mode refused it.
 
         ``message_ttl``: its ``expiration`` property in milliseconds, parsed by the caller.
@@ -262,8 +269,9 @@ class Queue:
         assert self._store is not None
         return self._store.read_messages(self.vhost, self.name, seqs)
 
-    def _paged_entry(self, seq: int, message: Message, persisted: bool,
-                     expires_at: float | None, priority: int) -> Entry:
+    def _paged_entry(
+        self, seq: int, message: Message, persisted: bool, expires_at: float | None, priority: int
+    ) -> Entry:
         entry = Entry(message, seq, priority, expires_at, self._scheduler.time())
         entry.persisted = persisted
         # Recovered from the store: possibly delivered before.
@@ -284,8 +292,9 @@ class Queue:
             return
         assert self._store is not None
         for start in range(0, len(seqs), 5000):
-            for seq, message in self._store.read_messages(self.vhost, self.name,
-                                                           seqs[start:start + 5000]):
+            for seq, message in self._store.read_messages(
+                self.vhost, self.name, seqs[start : start + 5000]
+            ):
                 self.restore(seq, message)
 
     def _changed(self) -> None:
@@ -312,9 +321,7 @@ class Queue:
         consume-ok for a consumer that is refused.
         """
         if any(c.exclusive for c in self.consumers) or (exclusive and self.consumers):
-            raise AccessRefused(
-                f"queue '{self.name}' in vhost '{self.vhost}' in exclusive use"
-            )
+            raise AccessRefused(f"queue '{self.name}' in vhost '{self.vhost}' in exclusive use")
 
     def add_consumer(self, consumer: Consumer) -> None:
         self.check_exclusive_use(consumer.exclusive)

@@ -25,20 +25,44 @@ _MODULES = {CLASSIC: "rabbit_classic_queue", QUORUM: "rabbit_quorum_queue"}
 # Each type's queue arguments (the ``queue_arguments`` of its ``capabilities/0``); they
 # are also the ones compared when a queue is declared again.
 CLASSIC_ARGUMENTS = (
-    "x-expires", "x-message-ttl", "x-dead-letter-exchange", "x-dead-letter-routing-key",
-    "x-max-length", "x-max-length-bytes", "x-max-priority", "x-overflow", "x-queue-mode",
-    "x-queue-version", "x-single-active-consumer", "x-queue-type", "x-queue-master-locator",
+    "x-expires",
+    "x-message-ttl",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-max-priority",
+    "x-overflow",
+    "x-queue-mode",
+    "x-queue-version",
+    "x-single-active-consumer",
+    "x-queue-type",
+    "x-queue-master-locator",
 )
 QUORUM_ARGUMENTS = (
-    "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-dead-letter-strategy",
-    "x-expires", "x-max-length", "x-max-length-bytes", "x-max-in-memory-length",
-    "x-max-in-memory-bytes", "x-overflow", "x-single-active-consumer", "x-queue-type",
-    "x-quorum-initial-group-size", "x-delivery-limit", "x-message-ttl",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-dead-letter-strategy",
+    "x-expires",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-max-in-memory-length",
+    "x-max-in-memory-bytes",
+    "x-overflow",
+    "x-single-active-consumer",
+    "x-queue-type",
+    "x-quorum-initial-group-size",
+    "x-delivery-limit",
+    "x-message-ttl",
     "x-queue-leader-locator",
 )
 _STREAM_ARGUMENTS = (
-    "x-max-length-bytes", "x-queue-type", "x-max-age", "x-stream-max-segment-size-bytes",
-    "x-initial-cluster-size", "x-queue-leader-locator",
+    "x-max-length-bytes",
+    "x-queue-type",
+    "x-max-age",
+    "x-stream-max-segment-size-bytes",
+    "x-initial-cluster-size",
+    "x-queue-leader-locator",
 )
 _ACCEPTED = {CLASSIC: frozenset(CLASSIC_ARGUMENTS), QUORUM: frozenset(QUORUM_ARGUMENTS)}
 # An argument no type knows (``x-foo``) is kept and ignored, as in RabbitMQ.
@@ -55,8 +79,16 @@ def queue_class(arguments: Mapping[str, Any]) -> type[Queue]:
     return QuorumQueue if queue_type(arguments) == QUORUM else Queue
 
 
-def check_declare(name: str, vhost: str, arguments: Mapping[str, Any], *, generated: bool,
-                  durable: bool, exclusive: bool, auto_delete: bool) -> None:
+def check_declare(
+    name: str,
+    vhost: str,
+    arguments: Mapping[str, Any],
+    *,
+    generated: bool,
+    durable: bool,
+    exclusive: bool,
+    auto_delete: bool,
+) -> None:
     """Refuse, as RabbitMQ does, a new queue its type cannot be."""
     if arguments.get("x-queue-type", CLASSIC) not in _ACCEPTED:
         return  # QueueArguments.parse refuses it, in its own words
@@ -71,12 +103,13 @@ def check_declare(name: str, vhost: str, arguments: Mapping[str, Any], *, genera
     if kind != QUORUM:
         return
     if generated:
-        raise PreconditionFailed(
-            f"Cannot declare a server-named queue for type {_MODULES[kind]}"
-        )
+        raise PreconditionFailed(f"Cannot declare a server-named queue for type {_MODULES[kind]}")
     # In rabbit_quorum_queue:declare's order.
-    for refused, what in ((auto_delete, "auto-delete"), (exclusive, "exclusive-owner"),
-                          (not durable, "non-durable")):
+    for refused, what in (
+        (auto_delete, "auto-delete"),
+        (exclusive, "exclusive-owner"),
+        (not durable, "non-durable"),
+    ):
         if refused:
             raise PreconditionFailed(f"invalid property '{what}' for {where}")
 

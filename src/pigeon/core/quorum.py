@@ -131,9 +131,11 @@ class QuorumQueue(Queue):
         # At-least-once needs a dead-letter exchange and reject-publish; without them
         # RabbitMQ falls back to at-most-once, and so does this.
         args = self.args
-        wanted = (args.dead_letter_strategy == "at-least-once"
-                  and args.dead_letter_exchange is not None
-                  and args.overflow is Overflow.REJECT_PUBLISH)
+        wanted = (
+            args.dead_letter_strategy == "at-least-once"
+            and args.dead_letter_exchange is not None
+            and args.overflow is Overflow.REJECT_PUBLISH
+        )
         if wanted and self._pending is None:
             self._pending = PendingDeadLetters(self._scheduler, self._route_dead_letter)
         elif not wanted and self._pending is not None:
@@ -188,8 +190,12 @@ class QuorumQueue(Queue):
             kept.append(entry)
             if entry.persisted and store is not None:
                 # The stored copy carries the count, so that a restart keeps it.
-                store.rewrite_message(self.vhost, self.name, entry.seq, with_delivery_count(
-                    entry.message, entry.delivery_count, STORED_COUNT))
+                store.rewrite_message(
+                    self.vhost,
+                    self.name,
+                    entry.seq,
+                    with_delivery_count(entry.message, entry.delivery_count, STORED_COUNT),
+                )
         return kept
 
     def restore(self, seq: int, message: Message) -> Entry:
@@ -198,8 +204,9 @@ class QuorumQueue(Queue):
         entry.delivery_count = count
         return entry
 
-    def _paged_entry(self, seq: int, message: Message, persisted: bool,
-                     expires_at: float | None, priority: int) -> Entry:
+    def _paged_entry(
+        self, seq: int, message: Message, persisted: bool, expires_at: float | None, priority: int
+    ) -> Entry:
         message, count = stored_delivery_count(message)
         entry = super()._paged_entry(seq, message, persisted, expires_at, priority)
         entry.delivery_count = count

@@ -49,8 +49,9 @@ class Topology:
         if record is not None and self.store is not None:
             self.store.save_binding(record)
 
-    def _durable_binding(self, binding: Binding,
-                         source: Exchange | None = None) -> BindingRecord | None:
+    def _durable_binding(
+        self, binding: Binding, source: Exchange | None = None
+    ) -> BindingRecord | None:
         """A binding is durable when both its ends are (RabbitMQ's rule)."""
         source = source or self.exchanges.get(binding.source)
         if binding.destination_kind is DestinationKind.QUEUE:
@@ -61,9 +62,14 @@ class Topology:
             return None
         if not destination.durable or getattr(destination, "exclusive", False):
             return None
-        return BindingRecord(self.name, binding.source, binding.destination,
-                             str(binding.destination_kind), binding.routing_key,
-                             binding.argument_dict)
+        return BindingRecord(
+            self.name,
+            binding.source,
+            binding.destination,
+            str(binding.destination_kind),
+            binding.routing_key,
+            binding.argument_dict,
+        )
 
     def _forget_binding(self, binding: Binding, source: Exchange | None = None) -> None:
         if self.store is not None:
@@ -120,17 +126,29 @@ class Topology:
 
     def persist_exchange(self, exchange: Exchange) -> None:
         if exchange.durable and self.store is not None:
-            self.store.save_exchange(ExchangeRecord(
-                self.name, exchange.name, exchange.type, exchange.durable,
-                exchange.auto_delete, exchange.internal, dict(exchange.arguments)))
+            self.store.save_exchange(
+                ExchangeRecord(
+                    self.name,
+                    exchange.name,
+                    exchange.type,
+                    exchange.durable,
+                    exchange.auto_delete,
+                    exchange.internal,
+                    dict(exchange.arguments),
+                )
+            )
 
     def persist_queue(self, queue: Queue) -> None:
         if queue.durable and not queue.exclusive and self.store is not None:
-            self.store.save_queue(QueueRecord(self.name, queue.name, queue.durable,
-                                              queue.auto_delete, dict(queue.arguments)))
+            self.store.save_queue(
+                QueueRecord(
+                    self.name, queue.name, queue.durable, queue.auto_delete, dict(queue.arguments)
+                )
+            )
 
-    def queue_inequivalence(self, queue: Queue, durable: bool, auto_delete: bool,
-                            arguments: Mapping[str, Any]) -> str | None:
+    def queue_inequivalence(
+        self, queue: Queue, durable: bool, auto_delete: bool, arguments: Mapping[str, Any]
+    ) -> str | None:
         """Why a redeclare differs, or None (exclusivity is an owner check, not this)."""
         where = f"for queue '{queue.name}' in vhost '{self.name}'"
         for field, received, current in (
@@ -138,11 +156,16 @@ class Topology:
             ("auto_delete", auto_delete, queue.auto_delete),
         ):
             if received != current:
-                return (f"inequivalent arg '{field}' {where}: received '{_flag(received)}' "
-                        f"but current is '{_flag(current)}'")
+                return (
+                    f"inequivalent arg '{field}' {where}: received '{_flag(received)}' "
+                    f"but current is '{_flag(current)}'"
+                )
         for key in equivalence_keys(queue.type):
-            if key == "x-queue-type" and queue.type == "classic" and arguments.get(
-                    key, "classic") == "classic":
+            if (
+                key == "x-queue-type"
+                and queue.type == "classic"
+                and arguments.get(key, "classic") == "classic"
+            ):
                 continue  # no type is classic (RabbitMQ 3.10 accepts either)
             problem = argument_inequivalence(queue.arguments, arguments, key, where)
             if problem is not None:

@@ -66,11 +66,15 @@ class NodeCounters(Protocol):
 
 
 class VirtualHost(Topology):
-    def __init__(self, name: str, scheduler: Scheduler,
-                 observers: list[DeliveryObserver] | None = None,
-                 store: Store | None = None,
-                 watchers: list[Callable[[], object]] | None = None,
-                 node_stats: NodeCounters | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        scheduler: Scheduler,
+        observers: list[DeliveryObserver] | None = None,
+        store: Store | None = None,
+        watchers: list[Callable[[], object]] | None = None,
+        node_stats: NodeCounters | None = None,
+    ) -> None:
         super().__init__(name, store)
         self.node_stats = node_stats
         self.watchers: list[Callable[[], object]] = [] if watchers is None else watchers
@@ -119,13 +123,12 @@ class VirtualHost(Topology):
         if name == "":
             raise AccessRefused(DEFAULT_EXCHANGE_REFUSED)
         if name.startswith("amq.") and existing is None:
-            raise AccessRefused(
-                f"exchange name '{name}' contains reserved prefix 'amq.*'"
-            )
+            raise AccessRefused(f"exchange name '{name}' contains reserved prefix 'amq.*'")
         arguments = dict(arguments or {})
         if existing is not None:
-            problem = existing.inequivalence(type, durable, auto_delete, internal, arguments,
-                                             vhost=self.name)
+            problem = existing.inequivalence(
+                type, durable, auto_delete, internal, arguments, vhost=self.name
+            )
             if problem is not None:
                 raise PreconditionFailed(problem)
             return existing
@@ -133,7 +136,11 @@ class VirtualHost(Topology):
         if problem is not None:
             raise PreconditionFailed(problem)
         exchange = Exchange(
-            name, type, durable=durable, auto_delete=auto_delete, internal=internal,
+            name,
+            type,
+            durable=durable,
+            auto_delete=auto_delete,
+            internal=internal,
             arguments=arguments,
         )
         self.policies.apply_exchange(exchange)
@@ -195,11 +202,23 @@ class VirtualHost(Topology):
                 raise PreconditionFailed(problem)
             existing.touch()
             return DeclaredQueue(existing, existing.message_count, len(existing.consumers))
-        check_declare(name, self.name, arguments, generated=generated, durable=durable,
-                      exclusive=exclusive, auto_delete=auto_delete)
+        check_declare(
+            name,
+            self.name,
+            arguments,
+            generated=generated,
+            durable=durable,
+            exclusive=exclusive,
+            auto_delete=auto_delete,
+        )
         self.policies.check_queue_limit(name, len(self.queues))
-        queue = self.new_queue(name, arguments, durable=durable, auto_delete=auto_delete,
-                               exclusive_owner=owner if exclusive else None)
+        queue = self.new_queue(
+            name,
+            arguments,
+            durable=durable,
+            auto_delete=auto_delete,
+            exclusive_owner=owner if exclusive else None,
+        )
         self.queues[name] = queue
         if self.node_stats is not None:
             self.node_stats.queues_created += 1
@@ -207,15 +226,30 @@ class VirtualHost(Topology):
         self.changed()
         return DeclaredQueue(queue, 0, 0)
 
-    def new_queue(self, name: str, arguments: dict[str, Any], *, durable: bool,
-                  auto_delete: bool, exclusive_owner: object = None) -> Queue:
+    def new_queue(
+        self,
+        name: str,
+        arguments: dict[str, Any],
+        *,
+        durable: bool,
+        auto_delete: bool,
+        exclusive_owner: object = None,
+    ) -> Queue:
         """A queue object with the policies that match it (declared or restored)."""
         declared = QueueArguments.parse(name, self.name, arguments)
         policy, operator, options = self.policies.for_queue(name, arguments, declared)
         queue = queue_class(arguments)(
-            name, self.name, scheduler=self.scheduler, hooks=self, observers=self.observers,
-            store=self.store, watchers=self.watchers, durable=durable,
-            exclusive_owner=exclusive_owner, auto_delete=auto_delete, arguments=arguments,
+            name,
+            self.name,
+            scheduler=self.scheduler,
+            hooks=self,
+            observers=self.observers,
+            store=self.store,
+            watchers=self.watchers,
+            durable=durable,
+            exclusive_owner=exclusive_owner,
+            auto_delete=auto_delete,
+            arguments=arguments,
             options=options,
         )
         queue.policy, queue.operator_policy = policy, operator
@@ -263,8 +297,9 @@ class VirtualHost(Topology):
             "the exclusive property value does not match that of the original declaration."
         )
 
-    def delete_queue(self, name: str, *, owner: object, if_unused: bool = False,
-                     if_empty: bool = False) -> int:
+    def delete_queue(
+        self, name: str, *, owner: object, if_unused: bool = False, if_empty: bool = False
+    ) -> int:
         queue = self.queues.get(name)
         if queue is None:
             return 0  # as in RabbitMQ: deleting a missing queue succeeds
@@ -292,8 +327,9 @@ class VirtualHost(Topology):
 
     # -- bindings ----------------------------------------------------------------
 
-    def _ends(self, source: str, destination: str,
-              kind: DestinationKind) -> tuple[Exchange, Queue | None]:
+    def _ends(
+        self, source: str, destination: str, kind: DestinationKind
+    ) -> tuple[Exchange, Queue | None]:
         """A binding's source exchange and destination queue (None: an exchange).
 
         NotFound names the source first when both are missing, as RabbitMQ does.
@@ -309,8 +345,16 @@ class VirtualHost(Topology):
         self.exchange(destination)
         return exchange, None
 
-    def bind(self, source: str, destination: str, kind: DestinationKind, routing_key: str,
-             arguments: Mapping[str, Any] | None = None, *, owner: object = None) -> None:
+    def bind(
+        self,
+        source: str,
+        destination: str,
+        kind: DestinationKind,
+        routing_key: str,
+        arguments: Mapping[str, Any] | None = None,
+        *,
+        owner: object = None,
+    ) -> None:
         exchange, queue = self._ends(source, destination, kind)
         if queue is not None:
             self.check_owner(queue, owner)
@@ -319,8 +363,16 @@ class VirtualHost(Topology):
             self.add_binding(binding)
             self.changed()
 
-    def unbind(self, source: str, destination: str, kind: DestinationKind, routing_key: str,
-               arguments: Mapping[str, Any] | None = None, *, owner: object = None) -> None:
+    def unbind(
+        self,
+        source: str,
+        destination: str,
+        kind: DestinationKind,
+        routing_key: str,
+        arguments: Mapping[str, Any] | None = None,
+        *,
+        owner: object = None,
+    ) -> None:
         # Unbinding what is not there succeeds, as in RabbitMQ 3.x: a missing end or
         # binding, before anything about exclusive ownership.
         try:
@@ -338,8 +390,9 @@ class VirtualHost(Topology):
 
     # -- routing -------------------------------------------------------------------
 
-    def route(self, exchange: Exchange, routing_key: str,
-              headers: Mapping[str, Any] | None) -> list[Queue]:
+    def route(
+        self, exchange: Exchange, routing_key: str, headers: Mapping[str, Any] | None
+    ) -> list[Queue]:
         """The queues a message reaches, each once."""
         cc = headers.get("CC") if headers else None
         bcc = headers.get("BCC") if headers else None
@@ -360,8 +413,9 @@ class VirtualHost(Topology):
             self._route_cache[key] = queues
         return queues
 
-    def _walk(self, start: Exchange, keys: list[str],
-              headers: Mapping[str, Any] | None) -> tuple[list[Queue], bool]:
+    def _walk(
+        self, start: Exchange, keys: list[str], headers: Mapping[str, Any] | None
+    ) -> tuple[list[Queue], bool]:
         found: dict[str, Queue] = {}
         seen: set[str] = set()
         pending = [start]
@@ -487,8 +541,9 @@ class VirtualHost(Topology):
             extra = headers.get(name)
             if isinstance(extra, list):
                 routing_keys.extend(k for k in extra if isinstance(k, str))
-        deaths = _record_death(headers, queue.name, reason, message.exchange, routing_keys,
-                               props.expiration)
+        deaths = _record_death(
+            headers, queue.name, reason, message.exchange, routing_keys, props.expiration
+        )
         routing_key = queue.args.dead_letter_routing_key or message.routing_key
         dead = Message(
             exchange=exchange.name,
@@ -513,8 +568,14 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-def _record_death(headers: dict[str, Any], queue: str, reason: str, exchange: str,
-                  routing_keys: list[str], expiration: str | None) -> list[dict[str, Any]]:
+def _record_death(
+    headers: dict[str, Any],
+    queue: str,
+    reason: str,
+    exchange: str,
+    routing_keys: list[str],
+    expiration: str | None,
+) -> list[dict[str, Any]]:
     """Update ``x-death`` the way RabbitMQ does: one entry per (queue, reason), newest first."""
     deaths = [dict(d) for d in headers.get("x-death") or [] if isinstance(d, dict)]
     for index, death in enumerate(deaths):

@@ -43,6 +43,7 @@ class EmbeddedAPI(Operations):
     context: ContextLike | None
 
     if TYPE_CHECKING:
+
         @property
         def amqp_url(self) -> str: ...
 
@@ -108,7 +109,7 @@ class VhostView(Operations):
     def amqp_url(self) -> str:
         """The broker's AMQP URL with this vhost in its path."""
         base = self.broker.amqp_url
-        return base[:base.rindex("/") + 1] + quote(self.name, safe="")
+        return base[: base.rindex("/") + 1] + quote(self.name, safe="")
 
 
 class BrokerSyncAPI(SyncAPI):

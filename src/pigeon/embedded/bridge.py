@@ -27,8 +27,9 @@ def on_loop(loop: asyncio.AbstractEventLoop) -> bool:
         return False
 
 
-def submit(loop: asyncio.AbstractEventLoop,
-           action: Callable[[], T]) -> concurrent.futures.Future[T]:
+def submit(
+    loop: asyncio.AbstractEventLoop, action: Callable[[], T]
+) -> concurrent.futures.Future[T]:
     """Run ``action`` on ``loop`` from another thread; its result arrives in the future."""
     future: concurrent.futures.Future[T] = concurrent.futures.Future()
 

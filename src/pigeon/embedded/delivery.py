@@ -62,11 +62,28 @@ class ReceivedMessage:
     redelivered), as an AMQP channel's unacknowledged messages do when it closes.
     """
 
-    __slots__ = ("_entry", "_inbox", "_loop", "_queue", "_settled", "body", "exchange",
-                 "properties", "queue", "redelivered", "routing_key")
+    __slots__ = (
+        "_entry",
+        "_inbox",
+        "_loop",
+        "_queue",
+        "_settled",
+        "body",
+        "exchange",
+        "properties",
+        "queue",
+        "redelivered",
+        "routing_key",
+    )
 
-    def __init__(self, entry: Entry, queue: Queue, loop: asyncio.AbstractEventLoop,
-                 inbox: _Inbox | None, settled: bool) -> None:
+    def __init__(
+        self,
+        entry: Entry,
+        queue: Queue,
+        loop: asyncio.AbstractEventLoop,
+        inbox: _Inbox | None,
+        settled: bool,
+    ) -> None:
         self._settled = settled
         message = entry.message
         self.body: bytes = message.body
@@ -78,8 +95,10 @@ class ReceivedMessage:
         self._entry, self._queue, self._loop, self._inbox = entry, queue, loop, inbox
 
     def __repr__(self) -> str:
-        return (f"<ReceivedMessage from {self.queue!r} routing_key={self.routing_key!r} "
-                f"body={self.body[:40]!r}>")
+        return (
+            f"<ReceivedMessage from {self.queue!r} routing_key={self.routing_key!r} "
+            f"body={self.body[:40]!r}>"
+        )
 
     @property
     def settled(self) -> bool:

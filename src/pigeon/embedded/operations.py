@@ -39,8 +39,10 @@ PROPERTY_NAMES = frozenset(f.name for f in fields(Properties))
 def _properties(values: Mapping[str, Any]) -> Properties:
     unknown = set(values) - PROPERTY_NAMES
     if unknown:
-        raise TypeError(f"unknown message properties: {', '.join(sorted(unknown))} "
-                        f"(known: {', '.join(sorted(PROPERTY_NAMES))})")
+        raise TypeError(
+            f"unknown message properties: {', '.join(sorted(unknown))} "
+            f"(known: {', '.join(sorted(PROPERTY_NAMES))})"
+        )
     expiration = values.get("expiration")
     if isinstance(expiration, int):  # AMQP carries it as a string of milliseconds
         values = {**values, "expiration": str(expiration)}
@@ -83,8 +85,10 @@ class Operations:
     def _blocking_waiting(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
         loop = self._place()[0]._broker_loop()
         if on_loop(loop):
-            raise RuntimeError("this would block the broker's own event loop: "
-                               "use the async API (await broker....) there")
+            raise RuntimeError(
+                "this would block the broker's own event loop: "
+                "use the async API (await broker....) there"
+            )
         return asyncio.run_coroutine_threadsafe(make(), loop).result()
 
     async def _durably(self, action: Callable[[], T]) -> T:
@@ -108,20 +112,27 @@ class Operations:
 
     # -- actions, run on the broker's loop ------------------------------------------
 
-    def _publish_now(self, exchange: str, routing_key: str, body: bytes | str,
-                     properties: Mapping[str, Any]) -> int:
+    def _publish_now(
+        self, exchange: str, routing_key: str, body: bytes | str, properties: Mapping[str, Any]
+    ) -> int:
         broker, _ = self._place()
         payload = body.encode() if isinstance(body, str) else bytes(body)
-        message = Message(exchange, routing_key, _properties(properties), payload,
-                          published_at=time.monotonic_ns())
+        message = Message(
+            exchange,
+            routing_key,
+            _properties(properties),
+            payload,
+            published_at=time.monotonic_ns(),
+        )
         context = broker.context
         if exchange == "" and context is not None and context.replies.deliver(routing_key, message):
             return 1  # RabbitMQ's direct reply-to: straight to the waiting channel
         vhost = self._vhost()
         target = vhost.exchange(exchange)
         if target.internal:
-            raise AccessRefused(f"cannot publish to internal exchange '{exchange}' in vhost "
-                                f"'{vhost.name}'")
+            raise AccessRefused(
+                f"cannot publish to internal exchange '{exchange}' in vhost '{vhost.name}'"
+            )
         routed, _ = vhost.publish(message, target)
         self._changed()
         return routed
@@ -132,8 +143,9 @@ class Operations:
         if entry is None:
             return None
         self._changed()
-        return ReceivedMessage(entry, core_queue, self._place()[0]._broker_loop(), None,
-                               settled=no_ack)
+        return ReceivedMessage(
+            entry, core_queue, self._place()[0]._broker_loop(), None, settled=no_ack
+        )
 
     def _declare_queue_now(self, name: str, options: Mapping[str, Any]) -> str:
         declared = self._vhost().declare_queue(name, owner=None, **options)
@@ -155,16 +167,21 @@ class Operations:
             raise NotFound(f"no queue '{name}' in vhost '{vhost.name}'")
         return snapshot(queue)
 
-    def _bind_now(self, queue: str, exchange: str, routing_key: str,
-                  arguments: Mapping[str, Any] | None, bind: bool) -> None:
+    def _bind_now(
+        self,
+        queue: str,
+        exchange: str,
+        routing_key: str,
+        arguments: Mapping[str, Any] | None,
+        bind: bool,
+    ) -> None:
         vhost = self._vhost()
         action = vhost.bind if bind else vhost.unbind
         action(exchange, queue, DestinationKind.QUEUE, routing_key, arguments)
         self._changed()
 
     def _delete_queue_now(self, name: str, if_unused: bool, if_empty: bool) -> int:
-        count = self._vhost().delete_queue(name, owner=None, if_unused=if_unused,
-                                           if_empty=if_empty)
+        count = self._vhost().delete_queue(name, owner=None, if_unused=if_unused, if_empty=if_empty)
         self._changed()
         return count
 
@@ -180,11 +197,14 @@ class Operations:
         for binding in vhost.bindings():
             if binding.destination_kind is DestinationKind.QUEUE:
                 sources.setdefault(binding.destination, []).append(
-                    f"{binding.source!r} with {binding.routing_key!r}")
-        lines = [f"  {q.name}: ready={len(q.ready)} unacked={q.unacked} "
-                 f"consumers={len(q.consumers)}; bindings: "
-                 + (", ".join(sorted(sources.get(q.name, []))) or "none")
-                 for q in vhost.queues.values()]
+                    f"{binding.source!r} with {binding.routing_key!r}"
+                )
+        lines = [
+            f"  {q.name}: ready={len(q.ready)} unacked={q.unacked} "
+            f"consumers={len(q.consumers)}; bindings: "
+            + (", ".join(sorted(sources.get(q.name, []))) or "none")
+            for q in vhost.queues.values()
+        ]
         return "queues now:\n" + "\n".join(lines) if lines else "no queues"
 
     async def _wait_on_loop(self, predicate: Callable[[Self], T], timeout: float) -> T:
@@ -208,57 +228,94 @@ class Operations:
                     if value:
                         return value
         except TimeoutError:
-            raise TimeoutError(f"condition not met within {timeout} s; "
-                               f"{self._describe()}") from None
+            raise TimeoutError(
+                f"condition not met within {timeout} s; {self._describe()}"
+            ) from None
         finally:
             watchers.remove(changed.set)
 
     # -- the public API ------------------------------------------------------------------
 
-    async def publish(self, exchange: str, routing_key: str, body: bytes | str,
-                      **properties: Any) -> int:
+    async def publish(
+        self, exchange: str, routing_key: str, body: bytes | str, **properties: Any
+    ) -> int:
         """Publish a message (``str`` bodies are UTF-8 encoded); properties by the names of
         :class:`pigeon.core.message.Properties`. Returns how many queues it was routed to."""
-        return await self._run(
-            lambda: self._publish_now(exchange, routing_key, body, properties))
+        return await self._run(lambda: self._publish_now(exchange, routing_key, body, properties))
 
     async def get(self, queue: str, *, no_ack: bool = False) -> ReceivedMessage | None:
         """Take the next ready message, or None when the queue has none (``basic.get``)."""
         return await self._run(lambda: self._get_now(queue, no_ack))
 
-    def consume(self, queue: str, *, prefetch: int = DEFAULT_PREFETCH,
-                no_ack: bool = False) -> Subscription:
+    def consume(
+        self, queue: str, *, prefetch: int = DEFAULT_PREFETCH, no_ack: bool = False
+    ) -> Subscription:
         """An async iterator of the queue's messages, at most ``prefetch`` unsettled."""
         return Subscription(self, queue, prefetch, no_ack)
 
-    async def declare_queue(self, name: str = "", *, durable: bool = False,
-                            auto_delete: bool = False, passive: bool = False,
-                            arguments: Mapping[str, Any] | None = None) -> str:
+    async def declare_queue(
+        self,
+        name: str = "",
+        *,
+        durable: bool = False,
+        auto_delete: bool = False,
+        passive: bool = False,
+        arguments: Mapping[str, Any] | None = None,
+    ) -> str:
         """Declare a queue (as ``queue.declare`` does); returns its name, generated if ''."""
-        options = {"durable": durable, "auto_delete": auto_delete, "passive": passive,
-                   "arguments": arguments}
+        options = {
+            "durable": durable,
+            "auto_delete": auto_delete,
+            "passive": passive,
+            "arguments": arguments,
+        }
         return await self._run_durable(lambda: self._declare_queue_now(name, options))
 
-    async def declare_exchange(self, name: str, type: str = "direct", *, durable: bool = False,
-                               auto_delete: bool = False, internal: bool = False,
-                               passive: bool = False,
-                               arguments: Mapping[str, Any] | None = None) -> None:
-        options = {"passive": passive, "durable": durable, "auto_delete": auto_delete,
-                   "internal": internal, "arguments": arguments}
+    async def declare_exchange(
+        self,
+        name: str,
+        type: str = "direct",
+        *,
+        durable: bool = False,
+        auto_delete: bool = False,
+        internal: bool = False,
+        passive: bool = False,
+        arguments: Mapping[str, Any] | None = None,
+    ) -> None:
+        options = {
+            "passive": passive,
+            "durable": durable,
+            "auto_delete": auto_delete,
+            "internal": internal,
+            "arguments": arguments,
+        }
         await self._run_durable(lambda: self._declare_exchange_now(name, type, options))
 
-    async def bind(self, queue: str, exchange: str, routing_key: str = "",
-                   arguments: Mapping[str, Any] | None = None) -> None:
+    async def bind(
+        self,
+        queue: str,
+        exchange: str,
+        routing_key: str = "",
+        arguments: Mapping[str, Any] | None = None,
+    ) -> None:
         await self._run_durable(
-            lambda: self._bind_now(queue, exchange, routing_key, arguments, True))
+            lambda: self._bind_now(queue, exchange, routing_key, arguments, True)
+        )
 
-    async def unbind(self, queue: str, exchange: str, routing_key: str = "",
-                     arguments: Mapping[str, Any] | None = None) -> None:
+    async def unbind(
+        self,
+        queue: str,
+        exchange: str,
+        routing_key: str = "",
+        arguments: Mapping[str, Any] | None = None,
+    ) -> None:
         await self._run_durable(
-            lambda: self._bind_now(queue, exchange, routing_key, arguments, False))
+            lambda: self._bind_now(queue, exchange, routing_key, arguments, False)
+        )
 
-    async def delete_queue(self, name: str, *, if_unused: bool = False,
-                           if_empty: bool = False) -> int:
+    async def delete_queue(
+        self, name: str, *, if_unused: bool = False, if_empty: bool = False
+    ) -> int:
         """Delete a queue; returns how many ready messages went with it."""
         return await self._run_durable(lambda: self._delete_queue_now(name, if_unused, if_empty))
 
@@ -269,13 +326,24 @@ class Operations:
         """Drop the queue's ready messages; returns how many."""
         return await self._run_durable(lambda: self._purge_now(queue))
 
-    async def set_policy(self, name: str, pattern: str, definition: Mapping[str, Any], *,
-                         priority: int = 0, apply_to: str = "all",
-                         operator: bool = False) -> None:
+    async def set_policy(
+        self,
+        name: str,
+        pattern: str,
+        definition: Mapping[str, Any],
+        *,
+        priority: int = 0,
+        apply_to: str = "all",
+        operator: bool = False,
+    ) -> None:
         """Add or change a policy (``operator``: an operator policy) of this vhost, applied
         to its queues and exchanges at once, with the rules and texts of the HTTP API."""
-        body = {"pattern": pattern, "definition": dict(definition), "priority": priority,
-                "apply-to": apply_to}
+        body = {
+            "pattern": pattern,
+            "definition": dict(definition),
+            "priority": priority,
+            "apply-to": apply_to,
+        }
         await self._run_durable(lambda: self._set_policy_now(name, body, operator))
 
     async def clear_policy(self, name: str, *, operator: bool = False) -> None:
@@ -284,8 +352,7 @@ class Operations:
 
     def _set_policy_now(self, name: str, body: Mapping[str, Any], operator: bool) -> None:
         vhost = self._vhost()
-        vhost.set_policy(Policy.parse(vhost.name, name, body, operator=operator),
-                         operator=operator)
+        vhost.set_policy(Policy.parse(vhost.name, name, body, operator=operator), operator=operator)
         self._changed()
 
     def queues(self) -> list[QueueInfo]:

@@ -57,17 +57,27 @@ def copy_properties(properties: Properties) -> Properties:
 
 def snapshot(queue: Queue) -> QueueInfo:
     messages = tuple(
-        QueuedMessage(e.message.body, copy_properties(e.message.properties),
-                      e.message.routing_key, e.message.exchange, e.redelivered)
+        QueuedMessage(
+            e.message.body,
+            copy_properties(e.message.properties),
+            e.message.routing_key,
+            e.message.exchange,
+            e.redelivered,
+        )
         for e in queue.ready
     )
     return QueueInfo(
-        name=queue.name, vhost=queue.vhost, ready=len(queue.ready), unacked=queue.unacked,
-        consumers=len(queue.consumers), durable=queue.durable, exclusive=queue.exclusive,
-        auto_delete=queue.auto_delete, arguments=dict(queue.arguments),
+        name=queue.name,
+        vhost=queue.vhost,
+        ready=len(queue.ready),
+        unacked=queue.unacked,
+        consumers=len(queue.consumers),
+        durable=queue.durable,
+        exclusive=queue.exclusive,
+        auto_delete=queue.auto_delete,
+        arguments=dict(queue.arguments),
         stats=replace(queue.stats),  # a copy: the queue's own keeps counting
         messages=messages,
         policy=queue.policy.name if queue.policy is not None else None,
-        operator_policy=(queue.operator_policy.name if queue.operator_policy is not None
-                         else None),
+        operator_policy=(queue.operator_policy.name if queue.operator_policy is not None else None),
     )

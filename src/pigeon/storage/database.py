@@ -255,8 +255,10 @@ def _wal_header_ok(head: bytes) -> bool:
 # older frame whose page was not. Either way only the transaction written last is cut,
 # and its commit had not returned (not confirmed); tests that kill brokers on purpose
 # recognise this text.
-CUT_WAL_WARNING = ("WAL %s ends with its last transaction cut short (a crash while it was "
-                   "written): that transaction may have been lost")
+CUT_WAL_WARNING = (
+    "WAL %s ends with its last transaction cut short (a crash while it was "
+    "written): that transaction may have been lost"
+)
 
 
 def _check_wal_frames(conn: sqlite3.Connection, path: Path, stamp: str) -> None:

@@ -21,8 +21,7 @@ class MemoryStore:
     def load(self, *, messages: bool = True) -> Snapshot:
         return Snapshot()
 
-    def read_messages(self, vhost: str, queue: str,
-                      seqs: list[int]) -> list[tuple[int, Message]]:
+    def read_messages(self, vhost: str, queue: str, seqs: list[int]) -> list[tuple[int, Message]]:
         return []
 
     def save_vhost(self, name: str) -> None:

@@ -46,8 +46,10 @@ CREATE TABLE IF NOT EXISTS pages (
 _INSERT = "INSERT OR REPLACE INTO pages VALUES (?, ?, ?, ?, ?, ?, ?)"
 _DISCARD = "DELETE FROM pages WHERE vhost = ? AND queue = ? AND seq <= ?"
 _DROP = "DELETE FROM pages WHERE vhost = ? AND queue = ?"
-_READ = ("SELECT seq, header, flags, body, crc FROM pages WHERE vhost = ? AND queue = ?"
-         " AND seq BETWEEN ? AND ?")
+_READ = (
+    "SELECT seq, header, flags, body, crc FROM pages WHERE vhost = ? AND queue = ?"
+    " AND seq BETWEEN ? AND ?"
+)
 
 # A job for the thread: ("write", vhost, queue, items, done) | ("discard", vhost, queue,
 # upto) | ("drop", vhost, queue).
@@ -76,8 +78,13 @@ class PageFile:
 
     # -- loop thread ---------------------------------------------------------------
 
-    def write(self, vhost: str, queue: str, items: list[tuple[int, Message]],
-              done: Callable[[bool], object]) -> None:
+    def write(
+        self,
+        vhost: str,
+        queue: str,
+        items: list[tuple[int, Message]],
+        done: Callable[[bool], object],
+    ) -> None:
         """Write ``items`` (seq, message); ``done(written)`` runs on the loop afterwards."""
         self.backlog += len(items)
         self._inbox.put(("write", vhost, queue, items, done))
@@ -105,14 +112,14 @@ class PageFile:
         decode = self._read_rows.message
         wanted = set(seqs)
         for seq, header, flags, body, crc in self._reader.execute(
-                _READ, (vhost, queue, seqs[0], seqs[-1])):
+            _READ, (vhost, queue, seqs[0], seqs[-1])
+        ):
             if seq not in wanted:
                 continue
             try:
                 found[seq] = decode(vhost, queue, seq, header, flags, body, crc)
             except (ValueError, sqlite3.DatabaseError) as error:
-                log.warning("dropped damaged paged message %d of queue %r: %s", seq, queue,
-                            error)
+                log.warning("dropped damaged paged message %d of queue %r: %s", seq, queue, error)
         return [(seq, found[seq]) for seq in seqs if seq in found]
 
     def close(self) -> None:
@@ -161,8 +168,10 @@ class PageFile:
                 name, vhost, name_of_queue = job[0], job[1], job[2]
                 if name == "write":
                     row = self._write_rows.row
-                    conn.executemany(_INSERT, [row(vhost, name_of_queue, seq, message)
-                                               for seq, message in job[3]])
+                    conn.executemany(
+                        _INSERT,
+                        [row(vhost, name_of_queue, seq, message) for seq, message in job[3]],
+                    )
                 elif name == "discard":
                     conn.execute(_DISCARD, (vhost, name_of_queue, job[3]))
                 else:

@@ -119,8 +119,15 @@ class MessageRows:
         else:
             flags, body = bodies.encode(message.body, identity(vhost, queue, seq))
         header = self._header(message)
-        return vhost, queue, seq, header, flags, body, self.crc(vhost, queue, seq, header, flags,
-                                                                body)
+        return (
+            vhost,
+            queue,
+            seq,
+            header,
+            flags,
+            body,
+            self.crc(vhost, queue, seq, header, flags, body),
+        )
 
     def message(
         self, vhost: str, queue: str, seq: int, header: bytes, flags: int, body: bytes, crc: int

@@ -382,8 +382,9 @@ class SQLiteStore:
                     break
         return found
 
-    def _read_rows(self, vhost: str, queue: str, wanted: list[int],
-                   found: dict[int, Message]) -> None:
+    def _read_rows(
+        self, vhost: str, queue: str, wanted: list[int], found: dict[int, Message]
+    ) -> None:
         assert self._reader is not None
         low, high = min(wanted), max(wanted)
         keep: set[int] | None = None

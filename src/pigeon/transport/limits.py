@@ -55,12 +55,16 @@ class ConnectionLimits:
         """connection.open: count the connection against its vhost and user, or refuse."""
         vhost_max = self._limit("vhost", vhost, "max-connections")
         if vhost_max is not None and self._by_vhost[vhost] >= vhost_max:
-            raise NotAllowed(f"access to vhost '{vhost}' refused for user '{user}': "
-                             f"connection limit ({vhost_max}) is reached")
+            raise NotAllowed(
+                f"access to vhost '{vhost}' refused for user '{user}': "
+                f"connection limit ({vhost_max}) is reached"
+            )
         user_max = self._limit("user", user, "max-connections")
         if user_max is not None and self._by_user[user] >= user_max:
-            raise NotAllowed(f"connection refused for user '{user}': user connection limit "
-                             f"({user_max}) is reached")
+            raise NotAllowed(
+                f"connection refused for user '{user}': user connection limit "
+                f"({user_max}) is reached"
+            )
         self._by_vhost[vhost] += 1
         self._by_user[user] += 1
 
@@ -68,8 +72,10 @@ class ConnectionLimits:
         """channel.open: count it against the user's ``max-channels``, or refuse."""
         limit = self._limit("user", user, "max-channels")
         if limit is not None and self._channels[user] >= limit:
-            raise NotAllowed(f"number of channels opened for user '{user}' has reached the "
-                             f"maximum allowed user limit of ({limit})")
+            raise NotAllowed(
+                f"number of channels opened for user '{user}' has reached the "
+                f"maximum allowed user limit of ({limit})"
+            )
         self._channels[user] += 1
 
     def close_channel(self, user: str) -> None:

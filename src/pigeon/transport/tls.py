@@ -52,6 +52,7 @@ def server_context(settings: TLSSettings) -> ssl.SSLContext:
 
 def settings_from_mapping(data: dict[str, object]) -> TLSSettings:
     """TLSSettings from a TOML table (``[pigeon.tls]`` / ``[pigeon.management_tls]``)."""
+
     def path(key: str) -> Path | None:
         value = data.get(key)
         return Path(str(value)) if value else None
@@ -60,6 +61,11 @@ def settings_from_mapping(data: dict[str, object]) -> TLSSettings:
     if certfile is None or keyfile is None:
         raise ValueError("TLS needs certfile and keyfile")
     password = data.get("password")
-    return TLSSettings(certfile, keyfile, path("cafile"), bool(data.get("verify_peer")),
-                       bool(data.get("fail_if_no_peer_cert")),
-                       str(password) if password is not None else None)
+    return TLSSettings(
+        certfile,
+        keyfile,
+        path("cafile"),
+        bool(data.get("verify_peer")),
+        bool(data.get("fail_if_no_peer_cert")),
+        str(password) if password is not None else None,
+    )

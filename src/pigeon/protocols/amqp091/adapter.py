@@ -64,13 +64,25 @@ REPLY_CODES: dict[type[PigeonError], ReplyCode] = {
     ResourceLimit: ReplyCode.RESOURCE_ERROR,
     InternalError: ReplyCode.INTERNAL_ERROR,
 }
-CHANNEL_LEVEL = frozenset({ReplyCode.NOT_FOUND, ReplyCode.ACCESS_REFUSED,
-                           ReplyCode.RESOURCE_LOCKED, ReplyCode.PRECONDITION_FAILED})
+CHANNEL_LEVEL = frozenset(
+    {
+        ReplyCode.NOT_FOUND,
+        ReplyCode.ACCESS_REFUSED,
+        ReplyCode.RESOURCE_LOCKED,
+        ReplyCode.PRECONDITION_FAILED,
+    }
+)
 
 CAPABILITIES = (
-    "publisher_confirms", "exchange_exchange_bindings", "basic.nack",
-    "consumer_cancel_notify", "connection.blocked", "consumer_priorities",
-    "authentication_failure_close", "per_consumer_qos", "direct_reply_to",
+    "publisher_confirms",
+    "exchange_exchange_bindings",
+    "basic.nack",
+    "consumer_cancel_notify",
+    "connection.blocked",
+    "consumer_priorities",
+    "authentication_failure_close",
+    "per_consumer_qos",
+    "direct_reply_to",
 )
 
 
@@ -163,10 +175,8 @@ CHANNEL_METHODS: dict[type[m.Method], ChannelMethod] = {
     m.BasicCancel: Channel.cancel,
     m.BasicGet: Channel.get,
     m.BasicAck: lambda ch, x: ch.settle(x.delivery_tag, x.multiple, ack=True, requeue=False),
-    m.BasicNack: lambda ch, x: ch.settle(x.delivery_tag, x.multiple, ack=False,
-                                         requeue=x.requeue),
-    m.BasicReject: lambda ch, x: ch.settle(x.delivery_tag, False, ack=False,
-                                           requeue=x.requeue),
+    m.BasicNack: lambda ch, x: ch.settle(x.delivery_tag, x.multiple, ack=False, requeue=x.requeue),
+    m.BasicReject: lambda ch, x: ch.settle(x.delivery_tag, False, ack=False, requeue=x.requeue),
     m.BasicRecover: lambda ch, x: _recover(ch, x.requeue, m.BasicRecoverOk()),
     m.BasicRecoverAsync: lambda ch, x: _recover(ch, x.requeue, None),
     m.ChannelFlow: lambda ch, x: ch.flow(x.active),
@@ -189,10 +199,17 @@ def _recover(channel: Channel, requeue: bool, ok: m.Method | None) -> None:
 class AMQPHandler:
     """One client connection's protocol logic, independent of sockets."""
 
-    def __init__(self, context: BrokerContext, scheduler: Scheduler, *,
-                 peer: str = "", loopback: bool = True,
-                 want_flush: Callable[[], None] = lambda: None,
-                 certificate: dict[str, Any] | None = None, tls: bool = False) -> None:
+    def __init__(
+        self,
+        context: BrokerContext,
+        scheduler: Scheduler,
+        *,
+        peer: str = "",
+        loopback: bool = True,
+        want_flush: Callable[[], None] = lambda: None,
+        certificate: dict[str, Any] | None = None,
+        tls: bool = False,
+    ) -> None:
         settings = context.settings
         self.context = context
         self.scheduler = scheduler
@@ -205,8 +222,10 @@ class AMQPHandler:
         self.conn = c.ServerConnection(
             server_properties=server_properties(),
             mechanisms=context.authenticator.mechanisms(external=bool(certificate)),
-            channel_max=settings.channel_max, frame_max=settings.frame_max,
-            heartbeat=settings.heartbeat, max_message_size=settings.max_message_size,
+            channel_max=settings.channel_max,
+            frame_max=settings.frame_max,
+            heartbeat=settings.heartbeat,
+            max_message_size=settings.max_message_size,
         )
         self.channels: dict[int, Channel] = {}
         self.username = ""
@@ -308,8 +327,9 @@ class AMQPHandler:
         complete in order, so confirms go out in publish order (amqp0-9-1 §3.1.4
         publisher confirms; "persisted" for persistent messages, DESIGN.md).
         """
-        batch = [(channel, channel.confirms) for channel in self.channels.values()
-                 if channel.confirms]
+        batch = [
+            (channel, channel.confirms) for channel in self.channels.values() if channel.confirms
+        ]
         if not batch:
             return
         for channel, _ in batch:
@@ -379,9 +399,12 @@ class AMQPHandler:
         method = event.method
         action = CHANNEL_METHODS.get(type(method))
         if channel is None or action is None:
-            self.conn.close(ReplyCode.COMMAND_INVALID,
-                            f"COMMAND_INVALID - unexpected method {method.NAME}",
-                            method.CLASS_ID, method.METHOD_ID)
+            self.conn.close(
+                ReplyCode.COMMAND_INVALID,
+                f"COMMAND_INVALID - unexpected method {method.NAME}",
+                method.CLASS_ID,
+                method.METHOD_ID,
+            )
             return
         try:
             action(channel, method)
@@ -408,14 +431,23 @@ class AMQPHandler:
         if gate is not None:
             # A password hash costs tens of milliseconds: the gate runs it off the event
             # loop, in turn with everyone else's; a known password is answered at once.
-            self._attempt = gate.login(event.mechanism, credentials, peer=self.peer,
-                                       loopback=self.loopback, certificate=self.certificate,
-                                       answer=self._logged_in)
+            self._attempt = gate.login(
+                event.mechanism,
+                credentials,
+                peer=self.peer,
+                loopback=self.loopback,
+                certificate=self.certificate,
+                answer=self._logged_in,
+            )
             return
         try:
             outcome: Identity | BaseException = self.context.authenticator.login(
-                event.mechanism, credentials, peer=self.peer, loopback=self.loopback,
-                certificate=self.certificate)
+                event.mechanism,
+                credentials,
+                peer=self.peer,
+                loopback=self.loopback,
+                certificate=self.certificate,
+            )
         except LoginRefused as refused:
             outcome = refused
         self._logged_in(outcome)
@@ -463,7 +495,8 @@ class AMQPHandler:
         if identity.expires_at is not None:
             try:
                 self.identity = self.context.authenticator.refresh(
-                    identity, secret.decode("utf-8", "replace"))
+                    identity, secret.decode("utf-8", "replace")
+                )
             except NotAllowed as error:
                 self.conn.close(ReplyCode.NOT_ALLOWED, f"NOT_ALLOWED - {error.text}", 10, 70)
                 self.connection_lost()

@@ -92,13 +92,16 @@ class Channel:
         # channels cache their permission checks).
         self.may_publish: set[str] = set()
         # Counters for the management API's channel message_stats.
-        self.stats: dict[str, int] = {"publish": 0, "deliver_get": 0, "ack": 0,
-                                      "redeliver": 0}
+        self.stats: dict[str, int] = {"publish": 0, "deliver_get": 0, "ack": 0, "redeliver": 0}
 
     @property
     def deliverable(self) -> bool:
-        return (self.flow_active and not self.closing and not self.waiting
-                and not self.handler.output_paused)
+        return (
+            self.flow_active
+            and not self.closing
+            and not self.waiting
+            and not self.handler.output_paused
+        )
 
     # -- publish ------------------------------------------------------------
 
@@ -115,15 +118,19 @@ class Channel:
             method = event.method
             assert isinstance(method, m.BasicPublish)
             try:
-                message, target = self._accept(method, event.properties, event.body,
-                                               event.encoded_props)
+                message, target = self._accept(
+                    method, event.properties, event.body, event.encoded_props
+                )
                 if self.tx is not None:
                     self.tx.publishes.append((method, message))
                     continue
                 properties = message.properties
                 plain = properties.headers is None and properties.expiration is None
-                if same and (not plain or target is not exchange
-                             or method.routing_key != same[0][0].routing_key):
+                if same and (
+                    not plain
+                    or target is not exchange
+                    or method.routing_key != same[0][0].routing_key
+                ):
                     routing, same = same, []
                     self._route_same(routing, exchange)
                 if plain:
@@ -139,8 +146,9 @@ class Channel:
                 return
         self._route_same(same, exchange)
 
-    def _accept(self, method: m.BasicPublish, properties: Properties, body: bytes,
-                encoded_props: bytes) -> tuple[Message, Exchange]:
+    def _accept(
+        self, method: m.BasicPublish, properties: Properties, body: bytes, encoded_props: bytes
+    ) -> tuple[Message, Exchange]:
         """Check a publish (permissions, internal exchange, user-id, reply-to) and make
         its message; raises what the channel is closed with."""
         if method.immediate:
@@ -152,8 +160,9 @@ class Channel:
         exchange = vhost.exchanges.get(method.exchange) or vhost.exchange(method.exchange)
         if method.exchange not in self.may_publish or exchange.type == "topic":
             # Topic permissions depend on the key; the rest is checked once per channel.
-            access.publish(handler.user, vhost.name, method.exchange, method.routing_key,
-                           exchange.type)
+            access.publish(
+                handler.user, vhost.name, method.exchange, method.routing_key, exchange.type
+            )
             if exchange.type != "topic":
                 self.may_publish.add(method.exchange)
         if exchange.internal:
@@ -170,21 +179,32 @@ class Channel:
                 raise PreconditionFailed("fast reply consumer does not exist")
             properties = properties.copy(reply_to=self.reply_key)
             encoded_props = encode_properties(properties)
-        message = Message(method.exchange, method.routing_key, properties, body,
-                          time.monotonic_ns(), {PROTOCOL: encoded_props})
+        message = Message(
+            method.exchange,
+            method.routing_key,
+            properties,
+            body,
+            time.monotonic_ns(),
+            {PROTOCOL: encoded_props},
+        )
         if self.confirming:
             self.publish_seq += 1
         return message, exchange
 
-    def _route_same(self, same: list[tuple[m.BasicPublish, Message, int]],
-                    exchange: Exchange | None) -> None:
+    def _route_same(
+        self, same: list[tuple[m.BasicPublish, Message, int]], exchange: Exchange | None
+    ) -> None:
         """Route publishes that share an exchange and a routing key (see publish_run)."""
         if not same:
             return
         first = same[0][0]
-        if (exchange is None or len(same) == 1 or first.mandatory
-                or (first.exchange == "" and first.routing_key.startswith(REPLY_TO_PREFIX))
-                or not self.vhost.publish_run([message for _, message, _ in same], exchange)):
+        if (
+            exchange is None
+            or len(same) == 1
+            or first.mandatory
+            or (first.exchange == "" and first.routing_key.startswith(REPLY_TO_PREFIX))
+            or not self.vhost.publish_run([message for _, message, _ in same], exchange)
+        ):
             for method, message, seq in same:  # the general path, one at a time
                 self.route(method, message, exchange, seq)
             return
@@ -193,8 +213,13 @@ class Channel:
             self.vhost.stats.confirmed += len(same)
             self.confirms.extend((seq, True) for _, _, seq in same)
 
-    def route(self, method: m.BasicPublish, message: Message,
-              exchange: Exchange | None = None, seq: int | None = None) -> None:
+    def route(
+        self,
+        method: m.BasicPublish,
+        message: Message,
+        exchange: Exchange | None = None,
+        seq: int | None = None,
+    ) -> None:
         """Route a message to its queues and settle the publisher's confirm.
 
         ``exchange`` is the one publish looked up; a transaction's commit passes none,
@@ -209,17 +234,21 @@ class Channel:
         else:
             if exchange is None:
                 exchange = vhost.exchanges.get(method.exchange)
-            routed, refused = (0, False) if exchange is None else vhost.publish(message,
-                                                                                 exchange)
+            routed, refused = (0, False) if exchange is None else vhost.publish(message, exchange)
         stats = vhost.stats
         if not routed:
             if method.mandatory:
                 stats.unroutable_returned += 1
                 handler.conn.send_content(
                     self.number,
-                    m.BasicReturn(reply_code=ReplyCode.NO_ROUTE, reply_text="NO_ROUTE",
-                                  exchange=method.exchange, routing_key=method.routing_key),
-                    self.encoded(message), message.body,
+                    m.BasicReturn(
+                        reply_code=ReplyCode.NO_ROUTE,
+                        reply_text="NO_ROUTE",
+                        exchange=method.exchange,
+                        routing_key=method.routing_key,
+                    ),
+                    self.encoded(message),
+                    message.body,
                 )
             else:
                 stats.unroutable_dropped += 1
@@ -279,11 +308,13 @@ class Channel:
                 stats["redeliver"] += 1
                 if entry.delivery_count:  # a quorum queue's return: name the count
                     encoded = encode_properties(
-                        with_delivery_count(message, entry.delivery_count).properties)
+                        with_delivery_count(message, entry.delivery_count).properties
+                    )
             if track:
                 unacked[tag] = (entry, queue, consumer)
-            deliveries.append((tag, redelivered, message.exchange, message.routing_key,
-                               encoded, message.body))
+            deliveries.append(
+                (tag, redelivered, message.exchange, message.routing_key, encoded, message.body)
+            )
             tag += 1
         handler = self.handler
         handler.conn.send_deliveries(self.number, consumer.tag, deliveries)
@@ -295,8 +326,14 @@ class Channel:
         self.next_tag = tag + 1
         assert self.reply_consumer_tag is not None
         self.handler.conn.send_deliver(
-            self.number, self.reply_consumer_tag, tag, False, message.exchange,
-            message.routing_key, self.encoded(message), message.body,
+            self.number,
+            self.reply_consumer_tag,
+            tag,
+            False,
+            message.exchange,
+            message.routing_key,
+            self.encoded(message),
+            message.body,
         )
         self.handler.want_flush()
 
@@ -369,9 +406,15 @@ class Channel:
                 f"invalid arg 'x-priority' for consumer '{tag}': {{unacceptable_type}}"
             )
         queue.check_exclusive_use(method.exclusive)
-        consumer = AMQPConsumer(self, tag, no_ack=method.no_ack, exclusive=method.exclusive,
-                                priority=priority, arguments=arguments,
-                                prefetch=self.consumer_prefetch)
+        consumer = AMQPConsumer(
+            self,
+            tag,
+            no_ack=method.no_ack,
+            exclusive=method.exclusive,
+            priority=priority,
+            arguments=arguments,
+            prefetch=self.consumer_prefetch,
+        )
         if not method.no_wait:
             self.handler.conn.send_method(self.number, m.BasicConsumeOk(consumer_tag=tag))
         self.consumers[tag] = consumer
@@ -431,21 +474,29 @@ class Channel:
             self.unacked[tag] = (entry, queue, None)
         message = entry.message
         # Quorum queues name the count on every basic.get, 0 included (rabbit_fifo_client).
-        encoded = (encode_properties(with_delivery_count(message, entry.delivery_count)
-                                     .properties)
-                   if queue.counts_deliveries else self.encoded(message))
+        encoded = (
+            encode_properties(with_delivery_count(message, entry.delivery_count).properties)
+            if queue.counts_deliveries
+            else self.encoded(message)
+        )
         conn.send_content(
             self.number,
-            m.BasicGetOk(delivery_tag=tag, redelivered=entry.redelivered,
-                         exchange=message.exchange, routing_key=message.routing_key,
-                         message_count=queue.message_count),
-            encoded, message.body,
+            m.BasicGetOk(
+                delivery_tag=tag,
+                redelivered=entry.redelivered,
+                exchange=message.exchange,
+                routing_key=message.routing_key,
+                message_count=queue.message_count,
+            ),
+            encoded,
+            message.body,
         )
 
     # -- settle ------------------------------------------------------------------------
 
-    def take(self, delivery_tag: int, multiple: bool) -> list[tuple[Entry, Queue,
-                                                                    AMQPConsumer | None]]:
+    def take(
+        self, delivery_tag: int, multiple: bool
+    ) -> list[tuple[Entry, Queue, AMQPConsumer | None]]:
         """Remove and return the deliveries an ack/nack/reject names."""
         unacked = self.unacked
         if multiple:
@@ -476,8 +527,9 @@ class Channel:
             return
         self.apply_settlement(self.take(delivery_tag, multiple), ack=ack, requeue=requeue)
 
-    def apply_settlement(self, taken: list[tuple[Entry, Queue, AMQPConsumer | None]], *,
-                         ack: bool, requeue: bool) -> None:
+    def apply_settlement(
+        self, taken: list[tuple[Entry, Queue, AMQPConsumer | None]], *, ack: bool, requeue: bool
+    ) -> None:
         if not taken:
             self.dispatch()
             return

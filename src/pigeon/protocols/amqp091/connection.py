@@ -779,8 +779,17 @@ class ServerConnection:
         frame_max = self.frame_max
         size = 0
         for tag, redelivered, exchange, routing_key, encoded_props, body in deliveries:
-            out += encode_deliver(channel, consumer_tag, tag, redelivered, exchange,
-                                  routing_key, encoded_props, body, frame_max)
+            out += encode_deliver(
+                channel,
+                consumer_tag,
+                tag,
+                redelivered,
+                exchange,
+                routing_key,
+                encoded_props,
+                body,
+                frame_max,
+            )
             size += len(body)
         self.delivered_bytes += size
 
@@ -796,8 +805,11 @@ class ServerConnection:
         body: bytes,
     ) -> None:
         """Queue basic.deliver with its content."""
-        self.send_deliveries(channel, consumer_tag, [
-            (delivery_tag, redelivered, exchange, routing_key, encoded_props, body)])
+        self.send_deliveries(
+            channel,
+            consumer_tag,
+            [(delivery_tag, redelivered, exchange, routing_key, encoded_props, body)],
+        )
 
     def send_blocked(self, reason: str) -> None:
         self.send_method(0, m.ConnectionBlocked(reason))

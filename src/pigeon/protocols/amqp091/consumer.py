@@ -18,10 +18,25 @@ TURN_OUTPUT = 1 << 20
 class AMQPConsumer(Consumer):
     __slots__ = ("channel", "prefetch", "unacked")
 
-    def __init__(self, channel: Channel, tag: str, *, no_ack: bool, exclusive: bool,
-                 priority: int, arguments: dict[str, Any], prefetch: int) -> None:
-        super().__init__(tag, no_ack=no_ack, exclusive=exclusive, priority=priority,
-                         arguments=arguments, owner=channel.handler)
+    def __init__(
+        self,
+        channel: Channel,
+        tag: str,
+        *,
+        no_ack: bool,
+        exclusive: bool,
+        priority: int,
+        arguments: dict[str, Any],
+        prefetch: int,
+    ) -> None:
+        super().__init__(
+            tag,
+            no_ack=no_ack,
+            exclusive=exclusive,
+            priority=priority,
+            arguments=arguments,
+            owner=channel.handler,
+        )
         self.channel = channel
         self.prefetch = prefetch
         self.unacked = 0

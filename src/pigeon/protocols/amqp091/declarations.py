@@ -20,8 +20,9 @@ if TYPE_CHECKING:
     from pigeon.protocols.amqp091.channel import Channel
 
 
-def _reply(channel: Channel, no_wait: bool, method: m.Method, since: int,
-           depends: bool = False) -> None:
+def _reply(
+    channel: Channel, no_wait: bool, method: m.Method, since: int, depends: bool = False
+) -> None:
     """Answer (unless no-wait) once the change is on disk; see :func:`durable.reply`."""
     if not no_wait:
         durable.reply(channel, method, since, durable=depends)
@@ -35,13 +36,23 @@ def _type_of(channel: Channel, exchange: str) -> str | None:
 def exchange_declare(channel: Channel, method: m.ExchangeDeclare) -> None:
     handler = channel.handler
     vhost = handler.vhost
-    access.exchange_declare(handler.user, vhost.name, method.exchange, passive=method.passive,
-                            arguments=method.arguments,
-                            new=method.exchange not in vhost.exchanges)
+    access.exchange_declare(
+        handler.user,
+        vhost.name,
+        method.exchange,
+        passive=method.passive,
+        arguments=method.arguments,
+        new=method.exchange not in vhost.exchanges,
+    )
     since = durable.position(channel)
     exchange = vhost.declare_exchange(
-        method.exchange, method.type, passive=method.passive, durable=method.durable,
-        auto_delete=method.auto_delete, internal=method.internal, arguments=method.arguments,
+        method.exchange,
+        method.type,
+        passive=method.passive,
+        durable=method.durable,
+        auto_delete=method.auto_delete,
+        internal=method.internal,
+        arguments=method.arguments,
     )
     _reply(channel, method.no_wait, m.ExchangeDeclareOk(), since, exchange.durable)
 
@@ -56,21 +67,43 @@ def exchange_delete(channel: Channel, method: m.ExchangeDelete) -> None:
 
 def exchange_bind(channel: Channel, method: m.ExchangeBind) -> None:
     handler = channel.handler
-    access.exchange_bind(handler.user, handler.vhost.name, method.destination, method.source,
-                         method.routing_key, _type_of(channel, method.source))
+    access.exchange_bind(
+        handler.user,
+        handler.vhost.name,
+        method.destination,
+        method.source,
+        method.routing_key,
+        _type_of(channel, method.source),
+    )
     since = durable.position(channel)
-    handler.vhost.bind(method.source, method.destination, DestinationKind.EXCHANGE,
-                       method.routing_key, method.arguments)
+    handler.vhost.bind(
+        method.source,
+        method.destination,
+        DestinationKind.EXCHANGE,
+        method.routing_key,
+        method.arguments,
+    )
     _reply(channel, method.no_wait, m.ExchangeBindOk(), since)
 
 
 def exchange_unbind(channel: Channel, method: m.ExchangeUnbind) -> None:
     handler = channel.handler
-    access.exchange_bind(handler.user, handler.vhost.name, method.destination, method.source,
-                         method.routing_key, _type_of(channel, method.source))
+    access.exchange_bind(
+        handler.user,
+        handler.vhost.name,
+        method.destination,
+        method.source,
+        method.routing_key,
+        _type_of(channel, method.source),
+    )
     since = durable.position(channel)
-    handler.vhost.unbind(method.source, method.destination, DestinationKind.EXCHANGE,
-                         method.routing_key, method.arguments)
+    handler.vhost.unbind(
+        method.source,
+        method.destination,
+        DestinationKind.EXCHANGE,
+        method.routing_key,
+        method.arguments,
+    )
     _reply(channel, method.no_wait, m.ExchangeUnbindOk(), since)
 
 
@@ -80,25 +113,45 @@ def queue_declare(channel: Channel, method: m.QueueDeclare) -> None:
     # while its requester consumes (RabbitMQ answers both so).
     if method.passive and (method.queue == REPLY_TO or handler.replies.exists(method.queue)):
         consumers = 0 if method.queue == REPLY_TO else 1
-        _reply(channel, method.no_wait,
-               m.QueueDeclareOk(queue=method.queue, consumer_count=consumers),
-               durable.position(channel))
+        _reply(
+            channel,
+            method.no_wait,
+            m.QueueDeclareOk(queue=method.queue, consumer_count=consumers),
+            durable.position(channel),
+        )
         return
     vhost = handler.vhost
-    access.queue_declare(handler.user, vhost.name, method.queue, passive=method.passive,
-                         arguments=method.arguments, new=method.queue not in vhost.queues)
+    access.queue_declare(
+        handler.user,
+        vhost.name,
+        method.queue,
+        passive=method.passive,
+        arguments=method.arguments,
+        new=method.queue not in vhost.queues,
+    )
     since = durable.position(channel)
     declared = vhost.declare_queue(
-        method.queue, owner=handler, passive=method.passive, durable=method.durable,
-        exclusive=method.exclusive, auto_delete=method.auto_delete,
+        method.queue,
+        owner=handler,
+        passive=method.passive,
+        durable=method.durable,
+        exclusive=method.exclusive,
+        auto_delete=method.auto_delete,
         arguments=method.arguments,
     )
     queue = declared.queue
     channel.last_queue = queue.name
-    _reply(channel, method.no_wait, m.QueueDeclareOk(
-        queue=queue.name, message_count=declared.message_count,
-        consumer_count=declared.consumer_count,
-    ), since, queue.durable and not queue.exclusive)
+    _reply(
+        channel,
+        method.no_wait,
+        m.QueueDeclareOk(
+            queue=queue.name,
+            message_count=declared.message_count,
+            consumer_count=declared.consumer_count,
+        ),
+        since,
+        queue.durable and not queue.exclusive,
+    )
 
 
 def _bind_args(channel: Channel, queue: str, routing_key: str) -> tuple[str, str]:
@@ -112,22 +165,36 @@ def _bind_args(channel: Channel, queue: str, routing_key: str) -> tuple[str, str
 def queue_bind(channel: Channel, method: m.QueueBind) -> None:
     handler = channel.handler
     name, key = _bind_args(channel, method.queue, method.routing_key)
-    access.queue_bind(handler.user, handler.vhost.name, name, method.exchange, key,
-                      _type_of(channel, method.exchange))
+    access.queue_bind(
+        handler.user,
+        handler.vhost.name,
+        name,
+        method.exchange,
+        key,
+        _type_of(channel, method.exchange),
+    )
     since = durable.position(channel)
-    handler.vhost.bind(method.exchange, name, DestinationKind.QUEUE, key,
-                       method.arguments, owner=handler)
+    handler.vhost.bind(
+        method.exchange, name, DestinationKind.QUEUE, key, method.arguments, owner=handler
+    )
     _reply(channel, method.no_wait, m.QueueBindOk(), since)
 
 
 def queue_unbind(channel: Channel, method: m.QueueUnbind) -> None:
     handler = channel.handler
     name, key = _bind_args(channel, method.queue, method.routing_key)
-    access.queue_bind(handler.user, handler.vhost.name, name, method.exchange, key,
-                      _type_of(channel, method.exchange))
+    access.queue_bind(
+        handler.user,
+        handler.vhost.name,
+        name,
+        method.exchange,
+        key,
+        _type_of(channel, method.exchange),
+    )
     since = durable.position(channel)
-    handler.vhost.unbind(method.exchange, name, DestinationKind.QUEUE, key,
-                         method.arguments, owner=handler)
+    handler.vhost.unbind(
+        method.exchange, name, DestinationKind.QUEUE, key, method.arguments, owner=handler
+    )
     durable.reply(channel, m.QueueUnbindOk(), since)  # queue.unbind has no no-wait
 
 
@@ -146,6 +213,7 @@ def queue_delete(channel: Channel, method: m.QueueDelete) -> None:
     access.queue_delete(handler.user, handler.vhost.name, name)
     since = durable.position(channel)
     with channel.cancels_after_reply():
-        count = handler.vhost.delete_queue(name, owner=handler, if_unused=method.if_unused,
-                                           if_empty=method.if_empty)
+        count = handler.vhost.delete_queue(
+            name, owner=handler, if_unused=method.if_unused, if_empty=method.if_empty
+        )
         _reply(channel, method.no_wait, m.QueueDeleteOk(message_count=count), since)

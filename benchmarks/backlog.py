@@ -3,13 +3,13 @@ transient) messages into one durable queue, then drain, one broker after the oth
 
 It is ``pigeon bench --backlog N --persistent`` (fill with confirms, window 1000;
 1 s rest; one consumer with prefetch 1000 drains, acking every 500) against a
-RabbitMQ node and a Pigeon that this script starts (bench.brokers) and stops.
+RabbitMQ node and a Pigeon that this script starts (benchmarks.brokers) and stops.
 It reports the fill and drain rates, the broker's RSS while the backlog rests,
 its peak RSS over the run (sampled every 100 ms) and its CPU seconds.
 
-    python -m bench.backlog --count 1000000 --size 1024
-    python -m bench.backlog --count 1000000 --size 1024 --transient
-    python -m bench.backlog --count 100000 --brokers pigeon
+    python -m benchmarks.backlog --count 1000000 --size 1024
+    python -m benchmarks.backlog --count 1000000 --size 1024 --transient
+    python -m benchmarks.backlog --count 100000 --brokers pigeon
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 if not __package__:  # run as a script: make ``bench`` importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.brokers import BrokerProcess, PigeonNode, RabbitNode
+from benchmarks.brokers import BrokerProcess, PigeonNode, RabbitNode
 from pigeon.bench.monitor import Monitor
 from pigeon.bench.progress import Progress
 from pigeon.bench.runner import run_sync

@@ -1,6 +1,6 @@
 """How fast an embedded broker starts and stops: the cost of a broker per test.
 
-    python -m bench.startup [--runs 200] [--uvloop]
+    python -m benchmarks.startup [--runs 200] [--uvloop]
 
 Four measurements, each over ``--runs`` brokers in one process (after one
 warm-up), in milliseconds:
@@ -81,16 +81,19 @@ def thread_cycle() -> tuple[float, float]:
 
 
 def cold_start() -> float:
-    output = subprocess.run([sys.executable, "-c", COLD], check=True, capture_output=True,
-                            text=True).stdout
+    output = subprocess.run(
+        [sys.executable, "-c", COLD], check=True, capture_output=True, text=True
+    ).stdout
     return float(output.strip()) / 1000
 
 
 def line(name: str, seconds: list[float]) -> str:
     ms = sorted(s * 1000 for s in seconds)
     mean = sum(ms) / len(ms)
-    return (f"| {name} | {mean:.2f} | {percentile(ms, 50):.2f} | {percentile(ms, 99):.2f} "
-            f"| {ms[-1]:.2f} |")
+    return (
+        f"| {name} | {mean:.2f} | {percentile(ms, 50):.2f} | {percentile(ms, 99):.2f} "
+        f"| {ms[-1]:.2f} |"
+    )
 
 
 def measure(runs: int, loop_factory: Callable[[], asyncio.AbstractEventLoop]) -> list[str]:
@@ -125,8 +128,10 @@ def main() -> None:
         import uvloop
 
         factory = uvloop.new_event_loop
-    print(f"Embedded broker start/stop, {args.runs} runs, Python {sys.version.split()[0]}, "
-          f"{'uvloop' if args.uvloop else 'asyncio'} loop, ms")
+    print(
+        f"Embedded broker start/stop, {args.runs} runs, Python {sys.version.split()[0]}, "
+        f"{'uvloop' if args.uvloop else 'asyncio'} loop, ms"
+    )
     print("| measurement | mean | p50 | p99 | max |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for row in measure(args.runs, factory):

@@ -1,8 +1,8 @@
 """Side by side: RabbitMQ and Pigeon, each scenario run A B A B, medians in markdown.
 
-    python -m bench.compare                      # both brokers, 5 rounds, 10 s runs
-    python -m bench.compare --brokers rabbitmq   # only the private RabbitMQ node
-    python -m bench.compare --rounds 5 --duration 20 --output docs/bench-run.md
+    python -m benchmarks.compare                      # both brokers, 5 rounds, 10 s runs
+    python -m benchmarks.compare --brokers rabbitmq   # only the private RabbitMQ node
+    python -m benchmarks.compare --rounds 5 --duration 20 --output docs/bench-run.md
 
 Both brokers are private processes this script starts (temporary data dirs, free
 loopback ports) and stops at the end; each measurement is a fresh
@@ -32,21 +32,27 @@ from typing import Any
 if not __package__:  # run as a script: make ``bench`` importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.brokers import DEFAULT_PIGEON_CMD, REPO, BrokerProcess, PigeonNode, RabbitNode
+from benchmarks.brokers import DEFAULT_PIGEON_CMD, REPO, BrokerProcess, PigeonNode, RabbitNode
 from pigeon.bench.stats import median
 
 # name -> (description, `pigeon bench` arguments)
 SCENARIOS: dict[str, tuple[str, list[str]]] = {
-    "16B": ("1 pub -> 1 queue -> 1 consumer, 16 B, no confirms, manual acks, prefetch 1000",
-            ["--size", "16", "--prefetch", "1000"]),
-    "1KiB": ("1 pub -> 1 queue -> 1 consumer, 1 KiB, no confirms, manual acks, prefetch 1000",
-             ["--size", "1024", "--prefetch", "1000"]),
+    "16B": (
+        "1 pub -> 1 queue -> 1 consumer, 16 B, no confirms, manual acks, prefetch 1000",
+        ["--size", "16", "--prefetch", "1000"],
+    ),
+    "1KiB": (
+        "1 pub -> 1 queue -> 1 consumer, 1 KiB, no confirms, manual acks, prefetch 1000",
+        ["--size", "1024", "--prefetch", "1000"],
+    ),
     "1KiB-persistent": (
         "1 -> 1 durable queue -> 1, 1 KiB persistent, confirms (window 1000), prefetch 1000",
         ["--size", "1024", "--persistent", "--confirm", "1000", "--prefetch", "1000"],
     ),
-    "fanout4-16B": ("1 pub -> fanout -> 4 queues -> 4 consumers, 16 B, prefetch 1000",
-                    ["--fanout", "4", "--prefetch", "1000"]),
+    "fanout4-16B": (
+        "1 pub -> fanout -> 4 queues -> 4 consumers, 16 B, prefetch 1000",
+        ["--fanout", "4", "--prefetch", "1000"],
+    ),
     "16B-confirm": (
         "1 -> 1 -> 1, 16 B, confirms (window 128), prefetch 1000",
         ["--size", "16", "--confirm", "128", "--prefetch", "1000"],
@@ -99,8 +105,12 @@ def measure(
     """One loadgen process against ``broker`` (``opts`` gives duration, warm-up, drain)."""
     argv = loadgen_command(broker, args, opts)
     limit = opts.duration + opts.warmup + opts.drain + 60
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (str(REPO / "src"), os.environ.get("PYTHONPATH")) if p)}  # this checkout
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            p for p in (str(REPO / "src"), os.environ.get("PYTHONPATH")) if p
+        ),
+    }  # this checkout
     try:
         done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=limit,
                               env=env)  # fmt: skip
@@ -198,13 +208,17 @@ def report(runs: list[Run], brokers: list[BrokerProcess], opts: argparse.Namespa
         "Brokers: " + "; ".join(f"{b.name} = {b.version}" for b in brokers),
         "Checkout: " + opts.checkout,
         "",
-        "Command: `python -m bench.compare " + " ".join(shlex.quote(a) for a in sys.argv[1:]) + "`",
+        "Command: `python -m benchmarks.compare "
+        + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        + "`",
         "",
         table(runs, brokers, opts.scenarios),
         "",
         "Scenarios:",
-        *(f"- `{n}`: {SCENARIOS[n][0]} (`{' '.join(opts.used_args.get(n, SCENARIOS[n][1]))}`)"
-          for n in opts.scenarios),
+        *(
+            f"- `{n}`: {SCENARIOS[n][0]} (`{' '.join(opts.used_args.get(n, SCENARIOS[n][1]))}`)"
+            for n in opts.scenarios
+        ),
     ]
     errors = [f"- {r.scenario} round {r.round} {r.broker}: {r.error}" for r in runs if r.error]
     if errors:
@@ -237,7 +251,7 @@ def machine() -> str:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench.compare", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m benchmarks.compare", description=__doc__)
     p.add_argument("--brokers", default="rabbitmq,pigeon", help="comma-separated, run order")
     p.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated names")
     p.add_argument("--rounds", type=int, default=5)

@@ -1,6 +1,6 @@
 """Micro-benchmark of the AMQP layer alone: publish parsing and deliver encoding.
 
-    python -m bench.micro [--count 200000] [--rounds 5] [--size 16] [--props none]
+    python -m benchmarks.micro [--count 200000] [--rounds 5] [--size 16] [--props none]
 
 No sockets, no event loop, no core: a :class:`ServerConnection` past the
 handshake is fed pre-encoded basic.publish frames (method + content header +
@@ -140,7 +140,7 @@ def rounds(fn: Callable[[], float], n: int) -> tuple[float, float]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.micro", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m benchmarks.micro", description=__doc__)
     p.add_argument("--count", type=int, default=200_000)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--size", type=int, default=16)

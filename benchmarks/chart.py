@@ -1,12 +1,12 @@
 """Message size sweep on private brokers, drawn as a chart of msg/s and MB/s by size.
 
-    python -m bench.chart --output docs/bench-sizes.png --save sizes.json
-    python -m bench.chart --from-json sizes.json --output docs/bench-sizes.png
+    python -m benchmarks.chart --output docs/bench-sizes.png --save sizes.json
+    python -m benchmarks.chart --from-json sizes.json --output docs/bench-sizes.png
 
 Each size (16 B to 64 KiB, transient, confirms with a window of 128, prefetch
 1000, one publisher, one queue, one consumer) runs ``pigeon bench`` on every broker in
 turn, A B A B ... for ``--rounds``; the chart shows the medians of the consumed
-rate. Brokers are private processes (bench.brokers), as in bench.compare.
+rate. Brokers are private processes (benchmarks.brokers), as in benchmarks.compare.
 Drawing needs matplotlib (``pip install pigeon-broker[bench]``).
 """
 
@@ -24,8 +24,8 @@ from typing import Any
 if not __package__:  # run as a script: make ``bench`` importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.brokers import DEFAULT_PIGEON_CMD, BrokerProcess, PigeonNode, RabbitNode
-from bench.compare import machine, measure
+from benchmarks.brokers import DEFAULT_PIGEON_CMD, BrokerProcess, PigeonNode, RabbitNode
+from benchmarks.compare import machine, measure
 from pigeon.bench.stats import median
 
 SIZES = (16, 128, 1024, 4096, 16384, 65536)
@@ -92,7 +92,7 @@ def plot(data: dict[str, Any], output: Path) -> None:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench.chart", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m benchmarks.chart", description=__doc__)
     p.add_argument("--output", type=Path, default=Path("bench-sizes.png"), help="PNG to write")
     p.add_argument("--from-json", type=Path, help="draw a saved sweep instead of running one")
     p.add_argument("--save", type=Path, help="also write the sweep's numbers as JSON here")

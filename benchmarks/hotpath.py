@@ -8,9 +8,9 @@ per message, measured as CPU time (``time.process_time``) and reported as the be
 of several rounds: steady enough to compare two commits on a busy machine, where
 end-to-end throughput is not. End-to-end numbers come from ``pigeon bench``.
 
-    python -m bench.hotpath                         # 16 B, no confirms
-    python -m bench.hotpath --confirm --size 1024 --rounds 7
-    PYTHONPATH=/path/to/other/checkout/src python -m bench.hotpath   # another commit
+    python -m benchmarks.hotpath                         # 16 B, no confirms
+    python -m benchmarks.hotpath --confirm --size 1024 --rounds 7
+    PYTHONPATH=/path/to/other/checkout/src python -m benchmarks.hotpath   # another commit
 """
 
 from __future__ import annotations
@@ -54,9 +54,13 @@ def _feed(handler: AMQPHandler, data: bytes) -> bytes:
 
 def _connect(context: BrokerContext, loop: asyncio.AbstractEventLoop) -> AMQPHandler:
     handler = AMQPHandler(context, loop)
-    for frame in (wire.PROTOCOL_HEADER, wire.start_ok("guest", "guest"),
-                  wire.tune_ok(2047, 131072, 0), wire.connection_open("/"),
-                  wire.channel_open(CHANNEL)):
+    for frame in (
+        wire.PROTOCOL_HEADER,
+        wire.start_ok("guest", "guest"),
+        wire.tune_ok(2047, 131072, 0),
+        wire.connection_open("/"),
+        wire.channel_open(CHANNEL),
+    ):
         _feed(handler, frame)
     return handler
 
@@ -72,8 +76,9 @@ def _count(data: bytes, ident: tuple[int, int]) -> int:
     return count
 
 
-async def measure(size: int, count: int, rounds: int, batch: int, prefetch: int,
-                  confirm: bool) -> Outcome:
+async def measure(
+    size: int, count: int, rounds: int, batch: int, prefetch: int, confirm: bool
+) -> Outcome:
     loop = asyncio.get_running_loop()
     node = Node(loop)
     node.add_vhost("/")
@@ -82,8 +87,12 @@ async def measure(size: int, count: int, rounds: int, batch: int, prefetch: int,
     users.set_permission("/", "guest")
     context = BrokerContext(node=node, users=users)
     publisher, consumer = _connect(context, loop), _connect(context, loop)
-    _feed(consumer, wire.basic_qos(CHANNEL, prefetch) + wire.queue_declare(CHANNEL, QUEUE, False)
-          + wire.basic_consume(CHANNEL, QUEUE, "c", False))
+    _feed(
+        consumer,
+        wire.basic_qos(CHANNEL, prefetch)
+        + wire.queue_declare(CHANNEL, QUEUE, False)
+        + wire.basic_consume(CHANNEL, QUEUE, "c", False),
+    )
     if confirm:
         _feed(publisher, wire.confirm_select(CHANNEL))
     template = wire.MessageTemplate.publish(CHANNEL, "", QUEUE, size, False)
@@ -122,9 +131,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = p.parse_args(argv)
     out = asyncio.run(measure(a.size, a.count, a.rounds, a.batch, a.prefetch, a.confirm))
     rounds = " ".join(f"{r:.2f}" for r in out.rounds_us)
-    print(f"{out.best_us:.2f} CPU µs per message (best of {a.rounds}; rounds: {rounds}); "
-          f"size {a.size}, confirms {'on' if a.confirm else 'off'}, "
-          f"published {out.published}, delivered {out.delivered}, confirm frames {out.confirmed}")
+    print(
+        f"{out.best_us:.2f} CPU µs per message (best of {a.rounds}; rounds: {rounds}); "
+        f"size {a.size}, confirms {'on' if a.confirm else 'off'}, "
+        f"published {out.published}, delivered {out.delivered}, confirm frames {out.confirmed}"
+    )
     return 0 if out.delivered == out.published else 1
 
 

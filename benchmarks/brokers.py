@@ -191,7 +191,7 @@ class PigeonNode(BrokerProcess):
 
 
 class SinkNode(BrokerProcess):
-    """``python -m bench.sink``: the trivial server that shows the load generator's ceiling."""
+    """``python -m benchmarks.sink``: the trivial server that shows the load generator's ceiling."""
 
     name = "sink"
 
@@ -200,10 +200,10 @@ class SinkNode(BrokerProcess):
         self.flood_size = flood_size
 
     def start(self) -> None:
-        argv = [sys.executable, "-m", "bench.sink", "--port", str(self.port)]
+        argv = [sys.executable, "-m", "benchmarks.sink", "--port", str(self.port)]
         argv += ["--flood-size", str(self.flood_size)]
         python_path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
         self._spawn(argv, {**os.environ, "PYTHONPATH": python_path}, timeout=15)
         assert self.process is not None
         self.pid = self.process.pid
-        self.version = "bench.sink"
+        self.version = "benchmarks.sink"

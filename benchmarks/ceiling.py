@@ -1,6 +1,6 @@
-"""The load generator's own ceiling: it runs against ``bench.sink`` instead of a broker.
+"""The load generator's own ceiling: it runs against ``benchmarks.sink`` instead of a broker.
 
-    python -m bench.ceiling [--rounds 3] [--duration 5]
+    python -m benchmarks.ceiling [--rounds 3] [--duration 5]
 
 Publishing scenarios let the sink swallow messages (and answer confirms);
 consuming scenarios make the sink flood deliveries. Either way the sink does
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 if not __package__:  # run as a script: make ``bench`` importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.brokers import SinkNode
-from bench.compare import Run, machine, measure
+from benchmarks.brokers import SinkNode
+from benchmarks.compare import Run, machine, measure
 from pigeon.bench.stats import median
 
 # name -> (sink flood size, loadgen arguments)
@@ -48,7 +48,7 @@ def row(name: str, runs: list[Run]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.ceiling", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m benchmarks.ceiling", description=__doc__)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--duration", type=float, default=5.0)
     p.add_argument("--warmup", type=float, default=0.5)

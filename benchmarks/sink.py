@@ -6,7 +6,7 @@ publishes (counting them) and, on channels in confirm mode, acks them with
 push pre-encoded deliveries as fast as the socket takes them, which measures the
 consuming side. It routes nothing and stores nothing.
 
-    python -m bench.sink --port 5699 [--flood-size 16]
+    python -m benchmarks.sink --port 5699 [--flood-size 16]
 """
 
 from __future__ import annotations
@@ -198,7 +198,7 @@ async def _serve_forever(port: int, flood_size: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.sink", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.sink", description=__doc__)
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument(
         "--flood-size",
