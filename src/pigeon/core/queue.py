@@ -1,4 +1,4 @@
-"""A queue: ready messages, the consumers that compete for them, and its limits.
+"""A queue: ready messages and the consumers that compete for them.
 
 The queue picks the consumer for each message (highest consumer priority
 first, round-robin among equals, or only the single active consumer), expires
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from pigeon.core.arguments import Overflow, QueueArguments
 from pigeon.core.consumer import Consumer
@@ -20,6 +20,8 @@ from pigeon.core.message import Message
 from pigeon.core.pageout import PageOut, paged_ready
 from pigeon.core.paging import PagedLevels, PagedReady
 from pigeon.core.ports import DeliveryObserver, Scheduler, Store, TimerHandle
+from pigeon.core.queue_limits import QueueHooks, QueueLimits
+from pigeon.core.queue_store import QueueStorage
 from pigeon.core.ready import ReadyMessages
 from pigeon.errors import AccessRefused
 
@@ -40,23 +42,9 @@ def reserve_sequence(last: int) -> None:
 # At most this many messages per hand-over to one consumer: bounds the list and the
 # encoded frames of one call for a consumer with a very large (or no) prefetch.
 DISPATCH_BATCH = 512
-# At most this many expired messages dropped per loop turn.
-EXPIRE_BATCH = 10_000
 
 
-class QueueHooks(Protocol):
-    """What a queue asks of the vhost that owns it."""
-
-    def dead_letter(self, queue: Queue, message: Message, reason: str) -> bool:
-        """Route a dead letter; True when it reached a queue and none refused it."""
-        ...
-
-    def queue_unused(self, queue: Queue) -> None:
-        """Auto-delete after the last consumer left, or ``x-expires`` ran out."""
-        ...
-
-
-class Queue:
+class Queue(QueueLimits, QueueStorage):
     """A classic queue; :class:`~pigeon.core.quorum.QuorumQueue` adds what quorum ones do."""
 
     type = "classic"
@@ -166,16 +154,6 @@ class Queue:
 
     # -- publishing ---------------------------------------------------------
 
-    def would_reject(self, message: Message) -> bool:
-        """Whether ``reject-publish`` overflow refuses this message now."""
-        args = self.args
-        if args.overflow is Overflow.DROP_HEAD:
-            return False
-        if args.max_length is not None and len(self.ready) >= args.max_length:
-            return True
-        limit = args.max_length_bytes
-        return limit is not None and self.ready.bytes + len(message.body) > limit
-
     def enqueue(
         self,
         message: Message,
@@ -258,59 +236,9 @@ class Queue:
         self._due = False
         self.dispatch()
 
-    # -- paging -------------------------------------------------------------------
-
-    def reduce_memory(self) -> None:
-        """Page out all but the head of the backlog now (the node is short of memory)."""
-        if self._page_out is not None:
-            self._page_out.request()
-
-    def _load_stored(self, seqs: list[int]) -> list[tuple[int, Message]]:
-        assert self._store is not None
-        return self._store.read_messages(self.vhost, self.name, seqs)
-
-    def _paged_entry(
-        self, seq: int, message: Message, persisted: bool, expires_at: float | None, priority: int
-    ) -> Entry:
-        entry = Entry(message, seq, priority, expires_at, self._scheduler.time())
-        entry.persisted = persisted
-        # Recovered from the store: possibly delivered before.
-        entry.redelivered = persisted and seq <= self._recovered_upto
-        return entry
-
-    def restore_index(self, seqs: list[int], stored_bytes: int) -> None:
-        """Recovered messages known by sequence number: read back when their turn comes
-        (paging queues), or now, in batches (the others)."""
-        if not seqs:
-            return
-        self._recovered_upto = max(self._recovered_upto, seqs[-1])
-        ready = self.ready
-        if isinstance(ready, PagedReady):
-            ttl = self.args.message_ttl
-            expires_at = None if ttl is None else self._scheduler.time() + ttl / 1000
-            ready.restore(seqs, stored_bytes, expires_at)
-            return
-        assert self._store is not None
-        for start in range(0, len(seqs), 5000):
-            for seq, message in self._store.read_messages(
-                self.vhost, self.name, seqs[start : start + 5000]
-            ):
-                self.restore(seq, message)
-
     def _changed(self) -> None:
         for watcher in self._watchers:
             watcher()
-
-    def _enforce_max_length(self) -> None:
-        args = self.args
-        if args.max_length is None and args.max_length_bytes is None:
-            return
-        max_len = args.max_length if args.max_length is not None else float("inf")
-        max_bytes = args.max_length_bytes if args.max_length_bytes is not None else float("inf")
-        while self.ready and (len(self.ready) > max_len or self.ready.bytes > max_bytes):
-            entry = self.ready.popleft()
-            self.stats.dropped += 1
-            self._discard(entry, "maxlen")
 
     # -- consumers ----------------------------------------------------------
 
@@ -539,22 +467,6 @@ class Queue:
                 store.purge(self.vhost, self.name)
         return len(removed) + len(paged)
 
-    def restore(self, seq: int, message: Message) -> Entry:
-        """Put back a message recovered from the store, as possibly delivered before."""
-        priority = message.properties.priority or 0 if self.args.max_priority else 0
-        now = self._scheduler.time()
-        ttl = self.args.message_ttl
-        entry = Entry(message, seq, priority, None if ttl is None else now + ttl / 1000, now)
-        entry.redelivered = True
-        entry.persisted = True
-        self.ready.append(entry)
-        return entry
-
-    def _forget(self, entry: Entry) -> None:
-        if entry.persisted and self._store is not None:
-            self._store.remove_message(self.vhost, self.name, entry.seq)
-            entry.persisted = False
-
     def delete(self) -> int:
         """Mark deleted and cancel the consumers; returns the ready count dropped."""
         if self._watchers:
@@ -569,87 +481,6 @@ class Queue:
         for consumer in consumers:
             consumer.cancelled_by_broker()
         return count
-
-    def stop_timers(self) -> None:
-        for timer in (self._expiry_timer, self._unused_timer):
-            if timer is not None:
-                timer.cancel()
-        self._expiry_timer = self._unused_timer = None
-        self._expiry_due = None
-
-    # -- expiry ---------------------------------------------------------------
-
-    def _expired(self, entry: Entry) -> None:
-        self.stats.expired += 1
-        self._discard(entry, "expired")
-
-    def _discard(self, entry: Entry, reason: str) -> None:
-        """A message leaves the queue for good: dead-letter it if the queue says where."""
-        self._forget(entry)
-        self._dead_letter(entry.message, reason)
-
-    def _dead_letter(self, message: Message, reason: str) -> None:
-        if self.args.dead_letter_exchange is not None:
-            self.stats.count_dead_letter(reason)
-            self._hooks.dead_letter(self, message, reason)
-
-    def _expire_head(self, now: float | None = None) -> None:
-        """Drop expired messages at the head; only the head expires (as in RabbitMQ)."""
-        if self._watchers:
-            self._scheduler.call_soon(self._changed)
-        if now is None:
-            now = self._scheduler.time()
-        budget = EXPIRE_BATCH
-        while (head := self.ready.peek()) is not None:
-            if head.expires_at is None or head.expires_at >= now:
-                break
-            if not budget:
-                # A long expired backlog (paged out, read back to be dropped) goes in
-                # batches, so other work runs in between.
-                self._scheduler.call_soon(self._expire_head)
-                return
-            budget -= 1
-            self.ready.popleft()
-            self._expired(head)
-        self._schedule_expiry()
-
-    def _schedule_expiry(self) -> None:
-        head = self.ready.peek()
-        due = head.expires_at if head is not None else None
-        if due == self._expiry_due:
-            return
-        if self._expiry_timer is not None:
-            self._expiry_timer.cancel()
-            self._expiry_timer = None
-        self._expiry_due = due
-        if due is not None and not self.deleted:
-            delay = max(0.0, due - self._scheduler.time()) + 0.001
-            self._expiry_timer = self._scheduler.call_later(delay, self._on_expiry_timer)
-
-    def _on_expiry_timer(self) -> None:
-        self._expiry_timer = None
-        self._expiry_due = None
-        self._expire_head()
-
-    def touch(self) -> None:
-        """Note use: restarts the ``x-expires`` countdown."""
-        if self.args.expires is None or self.deleted:
-            return
-        self._cancel_unused_timer()
-        if not self.consumers:
-            self._unused_timer = self._scheduler.call_later(
-                self.args.expires / 1000, self._on_unused_timer
-            )
-
-    def _cancel_unused_timer(self) -> None:
-        if self._unused_timer is not None:
-            self._unused_timer.cancel()
-            self._unused_timer = None
-
-    def _on_unused_timer(self) -> None:
-        self._unused_timer = None
-        if not self.consumers and not self.deleted:
-            self._hooks.queue_unused(self)
 
 
 def _negative_priority(consumer: Consumer) -> int:

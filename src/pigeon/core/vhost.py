@@ -11,12 +11,11 @@ from __future__ import annotations
 import base64
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from pigeon.core.arguments import QueueArguments, parse_expiration
+from pigeon.core.arguments import QueueArguments
 from pigeon.core.binding import Binding, DestinationKind
+from pigeon.core.dead_letter import dead_letter_message, is_cycle
 from pigeon.core.exchange import EXCHANGE_TYPES, Exchange, exchange_argument_error
 from pigeon.core.message import Message
 from pigeon.core.policies import VhostPolicies
@@ -24,6 +23,7 @@ from pigeon.core.policy import Policy
 from pigeon.core.ports import DeliveryObserver, Scheduler, Store
 from pigeon.core.queue import Queue
 from pigeon.core.queue_types import QUORUM, check_declare, queue_class
+from pigeon.core.routing import Routing, VhostStats
 from pigeon.core.topology import DeclaredQueue, Topology
 from pigeon.errors import (
     AccessRefused,
@@ -42,7 +42,6 @@ DEFAULT_EXCHANGES = {
     "amq.headers": "headers",
     "amq.match": "headers",
 }
-ROUTE_CACHE_LIMIT = 4096
 # RabbitMQ's answer to declaring (passive too), deleting or binding the default exchange.
 DEFAULT_EXCHANGE_REFUSED = "operation not permitted on the default exchange"
 
@@ -51,21 +50,12 @@ def server_generated_name(prefix: str) -> str:
     return prefix + base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
 
 
-@dataclass(slots=True)
-class VhostStats:
-    received: int = 0
-    routed: int = 0
-    unroutable_dropped: int = 0
-    unroutable_returned: int = 0
-    confirmed: int = 0
-
-
 class NodeCounters(Protocol):
     queues_created: int
     queues_deleted: int
 
 
-class VirtualHost(Topology):
+class VirtualHost(Routing, Topology):
     def __init__(
         self,
         name: str,
@@ -388,141 +378,6 @@ class VirtualHost(Topology):
         self.drop_binding(binding)
         self.changed()
 
-    # -- routing -------------------------------------------------------------------
-
-    def route(
-        self, exchange: Exchange, routing_key: str, headers: Mapping[str, Any] | None
-    ) -> list[Queue]:
-        """The queues a message reaches, each once."""
-        cc = headers.get("CC") if headers else None
-        bcc = headers.get("BCC") if headers else None
-        cacheable = cc is None and bcc is None
-        if cacheable:
-            key = (exchange.name, routing_key)
-            cached = self._route_cache.get(key)
-            if cached is not None:
-                return cached
-        keys = [routing_key]
-        for extra in (cc, bcc):
-            if isinstance(extra, list):
-                keys.extend(k for k in extra if isinstance(k, str))
-        queues, uses_headers = self._walk(exchange, keys, headers)
-        if cacheable and not uses_headers:
-            if len(self._route_cache) >= ROUTE_CACHE_LIMIT:
-                self._route_cache.clear()
-            self._route_cache[key] = queues
-        return queues
-
-    def _walk(
-        self, start: Exchange, keys: list[str], headers: Mapping[str, Any] | None
-    ) -> tuple[list[Queue], bool]:
-        found: dict[str, Queue] = {}
-        seen: set[str] = set()
-        pending = [start]
-        uses_headers = False
-        while pending:
-            exchange = pending.pop()
-            if exchange.name in seen:
-                continue
-            seen.add(exchange.name)
-            uses_headers = uses_headers or exchange.type == "headers"
-            matched = False
-            for key in keys:
-                if exchange.name == "":
-                    queue = self.queues.get(key)
-                    if queue is not None:
-                        found.setdefault(key, queue)
-                        matched = True
-                    continue
-                for kind, name in exchange.route(key, headers):
-                    matched = True
-                    if kind is DestinationKind.QUEUE:
-                        if (queue := self.queues.get(name)) is not None:
-                            found.setdefault(name, queue)
-                    elif (target := self.exchanges.get(name)) is not None:
-                        pending.append(target)
-            alternate = exchange.alternate_exchange
-            if not matched and alternate is not None and alternate in self.exchanges:
-                pending.append(self.exchanges[alternate])
-        return list(found.values()), uses_headers
-
-    def publish(self, message: Message, exchange: Exchange) -> tuple[int, bool]:
-        """Route and enqueue. Returns (queues routed to, whether any refused it)."""
-        properties = message.properties
-        headers = properties.headers
-        # Parsed once per message, and refused before anything is routed.
-        expiration = properties.expiration
-        ttl = None if expiration is None else parse_expiration(expiration)
-        queues = None if headers else self._route_cache.get((exchange.name, message.routing_key))
-        if queues is None:
-            queues = self.route(exchange, message.routing_key, headers)
-        stats = self.stats
-        stats.received += 1
-        exchange.stats.publish_in += 1
-        if queues:
-            # As RabbitMQ's messages_routed: one per queue reached, not per message.
-            stats.routed += len(queues)
-            exchange.stats.publish_out += len(queues)
-        if headers and "BCC" in headers:
-            # BCC recipients must not see each other: strip it before anyone stores it.
-            headers = {k: v for k, v in headers.items() if k != "BCC"}
-            message = message.with_properties(message.properties.copy(headers=headers))
-        now = self.scheduler.time()
-        refused = False
-        due = self._due
-        for queue in queues:
-            if not queue.enqueue(message, now, ttl, due):
-                refused = True
-        self._backstop_due()
-        return len(queues), refused
-
-    def publish_run(self, messages: list[Message], exchange: Exchange) -> bool:
-        """Route and enqueue messages that share an exchange and a routing key and carry
-        neither headers nor an expiration: routed once, enqueued together.
-
-        Returns False, having done nothing, when a queue they reach needs the general
-        path (:meth:`publish`, one message at a time) or when nothing is reached.
-        """
-        key = messages[0].routing_key
-        queues = self._route_cache.get((exchange.name, key))
-        if queues is None:
-            queues = self.route(exchange, key, None)
-        if not queues or not all(queue.takes_runs for queue in queues):
-            return False
-        count = len(messages)
-        stats = self.stats
-        stats.received += count
-        stats.routed += count * len(queues)
-        exchange.stats.publish_in += count
-        exchange.stats.publish_out += count * len(queues)
-        now = self.scheduler.time()
-        due = self._due
-        for queue in queues:
-            queue.enqueue_run(messages, now, due)
-        self._backstop_due()
-        return True
-
-    def dispatch_due(self) -> None:
-        """Hand over what the publishes since the last call left waiting for consumers:
-        every queue's messages in one batch instead of one delivery per publish."""
-        due = self._due
-        while due:
-            queues = due.copy()
-            due.clear()
-            for queue in queues:
-                queue.dispatch_due()
-
-    def _backstop_due(self) -> None:
-        # Whoever publishes should call dispatch_due when its batch is done; this is the
-        # backstop for those that don't (the embedded API, dead letters).
-        if self._due and not self._due_scheduled:
-            self._due_scheduled = True
-            self.scheduler.call_soon(self._dispatch_due_soon)
-
-    def _dispatch_due_soon(self) -> None:
-        self._due_scheduled = False
-        self.dispatch_due()
-
     # -- QueueHooks ------------------------------------------------------------------
 
     def queue_unused(self, queue: Queue) -> None:
@@ -534,77 +389,15 @@ class VirtualHost(Topology):
         exchange = self.exchanges.get(dlx) if dlx is not None else None
         if exchange is None:
             return False  # at most once, RabbitMQ drops dead letters to a missing exchange
-        props = message.properties
-        headers = dict(props.headers or {})
-        routing_keys = [message.routing_key]
-        for name in ("CC", "BCC"):
-            extra = headers.get(name)
-            if isinstance(extra, list):
-                routing_keys.extend(k for k in extra if isinstance(k, str))
-        deaths = _record_death(
-            headers, queue.name, reason, message.exchange, routing_keys, props.expiration
+        dead, deaths = dead_letter_message(
+            message, queue.name, reason, exchange.name, queue.args.dead_letter_routing_key
         )
-        routing_key = queue.args.dead_letter_routing_key or message.routing_key
-        dead = Message(
-            exchange=exchange.name,
-            routing_key=routing_key,
-            properties=props.copy(headers=headers, expiration=None),
-            body=message.body,
-            published_at=message.published_at,
-        )
-        targets = self.route(exchange, routing_key, dead.properties.headers)
+        targets = self.route(exchange, dead.routing_key, dead.properties.headers)
         now = self.scheduler.time()
         accepted = bool(targets)
         for target in targets:
-            if _is_cycle(deaths, target.name):
+            if is_cycle(deaths, target.name):
                 continue
             if not target.enqueue(dead, now):
                 accepted = False
         return accepted
-
-
-def _now() -> datetime:
-    """Wall-clock time to the second, which protocols carry as a timestamp."""
-    return datetime.now(UTC).replace(microsecond=0)
-
-
-def _record_death(
-    headers: dict[str, Any],
-    queue: str,
-    reason: str,
-    exchange: str,
-    routing_keys: list[str],
-    expiration: str | None,
-) -> list[dict[str, Any]]:
-    """Update ``x-death`` the way RabbitMQ does: one entry per (queue, reason), newest first."""
-    deaths = [dict(d) for d in headers.get("x-death") or [] if isinstance(d, dict)]
-    for index, death in enumerate(deaths):
-        if death.get("queue") == queue and death.get("reason") == reason:
-            death["count"] = int(death.get("count", 0)) + 1
-            death["time"] = _now()
-            deaths.insert(0, deaths.pop(index))
-            break
-    else:
-        death = {
-            "count": 1,
-            "reason": reason,
-            "queue": queue,
-            "time": _now(),
-            "exchange": exchange,
-            "routing-keys": routing_keys,
-        }
-        if expiration is not None:
-            death["original-expiration"] = expiration
-        deaths.insert(0, death)
-        headers.setdefault("x-first-death-reason", reason)
-        headers.setdefault("x-first-death-queue", queue)
-        headers.setdefault("x-first-death-exchange", exchange)
-    headers["x-death"] = deaths
-    return deaths
-
-
-def _is_cycle(deaths: list[dict[str, Any]], target: str) -> bool:
-    """A dead letter returning to a queue it died in, with no rejection on the way."""
-    if not any(d.get("queue") == target for d in deaths[1:]) and deaths[0].get("queue") != target:
-        return False
-    return not any(d.get("reason") == "rejected" for d in deaths)

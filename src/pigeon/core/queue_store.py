@@ -1,0 +1,84 @@
+"""Where a queue's messages live besides memory: the store and the pager.
+
+:class:`QueueStorage` is the part of :class:`~pigeon.core.queue.Queue` that writes
+persistent messages of a durable queue to the store and forgets them once settled,
+pages a long backlog out and reads it back, and restores a queue's messages after
+a restart (as possibly delivered before, RabbitMQ's ``redelivered``).
+"""
+
+from __future__ import annotations
+
+from pigeon.core.arguments import QueueArguments
+from pigeon.core.entry import Entry
+from pigeon.core.message import Message
+from pigeon.core.pageout import PageOut
+from pigeon.core.paging import PagedLevels, PagedReady
+from pigeon.core.ports import Scheduler, Store
+from pigeon.core.ready import ReadyMessages
+
+
+class QueueStorage:
+    """The store and pager side of a queue (a part of :class:`Queue`)."""
+
+    # Set by Queue.__init__.
+    name: str
+    vhost: str
+    args: QueueArguments
+    ready: ReadyMessages | PagedReady | PagedLevels
+    _scheduler: Scheduler
+    _store: Store | None
+    _page_out: PageOut | None
+    _recovered_upto: int
+
+    def reduce_memory(self) -> None:
+        """Page out all but the head of the backlog now (the node is short of memory)."""
+        if self._page_out is not None:
+            self._page_out.request()
+
+    def _load_stored(self, seqs: list[int]) -> list[tuple[int, Message]]:
+        assert self._store is not None
+        return self._store.read_messages(self.vhost, self.name, seqs)
+
+    def _paged_entry(
+        self, seq: int, message: Message, persisted: bool, expires_at: float | None, priority: int
+    ) -> Entry:
+        entry = Entry(message, seq, priority, expires_at, self._scheduler.time())
+        entry.persisted = persisted
+        # Recovered from the store: possibly delivered before.
+        entry.redelivered = persisted and seq <= self._recovered_upto
+        return entry
+
+    def restore_index(self, seqs: list[int], stored_bytes: int) -> None:
+        """Recovered messages known by sequence number: read back when their turn comes
+        (paging queues), or now, in batches (the others)."""
+        if not seqs:
+            return
+        self._recovered_upto = max(self._recovered_upto, seqs[-1])
+        ready = self.ready
+        if isinstance(ready, PagedReady):
+            ttl = self.args.message_ttl
+            expires_at = None if ttl is None else self._scheduler.time() + ttl / 1000
+            ready.restore(seqs, stored_bytes, expires_at)
+            return
+        assert self._store is not None
+        for start in range(0, len(seqs), 5000):
+            for seq, message in self._store.read_messages(
+                self.vhost, self.name, seqs[start : start + 5000]
+            ):
+                self.restore(seq, message)
+
+    def restore(self, seq: int, message: Message) -> Entry:
+        """Put back a message recovered from the store, as possibly delivered before."""
+        priority = message.properties.priority or 0 if self.args.max_priority else 0
+        now = self._scheduler.time()
+        ttl = self.args.message_ttl
+        entry = Entry(message, seq, priority, None if ttl is None else now + ttl / 1000, now)
+        entry.redelivered = True
+        entry.persisted = True
+        self.ready.append(entry)
+        return entry
+
+    def _forget(self, entry: Entry) -> None:
+        if entry.persisted and self._store is not None:
+            self._store.remove_message(self.vhost, self.name, entry.seq)
+            entry.persisted = False
