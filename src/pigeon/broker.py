@@ -36,6 +36,7 @@ from pigeon.config import Config, ConfigError
 from pigeon.core.node import Node
 from pigeon.core.ports import Store
 from pigeon.embedded import EmbeddedAPI
+from pigeon.operations.arguments import RABBITMQ
 from pigeon.protocols.amqp091.adapter import AMQPSettings, BrokerContext
 from pigeon.protocols.amqp091.server import AMQPListener, start_listener
 from pigeon.protocols.amqp091.session import AMQPSession
@@ -167,7 +168,7 @@ class Broker(EmbeddedAPI):
         self.store = self._open_store(loop)
         # Messages stay on disk; queues read them back as they need them.
         snapshot = self.store.load(messages=False)
-        self.node = Node(loop, store=self.store)
+        self.node = Node(loop, store=self.store, vocabulary=RABBITMQ)
         restored = self.node.restore(snapshot)
         if restored:
             log.info("recovered %d persistent messages from %s", restored, config.data_dir)

@@ -8,13 +8,10 @@ from typing import Any
 import pytest
 
 from pigeon.core.binding import Binding, DestinationKind
-from pigeon.core.exchange import (
-    EXCHANGE_TYPES,
-    TOPIC_CACHE_SIZE,
-    Exchange,
-    exchange_argument_error,
-)
+from pigeon.core.exchange import EXCHANGE_TYPES, TOPIC_CACHE_SIZE, Exchange
+from pigeon.core.options import ExchangeOptions
 from pigeon.errors import PreconditionFailed
+from pigeon.operations.arguments import exchange_inequivalence, exchange_options
 
 Q = DestinationKind.QUEUE
 E = DestinationKind.EXCHANGE
@@ -299,9 +296,7 @@ def inequivalence(x: Exchange, **changes: Any) -> str | None:
         "arguments": dict(x.arguments),
     }
     declared.update(changes)
-    text = x.inequivalence(**declared)
-    assert x.equivalent(**declared) is (text is None)
-    return text
+    return exchange_inequivalence(x, "/", **declared)
 
 
 PREFIX = "inequivalent arg '{}' for exchange 'x' in vhost '/': "
@@ -366,7 +361,7 @@ def test_only_the_alternate_exchange_argument_is_compared() -> None:
 
 def test_vhost_appears_in_the_text() -> None:
     x = Exchange("x", "direct")
-    text = x.inequivalence("topic", False, False, False, None, vhost="prod")
+    text = exchange_inequivalence(x, "prod", "topic", False, False, False, None)
     assert text == (
         "inequivalent arg 'type' for exchange 'x' in vhost 'prod': "
         "received 'topic' but current is 'direct'"
@@ -378,9 +373,16 @@ def test_vhost_appears_in_the_text() -> None:
 
 def test_alternate_exchange_property() -> None:
     assert Exchange("x", "direct").alternate_exchange is None
-    assert Exchange("x", "direct", arguments={"alternate-exchange": "ae"}).alternate_exchange == (
-        "ae"
-    )
+    declared = ExchangeOptions(alternate_exchange="ae")
+    assert Exchange("x", "direct", options=declared).alternate_exchange == "ae"
+
+
+def exchange_argument_error(name: str, arguments: dict[str, Any] | None) -> str | None:
+    try:
+        exchange_options(name, "/", arguments)
+    except PreconditionFailed as refused:
+        return refused.text
+    return None
 
 
 @pytest.mark.parametrize(

@@ -6,9 +6,11 @@ from typing import Any
 
 import pytest
 
-from pigeon.core.arguments import Overflow, QueueArguments
-from pigeon.core.policy import Policy, alternate_exchange, best, effective_definition, queue_options
+from pigeon.core.options import ExchangeOptions, Overflow
+from pigeon.core.policy import Policy, alternate_exchange, best, queue_options
 from pigeon.errors import PreconditionFailed
+from pigeon.operations.arguments import effective_definition, parse_policy
+from pigeon.operations.arguments import queue_options as declared_options
 
 
 def policy(
@@ -20,7 +22,7 @@ def policy(
     apply_to: str = "all",
     operator: bool = False,
 ) -> Policy:
-    return Policy.parse(
+    return parse_policy(
         "/",
         name,
         {"pattern": pattern, "definition": definition, "priority": priority, "apply-to": apply_to},
@@ -73,7 +75,7 @@ def test_queue_arguments_against_policies() -> None:
         "x-dead-letter-exchange": "mine",
         "x-overflow": "reject-publish",
     }
-    declared = QueueArguments.parse("q", "/", arguments)
+    declared = declared_options("q", "/", arguments)
     mine = policy(
         "p",
         {
@@ -85,18 +87,18 @@ def test_queue_arguments_against_policies() -> None:
         },
     )
     ops = policy("o", {"max-length": 2}, operator=True)
-    options = queue_options(declared, arguments, mine, ops)
+    options = queue_options(declared, mine, ops)
     assert options.message_ttl == 200  # the smaller, here the argument's
     assert options.dead_letter_exchange == "mine"  # the argument's
     assert options.overflow is Overflow.REJECT_PUBLISH
     assert (options.max_length, options.expires) == (2, 60000)
-    assert queue_options(declared, arguments, None, None) is declared
+    assert queue_options(declared, None, None) is declared
 
 
 def test_alternate_exchange_argument_beats_the_policy() -> None:
     ae = policy("ae", {"alternate-exchange": "from-policy"})
-    assert alternate_exchange({}, ae) == "from-policy"
-    assert alternate_exchange({"alternate-exchange": "own"}, ae) == "own"
+    assert alternate_exchange(ExchangeOptions(), ae) == "from-policy"
+    assert alternate_exchange(ExchangeOptions(alternate_exchange="own"), ae) == "own"
 
 
 @pytest.mark.parametrize(
@@ -122,7 +124,7 @@ def test_alternate_exchange_argument_beats_the_policy() -> None:
 )
 def test_refusals(data: dict[str, Any], operator: bool, text: str) -> None:
     with pytest.raises(PreconditionFailed) as refused:
-        Policy.parse("/", "p", data, operator=operator)
+        parse_policy("/", "p", data, operator=operator)
     assert refused.value.text == f"Validation failed\n\n{text}\n"
 
 
@@ -137,9 +139,11 @@ def test_quorum_queues() -> None:
         "x-expires": 10,
         "x-max-length": 5,
     }
-    declared = QueueArguments.parse("q", "/", arguments)
-    options = queue_options(declared, arguments, plain, None, "quorum")
+    declared = declared_options("q", "/", arguments)
+    options = queue_options(declared, plain, None)
     # The policy's overflow and expires win on a quorum queue; limits take the smaller.
     assert (options.overflow, options.expires, options.max_length) == (Overflow.DROP_HEAD, 9000, 2)
-    classic = queue_options(declared, arguments, plain, None, "classic")
+    classic = queue_options(
+        declared_options("q", "/", {**arguments, "x-queue-type": "classic"}), plain, None
+    )
     assert (classic.overflow, classic.expires) == (Overflow.REJECT_PUBLISH, 10)

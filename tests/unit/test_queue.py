@@ -15,10 +15,10 @@ import pytest
 from pigeon.core.binding import DestinationKind
 from pigeon.core.consumer import Consumer
 from pigeon.core.message import Message, Properties
-from pigeon.core.policy import Policy
 from pigeon.core.queue import Entry, Queue
 from pigeon.core.vhost import VirtualHost
 from pigeon.errors import AccessRefused, PreconditionFailed
+from pigeon.operations.arguments import RABBITMQ, parse_policy
 
 
 class Clock:
@@ -88,7 +88,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def vhost(clock: Clock) -> VirtualHost:
-    return VirtualHost("/", clock)
+    return VirtualHost("/", clock, vocabulary=RABBITMQ)
 
 
 def publish(
@@ -451,7 +451,7 @@ def test_policies_change_a_quorum_queue_in_place(vhost: VirtualHost, clock: Cloc
     ).queue
     assert queue.delivery_limit == 5
     vhost.set_policy(
-        Policy.parse(
+        parse_policy(
             "/",
             "p",
             {
@@ -472,7 +472,7 @@ def test_policies_change_a_quorum_queue_in_place(vhost: VirtualHost, clock: Cloc
     # reject-publish-dlx is drop-head on a quorum queue; at-least-once falls back, and
     # what waited goes at most once.
     vhost.set_policy(
-        Policy.parse(
+        parse_policy(
             "/",
             "p",
             {

@@ -24,9 +24,9 @@ from pigeon.admin.web import (
     visible_vhosts,
 )
 from pigeon.auth.users import User
-from pigeon.core.policies import parse_limits
 from pigeon.core.vhost import VirtualHost
 from pigeon.errors import NotFound
+from pigeon.operations.arguments import parse_limits
 
 
 def vhost_limit_rows(vhosts: list[VirtualHost]) -> list[Json]:

@@ -29,10 +29,10 @@ from pigeon.admin.web import (
     principal,
 )
 from pigeon.core.node import Node
-from pigeon.core.policies import parse_limits
 from pigeon.core.policy import Policy
 from pigeon.core.vhost import VirtualHost
 from pigeon.errors import NotFound, PreconditionFailed
+from pigeon.operations.arguments import parse_limits, parse_policy
 
 POLICY, OPERATOR_POLICY, VHOST_LIMITS = "policy", "operator_policy", "vhost-limits"
 
@@ -101,7 +101,7 @@ async def put_policy(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     data = await body(request)
     try:
-        policy = Policy.parse(vhost.name, name, data, operator=operator)
+        policy = parse_policy(vhost.name, name, data, operator=operator)
     except PreconditionFailed as refused:
         # RabbitMQ's policy resource escapes its reason as HTML; the operator one does not.
         raise BadRequest(
@@ -195,7 +195,7 @@ def set_parameter(node: Node, vhost: VirtualHost, component: str, name: str, val
                 raise PreconditionFailed(f'Validation failed\n\nKey "{key}" not found in {name}\n')
         operator = component == OPERATOR_POLICY
         return vhost.set_policy(
-            Policy.parse(vhost.name, name, value, operator=operator), operator=operator
+            parse_policy(vhost.name, name, value, operator=operator), operator=operator
         )
     if component == VHOST_LIMITS:
         if not isinstance(value, dict):

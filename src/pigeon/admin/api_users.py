@@ -40,10 +40,9 @@ from pigeon.auth.users import (
     user_from_row,
     user_row,
 )
-from pigeon.core.policies import limit_value
-from pigeon.core.policy import term
 from pigeon.core.vhost import VirtualHost
 from pigeon.errors import NotFound, PreconditionFailed
+from pigeon.operations.arguments import limit_value, term
 
 # -- the user store: operations UserStore does not have yet ------------------------
 

@@ -34,9 +34,9 @@ from pigeon.admin.web import (
     principal,
 )
 from pigeon.core.binding import DestinationKind
-from pigeon.core.policy import Policy
 from pigeon.core.vhost import DEFAULT_EXCHANGES, VirtualHost
 from pigeon.errors import PigeonError
+from pigeon.operations.arguments import parse_policy
 from pigeon.version import __version__
 
 # Global parameters that name this node or cluster: left out of an export for RabbitMQ,
@@ -196,7 +196,7 @@ def _apply_policies(mon: Monitor, data: Json, only: str | None) -> None:
         )
     for row in _rows(data, "policies"):
         vhost = _target(mon, row, only)
-        vhost.set_policy(Policy.parse(vhost.name, _text(row, "name"), row))
+        vhost.set_policy(parse_policy(vhost.name, _text(row, "name"), row))
 
 
 def _apply_topology(mon: Monitor, data: Json, only: str | None) -> None:

@@ -26,9 +26,10 @@ from pigeon.core.binding import Binding
 from pigeon.core.consumer import Consumer
 from pigeon.core.exchange import Exchange
 from pigeon.core.paging import paged_out
-from pigeon.core.policy import Policy, effective_definition
+from pigeon.core.policy import Policy
 from pigeon.core.queue import Queue
 from pigeon.core.vhost import VirtualHost
+from pigeon.operations.arguments import effective_definition
 
 Json = dict[str, Any]
 # Query parameters of RabbitMQ's API that ask for sample history in ``*_details``.

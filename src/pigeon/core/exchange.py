@@ -22,11 +22,11 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from pigeon.core.binding import Binding, Destination, erlang_term, field_type
+from pigeon.core.options import ExchangeOptions
 from pigeon.core.policy import Policy, alternate_exchange
 from pigeon.core.topic import TopicTrie
 from pigeon.errors import PreconditionFailed
 
-ALTERNATE_EXCHANGE = "alternate-exchange"
 # Distinct routing keys remembered per topic exchange; keys usually repeat.
 TOPIC_CACHE_SIZE = 4096
 
@@ -235,36 +235,36 @@ def _same_value(expected: Any, actual: Any) -> bool:
     timestamp is its integer seconds.
     """
     if isinstance(expected, str | bytes) or isinstance(actual, str | bytes):
-        return _as_bytes(expected) == _as_bytes(actual)
+        return field_bytes(expected) == field_bytes(actual)
     if isinstance(expected, bool) or isinstance(actual, bool):
         return type(expected) is type(actual) and expected == actual
     if isinstance(expected, Decimal) or isinstance(actual, Decimal):
-        return _same_typed(expected, actual)
+        return same_typed(expected, actual)
     if isinstance(expected, datetime) or isinstance(actual, datetime):
         return bool(_seconds(expected) == _seconds(actual))
     if isinstance(expected, dict | list) or isinstance(actual, dict | list):
-        return _same_typed(expected, actual)
+        return same_typed(expected, actual)
     return bool(expected == actual)
 
 
-def _same_typed(a: Any, b: Any) -> bool:
+def same_typed(a: Any, b: Any) -> bool:
     """Equality inside tables and arrays, where Erlang also compares the types."""
     if type(a) is not type(b):
         return False
     if isinstance(a, dict):
         return len(a) == len(b) and all(
-            ka == kb and _same_typed(va, vb)
+            ka == kb and same_typed(va, vb)
             for (ka, va), (kb, vb) in zip(a.items(), b.items(), strict=True)
         )
     if isinstance(a, list):
-        return len(a) == len(b) and all(_same_typed(x, y) for x, y in zip(a, b, strict=True))
+        return len(a) == len(b) and all(same_typed(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, Decimal):
         # A decimal is (scale, unscaled) on the wire: 1.0 and 1.00 differ.
         return bool(a.as_tuple() == b.as_tuple())
     return bool(a == b)
 
 
-def _as_bytes(value: Any) -> bytes | None:
+def field_bytes(value: Any) -> bytes | None:
     if isinstance(value, str):
         return value.encode("utf-8", "surrogateescape")
     return value if isinstance(value, bytes) else None
@@ -297,7 +297,9 @@ class Exchange:
         auto_delete: bool = False,
         internal: bool = False,
         arguments: Mapping[str, Any] | None = None,
+        options: ExchangeOptions | None = None,
     ) -> None:
+        """``arguments``: as declared, kept to report back; ``options``: what they say."""
         kind = EXCHANGE_TYPES.get(type)
         if kind is None:
             # The vhost answers an unknown type to the client before this.
@@ -311,7 +313,8 @@ class Exchange:
         # The policies that apply, and the alternate exchange they leave (core.policy).
         self.policy: Policy | None = None
         self.operator_policy: Policy | None = None
-        self._alternate = alternate_exchange(self.arguments, None)
+        self.options = ExchangeOptions() if options is None else options
+        self._alternate = self.options.alternate_exchange
         self.bindings: set[Binding] = set()
         self.stats = ExchangeStats()
         self._router: ExchangeType = kind()
@@ -326,7 +329,7 @@ class Exchange:
 
     def apply_policy(self, policy: Policy | None, operator: Policy | None) -> None:
         self.policy, self.operator_policy = policy, operator
-        self._alternate = alternate_exchange(self.arguments, policy)
+        self._alternate = alternate_exchange(self.options, policy)
 
     def bind(self, binding: Binding) -> bool:
         """Add a binding; False if it was already there (binding is idempotent).
@@ -360,124 +363,3 @@ class Exchange:
     def route(self, routing_key: str, headers: Mapping[str, Any] | None) -> set[Destination]:
         """The destinations bound to this exchange that the message matches."""
         return self._router.route(routing_key, headers)
-
-    def equivalent(
-        self,
-        type: str,
-        durable: bool,
-        auto_delete: bool,
-        internal: bool,
-        arguments: Mapping[str, Any] | None,
-    ) -> bool:
-        """Whether a redeclare with these settings matches this exchange."""
-        return self.inequivalence(type, durable, auto_delete, internal, arguments) is None
-
-    def inequivalence(
-        self,
-        type: str,
-        durable: bool,
-        auto_delete: bool,
-        internal: bool,
-        arguments: Mapping[str, Any] | None,
-        *,
-        vhost: str = "/",
-    ) -> str | None:
-        """RabbitMQ's 406 text for a redeclare that differs, or None if it matches.
-
-        As ``rabbit_exchange:assert_equivalence``: type, durable, auto_delete
-        and internal in that order, then of the arguments only
-        ``alternate-exchange`` (the others are not compared at all).
-        """
-        where = f"for exchange '{self.name}' in vhost '{vhost}'"
-        for field, current, received in (
-            ("type", self.type, type),
-            ("durable", self.durable, durable),
-            ("auto_delete", self.auto_delete, auto_delete),
-            ("internal", self.internal, internal),
-        ):
-            if current != received:
-                return (
-                    f"inequivalent arg '{field}' {where}: "
-                    f"received '{_flag(received)}' but current is '{_flag(current)}'"
-                )
-        return argument_inequivalence(self.arguments, arguments or {}, ALTERNATE_EXCHANGE, where)
-
-
-def exchange_argument_error(
-    name: str, arguments: Mapping[str, Any] | None, *, vhost: str = "/"
-) -> str | None:
-    """RabbitMQ's 406 text for declare arguments it refuses, or None.
-
-    Only ``alternate-exchange`` is checked: it must be a longstr. (On a
-    redeclare RabbitMQ compares before it validates, so an equal byte string
-    there passes.)
-    """
-    args = arguments or {}
-    if ALTERNATE_EXCHANGE in args and not isinstance(args[ALTERNATE_EXCHANGE], str):
-        return (
-            f"invalid type '{field_type(args[ALTERNATE_EXCHANGE])}' for arg "
-            f"'{ALTERNATE_EXCHANGE}' in exchange '{name}' in vhost '{vhost}'"
-        )
-    return None
-
-
-_MISSING = object()
-
-
-def argument_inequivalence(
-    current: Mapping[str, Any], received: Mapping[str, Any], key: str, where: str
-) -> str | None:
-    """As ``rabbit_misc:assert_args_equivalence`` for one key."""
-    old = current.get(key, _MISSING)
-    new = received.get(key, _MISSING)
-    if old is _MISSING and new is _MISSING:
-        return None
-    if old is not _MISSING and new is not _MISSING:
-        if _same_argument(old, new):
-            return None
-        shown_new, shown_old = f"'{_plain(new)}'", f"'{_plain(old)}'"
-    else:
-        shown_new, shown_old = _described(new), _described(old)
-    return f"inequivalent arg '{key}' {where}: received {shown_new} but current is {shown_old}"
-
-
-def _same_argument(old: Any, new: Any) -> bool:
-    # The same type class and value, or byte-for-byte the same value (which
-    # lets a longstr equal a byte array).
-    if isinstance(old, str | bytes) and isinstance(new, str | bytes):
-        return _as_bytes(old) == _as_bytes(new)
-    return _type_class(old) == _type_class(new) and _same_typed_class(old, new)
-
-
-def _same_typed_class(old: Any, new: Any) -> bool:
-    if isinstance(old, dict | list | Decimal):
-        return _same_typed(old, new)
-    return bool(old == new)
-
-
-def _type_class(value: Any) -> str:
-    name = field_type(value)
-    if name in ("byte", "short", "signedint", "long", "decimal"):
-        return "int"
-    return "float" if name in ("float", "double") else name
-
-
-def _described(value: Any) -> str:
-    if value is _MISSING:
-        return "none"
-    return f"the value '{_plain(value)}' of type '{field_type(value)}'"
-
-
-def _plain(value: Any) -> str:
-    """Erlang's ``~s`` for a binary, ``~p`` for anything else."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return erlang_term(value)
-
-
-def _flag(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)

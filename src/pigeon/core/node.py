@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from pigeon.core.binding import Binding, DestinationKind
 from pigeon.core.exchange import EXCHANGE_TYPES, Exchange
+from pigeon.core.options import NEUTRAL, Vocabulary
 from pigeon.core.parameters import Parameters
 from pigeon.core.ports import BindingRecord, DeliveryObserver, Scheduler, Snapshot, Store
 from pigeon.core.queue import reserve_sequence
@@ -27,9 +28,17 @@ class NodeStats:
 
 class Node:
     def __init__(
-        self, scheduler: Scheduler, name: str = "pigeon@localhost", store: Store | None = None
+        self,
+        scheduler: Scheduler,
+        name: str = "pigeon@localhost",
+        store: Store | None = None,
+        *,
+        vocabulary: Vocabulary = NEUTRAL,
     ) -> None:
+        """``vocabulary``: how clients' argument tables and policies read; the
+        composition root passes RabbitMQ's (``pigeon.operations.arguments``)."""
         self.name = name
+        self.vocabulary = vocabulary
         self.scheduler = scheduler
         self.store = store
         self.vhosts: dict[str, VirtualHost] = {}
@@ -46,13 +55,22 @@ class Node:
     def add_vhost(self, name: str) -> VirtualHost:
         if name in self.vhosts:
             raise PreconditionFailed(f"vhost '{name}' already exists")
-        vhost = VirtualHost(
-            name, self.scheduler, self.observers, self.store, self.watchers, self.stats
-        )
+        vhost = self._new_vhost(name)
         self.vhosts[name] = vhost
         if self.store is not None:
             self.store.save_vhost(name)
         return vhost
+
+    def _new_vhost(self, name: str) -> VirtualHost:
+        return VirtualHost(
+            name,
+            self.scheduler,
+            self.observers,
+            self.store,
+            self.watchers,
+            self.stats,
+            vocabulary=self.vocabulary,
+        )
 
     def vhost(self, name: str) -> VirtualHost:
         try:
@@ -85,13 +103,11 @@ class Node:
         """Rebuild durable state from a store's snapshot; returns the messages restored."""
         for name in snapshot.vhosts:
             if name not in self.vhosts:
-                self.vhosts[name] = VirtualHost(
-                    name, self.scheduler, self.observers, self.store, self.watchers, self.stats
-                )
+                self.vhosts[name] = self._new_vhost(name)
         self.parameters.restore(snapshot.documents)
         for host in self.vhosts.values():
             try:
-                host.policies.restore(snapshot.documents)
+                host.policies.restore(snapshot.documents, self.vocabulary)
             except PreconditionFailed as damaged:  # keep serving without the bad one
                 log.warning("stored policies of vhost %r are damaged: %s", host.name, damaged)
         for x in snapshot.exchanges:
@@ -104,6 +120,7 @@ class Node:
                     auto_delete=x.auto_delete,
                     internal=x.internal,
                     arguments=x.arguments,
+                    options=self.vocabulary.exchange_options(x.name, x.vhost, x.arguments),
                 )
         for q in snapshot.queues:
             vhost = self.vhosts.get(q.vhost)

@@ -12,42 +12,19 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pigeon.core.arguments import QueueArguments
 from pigeon.core.exchange import Exchange
-from pigeon.core.policy import Policy, best, queue_options, term
+from pigeon.core.options import QueueOptions, Vocabulary
+from pigeon.core.policy import Policy, best, queue_options
 from pigeon.core.ports import Store
 from pigeon.core.queue import Queue
 from pigeon.errors import NotFound, PreconditionFailed
 
 POLICY, OPERATOR_POLICY, VHOST_LIMITS = "policy", "operator_policy", "vhost_limits"
-LIMIT_NAMES = ("max-connections", "max-queues")
 
 
 def document_key(*parts: str) -> str:
     """A store document key made of names that may contain any character."""
     return json.dumps(list(parts))
-
-
-def queue_type(arguments: Mapping[str, Any]) -> str:
-    value = arguments.get("x-queue-type")
-    return value if isinstance(value, str) else "classic"
-
-
-def parse_limits(values: Mapping[str, Any], what: str = "limits") -> dict[str, int]:
-    """Vhost limits from their JSON value, or RabbitMQ's validation text."""
-    unknown = [(k, v) for k, v in values.items() if k not in LIMIT_NAMES]
-    if unknown:
-        shown = ",".join(f"{{{term(k)},{term(v)}}}" for k, v in unknown)
-        raise PreconditionFailed(f"Validation failed\n\nUnrecognised terms [{shown}] in {what}\n")
-    return {key: limit_value(key, value) for key, value in values.items()}
-
-
-def limit_value(key: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise PreconditionFailed(
-            f"Validation failed\n\n{key} should be a number, actually was {term(value)}\n"
-        )
-    return int(value)
 
 
 class VhostPolicies:
@@ -105,18 +82,18 @@ class VhostPolicies:
                 f"'{self.vhost}' ({limit}) is reached"
             )
 
-    def restore(self, documents: Mapping[str, Mapping[str, Any]]) -> None:
+    def restore(self, documents: Mapping[str, Mapping[str, Any]], vocabulary: Vocabulary) -> None:
         """Policies and limits an earlier run stored (before any queue is restored)."""
         for operator, kind in ((False, POLICY), (True, OPERATOR_POLICY)):
             for value in documents.get(kind, {}).values():
                 if isinstance(value, dict) and value.get("vhost") == self.vhost:
-                    policy = Policy.parse(
+                    policy = vocabulary.policy(
                         self.vhost, str(value.get("name")), value, operator=operator
                     )
                     self.put(policy, operator=operator, persist=False)
         limits = documents.get(VHOST_LIMITS, {}).get(self.vhost)
         if isinstance(limits, dict):
-            self.set_limits(parse_limits(limits), persist=False)
+            self.set_limits(vocabulary.limits(limits), persist=False)
 
     def forget(self) -> None:
         """The vhost is deleted: its stored policies and limits go too."""
@@ -132,35 +109,25 @@ class VhostPolicies:
 
     # -- matching ------------------------------------------------------------------
 
-    def _match(
-        self, name: str, arguments: Mapping[str, Any]
-    ) -> tuple[Policy | None, Policy | None]:
-        kind = queue_type(arguments)
+    def _match(self, name: str, kind: str) -> tuple[Policy | None, Policy | None]:
         return (
             best(self.policies.values(), "queue", name, kind),
             best(self.operator_policies.values(), "queue", name, kind),
         )
 
     def for_queue(
-        self, name: str, arguments: Mapping[str, Any], declared: QueueArguments
-    ) -> tuple[Policy | None, Policy | None, QueueArguments]:
+        self, name: str, declared: QueueOptions
+    ) -> tuple[Policy | None, Policy | None, QueueOptions]:
         """The policies a queue gets and the options they leave it."""
-        policy, operator = self._match(name, arguments)
-        return (
-            policy,
-            operator,
-            queue_options(declared, arguments, policy, operator, queue_type(arguments)),
-        )
+        policy, operator = self._match(name, declared.type)
+        return policy, operator, queue_options(declared, policy, operator)
 
     def apply_queue(self, queue: Queue) -> None:
-        policy, operator = self._match(queue.name, queue.arguments)
+        policy, operator = self._match(queue.name, queue.type)
         if (policy, operator) == (queue.policy, queue.operator_policy):
-            return  # the common case for most queues: nothing to parse or change
+            return  # the common case for most queues: nothing to change
         queue.policy, queue.operator_policy = policy, operator
-        declared = QueueArguments.parse(queue.name, self.vhost, queue.arguments)
-        options = queue_options(
-            declared, queue.arguments, policy, operator, queue_type(queue.arguments)
-        )
+        options = queue_options(queue.declared, policy, operator)
         if options != queue.args:
             queue.apply_options(options)
 

@@ -13,10 +13,10 @@ import itertools
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from pigeon.core.arguments import Overflow, QueueArguments
 from pigeon.core.consumer import Consumer
 from pigeon.core.entry import Entry, QueueStats
 from pigeon.core.message import Message
+from pigeon.core.options import Overflow, QueueOptions
 from pigeon.core.pageout import PageOut, paged_ready
 from pigeon.core.paging import PagedLevels, PagedReady
 from pigeon.core.ports import DeliveryObserver, Scheduler, Store, TimerHandle
@@ -65,19 +65,20 @@ class Queue(QueueLimits, QueueStorage):
         exclusive_owner: object = None,
         auto_delete: bool = False,
         arguments: dict[str, Any] | None = None,
-        options: QueueArguments | None = None,
+        options: QueueOptions | None = None,
     ) -> None:
-        """``options``: the effective options, when policies change the arguments'."""
+        """``arguments``: as declared, kept to report back and to compare on a redeclare;
+        ``options``: what the queue does (what they say, with any policy laid over)."""
         self.name = name
         self.vhost = vhost
         self.durable = durable
         self.exclusive_owner = exclusive_owner
         self.auto_delete = auto_delete
         self.arguments = dict(arguments or {})
-        # What the queue does: its arguments with any policy laid over them (core.policy).
-        self.args = (
-            QueueArguments.parse(name, vhost, self.arguments) if options is None else options
-        )
+        # What the queue does: its options with any policy laid over them (core.policy).
+        self.args = QueueOptions(type=self.type) if options is None else options
+        # The options as declared, under any policy (the vhost sets them with the policies).
+        self.declared = self.args
         self.policy: Policy | None = None
         self.operator_policy: Policy | None = None
         self.ready: ReadyMessages | PagedReady | PagedLevels = ReadyMessages(self.args.max_priority)
@@ -124,7 +125,7 @@ class Queue(QueueLimits, QueueStorage):
             and type(self.ready) in (ReadyMessages, PagedReady)
         )
 
-    def apply_options(self, options: QueueArguments) -> None:
+    def apply_options(self, options: QueueOptions) -> None:
         """New effective options (a policy was set, changed or cleared), taken as RabbitMQ
         does: a length limit trims the backlog at once, a TTL counts for messages enqueued
         from now on, an expiry restarts its countdown, dead letters go to the new place."""

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, cast
 
-from pigeon.core.arguments import Overflow, QueueArguments
 from pigeon.core.consumer import Consumer
 from pigeon.core.entry import Entry, QueueStats
 from pigeon.core.message import Message
+from pigeon.core.options import Overflow, QueueOptions
 from pigeon.core.paging import PagedLevels, PagedReady
 from pigeon.core.ports import Scheduler, TimerHandle
 from pigeon.core.ready import ReadyMessages
@@ -43,7 +43,7 @@ class QueueLimits:
     """Length limits, expiry and dead-lettering of a queue (a part of :class:`Queue`)."""
 
     # Set by Queue.__init__.
-    args: QueueArguments
+    args: QueueOptions
     ready: ReadyMessages | PagedReady | PagedLevels
     stats: QueueStats
     consumers: list[Consumer]

@@ -8,9 +8,9 @@ a restart (as possibly delivered before, RabbitMQ's ``redelivered``).
 
 from __future__ import annotations
 
-from pigeon.core.arguments import QueueArguments
 from pigeon.core.entry import Entry
 from pigeon.core.message import Message
+from pigeon.core.options import QueueOptions
 from pigeon.core.pageout import PageOut
 from pigeon.core.paging import PagedLevels, PagedReady
 from pigeon.core.ports import Scheduler, Store
@@ -23,7 +23,7 @@ class QueueStorage:
     # Set by Queue.__init__.
     name: str
     vhost: str
-    args: QueueArguments
+    args: QueueOptions
     ready: ReadyMessages | PagedReady | PagedLevels
     _scheduler: Scheduler
     _store: Store | None

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from pigeon.core.arguments import Overflow, QueueArguments
 from pigeon.core.message import Long, Message
+from pigeon.core.options import Overflow, QueueOptions
 from pigeon.core.ports import Scheduler, TimerHandle
 from pigeon.core.queue import Entry, Queue
 
@@ -102,7 +102,7 @@ class PendingDeadLetters:
         self._entries = []
 
 
-def _quorum_options(options: QueueArguments) -> QueueArguments:
+def _quorum_options(options: QueueOptions) -> QueueOptions:
     if options.overflow is Overflow.REJECT_PUBLISH_DLX:
         # RabbitMQ 3.10 accepts it on a quorum queue and applies drop-head.
         return replace(options, overflow=Overflow.DROP_HEAD)
@@ -117,12 +117,10 @@ class QuorumQueue(Queue):
 
     def __init__(self, name: str, vhost: str, **options: Any) -> None:
         self._pending: PendingDeadLetters | None = None
-        effective = options.pop("options", None)
-        if effective is None:
-            effective = QueueArguments.parse(name, vhost, options.get("arguments") or {})
+        effective = options.pop("options", None) or QueueOptions(type=self.type)
         super().__init__(name, vhost, options=_quorum_options(effective), **options)
 
-    def apply_options(self, options: QueueArguments) -> None:
+    def apply_options(self, options: QueueOptions) -> None:
         """A policy changed the options (see Queue.apply_options)."""
         super().apply_options(_quorum_options(options))
 

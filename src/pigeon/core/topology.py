@@ -7,24 +7,18 @@ auto-delete exchange goes when its last binding as a source goes.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from pigeon.core.binding import Binding, Destination, DestinationKind
-from pigeon.core.exchange import Exchange, argument_inequivalence
+from pigeon.core.exchange import Exchange
 from pigeon.core.ports import BindingRecord, ExchangeRecord, QueueRecord, Store
 from pigeon.core.queue import Queue
-from pigeon.core.queue_types import equivalence_keys
 
 
 class DeclaredQueue(NamedTuple):
     queue: Queue
     message_count: int
     consumer_count: int
-
-
-def _flag(value: bool) -> str:
-    return "true" if value else "false"
 
 
 class Topology:
@@ -145,29 +139,3 @@ class Topology:
                     self.name, queue.name, queue.durable, queue.auto_delete, dict(queue.arguments)
                 )
             )
-
-    def queue_inequivalence(
-        self, queue: Queue, durable: bool, auto_delete: bool, arguments: Mapping[str, Any]
-    ) -> str | None:
-        """Why a redeclare differs, or None (exclusivity is an owner check, not this)."""
-        where = f"for queue '{queue.name}' in vhost '{self.name}'"
-        for field, received, current in (
-            ("durable", durable, queue.durable),
-            ("auto_delete", auto_delete, queue.auto_delete),
-        ):
-            if received != current:
-                return (
-                    f"inequivalent arg '{field}' {where}: received '{_flag(received)}' "
-                    f"but current is '{_flag(current)}'"
-                )
-        for key in equivalence_keys(queue.type):
-            if (
-                key == "x-queue-type"
-                and queue.type == "classic"
-                and arguments.get(key, "classic") == "classic"
-            ):
-                continue  # no type is classic (RabbitMQ 3.10 accepts either)
-            problem = argument_inequivalence(queue.arguments, arguments, key, where)
-            if problem is not None:
-                return problem
-        return None

@@ -13,16 +13,16 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from pigeon.core.arguments import QueueArguments
 from pigeon.core.binding import Binding, DestinationKind
 from pigeon.core.dead_letter import dead_letter_message, is_cycle
-from pigeon.core.exchange import EXCHANGE_TYPES, Exchange, exchange_argument_error
+from pigeon.core.exchange import EXCHANGE_TYPES, Exchange
 from pigeon.core.message import Message
+from pigeon.core.options import NEUTRAL, ExchangeOptions, QueueOptions, Vocabulary
 from pigeon.core.policies import VhostPolicies
 from pigeon.core.policy import Policy
 from pigeon.core.ports import DeliveryObserver, Scheduler, Store
 from pigeon.core.queue import Queue
-from pigeon.core.queue_types import QUORUM, check_declare, queue_class
+from pigeon.core.queue_types import QUORUM, queue_class
 from pigeon.core.routing import Routing, VhostStats
 from pigeon.core.topology import DeclaredQueue, Topology
 from pigeon.errors import (
@@ -64,8 +64,12 @@ class VirtualHost(Routing, Topology):
         store: Store | None = None,
         watchers: list[Callable[[], object]] | None = None,
         node_stats: NodeCounters | None = None,
+        *,
+        vocabulary: Vocabulary = NEUTRAL,
     ) -> None:
+        """``vocabulary``: how clients' argument tables and policies read (operations)."""
         super().__init__(name, store)
+        self.vocabulary = vocabulary
         self.node_stats = node_stats
         self.watchers: list[Callable[[], object]] = [] if watchers is None else watchers
         self.scheduler = scheduler
@@ -100,7 +104,10 @@ class VirtualHost(Routing, Topology):
         auto_delete: bool = False,
         internal: bool = False,
         arguments: Mapping[str, Any] | None = None,
+        options: ExchangeOptions | None = None,
     ) -> Exchange:
+        """``arguments``: as declared, kept to report back; ``options``: what they say,
+        if the caller converted them (else the vocabulary does)."""
         existing = self.exchanges.get(name)
         if passive:
             if name == "":
@@ -116,15 +123,14 @@ class VirtualHost(Routing, Topology):
             raise AccessRefused(f"exchange name '{name}' contains reserved prefix 'amq.*'")
         arguments = dict(arguments or {})
         if existing is not None:
-            problem = existing.inequivalence(
-                type, durable, auto_delete, internal, arguments, vhost=self.name
+            problem = self.vocabulary.exchange_inequivalence(
+                existing, self.name, type, durable, auto_delete, internal, arguments
             )
             if problem is not None:
                 raise PreconditionFailed(problem)
             return existing
-        problem = exchange_argument_error(name, arguments, vhost=self.name)
-        if problem is not None:
-            raise PreconditionFailed(problem)
+        if options is None:
+            options = self.vocabulary.exchange_options(name, self.name, arguments)
         exchange = Exchange(
             name,
             type,
@@ -132,6 +138,7 @@ class VirtualHost(Routing, Topology):
             auto_delete=auto_delete,
             internal=internal,
             arguments=arguments,
+            options=options,
         )
         self.policies.apply_exchange(exchange)
         self.exchanges[name] = exchange
@@ -171,7 +178,11 @@ class VirtualHost(Routing, Topology):
         exclusive: bool = False,
         auto_delete: bool = False,
         arguments: Mapping[str, Any] | None = None,
+        options: QueueOptions | None = None,
     ) -> DeclaredQueue:
+        """``arguments``: as declared, kept to report back and to compare on a redeclare;
+        ``options``: what they say, if the caller converted them (else the vocabulary
+        does, for a new queue only: a redeclare is compared, as in RabbitMQ)."""
         if passive:
             queue = self.queue(name, owner)
             return DeclaredQueue(queue, queue.message_count, len(queue.consumers))
@@ -187,12 +198,12 @@ class VirtualHost(Routing, Topology):
             # exclusive flag is a different owner (RabbitMQ's strict check, 405).
             if existing.exclusive_owner is not (owner if exclusive else None):
                 raise self.locked(existing)
-            problem = self.queue_inequivalence(existing, durable, auto_delete, arguments)
+            problem = self.vocabulary.queue_inequivalence(existing, durable, auto_delete, arguments)
             if problem is not None:
                 raise PreconditionFailed(problem)
             existing.touch()
             return DeclaredQueue(existing, existing.message_count, len(existing.consumers))
-        check_declare(
+        self.vocabulary.check_new_queue(
             name,
             self.name,
             arguments,
@@ -208,6 +219,7 @@ class VirtualHost(Routing, Topology):
             durable=durable,
             auto_delete=auto_delete,
             exclusive_owner=owner if exclusive else None,
+            options=options,
         )
         self.queues[name] = queue
         if self.node_stats is not None:
@@ -224,11 +236,14 @@ class VirtualHost(Routing, Topology):
         durable: bool,
         auto_delete: bool,
         exclusive_owner: object = None,
+        options: QueueOptions | None = None,
     ) -> Queue:
         """A queue object with the policies that match it (declared or restored)."""
-        declared = QueueArguments.parse(name, self.name, arguments)
-        policy, operator, options = self.policies.for_queue(name, arguments, declared)
-        queue = queue_class(arguments)(
+        declared = options
+        if declared is None:
+            declared = self.vocabulary.queue_options(name, self.name, arguments)
+        policy, operator, effective = self.policies.for_queue(name, declared)
+        queue = queue_class(declared)(
             name,
             self.name,
             scheduler=self.scheduler,
@@ -240,8 +255,9 @@ class VirtualHost(Routing, Topology):
             exclusive_owner=exclusive_owner,
             auto_delete=auto_delete,
             arguments=arguments,
-            options=options,
+            options=effective,
         )
+        queue.declared = declared
         queue.policy, queue.operator_policy = policy, operator
         return queue
 

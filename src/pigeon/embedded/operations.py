@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from pigeon.core.binding import DestinationKind
 from pigeon.core.message import Message, Properties
-from pigeon.core.policy import Policy
 from pigeon.core.properties import check_properties
 from pigeon.embedded.bridge import FALLBACK_RECHECK, nudge, on_loop, submit, watchers_of
 from pigeon.embedded.delivery import DEFAULT_PREFETCH, ReceivedMessage, Subscription
 from pigeon.embedded.snapshot import QueueInfo, snapshot
 from pigeon.errors import AccessRefused, NotFound
+from pigeon.operations.arguments import parse_policy
 from pigeon.storage.durable import until_durable
 
 if TYPE_CHECKING:
@@ -352,7 +352,7 @@ class Operations:
 
     def _set_policy_now(self, name: str, body: Mapping[str, Any], operator: bool) -> None:
         vhost = self._vhost()
-        vhost.set_policy(Policy.parse(vhost.name, name, body, operator=operator), operator=operator)
+        vhost.set_policy(parse_policy(vhost.name, name, body, operator=operator), operator=operator)
         self._changed()
 
     def queues(self) -> list[QueueInfo]:

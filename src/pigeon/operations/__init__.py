@@ -1,0 +1,1 @@
+"""The operations layer: what any client may ask, checked once (DESIGN.md)."""
