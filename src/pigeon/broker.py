@@ -36,7 +36,7 @@ from pigeon.config import Config, ConfigError
 from pigeon.core.node import Node
 from pigeon.core.ports import Store
 from pigeon.embedded import EmbeddedAPI
-from pigeon.operations.arguments import RABBITMQ
+from pigeon.operations.vocabulary import RABBITMQ
 from pigeon.protocols.amqp091.adapter import AMQPSettings, BrokerContext
 from pigeon.protocols.amqp091.server import AMQPListener, start_listener
 from pigeon.protocols.amqp091.session import AMQPSession

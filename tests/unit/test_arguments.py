@@ -12,14 +12,9 @@ import pytest
 from pigeon.core.options import QUORUM, ExchangeOptions, Overflow, PolicyOptions, QueueOptions
 from pigeon.core.vhost import VirtualHost
 from pigeon.errors import PreconditionFailed
-from pigeon.operations.arguments import (
-    RABBITMQ,
-    check_new_queue,
-    exchange_options,
-    parse_limits,
-    parse_policy,
-    queue_options,
-)
+from pigeon.operations.arguments import check_new_queue, exchange_options, queue_options
+from pigeon.operations.policy_definitions import parse_limits, parse_policy
+from pigeon.operations.vocabulary import RABBITMQ
 
 WHERE = "for queue 'q' in vhost '/'"
 

@@ -9,8 +9,8 @@ import pytest
 from pigeon.core.options import ExchangeOptions, Overflow
 from pigeon.core.policy import Policy, alternate_exchange, best, queue_options
 from pigeon.errors import PreconditionFailed
-from pigeon.operations.arguments import effective_definition, parse_policy
 from pigeon.operations.arguments import queue_options as declared_options
+from pigeon.operations.policy_definitions import effective_definition, parse_policy
 
 
 def policy(

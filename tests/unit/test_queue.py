@@ -18,7 +18,8 @@ from pigeon.core.message import Message, Properties
 from pigeon.core.queue import Entry, Queue
 from pigeon.core.vhost import VirtualHost
 from pigeon.errors import AccessRefused, PreconditionFailed
-from pigeon.operations.arguments import RABBITMQ, parse_policy
+from pigeon.operations.policy_definitions import parse_policy
+from pigeon.operations.vocabulary import RABBITMQ
 
 
 class Clock:

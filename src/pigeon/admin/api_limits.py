@@ -26,7 +26,7 @@ from pigeon.admin.web import (
 from pigeon.auth.users import User
 from pigeon.core.vhost import VirtualHost
 from pigeon.errors import NotFound
-from pigeon.operations.arguments import parse_limits
+from pigeon.operations.policy_definitions import parse_limits
 
 
 def vhost_limit_rows(vhosts: list[VirtualHost]) -> list[Json]:

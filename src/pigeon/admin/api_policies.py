@@ -32,7 +32,7 @@ from pigeon.core.node import Node
 from pigeon.core.policy import Policy
 from pigeon.core.vhost import VirtualHost
 from pigeon.errors import NotFound, PreconditionFailed
-from pigeon.operations.arguments import parse_limits, parse_policy
+from pigeon.operations.policy_definitions import parse_limits, parse_policy
 
 POLICY, OPERATOR_POLICY, VHOST_LIMITS = "policy", "operator_policy", "vhost-limits"
 

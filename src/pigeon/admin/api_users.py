@@ -42,7 +42,7 @@ from pigeon.auth.users import (
 )
 from pigeon.core.vhost import VirtualHost
 from pigeon.errors import NotFound, PreconditionFailed
-from pigeon.operations.arguments import limit_value, term
+from pigeon.operations.policy_definitions import limit_value, term
 
 # -- the user store: operations UserStore does not have yet ------------------------
 

@@ -36,7 +36,7 @@ from pigeon.admin.web import (
 from pigeon.core.binding import DestinationKind
 from pigeon.core.vhost import DEFAULT_EXCHANGES, VirtualHost
 from pigeon.errors import PigeonError
-from pigeon.operations.arguments import parse_policy
+from pigeon.operations.policy_definitions import parse_policy
 from pigeon.version import __version__
 
 # Global parameters that name this node or cluster: left out of an export for RabbitMQ,

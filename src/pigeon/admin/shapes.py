@@ -29,7 +29,7 @@ from pigeon.core.paging import paged_out
 from pigeon.core.policy import Policy
 from pigeon.core.queue import Queue
 from pigeon.core.vhost import VirtualHost
-from pigeon.operations.arguments import effective_definition
+from pigeon.operations.policy_definitions import effective_definition
 
 Json = dict[str, Any]
 # Query parameters of RabbitMQ's API that ask for sample history in ``*_details``.

@@ -23,7 +23,7 @@ from pigeon.embedded.bridge import FALLBACK_RECHECK, nudge, on_loop, submit, wat
 from pigeon.embedded.delivery import DEFAULT_PREFETCH, ReceivedMessage, Subscription
 from pigeon.embedded.snapshot import QueueInfo, snapshot
 from pigeon.errors import AccessRefused, NotFound
-from pigeon.operations.arguments import parse_policy
+from pigeon.operations.policy_definitions import parse_policy
 from pigeon.storage.durable import until_durable
 
 if TYPE_CHECKING:
