@@ -10,6 +10,7 @@ from aiohttp import web
 from pigeon.admin import process
 from pigeon.admin.rates import message_stats
 from pigeon.admin.shapes import rate_details
+from pigeon.admin.store_probe import folder_bytes
 from pigeon.admin.web import Json, error, monitor, ok, principal, vhost_of, visible_vhosts
 from pigeon.version import __version__
 
@@ -116,12 +117,14 @@ async def overview(request: web.Request) -> web.Response:
             for v in vhosts
             for q in v.queues.values()
         )
-        queue_totals[f"{key}_details"] = rate_details(series, key, mon, history, now)
+        queue_totals[f"{key}_details"] = rate_details(
+            series, key, mon, history, now, mon.sampler.overview_history
+        )
     if history is not None:
-        for key in ("publish", "deliver_get", "ack"):
+        for key in ("publish", "deliver_get", "ack", "redeliver"):
             if f"{key}_details" in stats:
-                stats[f"{key}_details"]["samples"] = series.history(
-                    sources[key], history[0], int(time.time() * 1000), now
+                stats[f"{key}_details"]["samples"] = mon.sampler.overview_history.samples(
+                    sources[key], history[0], history[1], now, series
                 )
     return ok(
         {
@@ -156,9 +159,11 @@ async def overview(request: web.Request) -> web.Response:
 
 
 def _history_of(request: web.Request) -> tuple[float, float] | None:
-    age = request.query.get("lengths_age") or request.query.get("msg_rates_age")
+    query = request.query
+    age = query.get("lengths_age") or query.get("msg_rates_age")
+    incr = query.get("lengths_incr") or query.get("msg_rates_incr") or "5"
     try:
-        return (float(age), float(request.query.get("lengths_incr", "5"))) if age else None
+        return (float(age), float(incr)) if age else None
     except ValueError:
         return None
 
@@ -193,6 +198,10 @@ def _node_json(request: web.Request) -> Json:
         "processors": info.processors,
         "os_pid": str(info.pid),
         "uptime": int((time.time() - mon.started_at) * 1000),
+        # Pigeon's own: the store's bytes on disk and live client connections.
+        "store_bytes": folder_bytes(mon.broker.config.data_dir),
+        "connections": len(mon.handlers()),
+        **mon.store_probe.summary(),
         "partitions": [],
         "exchange_types": EXCHANGE_TYPES,
         "rates_mode": "basic",

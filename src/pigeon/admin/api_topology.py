@@ -19,6 +19,7 @@ from pigeon.admin.web import (
     arguments,
     body,
     flag,
+    lazy_listing,
     listing,
     monitor,
     no_content,
@@ -55,7 +56,8 @@ async def list_exchanges(request: web.Request) -> web.Response:
 
 async def get_exchange(request: web.Request) -> web.Response:
     vhost = vhost_of(request)
-    return ok(shapes.exchange_json(vhost, vhost.exchange(exchange_name(request)), monitor(request)))
+    exchange = vhost.exchange(exchange_name(request))
+    return ok(shapes.exchange_json(vhost, exchange, monitor(request), _history(request)))
 
 
 async def put_exchange(request: web.Request) -> web.Response:
@@ -114,21 +116,21 @@ async def exchange_bindings(request: web.Request) -> web.Response:
 async def list_queues(request: web.Request) -> web.Response:
     mon = monitor(request)
     history = _history(request)
-    rows = [
-        shapes.queue_json(v, q, mon, history)
-        for v in visible_vhosts(request)
-        for q in v.queues.values()
-    ]
-    return listing(request, rows)
+    vhosts = {v.name: v for v in visible_vhosts(request)}
+    found = [(v.name, q.name, q) for v in vhosts.values() for q in v.queues.values()]
+    return lazy_listing(
+        request, found, lambda vhost, q: shapes.queue_json(vhosts[vhost], q, mon, history)
+    )
 
 
 def _history(request: web.Request) -> shapes.History:
     """``lengths_age``/``msg_rates_age`` (seconds) ask for samples in the details."""
-    age = request.query.get("lengths_age") or request.query.get("msg_rates_age")
+    query = request.query
+    age = query.get("lengths_age") or query.get("msg_rates_age")
     if age is None:
         return None
     try:
-        return float(age), float(request.query.get("lengths_incr", "5"))
+        return float(age), float(query.get("lengths_incr") or query.get("msg_rates_incr") or 5)
     except ValueError:
         raise BadRequest("lengths_age and lengths_incr must be numbers") from None
 

@@ -16,6 +16,7 @@ import weakref
 from pigeon.admin.latency import LatencyRecorder
 from pigeon.admin.rates import Series, StatsSampler
 from pigeon.admin.source import BrokerLike, HandlerLike
+from pigeon.admin.store_probe import StoreProbe
 from pigeon.auth.gate import LoginGate
 from pigeon.auth.users import UserStore
 from pigeon.core.node import Node
@@ -43,6 +44,7 @@ class Monitor:
         self.sampler = StatsSampler(
             self.node, window=self.window, history=max(600.0, 120 * interval)
         )
+        self.store_probe = StoreProbe(self.node.store)
         self.latency = LatencyRecorder()
         self.latency_attached = self.latency.attach(self.node)
         self.started_at = time.time()
@@ -79,6 +81,7 @@ class Monitor:
     def tick(self) -> None:
         now = asyncio.get_running_loop().time()
         self.sampler.sample(now)
+        self.store_probe.tick()
         channels: dict[int, tuple[object, Series]] = {}
         for handler in self.handlers():
             for channel in list(handler.channels.values()):

@@ -11,8 +11,10 @@ backwards, as a Prometheus counter must not.
 
 from __future__ import annotations
 
+import time
+from array import array
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +39,19 @@ QUEUE_COUNTERS = {
 VHOST_COUNTERS = ("received", "routed", "unroutable_dropped", "unroutable_returned", "confirmed")
 DEAD_LETTER_REASONS = ("expired", "rejected", "maxlen", "delivery_limit")
 GAUGES = ("messages", "messages_ready", "messages_unacknowledged")
+# Sample history kept for charts, as RabbitMQ's ``sample_retention_policies`` (age, incr):
+# the node-wide totals for a day, per-object counters for ten minutes at 5 s.
+GLOBAL_RETENTION = ((605.0, 5.0), (3660.0, 60.0), (29400.0, 600.0), (86400.0, 1800.0))
+OBJECT_RETENTION = ((605.0, 5.0),)
+QUEUE_CHARTED = (
+    "messages",
+    "messages_ready",
+    "messages_unacknowledged",
+    "publish",
+    "deliver_get",
+    "ack",
+)
+EXCHANGE_CHARTED = ("publish_in", "publish_out")
 
 
 def queue_counters(queue: Queue) -> Counters:
@@ -109,6 +124,78 @@ class Series:
         return rows
 
 
+class Ring:
+    """Samples of a few counters taken at most every ``incr`` seconds for ``age`` seconds,
+    in flat arrays (a queue's ten minutes cost a few kilobytes, not a dict per sample)."""
+
+    def __init__(self, keys: Sequence[str], age: float, incr: float) -> None:
+        self.keys = tuple(keys)
+        self.age = age
+        self.incr = incr
+        self.size = int(age // incr) + 1
+        self.times = array("d", bytes(8 * self.size))
+        self.values = array("d", bytes(8 * self.size * len(self.keys)))
+        self.count = 0
+        self.head = 0  # where the next sample goes
+
+    def add(self, now: float, counters: Counters) -> None:
+        if self.count and now // self.incr == self.times[(self.head - 1) % self.size] // self.incr:
+            return  # one sample per increment of the clock, the first taken in it
+        width = len(self.keys)
+        self.times[self.head] = now
+        base = self.head * width
+        for i, key in enumerate(self.keys):
+            self.values[base + i] = counters.get(key, 0)
+        self.head = (self.head + 1) % self.size
+        self.count = min(self.count + 1, self.size)
+
+    def newest_first(self, key: str, age: float, now: float) -> list[tuple[float, float]]:
+        if key not in self.keys:
+            return []
+        column, width, rows = self.keys.index(key), len(self.keys), []
+        for back in range(1, self.count + 1):
+            slot = (self.head - back) % self.size
+            when = self.times[slot]
+            if now - when > age:
+                break
+            rows.append((when, self.values[slot * width + column]))
+        return rows
+
+
+class SampleHistory:
+    """Rings at several resolutions; a question is answered by the finest that covers it."""
+
+    def __init__(self, keys: Sequence[str], retention: Sequence[tuple[float, float]]) -> None:
+        self.rings = [Ring(keys, age, incr) for age, incr in retention]
+
+    def add(self, now: float, counters: Counters) -> None:
+        for ring in self.rings:
+            ring.add(now, counters)
+
+    def samples(
+        self, key: str, age: float, incr: float, now: float, recent: Series | None = None
+    ) -> list[dict[str, float]]:
+        """(loop time, value) newest first, about ``incr`` apart: the ``recent`` series'
+        samples (every tick) first, then the finest ring that covers ``age`` before them."""
+        rows: list[tuple[float, float]] = []
+        if recent is not None:
+            for when, counters in reversed(recent.samples):
+                if now - when > age:
+                    break
+                rows.append((when, counters.get(key, 0)))
+        ring = next((r for r in self.rings if r.age >= age), self.rings[-1])
+        oldest = rows[-1][0] if rows else now + 1
+        rows.extend(row for row in ring.newest_first(key, age, now) if row[0] < oldest)
+        now_ms = int(time.time() * 1000)
+        thinned: list[dict[str, float]] = []
+        last = now + 1
+        for when, value in rows:
+            if not thinned or last - when >= incr * 0.98:
+                last = when
+                thinned.append({"timestamp": now_ms - int((now - when) * 1000), "sample": value})
+        return thinned
+
+
 class StatsSampler:
     """Samples the node's counters periodically; answers rates and totals."""
 
@@ -121,6 +208,11 @@ class StatsSampler:
         self.exchanges: dict[int, tuple[Exchange, Series]] = {}
         self.vhosts: dict[str, Series] = {}
         self.overview = Series(history)
+        self.overview_history = SampleHistory(
+            (*QUEUE_COUNTERS, *VHOST_COUNTERS, *GAUGES), GLOBAL_RETENTION
+        )
+        self.queue_histories: dict[int, SampleHistory] = {}
+        self.exchange_histories: dict[int, SampleHistory] = {}
         self._span = max(window * 2, window + 1)
 
     def sample(self, now: float) -> None:
@@ -133,13 +225,16 @@ class StatsSampler:
                 tracked = self.queues.get(id(queue))
                 if tracked is None or tracked[0] is not queue:
                     tracked = self.queues[id(queue)] = (queue, Series(self._span))
+                    self.queue_histories.pop(id(queue), None)
                 counters = queue_counters(queue)
                 tracked[1].add(now, counters)
+                self._history(self.queue_histories, queue, QUEUE_CHARTED).add(now, counters)
                 add_into(vhost_total, counters)
             add_into(vhost_total, vhost_own_counters(vhost))
             self.vhosts.setdefault(vhost.name, Series(self._span)).add(now, vhost_total)
         for key in [k for k in self.queues if k not in live]:
             gone, _ = self.queues.pop(key)
+            self.queue_histories.pop(key, None)
             self.queues_retired += 1
             # Its final counts stay in the totals; its depth is gone with it.
             add_into(
@@ -147,7 +242,18 @@ class StatsSampler:
             )
         for name in [n for n in self.vhosts if n not in self.node.vhosts]:
             del self.vhosts[name]
-        self.overview.add(now, self.totals())
+        totals = self.totals()
+        self.overview.add(now, totals)
+        self.overview_history.add(now, totals)
+
+    @staticmethod
+    def _history(
+        histories: dict[int, SampleHistory], thing: object, keys: Sequence[str]
+    ) -> SampleHistory:
+        found = histories.get(id(thing))
+        if found is None:
+            found = histories[id(thing)] = SampleHistory(keys, OBJECT_RETENTION)
+        return found
 
     def totals(self) -> Counters:
         """Node-wide counters now: live queues, deleted queues, and vhost counters."""
@@ -166,9 +272,16 @@ class StatsSampler:
                 tracked = self.exchanges.get(id(exchange))
                 if tracked is None or tracked[0] is not exchange:
                     tracked = (exchange, Series(self._span))
-                tracked[1].add(now, exchange_counters(exchange))
+                    self.exchange_histories.pop(id(exchange), None)
+                counters = exchange_counters(exchange)
+                tracked[1].add(now, counters)
+                self._history(self.exchange_histories, exchange, EXCHANGE_CHARTED).add(
+                    now, counters
+                )
                 live[id(exchange)] = tracked
         self.exchanges = live
+        for key in [k for k in self.exchange_histories if k not in live]:
+            del self.exchange_histories[key]
 
     def exchange_series(self, exchange: Exchange) -> Series | None:
         tracked = self.exchanges.get(id(exchange))
@@ -177,6 +290,13 @@ class StatsSampler:
     def queue_series(self, queue: Queue) -> Series | None:
         tracked = self.queues.get(id(queue))
         return tracked[1] if tracked is not None and tracked[0] is queue else None
+
+    def queue_history(self, queue: Queue) -> SampleHistory | None:
+        return self.queue_histories.get(id(queue)) if self.queue_series(queue) else None
+
+    def exchange_history(self, exchange: Exchange) -> SampleHistory | None:
+        found = self.exchange_series(exchange) is not None
+        return self.exchange_histories.get(id(exchange)) if found else None
 
     def vhost_series(self, name: str) -> Series | None:
         return self.vhosts.get(name)

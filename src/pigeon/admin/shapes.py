@@ -20,7 +20,13 @@ from typing import Any
 from urllib.parse import quote
 
 from pigeon.admin.monitor import Monitor
-from pigeon.admin.rates import Series, exchange_counters, message_stats, queue_counters
+from pigeon.admin.rates import (
+    SampleHistory,
+    Series,
+    exchange_counters,
+    message_stats,
+    queue_counters,
+)
 from pigeon.admin.source import ChannelLike, HandlerLike
 from pigeon.core.binding import Binding
 from pigeon.core.consumer import Consumer
@@ -52,13 +58,24 @@ def jsonable(value: Any) -> Any:
 
 
 def rate_details(
-    series: Series | None, key: str, monitor: Monitor, history: History, now: float
+    series: Series | None,
+    key: str,
+    monitor: Monitor,
+    history: History,
+    now: float,
+    kept: SampleHistory | None = None,
 ) -> Json:
+    """A counter's ``rate``; with ``history`` asked for, its ``samples`` too: every tick
+    of the sliding window, then the longer retention of ``kept`` before it."""
     details: Json = {"rate": round(series.rate(key, monitor.window), 2) if series else 0.0}
-    if history is not None and series is not None:
-        age, _ = history
-        now_ms = int(time.time() * 1000)
-        details["samples"] = series.history(key, age, now_ms, now)
+    if history is not None and series is None:
+        details["samples"] = []  # not sampled yet
+    elif history is not None and series is not None:
+        age, incr = history
+        if kept is not None:
+            details["samples"] = kept.samples(key, age, incr, now, series)
+        else:
+            details["samples"] = series.history(key, age, int(time.time() * 1000), now)
     return details
 
 
@@ -72,13 +89,16 @@ def properties_key(routing_key: str, arguments: Mapping[str, Any]) -> str:
     return f"{quote(routing_key, safe='')}~{base64.urlsafe_b64encode(digest[:12]).decode()}"
 
 
-def exchange_json(vhost: VirtualHost, exchange: Exchange, monitor: Monitor) -> Json:
-    stats = message_stats(
-        exchange_counters(exchange),
-        monitor.sampler.exchange_series(exchange),
-        monitor.window,
-        keys=("publish_in", "publish_out"),
-    )
+def exchange_json(
+    vhost: VirtualHost, exchange: Exchange, monitor: Monitor, history: History = None
+) -> Json:
+    series = monitor.sampler.exchange_series(exchange)
+    keys = ("publish_in", "publish_out")
+    stats = message_stats(exchange_counters(exchange), series, monitor.window, keys=keys)
+    if history is not None and series is not None:
+        kept, now = monitor.sampler.exchange_history(exchange), monitor.now()
+        for key in keys:
+            stats[f"{key}_details"] = rate_details(series, key, monitor, history, now, kept)
     return {
         "name": exchange.name,
         "vhost": vhost.name,
@@ -107,6 +127,7 @@ def policy_fields(policy: Policy | None, operator: Policy | None) -> Json:
 def queue_json(vhost: VirtualHost, queue: Queue, monitor: Monitor, history: History = None) -> Json:
     counters = queue_counters(queue)
     series = monitor.sampler.queue_series(queue)
+    kept = monitor.sampler.queue_history(queue)
     now = monitor.now()
     exclusive_tag = next((c.tag for c in queue.consumers if c.exclusive), None)
     result: Json = {
@@ -142,7 +163,7 @@ def queue_json(vhost: VirtualHost, queue: Queue, monitor: Monitor, history: Hist
         )
     for key in ("messages", "messages_ready", "messages_unacknowledged"):
         result[key] = int(counters[key])
-        result[f"{key}_details"] = rate_details(series, key, monitor, history, now)
+        result[f"{key}_details"] = rate_details(series, key, monitor, history, now, kept)
         result[f"{key}_ram"] = int(counters[key])
     # RabbitMQ's names for what a paging queue keeps on disk only (docs/durability.md).
     paged, paged_bytes = paged_out(queue.ready)
@@ -154,7 +175,7 @@ def queue_json(vhost: VirtualHost, queue: Queue, monitor: Monitor, history: Hist
     if history is not None and series is not None:
         for key in ("publish", "deliver_get", "ack"):
             result["message_stats"].setdefault(f"{key}_details", {})["samples"] = rate_details(
-                series, key, monitor, history, now
+                series, key, monitor, history, now, kept
             ).get("samples", [])
     return result
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -23,6 +23,7 @@ from pigeon.errors import NotFound, PigeonError
 from pigeon.storage.durable import until_durable
 
 Json = dict[str, Any]
+T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MONITOR = web.AppKey("monitor", Monitor)
 PRINCIPAL = web.RequestKey("principal", Principal)
@@ -174,9 +175,40 @@ def arguments(data: Json) -> Json:
     return value
 
 
+def lazy_listing(
+    request: web.Request,
+    objects: list[tuple[str, str, T]],
+    build: Callable[[str, T], Json],
+) -> web.Response:
+    """:func:`listing` of (vhost, name, object) that builds the JSON of one page only, when
+    the sort needs nothing else (by name or vhost, or none): 10,000 queues page quickly."""
+    query = request.query
+    sort = query.get("sort")
+    if "page" not in query or sort not in (None, "", "name", "vhost"):
+        return listing(request, [build(vhost, thing) for vhost, _, thing in objects])
+    total = len(objects)
+    if name := query.get("name"):
+        pattern = _name_filter(name, query.get("use_regex") == "true")
+        objects = [o for o in objects if pattern.search(o[1])]
+    if sort:
+        by_vhost = sort == "vhost"
+        objects = sorted(
+            objects,
+            key=lambda o: o[0] if by_vhost else o[1],
+            reverse=query.get("sort_reverse") == "true",
+        )
+    page = _page(objects, query.get("page", "1"), query.get("page_size", "100"), total)
+    rows = [build(vhost, thing) for vhost, _, thing in page["items"]]
+    if columns := query.get("columns"):
+        rows = [_columns(r, columns.split(",")) for r in rows]
+    page["items"] = rows
+    return ok(page)
+
+
 def listing(request: web.Request, rows: list[Json]) -> web.Response:
     """Sorting, column selection and pagination, as RabbitMQ's list endpoints do."""
     query = request.query
+    total = len(rows)
     if name := query.get("name"):
         pattern = _name_filter(name, query.get("use_regex") == "true")
         rows = [r for r in rows if pattern.search(str(r.get("name", "")))]
@@ -188,7 +220,7 @@ def listing(request: web.Request, rows: list[Json]) -> web.Response:
         rows = [_columns(r, columns.split(",")) for r in rows]
     if "page" not in query:
         return ok(rows)
-    return ok(_page(rows, query.get("page", "1"), query.get("page_size", "100")))
+    return ok(_page(rows, query.get("page", "1"), query.get("page_size", "100"), total))
 
 
 def _name_filter(name: str, regex: bool) -> re.Pattern[str]:
@@ -198,7 +230,7 @@ def _name_filter(name: str, regex: bool) -> re.Pattern[str]:
         raise BadRequest(f"bad name filter: {problem}") from None
 
 
-def _page(rows: list[Json], page_text: str, size_text: str) -> Json:
+def _page(rows: list[Any], page_text: str, size_text: str, total: int | None = None) -> Json:
     try:
         page, size = int(page_text), int(size_text)
     except ValueError:
@@ -213,7 +245,7 @@ def _page(rows: list[Json], page_text: str, size_text: str) -> Json:
         "page": page,
         "page_count": max(1, -(-len(rows) // size)),
         "page_size": size,
-        "total_count": len(rows),
+        "total_count": len(rows) if total is None else total,
     }
 
 
