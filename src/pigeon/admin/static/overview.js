@@ -1,0 +1,67 @@
+// The overview: totals, the node panel, queue depth and message rate charts.
+import { api, bytes, duration, facts, fmt, h, historyQuery, live, rate, table, tiles } from "./lib.js";
+import { depthChart, ratesChart } from "./chart.js";
+
+export async function overviewPage() {
+  return [
+    h("h2", {}, "Overview"),
+    live(async () => {
+      const o = await api("GET", "/overview?" + historyQuery());
+      const q = o.queue_totals, s = o.message_stats || {}, t = o.object_totals;
+      return [
+        tiles([["Ready", q.messages_ready], ["Unacked", q.messages_unacknowledged],
+          ["Publish /s", rate(s, "publish")], ["Deliver /s", rate(s, "deliver_get")],
+          ["Ack /s", rate(s, "ack")], ["Connections", t.connections], ["Channels", t.channels],
+          ["Exchanges", t.exchanges], ["Queues", t.queues], ["Consumers", t.consumers]]),
+        h("div", { class: "charts" }, depthChart("chart-depth", q),
+          ratesChart("chart-rates", s, [["publish", "Publish"], ["deliver_get", "Deliver"],
+            ["ack", "Ack"], ["redeliver", "Redeliver"]])),
+        h("p", { class: "muted" }, `${o.product_name} ${o.product_version} (${o.erlang_full_version}), `
+          + `cluster ${o.cluster_name}`),
+      ];
+    }, { id: "overview" }),
+    live(nodePanel, { id: "node" }),
+  ];
+}
+
+// One resource against its limit: a <meter> (announced by screen readers) and the numbers.
+function gauge(label, used, limit, show, lowIsBad = false, alarm = false) {
+  const ratio = limit ? used / limit : 0;
+  return h("div", { class: "gauge" + (alarm ? " alarm" : "") },
+    h("span", { class: "gauge-label" }, label, alarm ? h("strong", { class: "bad" }, " alarm") : null),
+    h("meter", { min: 0, max: limit || 1, value: Math.min(used, limit || used), "aria-label": label,
+      low: lowIsBad ? undefined : (limit || 1) * 0.7, high: lowIsBad ? undefined : (limit || 1) * 0.9,
+      optimum: lowIsBad ? limit || 1 : 0 }),
+    h("span", { class: "gauge-text" }, `${show(used)} of ${show(limit)}`,
+      lowIsBad ? "" : ` (${(ratio * 100).toFixed(0)}%)`));
+}
+
+async function nodePanel() {
+  let nodes;
+  try { nodes = await api("GET", "/nodes"); } catch (error) {
+    return h("p", { class: "muted" }, "The node panel needs the monitoring tag.");
+  }
+  const count = (n) => fmt(n);
+  return [h("h2", {}, "Node"), ...nodes.map((n) => h("section", { class: "card node", id: "node-" + n.name },
+    h("h3", {}, n.name, h("span", { class: "muted" }, ` up ${duration(n.uptime)}, pid ${n.os_pid}`)),
+    h("div", { class: "gauges" },
+      gauge("Memory (alarm threshold)", n.mem_used, n.mem_limit, bytes, false, n.mem_alarm),
+      h("div", { class: "gauge" + (n.disk_free_alarm ? " alarm" : "") },
+        h("span", { class: "gauge-label" }, "Disk free (limit)",
+          n.disk_free_alarm ? h("strong", { class: "bad" }, " alarm") : null),
+        h("meter", { min: 0, max: Math.max(n.disk_free, n.disk_free_limit * 4) || 1, value: n.disk_free,
+          low: n.disk_free_limit * 2, optimum: Math.max(n.disk_free, n.disk_free_limit * 4),
+          "aria-label": "Disk free" }),
+        h("span", { class: "gauge-text" }, `${bytes(n.disk_free)} free, alarm under ${bytes(n.disk_free_limit)}`)),
+      gauge("File descriptors", n.fd_used, n.fd_total, count),
+      gauge("Sockets", n.sockets_used, n.sockets_total, count)),
+    facts([["Connections", fmt(n.connections)], ["Store size on disk", bytes(n.store_bytes)],
+      ["Store write latency (average of the last 60 commits)", `${fmt(n.io_sync_avg_time)} ms`],
+      ["Store write latency (max of the last 60 commits)", `${fmt(n.io_sync_max_time)} ms`],
+      ["Store commits timed", fmt(n.io_sync_count)], ["Processors", fmt(n.processors)]]),
+    listeners(n)))];
+}
+
+const listeners = (n) => table("listeners", [{ key: "protocol", label: "Protocol" },
+  { key: "ip_address", label: "Bound to" }, { key: "port", label: "Port", num: true }],
+n.listeners || [], { caption: "Listeners" });
