@@ -431,10 +431,19 @@ def test_vhosts_and_definitions(page: Any, running: Running, uid: str, tmp_path:
     page.click("#add-vhost button[type=submit]")
     page.wait_for_selector(f"#vhosts td:text-is('{vhost}')")
     assert api.request("GET", f"/api/vhosts/{vhost}").status == 200
+    page.wait_for_selector(f"#vhost-select option[value='{vhost}']", state="attached")
+    api.request("PUT", f"/api/queues/{vhost}/only-here", {})
+    visit(page, running, "#/queues", "#queues")
+    page.select_option("#vhost-select", vhost)
+    page.wait_for_selector("#queues caption:text-is('Queues: 1')")
+    assert "only-here" in page.inner_text("#queues tbody")
+    page.select_option("#vhost-select", "")
+    visit(page, running, "#/vhosts", "#vhosts")
     page.click(f"#vhosts tr:has-text('{vhost}') button.danger")
     confirm(page)
     page.wait_for_selector(f"#vhosts:not(:has-text('{vhost}'))")
     assert api.request("GET", f"/api/vhosts/{vhost}").status == 404
+    assert page.locator(f"#vhost-select option[value='{vhost}']").count() == 0
     visit(page, running, "#/definitions", "#import")
     with page.expect_download() as download:
         page.click("#export-link")
@@ -467,10 +476,19 @@ def test_main_menu_from_the_keyboard(page: Any, running: Running) -> None:
     page.keyboard.press("Enter")  # Queues
     page.wait_for_selector("main[data-page='#/queues'] #queues")
     assert page.get_attribute("#nav a[href='#/queues']", "aria-current") == "page"
-    page.keyboard.press("Shift+Tab")
-    page.keyboard.press("Shift+Tab")
-    page.keyboard.press("Enter")  # Channels
-    page.wait_for_selector("main[data-page='#/channels'] #channels")
+    # Focus moves to the new page, as on a page load: the next Tab is its first field.
+    assert page.evaluate("document.activeElement.id") == "main"
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "queue-filter-name"
+    page.keyboard.type("no-such-queue")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#queues caption:has-text('0 matching')")
+    page.reload()
+    page.wait_for_selector("main[data-page='#/queues'] #queues")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")  # the skip link
+    assert page.evaluate("document.activeElement.id") == "main"
+    assert page.evaluate("location.hash") == "#/queues"
 
 
 def test_dark_mode_toggles(browser: Any, running: Running) -> None:

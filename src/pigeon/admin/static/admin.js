@@ -13,6 +13,12 @@ function adminNav(here) {
     h("a", { href, "aria-current": href === here ? "page" : null, class: href === here ? "active" : null }, label)));
 }
 
+// The header's vhost selector lists the new set (app.js listens).
+async function reloadVhosts() {
+  state.vhosts = (await api("GET", "/vhosts")).map((v) => v.name);
+  window.dispatchEvent(new Event("pigeon:vhosts"));
+}
+
 const vhostField = () => field("Virtual host", { name: "vhost", value: state.vhost || "/", options: state.vhosts });
 const parseJson = (text, what) => {
   try { return JSON.parse(text); } catch (error) { throw new Error(`the ${what} is not valid JSON`); }
@@ -97,7 +103,7 @@ export async function userPage(name) {
 
 export async function vhostsPage() {
   const remove = (v) => dangerButton(null, "Delete", `Delete virtual host ${v.name} and everything in it?`,
-    () => api("DELETE", "/vhosts/" + enc(v.name)), "Virtual host deleted");
+    async () => { await api("DELETE", "/vhosts/" + enc(v.name)); await reloadVhosts(); }, "Virtual host deleted");
   return [adminNav("#/vhosts"), h("h2", {}, "Virtual hosts"),
     live(async () => table("vhosts", [{ key: "name", label: "Name" },
       { key: "messages_ready", label: "Ready", num: true },
@@ -107,7 +113,7 @@ export async function vhostsPage() {
     card(form("add-vhost", "Add a virtual host", [field("Name", { name: "name", required: true })],
       "Add virtual host", async (data) => {
         await act(() => api("PUT", "/vhosts/" + enc(data.get("name")), {}), "Virtual host added");
-        state.vhosts = (await api("GET", "/vhosts")).map((v) => v.name);
+        await reloadVhosts();
       }))];
 }
 
@@ -198,7 +204,7 @@ export async function definitionsPage() {
         if (!text) throw new Error("choose a file or paste the definitions");
         await api("POST", "/definitions", parseJson(text, "file"));
         flash("Definitions imported");
-        state.vhosts = (await api("GET", "/vhosts")).map((v) => v.name);
+        await reloadVhosts();
         await refreshAll();
       })))];
 }

@@ -31,6 +31,12 @@ const main = () => document.getElementById("main");
 let timer = null;
 let routing = 0;
 
+// A menu choice or link moves focus to the new page, as a page load would.
+async function navigate() {
+  await route();
+  main().focus();
+}
+
 async function route() {
   if (!state.auth) return showLogin();
   if (location.hash === "#/admin") { location.replace("#/users"); return; }
@@ -142,10 +148,18 @@ async function start() {
   "Log out"));
   document.getElementById("controls").replaceChildren(...controls());
   document.getElementById("nav").hidden = false;
-  window.addEventListener("hashchange", route);
+  window.addEventListener("hashchange", navigate);
+  window.addEventListener("pigeon:vhosts", () => {
+    if (state.vhost && !state.vhosts.includes(state.vhost)) state.vhost = "";
+    document.getElementById("controls").replaceChildren(...controls());
+  });
   await route();
 }
 
 setUpTheme();
+document.querySelector(".skip").addEventListener("click", (event) => {
+  event.preventDefault();  // "#main" is not a page
+  main().focus();
+});
 if (state.auth) start().catch(() => { state.auth = null; sessionStorage.removeItem("pigeon.auth"); showLogin(); });
 else showLogin();
