@@ -133,19 +133,23 @@ class Ring:
         self.age = age
         self.incr = incr
         self.size = int(age // incr) + 1
-        self.times = array("d", bytes(8 * self.size))
-        self.values = array("d", bytes(8 * self.size * len(self.keys)))
+        # Grown sample by sample up to ``size``, then overwritten oldest first.
+        self.times = array("d")
+        self.values = array("d")
         self.count = 0
         self.head = 0  # where the next sample goes
 
     def add(self, now: float, counters: Counters) -> None:
         if self.count and now // self.incr == self.times[(self.head - 1) % self.size] // self.incr:
             return  # one sample per increment of the clock, the first taken in it
-        width = len(self.keys)
-        self.times[self.head] = now
-        base = self.head * width
-        for i, key in enumerate(self.keys):
-            self.values[base + i] = counters.get(key, 0)
+        row = [counters.get(key, 0) for key in self.keys]
+        if self.count < self.size:
+            self.times.append(now)
+            self.values.extend(row)
+        else:
+            self.times[self.head] = now
+            base = self.head * len(self.keys)
+            self.values[base : base + len(row)] = array("d", row)
         self.head = (self.head + 1) % self.size
         self.count = min(self.count + 1, self.size)
 
