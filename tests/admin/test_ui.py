@@ -104,14 +104,24 @@ def test_overview_charts_and_node_panel(page: Any, running: Running) -> None:
     assert "0" in ticks and any(t.count(":") == 2 for t in ticks)
     page.hover("#chart-depth svg")
     page.wait_for_selector("#chart-depth .tip:not([hidden])")
+    page.mouse.move(0, 0)
+    page.wait_for_selector("#chart-depth .tip", state="hidden")
+    page.focus("#chart-depth svg")  # the keyboard reads a chart too
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_selector("#chart-depth .tip:not([hidden]):has-text('Ready: 0')")
+    assert "Queued messages" in (page.get_attribute("#chart-depth svg", "aria-label") or "")
     shot(page, "ui-overview")
     page.select_option("#range-select", "3600")
     page.wait_for_function(
         "() => [...document.querySelectorAll('#chart-depth text.tick')]"
         ".some(t => /^\\d\\d:\\d\\d$/.test(t.textContent))"
     )
-    page.select_option("#refresh-select", "0")
     page.select_option("#range-select", "600")
+    # The refresh interval: paused, nothing is fetched; back to 5 s, the overview is.
+    page.select_option("#refresh-select", "0")
+    assert page.evaluate("localStorage.getItem('pigeon.refresh')") == "0"
+    with page.expect_request(lambda r: "/api/overview" in r.url, timeout=8000):
+        page.select_option("#refresh-select", "5000")
 
 
 def test_every_page_loads(page: Any, running: Running, uid: str) -> None:

@@ -67,7 +67,7 @@ async function route() {
 // The first render of every live region inside a node.
 function regionsIn(node) {
   if (!(node instanceof Element)) return [];
-  const all = [node, ...node.querySelectorAll("[aria-live]")];
+  const all = [node, ...node.querySelectorAll("[data-live]")];
   return all.filter((n) => n.ready).map((n) => n.ready);
 }
 

@@ -66,7 +66,12 @@ export function chart(id, title, lines, unit = "") {
   const times = [...new Set(lines.flatMap((l) => l.points.map((p) => p[0])))].filter((t) => t >= t0).sort();
   let at = -1;
   const show = (index) => {
-    if (!times.length) return;
+    if (!times.length) {
+      tip.replaceChildren("No samples in this range yet");
+      tip.hidden = false;
+      tip.style.left = "50%";
+      return;
+    }
     at = Math.max(0, Math.min(times.length - 1, index));
     const t = times[at], px = x(t);
     cursor.setAttribute("x1", px); cursor.setAttribute("x2", px); cursor.setAttribute("visibility", "visible");

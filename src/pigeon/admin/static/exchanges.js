@@ -63,9 +63,9 @@ export async function exchangePage(vhost, name) {
     live(async () => {
       const x = await api("GET", base + "?" + historyQuery());
       const s = x.message_stats || {};
-      return [chart("chart-exchange-rates", "Message rates", [
+      return [h("div", { class: "charts" }, chart("chart-exchange-rates", "Message rates", [
         { label: "In", points: series(s.publish_in_details, true) },
-        { label: "Out", points: series(s.publish_out_details, true) }], " /s"),
+        { label: "Out", points: series(s.publish_out_details, true) }], " /s")),
       facts([["Type", x.type], ["Durable", String(x.durable)], ["Auto delete", String(x.auto_delete)],
         ["Internal", String(x.internal)], ["Arguments", json(x.arguments)], ["Policy", policyNames(x) || "None"],
         ["Published in", String(s.publish_in ?? 0)], ["Routed out", String(s.publish_out ?? 0)]])];

@@ -91,7 +91,7 @@ export const json = (value) => JSON.stringify(value);
 // -- live regions: parts of a page that the refresh timer re-renders ----------------
 
 export function live(render, attrs = {}) {
-  const el = h("div", { ...attrs, "aria-live": attrs["aria-live"] || "off" });
+  const el = h("div", { ...attrs, "data-live": "" });
   const update = async () => {
     let content;
     try { content = await render(); } catch (error) {
