@@ -37,7 +37,9 @@ def browser(running: Running) -> Iterator[Any]:
         launched.close()
 
 
-def logged_in(browser: Any, running: Running, **options: Any) -> tuple[Any, Any, list[str]]:
+def logged_in(
+    browser: Any, running: Running, user: str = "guest", password: str = "guest", **options: Any
+) -> tuple[Any, Any, list[str]]:
     context = browser.new_context(viewport={"width": 1280, "height": 900}, **options)
     opened = context.new_page()
     errors: list[str] = []
@@ -50,8 +52,8 @@ def logged_in(browser: Any, running: Running, **options: Any) -> tuple[Any, Any,
         ),
     )
     opened.goto(running.base + "/")
-    opened.fill("input[name=user]", "guest")
-    opened.fill("input[name=password]", "guest")
+    opened.fill("input[name=user]", user)
+    opened.fill("input[name=password]", password)
     opened.click("#login button[type=submit]")
     opened.wait_for_selector("main[data-page='#/'] .tiles")
     return context, opened, errors
@@ -160,6 +162,24 @@ def test_wrong_password_is_refused(browser: Any, running: Running) -> None:
     opened.click("button[type=submit]")
     opened.wait_for_selector("#login-error:has-text('Login failed')")
     context.close()
+
+
+def test_a_management_user_sees_no_admin_and_no_node_panel(
+    browser: Any, running: Running, uid: str
+) -> None:
+    user = f"ui-mgmt-{uid}"
+    running.api.request("PUT", f"/api/users/{user}", {"password": "pw", "tags": "management"})
+    everything = {"configure": ".*", "write": ".*", "read": ".*"}
+    running.api.request("PUT", f"/api/permissions/%2F/{user}", everything)
+    context, opened, errors = logged_in(browser, running, user, "pw")
+    try:
+        opened.wait_for_selector("#node:has-text('needs the monitoring tag')")
+        assert opened.locator("#nav a.admin").is_hidden()
+        opened.goto(running.base + "/#/queues")
+        opened.wait_for_selector("main[data-page='#/queues'] #queues")
+    finally:
+        context.close()
+    assert errors == []
 
 
 def test_queue_list_sorts(page: Any, running: Running, uid: str) -> None:

@@ -26,6 +26,7 @@ const SECTIONS = [["#/queues", "#/queues"], ["#/exchanges", "#/exchanges"],
   ["#/connections", "#/connections"], ["#/channels", "#/channels"],
   ["#/users", "#/admin"], ["#/vhosts", "#/admin"], ["#/policies", "#/admin"],
   ["#/limits", "#/admin"], ["#/definitions", "#/admin"]];
+const ADMIN_LINK = () => document.querySelector("#nav a.admin");
 
 const main = () => document.getElementById("main");
 let timer = null;
@@ -43,7 +44,7 @@ async function route() {
   const hash = location.hash || "#/";
   const section = (SECTIONS.find(([prefix]) => hash.startsWith(prefix)) || ["", "#/"])[1];
   for (const link of document.querySelectorAll("#nav a")) {
-    const here = link.getAttribute("href") === section;
+    const here = link === ADMIN_LINK() ? section === "#/admin" : link.getAttribute("href") === section;
     link.classList.toggle("active", here);
     if (here) link.setAttribute("aria-current", "page"); else link.removeAttribute("aria-current");
   }
@@ -147,6 +148,10 @@ async function start() {
     id: "logout", onclick: () => { sessionStorage.removeItem("pigeon.auth"); location.hash = ""; location.reload(); } },
   "Log out"));
   document.getElementById("controls").replaceChildren(...controls());
+  // Admin pages need the administrator tag (policies: policymaker); others see no link.
+  const admin = ADMIN_LINK();
+  admin.hidden = !me.tags.includes("administrator") && !me.tags.includes("policymaker");
+  if (!me.tags.includes("administrator")) admin.setAttribute("href", "#/policies");
   document.getElementById("nav").hidden = false;
   window.addEventListener("hashchange", navigate);
   window.addEventListener("pigeon:vhosts", () => {
