@@ -222,6 +222,7 @@ class StatsSampler:
     def sample(self, now: float) -> None:
         live: set[int] = set()
         self._sample_exchanges(now)
+        node_total: Counters = dict.fromkeys(QUEUE_COUNTERS, 0)
         for vhost in list(self.node.vhosts.values()):
             vhost_total: Counters = {}
             for queue in list(vhost.queues.values()):
@@ -236,6 +237,7 @@ class StatsSampler:
                 add_into(vhost_total, counters)
             add_into(vhost_total, vhost_own_counters(vhost))
             self.vhosts.setdefault(vhost.name, Series(self._span)).add(now, vhost_total)
+            add_into(node_total, vhost_total)
         for key in [k for k in self.queues if k not in live]:
             gone, _ = self.queues.pop(key)
             self.queue_histories.pop(key, None)
@@ -246,9 +248,9 @@ class StatsSampler:
             )
         for name in [n for n in self.vhosts if n not in self.node.vhosts]:
             del self.vhosts[name]
-        totals = self.totals()
-        self.overview.add(now, totals)
-        self.overview_history.add(now, totals)
+        add_into(node_total, self.retired)  # as totals() counts, without a second walk
+        self.overview.add(now, node_total)
+        self.overview_history.add(now, node_total)
 
     @staticmethod
     def _history(
