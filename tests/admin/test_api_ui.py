@@ -128,8 +128,14 @@ def test_paging_by_name_counts_before_and_after_the_filter(api: Api, running: Ru
     assert [q["name"] for q in regex["items"]] == [f"paged-{n}" for n in range(110, 120)]
     backwards = api.get("/api/queues?page=1&page_size=2&name=paged-&sort=name&sort_reverse=true")
     assert [q["name"] for q in backwards["items"]] == ["paged-119", "paged-118"]
-    by_depth = api.get("/api/queues?page=1&page_size=5&name=paged-&sort=messages&columns=name")
+    for n, depth in ((7, 3), (42, 1), (99, 2)):
+        for _ in range(depth):
+            publish(api, f"paged-{n:03}", "x")
+    query = "name=paged-&sort=messages&sort_reverse=true&columns=name,messages"
+    by_depth = api.get(f"/api/queues?page=1&page_size=5&{query}")
     assert by_depth["filtered_count"] == 120 and len(by_depth["items"]) == 5
+    assert by_depth["items"] == api.get(f"/api/queues?{query}")[:5]  # as the unpaged list
+    assert [q["name"] for q in by_depth["items"][:3]] == ["paged-007", "paged-099", "paged-042"]
 
 
 def test_history_query_for_a_long_range(api: Api, uid: str) -> None:

@@ -7,6 +7,8 @@ equivalent-checked, named and cascaded exactly as one made over AMQP.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -31,6 +33,7 @@ from pigeon.admin.web import (
 from pigeon.auth import operations
 from pigeon.auth.authorization import Resource
 from pigeon.core.binding import DestinationKind
+from pigeon.core.queue import Queue
 from pigeon.errors import NotFound
 
 DEFAULT_EXCHANGE_ALIAS = "amq.default"
@@ -119,8 +122,23 @@ async def list_queues(request: web.Request) -> web.Response:
     vhosts = {v.name: v for v in visible_vhosts(request)}
     found = [(v.name, q.name, q) for v in vhosts.values() for q in v.queues.values()]
     return lazy_listing(
-        request, found, lambda vhost, q: shapes.queue_json(vhosts[vhost], q, mon, history)
+        request,
+        found,
+        lambda vhost, q: shapes.queue_json(vhosts[vhost], q, mon, history),
+        QUEUE_SORT_KEYS,
     )
+
+
+# Queue list columns a page can be sorted by without building every queue's JSON.
+QUEUE_SORT_KEYS: dict[str, Callable[[Queue], Any]] = {
+    "messages": lambda q: len(q.ready) + q.unacked,
+    "messages_ready": lambda q: len(q.ready),
+    "messages_unacknowledged": lambda q: q.unacked,
+    "consumers": lambda q: len(q.consumers),
+    "type": lambda q: q.type,
+    "durable": lambda q: q.durable,
+    "policy": lambda q: q.policy.name if q.policy is not None else None,
+}
 
 
 def _history(request: web.Request) -> shapes.History:

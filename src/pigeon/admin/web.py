@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -179,22 +179,29 @@ def lazy_listing(
     request: web.Request,
     objects: list[tuple[str, str, T]],
     build: Callable[[str, T], Json],
+    sort_keys: Mapping[str, Callable[[T], Any]] | None = None,
 ) -> web.Response:
-    """:func:`listing` of (vhost, name, object) that builds the JSON of one page only, when
-    the sort needs nothing else (by name or vhost, or none): 10,000 queues page quickly."""
+    """:func:`listing` of (vhost, name, object) that builds the JSON of one page only,
+    when the sort needs nothing else (none, name, vhost, or one of ``sort_keys``, read
+    from the object): 10,000 queues page quickly."""
     query = request.query
-    sort = query.get("sort")
-    if "page" not in query or sort not in (None, "", "name", "vhost"):
+    sort = query.get("sort") or ""
+    keys: dict[str, Callable[[tuple[str, str, T]], Any]] = {
+        "vhost": lambda o: o[0],
+        "name": lambda o: o[1],
+        **{column: _on_object(read) for column, read in (sort_keys or {}).items()},
+    }
+    if "page" not in query or (sort and sort not in keys):
         return listing(request, [build(vhost, thing) for vhost, _, thing in objects])
     total = len(objects)
     if name := query.get("name"):
         pattern = _name_filter(name, query.get("use_regex") == "true")
         objects = [o for o in objects if pattern.search(o[1])]
     if sort:
-        by_vhost = sort == "vhost"
+        read = keys[sort]
         objects = sorted(
             objects,
-            key=lambda o: o[0] if by_vhost else o[1],
+            key=lambda o: _sort_key(read(o)),
             reverse=query.get("sort_reverse") == "true",
         )
     page = _page(objects, query.get("page", "1"), query.get("page_size", "100"), total)
@@ -203,6 +210,10 @@ def lazy_listing(
         rows = [_columns(r, columns.split(",")) for r in rows]
     page["items"] = rows
     return ok(page)
+
+
+def _on_object(read: Callable[[T], Any]) -> Callable[[tuple[str, str, T]], Any]:
+    return lambda o: read(o[2])
 
 
 def listing(request: web.Request, rows: list[Json]) -> web.Response:
