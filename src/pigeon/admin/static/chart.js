@@ -31,61 +31,66 @@ const fullTime = (ms) => timeLabel(ms, 0);
 
 const el = (tag, attrs, ...kids) => h("svg:" + tag, attrs, ...kids);
 
-// lines: [{label, points: [[ms, value]]}]; colours come from the stylesheet (.s0, .s1...).
-export function chart(id, title, lines, unit = "") {
+// The scales of a chart: time over the selected range, values from 0 to a round top.
+function scales(lines) {
   const now = Date.now(), span = state.range, t0 = now - span * 1000;
   const values = lines.flatMap((l) => l.points.filter((p) => p[0] >= t0).map((p) => p[1]));
   const step = niceStep(Math.max(4, ...values));
   const top = step * Math.ceil(Math.max(4, ...values) / step);
-  const x = (t) => LEFT + ((t - t0) / (now - t0)) * (W - LEFT - RIGHT);
-  const y = (v) => H - BOTTOM - (v / top) * (H - TOP - BOTTOM);
-  const svg = el("svg", { class: "chart", viewBox: `0 0 ${W} ${H}`, role: "img", tabindex: "0",
-    "aria-label": `${title}, ${RANGE_TEXT()}: ` + lines.map((l) => `${l.label} ${latest(l)}${unit}`).join(", ") });
-  for (let v = 0; v <= top + 1e-9; v += step) {
-    svg.append(el("line", { class: "grid", x1: LEFT, x2: W - RIGHT, y1: y(v), y2: y(v) }),
-      el("text", { class: "tick", x: LEFT - 6, y: y(v) + 4, "text-anchor": "end" }, fmt(v)));
+  return { now, span, t0, step, top,
+    x: (t) => LEFT + ((t - t0) / (now - t0)) * (W - LEFT - RIGHT),
+    y: (v) => H - BOTTOM - (v / top) * (H - TOP - BOTTOM),
+    time: (px) => t0 + ((px - LEFT) / (W - LEFT - RIGHT)) * (now - t0) };
+}
+
+function axes(svg, s) {
+  for (let v = 0; v <= s.top + 1e-9; v += s.step) {
+    svg.append(el("line", { class: "grid", x1: LEFT, x2: W - RIGHT, y1: s.y(v), y2: s.y(v) }),
+      el("text", { class: "tick", x: LEFT - 6, y: s.y(v) + 4, "text-anchor": "end" }, fmt(v)));
   }
   for (let i = 0; i <= 4; i++) {
-    const t = t0 + (i / 4) * (now - t0);
-    svg.append(el("line", { class: "axis", x1: x(t), x2: x(t), y1: H - BOTTOM, y2: H - BOTTOM + 4 }),
-      el("text", { class: "tick", x: x(t), y: H - 8, "text-anchor": i === 0 ? "start" : i === 4 ? "end" : "middle" },
-        timeLabel(t, span)));
+    const t = s.t0 + (i / 4) * (s.now - s.t0);
+    svg.append(el("line", { class: "axis", x1: s.x(t), x2: s.x(t), y1: H - BOTTOM, y2: H - BOTTOM + 4 }),
+      el("text", { class: "tick", x: s.x(t), y: H - 8, "text-anchor": i === 0 ? "start" : i === 4 ? "end" : "middle" },
+        timeLabel(t, s.span)));
   }
   svg.append(el("line", { class: "axis", x1: LEFT, x2: W - RIGHT, y1: H - BOTTOM, y2: H - BOTTOM }));
+}
+
+function plot(svg, lines, s) {
   lines.forEach((line, i) => {
-    const shown = line.points.filter((p) => p[0] >= t0);
+    const shown = line.points.filter((p) => p[0] >= s.t0);
     if (!shown.length) return;
-    const d = shown.map((p, j) => `${j ? "L" : "M"}${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join("");
+    const d = shown.map((p, j) => `${j ? "L" : "M"}${s.x(p[0]).toFixed(1)},${s.y(p[1]).toFixed(1)}`).join("");
     const [lt, lv] = shown[shown.length - 1];
     svg.append(el("path", { class: `line s${i}`, d }),
-      el("circle", { class: `dot s${i}`, cx: x(lt).toFixed(1), cy: y(lv).toFixed(1), r: 3 }));
+      el("circle", { class: `dot s${i}`, cx: s.x(lt).toFixed(1), cy: s.y(lv).toFixed(1), r: 3 }));
   });
+}
+
+// The tooltip: a dashed cursor and the values at the nearest sample time, moved by the
+// pointer or by the arrow keys; returns the tip element.
+function tooltip(svg, lines, s, unit) {
   const cursor = el("line", { class: "cursor", y1: TOP, y2: H - BOTTOM, visibility: "hidden" });
   svg.append(cursor);
   const tip = h("div", { class: "tip", role: "status", hidden: true });
-  const times = [...new Set(lines.flatMap((l) => l.points.map((p) => p[0])))].filter((t) => t >= t0).sort();
+  const times = [...new Set(lines.flatMap((l) => l.points.map((p) => p[0])))].filter((t) => t >= s.t0).sort();
   let at = -1;
+  const place = (left, ...content) => { tip.replaceChildren(...content); tip.hidden = false; tip.style.left = left; };
   const show = (index) => {
-    if (!times.length) {
-      tip.replaceChildren("No samples in this range yet");
-      tip.hidden = false;
-      tip.style.left = "50%";
-      return;
-    }
+    if (!times.length) return place("50%", "No samples in this range yet");
     at = Math.max(0, Math.min(times.length - 1, index));
-    const t = times[at], px = x(t);
+    const t = times[at], px = s.x(t);
     cursor.setAttribute("x1", px); cursor.setAttribute("x2", px); cursor.setAttribute("visibility", "visible");
-    tip.replaceChildren(h("b", {}, fullTime(t)), ...lines.map((l, i) => {
+    return place(`${(px / W) * 100}%`, h("b", {}, fullTime(t)), ...lines.map((l, i) => {
       const p = l.points.find((q) => q[0] === t);
       return h("div", {}, h("span", { class: `swatch s${i}` }), `${l.label}: ${p ? fmt(p[1]) : "–"}${unit}`);
     }));
-    tip.hidden = false;
-    tip.style.left = `${(px / W) * 100}%`;
   };
   const hide = () => { tip.hidden = true; cursor.setAttribute("visibility", "hidden"); };
   svg.addEventListener("pointermove", (event) => {
     const box = svg.getBoundingClientRect();
-    const t = t0 + (((event.clientX - box.left) / box.width) * W - LEFT) / (W - LEFT - RIGHT) * (now - t0);
+    const t = s.time(((event.clientX - box.left) / box.width) * W);
     let best = 0;
     times.forEach((u, i) => { if (Math.abs(u - t) < Math.abs(times[best] - t)) best = i; });
     show(best);
@@ -99,6 +104,17 @@ export function chart(id, title, lines, unit = "") {
     else return;
     event.preventDefault();
   });
+  return tip;
+}
+
+// lines: [{label, points: [[ms, value]]}]; colours come from the stylesheet (.s0, .s1...).
+export function chart(id, title, lines, unit = "") {
+  const s = scales(lines);
+  const svg = el("svg", { class: "chart", viewBox: `0 0 ${W} ${H}`, role: "img", tabindex: "0",
+    "aria-label": `${title}, ${RANGE_TEXT()}: ` + lines.map((l) => `${l.label} ${latest(l)}${unit}`).join(", ") });
+  axes(svg, s);
+  plot(svg, lines, s);
+  const tip = tooltip(svg, lines, s, unit);
   return h("figure", { class: "card chart-card", id },
     h("figcaption", {}, title, unit ? h("span", { class: "muted" }, ` (${unit.trim()})`) : null),
     h("div", { class: "plot" }, svg, tip),
