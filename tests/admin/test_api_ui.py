@@ -150,3 +150,11 @@ def test_history_query_for_a_long_range(api: Api, uid: str) -> None:
     wait_for(lambda: len(api.get(path)["messages_details"]["samples"]) == 1)
     exchange = api.get("/api/exchanges/%2F/amq.direct?" + day)["message_stats"]
     assert "samples" in exchange["publish_in_details"]
+    # As RabbitMQ: lengths_* ask for depth samples only, msg_rates_* for counter samples.
+    lengths = api.get(f"/api/queues/%2F/{queue}?lengths_age=60&lengths_incr=5")
+    assert "samples" in lengths["messages_details"]
+    assert "samples" not in lengths["message_stats"].get("publish_details", {})
+    rates = api.get(f"/api/queues/%2F/{queue}?msg_rates_age=60&msg_rates_incr=5")
+    assert "samples" not in rates["messages_details"]
+    assert "samples" in rates["message_stats"]["publish_details"]
+    assert api.request("GET", f"/api/queues/%2F/{queue}?lengths_age=soon").status == 400

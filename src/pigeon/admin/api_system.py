@@ -11,7 +11,16 @@ from pigeon.admin import process
 from pigeon.admin.rates import message_stats
 from pigeon.admin.shapes import rate_details
 from pigeon.admin.store_probe import folder_bytes
-from pigeon.admin.web import Json, error, monitor, ok, principal, vhost_of, visible_vhosts
+from pigeon.admin.web import (
+    Json,
+    error,
+    history_query,
+    monitor,
+    ok,
+    principal,
+    vhost_of,
+    visible_vhosts,
+)
 from pigeon.version import __version__
 
 EXCHANGE_TYPES = [
@@ -108,7 +117,7 @@ async def overview(request: web.Request) -> web.Response:
     for key, source in sources.items():
         if key in stats:  # the rate (and the chart below) of the same total as the tile
             stats[f"{key}_details"]["rate"] = round(series.rate(source, mon.window), 2)
-    history = _history_of(request)
+    history, rates = history_query(request, "lengths"), history_query(request, "msg_rates")
     queue_totals: Json = {}
     for key in ("messages", "messages_ready", "messages_unacknowledged"):
         queue_totals[key] = sum(
@@ -120,11 +129,11 @@ async def overview(request: web.Request) -> web.Response:
         queue_totals[f"{key}_details"] = rate_details(
             series, key, mon, history, now, mon.sampler.overview_history
         )
-    if history is not None:
+    if rates is not None:
         for key in ("publish", "deliver_get", "ack", "redeliver"):
             if f"{key}_details" in stats:
                 stats[f"{key}_details"]["samples"] = mon.sampler.overview_history.samples(
-                    sources[key], history[0], history[1], now, series
+                    sources[key], rates[0], rates[1], now, series
                 )
     return ok(
         {
@@ -156,16 +165,6 @@ async def overview(request: web.Request) -> web.Response:
             "latency_histograms": mon.latency_attached,
         }
     )
-
-
-def _history_of(request: web.Request) -> tuple[float, float] | None:
-    query = request.query
-    age = query.get("lengths_age") or query.get("msg_rates_age")
-    incr = query.get("lengths_incr") or query.get("msg_rates_incr") or "5"
-    try:
-        return (float(age), float(incr)) if age else None
-    except ValueError:
-        return None
 
 
 async def whoami(request: web.Request) -> web.Response:

@@ -21,6 +21,7 @@ from pigeon.admin.web import (
     arguments,
     body,
     flag,
+    history_query,
     lazy_listing,
     listing,
     monitor,
@@ -60,7 +61,8 @@ async def list_exchanges(request: web.Request) -> web.Response:
 async def get_exchange(request: web.Request) -> web.Response:
     vhost = vhost_of(request)
     exchange = vhost.exchange(exchange_name(request))
-    return ok(shapes.exchange_json(vhost, exchange, monitor(request), _history(request)))
+    rates = history_query(request, "msg_rates")
+    return ok(shapes.exchange_json(vhost, exchange, monitor(request), rates))
 
 
 async def put_exchange(request: web.Request) -> web.Response:
@@ -118,13 +120,13 @@ async def exchange_bindings(request: web.Request) -> web.Response:
 
 async def list_queues(request: web.Request) -> web.Response:
     mon = monitor(request)
-    history = _history(request)
+    lengths, rates = history_query(request, "lengths"), history_query(request, "msg_rates")
     vhosts = {v.name: v for v in visible_vhosts(request)}
     found = [(v.name, q.name, q) for v in vhosts.values() for q in v.queues.values()]
     return lazy_listing(
         request,
         found,
-        lambda vhost, q: shapes.queue_json(vhosts[vhost], q, mon, history),
+        lambda vhost, q: shapes.queue_json(vhosts[vhost], q, mon, lengths, rates),
         QUEUE_SORT_KEYS,
     )
 
@@ -141,22 +143,11 @@ QUEUE_SORT_KEYS: dict[str, Callable[[Queue], Any]] = {
 }
 
 
-def _history(request: web.Request) -> shapes.History:
-    """``lengths_age``/``msg_rates_age`` (seconds) ask for samples in the details."""
-    query = request.query
-    age = query.get("lengths_age") or query.get("msg_rates_age")
-    if age is None:
-        return None
-    try:
-        return float(age), float(query.get("lengths_incr") or query.get("msg_rates_incr") or 5)
-    except ValueError:
-        raise BadRequest("lengths_age and lengths_incr must be numbers") from None
-
-
 async def get_queue(request: web.Request) -> web.Response:
     vhost = vhost_of(request)
     queue = vhost.find_queue(request.match_info["name"])
-    return ok(shapes.queue_json(vhost, queue, monitor(request), _history(request)))
+    lengths, rates = history_query(request, "lengths"), history_query(request, "msg_rates")
+    return ok(shapes.queue_json(vhost, queue, monitor(request), lengths, rates))
 
 
 async def put_queue(request: web.Request) -> web.Response:

@@ -124,7 +124,15 @@ def policy_fields(policy: Policy | None, operator: Policy | None) -> Json:
     }
 
 
-def queue_json(vhost: VirtualHost, queue: Queue, monitor: Monitor, history: History = None) -> Json:
+def queue_json(
+    vhost: VirtualHost,
+    queue: Queue,
+    monitor: Monitor,
+    history: History = None,
+    rates_history: History = None,
+) -> Json:
+    """A queue; ``history`` asks for depth samples (``lengths_*``), ``rates_history`` for
+    message counter samples (``msg_rates_*``)."""
     counters = queue_counters(queue)
     series = monitor.sampler.queue_series(queue)
     kept = monitor.sampler.queue_history(queue)
@@ -172,10 +180,10 @@ def queue_json(vhost: VirtualHost, queue: Queue, monitor: Monitor, history: Hist
     result["messages_ram"] = result["messages"] - paged
     result["messages_ready_ram"] = result["messages_ready"] - paged
     result["message_bytes_ram"] = queue.ready.bytes - paged_bytes
-    if history is not None and series is not None:
+    if rates_history is not None:
         for key in ("publish", "deliver_get", "ack"):
             result["message_stats"].setdefault(f"{key}_details", {})["samples"] = rate_details(
-                series, key, monitor, history, now, kept
+                series, key, monitor, rates_history, now, kept
             ).get("samples", [])
     return result
 

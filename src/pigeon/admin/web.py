@@ -175,6 +175,18 @@ def arguments(data: Json) -> Json:
     return value
 
 
+def history_query(request: web.Request, kind: str) -> tuple[float, float] | None:
+    """RabbitMQ's ``{kind}_age`` and ``{kind}_incr`` (seconds), ``kind`` being ``lengths``
+    (queue depths) or ``msg_rates`` (message counters): the sample history asked for."""
+    age = request.query.get(f"{kind}_age")
+    if age is None:
+        return None
+    try:
+        return float(age), float(request.query.get(f"{kind}_incr") or 5)
+    except ValueError:
+        raise BadRequest(f"{kind}_age and {kind}_incr must be numbers") from None
+
+
 def lazy_listing(
     request: web.Request,
     objects: list[tuple[str, str, T]],
