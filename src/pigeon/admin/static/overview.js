@@ -64,5 +64,5 @@ async function nodePanel() {
 }
 
 const listeners = (n) => table("listeners", [{ key: "protocol", label: "Protocol" },
-  { key: "ip_address", label: "Bound to" }, { key: "port", label: "Port", num: true }],
+  { key: "ip_address", label: "Bound to" }, { key: "port", label: "Port", num: true, render: (row) => String(row.port) }],
 n.listeners || [], { caption: "Listeners" });
