@@ -30,7 +30,8 @@ if not __package__:  # run as a script: make ``bench`` importable
 from pigeon.auth.users import UserStore
 from pigeon.bench import wire
 from pigeon.core.node import Node
-from pigeon.protocols.amqp091.adapter import AMQPHandler, BrokerContext
+from pigeon.operations.services import Services
+from pigeon.protocols.amqp091.adapter import AMQPHandler
 
 CHANNEL = 1
 QUEUE = "hotpath"
@@ -52,7 +53,7 @@ def _feed(handler: AMQPHandler, data: bytes) -> bytes:
     return handler.conn.data_to_send()
 
 
-def _connect(context: BrokerContext, loop: asyncio.AbstractEventLoop) -> AMQPHandler:
+def _connect(context: Services, loop: asyncio.AbstractEventLoop) -> AMQPHandler:
     handler = AMQPHandler(context, loop)
     for frame in (
         wire.PROTOCOL_HEADER,
@@ -85,7 +86,7 @@ async def measure(
     users = UserStore()
     users.add_user("guest", "guest", frozenset({"administrator"}))
     users.set_permission("/", "guest")
-    context = BrokerContext(node=node, users=users)
+    context = Services(node=node, users=users)
     publisher, consumer = _connect(context, loop), _connect(context, loop)
     _feed(
         consumer,

@@ -36,14 +36,15 @@ from pigeon.config import Config, ConfigError
 from pigeon.core.node import Node
 from pigeon.core.ports import Store
 from pigeon.embedded import EmbeddedAPI
+from pigeon.operations.limits import ConnectionLimits
+from pigeon.operations.services import Services
 from pigeon.operations.vocabulary import RABBITMQ
-from pigeon.protocols.amqp091.adapter import AMQPSettings, BrokerContext
+from pigeon.protocols.amqp091.adapter import AMQPSettings
 from pigeon.protocols.amqp091.server import AMQPListener, start_listener
 from pigeon.protocols.amqp091.session import AMQPSession
 from pigeon.resources import ResourceMonitor
 from pigeon.storage.memory import MemoryStore
 from pigeon.transport.glue import Connection
-from pigeon.transport.limits import ConnectionLimits
 from pigeon.transport.tls import TLSSettings, server_context
 from pigeon.version import __version__
 
@@ -117,7 +118,8 @@ class Broker(EmbeddedAPI):
         self.config = config or Config(port=0, data_dir=None, management_port=None)
         self.node: Node | None = None
         self.store: Store | None = None
-        self.context: BrokerContext | None = None
+        self.context: Services | None = None
+        self._amqp_settings = AMQPSettings()
         self._listener: AMQPListener | None = None
         self._tls_listener: AMQPListener | None = None
         self.audit: AuditLog | None = None
@@ -185,15 +187,15 @@ class Broker(EmbeddedAPI):
         authenticator = Authenticator(
             users, audit=self.audit, tokens=tokens, refusals=self._refusals
         )
-        self.context = BrokerContext(
+        self._amqp_settings = AMQPSettings(
+            channel_max=config.channel_max,
+            frame_max=config.frame_max,
+            heartbeat=config.heartbeat,
+            max_message_size=config.max_message_size,
+        )
+        self.context = Services(
             node=self.node,
             users=users,
-            settings=AMQPSettings(
-                channel_max=config.channel_max,
-                frame_max=config.frame_max,
-                heartbeat=config.heartbeat,
-                max_message_size=config.max_message_size,
-            ),
             default_vhost=config.default_vhost,
             audit=self.audit,
             auth=authenticator,
@@ -216,7 +218,9 @@ class Broker(EmbeddedAPI):
                 lookup=self._runtime_limit,
             ),
         )
-        self._listener = await start_listener(self.context, config.host, config.port)
+        self._listener = await start_listener(
+            self.context, config.host, config.port, settings=self._amqp_settings
+        )
         self.node.vhost_deleted.append(self._listener.close_vhost)
         if config.tls_port is not None:
             self._tls_listener = await self._start_tls(config)
@@ -311,7 +315,11 @@ class Broker(EmbeddedAPI):
         context = self._tls_context(config)
         assert self.context is not None
         listener = await start_listener(
-            self.context, config.host, config.tls_port or 0, ssl=context
+            self.context,
+            config.host,
+            config.tls_port or 0,
+            settings=self._amqp_settings,
+            ssl=context,
         )
         log.info("AMQP 0-9-1 over TLS listening on %s:%d", config.host, listener.port)
         return listener

@@ -42,7 +42,7 @@ from pigeon.auth.users import (
 from pigeon.broker import Broker
 from pigeon.config import Config
 from pigeon.errors import AccessRefused, NotAllowed
-from pigeon.transport.limits import ConnectionLimits
+from pigeon.operations.limits import ConnectionLimits
 
 # -- password hashes ------------------------------------------------------------------
 

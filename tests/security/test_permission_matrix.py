@@ -336,6 +336,8 @@ class HttpOperation:
     name: str
     needs: frozenset[str]
     act: Callable[[Http, str], tuple[int, Any]]
+    # RabbitMQ 3.10's API answers a refused publish 400 with the AMQP close (403 ...).
+    refused: int = 401
 
 
 def _q(n: str) -> str:
@@ -390,6 +392,7 @@ HTTP_OPERATIONS = [
             f"/api/exchanges/%2F/x-{n}/publish",
             {"routing_key": "k", "payload": "m", "payload_encoding": "string", "properties": {}},
         ),
+        refused=400,
     ),
     HttpOperation(
         "get",
@@ -414,6 +417,9 @@ def test_http(world: World, op: HttpOperation, user: str) -> None:
         granted = {k for k, p in zip(KINDS, USERS[user], strict=True) if p == ALL}
         if op.needs <= granted:
             assert 200 <= status < 300, (status, answer)
+        elif op.refused == 400:
+            assert status == 400, (status, answer)
+            assert answer["reason"].startswith("403 ACCESS_REFUSED - access to ")
         else:
             assert status == 401, (status, answer)
             assert answer["error"] == "not_authorised"

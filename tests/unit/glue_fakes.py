@@ -12,8 +12,8 @@ import itertools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from pigeon.operations.limits import ConnectionLimits
 from pigeon.transport.glue import Connection, Hub, Tuning
-from pigeon.transport.limits import ConnectionLimits
 from pigeon.transport.session import Session, SessionFactory
 
 S = TypeVar("S", bound=Session)

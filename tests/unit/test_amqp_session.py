@@ -18,7 +18,7 @@ from pamqp.heartbeat import Heartbeat
 
 from pigeon.auth.users import UserStore
 from pigeon.core.node import Node
-from pigeon.protocols.amqp091.adapter import BrokerContext
+from pigeon.operations.services import Services
 from pigeon.protocols.amqp091.session import AMQPSession, session_factory
 from pigeon.transport.glue import Connection, Hub
 
@@ -63,7 +63,7 @@ def amqp(clock: ManualClock) -> Hub[AMQPSession]:
     users = UserStore()
     users.add_user("guest", "guest", frozenset({"administrator"}))
     users.set_permission("/", "guest")
-    context = BrokerContext(node=node, users=users)
+    context = Services(node=node, users=users)
     return hub(session_factory(context, clock), clock, limits=context.limits)
 
 

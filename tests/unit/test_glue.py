@@ -15,8 +15,8 @@ from collections.abc import Callable
 import pytest
 from glue_fakes import FakeTransport, ManualClock, connect, hub
 
+from pigeon.operations.limits import ConnectionLimits
 from pigeon.transport.glue import Connection, Hub
-from pigeon.transport.limits import ConnectionLimits
 from pigeon.transport.listener import Listener
 from pigeon.transport.session import Keepalive, Peer, Phase, Waiter
 

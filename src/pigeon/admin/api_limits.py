@@ -3,7 +3,7 @@
 Any management user may read them (as in RabbitMQ); only administrators set or
 clear them. A vhost's ``max-queues`` is enforced by the vhost at declare time,
 ``max-connections`` of vhosts and users at ``connection.open`` and a user's
-``max-channels`` at ``channel.open`` (``pigeon.transport.limits``).
+``max-channels`` at ``channel.open`` (``pigeon.operations.limits``).
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """Publishing and getting messages over HTTP (for tests and operators, not for throughput).
 
-``POST /api/exchanges/{vhost}/{x}/publish`` routes through the vhost like an
-AMQP publish; ``POST /api/queues/{vhost}/{q}/get`` takes messages with the
-core's ``get`` and then acknowledges, requeues or rejects them all, per the
-``ackmode`` (RabbitMQ requeues only after taking all ``count`` messages, so
-one request never returns the same message twice).
+``POST /api/exchanges/{vhost}/{x}/publish`` goes through the operations layer
+like an AMQP publish (permissions, internal exchange, user-id);
+``POST /api/queues/{vhost}/{q}/get`` takes messages with the core's ``get``
+(after the same read check as ``basic.get``) and then acknowledges, requeues
+or rejects them all, per the ``ackmode`` (RabbitMQ requeues only after taking
+all ``count`` messages, so one request never returns the same message twice).
 """
 
 from __future__ import annotations
@@ -17,11 +18,9 @@ from typing import Any
 
 from aiohttp import web
 
-from pigeon.admin.access import Action
 from pigeon.admin.api_topology import exchange_name
 from pigeon.admin.shapes import jsonable
-from pigeon.admin.web import BadRequest, Json, body, ok, principal, vhost_of
-from pigeon.auth.authorization import Resource
+from pigeon.admin.web import BadRequest, Json, body, client, ok, vhost_of
 from pigeon.core.message import Message, Properties
 from pigeon.core.properties import check_properties
 from pigeon.core.quorum import with_delivery_count
@@ -78,25 +77,17 @@ async def publish(request: web.Request) -> web.Response:
     routing_key = data.get("routing_key", "")
     if not isinstance(routing_key, str):
         raise BadRequest("routing_key must be a string")
-    who = principal(request)
-    exchange = vhost.exchange(name)
-    who.require(
-        vhost.name,
-        Action.WRITE,
-        name,
-        Resource.EXCHANGE,
-        routing_key if exchange.type == "topic" else None,
-    )
-    if exchange.internal:
-        raise AccessRefused(f"cannot publish to internal exchange '{name}' in vhost '{vhost.name}'")
+    vhost.exchange(name)  # 404 for a missing one
     properties = properties_from(data.get("properties"))
-    if properties.user_id is not None and properties.user_id != who.name:
-        raise PreconditionFailed(
-            f"user_id property set to '{properties.user_id}' but authenticated user was "
-            f"'{who.name}'"
-        )
     message = Message(name, routing_key, properties, payload_from(data), time.monotonic_ns())
-    routed, _ = vhost.publish(message, exchange)
+    try:
+        routed = client(request, vhost).publish(message)
+    except AccessRefused as refused:
+        # RabbitMQ's API publishes on an AMQP channel and answers 400 with the channel's
+        # close, permission refusals included (not the 401 of the other actions).
+        raise BadRequest(f"403 ACCESS_REFUSED - {refused.text}") from None
+    except PreconditionFailed as refused:
+        raise BadRequest(f"406 PRECONDITION_FAILED - {refused.text}") from None
     return ok({"routed": routed > 0})
 
 
@@ -143,8 +134,8 @@ async def get_messages(request: web.Request) -> web.Response:
     if truncate is not None and not isinstance(truncate, int):
         raise BadRequest("truncate must be an integer")
     count = _count(data)
-    principal(request).require(vhost.name, Action.READ, name)
-    queue = vhost.queue(name, None)
+    ops = client(request, vhost)
+    queue = ops.queue_to_read(name)
     taken = []
     rows = []
     for _ in range(count):
@@ -168,14 +159,7 @@ async def get_messages(request: web.Request) -> web.Response:
                 "payload_encoding": used,
             }
         )
-    if mode.endswith("requeue_true"):
-        queue.requeue(taken)
-    elif mode == "ack_requeue_false":
-        for entry in taken:
-            queue.ack(entry)
-    else:
-        for entry in taken:
-            queue.reject(entry)
+    ops.settle(queue, taken, ack=mode == "ack_requeue_false", requeue=mode.endswith("true"))
     return ok(rows)
 
 

@@ -1,8 +1,9 @@
 """``/api/exchanges``, ``/api/queues`` and ``/api/bindings``: list, declare, delete, bind.
 
-Every change goes through the same vhost methods the AMQP adapter calls, after
-the same configure/write/read permission check, so a declaration made here is
-equivalent-checked, named and cascaded exactly as one made over AMQP.
+Every change goes through the operations layer (:class:`pigeon.operations.client.Client`)
+that the AMQP adapter and the embedded API call, with the same checks (permissions,
+dead-letter and alternate exchanges, topic permissions), so a declaration made here
+is checked, named and cascaded exactly as one made over AMQP.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from pigeon.admin import shapes
-from pigeon.admin.access import Action
 from pigeon.admin.web import (
     BadRequest,
     Json,
     arguments,
     body,
+    client,
     flag,
     history_query,
     lazy_listing,
@@ -27,12 +28,9 @@ from pigeon.admin.web import (
     monitor,
     no_content,
     ok,
-    principal,
     vhost_of,
     visible_vhosts,
 )
-from pigeon.auth import operations
-from pigeon.auth.authorization import Resource
 from pigeon.core.binding import DestinationKind
 from pigeon.core.queue import Queue
 from pigeon.errors import NotFound
@@ -73,17 +71,13 @@ async def put_exchange(request: web.Request) -> web.Response:
     if not isinstance(kind, str) or not kind:
         raise BadRequest("exchange type is required")
     existed = name in vhost.exchanges
-    args = arguments(data)
-    principal(request).check(
-        operations.exchange_declare, vhost.name, name, arguments=args, new=not existed
-    )
-    vhost.declare_exchange(
+    client(request, vhost).declare_exchange(
         name,
         kind,
         durable=flag(data, "durable", True),
         auto_delete=flag(data, "auto_delete"),
         internal=flag(data, "internal"),
-        arguments=args,
+        arguments=arguments(data),
     )
     return no_content(204 if existed else 201)
 
@@ -91,9 +85,8 @@ async def put_exchange(request: web.Request) -> web.Response:
 async def delete_exchange(request: web.Request) -> web.Response:
     vhost = vhost_of(request)
     name = exchange_name(request)
-    principal(request).require(vhost.name, Action.CONFIGURE, name, Resource.EXCHANGE)
     vhost.exchange(name)  # 404 for a missing one, as RabbitMQ's API answers
-    vhost.delete_exchange(name, if_unused=request.query.get("if-unused") == "true")
+    client(request, vhost).delete_exchange(name, if_unused=request.query.get("if-unused") == "true")
     return no_content()
 
 
@@ -155,17 +148,12 @@ async def put_queue(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     data = await body(request)
     existed = name in vhost.queues
-    args = arguments(data)
-    # The dead-letter exchange needs write permission, as over AMQP (one check for both).
-    principal(request).check(
-        operations.queue_declare, vhost.name, name, arguments=args, new=not existed
-    )
-    vhost.declare_queue(
+    # A dead-letter exchange needs write permission on it, as over AMQP (one check for all).
+    client(request, vhost).declare_queue(
         name,
-        owner=None,
         durable=flag(data, "durable", True),
         auto_delete=flag(data, "auto_delete"),
-        arguments=args,
+        arguments=arguments(data),
     )
     return no_content(204 if existed else 201)
 
@@ -173,11 +161,9 @@ async def put_queue(request: web.Request) -> web.Response:
 async def delete_queue(request: web.Request) -> web.Response:
     vhost = vhost_of(request)
     name = request.match_info["name"]
-    principal(request).require(vhost.name, Action.CONFIGURE, name)
     vhost.queue(name)
-    vhost.delete_queue(
+    client(request, vhost).delete_queue(
         name,
-        owner=None,
         if_unused=request.query.get("if-unused") == "true",
         if_empty=request.query.get("if-empty") == "true",
     )
@@ -187,8 +173,7 @@ async def delete_queue(request: web.Request) -> web.Response:
 async def purge_queue(request: web.Request) -> web.Response:
     vhost = vhost_of(request)
     name = request.match_info["name"]
-    principal(request).require(vhost.name, Action.READ, name)
-    vhost.purge_queue(name, None)
+    client(request, vhost).purge(name)
     return no_content()
 
 
@@ -243,23 +228,12 @@ async def add_binding(request: web.Request) -> web.Response:
     routing_key = data.get("routing_key", "")
     if not isinstance(routing_key, str):
         raise BadRequest("routing_key must be a string")
-    _check_binding(request, source, destination, kind, routing_key)
     args = arguments(data)
-    vhost.bind(source, destination, kind, routing_key, args)
+    client(request, vhost).bind(source, destination, kind, routing_key, args)
     key = shapes.properties_key(routing_key, args)
     kind_letter = "q" if kind is DestinationKind.QUEUE else "e"
     location = f"{kind_letter}/{destination}/{key}"
     return web.Response(status=201, headers={"Location": location})
-
-
-def _check_binding(
-    request: web.Request, source: str, destination: str, kind: DestinationKind, routing_key: str
-) -> None:
-    """AMQP's check for queue.bind / exchange.bind (and unbind), topic permissions too."""
-    vhost = vhost_of(request)
-    source_type = vhost.exchange(source).type
-    check = operations.queue_bind if kind is DestinationKind.QUEUE else operations.exchange_bind
-    principal(request).check(check, vhost.name, destination, source, routing_key, source_type)
 
 
 def _one_binding(request: web.Request) -> tuple[str, str, DestinationKind, Json]:
@@ -279,8 +253,7 @@ async def get_binding(request: web.Request) -> web.Response:
 async def delete_binding(request: web.Request) -> web.Response:
     source, destination, kind, row = _one_binding(request)
     vhost = vhost_of(request)
-    _check_binding(request, source, destination, kind, row["routing_key"])
-    vhost.unbind(source, destination, kind, row["routing_key"], row["arguments"])
+    client(request, vhost).unbind(source, destination, kind, row["routing_key"], row["arguments"])
     return no_content()
 
 

@@ -12,20 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
-from pigeon.auth.gate import LoginGate
-from pigeon.auth.users import UserStore
 from pigeon.config import Config
-from pigeon.core.alarms import Alarms
 from pigeon.core.node import Node
-
-
-class ContextLike(Protocol):
-    @property
-    def users(self) -> UserStore: ...
-    @property
-    def alarms(self) -> Alarms: ...
-    @property
-    def logins(self) -> LoginGate | None: ...
+from pigeon.operations.services import Services
 
 
 class ConsumerLike(Protocol):
@@ -85,7 +74,7 @@ class BrokerLike(Protocol):
     @property
     def node(self) -> Node | None: ...
     @property
-    def context(self) -> ContextLike | None: ...
+    def context(self) -> Services | None: ...
     @property
     def config(self) -> Config: ...
     @property

@@ -18,8 +18,10 @@ from aiohttp import web
 
 from pigeon.admin.access import Forbidden, NotAuthenticated, Principal, authenticate
 from pigeon.admin.monitor import Monitor
+from pigeon.auth.authorization import PermissionRefused
 from pigeon.core.vhost import VirtualHost
 from pigeon.errors import NotFound, PigeonError
+from pigeon.operations.client import Client
 from pigeon.storage.durable import until_durable
 
 Json = dict[str, Any]
@@ -92,6 +94,8 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         return error(401, "not_authorized", refused.reason, **challenge)
     except Forbidden as refused:
         return error(401, "not_authorised", refused.reason)
+    except PermissionRefused as refused:  # the operations layer's permission check
+        return error(401, "not_authorised", refused.text)
     except NotFound:
         return error(404, "Object Not Found", "Not Found")
     except BadRequest as bad:
@@ -127,6 +131,14 @@ def audit(request: web.Request, action: str, **details: Any) -> None:
     log = getattr(context, "audit", None)
     if log is not None:
         log.changed(principal(request).name, action, **details)
+
+
+def client(request: web.Request, vhost: VirtualHost) -> Client:
+    """The operations layer on ``vhost`` as the request's user: every check of an action
+    (declare, delete, bind, publish, get, purge) is made there, as for AMQP."""
+    services = monitor(request).broker.context
+    assert services is not None, "the management API runs while the broker does"
+    return Client(services, vhost, principal(request).identity)
 
 
 def vhost_of(request: web.Request, name: str | None = None) -> VirtualHost:

@@ -120,10 +120,15 @@ class StoreAuthority:
         return pattern_matches(pattern, routing_key)
 
 
-def _refuse(user: Identity, vhost: str, text: str, **fields: object) -> AccessRefused:
+class PermissionRefused(AccessRefused):
+    """A user's permissions refuse the operation (not a rule of the core): 403 over AMQP
+    like any AccessRefused; the management API answers it 401, as RabbitMQ's does."""
+
+
+def _refuse(user: Identity, vhost: str, text: str, **fields: object) -> PermissionRefused:
     if user.audit is not None:
         user.audit.access_refused(user.name, user.peer, vhost, text, **fields)
-    return AccessRefused(text)
+    return PermissionRefused(text)
 
 
 def authorize(

@@ -3,32 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from pigeon.auth.authorization import Identity, StoreAuthority
 from pigeon.embedded.operations import Operations
 from pigeon.embedded.sync import SyncAPI
 
 if TYPE_CHECKING:
-    from pigeon.auth.users import UserStore
     from pigeon.config import Config
-    from pigeon.core.message import Message
     from pigeon.core.node import Node
-
-
-class Replies(Protocol):
-    def deliver(self, key: str, message: Message) -> int:
-        """Hand a message to the direct reply-to waiting on ``key``: 1, or 0 if none."""
-        ...
-
-
-class ContextLike(Protocol):
-    """What the API uses of the services the broker's connections share."""
-
-    @property
-    def users(self) -> UserStore: ...
-    @property
-    def replies(self) -> Replies: ...
+    from pigeon.operations.services import Services
 
 
 class EmbeddedAPI(Operations):
@@ -40,7 +25,7 @@ class EmbeddedAPI(Operations):
 
     config: Config
     node: Node | None
-    context: ContextLike | None
+    context: Services | None
 
     if TYPE_CHECKING:
 
@@ -70,6 +55,19 @@ class EmbeddedAPI(Operations):
         """The same API on another virtual host (see :meth:`add_vhost`)."""
         return VhostView(self, name)
 
+    def as_user(self, user: str, vhost: str | None = None) -> VhostView:
+        """The same API, checked as ``user`` on ``vhost`` (default: the default vhost):
+        the permissions an AMQP client logged in as that user has, nothing more
+        (docs/security.md). Without it the API is the program's own and unchecked."""
+        if self.context is None:
+            raise RuntimeError("the broker is not running")
+        users = self.context.users
+        found = users.users.get(user)
+        if found is None:
+            raise ValueError(f"no user {user!r}")
+        identity = Identity(user, StoreAuthority(users, user), found.tags, mechanism="embedded")
+        return VhostView(self, vhost or self.config.default_vhost, identity)
+
     async def add_vhost(self, name: str) -> VhostView:
         """Create a vhost the default user may use; ``.amqp_url`` of the result points to it."""
         return await self._run_durable(lambda: self._add_vhost_now(name))
@@ -95,12 +93,17 @@ class EmbeddedAPI(Operations):
 class VhostView(Operations):
     """The in-process API on one vhost of a broker: ``broker.vhost(name)``."""
 
-    def __init__(self, broker: EmbeddedAPI, name: str) -> None:
+    def __init__(self, broker: EmbeddedAPI, name: str, user: Identity | None = None) -> None:
         self.broker = broker
         self.name = name
+        self.user = user
 
     def __repr__(self) -> str:
-        return f"<VhostView {self.name!r}>"
+        who = f" as {self.user.name!r}" if self.user is not None else ""
+        return f"<VhostView {self.name!r}{who}>"
+
+    def _user(self) -> Identity | None:
+        return self.user
 
     def _place(self) -> tuple[EmbeddedAPI, str]:
         return self.broker, self.name

@@ -20,6 +20,7 @@ from pigeon.core.message import Properties
 from pigeon.core.queue import Entry, Queue
 from pigeon.embedded.bridge import nudge, on_loop, submit
 from pigeon.embedded.snapshot import copy_properties
+from pigeon.operations.client import Client
 
 if TYPE_CHECKING:
     from pigeon.core.node import Node
@@ -122,12 +123,7 @@ class ReceivedMessage:
         queue, entry, inbox = self._queue, self._entry, self._inbox
         if inbox is not None:
             inbox.outstanding -= 1
-        if ack:
-            queue.ack(entry)
-        elif requeue:
-            queue.requeue([entry])
-        else:
-            queue.reject(entry)
+        Client.settle(queue, [entry], ack=ack, requeue=requeue)
         queue.dispatch()  # room again under the consumer's prefetch
         if inbox is not None and inbox.node is not None:
             nudge(inbox.node)
@@ -247,9 +243,10 @@ class Subscription:
     def _start(self) -> _Inbox:
         if self._inbox is None:
             broker = self._api._place()[0]
-            vhost = self._api._vhost()
+            client = self._api._client()
+            queue = client.queue_to_read(self._queue)
             inbox = _Inbox(broker._require_node(), self._prefetch, self._no_ack)
-            vhost.queue(self._queue).add_consumer(inbox)
+            client.consume(queue, inbox)
             self._inbox, self._loop = inbox, broker._broker_loop()
         return self._inbox
 

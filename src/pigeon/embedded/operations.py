@@ -22,11 +22,13 @@ from pigeon.core.properties import check_properties
 from pigeon.embedded.bridge import FALLBACK_RECHECK, nudge, on_loop, submit, watchers_of
 from pigeon.embedded.delivery import DEFAULT_PREFETCH, ReceivedMessage, Subscription
 from pigeon.embedded.snapshot import QueueInfo, snapshot
-from pigeon.errors import AccessRefused, NotFound
+from pigeon.errors import NotFound
+from pigeon.operations.client import Client
 from pigeon.operations.policy_definitions import parse_policy
 from pigeon.storage.durable import until_durable
 
 if TYPE_CHECKING:
+    from pigeon.auth.authorization import Identity
     from pigeon.core.vhost import VirtualHost
     from pigeon.embedded.api import EmbeddedAPI
     from pigeon.embedded.sync import SyncAPI
@@ -107,6 +109,19 @@ class Operations:
             return action()
         return self._blocking_waiting(lambda: self._durably(action))
 
+    def _user(self) -> Identity | None:
+        """Whose permissions this API is checked with; None: the program's own, unchecked
+        (the rules that are not permissions apply all the same)."""
+        return None
+
+    def _client(self) -> Client:
+        """The operations layer on this vhost: every action's checks are made there."""
+        broker, _ = self._place()
+        services = broker.context
+        if services is None:
+            raise RuntimeError("the broker is not running")
+        return Client(services, self._vhost(), self._user())
+
     def _changed(self) -> None:
         nudge(self._place()[0]._require_node())
 
@@ -115,7 +130,6 @@ class Operations:
     def _publish_now(
         self, exchange: str, routing_key: str, body: bytes | str, properties: Mapping[str, Any]
     ) -> int:
-        broker, _ = self._place()
         payload = body.encode() if isinstance(body, str) else bytes(body)
         message = Message(
             exchange,
@@ -124,22 +138,12 @@ class Operations:
             payload,
             published_at=time.monotonic_ns(),
         )
-        context = broker.context
-        if exchange == "" and context is not None and context.replies.deliver(routing_key, message):
-            return 1  # RabbitMQ's direct reply-to: straight to the waiting channel
-        vhost = self._vhost()
-        target = vhost.exchange(exchange)
-        if target.internal:
-            raise AccessRefused(
-                f"cannot publish to internal exchange '{exchange}' in vhost '{vhost.name}'"
-            )
-        routed, _ = vhost.publish(message, target)
+        routed = self._client().publish(message)
         self._changed()
         return routed
 
     def _get_now(self, queue: str, no_ack: bool) -> ReceivedMessage | None:
-        core_queue = self._vhost().queue(queue)
-        entry = core_queue.get(no_ack)
+        core_queue, entry = self._client().get(queue, no_ack=no_ack)
         if entry is None:
             return None
         self._changed()
@@ -148,16 +152,16 @@ class Operations:
         )
 
     def _declare_queue_now(self, name: str, options: Mapping[str, Any]) -> str:
-        declared = self._vhost().declare_queue(name, owner=None, **options)
+        declared = self._client().declare_queue(name, **options)
         self._changed()
         return declared.queue.name
 
     def _declare_exchange_now(self, name: str, type: str, options: Mapping[str, Any]) -> None:
-        self._vhost().declare_exchange(name, type, **options)
+        self._client().declare_exchange(name, type, **options)
         self._changed()
 
     def _delete_exchange_now(self, name: str, if_unused: bool) -> None:
-        self._vhost().delete_exchange(name, if_unused=if_unused)
+        self._client().delete_exchange(name, if_unused=if_unused)
         self._changed()
 
     def _queue_now(self, name: str) -> QueueInfo:
@@ -175,18 +179,18 @@ class Operations:
         arguments: Mapping[str, Any] | None,
         bind: bool,
     ) -> None:
-        vhost = self._vhost()
-        action = vhost.bind if bind else vhost.unbind
+        client = self._client()
+        action = client.bind if bind else client.unbind
         action(exchange, queue, DestinationKind.QUEUE, routing_key, arguments)
         self._changed()
 
     def _delete_queue_now(self, name: str, if_unused: bool, if_empty: bool) -> int:
-        count = self._vhost().delete_queue(name, owner=None, if_unused=if_unused, if_empty=if_empty)
+        count = self._client().delete_queue(name, if_unused=if_unused, if_empty=if_empty)
         self._changed()
         return count
 
     def _purge_now(self, name: str) -> int:
-        count = self._vhost().purge_queue(name, None)
+        count = self._client().purge(name)
         self._changed()
         return count
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar, cast
 
 from pigeon.core.ports import Scheduler, TimerHandle
-from pigeon.transport.limits import ConnectionLimits
+from pigeon.operations.limits import ConnectionLimits
 from pigeon.transport.session import Keepalive, Peer, Phase, Session, SessionFactory
 
 log = logging.getLogger("pigeon.transport")

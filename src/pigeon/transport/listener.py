@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from ssl import SSLContext
 from typing import Generic, Protocol, TypeVar
 
+from pigeon.operations.limits import ConnectionLimits
 from pigeon.transport.glue import Connection, Counts, Hub, Tuning
-from pigeon.transport.limits import ConnectionLimits
 from pigeon.transport.session import Session, SessionFactory
 
 S = TypeVar("S", bound=Session)

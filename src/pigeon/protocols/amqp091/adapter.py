@@ -10,21 +10,12 @@ table, :data:`REPLY_CODES`.
 from __future__ import annotations
 
 import logging
-import secrets
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from pigeon.auth.audit import AuditLog
-from pigeon.auth.authenticator import Authenticator, LoginRefused
 from pigeon.auth.authorization import Identity
-from pigeon.auth.gate import LoginAttempt, LoginGate
-from pigeon.auth.sasl import parse_plain
-from pigeon.auth.users import UserStore
-from pigeon.core.alarms import Alarms
-from pigeon.core.message import Message
-from pigeon.core.node import Node
+from pigeon.auth.gate import LoginAttempt
 from pigeon.core.ports import Scheduler, TimerHandle
 from pigeon.core.vhost import VirtualHost
 from pigeon.errors import (
@@ -39,14 +30,15 @@ from pigeon.errors import (
     ResourceLimit,
     ResourceLocked,
 )
+from pigeon.operations.services import Services
 from pigeon.protocols.amqp091 import connection as c
+from pigeon.protocols.amqp091 import consuming as k
 from pigeon.protocols.amqp091 import declarations as d
 from pigeon.protocols.amqp091 import durable
 from pigeon.protocols.amqp091 import methods as m
-from pigeon.protocols.amqp091.channel import REPLY_TO_PREFIX, Channel
+from pigeon.protocols.amqp091.channel import Channel
+from pigeon.protocols.amqp091.login import Login
 from pigeon.protocols.amqp091.replies import ReplyCode
-from pigeon.protocols.amqp091.tables import decode_table
-from pigeon.transport.limits import ConnectionLimits
 from pigeon.version import __version__
 
 log = logging.getLogger("pigeon.amqp")
@@ -107,57 +99,6 @@ class AMQPSettings:
     max_message_size: int = 16 * 1024 * 1024
 
 
-class ReplyRegistry:
-    """Direct reply-to: ``amq.rabbitmq.reply-to.<token>`` -> the channel awaiting it."""
-
-    def __init__(self) -> None:
-        self._channels: dict[str, Channel] = {}
-
-    def register(self, channel: Channel) -> str:
-        key = REPLY_TO_PREFIX + secrets.token_urlsafe(24)
-        self._channels[key] = channel
-        return key
-
-    def exists(self, key: str) -> bool:
-        return key in self._channels
-
-    def unregister(self, key: str) -> None:
-        self._channels.pop(key, None)
-
-    def deliver(self, key: str, message: Message) -> int:
-        channel = self._channels.get(key)
-        if channel is None:
-            return 0
-        channel.deliver_reply(message)
-        return 1
-
-
-@dataclass
-class BrokerContext:
-    """What every connection shares: the core, users, settings."""
-
-    node: Node
-    users: UserStore
-    settings: AMQPSettings = field(default_factory=AMQPSettings)
-    replies: ReplyRegistry = field(default_factory=ReplyRegistry)
-    default_vhost: str = "/"
-    alarms: Alarms = field(default_factory=Alarms)
-    auth: Authenticator | None = None
-    limits: ConnectionLimits = field(default_factory=ConnectionLimits)
-    audit: AuditLog | None = None
-    # Password checks off the event loop (auth/gate.py); None checks inline (sans-IO use).
-    logins: LoginGate | None = None
-
-    def __post_init__(self) -> None:
-        if self.auth is None:
-            self.auth = Authenticator(self.users, audit=self.audit)
-
-    @property
-    def authenticator(self) -> Authenticator:
-        assert self.auth is not None
-        return self.auth
-
-
 ChannelMethod = Callable[[Channel, Any], None]
 
 CHANNEL_METHODS: dict[type[m.Method], ChannelMethod] = {
@@ -170,10 +111,10 @@ CHANNEL_METHODS: dict[type[m.Method], ChannelMethod] = {
     m.QueueUnbind: d.queue_unbind,
     m.QueuePurge: d.queue_purge,
     m.QueueDelete: d.queue_delete,
-    m.BasicQos: Channel.qos,
-    m.BasicConsume: Channel.consume,
-    m.BasicCancel: Channel.cancel,
-    m.BasicGet: Channel.get,
+    m.BasicQos: k.qos,
+    m.BasicConsume: k.consume,
+    m.BasicCancel: k.cancel,
+    m.BasicGet: k.get,
     m.BasicAck: lambda ch, x: ch.settle(x.delivery_tag, x.multiple, ack=True, requeue=False),
     m.BasicNack: lambda ch, x: ch.settle(x.delivery_tag, x.multiple, ack=False, requeue=x.requeue),
     m.BasicReject: lambda ch, x: ch.settle(x.delivery_tag, False, ack=False, requeue=x.requeue),
@@ -196,22 +137,24 @@ def _recover(channel: Channel, requeue: bool, ok: m.Method | None) -> None:
         channel.handler.conn.send_method(channel.number, ok)
 
 
-class AMQPHandler:
+class AMQPHandler(Login):
     """One client connection's protocol logic, independent of sockets."""
 
     def __init__(
         self,
-        context: BrokerContext,
+        context: Services,
         scheduler: Scheduler,
         *,
+        settings: AMQPSettings | None = None,
         peer: str = "",
         loopback: bool = True,
         want_flush: Callable[[], None] = lambda: None,
         certificate: dict[str, Any] | None = None,
         tls: bool = False,
     ) -> None:
-        settings = context.settings
+        settings = settings or AMQPSettings()
         self.context = context
+        self.settings = settings
         self.scheduler = scheduler
         self.replies = context.replies
         self.peer = peer
@@ -245,11 +188,6 @@ class AMQPHandler:
         self._told_blocked = False
         self.published = False  # this turn handled a publish (for flow control)
         self.output_starved = False  # a consumer waits for the output to be written
-
-    @property
-    def user(self) -> Identity:
-        assert self.identity is not None, "channel methods only arrive after login"
-        return self.identity
 
     @property
     def vhost(self) -> VirtualHost:
@@ -413,7 +351,10 @@ class AMQPHandler:
 
     def fail(self, error: PigeonError, channel: int, method: m.Method) -> None:
         """Answer a refused request: close the channel or the connection, per the table."""
-        code = REPLY_CODES.get(type(error), ReplyCode.INTERNAL_ERROR)
+        code = next(
+            (REPLY_CODES[kind] for kind in type(error).__mro__ if kind in REPLY_CODES),
+            ReplyCode.INTERNAL_ERROR,
+        )
         text = f"{code.name} - {error.text}"
         if code in CHANNEL_LEVEL:
             self.conn.close_channel(channel, code, text, method.CLASS_ID, method.METHOD_ID)
@@ -421,118 +362,6 @@ class AMQPHandler:
         else:
             self.conn.close(code, text, method.CLASS_ID, method.METHOD_ID)
             self.connection_lost()
-
-    # -- handshake -------------------------------------------------------------------------
-
-    def _login(self, event: c.LoginRequested) -> None:
-        self.client_properties = event.client_properties
-        credentials = self._credentials(event.mechanism, event.response)
-        gate = self.context.logins
-        if gate is not None:
-            # A password hash costs tens of milliseconds: the gate runs it off the event
-            # loop, in turn with everyone else's; a known password is answered at once.
-            self._attempt = gate.login(
-                event.mechanism,
-                credentials,
-                peer=self.peer,
-                loopback=self.loopback,
-                certificate=self.certificate,
-                answer=self._logged_in,
-            )
-            return
-        try:
-            outcome: Identity | BaseException = self.context.authenticator.login(
-                event.mechanism,
-                credentials,
-                peer=self.peer,
-                loopback=self.loopback,
-                certificate=self.certificate,
-            )
-        except LoginRefused as refused:
-            outcome = refused
-        self._logged_in(outcome)
-
-    def _logged_in(self, outcome: Identity | BaseException) -> None:
-        self._attempt = None
-        if self.closed or self.conn.state is not c.ConnState.SECURING:
-            return  # the client went away meanwhile
-        if isinstance(outcome, LoginRefused):
-            self.conn.refuse_login(outcome.text)  # logged and audited by the authenticator
-        elif isinstance(outcome, BaseException):
-            log.error("login check failed on %s", self.peer, exc_info=outcome)
-            self.conn.close(ReplyCode.INTERNAL_ERROR, "INTERNAL_ERROR")
-            self.connection_lost()
-        else:
-            self.identity = outcome
-            self.username = outcome.name
-            self.conn.accept_login()
-            self._watch_expiry()
-        self.want_flush()
-
-    def _watch_expiry(self) -> None:
-        """A token login lasts as long as its token (update-secret extends it)."""
-        expires_at = self.user.expires_at
-        if expires_at is not None:
-            delay = max(0.0, expires_at - time.time())
-            self._expiry_timer = self.scheduler.call_later(delay, self._check_expiry)
-
-    def _check_expiry(self) -> None:
-        self._expiry_timer = None
-        expires_at = self.user.expires_at
-        if self.closed or expires_at is None:
-            return
-        if expires_at > time.time():  # refreshed meanwhile
-            self._watch_expiry()
-            return
-        log.info("token of %r on %s expired, closing the connection", self.username, self.peer)
-        self.conn.close(ReplyCode.CONNECTION_FORCED, "CONNECTION_FORCED - credential expired")
-        self.connection_lost()
-        self.want_flush()
-
-    def _update_secret(self, secret: bytes) -> None:
-        """A new token for a token login; a password login keeps going, as in RabbitMQ."""
-        identity = self.user
-        if identity.expires_at is not None:
-            try:
-                self.identity = self.context.authenticator.refresh(
-                    identity, secret.decode("utf-8", "replace")
-                )
-            except NotAllowed as error:
-                self.conn.close(ReplyCode.NOT_ALLOWED, f"NOT_ALLOWED - {error.text}", 10, 70)
-                self.connection_lost()
-                return
-        self.conn.send_method(0, m.ConnectionUpdateSecretOk())
-
-    def _credentials(self, mechanism: str, response: bytes) -> tuple[str, str] | None:
-        if mechanism == "PLAIN":
-            return parse_plain(response)
-        if mechanism == "AMQPLAIN":
-            try:
-                # The response is a field table without its length prefix.
-                table = decode_table(len(response).to_bytes(4, "big") + response)
-            except Exception:  # a malformed table is a refused login, not a crash
-                return None
-            login, password = table.get("LOGIN"), table.get("PASSWORD")
-            if isinstance(login, str) and isinstance(password, str):
-                return login, password
-        return None
-
-    def _open(self, name: str) -> None:
-        context = self.context
-        vhost = context.node.vhosts.get(name)
-        try:
-            if vhost is None:
-                raise NotAllowed(f"vhost {name} not found")
-            context.authenticator.check_vhost(self.user, name)
-            context.limits.open(name, self.username)
-        except NotAllowed as error:
-            self.conn.close(ReplyCode.NOT_ALLOWED, f"NOT_ALLOWED - {error.text}", 10, 40)
-            return
-        self._counted = (name, self.username)
-        if context.audit is not None:
-            context.audit.connection_opened(self.peer, self.username, name, tls=self.tls)
-        self._vhost = vhost
-        self.conn.accept_open()
 
     # -- output side -------------------------------------------------------------------------
 

@@ -1,13 +1,13 @@
 """One AMQP channel: consumers, deliveries in flight, acks, confirms and transactions.
 
-The topology methods (exchange.*, queue.*) are in :mod:`.declarations`;
-this module is the message path: publish -> core -> deliver -> ack.
+The topology methods (exchange.*, queue.*) are in :mod:`.declarations`, the
+consumer methods (basic.qos/consume/cancel/get) in :mod:`.consuming`; this
+module is the message path: publish -> core -> deliver -> ack. Every check of a
+request is the operations layer's (:class:`pigeon.operations.client.Client`).
 """
 
 from __future__ import annotations
 
-import base64
-import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -15,17 +15,16 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import TYPE_CHECKING
 
-from pigeon.auth import operations as access
 from pigeon.core.message import Message, Properties
 from pigeon.core.quorum import with_delivery_count
 from pigeon.errors import (
-    AccessRefused,
-    NotAllowed,
     NotFound,
     NotSupported,
     PigeonError,
     PreconditionFailed,
 )
+from pigeon.operations.client import Client
+from pigeon.operations.replies import REPLY_TO, REPLY_TO_PREFIX
 from pigeon.protocols.amqp091 import durable
 from pigeon.protocols.amqp091 import methods as m
 from pigeon.protocols.amqp091.codec import encode_properties
@@ -39,8 +38,6 @@ if TYPE_CHECKING:
     from pigeon.protocols.amqp091.connection import ContentReceived, Hold
 
 PROTOCOL = "amqp091"
-REPLY_TO = "amq.rabbitmq.reply-to"
-REPLY_TO_PREFIX = REPLY_TO + "."
 
 # delivery tag -> (entry, queue, consumer or None for basic.get)
 Unacked = dict[int, tuple["Entry", "Queue", AMQPConsumer | None]]
@@ -53,10 +50,6 @@ class Transaction:
     publishes: list[tuple[m.BasicPublish, Message]] = field(default_factory=list)
     # (delivery tag, multiple, ack, requeue)
     settlements: list[tuple[int, bool, bool, bool]] = field(default_factory=list)
-
-
-def _generated_tag(prefix: str) -> str:
-    return prefix + base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
 
 
 class Channel:
@@ -88,9 +81,8 @@ class Channel:
         # consumers get nothing meanwhile, so deliveries do not pile up behind them.
         self.waiting = 0
         self.turn_hold: Hold | None = None  # the hold this turn's replies go behind
-        # Exchanges this channel was allowed to publish to (checked once, as RabbitMQ's
-        # channels cache their permission checks).
-        self.may_publish: set[str] = set()
+        # The operations layer, as this connection's user: every check is made there.
+        self.ops = Client(handler.context, self.vhost, handler.user, owner=handler)
         # Counters for the management API's channel message_stats.
         self.stats: dict[str, int] = {"publish": 0, "deliver_get": 0, "ack": 0, "redeliver": 0}
 
@@ -149,31 +141,13 @@ class Channel:
     def _accept(
         self, method: m.BasicPublish, properties: Properties, body: bytes, encoded_props: bytes
     ) -> tuple[Message, Exchange]:
-        """Check a publish (permissions, internal exchange, user-id, reply-to) and make
+        """Check a publish (the operations layer's rules, then AMQP's reply-to) and make
         its message; raises what the channel is closed with."""
         if method.immediate:
             # RabbitMQ 3+ dropped immediate delivery and closes the connection (540),
             # before looking at anything else.
             raise NotSupported("immediate=true")
-        handler = self.handler
-        vhost = self.vhost
-        exchange = vhost.exchanges.get(method.exchange) or vhost.exchange(method.exchange)
-        if method.exchange not in self.may_publish or exchange.type == "topic":
-            # Topic permissions depend on the key; the rest is checked once per channel.
-            access.publish(
-                handler.user, vhost.name, method.exchange, method.routing_key, exchange.type
-            )
-            if exchange.type != "topic":
-                self.may_publish.add(method.exchange)
-        if exchange.internal:
-            raise AccessRefused(
-                f"cannot publish to internal exchange '{exchange.name}' in vhost '{vhost.name}'"
-            )
-        if properties.user_id is not None and properties.user_id != handler.username:
-            raise PreconditionFailed(
-                f"user_id property set to '{properties.user_id}' but authenticated user was "
-                f"'{handler.username}'"
-            )
+        exchange = self.ops.publish_target(method.exchange, method.routing_key, properties.user_id)
         if properties.reply_to == REPLY_TO:
             if self.reply_key is None:
                 raise PreconditionFailed("fast reply consumer does not exist")
@@ -366,83 +340,7 @@ class Channel:
             for tag in held:
                 self._send_cancel(tag)
 
-    # -- consume ---------------------------------------------------------------------
-
-    def qos(self, method: m.BasicQos) -> None:
-        count = method.prefetch_count
-        if method.global_ or self.handler.spec_qos:
-            # Channel-wide: RabbitMQ's meaning of global=true, and the spec's meaning of
-            # global=false for clients that assume it (see AMQPHandler.spec_qos). A new
-            # limit applies at once, to live consumers too.
-            self.global_prefetch = count
-            if method.global_:
-                self.global_qos = count > 0
-        else:
-            # Per consumer, for consumers started after this (RabbitMQ's semantics).
-            self.consumer_prefetch = count
-        self.handler.conn.send_method(self.number, m.BasicQosOk())
-        self.dispatch()
-
-    def consume(self, method: m.BasicConsume) -> None:
-        tag = method.consumer_tag or _generated_tag("amq.ctag-")
-        if tag in self.consumers or tag == self.reply_consumer_tag:
-            raise NotAllowed(f"attempt to reuse consumer tag '{tag}'")
-        if method.queue == REPLY_TO:
-            self.consume_replies(method, tag)
-            return
-        handler = self.handler
-        name = self.queue_name(method.queue)
-        access.consume(handler.user, handler.vhost.name, name)
-        queue = handler.vhost.queue(name, handler)
-        if self.global_qos and queue.counts_deliveries:
-            # rabbit_quorum_queue:consume/3 and rabbit_channel in 3.10: a connection error.
-            raise NotSupported(
-                f"queue '{queue.name}' in vhost '{queue.vhost}' does not support global qos"
-            )
-        arguments = dict(method.arguments or {})
-        priority = arguments.get("x-priority", 0)
-        if isinstance(priority, bool) or not isinstance(priority, int):
-            raise PreconditionFailed(
-                f"invalid arg 'x-priority' for consumer '{tag}': {{unacceptable_type}}"
-            )
-        queue.check_exclusive_use(method.exclusive)
-        consumer = AMQPConsumer(
-            self,
-            tag,
-            no_ack=method.no_ack,
-            exclusive=method.exclusive,
-            priority=priority,
-            arguments=arguments,
-            prefetch=self.consumer_prefetch,
-        )
-        if not method.no_wait:
-            self.handler.conn.send_method(self.number, m.BasicConsumeOk(consumer_tag=tag))
-        self.consumers[tag] = consumer
-        try:
-            queue.add_consumer(consumer)
-        except Exception:
-            del self.consumers[tag]
-            raise
-
-    def consume_replies(self, method: m.BasicConsume, tag: str) -> None:
-        if not method.no_ack:
-            raise PreconditionFailed("reply consumer cannot acknowledge")
-        if self.reply_consumer_tag is not None:
-            raise PreconditionFailed("reply consumer already set")
-        self.reply_consumer_tag = tag
-        self.reply_key = self.handler.replies.register(self)
-        if not method.no_wait:
-            self.handler.conn.send_method(self.number, m.BasicConsumeOk(consumer_tag=tag))
-
-    def cancel(self, method: m.BasicCancel) -> None:
-        tag = method.consumer_tag
-        if tag == self.reply_consumer_tag:
-            self.stop_replies()
-        consumer = self.consumers.pop(tag, None)
-        if not method.no_wait:
-            self.handler.conn.send_method(self.number, m.BasicCancelOk(consumer_tag=tag))
-        if consumer is not None and consumer.queue is not None:
-            consumer.queue.remove_consumer(consumer)
+    # -- consumers --------------------------------------------------------------------
 
     def stop_replies(self) -> None:
         if self.reply_key is not None:
@@ -456,41 +354,6 @@ class Channel:
         if not self.last_queue:
             raise NotFound("no previously declared queue")
         return self.last_queue
-
-    def get(self, method: m.BasicGet) -> None:
-        handler = self.handler
-        name = self.queue_name(method.queue)
-        access.get(handler.user, handler.vhost.name, name)
-        queue = handler.vhost.queue(name, handler)
-        entry = queue.get(method.no_ack)
-        conn = self.handler.conn
-        if entry is None:
-            conn.send_method(self.number, m.BasicGetEmpty())
-            return
-        tag = self.next_tag
-        self.next_tag = tag + 1
-        self.stats["deliver_get"] += 1
-        if not method.no_ack:
-            self.unacked[tag] = (entry, queue, None)
-        message = entry.message
-        # Quorum queues name the count on every basic.get, 0 included (rabbit_fifo_client).
-        encoded = (
-            encode_properties(with_delivery_count(message, entry.delivery_count).properties)
-            if queue.counts_deliveries
-            else self.encoded(message)
-        )
-        conn.send_content(
-            self.number,
-            m.BasicGetOk(
-                delivery_tag=tag,
-                redelivered=entry.redelivered,
-                exchange=message.exchange,
-                routing_key=message.routing_key,
-                message_count=queue.message_count,
-            ),
-            encoded,
-            message.body,
-        )
 
     # -- settle ------------------------------------------------------------------------
 
@@ -542,26 +405,22 @@ class Channel:
                 consumer = consumers.pop()
                 if consumer is not None:
                     consumer.unacked -= len(taken)
-                queues.pop().ack_many([entry for entry, _, _ in taken])
+                Client.settle(
+                    queues.pop(), [entry for entry, _, _ in taken], ack=True, requeue=False
+                )
                 self.dispatch()
                 return
         by_queue: dict[Queue, list[Entry]] = {}
         for entry, queue, consumer in taken:
             if consumer is not None:
                 consumer.unacked -= 1
-            if ack or requeue:
-                entries = by_queue.get(queue)
-                if entries is None:
-                    by_queue[queue] = [entry]
-                else:
-                    entries.append(entry)
+            entries = by_queue.get(queue)
+            if entries is None:
+                by_queue[queue] = [entry]
             else:
-                queue.reject(entry)
+                entries.append(entry)
         for queue, entries in by_queue.items():
-            if ack:
-                queue.ack_many(entries)
-            else:
-                queue.requeue(entries)
+            Client.settle(queue, entries, ack=ack, requeue=requeue)
         self.dispatch()
 
     def dispatch(self) -> None:

@@ -1,7 +1,8 @@
 """exchange.* and queue.* methods: authorize, call the core, answer -ok.
 
-Every handler first asks :mod:`pigeon.auth.operations` (RabbitMQ's access-control
-table, shared with the management API), then changes the topology. An -ok that
+Every handler calls the operations layer (:class:`pigeon.operations.client.Client`,
+where the permission and dead-letter checks are made for every entry point) and
+answers in AMQP's terms. An -ok that
 reports a durable change goes out once the change is on disk (:mod:`.durable`);
 with no-wait the change is made durable all the same, there is just no answer.
 """
@@ -10,11 +11,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pigeon.auth import operations as access
 from pigeon.core.binding import DestinationKind
+from pigeon.operations.replies import REPLY_TO
 from pigeon.protocols.amqp091 import durable
 from pigeon.protocols.amqp091 import methods as m
-from pigeon.protocols.amqp091.channel import REPLY_TO
 
 if TYPE_CHECKING:
     from pigeon.protocols.amqp091.channel import Channel
@@ -28,24 +28,9 @@ def _reply(
         durable.reply(channel, method, since, durable=depends)
 
 
-def _type_of(channel: Channel, exchange: str) -> str | None:
-    found = channel.handler.vhost.exchanges.get(exchange)
-    return found.type if found is not None else None
-
-
 def exchange_declare(channel: Channel, method: m.ExchangeDeclare) -> None:
-    handler = channel.handler
-    vhost = handler.vhost
-    access.exchange_declare(
-        handler.user,
-        vhost.name,
-        method.exchange,
-        passive=method.passive,
-        arguments=method.arguments,
-        new=method.exchange not in vhost.exchanges,
-    )
     since = durable.position(channel)
-    exchange = vhost.declare_exchange(
+    exchange = channel.ops.declare_exchange(
         method.exchange,
         method.type,
         passive=method.passive,
@@ -58,25 +43,14 @@ def exchange_declare(channel: Channel, method: m.ExchangeDeclare) -> None:
 
 
 def exchange_delete(channel: Channel, method: m.ExchangeDelete) -> None:
-    handler = channel.handler
-    access.exchange_delete(handler.user, handler.vhost.name, method.exchange)
     since = durable.position(channel)
-    handler.vhost.delete_exchange(method.exchange, if_unused=method.if_unused)
+    channel.ops.delete_exchange(method.exchange, if_unused=method.if_unused)
     _reply(channel, method.no_wait, m.ExchangeDeleteOk(), since)
 
 
 def exchange_bind(channel: Channel, method: m.ExchangeBind) -> None:
-    handler = channel.handler
-    access.exchange_bind(
-        handler.user,
-        handler.vhost.name,
-        method.destination,
-        method.source,
-        method.routing_key,
-        _type_of(channel, method.source),
-    )
     since = durable.position(channel)
-    handler.vhost.bind(
+    channel.ops.bind(
         method.source,
         method.destination,
         DestinationKind.EXCHANGE,
@@ -87,17 +61,8 @@ def exchange_bind(channel: Channel, method: m.ExchangeBind) -> None:
 
 
 def exchange_unbind(channel: Channel, method: m.ExchangeUnbind) -> None:
-    handler = channel.handler
-    access.exchange_bind(
-        handler.user,
-        handler.vhost.name,
-        method.destination,
-        method.source,
-        method.routing_key,
-        _type_of(channel, method.source),
-    )
     since = durable.position(channel)
-    handler.vhost.unbind(
+    channel.ops.unbind(
         method.source,
         method.destination,
         DestinationKind.EXCHANGE,
@@ -120,19 +85,9 @@ def queue_declare(channel: Channel, method: m.QueueDeclare) -> None:
             durable.position(channel),
         )
         return
-    vhost = handler.vhost
-    access.queue_declare(
-        handler.user,
-        vhost.name,
-        method.queue,
-        passive=method.passive,
-        arguments=method.arguments,
-        new=method.queue not in vhost.queues,
-    )
     since = durable.position(channel)
-    declared = vhost.declare_queue(
+    declared = channel.ops.declare_queue(
         method.queue,
-        owner=handler,
         passive=method.passive,
         durable=method.durable,
         exclusive=method.exclusive,
@@ -163,57 +118,29 @@ def _bind_args(channel: Channel, queue: str, routing_key: str) -> tuple[str, str
 
 
 def queue_bind(channel: Channel, method: m.QueueBind) -> None:
-    handler = channel.handler
     name, key = _bind_args(channel, method.queue, method.routing_key)
-    access.queue_bind(
-        handler.user,
-        handler.vhost.name,
-        name,
-        method.exchange,
-        key,
-        _type_of(channel, method.exchange),
-    )
     since = durable.position(channel)
-    handler.vhost.bind(
-        method.exchange, name, DestinationKind.QUEUE, key, method.arguments, owner=handler
-    )
+    channel.ops.bind(method.exchange, name, DestinationKind.QUEUE, key, method.arguments)
     _reply(channel, method.no_wait, m.QueueBindOk(), since)
 
 
 def queue_unbind(channel: Channel, method: m.QueueUnbind) -> None:
-    handler = channel.handler
     name, key = _bind_args(channel, method.queue, method.routing_key)
-    access.queue_bind(
-        handler.user,
-        handler.vhost.name,
-        name,
-        method.exchange,
-        key,
-        _type_of(channel, method.exchange),
-    )
     since = durable.position(channel)
-    handler.vhost.unbind(
-        method.exchange, name, DestinationKind.QUEUE, key, method.arguments, owner=handler
-    )
+    channel.ops.unbind(method.exchange, name, DestinationKind.QUEUE, key, method.arguments)
     durable.reply(channel, m.QueueUnbindOk(), since)  # queue.unbind has no no-wait
 
 
 def queue_purge(channel: Channel, method: m.QueuePurge) -> None:
-    handler = channel.handler
     name = channel.queue_name(method.queue)
-    access.queue_purge(handler.user, handler.vhost.name, name)
     since = durable.position(channel)
-    count = handler.vhost.purge_queue(name, handler)
+    count = channel.ops.purge(name)
     _reply(channel, method.no_wait, m.QueuePurgeOk(message_count=count), since)
 
 
 def queue_delete(channel: Channel, method: m.QueueDelete) -> None:
-    handler = channel.handler
     name = channel.queue_name(method.queue)
-    access.queue_delete(handler.user, handler.vhost.name, name)
     since = durable.position(channel)
     with channel.cancels_after_reply():
-        count = handler.vhost.delete_queue(
-            name, owner=handler, if_unused=method.if_unused, if_empty=method.if_empty
-        )
+        count = channel.ops.delete_queue(name, if_unused=method.if_unused, if_empty=method.if_empty)
         _reply(channel, method.no_wait, m.QueueDeleteOk(message_count=count), since)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 from ssl import SSLContext
 
-from pigeon.protocols.amqp091.adapter import BrokerContext
+from pigeon.operations.services import Services
+from pigeon.protocols.amqp091.adapter import AMQPSettings
 from pigeon.protocols.amqp091.session import AMQPSession, session_factory
 from pigeon.transport.glue import Connection
 from pigeon.transport.listener import Listener, listen
@@ -19,7 +20,7 @@ from pigeon.transport.listener import Listener, listen
 class AMQPListener:
     """A bound AMQP listener and the connections it accepted."""
 
-    def __init__(self, listener: Listener[AMQPSession], context: BrokerContext) -> None:
+    def __init__(self, listener: Listener[AMQPSession], context: Services) -> None:
         self.listener = listener
         self.context = context
         context.alarms.listeners.append(self._alarms_changed)
@@ -57,10 +58,15 @@ class AMQPListener:
 
 
 async def start_listener(
-    context: BrokerContext, host: str, port: int, *, ssl: SSLContext | None = None
+    context: Services,
+    host: str,
+    port: int,
+    *,
+    settings: AMQPSettings | None = None,
+    ssl: SSLContext | None = None,
 ) -> AMQPListener:
     listener = await listen(
-        session_factory(context, asyncio.get_running_loop()),
+        session_factory(context, asyncio.get_running_loop(), settings),
         host,
         port,
         limits=context.limits,

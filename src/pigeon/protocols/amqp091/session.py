@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pigeon.core.ports import Scheduler
-from pigeon.protocols.amqp091.adapter import AMQPHandler, BrokerContext
+from pigeon.operations.services import Services
+from pigeon.protocols.amqp091.adapter import AMQPHandler, AMQPSettings
 from pigeon.protocols.amqp091.connection import ConnState
 from pigeon.protocols.amqp091.replies import ReplyCode
 from pigeon.transport.session import Keepalive, Peer, Phase, SessionFactory, Waiter
@@ -87,13 +88,16 @@ class AMQPSession(AMQPHandler):
         self.connection_lost()
 
 
-def session_factory(context: BrokerContext, scheduler: Scheduler) -> SessionFactory[AMQPSession]:
+def session_factory(
+    context: Services, scheduler: Scheduler, settings: AMQPSettings | None = None
+) -> SessionFactory[AMQPSession]:
     """Sessions for a listener's accepted connections, all sharing ``context``."""
 
     def make(peer: Peer, want_flush: Callable[[], None]) -> AMQPSession:
         return AMQPSession(
             context,
             scheduler,
+            settings=settings,
             peer=peer.address,
             loopback=peer.loopback,
             want_flush=want_flush,
