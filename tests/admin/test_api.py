@@ -434,9 +434,16 @@ def test_connections_channels_consumers(
         and c["channels"] == 1
     ]
     assert mine["user"] == "guest" and mine["vhost"] == "/" and mine["protocol"] == "AMQP 0-9-1"
+    # The session's neutral description plus AMQP's own fields, in RabbitMQ's row.
+    assert (mine["ssl"], mine["auth_mechanism"]) == (False, "PLAIN")
+    assert {"timeout", "frame_max", "channel_max"} <= set(mine)
+    assert mine["frame_max"] == 131072 and mine["channel_max"] == 2047
     channels = api.get(f"/api/connections/{quote(mine['name'], safe='')}/channels")
     assert channels[0]["prefetch_count"] == 7 and channels[0]["consumer_count"] == 1
+    assert (channels[0]["confirm"], channels[0]["transactional"]) == (False, False)
+    assert channels[0]["global_prefetch_count"] == 0
     consumers = [c for c in api.get("/api/consumers") if c["consumer_tag"] == f"tag-{uid}"]
+    assert consumers[0]["prefetch_count"] == 7
     assert consumers[0]["queue"] == {"name": queue, "vhost": "/"}
     assert consumers[0]["channel_details"]["connection_name"] == mine["name"]
     closed = api.request(

@@ -25,8 +25,7 @@ def _visible(request: web.Request) -> list[HandlerLike]:
     return [
         h
         for h in monitor(request).handlers()
-        if who.may_see_connection(h.username)
-        and (vhost is None or h.describe().get("vhost") == vhost)
+        if who.may_see_connection(h.username) and (vhost is None or h.describe().vhost == vhost)
     ]
 
 

@@ -231,31 +231,30 @@ def _split_peer(peer: str) -> tuple[str, int]:
 
 
 def connection_json(handler: HandlerLike, monitor: Monitor) -> Json:
-    described = handler.describe()
-    peer_host, peer_port = _split_peer(handler.peer)
+    """RabbitMQ's connection row, from the session's neutral description and extras."""
+    info = handler.describe()
+    peer_host, peer_port = _split_peer(info.peer)
     config = monitor.broker.config
     connected = monitor.connected_at.get(handler, monitor.started_at)
     return {
         "name": connection_name(handler, monitor),
         "node": monitor.node.name,
         "type": "network",
-        "protocol": "AMQP 0-9-1",
+        "protocol": info.protocol,
         "state": "running",
-        "user": handler.username,
-        "user_who_performed_action": handler.username,
-        "vhost": described.get("vhost"),
-        "channels": len(handler.channels),
+        "user": info.user,
+        "user_who_performed_action": info.user,
+        "vhost": info.vhost,
+        "channels": info.channels,
         "peer_host": peer_host,
         "peer_port": peer_port,
         "host": config.host,
         "port": monitor.broker.amqp_port,
-        "ssl": False,
-        "auth_mechanism": "PLAIN",
-        "timeout": config.heartbeat,
-        "frame_max": config.frame_max,
-        "channel_max": config.channel_max,
+        "ssl": info.tls,
+        "auth_mechanism": info.mechanism or "PLAIN",
+        **jsonable(dict(info.extras)),
         "connected_at": int(connected * 1000),
-        "client_properties": jsonable(handler.client_properties),
+        "client_properties": jsonable(info.client_properties),
     }
 
 
@@ -267,7 +266,7 @@ def channel_json(handler: HandlerLike, channel: ChannelLike, monitor: Monitor) -
         "number": channel.number,
         "node": monitor.node.name,
         "user": handler.username,
-        "vhost": handler.describe().get("vhost"),
+        "vhost": handler.describe().vhost,
         "state": "running",
         "connection_details": {"name": name, "peer_host": peer_host, "peer_port": peer_port},
         "consumer_count": len(channel.consumers),
@@ -275,10 +274,7 @@ def channel_json(handler: HandlerLike, channel: ChannelLike, monitor: Monitor) -
         "messages_unconfirmed": 0,
         "messages_uncommitted": 0,
         "acks_uncommitted": 0,
-        "prefetch_count": channel.consumer_prefetch,
-        "global_prefetch_count": channel.global_prefetch,
-        "confirm": channel.confirming,
-        "transactional": channel.tx is not None,
+        **channel.extras(),
         "message_stats": message_stats(
             dict(channel.stats), _channel_series(channel, monitor), monitor.window
         ),
@@ -298,7 +294,7 @@ def consumer_json(
     monitor: Monitor,
 ) -> Json:
     details: Json = {}
-    prefetch = 0
+    prefetch: object = 0
     if channel is not None:
         handler, chan = channel
         peer_host, peer_port = _split_peer(handler.peer)
@@ -312,7 +308,7 @@ def consumer_json(
             "node": monitor.node.name,
             "user": handler.username,
         }
-        prefetch = chan.consumer_prefetch
+        prefetch = chan.extras().get("prefetch_count", 0)
     active = queue.active_consumer
     is_active = active is None or active is consumer
     return {

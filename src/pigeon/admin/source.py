@@ -3,8 +3,10 @@
 The admin package never imports a protocol package or the composition root:
 it sees the broker, its client connections and their channels only through
 these protocols, which :class:`pigeon.broker.Broker` and the AMQP handler
-satisfy as they are. A later protocol (MQTT) shows up here by having the same
-shape.
+satisfy as they are. A connection describes itself neutrally
+(:class:`pigeon.operations.sessions.SessionInfo`: protocol, peer, user, vhost,
+plus the protocol's own extras), so a later protocol (MQTT) shows up here by
+having the same shape.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any, Protocol
 from pigeon.config import Config
 from pigeon.core.node import Node
 from pigeon.operations.services import Services
+from pigeon.operations.sessions import SessionInfo
 
 
 class ConsumerLike(Protocol):
@@ -23,6 +26,8 @@ class ConsumerLike(Protocol):
 
 
 class ChannelLike(Protocol):
+    """A channel of a connection (a protocol without channels shows one)."""
+
     @property
     def number(self) -> int: ...
     @property
@@ -30,15 +35,11 @@ class ChannelLike(Protocol):
     @property
     def unacked(self) -> Mapping[int, Any]: ...
     @property
-    def consumer_prefetch(self) -> int: ...
-    @property
-    def global_prefetch(self) -> int: ...
-    @property
-    def confirming(self) -> bool: ...
-    @property
-    def tx(self) -> object | None: ...
-    @property
     def stats(self) -> Mapping[str, int]: ...
+
+    def extras(self) -> Mapping[str, object]:
+        """The protocol's own fields (AMQP: prefetch, confirm and tx modes)."""
+        ...
 
 
 class HandlerLike(Protocol):
@@ -49,14 +50,12 @@ class HandlerLike(Protocol):
     @property
     def username(self) -> str: ...
     @property
-    def client_properties(self) -> dict[str, Any]: ...
-    @property
     def channels(self) -> Mapping[int, ChannelLike]: ...
 
     @property
     def want_flush(self) -> Callable[[], None]: ...
 
-    def describe(self) -> dict[str, Any]: ...
+    def describe(self) -> SessionInfo: ...
 
     def shutdown(self, text: str = ...) -> None: ...
 

@@ -31,6 +31,7 @@ from pigeon.errors import (
     ResourceLocked,
 )
 from pigeon.operations.services import Services
+from pigeon.operations.sessions import SessionInfo
 from pigeon.protocols.amqp091 import connection as c
 from pigeon.protocols.amqp091 import consuming as k
 from pigeon.protocols.amqp091 import declarations as d
@@ -427,11 +428,21 @@ class AMQPHandler(Login):
             self.conn.close(ReplyCode.CONNECTION_FORCED, text)
         self.connection_lost()
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            "peer": self.peer,
-            "user": self.username,
-            "vhost": self._vhost.name if self._vhost else None,
-            "channels": len(self.channels),
-            "client_properties": self.client_properties,
-        }
+    def describe(self) -> SessionInfo:
+        """This connection as the management API lists it (neutral fields + AMQP's own)."""
+        settings = self.settings
+        return SessionInfo(
+            protocol="AMQP 0-9-1",
+            peer=self.peer,
+            user=self.username,
+            vhost=self.vhost_name,
+            channels=len(self.channels),
+            client_properties=self.client_properties,
+            mechanism=self.identity.mechanism if self.identity is not None else "",
+            tls=self.tls,
+            extras={
+                "timeout": settings.heartbeat,
+                "frame_max": settings.frame_max,
+                "channel_max": settings.channel_max,
+            },
+        )

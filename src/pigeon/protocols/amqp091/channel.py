@@ -86,6 +86,15 @@ class Channel:
         # Counters for the management API's channel message_stats.
         self.stats: dict[str, int] = {"publish": 0, "deliver_get": 0, "ack": 0, "redeliver": 0}
 
+    def extras(self) -> dict[str, object]:
+        """AMQP's own fields of this channel, for the management API's listing."""
+        return {
+            "prefetch_count": self.consumer_prefetch,
+            "global_prefetch_count": self.global_prefetch,
+            "confirm": self.confirming,
+            "transactional": self.tx is not None,
+        }
+
     @property
     def deliverable(self) -> bool:
         return (
