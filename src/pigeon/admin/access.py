@@ -12,9 +12,10 @@ follows RabbitMQ's management tags:
 - ``administrator``: everything, including users, vhosts, permissions and
   definitions.
 
-Acting on resources (declare, delete, bind, publish, get, purge) also needs
-the same configure/write/read permission an AMQP client would need, so the
-API is no back door around the vhost permissions.
+Acting on resources (declare, delete, bind, publish, get, purge) goes through
+the operations layer (:class:`pigeon.operations.client.Client`) as this user,
+with the very checks an AMQP client gets, so the API is no back door around
+the vhost permissions.
 """
 
 from __future__ import annotations
@@ -22,15 +23,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-from collections.abc import Callable
-from enum import StrEnum
-from typing import Any
 
-from pigeon.auth.authorization import Identity, Resource, StoreAuthority, authorize
-from pigeon.auth.authorization import Permission as AuthPermission
+from pigeon.auth.authorization import Identity, StoreAuthority
 from pigeon.auth.gate import LoginGate
 from pigeon.auth.users import User, UserStore
-from pigeon.errors import AccessRefused
 
 MANAGEMENT_TAGS = frozenset({"management", "policymaker", "monitoring", "administrator"})
 
@@ -41,14 +37,6 @@ class Forbidden(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-class Action(StrEnum):
-    """The three AMQP permission kinds (RabbitMQ's access control model)."""
-
-    CONFIGURE = "configure"
-    WRITE = "write"
-    READ = "read"
 
 
 def basic_credentials(header: str | None) -> tuple[str, str] | None:
@@ -122,30 +110,6 @@ class Principal:
 
     def may_see_connection(self, owner: str) -> bool:
         return self.is_monitor or owner == self.user.name
-
-    def check(self, operation: Callable[..., None], *args: Any, **kwargs: Any) -> None:
-        """One of :mod:`pigeon.auth.operations`' checks, the very one AMQP makes for
-        the same operation, as this user; a refusal is a 403."""
-        try:
-            operation(self.identity, *args, **kwargs)
-        except AccessRefused as refused:
-            raise Forbidden(refused.text) from None
-
-    def require(
-        self,
-        vhost: str,
-        action: Action,
-        resource: str,
-        kind: Resource = Resource.QUEUE,
-        routing_key: str | None = None,
-    ) -> None:
-        """The AMQP permission check, through the same function AMQP uses."""
-        try:
-            authorize(
-                self.identity, vhost, AuthPermission(action.value), kind, resource, routing_key
-            )
-        except AccessRefused as refused:
-            raise Forbidden(refused.text) from None
 
 
 async def authenticate(

@@ -11,15 +11,15 @@ the move stops there.
 
 Body: ``{"destination": "other-queue", "count": 100}`` (count optional: every
 ready message). Answer: ``{"moved": n}``. Needs read permission on the source
-queue and write permission on the destination queue.
+queue and write permission on the destination queue (checked by the operations
+layer, :meth:`pigeon.operations.client.Client.queues_to_move`).
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from pigeon.admin.access import Action
-from pigeon.admin.web import BadRequest, body, ok, principal, vhost_of
+from pigeon.admin.web import BadRequest, body, client, ok, vhost_of
 from pigeon.core.arguments import parse_expiration
 from pigeon.core.queue import Queue
 
@@ -52,10 +52,7 @@ async def move(request: web.Request) -> web.Response:
     count = data.get("count")
     if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count < 1):
         raise BadRequest("count must be a positive integer")
-    who = principal(request)
-    who.require(vhost.name, Action.READ, name)
-    who.require(vhost.name, Action.WRITE, target)
-    source, destination = vhost.queue(name, None), vhost.queue(target, None)
+    source, destination = client(request, vhost).queues_to_move(name, target)
     limit = len(source.ready) if count is None else count
     moved = move_messages(source, destination, limit, vhost.scheduler.time())
     return ok({"moved": moved})

@@ -1,8 +1,10 @@
 """Which permissions each AMQP 0-9-1 operation needs: RabbitMQ's access-control table.
 
-One function per operation, each a few calls to :func:`authorize`. The
-management API uses the same functions for the same actions, so the two
-paths cannot drift apart.
+One function per operation, each a few calls to :func:`authorize`. Only the
+operations layer (:class:`pigeon.operations.client.Client`) calls them, for
+every entry point (AMQP, the management API, the embedded API), so the paths
+cannot drift apart. The dead-letter row is RabbitMQ 3.10's ``rabbit_channel``:
+for a new queue only, read on the queue and write on its dead-letter exchange.
 
 | operation | configure | write | read |
 | --- | --- | --- | --- |
@@ -17,6 +19,7 @@ paths cannot drift apart.
 | exchange.bind / unbind | | destination | source (+ topic read of the key) |
 | basic.publish | | exchange (+ topic write of the key) | |
 | basic.consume / basic.get | | | queue |
+| move messages (management API, Pigeon's own) | | destination queue | source queue |
 """
 
 from __future__ import annotations
@@ -143,3 +146,9 @@ def consume(user: Identity, vhost: str, queue: str) -> None:
 
 
 get = consume
+
+
+def move(user: Identity, vhost: str, source: str, destination: str) -> None:
+    """Moving ready messages between queues (``POST /api/queues/.../move``)."""
+    authorize(user, vhost, READ, QUEUE, source)
+    authorize(user, vhost, WRITE, QUEUE, destination)

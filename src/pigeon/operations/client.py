@@ -229,6 +229,13 @@ class Client:
         self._check(access.consume, name)
         return self.vhost.queue(name, self.owner)
 
+    def queues_to_move(self, source: str, destination: str) -> tuple[Queue, Queue]:
+        """The two queues of a move of messages (the management API's own), after its
+        checks: read on the source, write on the destination."""
+        self._check(access.move, source, destination)
+        vhost = self.vhost
+        return vhost.queue(source, self.owner), vhost.queue(destination, self.owner)
+
     def get(self, name: str, *, no_ack: bool) -> tuple[Queue, Entry | None]:
         """Take the next ready message (``basic.get``): the queue and the entry, if any."""
         queue = self.queue_to_read(name)
