@@ -95,3 +95,24 @@ def test_update_secret_extends_a_token_connection(broker: Broker, key: rsa.RSAPr
         assert connection.channel().queue_declare("", exclusive=True)
     finally:
         connection.close()
+
+
+def test_update_secret_applies_the_new_scopes_to_open_channels(
+    broker: Broker, key: rsa.RSAPrivateKey
+) -> None:
+    """Channels opened before update-secret are checked with the new token's scopes
+    (nothing cached from the old token lets a publish through)."""
+    connection = pika.BlockingConnection(params(broker, token(key, 60)))
+    try:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        queue = channel.queue_declare("", exclusive=True).method.queue
+        channel.basic_publish("", queue, b"allowed")  # cached as allowed on this channel
+        read_only = "rabbitmq.configure:*/* rabbitmq.read:*/*"
+        connection.update_secret(token(key, 60, scope=read_only), "fewer scopes")
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as refused:
+            channel.basic_publish("", queue, b"refused")
+        assert refused.value.reply_code == 403
+        assert "access to exchange 'amq.default'" in refused.value.reply_text
+    finally:
+        connection.close()

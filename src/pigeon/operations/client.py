@@ -66,6 +66,12 @@ class Client:
         # channels cache their permission checks (topic exchanges depend on the key).
         self.may_publish: set[str] = set()
 
+    def relogin(self, user: Identity) -> None:
+        """The client's credentials changed (AMQP update-secret): check as ``user`` from
+        now on, nothing cached from before."""
+        self.user = user
+        self.may_publish.clear()
+
     def _check(self, rule: Callable[..., None], *args: Any, **kwargs: Any) -> None:
         if self.user is not None:
             rule(self.user, self.vhost.name, *args, **kwargs)

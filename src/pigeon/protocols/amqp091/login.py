@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pigeon.auth.authenticator import LoginRefused
 from pigeon.auth.authorization import Identity
@@ -25,6 +25,9 @@ from pigeon.protocols.amqp091 import connection as c
 from pigeon.protocols.amqp091 import methods as m
 from pigeon.protocols.amqp091.replies import ReplyCode
 from pigeon.protocols.amqp091.tables import decode_table
+
+if TYPE_CHECKING:
+    from pigeon.protocols.amqp091.channel import Channel
 
 log = logging.getLogger("pigeon.amqp")
 
@@ -48,6 +51,7 @@ class Login:
     _expiry_timer: TimerHandle | None
     _counted: tuple[str, str] | None
     _vhost: VirtualHost | None
+    channels: dict[int, Channel]
 
     @property
     def user(self) -> Identity:
@@ -134,6 +138,8 @@ class Login:
                 self.conn.close(ReplyCode.NOT_ALLOWED, f"NOT_ALLOWED - {error.text}", 10, 70)
                 self.connection_lost()
                 return
+            for channel in self.channels.values():  # the new token's scopes from now on
+                channel.ops.relogin(self.identity)
         self.conn.send_method(0, m.ConnectionUpdateSecretOk())
 
     def _credentials(self, mechanism: str, response: bytes) -> tuple[str, str] | None:
