@@ -19,8 +19,8 @@ from typing import Any
 import pika
 import pika.exceptions
 import pytest
+from permission_world import ALL, KINDS, Http, World, topology
 from pika.adapters.blocking_connection import BlockingChannel
-from test_permission_matrix import ALL, KINDS, Http, World, _topology
 
 from pigeon.broker import Broker
 from pigeon.config import Config
@@ -176,7 +176,7 @@ def n(world: World) -> Iterator[str]:
     """A fresh topology (made by the user with every permission), removed afterwards."""
     name = uuid.uuid4().hex[:8]
     with world.amqp("full") as connection:
-        _topology(connection.channel(), name)
+        topology(connection.channel(), name)
     yield name
     _cleanup(world, name)
 

@@ -1,16 +1,13 @@
 """The permission matrix: each operation, by a user with and without each permission.
 
 Over AMQP (pika) and over the management HTTP API, against RabbitMQ's
-access-control table. Users are made through the HTTP API. "lacks-X" has
+access-control table (test_entry_points.py runs one table over AMQP, HTTP and
+the embedded API). Users are made through the HTTP API. "lacks-X" has
 every permission but X; "nothing" has vhost access and no permission.
 """
 
 from __future__ import annotations
 
-import base64
-import json
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,15 +17,13 @@ from urllib.parse import quote
 import pika
 import pika.exceptions
 import pytest
+from permission_world import ALL, KINDS, NONE, Http, World, topology
 from pika.adapters.blocking_connection import BlockingChannel
 
 from pigeon.auth.users import TopicPermission
 from pigeon.broker import Broker
 from pigeon.config import Config
 
-ALL = ".*"
-NONE = "^$"
-KINDS = ("configure", "write", "read")
 USERS = {
     "full": (ALL, ALL, ALL),
     "lacks-configure": (NONE, ALL, ALL),
@@ -36,49 +31,6 @@ USERS = {
     "lacks-read": (ALL, ALL, NONE),
     "nothing": (NONE, NONE, NONE),
 }
-
-
-class Http:
-    def __init__(self, base: str, user: str, password: str) -> None:
-        self.base, self.user, self.password = base, user, password
-
-    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
-        request = urllib.request.Request(
-            self.base + path,
-            method=method,
-            data=json.dumps(body).encode() if body is not None else None,
-            headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=10) as answer:
-                raw = answer.read()
-                return answer.status, json.loads(raw) if raw else None
-        except urllib.error.HTTPError as failed:
-            raw = failed.read()
-            try:
-                return failed.code, json.loads(raw)
-            except ValueError:
-                return failed.code, raw
-
-
-@dataclass
-class World:
-    broker: Broker
-    admin: Http
-    prefix: str
-
-    def name(self, user: str) -> str:
-        return f"{self.prefix}-{user}"
-
-    def amqp(self, user: str) -> pika.BlockingConnection:
-        credentials = pika.PlainCredentials(self.name(user), "pw")
-        return pika.BlockingConnection(
-            pika.ConnectionParameters("127.0.0.1", self.broker.amqp_port, credentials=credentials)
-        )
-
-    def http(self, user: str) -> Http:
-        return Http(self.admin.base, self.name(user), "pw")
 
 
 @pytest.fixture(scope="module")
@@ -114,14 +66,6 @@ class Operation:
     act: Callable[[BlockingChannel, str], Any]
 
 
-def _topology(ch: BlockingChannel, n: str) -> None:
-    ch.exchange_declare(f"x-{n}", "direct")
-    ch.exchange_declare(f"x2-{n}", "fanout")
-    ch.queue_declare(f"q-{n}")
-    ch.queue_bind(f"q-{n}", f"x-{n}", "k")
-    ch.exchange_bind(f"x2-{n}", f"x-{n}", "k")
-
-
 OPERATIONS = [
     Operation(
         "exchange.declare",
@@ -132,13 +76,13 @@ OPERATIONS = [
     Operation(
         "exchange.declare passive",
         frozenset(),
-        _topology,
+        topology,
         lambda ch, n: ch.exchange_declare(f"x-{n}", passive=True),
     ),
     Operation(
         "exchange.delete",
         frozenset({"configure"}),
-        _topology,
+        topology,
         lambda ch, n: ch.exchange_delete(f"x2-{n}"),
     ),
     Operation(
@@ -156,62 +100,60 @@ OPERATIONS = [
     Operation(
         "queue.declare passive",
         frozenset(),
-        _topology,
+        topology,
         lambda ch, n: ch.queue_declare(f"q-{n}", passive=True),
     ),
     Operation(
-        "queue.delete", frozenset({"configure"}), _topology, lambda ch, n: ch.queue_delete(f"q-{n}")
+        "queue.delete", frozenset({"configure"}), topology, lambda ch, n: ch.queue_delete(f"q-{n}")
     ),
-    Operation(
-        "queue.purge", frozenset({"read"}), _topology, lambda ch, n: ch.queue_purge(f"q-{n}")
-    ),
+    Operation("queue.purge", frozenset({"read"}), topology, lambda ch, n: ch.queue_purge(f"q-{n}")),
     Operation(
         "queue.bind",
         frozenset({"write", "read"}),
-        _topology,
+        topology,
         lambda ch, n: ch.queue_bind(f"q-{n}", f"x-{n}", "other"),
     ),
     Operation(
         "queue.unbind",
         frozenset({"write", "read"}),
-        _topology,
+        topology,
         lambda ch, n: ch.queue_unbind(f"q-{n}", f"x-{n}", "k"),
     ),
     Operation(
         "exchange.bind",
         frozenset({"write", "read"}),
-        _topology,
+        topology,
         lambda ch, n: ch.exchange_bind(f"x2-{n}", f"x-{n}", "other"),
     ),
     Operation(
         "exchange.unbind",
         frozenset({"write", "read"}),
-        _topology,
+        topology,
         lambda ch, n: ch.exchange_unbind(f"x2-{n}", f"x-{n}", "k"),
     ),
     Operation(
         "basic.publish",
         frozenset({"write"}),
-        _topology,
+        topology,
         lambda ch, n: ch.basic_publish(f"x-{n}", "k", b"m"),
     ),
     Operation(
         "basic.publish default exchange",
         frozenset({"write"}),
-        _topology,
+        topology,
         lambda ch, n: ch.basic_publish("", f"q-{n}", b"m"),
     ),
-    Operation("basic.get", frozenset({"read"}), _topology, lambda ch, n: ch.basic_get(f"q-{n}")),
+    Operation("basic.get", frozenset({"read"}), topology, lambda ch, n: ch.basic_get(f"q-{n}")),
     Operation(
         "basic.consume",
         frozenset({"read"}),
-        _topology,
+        topology,
         lambda ch, n: ch.basic_consume(f"q-{n}", lambda *a: None),
     ),
     Operation(
         "queue.declare with DLX",
         frozenset({"configure", "write", "read"}),
-        _topology,
+        topology,
         lambda ch, n: ch.queue_declare(
             f"dlx-q-{n}", arguments={"x-dead-letter-exchange": f"x-{n}"}
         ),
@@ -219,7 +161,7 @@ OPERATIONS = [
     Operation(
         "exchange.declare with AE",
         frozenset({"configure", "write", "read"}),
-        _topology,
+        topology,
         lambda ch, n: ch.exchange_declare(
             f"ae-x-{n}", "direct", arguments={"alternate-exchange": f"x-{n}"}
         ),
@@ -412,7 +354,7 @@ def test_http(world: World, op: HttpOperation, user: str) -> None:
     n = uuid.uuid4().hex[:8]
     with world.amqp("full") as owner:
         setup = owner.channel()
-        _topology(setup, n)
+        topology(setup, n)
         status, answer = op.act(world.http(user), n)
         granted = {k for k, p in zip(KINDS, USERS[user], strict=True) if p == ALL}
         if op.needs <= granted:
