@@ -14,7 +14,10 @@ core objects; the rules live here once, so the entry points cannot drift apart:
   has the ``impersonator`` tag;
 - vhost limits (``max-queues``) are the vhost's own (:mod:`pigeon.core.policies`);
   connection and channel limits are counted by :class:`~.limits.ConnectionLimits`;
-  resource alarms are :class:`~pigeon.core.alarms.Alarms` in :class:`~.services.Services`.
+- resource alarms (:class:`~pigeon.core.alarms.Alarms` in :class:`~.services.Services`)
+  stop reading connections that publish, which is flow control, each protocol's own;
+  a request of the HTTP or embedded API is not held (RabbitMQ 3.10.8's API publishes
+  and declares during a memory alarm too, checked against a node).
 
 A client with no user (``user=None``) is the broker's own program (the embedded
 API without :meth:`~pigeon.embedded.api.EmbeddedAPI.as_user`): permissions are
