@@ -35,7 +35,7 @@ from pigeon.operations.sessions import SessionInfo
 from pigeon.protocols.amqp091 import connection as c
 from pigeon.protocols.amqp091 import consuming as k
 from pigeon.protocols.amqp091 import declarations as d
-from pigeon.protocols.amqp091 import durable
+from pigeon.protocols.amqp091 import durable, modes
 from pigeon.protocols.amqp091 import methods as m
 from pigeon.protocols.amqp091.channel import Channel
 from pigeon.protocols.amqp091.login import Login
@@ -122,10 +122,10 @@ CHANNEL_METHODS: dict[type[m.Method], ChannelMethod] = {
     m.BasicRecover: lambda ch, x: _recover(ch, x.requeue, m.BasicRecoverOk()),
     m.BasicRecoverAsync: lambda ch, x: _recover(ch, x.requeue, None),
     m.ChannelFlow: lambda ch, x: ch.flow(x.active),
-    m.ConfirmSelect: Channel.confirm_select,
-    m.TxSelect: lambda ch, x: ch.tx_select(),
-    m.TxCommit: lambda ch, x: ch.tx_commit(),
-    m.TxRollback: lambda ch, x: ch.tx_rollback(),
+    m.ConfirmSelect: modes.confirm_select,
+    m.TxSelect: lambda ch, x: modes.tx_select(ch),
+    m.TxCommit: lambda ch, x: modes.tx_commit(ch),
+    m.TxRollback: lambda ch, x: modes.tx_rollback(ch),
 }
 
 

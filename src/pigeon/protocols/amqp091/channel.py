@@ -1,9 +1,10 @@
 """One AMQP channel: consumers, deliveries in flight, acks, confirms and transactions.
 
 The topology methods (exchange.*, queue.*) are in :mod:`.declarations`, the
-consumer methods (basic.qos/consume/cancel/get) in :mod:`.consuming`; this
-module is the message path: publish -> core -> deliver -> ack. Every check of a
-request is the operations layer's (:class:`pigeon.operations.client.Client`).
+consumer methods (basic.qos/consume/cancel/get) in :mod:`.consuming`, confirm
+and tx modes in :mod:`.modes`; this module is the message path: publish ->
+core -> deliver -> ack. Every check of a request is the operations layer's
+(:class:`pigeon.operations.client.Client`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from itertools import islice
 from typing import TYPE_CHECKING
 
@@ -25,10 +25,10 @@ from pigeon.errors import (
 )
 from pigeon.operations.client import Client
 from pigeon.operations.replies import REPLY_TO, REPLY_TO_PREFIX
-from pigeon.protocols.amqp091 import durable
 from pigeon.protocols.amqp091 import methods as m
 from pigeon.protocols.amqp091.codec import encode_properties
 from pigeon.protocols.amqp091.consumer import AMQPConsumer
+from pigeon.protocols.amqp091.modes import Transaction
 from pigeon.protocols.amqp091.replies import ReplyCode
 
 if TYPE_CHECKING:
@@ -41,15 +41,6 @@ PROTOCOL = "amqp091"
 
 # delivery tag -> (entry, queue, consumer or None for basic.get)
 Unacked = dict[int, tuple["Entry", "Queue", AMQPConsumer | None]]
-
-
-@dataclass(slots=True)
-class Transaction:
-    """What a tx channel has done since its last commit or rollback."""
-
-    publishes: list[tuple[m.BasicPublish, Message]] = field(default_factory=list)
-    # (delivery tag, multiple, ack, requeue)
-    settlements: list[tuple[int, bool, bool, bool]] = field(default_factory=list)
 
 
 class Channel:
@@ -449,41 +440,6 @@ class Channel:
         self.handler.conn.send_method(self.number, m.ChannelFlowOk(active=active))
         if active:
             self.dispatch()
-
-    # -- confirm and tx modes ---------------------------------------------------------------
-
-    def confirm_select(self, method: m.ConfirmSelect) -> None:
-        if self.tx is not None:
-            raise PreconditionFailed("cannot switch from tx to confirm mode")
-        self.confirming = True
-        if not method.no_wait:
-            self.handler.conn.send_method(self.number, m.ConfirmSelectOk())
-
-    def tx_select(self) -> None:
-        if self.confirming:
-            raise PreconditionFailed("cannot switch from confirm to tx mode")
-        if self.tx is None:
-            self.tx = Transaction()
-        self.handler.conn.send_method(self.number, m.TxSelectOk())
-
-    def tx_commit(self) -> None:
-        if self.tx is None:
-            raise PreconditionFailed("channel is not transactional")
-        tx, self.tx = self.tx, Transaction()
-        since = durable.position(self)
-        for method, message in tx.publishes:
-            self.route(method, message)
-        for delivery_tag, multiple, ack, requeue in tx.settlements:
-            self.apply_settlement(self.take(delivery_tag, multiple), ack=ack, requeue=requeue)
-        # Persistent messages stored and acks removed: commit-ok once they are on disk.
-        durable.reply(self, m.TxCommitOk(), since)
-
-    def tx_rollback(self) -> None:
-        if self.tx is None:
-            raise PreconditionFailed("channel is not transactional")
-        # Rolled-back acks leave the messages unacknowledged, as before the transaction.
-        self.tx = Transaction()
-        self.handler.conn.send_method(self.number, m.TxRollbackOk())
 
     # -- teardown --------------------------------------------------------------------------
 
