@@ -33,6 +33,7 @@ from pigeon.auth import operations as access
 from pigeon.auth.authorization import Identity
 from pigeon.core.binding import DestinationKind
 from pigeon.errors import AccessRefused, PreconditionFailed
+from pigeon.operations.replies import REPLY_TO_PREFIX
 
 if TYPE_CHECKING:
     from pigeon.core.consumer import Consumer
@@ -221,13 +222,12 @@ class Client:
 
     def publish(self, message: Message) -> int:
         """Check and route a message; how many queues (or reply targets) took it."""
-        replies = self.services.replies
-        if message.exchange == "" and replies.exists(message.routing_key):
-            self._check(access.publish, "", message.routing_key)
-            return replies.deliver(message.routing_key, message)
         target = self.publish_target(
             message.exchange, message.routing_key, message.properties.user_id
         )
+        if message.exchange == "" and message.routing_key.startswith(REPLY_TO_PREFIX):
+            # Direct reply-to: straight to the requester, through no queue.
+            return self.services.replies.deliver(message.routing_key, message)
         routed, _ = self.vhost.publish(message, target)
         return routed
 
