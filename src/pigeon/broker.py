@@ -216,6 +216,7 @@ class Broker(EmbeddedAPI):
                 per_vhost=dict(config.vhost_max_connections),
                 per_user=dict(config.user_max_connections),
                 lookup=self._runtime_limit,
+                counts=self.node.stats,
             ),
         )
         self._listener = await start_listener(

@@ -13,7 +13,7 @@ core when scraped, so nothing on the message path updates a metric.
 from __future__ import annotations
 
 import platform
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -23,20 +23,31 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from pigeon.admin import process
 from pigeon.admin.latency import Histogram
+from pigeon.admin.metrics_raft import raft_families
 from pigeon.admin.monitor import Monitor
 from pigeon.admin.rates import Counters, queue_counters
+from pigeon.core.message import SIZE_BOUNDS
+from pigeon.core.node import Node
 from pigeon.core.paging import paged_out
 from pigeon.version import __version__
 
+# Go's float formatting, as Prometheus writes ``le`` ("1e+06"), typed.
+go_float: Callable[[float], str] = floatToGoString
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PROTOCOL = "amqp091"
 
 # (family suffix, counter key, help) for rabbitmq_global_messages_*_total{protocol}.
 GLOBAL_COUNTERS = (
     ("received", "received", "Total number of messages received from publishers"),
+    (
+        "received_confirm",
+        "received_confirm",
+        "Total number of messages received from publishers expecting confirmations",
+    ),
     # One per queue a message reaches (RabbitMQ adds the number of queues, not one).
     ("routed", "routed", "Total number of messages routed to queues or streams"),
     (
@@ -53,6 +64,31 @@ GLOBAL_COUNTERS = (
     ),
     ("confirmed", "confirmed", "Total number of messages confirmed to publishers"),
     ("delivered", "deliver_get", "Total number of messages delivered to consumers"),
+    (
+        "delivered_consume_manual_ack",
+        "deliver",
+        "Total number of messages delivered to consumers using basic.consume with manual "
+        "acknowledgment",
+    ),
+    (
+        "delivered_consume_auto_ack",
+        "deliver_no_ack",
+        "Total number of messages delivered to consumers using basic.consume with automatic "
+        "acknowledgment",
+    ),
+    (
+        "delivered_get_manual_ack",
+        "get",
+        "Total number of messages delivered to consumers using basic.get with manual "
+        "acknowledgment",
+    ),
+    (
+        "delivered_get_auto_ack",
+        "get_no_ack",
+        "Total number of messages delivered to consumers using basic.get with automatic "
+        "acknowledgment",
+    ),
+    ("get_empty", "get_empty", "Total number of times basic.get operations fetched no message"),
     ("acknowledged", "ack", "Total number of messages acknowledged by consumers"),
     ("redelivered", "redeliver", "Total number of messages redelivered to consumers"),
 )
@@ -97,16 +133,29 @@ CHANNEL_COUNTERS = (
     ),
 )
 DEAD_LETTER_REASONS = ("expired", "rejected", "maxlen", "delivery_limit")
+# rabbitmq_alarms_* family -> the name Pigeon's resource monitor raises it under.
+ALARMS = {
+    "memory_used_watermark": "memory",
+    "free_disk_space_watermark": "disk",
+    "file_descriptor_limit": "file_descriptors",  # never raised: Pigeon has no such alarm
+}
 
 
-def identity_info(node: str) -> Metric:
-    """``rabbitmq_identity_info``: every RabbitMQ endpoint starts with it."""
+def identity_info(node: str, endpoint: str) -> Metric:
+    """``rabbitmq_identity_info``: every RabbitMQ endpoint has it. ``endpoint`` is
+    RabbitMQ's ``rabbitmq_endpoint`` label ("aggregated", "per-object" or "detailed"),
+    which its dashboards filter on."""
     identity = GaugeMetricFamily(
         "rabbitmq_identity_info",
         "RabbitMQ node & cluster identity info",
-        labels=["rabbitmq_node", "rabbitmq_cluster", "rabbitmq_cluster_permanent_id"],
+        labels=[
+            "rabbitmq_node",
+            "rabbitmq_cluster",
+            "rabbitmq_cluster_permanent_id",
+            "rabbitmq_endpoint",
+        ],
     )
-    identity.add_metric([node, node, node], 1)
+    identity.add_metric([node, node, node, endpoint], 1)
     return identity
 
 
@@ -122,9 +171,12 @@ class BrokerCollector(Collector):
         yield from self._counters()
         yield from self._process()
         yield from self._latency()
+        yield message_sizes(self.monitor.node)
+        yield from raft_families(self.monitor.node, per_object=self.per_object)
 
     def _identity(self) -> Iterator[Metric]:
-        yield identity_info(self.monitor.node.name)
+        endpoint = "per-object" if self.per_object else "aggregated"
+        yield identity_info(self.monitor.node.name, endpoint)
         build = GaugeMetricFamily(
             "rabbitmq_build_info",
             "RabbitMQ & Erlang/OTP version info",
@@ -140,14 +192,27 @@ class BrokerCollector(Collector):
             [__version__, __version__, "python", platform.python_version(), "Pigeon"], 1
         )
         yield build
+        node = self.monitor.node
+        yield _gauge(
+            "rabbitmq_erlang_uptime_seconds", "Node uptime", node.scheduler.time() - node.started
+        )
 
     def _objects(self) -> Iterator[Metric]:
         monitor = self.monitor
         handlers = monitor.handlers()
         channels = sum(len(h.channels) for h in handlers)
+        # RabbitMQ's publishers: open channels that have published at least once.
+        publishers = sum(1 for h in handlers for c in h.channels.values() if c.stats["publish"])
         vhosts = monitor.node.vhosts.values()
         consumers = sum(len(q.consumers) for v in vhosts for q in v.queues.values())
         queues = sum(len(v.queues) for v in vhosts)
+        for name, text, value in (
+            ("rabbitmq_global_publishers", "Current number of publishers", publishers),
+            ("rabbitmq_global_consumers", "Current number of consumers", consumers),
+        ):
+            family = GaugeMetricFamily(name, text, labels=["protocol"])
+            family.add_metric([PROTOCOL], value)
+            yield family
         yield _gauge("rabbitmq_connections", "Connections currently open", len(handlers))
         counts = monitor.node.stats
         yield _counter(
@@ -161,9 +226,18 @@ class BrokerCollector(Collector):
             counts.connections_closed,
         )
         yield _gauge("rabbitmq_channels", "Channels currently open", channels)
+        yield _counter(
+            "rabbitmq_channels_opened", "Total number of channels opened", counts.channels_opened
+        )
+        yield _counter(
+            "rabbitmq_channels_closed", "Total number of channels closed", counts.channels_closed
+        )
         yield _gauge("rabbitmq_consumers", "Consumers currently connected", consumers)
         yield _gauge("rabbitmq_channel_consumers", "Consumers on a channel", consumers)
         yield _gauge("rabbitmq_queues", "Queues available", queues)
+        yield _counter(
+            "rabbitmq_queues_declared", "Total number of queues declared", counts.queues_declared
+        )
         yield _counter(
             "rabbitmq_queues_created", "Total number of queues created", counts.queues_created
         )
@@ -260,6 +334,12 @@ class BrokerCollector(Collector):
     def _process(self) -> Iterator[Metric]:
         info = process.read(self.monitor.broker.config)
         store = self.monitor.node.store
+        if store is not None:
+            yield _gauge(
+                "pigeon_store_commit_latency_seconds",
+                "Seconds the store's last batch of writes took to reach the disk (write, fsync)",
+                store.commit_latency,
+            )
         pager = store.pager if store is not None else None
         if pager is not None:
             yield _gauge(
@@ -297,8 +377,12 @@ class BrokerCollector(Collector):
         yield _gauge("rabbitmq_process_max_fds", "Open file descriptors limit", info.max_fds)
         yield _gauge("rabbitmq_process_open_tcp_sockets", "Open TCP sockets", info.open_sockets)
         yield _gauge("rabbitmq_process_max_tcp_sockets", "Open TCP sockets limit", info.max_fds)
-        for name in ("memory_used_watermark", "free_disk_space_watermark", "file_descriptor_limit"):
-            yield _gauge(f"rabbitmq_alarms_{name}", "is alarm in effect (1) or not (0)", 0)
+        context = self.monitor.broker.context
+        active = context.alarms.active if context is not None else set()
+        for name, alarm in ALARMS.items():
+            yield _gauge(
+                f"rabbitmq_alarms_{name}", "is alarm in effect (1) or not (0)", alarm in active
+            )
 
     def _latency(self) -> Iterator[Metric]:
         recorder = self.monitor.latency
@@ -325,6 +409,23 @@ class BrokerCollector(Collector):
                     merged.merge(histogram)
                 family.add_metric([], merged.cumulative(), merged.sum)
             yield family
+
+
+def message_sizes(node: Node) -> Metric:
+    """RabbitMQ 4's ``rabbitmq_message_size_bytes`` histogram, with its buckets."""
+    sizes = node.stats.message_sizes
+    family = HistogramMetricFamily(
+        "rabbitmq_message_size_bytes",
+        "Size of messages received from publishers",
+        labels=["protocol"],
+    )
+    buckets: list[tuple[str, float]] = []
+    seen = 0
+    for bound, count in zip((*SIZE_BOUNDS, float("inf")), sizes.counts, strict=True):
+        seen += count
+        buckets.append((go_float(bound), seen))
+    family.add_metric([PROTOCOL], buckets, sizes.total)
+    return family
 
 
 def _family(name: str, text: str, labels: list[str]) -> GaugeMetricFamily:

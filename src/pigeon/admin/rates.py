@@ -28,6 +28,11 @@ Counters = dict[str, float]
 QUEUE_COUNTERS = {
     "publish": "published",
     "deliver_get": "delivered",
+    "deliver": "consumed_manual_ack",
+    "deliver_no_ack": "consumed_auto_ack",
+    "get": "got_manual_ack",
+    "get_no_ack": "got_auto_ack",
+    "get_empty": "get_empty",
     "ack": "acked",
     "redeliver": "redelivered",
     "expired": "expired",
@@ -36,7 +41,14 @@ QUEUE_COUNTERS = {
 }
 # Counters a vhost may keep itself (``VirtualHost.stats``): received from publishers,
 # routed, unroutable, confirmed. Until the core has them they read as absent.
-VHOST_COUNTERS = ("received", "routed", "unroutable_dropped", "unroutable_returned", "confirmed")
+VHOST_COUNTERS = (
+    "received",
+    "received_confirm",
+    "routed",
+    "unroutable_dropped",
+    "unroutable_returned",
+    "confirmed",
+)
 DEAD_LETTER_REASONS = ("expired", "rejected", "maxlen", "delivery_limit")
 GAUGES = ("messages", "messages_ready", "messages_unacknowledged")
 # Sample history kept for charts, as RabbitMQ's ``sample_retention_policies`` (age, incr):

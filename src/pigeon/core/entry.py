@@ -48,6 +48,12 @@ class Entry:
 class QueueStats:
     published: int = 0
     delivered: int = 0
+    # Of them, by how they went: basic.consume or basic.get, automatic or manual ack.
+    consumed_auto_ack: int = 0
+    consumed_manual_ack: int = 0
+    got_auto_ack: int = 0
+    got_manual_ack: int = 0
+    get_empty: int = 0  # basic.get that found nothing
     redelivered: int = 0
     acked: int = 0
     expired: int = 0

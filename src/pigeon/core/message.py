@@ -9,6 +9,7 @@ message delivered by the protocol it arrived through is not encoded again
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -69,3 +70,33 @@ class Message:
     def with_properties(self, properties: Properties, **changes: Any) -> Message:
         """A copy with new properties; the cached encodings no longer apply."""
         return replace(self, properties=properties, encoded={}, **changes)
+
+
+# Upper bounds (bytes) of RabbitMQ's message size buckets (rabbit_msg_size_metrics);
+# a last bucket, past the largest, takes the rest (+Inf).
+SIZE_BOUNDS = (100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 50_000_000, 100_000_000)
+SMALL = SIZE_BOUNDS[0]
+
+
+@dataclass(slots=True)
+class MessageSizes:
+    """A histogram of the body sizes publishers sent: per bucket counts (the last is
+    +Inf) and their sum. ``counts[bisect_left(SIZE_BOUNDS, size)] += 1`` adds one."""
+
+    counts: list[int] = field(default_factory=lambda: [0] * (len(SIZE_BOUNDS) + 1))
+    total: int = 0
+
+    def add_run(self, messages: list[Message]) -> None:
+        """Count the bodies of a run of messages: small ones (the usual) are only
+        tallied in the loop, which costs a few tens of nanoseconds a message."""
+        counts = self.counts
+        small = total = 0
+        for message in messages:
+            size = len(message.body)
+            total += size
+            if size <= SMALL:
+                small += 1
+            else:
+                counts[bisect_left(SIZE_BOUNDS, size)] += 1
+        counts[0] += small
+        self.total += total

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pigeon.core.binding import Binding, DestinationKind
 from pigeon.core.exchange import EXCHANGE_TYPES, Exchange
+from pigeon.core.message import MessageSizes
 from pigeon.core.options import NEUTRAL, Vocabulary
 from pigeon.core.parameters import Parameters
 from pigeon.core.ports import BindingRecord, DeliveryObserver, Scheduler, Snapshot, Store
@@ -20,10 +21,17 @@ log = logging.getLogger("pigeon.node")
 
 @dataclass(slots=True)
 class NodeStats:
+    """Node-wide counters, incremented where each event happens (read by ``/metrics``)."""
+
     connections_opened: int = 0
     connections_closed: int = 0
+    channels_opened: int = 0
+    channels_closed: int = 0
+    queues_declared: int = 0  # every queue.declare but a passive one, as RabbitMQ's
     queues_created: int = 0
     queues_deleted: int = 0
+    # Sizes of message bodies received from publishers (rabbitmq_message_size_bytes).
+    message_sizes: MessageSizes = field(default_factory=MessageSizes)
 
 
 class Node:
@@ -43,6 +51,7 @@ class Node:
         self.store = store
         self.vhosts: dict[str, VirtualHost] = {}
         self.stats = NodeStats()
+        self.started = scheduler.time()  # for the uptime
         self.parameters = Parameters(store, name)
         # Shared by every vhost and queue: observers added later see all queues.
         self.observers: list[DeliveryObserver] = []

@@ -223,6 +223,11 @@ class Store(Protocol):
         """Writes not on disk yet: publishers wait while this is large (flow control)."""
         ...
 
+    @property
+    def commit_latency(self) -> float:
+        """Seconds the last batch of writes took to reach the disk (0 before any)."""
+        ...
+
     def close(self) -> None:
         """Finish queued writes and release the files (clean shutdown)."""
         ...

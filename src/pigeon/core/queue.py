@@ -342,11 +342,13 @@ class Queue(QueueLimits, QueueStorage):
         stats.delivered += len(batch)
         if consumer.no_ack:
             stats.acked += len(batch)
+            stats.consumed_auto_ack += len(batch)
             for entry in batch:
                 if entry.persisted:
                     self._forget(entry)
         else:
             self.unacked += len(batch)
+            stats.consumed_manual_ack += len(batch)
         consumer.deliver_many(self, batch)
         if self._observers:
             for entry in batch:
@@ -385,15 +387,19 @@ class Queue(QueueLimits, QueueStorage):
             if entry.expires_at is not None and now > entry.expires_at:
                 self._expired(entry)
                 continue
-            self.stats.delivered += 1
+            stats = self.stats
+            stats.delivered += 1
             if no_ack:
-                self.stats.acked += 1
+                stats.acked += 1
+                stats.got_auto_ack += 1
                 self._forget(entry)
             else:
                 self.unacked += 1
+                stats.got_manual_ack += 1
             if self._observers:
                 self._observe(entry, no_ack)
             return entry
+        self.stats.get_empty += 1
         return None
 
     def _observe(self, entry: Entry, acked: bool) -> None:

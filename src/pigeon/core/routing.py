@@ -8,6 +8,7 @@ over the messages of a batch of publishes at once.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 from pigeon.core.arguments import parse_expiration
 from pigeon.core.binding import DestinationKind
 from pigeon.core.exchange import Exchange
-from pigeon.core.message import Message
+from pigeon.core.message import SIZE_BOUNDS, SMALL, Message, MessageSizes
 from pigeon.core.ports import Scheduler
 from pigeon.core.queue import Queue
 
@@ -25,6 +26,7 @@ ROUTE_CACHE_LIMIT = 4096
 @dataclass(slots=True)
 class VhostStats:
     received: int = 0
+    received_confirm: int = 0  # of them, published on a channel in confirm mode
     routed: int = 0
     unroutable_dropped: int = 0
     unroutable_returned: int = 0
@@ -42,6 +44,7 @@ class Routing:
     _due: list[Queue]
     _due_scheduled: bool
     stats: VhostStats
+    sizes: MessageSizes  # body sizes received, node-wide
 
     def route(
         self, exchange: Exchange, routing_key: str, headers: Mapping[str, Any] | None
@@ -111,6 +114,10 @@ class Routing:
             queues = self.route(exchange, message.routing_key, headers)
         stats = self.stats
         stats.received += 1
+        size = len(message.body)
+        sizes = self.sizes
+        sizes.counts[0 if size <= SMALL else bisect_left(SIZE_BOUNDS, size)] += 1
+        sizes.total += size
         exchange.stats.publish_in += 1
         if queues:
             # As RabbitMQ's messages_routed: one per queue reached, not per message.
@@ -145,6 +152,7 @@ class Routing:
         count = len(messages)
         stats = self.stats
         stats.received += count
+        self.sizes.add_run(messages)
         stats.routed += count * len(queues)
         exchange.stats.publish_in += count
         exchange.stats.publish_out += count * len(queues)

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from pigeon.core.binding import Binding, DestinationKind
 from pigeon.core.dead_letter import dead_letter_message, is_cycle
 from pigeon.core.exchange import EXCHANGE_TYPES, Exchange
-from pigeon.core.message import Message
+from pigeon.core.message import Message, MessageSizes
 from pigeon.core.options import NEUTRAL, ExchangeOptions, QueueOptions, Vocabulary
 from pigeon.core.policies import VhostPolicies
 from pigeon.core.policy import Policy
@@ -51,8 +51,10 @@ def server_generated_name(prefix: str) -> str:
 
 
 class NodeCounters(Protocol):
+    queues_declared: int
     queues_created: int
     queues_deleted: int
+    message_sizes: MessageSizes
 
 
 class VirtualHost(Routing, Topology):
@@ -75,6 +77,8 @@ class VirtualHost(Routing, Topology):
         self.scheduler = scheduler
         self.observers: list[DeliveryObserver] = [] if observers is None else observers
         self.stats = VhostStats()
+        # Node-wide: a deleted vhost's messages stay counted.
+        self.sizes = node_stats.message_sizes if node_stats is not None else MessageSizes()
         self.policies = VhostPolicies(name, store)
         self._route_cache: dict[tuple[str, str], list[Queue]] = {}
         # Queues with messages for waiting consumers, handed over by dispatch_due.
@@ -192,6 +196,8 @@ class VirtualHost(Routing, Topology):
         existing = self.queues.get(name)
         if existing is None and not generated and name.startswith("amq."):
             raise AccessRefused(f"queue name '{name}' contains reserved prefix 'amq.*'")
+        if self.node_stats is not None:  # counted before the equivalence check, as RabbitMQ
+            self.node_stats.queues_declared += 1
         arguments = dict(arguments or {})
         if existing is not None:
             # Before any argument: redeclaring needs the same owner, and a differing

@@ -6,7 +6,8 @@ connections that have not authenticated yet too) and
 :meth:`ConnectionLimits.open` at ``connection.open`` (vhost and user
 limits, RabbitMQ's ``max-connections`` vhost limit and user limit,
 answered with 530 NOT_ALLOWED as RabbitMQ does), and
-:meth:`ConnectionLimits.open_channel` for a user's ``max-channels``.
+:meth:`ConnectionLimits.open_channel` for a user's ``max-channels`` (and to count
+channels opened and closed: every channel passes here).
 
 The vhost and user limits set at run time (``/api/vhost-limits``,
 ``/api/user-limits``) come through ``lookup``; the configuration's
@@ -18,8 +19,16 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from pigeon.errors import NotAllowed
+
+
+class ChannelCounts(Protocol):
+    """Where opened and closed channels are counted (the core's ``NodeStats``)."""
+
+    channels_opened: int
+    channels_closed: int
 
 
 @dataclass
@@ -29,6 +38,7 @@ class ConnectionLimits:
     per_user: dict[str, int] = field(default_factory=dict)
     # (kind, name, limit) -> the limit set at run time, if any; kind is "vhost" or "user".
     lookup: Callable[[str, str, str], int | None] | None = None
+    counts: ChannelCounts | None = None
     _sockets: int = 0
     _by_vhost: Counter[str] = field(default_factory=Counter)
     _by_user: Counter[str] = field(default_factory=Counter)
@@ -77,8 +87,12 @@ class ConnectionLimits:
                 f"maximum allowed user limit of ({limit})"
             )
         self._channels[user] += 1
+        if self.counts is not None:
+            self.counts.channels_opened += 1
 
     def close_channel(self, user: str) -> None:
+        if self.counts is not None:
+            self.counts.channels_closed += 1
         self._channels[user] -= 1
         if self._channels[user] <= 0:
             del self._channels[user]

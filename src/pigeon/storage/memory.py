@@ -74,6 +74,7 @@ class MemoryStore:
     durable = 0
 
     queued_writes = 0
+    commit_latency = 0.0
 
     def close(self) -> None:
         pass

@@ -112,6 +112,11 @@ class SQLiteStore:
         return self._pages
 
     @property
+    def commit_latency(self) -> float:
+        """Seconds the last batch took to commit: written and fsynced (0: none yet)."""
+        return self._writer.commit_seconds if self._writer is not None else 0.0
+
+    @property
     def failing(self) -> bool:
         """True while writes fail (disk full): nothing new is confirmed; raise an alarm."""
         return self._failing

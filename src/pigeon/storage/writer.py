@@ -18,6 +18,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,6 +77,9 @@ class Writer:
         self._inbox: queue.SimpleQueue[Batch | None] = queue.SimpleQueue()
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pigeon-store-writer", daemon=True)
+        # Seconds the last committed batch took to write and fsync (a float written by
+        # this thread, read by the loop's: one reference, no lock needed).
+        self.commit_seconds = 0.0
 
     def start(self) -> None:
         self._thread.start()
@@ -110,6 +114,7 @@ class Writer:
     def _commit(self, batch: Batch) -> bool:
         failing = False
         while True:
+            started = time.perf_counter()
             try:
                 self._transaction(batch.ops)
             except (sqlite3.Error, OSError) as exc:
@@ -126,6 +131,7 @@ class Writer:
                     return False
                 self._closing.wait(self._retry_interval)
                 continue
+            self.commit_seconds = time.perf_counter() - started
             if failing:
                 log.warning("store writes succeed again")
                 self._failing(False)

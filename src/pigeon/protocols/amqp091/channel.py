@@ -184,6 +184,7 @@ class Channel:
             return
         self.stats["publish"] += len(same)
         if self.confirming:
+            self.vhost.stats.received_confirm += len(same)
             self.vhost.stats.confirmed += len(same)
             self.confirms.extend((seq, True) for _, _, seq in same)
 
@@ -227,6 +228,7 @@ class Channel:
             else:
                 stats.unroutable_dropped += 1
         if self.confirming:
+            stats.received_confirm += 1
             # Sent in a batch once this turn's events are handled (AMQPHandler._confirm).
             if not refused:
                 stats.confirmed += 1
