@@ -202,7 +202,7 @@ class BrokerCollector(Collector):
         handlers = monitor.handlers()
         channels = sum(len(h.channels) for h in handlers)
         # RabbitMQ's publishers: open channels that have published at least once.
-        publishers = sum(1 for h in handlers for c in h.channels.values() if c.stats["publish"])
+        publishers = sum(1 for h in handlers for c in h.channels.values() if c.stats.get("publish"))
         vhosts = monitor.node.vhosts.values()
         consumers = sum(len(q.consumers) for v in vhosts for q in v.queues.values())
         queues = sum(len(v.queues) for v in vhosts)
