@@ -328,3 +328,31 @@ def test_the_alarm_gauge_shows_a_raised_alarm(tmp_path: Path) -> None:
         )
         samples = scrape(running.api, "/metrics")
         assert samples[("rabbitmq_alarms_memory_used_watermark", ())] == 0
+
+
+def test_counters_never_go_back_when_a_vhost_goes(running: Running) -> None:
+    api = running.api
+    assert api.request("PUT", "/api/vhosts/grafana-gone", {}).status in (201, 204)
+    granted = {"configure": ".*", "write": ".*", "read": ".*"}
+    assert api.request("PUT", "/api/permissions/grafana-gone/guest", granted).status in (201, 204)
+    url = running.broker.amqp_url.rsplit("/", 1)[0] + "/grafana-gone"
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    channel = connection.channel()
+    channel.queue_declare("short-lived")
+    for _ in range(4):
+        channel.basic_publish("", "short-lived", b"x")
+    got, _, _ = channel.basic_get("short-lived", auto_ack=True)
+    assert got is not None
+    connection.close()
+    before = scrape(api, "/metrics")
+    assert api.request("DELETE", "/api/vhosts/grafana-gone").status == 204
+    after = scrape(api, "/metrics")
+    amqp = (("protocol", "amqp091"),)
+    for key in (
+        ("rabbitmq_global_messages_received_total", amqp),
+        ("rabbitmq_global_messages_routed_total", amqp),
+        ("rabbitmq_global_messages_delivered_get_auto_ack_total", amqp),
+        ("rabbitmq_queue_messages_published_total", ()),
+        ("rabbitmq_message_size_bytes_count", amqp),
+    ):
+        assert after[key] == before[key], key

@@ -4,9 +4,10 @@ The core only counts (``QueueStats``, and the vhost's publish counters when
 it has them); it never times anything. A :class:`StatsSampler` reads every
 counter each ``interval`` seconds on the broker's loop and keeps the samples
 of the last ``window`` seconds, so a rate is "how much the counter grew over
-the window, per second" (the ``*_details.rate`` of RabbitMQ's API). Counters
-of deleted queues are kept in ``retired`` so the global totals never go
-backwards, as a Prometheus counter must not.
+the window, per second" (the ``*_details.rate`` of RabbitMQ's API). The core
+adds a deleted queue's counters to the node's as it deletes it
+(``NodeStats.deleted_queues``, read here as ``retired``), so the global totals
+never go backwards, as a Prometheus counter must not, however short a queue's life.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pigeon.core.entry import QueueStats
 from pigeon.core.exchange import Exchange
 from pigeon.core.node import Node
 from pigeon.core.queue import Queue
@@ -66,14 +68,16 @@ QUEUE_CHARTED = (
 EXCHANGE_CHARTED = ("publish_in", "publish_out")
 
 
-def queue_counters(queue: Queue) -> Counters:
-    stats = queue.stats
+def stats_counters(stats: QueueStats) -> Counters:
+    """A queue's counters under their API names."""
     counters: Counters = {name: getattr(stats, attr) for name, attr in QUEUE_COUNTERS.items()}
     for reason in DEAD_LETTER_REASONS:
-        # Per-reason dead-letter counts, once QueueStats keeps them.
-        value = getattr(stats, f"dead_lettered_{reason}", None)
-        if isinstance(value, int):
-            counters[f"dead_lettered_{reason}"] = value
+        counters[f"dead_lettered_{reason}"] = getattr(stats, f"dead_lettered_{reason}")
+    return counters
+
+
+def queue_counters(queue: Queue) -> Counters:
+    counters = stats_counters(queue.stats)
     counters["messages_ready"] = len(queue.ready)
     counters["messages_unacknowledged"] = queue.unacked
     counters["messages"] = len(queue.ready) + queue.unacked
@@ -218,7 +222,6 @@ class StatsSampler:
     def __init__(self, node: Node, *, window: float = 10.0, history: float = 600.0) -> None:
         self.node = node
         self.window = window
-        self.retired: Counters = {}
         self.queues_retired = 0
         self.queues: dict[int, tuple[Queue, Series]] = {}
         self.exchanges: dict[int, tuple[Exchange, Series]] = {}
@@ -250,17 +253,14 @@ class StatsSampler:
             add_into(vhost_total, vhost_own_counters(vhost))
             self.vhosts.setdefault(vhost.name, Series(self._span)).add(now, vhost_total)
             add_into(node_total, vhost_total)
-        for key in [k for k in self.queues if k not in live]:
-            gone, _ = self.queues.pop(key)
+        gone = [key for key in self.queues if key not in live]
+        for key in gone:  # their counts stay in the node's (NodeStats.deleted_queues)
+            del self.queues[key]
             self.queue_histories.pop(key, None)
-            self.queues_retired += 1
-            # Its final counts stay in the totals; its depth is gone with it.
-            add_into(
-                self.retired, {k: v for k, v in queue_counters(gone).items() if k not in GAUGES}
-            )
+        self.queues_retired += len(gone)
         for name in [n for n in self.vhosts if n not in self.node.vhosts]:
             del self.vhosts[name]
-        add_into(node_total, self.retired)  # as totals() counts, without a second walk
+        add_into(node_total, self.deleted())  # as totals() counts, without a second walk
         self.overview.add(now, node_total)
         self.overview_history.add(now, node_total)
 
@@ -273,10 +273,22 @@ class StatsSampler:
             found = histories[id(thing)] = SampleHistory(keys, OBJECT_RETENTION)
         return found
 
+    @property
+    def retired(self) -> Counters:
+        """The counts of deleted queues, which the core keeps (``NodeStats``)."""
+        return stats_counters(self.node.stats.deleted_queues)
+
+    def deleted(self) -> Counters:
+        """The counts of deleted queues and of deleted vhosts' own counters."""
+        total = self.retired
+        gone = self.node.stats.deleted_vhosts
+        add_into(total, {name: getattr(gone, name) for name in VHOST_COUNTERS})
+        return total
+
     def totals(self) -> Counters:
         """Node-wide counters now: live queues, deleted queues, and vhost counters."""
         total: Counters = dict.fromkeys(QUEUE_COUNTERS, 0)
-        add_into(total, self.retired)
+        add_into(total, self.deleted())
         for vhost in self.node.vhosts.values():
             add_into(total, vhost_own_counters(vhost))
             for queue in vhost.queues.values():

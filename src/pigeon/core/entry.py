@@ -64,6 +64,11 @@ class QueueStats:
     dead_lettered_maxlen: int = 0
     dead_lettered_delivery_limit: int = 0
 
+    def add(self, other: QueueStats) -> None:
+        """Add another's counts to these (a deleted queue's, into the node's)."""
+        for name in self.__slots__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
     def count_dead_letter(self, reason: str) -> None:
         self.dead_lettered += 1
         if reason == "expired":

@@ -7,12 +7,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from pigeon.core.binding import Binding, DestinationKind
+from pigeon.core.entry import QueueStats
 from pigeon.core.exchange import EXCHANGE_TYPES, Exchange
 from pigeon.core.message import MessageSizes
 from pigeon.core.options import NEUTRAL, Vocabulary
 from pigeon.core.parameters import Parameters
 from pigeon.core.ports import BindingRecord, DeliveryObserver, Scheduler, Snapshot, Store
 from pigeon.core.queue import reserve_sequence
+from pigeon.core.routing import VhostStats
 from pigeon.core.vhost import VirtualHost
 from pigeon.errors import NotFound, PreconditionFailed
 
@@ -30,6 +32,9 @@ class NodeStats:
     queues_declared: int = 0  # every queue.declare but a passive one, as RabbitMQ's
     queues_created: int = 0
     queues_deleted: int = 0
+    # The counts of deleted queues, so that node-wide totals never go back.
+    deleted_queues: QueueStats = field(default_factory=QueueStats)
+    deleted_vhosts: VhostStats = field(default_factory=VhostStats)
     # Sizes of message bodies received from publishers (rabbitmq_message_size_bytes).
     message_sizes: MessageSizes = field(default_factory=MessageSizes)
 
@@ -93,6 +98,7 @@ class Node:
             raise NotFound(f"no vhost '{name}'")
         for queue in list(vhost.queues.values()):
             vhost.remove_queue(queue)
+        self.stats.deleted_vhosts.add(vhost.stats)
         for exchange in list(vhost.exchanges.values()):
             vhost.remove_exchange(exchange)
         vhost.policies.forget()

@@ -32,6 +32,11 @@ class VhostStats:
     unroutable_returned: int = 0
     confirmed: int = 0
 
+    def add(self, other: VhostStats) -> None:
+        """Add another's counts to these (a deleted vhost's, into the node's)."""
+        for name in self.__slots__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
 
 class Routing:
     """Routing and enqueueing (a part of :class:`VirtualHost`)."""

@@ -34,8 +34,8 @@ class Topology:
     def changed(self) -> None:
         """Topology changed: drop anything derived from it (routing caches)."""
 
-    def queue_removed(self) -> None:
-        """A queue is gone (for counters)."""
+    def queue_removed(self, queue: Queue) -> None:
+        """A queue is gone, deleted (for counters)."""
 
     def add_binding(self, binding: Binding) -> None:
         self._inbound[(binding.destination_kind, binding.destination)].add(binding)
@@ -110,13 +110,16 @@ class Topology:
 
     def remove_queue(self, queue: Queue) -> int:
         self._drop_inbound((DestinationKind.QUEUE, queue.name))
-        if self.queues.get(queue.name) is queue:
+        removed = self.queues.get(queue.name) is queue
+        if removed:
             del self.queues[queue.name]
-            self.queue_removed()
         if queue.durable and not queue.exclusive and self.store is not None:
             self.store.delete_queue(self.name, queue.name)
         self.changed()
-        return queue.delete()
+        dropped = queue.delete()
+        if removed:
+            self.queue_removed(queue)
+        return dropped
 
     def persist_exchange(self, exchange: Exchange) -> None:
         if exchange.durable and self.store is not None:

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from pigeon.core.binding import Binding, DestinationKind
 from pigeon.core.dead_letter import dead_letter_message, is_cycle
+from pigeon.core.entry import QueueStats
 from pigeon.core.exchange import EXCHANGE_TYPES, Exchange
 from pigeon.core.message import Message, MessageSizes
 from pigeon.core.options import NEUTRAL, ExchangeOptions, QueueOptions, Vocabulary
@@ -55,6 +56,7 @@ class NodeCounters(Protocol):
     queues_created: int
     queues_deleted: int
     message_sizes: MessageSizes
+    deleted_queues: QueueStats
 
 
 class VirtualHost(Routing, Topology):
@@ -87,9 +89,10 @@ class VirtualHost(Routing, Topology):
         for xname, xtype in DEFAULT_EXCHANGES.items():
             self.exchanges[xname] = Exchange(xname, xtype, durable=True)
 
-    def queue_removed(self) -> None:
+    def queue_removed(self, queue: Queue) -> None:
         if self.node_stats is not None:
             self.node_stats.queues_deleted += 1
+            self.node_stats.deleted_queues.add(queue.stats)
 
     def changed(self) -> None:
         self._route_cache.clear()
