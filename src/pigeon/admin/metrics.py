@@ -13,7 +13,7 @@ core when scraped, so nothing on the message path updates a metric.
 from __future__ import annotations
 
 import platform
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -30,6 +30,7 @@ from pigeon.admin.latency import Histogram
 from pigeon.admin.metrics_raft import raft_families
 from pigeon.admin.monitor import Monitor
 from pigeon.admin.rates import Counters, queue_counters
+from pigeon.admin.source import HandlerLike
 from pigeon.core.message import SIZE_BOUNDS
 from pigeon.core.node import Node
 from pigeon.core.paging import paged_out
@@ -201,18 +202,10 @@ class BrokerCollector(Collector):
         monitor = self.monitor
         handlers = monitor.handlers()
         channels = sum(len(h.channels) for h in handlers)
-        # RabbitMQ's publishers: open channels that have published at least once.
-        publishers = sum(1 for h in handlers for c in h.channels.values() if c.stats.get("publish"))
         vhosts = monitor.node.vhosts.values()
         consumers = sum(len(q.consumers) for v in vhosts for q in v.queues.values())
         queues = sum(len(v.queues) for v in vhosts)
-        for name, text, value in (
-            ("rabbitmq_global_publishers", "Current number of publishers", publishers),
-            ("rabbitmq_global_consumers", "Current number of consumers", consumers),
-        ):
-            family = GaugeMetricFamily(name, text, labels=["protocol"])
-            family.add_metric([PROTOCOL], value)
-            yield family
+        yield from _clients(handlers, consumers)
         yield _gauge("rabbitmq_connections", "Connections currently open", len(handlers))
         counts = monitor.node.stats
         yield _counter(
@@ -333,30 +326,7 @@ class BrokerCollector(Collector):
 
     def _process(self) -> Iterator[Metric]:
         info = process.read(self.monitor.broker.config)
-        store = self.monitor.node.store
-        if store is not None:
-            yield _gauge(
-                "pigeon_store_commit_latency_seconds",
-                "Seconds the store's last batch of writes took to reach the disk (write, fsync)",
-                store.commit_latency,
-            )
-        pager = store.pager if store is not None else None
-        if pager is not None:
-            yield _gauge(
-                "pigeon_paging_memory_used_bytes",
-                "Bodies of ready messages that queues hold in memory",
-                pager.memory.used,
-            )
-            yield _gauge(
-                "pigeon_paging_memory_limit_bytes",
-                "Above this (paging_memory), queues page out their backlogs",
-                pager.memory.limit,
-            )
-            yield _counter(
-                "pigeon_paging_flow_pauses",
-                "Times a publisher was paused until the pager caught up",
-                pager.memory.flow_pauses,
-            )
+        yield from self._store()
         yield _gauge(
             "rabbitmq_process_resident_memory_bytes", "Memory used in bytes", info.resident_memory
         )
@@ -384,6 +354,34 @@ class BrokerCollector(Collector):
                 f"rabbitmq_alarms_{name}", "is alarm in effect (1) or not (0)", alarm in active
             )
 
+    def _store(self) -> Iterator[Metric]:
+        store = self.monitor.node.store
+        if store is None:
+            return
+        yield _gauge(
+            "pigeon_store_commit_latency_seconds",
+            "Seconds the store's last batch of writes took to reach the disk (write, fsync)",
+            store.commit_latency,
+        )
+        pager = store.pager
+        if pager is None:
+            return
+        yield _gauge(
+            "pigeon_paging_memory_used_bytes",
+            "Bodies of ready messages that queues hold in memory",
+            pager.memory.used,
+        )
+        yield _gauge(
+            "pigeon_paging_memory_limit_bytes",
+            "Above this (paging_memory), queues page out their backlogs",
+            pager.memory.limit,
+        )
+        yield _counter(
+            "pigeon_paging_flow_pauses",
+            "Times a publisher was paused until the pager caught up",
+            pager.memory.flow_pauses,
+        )
+
     def _latency(self) -> Iterator[Metric]:
         recorder = self.monitor.latency
         for name, table, text in (
@@ -409,6 +407,19 @@ class BrokerCollector(Collector):
                     merged.merge(histogram)
                 family.add_metric([], merged.cumulative(), merged.sum)
             yield family
+
+
+def _clients(handlers: Sequence[HandlerLike], consumers: int) -> Iterator[Metric]:
+    """``rabbitmq_global_{publishers,consumers}``: RabbitMQ's publishers are the open
+    channels that have published at least once."""
+    publishers = sum(1 for h in handlers for c in h.channels.values() if c.stats.get("publish"))
+    for name, text, value in (
+        ("rabbitmq_global_publishers", "Current number of publishers", publishers),
+        ("rabbitmq_global_consumers", "Current number of consumers", consumers),
+    ):
+        family = GaugeMetricFamily(name, text, labels=["protocol"])
+        family.add_metric([PROTOCOL], value)
+        yield family
 
 
 def message_sizes(node: Node) -> Metric:
