@@ -8,12 +8,14 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from pigeon.admin import ManagementServer
+from pigeon.admin import ManagementServer, start_management
 from pigeon.broker import Broker
+from pigeon.config import Config
 
 SAMPLE_INTERVAL = 0.1
 
@@ -99,3 +101,16 @@ def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
             return
         time.sleep(0.02)
     raise AssertionError("condition not met before the deadline")
+
+
+@contextmanager
+def serving(config: Config) -> Iterator[Running]:
+    """A broker on its own thread with its management server on the broker's loop."""
+    with Broker.in_thread(config) as broker:
+        loop = broker.node.scheduler if broker.node else None
+        assert isinstance(loop, asyncio.AbstractEventLoop)
+        server = asyncio.run_coroutine_threadsafe(
+            start_management(broker, "127.0.0.1", 0, sample_interval=SAMPLE_INTERVAL), loop
+        ).result(timeout=10)
+        yield Running(broker, server, Api(f"http://127.0.0.1:{server.port}"))
+        asyncio.run_coroutine_threadsafe(server.close(), loop).result(timeout=10)

@@ -9,21 +9,17 @@ exactly that workload.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pika
 import pytest
-from admin_helpers import SAMPLE_INTERVAL, Api, Running, wait_for
+from admin_helpers import Api, Running, serving, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
-from pigeon.admin import start_management
-from pigeon.broker import Broker
 from pigeon.config import Config
 
 DASHBOARDS = Path(__file__).parents[2] / "docs" / "grafana"
@@ -90,18 +86,6 @@ def scrape(api: Api, path: str) -> Samples:
 
 def names(samples: Samples) -> set[str]:
     return {name for name, _ in samples}
-
-
-@contextmanager
-def serving(config: Config) -> Iterator[Running]:
-    with Broker.in_thread(config) as broker:
-        loop = broker.node.scheduler if broker.node else None
-        assert isinstance(loop, asyncio.AbstractEventLoop)
-        server = asyncio.run_coroutine_threadsafe(
-            start_management(broker, "127.0.0.1", 0, sample_interval=SAMPLE_INTERVAL), loop
-        ).result(timeout=10)
-        yield Running(broker, server, Api(f"http://127.0.0.1:{server.port}"))
-        asyncio.run_coroutine_threadsafe(server.close(), loop).result(timeout=10)
 
 
 @pytest.fixture(scope="module")
