@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 if not __package__:  # run as a script: make ``bench`` importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pigeon.core.message import Properties
+from pigeon.protocols.amqp091.codec import BasicProperties as Properties
 from pigeon.protocols.amqp091 import connection as c
 from pigeon.protocols.amqp091 import methods as m
 from pigeon.protocols.amqp091.codec import (

@@ -39,7 +39,7 @@ async def write_forever(path: Path, seq: int) -> None:
     while True:
         for _ in range(rng.randint(1, 40)):
             body = str(seq).encode() * rng.randint(1, 200)
-            store.add_message("/", "q", seq, Message("", "q", Properties(delivery_mode=2), body))
+            store.add_message("/", "q", seq, Message("", "q", Properties(durable=True), body))
             store.sync(lambda n=seq: added(n))
             seq += 1
         while len(confirmed) > 50:

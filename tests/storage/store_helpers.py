@@ -20,7 +20,7 @@ async def synced(store: SQLiteStore) -> None:
 
 
 def message(n: int, body: bytes | None = None, **properties: Any) -> Message:
-    props = Properties(delivery_mode=2, message_id=f"m{n}", **properties)
+    props = Properties(durable=True, message_id=f"m{n}".encode(), **properties)
     return Message("ex", f"rk.{n}", props, body if body is not None else f"body {n}".encode())
 
 

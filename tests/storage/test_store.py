@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from store_helpers import Opener, message, same, synced
 
-from pigeon.core.message import Message, Properties
+from pigeon.core.message import Long, Message, Properties
 from pigeon.core.ports import BindingRecord, ExchangeRecord, QueueRecord, Snapshot
 from pigeon.storage.sqlite import StoreLocked
 
@@ -124,18 +124,18 @@ async def test_messages_with_every_property_type_round_trip(open_store: Opener) 
     props = Properties(
         content_type="application/octet-stream",
         content_encoding="identity",
-        headers=headers,
-        delivery_mode=2,
+        headers=tuple(headers.items()) + (("repeated", 1), ("repeated", Long(2))),
+        durable=True,
         priority=255,
-        correlation_id="corr",
+        correlation_id=b"corr",
         reply_to="amq.rabbitmq.reply-to",
-        expiration="1000",
-        message_id="mid",
+        ttl=1000,
+        message_id=b"\x00mid\xff",
         timestamp=2**40,
         type="kind",
         user_id="guest",
         app_id="app",
-        cluster_id="",
+        annotations=(("amqp091.cluster_id", ""),),
     )
     bodies = [b"", b"\x00", bytes(range(256)) * 4, b"\xff" * 65_536, bytes(1 << 20)]
     originals = [Message("e", f"k{i}", props, body) for i, body in enumerate(bodies)]
@@ -152,6 +152,8 @@ async def test_messages_with_every_property_type_round_trip(open_store: Opener) 
     assert [m.seq for m in stored] == list(range(len(originals)))
     for original, back in zip(originals, stored, strict=True):
         assert same(back.message, original)
+    # Repeated header names keep their order and types (a Long stays a Long).
+    assert type(stored[0].message.properties.headers[-1][1]) is Long
 
 
 async def test_messages_come_back_in_seq_order_per_queue(open_store: Opener) -> None:

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pigeon.core.message import Message, Properties
+from pigeon.core.message import Long, Message, Properties
 from pigeon.storage.codec import (
     CodecError,
     decode_message,
@@ -96,21 +96,23 @@ def test_message_round_trip_with_every_property() -> None:
     props = Properties(
         content_type="application/json",
         content_encoding="gzip",
-        headers={"nested": {"t": [1, b"\x00\xff", Decimal("3.14")]}, "none": None},
-        delivery_mode=2,
+        headers=(("nested", {"t": [1, b"\x00\xff", Decimal("3.14")]}), ("none", None),
+                 ("nested", Long(7))),  # fmt: skip
+        durable=True,
         priority=9,
-        correlation_id="c",
+        correlation_id=b"c",
         reply_to="r",
-        expiration="60000",
-        message_id="id",
+        ttl=60000,
+        message_id=b"id\xff",
         timestamp=1_700_000_000,
         type="t",
         user_id="guest",
         app_id="app",
-        cluster_id="cl",
+        annotations=(("amqp091.cluster_id", "cl"),),
     )
     msg = decode_message(encode_message(Message("x", "k", props, b"")), b"body")
     assert (msg.exchange, msg.routing_key, msg.properties, msg.body) == ("x", "k", props, b"body")
+    assert type(msg.properties.headers[2][1]) is Long
 
 
 def test_a_value_that_is_not_a_message_is_refused() -> None:
@@ -118,24 +120,38 @@ def test_a_value_that_is_not_a_message_is_refused() -> None:
         decode_message(encode_value(["x", "k", [None]]), b"")
     with pytest.raises(CodecError):
         decode_message(encode_value({"not": "a message"}), b"")
+    with pytest.raises(CodecError):  # a format this version does not know
+        decode_message(encode_value({"format": 3, "exchange": "", "routing_key": ""}), b"")
 
 
 def test_stored_properties_are_keyed_by_name() -> None:
     # Rows written by a newer version with a property this one lacks, or without one
     # it has, read back: the properties are a table keyed by name, not positions.
-    header = encode_value(["ex", "rk", {"message_id": "m-1", "priority": 4,
-                                        "a_field_from_the_future": b"x"}])  # fmt: skip
+    header = encode_value({"format": 2, "exchange": "ex", "routing_key": "rk",
+                           "properties": {"message_id": b"m-1", "priority": 4,
+                                          "a_field_from_the_future": b"x"}})  # fmt: skip
     message = decode_message(header, b"body")
-    assert (message.properties.message_id, message.properties.priority) == ("m-1", 4)
+    assert (message.properties.message_id, message.properties.priority) == (b"m-1", 4)
     assert message.properties.content_type is None and message.body == b"body"
+
+
+def test_rows_of_amqp_properties_keyed_by_name_still_read() -> None:
+    # Before format 2 the table held AMQP 0-9-1's basic properties.
+    header = encode_value(["ex", "rk", {"message_id": "m-1", "priority": 4,
+                                        "delivery_mode": 1, "expiration": "500"}])  # fmt: skip
+    p = decode_message(header, b"body").properties
+    assert (p.message_id, p.priority, p.durable, p.ttl) == (b"m-1", 4, False, 500)
+    assert p.annotations == (("amqp091.delivery_mode", 1),)
 
 
 def test_pigeon_0_1_positional_properties_still_read() -> None:
     # 0.1 stored the 14 values by position (tests/storage/fixtures/pigeon-0.1 holds
     # a whole folder of them; this is one header of that shape).
     values = ["text/plain", None, {"k": 1}, 2, 5, "c", "r", "60000", "id", 7, "t", "u",
-              "app", None]  # fmt: skip
+              "app", "cl"]  # fmt: skip
     message = decode_message(encode_value(["ex", "rk", values]), b"")
     p = message.properties
-    assert (p.content_type, p.headers, p.delivery_mode, p.priority, p.expiration,
-            p.app_id) == ("text/plain", {"k": 1}, 2, 5, "60000", "app")  # fmt: skip
+    assert (p.content_type, p.headers, p.durable, p.priority, p.ttl, p.app_id) == (
+        "text/plain", (("k", 1),), True, 5, 60000, "app")  # fmt: skip
+    assert (p.correlation_id, p.message_id) == (b"c", b"id")
+    assert p.annotations == (("amqp091.cluster_id", "cl"),)

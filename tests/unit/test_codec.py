@@ -18,7 +18,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pigeon.core.message import Long, Properties
+from pigeon.core.message import Long
+from pigeon.protocols.amqp091.codec import BasicProperties as Properties
 from pigeon.protocols.amqp091 import methods as m
 from pigeon.protocols.amqp091.codec import (
     FRAME_BODY,

@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pamqp import commands as C
 
-from pigeon.core.message import Properties
+from pigeon.protocols.amqp091.codec import BasicProperties as Properties
 from pigeon.protocols.amqp091 import methods as m
 from pigeon.protocols.amqp091.codec import (
     HEARTBEAT_FRAME,

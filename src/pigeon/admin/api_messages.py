@@ -13,46 +13,17 @@ from __future__ import annotations
 import base64
 import binascii
 import time
-from dataclasses import fields
-from typing import Any
 
 from aiohttp import web
 
 from pigeon.admin.api_topology import exchange_name
-from pigeon.admin.shapes import jsonable
+from pigeon.admin.message_json import properties_from, properties_json
 from pigeon.admin.web import BadRequest, Json, body, client, ok, vhost_of
-from pigeon.core.message import Message, Properties
-from pigeon.core.properties import check_properties
+from pigeon.core.message import Message
 from pigeon.core.quorum import with_delivery_count
 from pigeon.errors import AccessRefused, PreconditionFailed
 
 ACK_MODES = ("ack_requeue_true", "ack_requeue_false", "reject_requeue_true", "reject_requeue_false")
-PROPERTY_NAMES = frozenset(f.name for f in fields(Properties))
-INTEGER_PROPERTIES = frozenset({"delivery_mode", "priority", "timestamp"})
-
-
-def properties_from(data: Any) -> Properties:
-    if data in (None, [], {}):
-        return Properties()
-    if not isinstance(data, dict):
-        raise BadRequest("properties must be a JSON object")
-    values: dict[str, Any] = {}
-    for key, value in data.items():
-        if key not in PROPERTY_NAMES:
-            raise BadRequest(f"unknown message property '{key}'")
-        if key in INTEGER_PROPERTIES and not isinstance(value, int):
-            try:
-                value = int(value)
-            except (TypeError, ValueError):
-                raise BadRequest(f"property '{key}' must be an integer") from None
-        elif key == "headers" and not isinstance(value, dict):
-            raise BadRequest("headers must be a JSON object")
-        elif key not in INTEGER_PROPERTIES and key != "headers" and not isinstance(value, str):
-            value = str(value)
-        values[key] = value
-    properties = Properties(**values)
-    check_properties(properties)  # 400 now, rather than a consumer's 541 at delivery
-    return properties
 
 
 def payload_from(data: Json) -> bytes:
@@ -78,9 +49,10 @@ async def publish(request: web.Request) -> web.Response:
     if not isinstance(routing_key, str):
         raise BadRequest("routing_key must be a string")
     vhost.exchange(name)  # 404 for a missing one
-    properties = properties_from(data.get("properties"))
-    message = Message(name, routing_key, properties, payload_from(data), time.monotonic_ns())
+    payload = payload_from(data)
     try:
+        properties = properties_from(data.get("properties"))
+        message = Message(name, routing_key, properties, payload, time.monotonic_ns())
         routed = client(request, vhost).publish(message)
     except AccessRefused as refused:
         # RabbitMQ's API publishes on an AMQP channel and answers 400 with the channel's
@@ -110,14 +82,6 @@ def _encoded(payload: bytes, encoding: str, truncate: int | None) -> tuple[str, 
         except UnicodeDecodeError:
             pass
     return base64.b64encode(payload).decode("ascii"), "base64"
-
-
-def _properties_json(properties: Properties) -> Json:
-    return {
-        name: jsonable(getattr(properties, name))
-        for name in sorted(PROPERTY_NAMES)
-        if getattr(properties, name) is not None
-    }
 
 
 async def get_messages(request: web.Request) -> web.Response:
@@ -154,7 +118,7 @@ async def get_messages(request: web.Request) -> web.Response:
                 "exchange": message.exchange,
                 "routing_key": message.routing_key,
                 "message_count": queue.message_count,
-                "properties": _properties_json(message.properties),
+                "properties": properties_json(message.properties),
                 "payload": payload,
                 "payload_encoding": used,
             }

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pigeon.core.message import Message
+from pigeon.core.message import Headers, Long, Message, set_header
 
 
 def dead_letter_message(
@@ -20,17 +20,20 @@ def dead_letter_message(
     """The dead letter of ``message`` for ``exchange`` (routing key: ``routing_key``, or
     the message's), and its ``x-death`` entries, newest first."""
     props = message.properties
-    headers = dict(props.headers or {})
+    table = props.header_table()
     routing_keys = [message.routing_key]
     for name in ("CC", "BCC"):
-        extra = headers.get(name)
+        extra = table.get(name)
         if isinstance(extra, list):
             routing_keys.extend(k for k in extra if isinstance(k, str))
-    deaths = _record_death(headers, queue, reason, message.exchange, routing_keys, props.expiration)
+    headers, deaths = _record_death(
+        props.headers, table, queue, reason, message.exchange, routing_keys, props.ttl
+    )
     dead = Message(
         exchange=exchange,
         routing_key=routing_key or message.routing_key,
-        properties=props.copy(headers=headers, expiration=None),
+        # No TTL any more: the dead letter does not expire again (expires_at unset).
+        properties=props.copy(headers=headers, ttl=None),
         body=message.body,
         published_at=message.published_at,
     )
@@ -43,38 +46,43 @@ def _now() -> datetime:
 
 
 def _record_death(
-    headers: dict[str, Any],
+    headers: Headers,
+    table: dict[str, Any],
     queue: str,
     reason: str,
     exchange: str,
     routing_keys: list[str],
-    expiration: str | None,
-) -> list[dict[str, Any]]:
-    """Update ``x-death`` the way RabbitMQ does: one entry per (queue, reason), newest first."""
-    deaths = [dict(d) for d in headers.get("x-death") or [] if isinstance(d, dict)]
+    ttl: int | None,
+) -> tuple[Headers, list[dict[str, Any]]]:
+    """Update ``x-death`` the way RabbitMQ does: one entry per (queue, reason), newest
+    first, its count a 64-bit integer and its time a timestamp, as RabbitMQ types them."""
+    deaths = [dict(d) for d in table.get("x-death") or [] if isinstance(d, dict)]
     for index, death in enumerate(deaths):
         if death.get("queue") == queue and death.get("reason") == reason:
-            death["count"] = int(death.get("count", 0)) + 1
+            death["count"] = Long(int(death.get("count", 0)) + 1)
             death["time"] = _now()
             deaths.insert(0, deaths.pop(index))
             break
     else:
         death = {
-            "count": 1,
+            "count": Long(1),
             "reason": reason,
             "queue": queue,
             "time": _now(),
             "exchange": exchange,
             "routing-keys": routing_keys,
         }
-        if expiration is not None:
-            death["original-expiration"] = expiration
+        if ttl is not None:
+            death["original-expiration"] = str(ttl)
         deaths.insert(0, death)
-        headers.setdefault("x-first-death-reason", reason)
-        headers.setdefault("x-first-death-queue", queue)
-        headers.setdefault("x-first-death-exchange", exchange)
-    headers["x-death"] = deaths
-    return deaths
+        for name, value in (
+            ("x-first-death-reason", reason),
+            ("x-first-death-queue", queue),
+            ("x-first-death-exchange", exchange),
+        ):
+            if name not in table:
+                headers = (*headers, (name, value))
+    return set_header(headers, "x-death", deaths), deaths
 
 
 def is_cycle(deaths: list[dict[str, Any]], target: str) -> bool:

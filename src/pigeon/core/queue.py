@@ -159,12 +159,12 @@ class Queue(QueueLimits, QueueStorage):
         self,
         message: Message,
         now: float,
-        message_ttl: int | None = None,
         due: list[Queue] | None = None,
     ) -> bool:
         """Add a routed message; False if the overflow mode refused it.
 
-        ``message_ttl``: its ``expiration`` property in milliseconds, parsed by the caller.
+        It expires at the earlier of its own expiry (``message.expires_at``) and the
+        queue's message TTL counted from ``now``.
         ``due``: where to note that consumers are waiting, so that the caller hands
         over every message of a batch of publishes at once (see
         :meth:`VirtualHost.dispatch_due`); None hands it over now.
@@ -177,10 +177,10 @@ class Queue(QueueLimits, QueueStorage):
             if args.overflow is Overflow.REJECT_PUBLISH_DLX:
                 self._dead_letter(message, "maxlen")
             return False
+        expires_at = message.expires_at
         ttl = args.message_ttl
-        if message_ttl is not None:
-            ttl = message_ttl if ttl is None else min(ttl, message_ttl)
-        expires_at = None if ttl is None else now + ttl / 1000
+        if ttl is not None and (expires_at is None or now + ttl / 1000 < expires_at):
+            expires_at = now + ttl / 1000
         priority = message.properties.priority or 0 if args.max_priority else 0
         entry = Entry(message, next(_sequence), priority, expires_at, now)
         if self._store is not None and message.persistent:
@@ -202,7 +202,7 @@ class Queue(QueueLimits, QueueStorage):
                 self._due = True
                 due.append(self)
         if expires_at is not None:
-            if ttl == 0 and entry.seq == getattr(self.ready.peek(), "seq", None):
+            if expires_at <= now and entry.seq == getattr(self.ready.peek(), "seq", None):
                 # A zero TTL means "deliver now or never" (RabbitMQ's semantics).
                 self._expire_head(now + 1e-9)
             else:

@@ -72,6 +72,11 @@ class QueueStorage:
         priority = message.properties.priority or 0 if self.args.max_priority else 0
         now = self._scheduler.time()
         ttl = self.args.message_ttl
+        own = message.properties.ttl
+        if own is not None:
+            # A stored message keeps its TTL, not its expiry: the countdown starts again
+            # at recovery, as the queue's does (docs/messages.md).
+            ttl = own if ttl is None else min(ttl, own)
         entry = Entry(message, seq, priority, None if ttl is None else now + ttl / 1000, now)
         entry.redelivered = True
         entry.persisted = True

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from pigeon.core.message import Long, Message
+from pigeon.core.message import Long, Message, set_header, without_header
 from pigeon.core.options import Overflow, QueueOptions
 from pigeon.core.ports import Scheduler, TimerHandle
 from pigeon.core.queue import Entry, Queue
@@ -32,19 +32,19 @@ RETRY_INTERVAL = 1.0
 
 def with_delivery_count(message: Message, count: int, header: str = DELIVERY_COUNT) -> Message:
     """A copy whose headers carry ``count`` (delivered, or stored for a restart)."""
-    headers = dict(message.properties.headers or {})
-    headers[header] = Long(count)
-    return message.with_properties(message.properties.copy(headers=headers))
+    properties = message.properties
+    headers = set_header(properties.headers, header, Long(count))
+    return message.with_properties(properties.copy(headers=headers))
 
 
 def stored_delivery_count(message: Message) -> tuple[Message, int]:
     """A recovered message as published, and the count its stored copy carried."""
-    headers = message.properties.headers
-    if not headers or STORED_COUNT not in headers:
+    properties = message.properties
+    count = properties.header(STORED_COUNT)
+    if count is None:
         return message, 0
-    count = headers[STORED_COUNT]
-    rest = {key: value for key, value in headers.items() if key != STORED_COUNT}
-    message = message.with_properties(message.properties.copy(headers=rest or None))
+    rest = without_header(properties.headers, STORED_COUNT)
+    message = message.with_properties(properties.copy(headers=rest))
     return message, count if isinstance(count, int) else 0
 
 

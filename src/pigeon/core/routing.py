@@ -13,10 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pigeon.core.arguments import parse_expiration
 from pigeon.core.binding import DestinationKind
 from pigeon.core.exchange import Exchange
-from pigeon.core.message import SIZE_BOUNDS, SMALL, Message, MessageSizes
+from pigeon.core.message import SIZE_BOUNDS, SMALL, Message, MessageSizes, without_header
 from pigeon.core.ports import Scheduler
 from pigeon.core.queue import Queue
 
@@ -110,13 +109,10 @@ class Routing:
     def publish(self, message: Message, exchange: Exchange) -> tuple[int, bool]:
         """Route and enqueue. Returns (queues routed to, whether any refused it)."""
         properties = message.properties
-        headers = properties.headers
-        # Parsed once per message, and refused before anything is routed.
-        expiration = properties.expiration
-        ttl = None if expiration is None else parse_expiration(expiration)
-        queues = None if headers else self._route_cache.get((exchange.name, message.routing_key))
+        table = properties.header_table() if properties.headers else None
+        queues = None if table else self._route_cache.get((exchange.name, message.routing_key))
         if queues is None:
-            queues = self.route(exchange, message.routing_key, headers)
+            queues = self.route(exchange, message.routing_key, table)
         stats = self.stats
         stats.received += 1
         size = len(message.body)
@@ -128,15 +124,20 @@ class Routing:
             # As RabbitMQ's messages_routed: one per queue reached, not per message.
             stats.routed += len(queues)
             exchange.stats.publish_out += len(queues)
-        if headers and "BCC" in headers:
+        if table and "BCC" in table:
             # BCC recipients must not see each other: strip it before anyone stores it.
-            headers = {k: v for k, v in headers.items() if k != "BCC"}
-            message = message.with_properties(message.properties.copy(headers=headers))
+            headers = without_header(properties.headers, "BCC")
+            message = message.with_properties(properties.copy(headers=headers))
         now = self.scheduler.time()
+        ttl = properties.ttl
+        if ttl is not None and message.expires_at is None:
+            # The absolute expiry, on the scheduler's clock: RabbitMQ counts a
+            # per-message TTL from enqueue, which is this instant.
+            message.expires_at = now + ttl / 1000
         refused = False
         due = self._due
         for queue in queues:
-            if not queue.enqueue(message, now, ttl, due):
+            if not queue.enqueue(message, now, due):
                 refused = True
         self._backstop_due()
         return len(queues), refused

@@ -417,7 +417,7 @@ class VirtualHost(Routing, Topology):
         dead, deaths = dead_letter_message(
             message, queue.name, reason, exchange.name, queue.args.dead_letter_routing_key
         )
-        targets = self.route(exchange, dead.routing_key, dead.properties.headers)
+        targets = self.route(exchange, dead.routing_key, dead.properties.header_table())
         now = self.scheduler.time()
         accepted = bool(targets)
         for target in targets:

@@ -16,10 +16,9 @@ from contextlib import suppress
 from typing import TYPE_CHECKING, Any, Self
 
 from pigeon.core.consumer import Consumer
-from pigeon.core.message import Properties
 from pigeon.core.queue import Entry, Queue
 from pigeon.embedded.bridge import nudge, on_loop, submit
-from pigeon.embedded.snapshot import copy_properties
+from pigeon.embedded.properties import MessageProperties, view
 from pigeon.operations.client import Client
 
 if TYPE_CHECKING:
@@ -88,7 +87,7 @@ class ReceivedMessage:
         self._settled = settled
         message = entry.message
         self.body: bytes = message.body
-        self.properties: Properties = copy_properties(message.properties)
+        self.properties: MessageProperties = view(message.properties)
         self.routing_key: str = message.routing_key
         self.exchange: str = message.exchange
         self.redelivered: bool = entry.redelivered

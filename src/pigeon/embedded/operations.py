@@ -13,14 +13,13 @@ import asyncio
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from contextlib import suppress
-from dataclasses import fields
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from pigeon.core.binding import DestinationKind
-from pigeon.core.message import Message, Properties
-from pigeon.core.properties import check_properties
+from pigeon.core.message import Message
 from pigeon.embedded.bridge import FALLBACK_RECHECK, nudge, on_loop, submit, watchers_of
 from pigeon.embedded.delivery import DEFAULT_PREFETCH, ReceivedMessage, Subscription
+from pigeon.embedded.properties import from_keywords
 from pigeon.embedded.snapshot import QueueInfo, snapshot
 from pigeon.errors import NotFound
 from pigeon.operations.client import Client
@@ -35,22 +34,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 A = TypeVar("A")
-PROPERTY_NAMES = frozenset(f.name for f in fields(Properties))
-
-
-def _properties(values: Mapping[str, Any]) -> Properties:
-    unknown = set(values) - PROPERTY_NAMES
-    if unknown:
-        raise TypeError(
-            f"unknown message properties: {', '.join(sorted(unknown))} "
-            f"(known: {', '.join(sorted(PROPERTY_NAMES))})"
-        )
-    expiration = values.get("expiration")
-    if isinstance(expiration, int):  # AMQP carries it as a string of milliseconds
-        values = {**values, "expiration": str(expiration)}
-    properties = Properties(**values)
-    check_properties(properties)  # refused here, not at some consumer's delivery
-    return properties
 
 
 class Operations:
@@ -134,7 +117,7 @@ class Operations:
         message = Message(
             exchange,
             routing_key,
-            _properties(properties),
+            from_keywords(properties),
             payload,
             published_at=time.monotonic_ns(),
         )
@@ -243,8 +226,8 @@ class Operations:
     async def publish(
         self, exchange: str, routing_key: str, body: bytes | str, **properties: Any
     ) -> int:
-        """Publish a message (``str`` bodies are UTF-8 encoded); properties by the names of
-        :class:`pigeon.core.message.Properties`. Returns how many queues it was routed to."""
+        """Publish a message (``str`` bodies are UTF-8 encoded); properties by AMQP 0-9-1's
+        names (see :mod:`pigeon.embedded.properties`). Returns how many queues it reached."""
         return await self._run(lambda: self._publish_now(exchange, routing_key, body, properties))
 
     async def get(self, queue: str, *, no_ack: bool = False) -> ReceivedMessage | None:

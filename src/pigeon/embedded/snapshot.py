@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from pigeon.core.message import Properties
 from pigeon.core.queue import Queue, QueueStats
+from pigeon.embedded.properties import MessageProperties, view
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +19,7 @@ class QueuedMessage:
     """A ready message as it sits in a queue (a copy: changing it changes nothing)."""
 
     body: bytes
-    properties: Properties
+    properties: MessageProperties
     routing_key: str
     exchange: str
     redelivered: bool
@@ -50,16 +50,11 @@ class QueueInfo:
         return self.ready + self.unacked
 
 
-def copy_properties(properties: Properties) -> Properties:
-    headers = properties.headers
-    return properties.copy(headers=dict(headers) if headers is not None else None)
-
-
 def snapshot(queue: Queue) -> QueueInfo:
     messages = tuple(
         QueuedMessage(
             e.message.body,
-            copy_properties(e.message.properties),
+            view(e.message.properties),
             e.message.routing_key,
             e.message.exchange,
             e.redelivered,

@@ -11,6 +11,7 @@ tag     value
 ``N``   ``None``
 ``T``   ``True``; ``F`` ``False``
 ``i``   ``int`` of any size: u32 length + two's-complement big-endian
+``L``   ``Long`` (a protocol's widest integer), the same bytes as ``i``
 ``f``   ``float``: 8-byte IEEE 754
 ``s``   ``str``: u32 length + UTF-8 (``surrogateescape``, so the
         undecodable bytes a field table may carry survive)
@@ -31,11 +32,10 @@ from collections.abc import Mapping
 from dataclasses import fields
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from operator import attrgetter
 from struct import Struct
 from typing import Any
 
-from pigeon.core.message import Message, Properties
+from pigeon.core.message import AMQP_CLUSTER_ID, AMQP_DELIVERY_MODE, Long, Message, Properties
 
 FORMAT_VERSION = 1
 _U32 = Struct(">I")
@@ -44,16 +44,18 @@ _F64 = Struct(">d")
 # exhaust the stack of the thread that reads it.
 _MAX_DEPTH = 64
 
-_PROPERTY_NAMES = tuple(f.name for f in fields(Properties))
-_property_values = attrgetter(*_PROPERTY_NAMES)
-_NAME_BYTES = {name: name.encode("ascii") for name in _PROPERTY_NAMES}
-# Pigeon 0.1 stored a message's properties as a list of values by position, in this
-# order. Frozen: those rows are read back with it whatever Properties becomes.
-_V01_PROPERTY_NAMES = ("content_type", "content_encoding", "headers", "delivery_mode",
-                       "priority", "correlation_id", "reply_to", "expiration", "message_id",
-                       "timestamp", "type", "user_id", "app_id", "cluster_id")  # fmt: skip
-# encode_message's fixed part: a list of three (exchange, routing key, properties).
-_MESSAGE_HEAD = bytes([FORMAT_VERSION]) + b"l" + _U32.pack(3)
+_PROPERTY_NAMES = tuple(f.name for f in fields(Properties) if f.init)
+_NAMED_ENTRIES = frozenset({"headers", "annotations"})
+# The stored form of a message (all but its body), versioned and keyed by name.
+MESSAGE_FORMAT = 2
+# Before format 2 a message was stored as [exchange, routing key, properties] with
+# AMQP 0-9-1's basic properties: Pigeon 0.1 by position, in this order (frozen), and
+# later ones as a table keyed by these names.
+_AMQP_PROPERTY_NAMES = ("content_type", "content_encoding", "headers", "delivery_mode",
+                        "priority", "correlation_id", "reply_to", "expiration", "message_id",
+                        "timestamp", "type", "user_id", "app_id", "cluster_id")  # fmt: skip
+_AMQP_SAME = ("content_type", "content_encoding", "priority", "reply_to", "timestamp", "type",
+              "user_id", "app_id")  # fmt: skip
 
 
 class CodecError(ValueError):
@@ -76,46 +78,78 @@ def decode_value(data: bytes) -> Any:
 
 
 def encode_message(message: Message) -> bytes:
-    """Everything of a message but its body (stored apart, maybe compressed).
-
-    The same bytes as ``encode_value([exchange, routing_key, {name: value}])`` with
-    the properties that are set, keyed by name: a field added to (or removed from)
-    :class:`Properties` later leaves rows written now readable. Text is written
-    inline: this runs once per persistent message on the store's writer thread.
-    """
-    out = bytearray(_MESSAGE_HEAD)
-    _chunk(out, b"s", message.exchange.encode("utf-8", "surrogateescape"))
-    _chunk(out, b"s", message.routing_key.encode("utf-8", "surrogateescape"))
-    present = [(name, value) for name, value
-               in zip(_PROPERTY_NAMES, _property_values(message.properties), strict=True)
-               if value is not None]  # fmt: skip
-    out += b"m" + _U32.pack(len(present))
-    for name, value in present:
-        _chunk(out, b"", _NAME_BYTES[name])
-        if type(value) is str:
-            _chunk(out, b"s", value.encode("utf-8", "surrogateescape"))
-        else:
-            _encode(value, out, 2)  # depth 2: inside the message's list, then the properties'
-    return bytes(out)
+    """Everything of a message but its body (stored apart, maybe compressed):
+    ``{"format": 2, "exchange", "routing_key", "properties": {name: value}}`` with the
+    properties that are set, so that a field added to (or removed from)
+    :class:`Properties` later leaves rows written now readable. Headers and annotations
+    are lists of ``[name, value]``; the absolute expiry is not stored (the TTL is)."""
+    props = message.properties
+    named: dict[str, Any] = {}
+    for name in _PROPERTY_NAMES:
+        value = getattr(props, name)
+        if value is None or value is False or value == ():
+            continue
+        named[name] = [list(entry) for entry in value] if name in _NAMED_ENTRIES else value
+    record = {"format": MESSAGE_FORMAT, "exchange": message.exchange,
+              "routing_key": message.routing_key, "properties": named}  # fmt: skip
+    return encode_value(record)
 
 
 def decode_message(header: bytes, body: bytes) -> Message:
     decoded = decode_value(header)
     try:
-        exchange, routing_key, values = decoded
+        if isinstance(decoded, dict):
+            if decoded.get("format") != MESSAGE_FORMAT:
+                raise ValueError(f"unknown message format {decoded.get('format')!r}")
+            exchange, routing_key = decoded["exchange"], decoded["routing_key"]
+            properties = _properties(decoded["properties"])
+        else:
+            exchange, routing_key, values = decoded
+            properties = _from_amqp(values)
         if not isinstance(exchange, str) or not isinstance(routing_key, str):
             raise TypeError("exchange and routing key must be text")
-        if isinstance(values, list):  # Pigeon 0.1: values by position
-            named = dict(zip(_V01_PROPERTY_NAMES, values, strict=True))
-        elif isinstance(values, dict):
-            # A name this version does not know came from a newer one: left out.
-            named = {k: v for k, v in values.items() if k in _NAME_BYTES}
-        else:
-            raise TypeError("properties must be a list or a table")
-        properties = Properties(**named)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, KeyError) as exc:
         raise CodecError(f"not a stored message: {exc}") from exc
     return Message(exchange, routing_key, properties, body)
+
+
+def _properties(values: Any) -> Properties:
+    if not isinstance(values, dict):
+        raise TypeError("properties must be a table")
+    named = {}
+    for name, value in values.items():
+        if name not in _PROPERTY_NAMES:
+            continue  # a name this version does not know came from a newer one: left out
+        if name in _NAMED_ENTRIES:
+            value = tuple((str(key), item) for key, item in value)
+        named[name] = value
+    return Properties(**named)
+
+
+def _from_amqp(values: Any) -> Properties:
+    """Properties stored before format 2: AMQP 0-9-1's, as its converter reads them."""
+    if isinstance(values, list):  # Pigeon 0.1: values by position
+        values = dict(zip(_AMQP_PROPERTY_NAMES, values, strict=True))
+    if not isinstance(values, dict):
+        raise TypeError("properties must be a list or a table")
+    named = {name: values[name] for name in _AMQP_SAME if values.get(name) is not None}
+    mode, headers = values.get("delivery_mode"), values.get("headers")
+    annotations = []
+    if mode is not None and mode != 2:
+        annotations.append((AMQP_DELIVERY_MODE, mode))
+    if values.get("cluster_id") is not None:
+        annotations.append((AMQP_CLUSTER_ID, values["cluster_id"]))
+    expiration = values.get("expiration")
+    for name in ("message_id", "correlation_id"):
+        if isinstance(values.get(name), str):
+            named[name] = values[name].encode("utf-8", "surrogateescape")
+    return Properties(
+        durable=mode == 2,
+        ttl=int(expiration) if isinstance(expiration, str) and expiration.isdigit() else None,
+        headers=tuple(headers.items()) if isinstance(headers, dict) else (),
+        annotations=tuple(annotations),
+        **named,
+    )
 
 
 def _encode(value: Any, out: bytearray, depth: int) -> None:
@@ -128,6 +162,8 @@ def _encode(value: Any, out: bytearray, depth: int) -> None:
         out += b"T"
     elif value is False:
         out += b"F"
+    elif type(value) is Long:
+        _chunk(out, b"L", value.to_bytes((value.bit_length() + 8) // 8 or 1, "big", signed=True))
     elif isinstance(value, int):
         raw = value.to_bytes((value.bit_length() + 8) // 8 or 1, "big", signed=True)
         _chunk(out, b"i", raw)
@@ -199,6 +235,8 @@ class _Reader:
             return simple
         if tag == b"i":
             return int.from_bytes(self.sized(), "big", signed=True)
+        if tag == b"L":
+            return Long(int.from_bytes(self.sized(), "big", signed=True))
         if tag == b"f":
             return _F64.unpack(self.take(8))[0]
         if tag == b"s":

@@ -110,7 +110,7 @@ class MessageRows:
         self._bodies = bodies
         self._queues: dict[tuple[str, str], int] = {}
         self._headers: dict[tuple[Any, ...], bytes] = {}
-        self._decoded: dict[bytes, tuple[str, str, tuple[Any, ...]]] = {}
+        self._decoded: dict[bytes, tuple[str, str, Properties]] = {}
 
     def row(self, vhost: str, queue: str, seq: int, message: Message) -> tuple[Column, ...]:
         bodies = self._bodies
@@ -144,8 +144,8 @@ class MessageRows:
         decoded = self._decoded.get(header)
         if decoded is None:
             return self._decode(header, body)
-        exchange, routing_key, values = decoded
-        return Message(exchange, routing_key, Properties(*values), body)
+        exchange, routing_key, properties = decoded
+        return Message(exchange, routing_key, properties, body)
 
     def crc(self, vhost: str, queue: str, seq: int, header: bytes, flags: int, body: bytes) -> int:
         """``row_crc(vhost, queue, seq, header, flags, body)``, the same number."""
@@ -175,11 +175,10 @@ class MessageRows:
     def _decode(self, header: bytes, body: bytes) -> Message:
         message = decode_message(header, body)
         props = message.properties
-        if props.headers is None:  # a headers table is mutable: never shared
+        if not props.headers:  # header values may be mutable tables: never shared
             if len(self._decoded) >= self._MAX_CACHED:
                 self._decoded.clear()
-            values = tuple(getattr(props, name) for name in props.__slots__)
-            self._decoded[header] = (message.exchange, message.routing_key, values)
+            self._decoded[header] = (message.exchange, message.routing_key, props)
         return message
 
 

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from itertools import islice
 from typing import TYPE_CHECKING
 
-from pigeon.core.message import Message, Properties
+from pigeon.core.message import Message
 from pigeon.core.quorum import with_delivery_count
 from pigeon.errors import (
     NotFound,
@@ -25,8 +25,9 @@ from pigeon.errors import (
 )
 from pigeon.operations.client import Client
 from pigeon.operations.replies import REPLY_TO, REPLY_TO_PREFIX
+from pigeon.protocols.amqp091 import convert
 from pigeon.protocols.amqp091 import methods as m
-from pigeon.protocols.amqp091.codec import encode_properties
+from pigeon.protocols.amqp091.codec import BasicProperties, encode_properties
 from pigeon.protocols.amqp091.consumer import AMQPConsumer
 from pigeon.protocols.amqp091.modes import Transaction
 from pigeon.protocols.amqp091.replies import ReplyCode
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from pigeon.protocols.amqp091.adapter import AMQPHandler
     from pigeon.protocols.amqp091.connection import ContentReceived, Hold
 
-PROTOCOL = "amqp091"
+PROTOCOL = convert.PROTOCOL
 
 # delivery tag -> (entry, queue, consumer or None for basic.get)
 Unacked = dict[int, tuple["Entry", "Queue", AMQPConsumer | None]]
@@ -117,7 +118,7 @@ class Channel:
                     self.tx.publishes.append((method, message))
                     continue
                 properties = message.properties
-                plain = properties.headers is None and properties.expiration is None
+                plain = not properties.headers and properties.ttl is None
                 if same and (
                     not plain
                     or target is not exchange
@@ -139,7 +140,11 @@ class Channel:
         self._route_same(same, exchange)
 
     def _accept(
-        self, method: m.BasicPublish, properties: Properties, body: bytes, encoded_props: bytes
+        self,
+        method: m.BasicPublish,
+        properties: BasicProperties,
+        body: bytes,
+        encoded_props: bytes,
     ) -> tuple[Message, Exchange]:
         """Check a publish (the operations layer's rules, then AMQP's reply-to) and make
         its message; raises what the channel is closed with."""
@@ -156,7 +161,7 @@ class Channel:
         message = Message(
             method.exchange,
             method.routing_key,
-            properties,
+            convert.neutral(properties, encoded_props),
             body,
             time.monotonic_ns(),
             {PROTOCOL: encoded_props},
@@ -234,12 +239,7 @@ class Channel:
                 stats.confirmed += 1
             self.confirms.append((self.publish_seq if seq is None else seq, not refused))
 
-    @staticmethod
-    def encoded(message: Message) -> bytes:
-        encoded = message.encoded.get(PROTOCOL)
-        if encoded is None:
-            encoded = message.encoded[PROTOCOL] = encode_properties(message.properties)
-        return encoded
+    encoded = staticmethod(convert.encoded)
 
     def send_confirms(self, confirms: list[tuple[int, bool]]) -> None:
         """Send confirms, in order, one ``multiple`` ack per run of successes."""
@@ -283,7 +283,7 @@ class Channel:
             if redelivered:
                 stats["redeliver"] += 1
                 if entry.delivery_count:  # a quorum queue's return: name the count
-                    encoded = encode_properties(
+                    encoded = convert.encode(
                         with_delivery_count(message, entry.delivery_count).properties
                     )
             if track:

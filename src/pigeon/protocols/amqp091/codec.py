@@ -9,11 +9,11 @@ for anything that does not parse).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from struct import Struct
 from struct import error as StructError
 from typing import TYPE_CHECKING, Any
 
-from pigeon.core.message import Properties
 from pigeon.protocols.amqp091.replies import HardError, ReplyCode
 from pigeon.protocols.amqp091.tables import encode_table, read_table
 
@@ -41,6 +41,37 @@ _U16 = Struct(">H")
 _U64 = Struct(">Q")
 
 # --------------------------------------------------------------------------- properties
+
+
+@dataclass(slots=True)
+class BasicProperties:
+    """AMQP 0-9-1 basic properties as decoded (amqp0-9-1 §4.2.6.1, basic class).
+
+    Protocol-specific: :mod:`pigeon.protocols.amqp091.convert` turns them into the
+    core's neutral properties and back. Never changed in place once decoded (the
+    connection shares one object between messages with the same wire bytes).
+    """
+
+    content_type: str | None = None
+    content_encoding: str | None = None
+    headers: dict[str, Any] | None = None
+    delivery_mode: int | None = None
+    priority: int | None = None
+    correlation_id: str | None = None
+    reply_to: str | None = None
+    expiration: str | None = None
+    message_id: str | None = None
+    timestamp: int | None = None
+    type: str | None = None
+    user_id: str | None = None
+    app_id: str | None = None
+    cluster_id: str | None = None
+
+    def copy(self, **changes: Any) -> BasicProperties:
+        return replace(self, **changes)
+
+
+Properties = BasicProperties  # the name the connection and older callers use
 
 # Basic properties in flag order: bit 15 is the first (amqp0-9-1 §4.2.6.1).
 _PROPERTY_NAMES = (

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 from pigeon.core.quorum import with_delivery_count
 from pigeon.errors import NotAllowed, NotSupported, PreconditionFailed
 from pigeon.operations.replies import REPLY_TO
+from pigeon.protocols.amqp091 import convert
 from pigeon.protocols.amqp091 import methods as m
-from pigeon.protocols.amqp091.codec import encode_properties
 from pigeon.protocols.amqp091.consumer import AMQPConsumer
 
 if TYPE_CHECKING:
@@ -119,7 +119,7 @@ def get(channel: Channel, method: m.BasicGet) -> None:
     message = entry.message
     # Quorum queues name the count on every basic.get, 0 included (rabbit_fifo_client).
     encoded = (
-        encode_properties(with_delivery_count(message, entry.delivery_count).properties)
+        convert.encode(with_delivery_count(message, entry.delivery_count).properties)
         if queue.counts_deliveries
         else channel.encoded(message)
     )

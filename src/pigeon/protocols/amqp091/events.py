@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal, NamedTuple, TypeAlias
 
-from pigeon.core.message import Properties
 from pigeon.protocols.amqp091 import methods as m
+from pigeon.protocols.amqp091.codec import Properties
 
 
 class ConnState(Enum):

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 from struct import error as StructError
 
-from pigeon.core.message import Properties
 from pigeon.protocols.amqp091 import methods as m
-from pigeon.protocols.amqp091.codec import decode_encoded_properties
+from pigeon.protocols.amqp091.codec import Properties, decode_encoded_properties
 from pigeon.protocols.amqp091.replies import HardError
 
 CACHE_ENTRIES = 512

@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections import deque
 from struct import Struct
 
-from pigeon.core.message import Properties
 from pigeon.protocols.amqp091 import methods as m
-from pigeon.protocols.amqp091.codec import decode_properties
+from pigeon.protocols.amqp091.codec import Properties, decode_properties
 from pigeon.protocols.amqp091.events import ContentReceived
 from pigeon.protocols.amqp091.replies import HardError, ReplyCode
 
