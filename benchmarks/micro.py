@@ -28,7 +28,6 @@ from collections.abc import Callable, Sequence
 if not __package__:  # run as a script: make ``bench`` importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pigeon.protocols.amqp091.codec import BasicProperties as Properties
 from pigeon.protocols.amqp091 import connection as c
 from pigeon.protocols.amqp091 import methods as m
 from pigeon.protocols.amqp091.codec import (
@@ -40,6 +39,7 @@ from pigeon.protocols.amqp091.codec import (
     encode_method_frame,
     encode_properties,
 )
+from pigeon.protocols.amqp091.codec import BasicProperties as Properties
 
 READ_SIZE = 65536  # what one data_received typically hands over under load
 FLUSH_EVERY = 128  # deliveries between two data_to_send() calls

@@ -124,7 +124,7 @@ async def test_messages_with_every_property_type_round_trip(open_store: Opener) 
     props = Properties(
         content_type="application/octet-stream",
         content_encoding="identity",
-        headers=tuple(headers.items()) + (("repeated", 1), ("repeated", Long(2))),
+        headers=(*headers.items(), ("repeated", 1), ("repeated", Long(2))),
         durable=True,
         priority=255,
         correlation_id=b"corr",

@@ -96,8 +96,11 @@ def test_message_round_trip_with_every_property() -> None:
     props = Properties(
         content_type="application/json",
         content_encoding="gzip",
-        headers=(("nested", {"t": [1, b"\x00\xff", Decimal("3.14")]}), ("none", None),
-                 ("nested", Long(7))),  # fmt: skip
+        headers=(
+            ("nested", {"t": [1, b"\x00\xff", Decimal("3.14")]}),
+            ("none", None),
+            ("nested", Long(7)),
+        ),
         durable=True,
         priority=9,
         correlation_id=b"c",

@@ -19,7 +19,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pigeon.core.message import Long
-from pigeon.protocols.amqp091.codec import BasicProperties as Properties
 from pigeon.protocols.amqp091 import methods as m
 from pigeon.protocols.amqp091.codec import (
     FRAME_BODY,
@@ -35,6 +34,7 @@ from pigeon.protocols.amqp091.codec import (
     encode_method_frame,
     encode_properties,
 )
+from pigeon.protocols.amqp091.codec import BasicProperties as Properties
 from pigeon.protocols.amqp091.frames import FrameReader
 from pigeon.protocols.amqp091.replies import HardError, ReplyCode
 from pigeon.protocols.amqp091.tables import decode_table, encode_table

@@ -20,13 +20,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pamqp import commands as C
 
-from pigeon.protocols.amqp091.codec import BasicProperties as Properties
 from pigeon.protocols.amqp091 import methods as m
 from pigeon.protocols.amqp091.codec import (
     HEARTBEAT_FRAME,
     PROTOCOL_HEADER,
     encode_frame,
 )
+from pigeon.protocols.amqp091.codec import BasicProperties as Properties
 from pigeon.protocols.amqp091.connection import (
     NEED_DATA,
     BadProtocolHeader,

@@ -16,11 +16,13 @@ another event loop (a ``Broker.in_thread`` broker used from an async test).
 from pigeon.embedded.api import EmbeddedAPI, VhostView
 from pigeon.embedded.delivery import ReceivedMessage, Settlement, Subscription
 from pigeon.embedded.operations import Operations
+from pigeon.embedded.properties import MessageProperties
 from pigeon.embedded.snapshot import QueuedMessage, QueueInfo
 from pigeon.embedded.sync import SyncAPI
 
 __all__ = [
     "EmbeddedAPI",
+    "MessageProperties",
     "Operations",
     "QueueInfo",
     "QueuedMessage",
