@@ -53,6 +53,19 @@ def wait_for_amqp(port: int, timeout: float, process: subprocess.Popen[bytes]) -
     raise TimeoutError(f"no AMQP listener on 127.0.0.1:{port} after {timeout} s")
 
 
+def wait_for_listener(port: int, timeout: float, process: subprocess.Popen[bytes]) -> None:
+    """Poll until something accepts connections on the port (RabbitMQ's management
+    listener may open after its AMQP one)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"broker exited with {process.returncode} before listening")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 2):
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
 def descendants(pid: int) -> list[tuple[int, str]]:
     """(pid, command name) of every process below ``pid``, read from /proc."""
     parents: dict[int, list[tuple[int, str]]] = {}
@@ -131,14 +144,25 @@ class BrokerProcess:
 
 
 class RabbitNode(BrokerProcess):
-    """A throw-away RabbitMQ node (Debian's rabbitmq-server) on free ports."""
+    """A throw-away RabbitMQ node (Debian's rabbitmq-server) on free ports; with
+    ``management``, its HTTP API too, on ``management_url``."""
 
     name = "rabbitmq"
 
+    def __init__(self, management: bool = False) -> None:
+        super().__init__()
+        self.management_port = free_port() if management else None
+        self.management_url = f"http://127.0.0.1:{self.management_port}" if management else None
+
     def start(self) -> None:
         dist_port = free_port()
-        (self.dir / "rabbitmq.conf").write_text(f"listeners.tcp.1 = 127.0.0.1:{self.port}\n")
-        (self.dir / "enabled_plugins").write_text("[].\n")
+        conf = f"listeners.tcp.1 = 127.0.0.1:{self.port}\n"
+        plugins = "[]"
+        if self.management_port is not None:
+            conf += f"management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = {self.management_port}\n"
+            plugins = "[rabbitmq_management]"
+        (self.dir / "rabbitmq.conf").write_text(conf)
+        (self.dir / "enabled_plugins").write_text(f"{plugins}.\n")
         env = {
             **os.environ,
             "HOME": str(self.dir),  # its own Erlang cookie
@@ -156,6 +180,8 @@ class RabbitNode(BrokerProcess):
         }
         self._spawn([RABBITMQ_SERVER], env, timeout=90)
         assert self.process is not None
+        if self.management_port is not None:
+            wait_for_listener(self.management_port, 60, self.process)
         beams = [pid for pid, name in descendants(self.process.pid) if name == "beam.smp"]
         self.pid = beams[0] if beams else self.process.pid
         self.version = self._version()
