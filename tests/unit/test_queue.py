@@ -9,12 +9,13 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Callable
+from datetime import datetime
 
 import pytest
 
 from pigeon.core.binding import DestinationKind
 from pigeon.core.consumer import Consumer
-from pigeon.core.message import Message, Properties
+from pigeon.core.message import Long, Message, Properties
 from pigeon.core.queue import Entry, Queue
 from pigeon.core.vhost import VirtualHost
 from pigeon.errors import AccessRefused, PreconditionFailed
@@ -187,6 +188,9 @@ def test_drop_head_dead_letters_the_oldest(vhost: VirtualHost) -> None:
     assert ready_bodies(dead) == [b"1"]
     death = next(iter(dead.ready)).message.properties.header_table()
     assert death["x-death"][0]["reason"] == "maxlen"
+    # Typed as RabbitMQ sends them: the count a 64-bit integer, the time a timestamp.
+    assert type(death["x-death"][0]["count"]) is Long
+    assert isinstance(death["x-death"][0]["time"], datetime)
     assert death["x-first-death-queue"] == "q"
 
 
