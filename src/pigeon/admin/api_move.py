@@ -17,10 +17,11 @@ layer, :meth:`pigeon.operations.client.Client.queues_to_move`).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from aiohttp import web
 
 from pigeon.admin.web import BadRequest, body, client, ok, vhost_of
-from pigeon.core.arguments import parse_expiration
 from pigeon.core.queue import Queue
 
 
@@ -31,8 +32,10 @@ def move_messages(source: Queue, destination: Queue, limit: int, now: float) -> 
         if entry is None:
             break
         message = entry.message
-        ttl = parse_expiration(message.properties.expiration)
-        if not destination.enqueue(message, now, ttl):
+        ttl = message.properties.ttl
+        if ttl is not None:  # as a shovel's republish: its TTL counts again from the move
+            message = replace(message, expires_at=now + ttl / 1000)
+        if not destination.enqueue(message, now):
             source.requeue([entry])
             break
         source.ack(entry)
