@@ -585,8 +585,11 @@ def test_publish_answers_as_rabbitmq_and_every_consumer_gets_the_message(
                                                "properties": properties})  # fmt: skip
         assert (routed.status, routed.json()) == (200, {"routed": True})
     for properties, reason in [
-        ({"expiration": "soon"}, "invalid expiration 'soon': no_integer"),
-        ({"delivery_mode": 3}, "invalid message: {delivery_mode_unknown,3}"),
+        ({"expiration": "soon"}, "406 PRECONDITION_FAILED - invalid expiration 'soon': no_integer"),
+        (
+            {"delivery_mode": 3},
+            "406 PRECONDITION_FAILED - invalid message: {delivery_mode_unknown,3}",
+        ),
     ]:
         refused = api.request("POST", publish, {"routing_key": queue, "payload": "x",
                                                 "payload_encoding": "string",
