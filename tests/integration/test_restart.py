@@ -127,3 +127,31 @@ def test_a_quorum_queue_keeps_its_type_and_delivery_counts(
         assert props.headers == {"x-delivery-count": 0}
         assert channel.basic_get("qq")[0] is None
         connection.close()
+
+
+def test_a_recovered_message_keeps_its_own_ttl(tmp_path: Path) -> None:
+    # The store keeps a message's TTL (docs/messages.md): after a restart it counts again,
+    # and the message expires, dead-lettered with its original expiration.
+    config = Config(port=0, data_dir=tmp_path / "data", management_port=None)
+    arguments = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "expired"}
+    with Broker.in_thread(config) as broker:
+        connection = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
+        channel = connection.channel()
+        channel.queue_declare("expired", durable=True)
+        # No consumer and a TTL longer than the restart: it expires after recovery.
+        channel.queue_declare("short-lived", durable=True, arguments=arguments)
+        channel.confirm_delivery()
+        persistent = pika.BasicProperties(delivery_mode=2, expiration="1500")
+        channel.basic_publish("", "short-lived", b"ttl", persistent)
+        channel.basic_publish("", "short-lived", b"kept", pika.BasicProperties(delivery_mode=2))
+        connection.close()
+    with Broker.in_thread(config) as broker:
+        connection = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
+        channel = connection.channel()
+        method, properties, body = next(channel.consume("expired", inactivity_timeout=10))
+        assert method is not None and body == b"ttl"
+        death = properties.headers["x-death"][0]
+        assert (death["reason"], death["original-expiration"]) == ("expired", "1500")
+        channel.cancel()
+        assert channel.queue_declare("short-lived", passive=True).method.message_count == 1
+        connection.close()

@@ -30,6 +30,9 @@ class QueueStorage:
     _page_out: PageOut | None
     _recovered_upto: int
 
+    def _schedule_expiry(self) -> None:  # pragma: no cover - QueueLimits has it
+        raise NotImplementedError
+
     def reduce_memory(self) -> None:
         """Page out all but the head of the backlog now (the node is short of memory)."""
         if self._page_out is not None:
@@ -42,10 +45,16 @@ class QueueStorage:
     def _paged_entry(
         self, seq: int, message: Message, persisted: bool, expires_at: float | None, priority: int
     ) -> Entry:
-        entry = Entry(message, seq, priority, expires_at, self._scheduler.time())
+        now = self._scheduler.time()
+        recovered = persisted and seq <= self._recovered_upto
+        own = message.properties.ttl
+        if recovered and own is not None and (expires_at is None or now + own / 1000 < expires_at):
+            # Its own TTL was not in the recovered index: it counts from the read-back.
+            expires_at = now + own / 1000
+        entry = Entry(message, seq, priority, expires_at, now)
         entry.persisted = persisted
         # Recovered from the store: possibly delivered before.
-        entry.redelivered = persisted and seq <= self._recovered_upto
+        entry.redelivered = recovered
         return entry
 
     def restore_index(self, seqs: list[int], stored_bytes: int) -> None:
@@ -59,6 +68,9 @@ class QueueStorage:
             ttl = self.args.message_ttl
             expires_at = None if ttl is None else self._scheduler.time() + ttl / 1000
             ready.restore(seqs, stored_bytes, expires_at)
+            # The head's own TTL is known once it is read back: look at it now, or a
+            # recovered message with a TTL and no consumer would never expire.
+            self._schedule_expiry()
             return
         assert self._store is not None
         for start in range(0, len(seqs), 5000):
@@ -81,6 +93,8 @@ class QueueStorage:
         entry.redelivered = True
         entry.persisted = True
         self.ready.append(entry)
+        if entry.expires_at is not None:
+            self._schedule_expiry()  # nothing else would expire a recovered head
         return entry
 
     def _forget(self, entry: Entry) -> None:
