@@ -15,7 +15,6 @@ from typing import Any
 
 from pigeon.admin.shapes import jsonable
 from pigeon.admin.web import BadRequest, Json
-from pigeon.core.arguments import parse_expiration
 from pigeon.core.message import (
     AMQP_CLUSTER_ID,
     AMQP_DELIVERY_MODE,
@@ -25,6 +24,7 @@ from pigeon.core.message import (
     check_properties,
 )
 from pigeon.errors import PreconditionFailed
+from pigeon.operations.expiration import parse_expiration
 
 INTEGER_PROPERTIES = frozenset({"delivery_mode", "priority", "timestamp"})
 _TEXT = ("content_type", "content_encoding", "reply_to", "type", "user_id", "app_id")

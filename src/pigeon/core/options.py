@@ -120,6 +120,9 @@ class Vocabulary(Protocol):
     ) -> str | None:
         """Why a redeclare differs from the exchange, or None."""
 
+    def binding_problem(self, exchange_type: str, arguments: Mapping[str, Any]) -> str | None:
+        """Why a binding's arguments are refused by an exchange of this type, or None."""
+
     def policy(
         self, vhost: str, name: str, data: Mapping[str, Any], *, operator: bool = False
     ) -> Policy:
@@ -174,6 +177,9 @@ class _Neutral:
         if flags != (type, durable, auto_delete, internal):
             return f"exchange '{exchange.name}' was declared with other flags"
         return None
+
+    def binding_problem(self, exchange_type: str, arguments: Mapping[str, Any]) -> str | None:
+        return None  # (the exchange type's own check applies)
 
     def policy(
         self, vhost: str, name: str, data: Mapping[str, Any], *, operator: bool = False

@@ -373,6 +373,8 @@ class VirtualHost(Routing, Topology):
         exchange, queue = self._ends(source, destination, kind)
         if queue is not None:
             self.check_owner(queue, owner)
+        if arguments and (problem := self.vocabulary.binding_problem(exchange.type, arguments)):
+            raise PreconditionFailed(problem)
         binding = Binding.make(source, destination, kind, routing_key, arguments)
         if exchange.bind(binding):
             self.add_binding(binding)

@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pigeon.core.arguments import parse_expiration
 from pigeon.core.message import (
     AMQP_CLUSTER_ID,
     AMQP_DELIVERY_MODE,
@@ -25,6 +24,7 @@ from pigeon.core.message import (
     check_properties,
 )
 from pigeon.errors import PreconditionFailed
+from pigeon.operations.expiration import parse_expiration
 
 MAX_SHORT = 255  # bytes: an AMQP 0-9-1 short string
 _TEXT = ("content_type", "content_encoding", "reply_to", "type", "user_id", "app_id")

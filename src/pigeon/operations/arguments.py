@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from pigeon.core.binding import erlang_term, field_type
 from pigeon.core.exchange import Exchange, field_bytes, same_typed
 from pigeon.core.options import (
     CLASSIC,
@@ -25,6 +24,7 @@ from pigeon.core.options import (
 )
 from pigeon.core.queue import Queue
 from pigeon.errors import PreconditionFailed
+from pigeon.operations.terms import erlang_term, field_type
 
 MAX_PRIORITY = 255
 QUEUE_TYPES = (CLASSIC, QUORUM)
@@ -336,3 +336,24 @@ def _plain(value: Any) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return erlang_term(value)
+
+
+_X_MATCH = ("all", "any", "all-with-x", "any-with-x")
+
+
+def binding_problem(exchange_type: str, arguments: Mapping[str, Any]) -> str | None:
+    """RabbitMQ's refusal of a headers binding's ``x-match`` (other types take any)."""
+    if exchange_type != "headers" or "x-match" not in arguments:
+        return None
+    mode = arguments["x-match"]
+    if not isinstance(mode, str):
+        return (
+            f"Invalid x-match field type {field_type(mode)} "
+            f"(value {erlang_term(mode)}); expected longstr"
+        )
+    if mode not in _X_MATCH:
+        return (
+            f"Invalid x-match field value {erlang_term(mode)}; "
+            "expected all, any, all-with-x, or any-with-x"
+        )
+    return None

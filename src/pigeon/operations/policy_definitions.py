@@ -12,7 +12,6 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from pigeon.core.binding import erlang_term
 from pigeon.core.options import (
     Overflow,
     PolicyOptions,
@@ -20,6 +19,7 @@ from pigeon.core.options import (
 from pigeon.core.policy import APPLY_TO, Policy
 from pigeon.errors import PreconditionFailed
 from pigeon.operations.arguments import DEAD_LETTER_STRATEGIES
+from pigeon.operations.terms import erlang_term
 
 # Keys whose merged value (policy and operator policy) is the smaller one; the only ones
 # an operator policy may set.

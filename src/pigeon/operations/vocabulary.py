@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pigeon.operations.arguments import (
+    binding_problem,
     check_new_queue,
     exchange_inequivalence,
     exchange_options,
@@ -20,6 +21,7 @@ class RabbitVocabulary:
     queue_inequivalence = staticmethod(queue_inequivalence)
     exchange_options = staticmethod(exchange_options)
     exchange_inequivalence = staticmethod(exchange_inequivalence)
+    binding_problem = staticmethod(binding_problem)
     policy = staticmethod(parse_policy)
     limits = staticmethod(parse_limits)
 

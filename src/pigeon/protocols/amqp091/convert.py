@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pigeon.core.arguments import parse_expiration
 from pigeon.core.message import AMQP_CLUSTER_ID, AMQP_DELIVERY_MODE, Message, Properties
+from pigeon.operations.expiration import parse_expiration
 from pigeon.protocols.amqp091.codec import BasicProperties, encode_properties
 from pigeon.protocols.amqp091.tables import encode_table
 

@@ -1,8 +1,8 @@
 """A message's ``expiration`` property, parsed as RabbitMQ does.
 
-Queue arguments (``x-*``) are not read here any more: the operations layer turns
-them into :class:`~pigeon.core.options.QueueOptions`. This parser goes with the
-neutral message, whose expiry is an absolute time set at entry.
+AMQP's ``expiration`` property, the HTTP API's and the embedded API's all take
+RabbitMQ's string of milliseconds; each entry point converts it with this parser to
+the neutral message's TTL, and the core never sees the string.
 """
 
 from __future__ import annotations
