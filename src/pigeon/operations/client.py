@@ -66,9 +66,12 @@ class Client:
         self.vhost = vhost
         self.user = user
         self.owner = owner
-        # Exchanges this client was allowed to publish to: checked once, as RabbitMQ's
-        # channels cache their permission checks (topic exchanges depend on the key).
-        self.may_publish: set[str] = set()
+        # Exchanges this client was allowed to publish to, by name: checked once, as
+        # RabbitMQ's channels cache their permission checks (topic exchanges depend on the
+        # key, so never here). A publish without a user-id to the very exchange object
+        # found here passes every check of publish_target: a protocol's hot path may skip
+        # the call (an exchange deleted and declared again is another object).
+        self.may_publish: dict[str, Exchange] = {}
 
     def relogin(self, user: Identity) -> None:
         """The client's credentials changed (AMQP update-secret): check as ``user`` from
@@ -201,10 +204,9 @@ class Client:
         vhost = self.vhost
         target = vhost.exchanges.get(exchange) or vhost.exchange(exchange)
         user = self.user
-        if user is not None and (exchange not in self.may_publish or target.type == "topic"):
+        checked = exchange in self.may_publish and target.type != "topic"
+        if user is not None and not checked:
             access.publish(user, vhost.name, exchange, routing_key, target.type)
-            if target.type != "topic":
-                self.may_publish.add(exchange)
         if target.internal:
             raise AccessRefused(
                 f"cannot publish to internal exchange '{target.name}' in vhost '{vhost.name}'"
@@ -218,6 +220,8 @@ class Client:
             raise PreconditionFailed(
                 f"user_id property set to '{user_id}' but authenticated user was '{user.name}'"
             )
+        if target.type != "topic":
+            self.may_publish[exchange] = target
         return target
 
     def publish(self, message: Message) -> int:

@@ -29,6 +29,7 @@ from pigeon.protocols.amqp091 import convert
 from pigeon.protocols.amqp091 import methods as m
 from pigeon.protocols.amqp091.codec import BasicProperties, encode_properties
 from pigeon.protocols.amqp091.consumer import AMQPConsumer
+from pigeon.protocols.amqp091.convert import NEUTRAL
 from pigeon.protocols.amqp091.modes import Transaction
 from pigeon.protocols.amqp091.replies import ReplyCode
 
@@ -152,7 +153,16 @@ class Channel:
             # RabbitMQ 3+ dropped immediate delivery and closes the connection (540),
             # before looking at anything else.
             raise NotSupported("immediate=true")
-        exchange = self.ops.publish_target(method.exchange, method.routing_key, properties.user_id)
+        ops = self.ops
+        name = method.exchange
+        exchange = self.vhost.exchanges.get(name)
+        if (
+            exchange is None
+            or ops.may_publish.get(name) is not exchange
+            or properties.user_id is not None
+        ):
+            # (else every check passed for this exchange already: see Client.may_publish)
+            exchange = ops.publish_target(name, method.routing_key, properties.user_id)
         if properties.reply_to == REPLY_TO:
             if self.reply_key is None:
                 raise PreconditionFailed("fast reply consumer does not exist")
@@ -161,7 +171,7 @@ class Channel:
         message = Message(
             method.exchange,
             method.routing_key,
-            convert.neutral(properties, encoded_props),
+            NEUTRAL.get(encoded_props) or convert.neutral(properties, encoded_props),
             body,
             time.monotonic_ns(),
             {PROTOCOL: encoded_props},
