@@ -17,7 +17,7 @@ from pigeon.admin import ctl as admin_ctl
 from pigeon.config import Config, ConfigError, load
 from pigeon.errors import MissingPackage
 from pigeon.storage.crypto import WrongKey
-from pigeon.storage.sqlite import StoreLocked
+from pigeon.storage.sqlite import NewerFormat, StoreLocked
 from pigeon.version import __version__
 
 log = logging.getLogger("pigeon")
@@ -143,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logs.setup(config.log_level, config.log_json)
         try:
             _run(config)
-        except (OSError, StoreLocked, WrongKey, ConfigError, MissingPackage) as error:
+        except (OSError, StoreLocked, NewerFormat, WrongKey, ConfigError, MissingPackage) as error:
             log.error("cannot start: %s", getattr(error, "text", error))
             return 1
     return 0

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pigeon.core.binding import Binding, DestinationKind
+from pigeon.core import replay
+from pigeon.core.commands import AddMessage
 from pigeon.core.entry import QueueStats
-from pigeon.core.exchange import EXCHANGE_TYPES, Exchange
 from pigeon.core.message import MessageSizes
 from pigeon.core.options import NEUTRAL, Vocabulary
 from pigeon.core.parameters import Parameters
-from pigeon.core.ports import BindingRecord, DeliveryObserver, Scheduler, Snapshot, Store
-from pigeon.core.queue import reserve_sequence
+from pigeon.core.ports import DeliveryObserver, Scheduler, Snapshot, Store
 from pigeon.core.routing import VhostStats
 from pigeon.core.vhost import VirtualHost
 from pigeon.errors import NotFound, PreconditionFailed
@@ -114,54 +113,23 @@ class Node:
             for queue in vhost.queues.values():
                 queue.stop_timers()
 
+    def restore_vhost(self, name: str) -> VirtualHost:
+        """The vhost, made without writing it to the store if it is not there yet."""
+        vhost = self.vhosts.get(name)
+        if vhost is None:
+            vhost = self.vhosts[name] = self._new_vhost(name)
+        return vhost
+
     def restore(self, snapshot: Snapshot) -> int:
-        """Rebuild durable state from a store's snapshot; returns the messages restored."""
-        for name in snapshot.vhosts:
-            if name not in self.vhosts:
-                self.vhosts[name] = self._new_vhost(name)
-        self.parameters.restore(snapshot.documents)
-        for host in self.vhosts.values():
-            try:
-                host.policies.restore(snapshot.documents, self.vocabulary)
-            except PreconditionFailed as damaged:  # keep serving without the bad one
-                log.warning("stored policies of vhost %r are damaged: %s", host.name, damaged)
-        for x in snapshot.exchanges:
-            vhost = self.vhosts.get(x.vhost)
-            if vhost is not None and x.name not in vhost.exchanges and x.type in EXCHANGE_TYPES:
-                vhost.exchanges[x.name] = Exchange(
-                    x.name,
-                    x.type,
-                    durable=True,
-                    auto_delete=x.auto_delete,
-                    internal=x.internal,
-                    arguments=x.arguments,
-                    options=self.vocabulary.exchange_options(x.name, x.vhost, x.arguments),
-                )
-        for q in snapshot.queues:
-            vhost = self.vhosts.get(q.vhost)
-            if vhost is not None and q.name not in vhost.queues:
-                vhost.queues[q.name] = vhost.new_queue(
-                    q.name, q.arguments, durable=True, auto_delete=q.auto_delete
-                )
-        for host in self.vhosts.values():
-            for exchange in host.exchanges.values():
-                host.policies.apply_exchange(exchange)
-        for b in snapshot.bindings:
-            self._restore_binding(b)
-        restored = last = 0
-        for (vhost_name, queue_name), stored in snapshot.messages.items():
-            vhost = self.vhosts.get(vhost_name)
-            queue = vhost.queues.get(queue_name) if vhost is not None else None
-            for item in stored:
-                last = max(last, item.seq)
-                if queue is not None:
-                    queue.restore(item.seq, item.message)
-                    restored += 1
+        """Rebuild durable state from a store's snapshot (a replay of its commands);
+        returns the messages restored."""
+        restored = 0
+        for command in snapshot.commands():
+            if replay.apply(self, command) and isinstance(command, AddMessage):
+                restored += 1
         for (vhost_name, queue_name), (seqs, sizes) in snapshot.message_seqs.items():
             vhost = self.vhosts.get(vhost_name)
             queue = vhost.queues.get(queue_name) if vhost is not None else None
-            if seqs:
-                last = max(last, seqs[-1])
             if queue is not None:
                 queue.restore_index(seqs.tolist(), sum(sizes))
                 restored += len(seqs)
@@ -175,22 +143,4 @@ class Node:
                     vhost_name,
                 )
                 self.store.delete_queue(vhost_name, queue_name)
-        reserve_sequence(last)
         return restored
-
-    def _restore_binding(self, record: BindingRecord) -> None:
-        vhost = self.vhosts.get(record.vhost)
-        if vhost is None:
-            return
-        source = vhost.exchanges.get(record.source)
-        kind = DestinationKind(record.destination_kind)
-        targets: Mapping[str, object] = (
-            vhost.queues if kind is DestinationKind.QUEUE else vhost.exchanges
-        )
-        if source is None or record.destination not in targets:
-            return
-        binding = Binding.make(
-            record.source, record.destination, kind, record.routing_key, record.arguments
-        )
-        if source.bind(binding):
-            vhost.add_binding(binding)

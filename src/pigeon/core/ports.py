@@ -7,11 +7,36 @@ The core never imports asyncio or a storage engine; the composition root
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pigeon.core.commands import (
+    AddMessage,
+    Bind,
+    BindingRecord,
+    Command,
+    DeclareExchange,
+    DeclareQueue,
+    DeclareVhost,
+    ExchangeRecord,
+    QueueRecord,
+    SaveDocument,
+)
 from pigeon.core.message import Message
+
+__all__ = [
+    "BindingRecord",
+    "DeliveryObserver",
+    "ExchangeRecord",
+    "Pager",
+    "QueueRecord",
+    "Scheduler",
+    "Snapshot",
+    "Store",
+    "StoredMessage",
+    "TimerHandle",
+]
 
 if TYPE_CHECKING:
     from pigeon.core.paging import MemoryBudget
@@ -46,36 +71,6 @@ class DeliveryObserver(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class ExchangeRecord:
-    vhost: str
-    name: str
-    type: str
-    durable: bool
-    auto_delete: bool
-    internal: bool
-    arguments: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class QueueRecord:
-    vhost: str
-    name: str
-    durable: bool
-    auto_delete: bool
-    arguments: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class BindingRecord:
-    vhost: str
-    source: str
-    destination: str
-    destination_kind: str  # "queue" or "exchange"
-    routing_key: str
-    arguments: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
 class StoredMessage:
     """A persistent message of a durable queue, as recovered at start."""
 
@@ -98,6 +93,20 @@ class Snapshot:
     message_seqs: dict[tuple[str, str], tuple[array[int], array[int]]] = field(default_factory=dict)
     # Free-form records other layers keep (users, permissions): kind -> key -> value.
     documents: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def commands(self) -> Iterator[Command]:
+        """What the snapshot holds, as the commands that rebuild it, in the order they
+        apply (the messages of ``message_seqs`` are not among them: only numbers)."""
+        yield from map(DeclareVhost, self.vhosts)
+        for kind, documents in self.documents.items():
+            for key, value in documents.items():
+                yield SaveDocument(kind, key, value)
+        yield from map(DeclareExchange, self.exchanges)
+        yield from map(DeclareQueue, self.queues)
+        yield from map(Bind, self.bindings)
+        for (vhost, queue), stored in self.messages.items():
+            for item in stored:
+                yield AddMessage(vhost, queue, item.seq, item.message)
 
 
 class Pager(Protocol):
@@ -167,6 +176,13 @@ class Store(Protocol):
     def read_messages(self, vhost: str, queue: str, seqs: list[int]) -> list[tuple[int, Message]]:
         """Stored messages of a queue by sequence number, in the order asked; ones the
         store does not have are left out. Synchronous: a few indexed reads."""
+        ...
+
+    def apply(self, command: Command) -> None:
+        """Record one durable state change (:mod:`pigeon.core.commands`), in call order.
+
+        The named methods below are the same commands spelled as calls (the hot path's
+        ``add_message``/``remove_message`` build no object)."""
         ...
 
     def save_vhost(self, name: str) -> None: ...

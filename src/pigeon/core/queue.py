@@ -28,16 +28,7 @@ from pigeon.errors import AccessRefused
 if TYPE_CHECKING:
     from pigeon.core.policy import Policy
 
-__all__ = ["Entry", "Queue", "QueueHooks", "QueueStats", "reserve_sequence"]
-
-_sequence = itertools.count(1)
-
-
-def reserve_sequence(last: int) -> None:
-    """Recovered messages used sequence numbers up to ``last``; continue above them."""
-    global _sequence
-    _sequence = itertools.count(max(next(_sequence), last + 1))
-
+__all__ = ["Entry", "Queue", "QueueHooks", "QueueStats"]
 
 # At most this many messages per hand-over to one consumer: bounds the list and the
 # encoded frames of one call for a consumer with a very large (or no) prefetch.
@@ -98,6 +89,9 @@ class Queue(QueueLimits, QueueStorage):
             self.ready = paged_ready(self, store.pager, load, self._paged_entry)
             self._page_out = PageOut(self, store.pager, self._store)
         self._recovered_upto = 0  # messages at or below this seq came from the store
+        # Each queue numbers its own messages (a replicated log numbers per stream too);
+        # recovery continues above the highest number stored (QueueStorage.restore*).
+        self._sequence = itertools.count(1)
         # Told of every change (embedded wait_for); an empty list in a plain server.
         self._watchers: list[Callable[[], object]] = [] if watchers is None else watchers
         self._had_consumer = False
@@ -182,7 +176,7 @@ class Queue(QueueLimits, QueueStorage):
         if ttl is not None and (expires_at is None or now + ttl / 1000 < expires_at):
             expires_at = now + ttl / 1000
         priority = message.properties.priority or 0 if args.max_priority else 0
-        entry = Entry(message, next(_sequence), priority, expires_at, now)
+        entry = Entry(message, next(self._sequence), priority, expires_at, now)
         if self._store is not None and message.persistent:
             self._store.add_message(self.vhost, self.name, entry.seq, message)
             entry.persisted = True
@@ -215,9 +209,10 @@ class Queue(QueueLimits, QueueStorage):
         if self._watchers:
             self._scheduler.call_soon(self._changed)
         store = self._store
+        sequence = self._sequence
         entries = []
         for message in messages:
-            entry = Entry(message, next(_sequence), 0, None, now)
+            entry = Entry(message, next(sequence), 0, None, now)
             if store is not None and message.persistent:
                 store.add_message(self.vhost, self.name, entry.seq, message)
                 entry.persisted = True

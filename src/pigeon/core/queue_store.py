@@ -8,6 +8,8 @@ a restart (as possibly delivered before, RabbitMQ's ``redelivered``).
 
 from __future__ import annotations
 
+import itertools
+
 from pigeon.core.entry import Entry
 from pigeon.core.message import Message
 from pigeon.core.options import QueueOptions
@@ -29,6 +31,7 @@ class QueueStorage:
     _store: Store | None
     _page_out: PageOut | None
     _recovered_upto: int
+    _sequence: itertools.count[int]
 
     def _schedule_expiry(self) -> None:  # pragma: no cover - QueueLimits has it
         raise NotImplementedError
@@ -62,7 +65,7 @@ class QueueStorage:
         (paging queues), or now, in batches (the others)."""
         if not seqs:
             return
-        self._recovered_upto = max(self._recovered_upto, seqs[-1])
+        self._recovered(seqs[-1])
         ready = self.ready
         if isinstance(ready, PagedReady):
             ttl = self.args.message_ttl
@@ -95,7 +98,26 @@ class QueueStorage:
         self.ready.append(entry)
         if entry.expires_at is not None:
             self._schedule_expiry()  # nothing else would expire a recovered head
+        self._recovered(seq)
         return entry
+
+    def settled_elsewhere(self, seqs: set[int]) -> bool:
+        """Ready messages settled by another holder of the queue's log: drop them here.
+        False when part of the backlog is paged out (they are settled when read back)."""
+        ready = self.ready
+        if type(ready) is not ReadyMessages:
+            return False
+        entries, _ = ready.clear()
+        for entry in entries:
+            if entry.seq not in seqs:
+                ready.append(entry)
+        return True
+
+    def _recovered(self, last: int) -> None:
+        """Stored messages numbered up to ``last`` came back: number new ones above them."""
+        if last > self._recovered_upto:
+            self._recovered_upto = last
+            self._sequence = itertools.count(max(next(self._sequence), last + 1))
 
     def _forget(self, entry: Entry) -> None:
         if entry.persisted and self._store is not None:

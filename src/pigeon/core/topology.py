@@ -38,10 +38,14 @@ class Topology:
         """A queue is gone, deleted (for counters)."""
 
     def add_binding(self, binding: Binding) -> None:
-        self._inbound[(binding.destination_kind, binding.destination)].add(binding)
+        self.restore_binding(binding)
         record = self._durable_binding(binding)
         if record is not None and self.store is not None:
             self.store.save_binding(record)
+
+    def restore_binding(self, binding: Binding) -> None:
+        """Note a binding its source already holds, without writing it to the store."""
+        self._inbound[(binding.destination_kind, binding.destination)].add(binding)
 
     def _durable_binding(
         self, binding: Binding, source: Exchange | None = None

@@ -22,14 +22,31 @@ import shutil
 import sqlite3
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("pigeon.storage")
 
 DB_NAME = "pigeon.db"
-SCHEMA_VERSION = 1
+# The format of the data folder, stored in ``meta`` as 'schema'. A database of an
+# older version is brought up to date at open by the steps in MIGRATIONS, one version
+# at a time, in the transaction that records the new version; a newer one is refused.
+#   1: Pigeon 0.1 (messages numbered by one counter of the whole broker).
+#   2: messages numbered per queue. The key was (vhost, queue, seq) already and 0.1's
+#      numbers ascend within each queue, so its rows are valid as they are.
+SCHEMA_VERSION = 2
+
+
+class NewerFormat(RuntimeError):
+    """The data folder was written by a newer Pigeon, in a format this one cannot read."""
+
+
+def _from_1(conn: sqlite3.Connection) -> None:
+    """Nothing to rewrite (see SCHEMA_VERSION); the step records that it was checked."""
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _from_1}
 
 # Every table is a rowid table (not WITHOUT ROWID): message rows may be large
 # (SQLite advises against WITHOUT ROWID for rows over ~1/20 of a page) and
@@ -99,8 +116,40 @@ def connect(path: Path, *, fsync: bool) -> sqlite3.Connection:
     # database with no tables yet, so it is set before the schema.
     conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
     conn.executescript(_SCHEMA)
+    # A new database is of the current version; one that has a version keeps it until
+    # migrate() brings it up to date.
     conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
     return conn
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+    if row is not None and type(row[0]) is int:
+        return row[0]
+    if row is not None:  # damaged: read it as the current format, the likeliest
+        log.warning("the data folder's format version %r is damaged", row[0])
+    return SCHEMA_VERSION
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Bring the database to SCHEMA_VERSION, a step per version, each one transaction."""
+    version = schema_version(conn)
+    if version > SCHEMA_VERSION:
+        raise NewerFormat(
+            f"the data folder has format {version}, written by a newer Pigeon; this one "
+            f"reads formats up to {SCHEMA_VERSION}"
+        )
+    while version < SCHEMA_VERSION:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            MIGRATIONS[version](conn)
+            version += 1
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (version,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        log.info("data folder migrated to format %d", version)
 
 
 def reader(path: Path) -> sqlite3.Connection:
@@ -138,7 +187,12 @@ def open_checked(directory: Path, *, fsync: bool) -> sqlite3.Connection:
         if not wal_was_damaged:
             _check_wal_frames(conn, path, stamp)
         _check_clean_shutdown(conn, wal_present)
+        migrate(conn)
         return conn
+    except NewerFormat:
+        if conn is not None:
+            _close_quietly(conn)
+        raise
     except sqlite3.DatabaseError as exc:
         log.warning("database %s is damaged (%s); moving it aside and salvaging", path, exc)
     if conn is not None:
@@ -146,6 +200,7 @@ def open_checked(directory: Path, *, fsync: bool) -> sqlite3.Connection:
     aside = _move_aside(path, stamp)
     fresh = connect(path, fsync=fsync)
     salvage(aside, fresh)
+    migrate(fresh)  # the rows are in the format of the damaged file (salvage keeps it)
     return fresh
 
 
@@ -348,8 +403,12 @@ def salvage(source: Path, target: sqlite3.Connection) -> None:
         for table, columns in TABLES.items():
             rows = 0
             marks = ",".join("?" * len(columns))
-            insert = f"INSERT OR IGNORE INTO {table} ({','.join(columns)}) VALUES ({marks})"
+            # meta: the salvaged format version replaces the fresh file's (rows as stored).
+            verb = "REPLACE" if table == "meta" else "IGNORE"
+            insert = f"INSERT OR {verb} INTO {table} ({','.join(columns)}) VALUES ({marks})"
             for _, *row in readable_rows(conn, table, columns):
+                if table == "meta" and row[1] is None:
+                    continue  # damaged: the fresh file's value stays
                 target.execute(insert, row)
                 rows += 1
             log.warning("salvaged %d rows of table %s from %s", rows, table, source.name)

@@ -22,37 +22,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import functools
-import itertools
 import logging
 import sqlite3
-from array import array
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 from pigeon.core.message import Message
-from pigeon.core.ports import BindingRecord, ExchangeRecord, QueueRecord, Snapshot, StoredMessage
+from pigeon.core.ports import BindingRecord, ExchangeRecord, QueueRecord, Snapshot
 from pigeon.storage import rows
+from pigeon.storage.applying import AppliesCommands
 from pigeon.storage.bodies import BodyCodec
-from pigeon.storage.codec import CodecError, decode_value
 from pigeon.storage.crypto import WrongKey
-from pigeon.storage.database import DB_NAME, TABLES, open_checked, readable_rows, reader
+from pigeon.storage.database import DB_NAME, NewerFormat, open_checked, reader
 from pigeon.storage.folder import make_durable, sync_folder
 from pigeon.storage.pages import PageFile
+from pigeon.storage.reading import MessageReader
+from pigeon.storage.recovery import read_snapshot
 from pigeon.storage.writer import Batch, Op, Writer
 
 log = logging.getLogger("pigeon.storage")
 
-__all__ = ["SQLiteStore", "StoreLocked", "WrongKey"]
+__all__ = ["NewerFormat", "SQLiteStore", "StoreLocked", "WrongKey"]
 
 
 class StoreLocked(RuntimeError):
     """Another process has this data folder open."""
 
 
-class SQLiteStore:
+class SQLiteStore(AppliesCommands):
     """A :class:`core.ports.Store` in one SQLite database (WAL mode) with group commit."""
 
     def __init__(
@@ -75,7 +74,6 @@ class SQLiteStore:
         )
         self._retry_interval = retry_interval
         self._on_failing = on_failing
-        self._rows = rows.MessageRows(self._bodies)  # reads, on the loop thread
         self._pending = Batch()
         self._in_flight: deque[Batch] = deque()  # at most one, except during close
         self._hand_over_scheduled = False
@@ -87,7 +85,10 @@ class SQLiteStore:
         self._failing = False
         self._lock_file: IO[bytes] | None = None
         self._writer: Writer | None = None
-        self._reader: sqlite3.Connection | None = None
+        # Reads (paging back in), on the loop thread: the batches not committed yet first.
+        self._reader = MessageReader(
+            rows.MessageRows(self._bodies), lambda: (self._pending, *self._in_flight)
+        )
         self._pages: PageFile | None = None
         self._closed = False
 
@@ -149,13 +150,13 @@ class SQLiteStore:
                 # the folder when it creates its WAL, not when it creates the database.
                 sync_folder(self.path)
             self._check_key(conn)
-            snapshot = self._read(conn, messages)
+            snapshot = read_snapshot(conn, self._bodies, messages=messages)
         except BaseException:
             if conn is not None:
                 conn.close()
             self._unlock_folder()
             raise
-        self._reader = reader(self.path / DB_NAME)
+        self._reader.connection = reader(self.path / DB_NAME)
         self._pages = PageFile(self.path, self._bodies, self._loop)
         self._writer = Writer(
             conn,
@@ -196,36 +197,6 @@ class SQLiteStore:
             conn.execute("INSERT INTO meta VALUES ('key_check', ?)", (cipher.key_check(),))
         else:
             cipher.verify(row[0])
-
-    def _read(self, conn: sqlite3.Connection, messages: bool = True) -> Snapshot:
-        snapshot = Snapshot()
-        snapshot.vhosts = [name for (name,) in _valid_rows(conn, "vhosts", lambda n: (n,))]
-        snapshot.exchanges = list(_valid_rows(conn, "exchanges", rows.exchange_record))
-        snapshot.queues = list(_valid_rows(conn, "queues", rows.queue_record))
-        snapshot.bindings = list(_valid_rows(conn, "bindings", rows.binding_record))
-        for kind, key, value in _valid_rows(conn, "documents", _document):
-            snapshot.documents.setdefault(kind, {})[key] = value
-        if not messages:
-            _read_index(conn, snapshot, self._rows)
-            return snapshot
-        bodies = self._bodies
-
-        def message(
-            vhost: str, queue: str, seq: int, header: bytes, flags: int, body: bytes
-        ) -> tuple[str, str, int, Message]:
-            msg = rows.message_of(vhost, queue, seq, header, flags, body, bodies)
-            return vhost, queue, seq, msg
-
-        for vhost, queue, seq, msg in _valid_rows(conn, "messages", message):
-            snapshot.messages.setdefault((vhost, queue), []).append(StoredMessage(seq, msg))
-        for stored in snapshot.messages.values():
-            # Rows come in rowid (insertion) order, already ascending per
-            # queue but for salvaged databases; sorting a sorted list is O(n).
-            stored.sort(key=lambda m: m.seq)
-        known = {(q.vhost, q.name) for q in snapshot.queues}
-        for vhost, queue in snapshot.messages.keys() - known:
-            log.warning("messages of queue %r in vhost %r have no queue record", queue, vhost)
-        return snapshot
 
     # -- writes (loop thread; no I/O) ------------------------------------------------
 
@@ -279,8 +250,10 @@ class SQLiteStore:
         index = self._pending.adds.pop((vhost, queue, seq), None)
         if index is not None:
             # Its add has not left the loop yet: cancel it, write nothing.
-            # Safe because seqs are never reused within a queue, so no older
-            # row of that key can exist on disk for the remove to delete.
+            # Safe because a queue never reuses a number while rows of it may exist
+            # (numbering starts over only in a queue declared again, after the
+            # delete_queue of the old one), so no older row of that key can be on
+            # disk for the remove to delete.
             self._pending.ops[index] = None
             self._written += 1
             return
@@ -363,80 +336,12 @@ class SQLiteStore:
 
     def read_messages(self, vhost: str, queue: str, seqs: list[int]) -> list[tuple[int, Message]]:
         """Messages of one queue by sequence number, in the order asked (paging back in).
-
-        Ones not committed yet are answered from the batches in memory; ones the
-        database lacks (dropped as damaged) are left out.
-        """
-        found = self._unwritten(vhost, queue, seqs)
-        wanted = [seq for seq in seqs if seq not in found] if found else seqs
-        if wanted and self._reader is not None:
-            self._read_rows(vhost, queue, wanted, found)
-        return [(seq, found[seq]) for seq in seqs if seq in found]
-
-    def _unwritten(self, vhost: str, queue: str, seqs: list[int]) -> dict[int, Message]:
-        """Those of ``seqs`` whose add is still in a batch (SQLite's readers see only
-        committed transactions)."""
-        found: dict[int, Message] = {}
-        batches = [batch for batch in (self._pending, *self._in_flight) if batch.adds]
-        for seq in seqs if batches else ():
-            key = (vhost, queue, seq)
-            for batch in batches:
-                message = batch.message(key)
-                if message is not None:
-                    found[seq] = message
-                    break
-        return found
-
-    def _read_rows(
-        self, vhost: str, queue: str, wanted: list[int], found: dict[int, Message]
-    ) -> None:
-        assert self._reader is not None
-        low, high = min(wanted), max(wanted)
-        keep: set[int] | None = None
-        queries: list[tuple[str, tuple[Any, ...]]]
-        if high - low < 2 * len(wanted):
-            # Dense (a stretch of one queue's backlog, as paging asks): one scan of
-            # the primary key, in its order, instead of one probe per message. Rows
-            # of the range not asked for (at most as many as asked) are skipped.
-            keep = set(wanted)
-            queries = [(_READ_RANGE, (vhost, queue, low, high))]
-        else:
-            queries = [
-                (_read_some(len(chunk)), (vhost, queue, *chunk))
-                for chunk in (wanted[i : i + 500] for i in range(0, len(wanted), 500))
-            ]  # 500: below SQLite's bound-parameter limit
-        decode = self._rows.message
-        for sql, params in queries:
-            for seq, header, flags, body, crc in self._reader.execute(sql, params):
-                if keep is not None and seq not in keep:
-                    continue
-                try:
-                    found[seq] = decode(vhost, queue, seq, header, flags, body, crc)
-                except (ValueError, sqlite3.DatabaseError) as error:
-                    log.warning("dropped damaged message %d of queue %r: %s", seq, queue, error)
+        Ones the database lacks (dropped as damaged) are left out."""
+        return self._reader.read_messages(vhost, queue, seqs)
 
     def read_body(self, vhost: str, queue: str, seq: int) -> bytes:
-        """A stored message's body, read from disk (KeyError if there is none).
-
-        Synchronous (a point query on the primary key); for paging bodies of
-        a long backlog back in. Writes not yet committed are answered from
-        memory, as SQLite's readers see only committed transactions.
-        """
-        key = (vhost, queue, seq)
-        for batch in (self._pending, *self._in_flight):
-            message = batch.message(key)
-            if message is not None:
-                return message.body
-        if self._reader is None:
-            raise KeyError(key)
-        row = self._reader.execute(
-            "SELECT header, flags, body, crc FROM messages WHERE vhost = ? AND queue = ? AND"
-            " seq = ?",
-            key,
-        ).fetchone()
-        if row is None:
-            raise KeyError(key)
-        return self._rows.message(vhost, queue, seq, *row).body
+        """A stored message's body (KeyError if there is none); a point query."""
+        return self._reader.read_body(vhost, queue, seq)
 
     def close(self) -> None:
         """Write everything queued, stop the writer, close the files."""
@@ -449,70 +354,7 @@ class SQLiteStore:
                 self._in_flight.append(batch)
                 self._writer.submit(batch)
             self._writer.stop()
-        if self._reader is not None:
-            self._reader.close()
+        self._reader.close()
         if self._pages is not None:
             self._pages.close()
         self._unlock_folder()
-
-
-_READ_RANGE = (
-    "SELECT seq, header, flags, body, crc FROM messages WHERE vhost = ? AND queue = ?"
-    " AND seq BETWEEN ? AND ?"
-)
-
-
-@functools.cache
-def _read_some(count: int) -> str:
-    marks = ",".join("?" * count)
-    return (
-        "SELECT seq, header, flags, body, crc FROM messages WHERE vhost = ? AND queue = ?"
-        f" AND seq IN ({marks})"
-    )
-
-
-def _document(kind: str, key: str, data: bytes) -> tuple[str, str, Any]:
-    return kind, key, decode_value(data)
-
-
-def _read_index(conn: sqlite3.Connection, snapshot: Snapshot, checker: rows.MessageRows) -> None:
-    """Only the (checked) sequence numbers and stored sizes of the messages, queue by
-    queue: a backlog of millions is restored without holding its bodies in memory."""
-    bad: list[int] = []
-    seqs = snapshot.message_seqs
-    for rowid, *columns in readable_rows(conn, "messages", TABLES["messages"]):
-        try:
-            vhost, queue, seq, header, flags, body, crc = columns
-            if checker.crc(vhost, queue, seq, header, flags, body) != crc:
-                raise CodecError("checksum mismatch")
-        except (CodecError, TypeError, ValueError) as exc:
-            log.warning("dropped damaged row %d of table messages: %s", rowid, exc)
-            bad.append(rowid)
-            continue
-        index = seqs.get((vhost, queue))
-        if index is None:
-            index = seqs[(vhost, queue)] = (array("q"), array("q"))
-        index[0].append(seq)
-        index[1].append(len(body))
-    if bad:
-        conn.executemany("DELETE FROM messages WHERE rowid = ?", ((r,) for r in bad))
-    for found, sizes in seqs.values():
-        if any(a > b for a, b in itertools.pairwise(found)):  # salvaged out of order
-            pairs = sorted(zip(found, sizes, strict=True))
-            found[:] = array("q", (s for s, _ in pairs))
-            sizes[:] = array("q", (n for _, n in pairs))
-
-
-def _valid_rows(conn: sqlite3.Connection, table: str, build: Callable[..., Any]) -> list[Any]:
-    """The decoded rows of ``table``; damaged ones are logged and deleted."""
-    good: list[Any] = []
-    bad: list[int] = []
-    for rowid, *columns in readable_rows(conn, table, TABLES[table]):
-        try:
-            good.append(build(*rows.checked(tuple(columns))))
-        except (CodecError, TypeError, ValueError) as exc:
-            log.warning("dropped damaged row %d of table %s: %s", rowid, table, exc)
-            bad.append(rowid)
-    if bad:
-        conn.executemany(f"DELETE FROM {table} WHERE rowid = ?", ((r,) for r in bad))
-    return good

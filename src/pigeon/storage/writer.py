@@ -145,8 +145,10 @@ class Writer:
         conn.execute("BEGIN IMMEDIATE")
         freed = False
         # Message adds and removes, the bulk of every batch, go to SQLite in runs,
-        # one executemany each. Within a run their order does not matter: seqs are
-        # never reused, and an add removed before its batch left the loop was
+        # one executemany each. Within a run their order does not matter: a queue
+        # reuses no number within a run (only a queue declared again starts over, and
+        # the delete_queue before it ends the run), and an add removed before its
+        # batch left the loop was
         # cancelled (None), so no run holds both the add and the remove of a key.
         adds: list[tuple[Any, ...]] = []
         removes: list[tuple[Any, ...]] = []
