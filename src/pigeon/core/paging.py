@@ -318,6 +318,28 @@ class PagedReady:
             self.bytes += size
             self.memory.used += size
 
+    def discard(self, seqs: set[int]) -> int:
+        """Drop the messages of these numbers (settled elsewhere); how many there were.
+        Stored ones only: a number in the middle is a store's (positive) key."""
+        dropped = 0
+        for part in (self._head, self._tail):
+            gone = [entry for entry in part if entry.seq in seqs]
+            for entry in gone:
+                part.remove(entry)
+                size = len(entry.message.body)
+                self.bytes -= size
+                self.memory.used -= size
+            dropped += len(gone)
+        start, middle, expires = self._middle_start, self._middle, self._expires
+        keep = [i for i in range(start, len(middle)) if middle[i] not in seqs]
+        if len(keep) < len(middle) - start:
+            dropped += len(middle) - start - len(keep)
+            self._middle = array("q", (middle[i] for i in keep))
+            self._expires = array("d", (expires[i] for i in keep))
+            self._middle_start = 0
+        self.count -= dropped
+        return dropped
+
     def clear(self) -> tuple[list[Entry], list[int]]:
         """Empty it: the entries that were in memory, and the keys of those on disk only
         (sequence numbers in the store; negated, in the pager, whose rows the queue drops)."""
@@ -407,6 +429,9 @@ class PagedLevels:
     def requeue(self, entries: Iterable[Entry]) -> None:
         for entry in entries:
             self._level(entry).requeue((entry,))
+
+    def discard(self, seqs: set[int]) -> int:
+        return sum(level.discard(seqs) for level in self._levels)
 
     def clear(self) -> tuple[list[Entry], list[int]]:
         entries: list[Entry] = []

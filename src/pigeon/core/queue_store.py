@@ -102,16 +102,9 @@ class QueueStorage:
         return entry
 
     def settled_elsewhere(self, seqs: set[int]) -> bool:
-        """Ready messages settled by another holder of the queue's log: drop them here.
-        False when part of the backlog is paged out (they are settled when read back)."""
-        ready = self.ready
-        if type(ready) is not ReadyMessages:
-            return False
-        entries, _ = ready.clear()
-        for entry in entries:
-            if entry.seq not in seqs:
-                ready.append(entry)
-        return True
+        """Ready messages settled by another holder of the queue's log (a replicated
+        store): drop them here too. False when none of them was ready here."""
+        return self.ready.discard(seqs) > 0
 
     def _recovered(self, last: int) -> None:
         """Stored messages numbered up to ``last`` came back: number new ones above them."""

@@ -83,6 +83,18 @@ class ReadyMessages:
             self.count += 1
             self.bytes += len(entry.message.body)
 
+    def discard(self, seqs: set[int]) -> int:
+        """Drop the messages of these numbers (settled elsewhere); how many there were."""
+        dropped = 0
+        for level in self._levels:
+            gone = [entry for entry in level if entry.seq in seqs]
+            for entry in gone:
+                level.remove(entry)
+                self.bytes -= len(entry.message.body)
+            dropped += len(gone)
+        self.count -= dropped
+        return dropped
+
     def clear(self) -> tuple[list[Entry], list[int]]:
         """Empty it: the entries, and the sequence numbers of messages kept only on disk
         (none here; see :class:`pigeon.core.paging.PagedReady`)."""

@@ -131,14 +131,20 @@ def schema_version(conn: sqlite3.Connection) -> int:
     return SCHEMA_VERSION
 
 
-def migrate(conn: sqlite3.Connection) -> None:
-    """Bring the database to SCHEMA_VERSION, a step per version, each one transaction."""
+def refuse_newer(conn: sqlite3.Connection) -> None:
+    """Raise :class:`NewerFormat` for a database this Pigeon cannot read (before writing)."""
     version = schema_version(conn)
     if version > SCHEMA_VERSION:
         raise NewerFormat(
             f"the data folder has format {version}, written by a newer Pigeon; this one "
             f"reads formats up to {SCHEMA_VERSION}"
         )
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Bring the database to SCHEMA_VERSION, a step per version, each one transaction."""
+    refuse_newer(conn)
+    version = schema_version(conn)
     while version < SCHEMA_VERSION:
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -184,6 +190,7 @@ def open_checked(directory: Path, *, fsync: bool) -> sqlite3.Connection:
     try:
         conn = connect(path, fsync=fsync)
         _check_database(conn)
+        refuse_newer(conn)
         if not wal_was_damaged:
             _check_wal_frames(conn, path, stamp)
         _check_clean_shutdown(conn, wal_present)
