@@ -20,6 +20,7 @@ from pigeon.core.options import Overflow, QueueOptions
 from pigeon.core.pageout import PageOut, paged_ready
 from pigeon.core.paging import PagedLevels, PagedReady
 from pigeon.core.ports import DeliveryObserver, Scheduler, Store, TimerHandle
+from pigeon.core.queue_api import QueueHandle
 from pigeon.core.queue_limits import QueueHooks, QueueLimits
 from pigeon.core.queue_store import QueueStorage
 from pigeon.core.ready import ReadyMessages
@@ -153,7 +154,7 @@ class Queue(QueueLimits, QueueStorage):
         self,
         message: Message,
         now: float,
-        due: list[Queue] | None = None,
+        due: list[QueueHandle] | None = None,
     ) -> bool:
         """Add a routed message; False if the overflow mode refused it.
 
@@ -203,7 +204,7 @@ class Queue(QueueLimits, QueueStorage):
                 self._schedule_expiry()
         return True
 
-    def enqueue_run(self, messages: list[Message], now: float, due: list[Queue]) -> None:
+    def enqueue_run(self, messages: list[Message], now: float, due: list[QueueHandle]) -> None:
         """:meth:`enqueue` for several messages without an expiration, on a queue that
         ``takes_runs`` (no length limit, TTL or priorities, nothing paged): one call."""
         if self._watchers:

@@ -17,7 +17,7 @@ from pigeon.core.binding import DestinationKind
 from pigeon.core.exchange import Exchange
 from pigeon.core.message import SIZE_BOUNDS, SMALL, Message, MessageSizes, without_header
 from pigeon.core.ports import Scheduler
-from pigeon.core.queue import Queue
+from pigeon.core.queue_api import QueueHandle
 
 ROUTE_CACHE_LIMIT = 4096
 
@@ -42,17 +42,17 @@ class Routing:
 
     # Set by VirtualHost.__init__.
     exchanges: dict[str, Exchange]
-    queues: dict[str, Queue]
+    queues: Mapping[str, QueueHandle]
     scheduler: Scheduler
-    _route_cache: dict[tuple[str, str], list[Queue]]
-    _due: list[Queue]
+    _route_cache: dict[tuple[str, str], list[QueueHandle]]
+    _due: list[QueueHandle]
     _due_scheduled: bool
     stats: VhostStats
     sizes: MessageSizes  # body sizes received, node-wide
 
     def route(
         self, exchange: Exchange, routing_key: str, headers: Mapping[str, Any] | None
-    ) -> list[Queue]:
+    ) -> list[QueueHandle]:
         """The queues a message reaches, each once."""
         cc = headers.get("CC") if headers else None
         bcc = headers.get("BCC") if headers else None
@@ -75,8 +75,8 @@ class Routing:
 
     def _walk(
         self, start: Exchange, keys: list[str], headers: Mapping[str, Any] | None
-    ) -> tuple[list[Queue], bool]:
-        found: dict[str, Queue] = {}
+    ) -> tuple[list[QueueHandle], bool]:
+        found: dict[str, QueueHandle] = {}
         seen: set[str] = set()
         pending = [start]
         uses_headers = False

@@ -23,6 +23,7 @@ from pigeon.core.policies import VhostPolicies
 from pigeon.core.policy import Policy
 from pigeon.core.ports import DeliveryObserver, Scheduler, Store
 from pigeon.core.queue import Queue
+from pigeon.core.queue_api import QueueHandle
 from pigeon.core.queue_types import QUORUM, queue_class
 from pigeon.core.routing import Routing, VhostStats
 from pigeon.core.topology import DeclaredQueue, Topology
@@ -60,6 +61,10 @@ class NodeCounters(Protocol):
 
 
 class VirtualHost(Routing, Topology):
+    # The queues of this process. Routing needs only their QueueHandle side, so that a
+    # queue living elsewhere can be routed to as well.
+    queues: dict[str, Queue]
+
     def __init__(
         self,
         name: str,
@@ -82,9 +87,9 @@ class VirtualHost(Routing, Topology):
         # Node-wide: a deleted vhost's messages stay counted.
         self.sizes = node_stats.message_sizes if node_stats is not None else MessageSizes()
         self.policies = VhostPolicies(name, store)
-        self._route_cache: dict[tuple[str, str], list[Queue]] = {}
+        self._route_cache: dict[tuple[str, str], list[QueueHandle]] = {}
         # Queues with messages for waiting consumers, handed over by dispatch_due.
-        self._due: list[Queue] = []
+        self._due: list[QueueHandle] = []
         self._due_scheduled = False
         for xname, xtype in DEFAULT_EXCHANGES.items():
             self.exchanges[xname] = Exchange(xname, xtype, durable=True)
