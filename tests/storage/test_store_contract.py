@@ -9,6 +9,7 @@ The tests at the end run a core node over the store, as the broker does.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -269,6 +270,39 @@ async def test_reads_in_the_order_asked_before_and_after_commit(stores: Stores) 
     store, _ = await stores.reopen(messages=False)
     assert bodies(store.read_messages("/", "work", [4, 1, 9, 3])) == want
     assert store.read_messages("/", "other", [1]) == []
+
+
+async def fetched(store: Store, queue: str, seqs: list[int]) -> list[tuple[int, bytes]]:
+    """``fetch_messages``, awaited; its callback must run on the loop's thread."""
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[list[tuple[int, bytes]]] = loop.create_future()
+    loop_thread = threading.get_ident()
+
+    def done(found: list[tuple[int, Message]]) -> None:
+        assert threading.get_ident() == loop_thread
+        answer.set_result([(seq, m.body) for seq, m in found])
+
+    store.fetch_messages("/", queue, seqs, done)
+    return await asyncio.wait_for(answer, 30)
+
+
+async def test_fetches_answer_on_the_loop_what_reads_answer(stores: Stores) -> None:
+    store, _ = stores.open()
+    store.apply(DeclareVhost("/"))
+    store.apply(DeclareQueue(Q))
+    for seq in range(1, 4):
+        store.add_message("/", "work", seq, message(seq))
+    await synced(store)
+    store.add_message("/", "work", 4, message(4))  # not committed yet: seen all the same
+    want = [(4, b"body 4"), (1, b"body 1"), (3, b"body 3")]
+    assert await fetched(store, "work", [4, 1, 9, 3]) == want
+    store, _ = await stores.reopen(messages=False)
+    assert await fetched(store, "work", [4, 2, 3]) == [
+        (4, b"body 4"),
+        (2, b"body 2"),
+        (3, b"body 3"),
+    ]
+    assert await fetched(store, "other", [1]) == []
 
 
 async def test_documents_last_write_wins(stores: Stores) -> None:

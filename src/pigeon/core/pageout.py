@@ -13,13 +13,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from pigeon.core.paged_levels import PagedLevels
 from pigeon.core.paging import (
     HEAD_WINDOW,
     PAGE_AFTER,
     PAGE_IN_BATCH,
     EntryMaker,
+    Fetcher,
     Loader,
-    PagedLevels,
     PagedReady,
 )
 from pigeon.core.ports import Pager, Store
@@ -29,13 +30,17 @@ if TYPE_CHECKING:
 
 
 def paged_ready(
-    queue: Queue, pager: Pager, load: Loader | None, make: EntryMaker
+    queue: Queue,
+    pager: Pager,
+    load: Loader | None,
+    make: EntryMaker,
+    fetch: Fetcher | None = None,
 ) -> PagedReady | PagedLevels:
     """The ready messages of a queue that pages: one backlog, or one per priority level
     (each its own pager key; together they keep about as much in memory as one)."""
     levels = (queue.args.max_priority or 0) + 1
     if levels == 1:
-        return PagedReady(queue.vhost, queue.name, pager, pager.memory, load, make)
+        return PagedReady(queue.vhost, queue.name, pager, pager.memory, load, make, fetch=fetch)
     return PagedLevels(
         [
             PagedReady(
@@ -48,6 +53,7 @@ def paged_ready(
                 priority=priority,
                 keep=max(PAGE_IN_BATCH, PAGE_AFTER // levels),
                 head_window=max(PAGE_IN_BATCH // 4, HEAD_WINDOW // levels),
+                fetch=fetch,
             )
             for priority in range(levels)
         ]

@@ -11,10 +11,12 @@ long tail move to the middle as bare keys (8 bytes each, and 8 for an expiry
 time): the sequence number of a persistent message of a durable queue (already
 in the store), or its negation for any other message, which was written to the
 :class:`~pigeon.core.ports.Pager` (not durable; gone after a restart). When the
-head runs dry, the next batch of the middle is read back. Requeued messages come
-back to the head, where they were. A priority queue keeps one of these per
-priority level (:class:`PagedLevels`), as RabbitMQ keeps one backing queue per
-priority.
+head runs low, the next batch of the middle is read ahead, off the loop (the
+store's ``fetch_messages``), and joins the head when it arrives; only a head that
+runs dry first waits for a read. Requeued messages come back to the head, where
+they were. A priority queue keeps one of these per priority level
+(:class:`~pigeon.core.paged_levels.PagedLevels`), as RabbitMQ keeps one backing
+queue per priority.
 
 When a queue pages: past :data:`PAGE_AFTER` messages in memory, or, for every
 queue, while the node's :class:`MemoryBudget` is exceeded (the bodies of ready
@@ -49,6 +51,8 @@ PAGE_IN_BATCH = 2_000
 _NO_EXPIRY = math.nan
 
 Loader = Callable[[list[int]], list[tuple[int, Message]]]
+# (seqs, done): the store's fetch_messages for one queue; done(found) runs on the loop.
+Fetcher = Callable[[list[int], Callable[[list[tuple[int, Message]]], object]], None]
 # (seq, message, persisted, expires_at, priority) -> Entry
 EntryMaker = Callable[[int, Message, bool, "float | None", int], "Entry"]
 
@@ -76,7 +80,9 @@ class MemoryBudget:
 
 class PagedReady:
     __slots__ = (
+        "_ahead",
         "_expires",
+        "_fetch",
         "_head",
         "_load",
         "_make",
@@ -108,6 +114,7 @@ class PagedReady:
         priority: int = 0,
         keep: int = PAGE_AFTER,
         head_window: int = HEAD_WINDOW,
+        fetch: Fetcher | None = None,
     ) -> None:
         self._head: deque[Entry] = deque()
         self._middle = array("q")
@@ -118,6 +125,10 @@ class PagedReady:
         self.key = key
         self._pager = pager
         self._load = load  # persistent messages from the store (None: a queue not durable)
+        # The same, off the loop: the next batch is read ahead while the head still
+        # holds messages to deliver (see _read_ahead).
+        self._fetch = fetch
+        self._ahead: _Ahead | None = None
         self._make = make
         self.memory = memory
         self.priority = priority  # of every message here (a level of a priority queue)
@@ -142,7 +153,9 @@ class PagedReady:
 
     @property
     def paged(self) -> int:
-        return len(self._middle) - self._middle_start
+        """Messages on disk only (being read ahead included)."""
+        ahead = self._ahead
+        return len(self._middle) - self._middle_start + (len(ahead.keys) if ahead else 0)
 
     def parts(self) -> list[PagedReady]:
         return [self]
@@ -225,7 +238,8 @@ class PagedReady:
 
     # -- paging in -------------------------------------------------------------------
 
-    def _fill_head(self) -> None:
+    def _take_batch(self) -> tuple[list[int], list[float]]:
+        """The next keys of the middle (and their expiries), taken out of it."""
         start = self._middle_start
         end = min(start + PAGE_IN_BATCH, len(self._middle))
         keys = self._middle[start:end].tolist()
@@ -235,7 +249,41 @@ class PagedReady:
             del self._middle[:end]
             del self._expires[:end]
             self._middle_start = 0
-        loaded = self._read(keys)
+        return keys, expiries
+
+    def _fill_head(self) -> None:
+        """The head ran dry: read the next batch now (the one being read ahead, if any:
+        its answer, when it comes, is ignored)."""
+        ahead = self._ahead
+        if ahead is not None:
+            self._ahead = None
+            ahead.cancelled = True
+            keys, expiries = ahead.keys, ahead.expiries
+        else:
+            keys, expiries = self._take_batch()
+        self._land(keys, expiries, self._read(keys))
+
+    def _read_ahead(self) -> None:
+        """Start reading the next batch off the loop; it joins the head when it arrives
+        (after what the head holds, before the rest of the middle: queue order)."""
+        ahead = self._ahead = _Ahead(*self._take_batch())
+        stored = [key for key in ahead.keys if key > 0]
+
+        def arrived(found: list[tuple[int, Message]]) -> None:
+            if ahead.cancelled:
+                return
+            self._ahead = None
+            loaded = dict(found)
+            self._read_pager(ahead.keys, loaded)
+            self._land(ahead.keys, ahead.expiries, loaded)
+
+        assert self._fetch is not None
+        if stored:
+            self._fetch(stored, arrived)
+        else:
+            arrived([])
+
+    def _land(self, keys: list[int], expiries: list[float], loaded: dict[int, Message]) -> None:
         make, head, priority = self._make, self._head, self.priority
         loaded_bytes = 0
         for key, expires_at in zip(keys, expiries, strict=True):
@@ -265,10 +313,15 @@ class PagedReady:
 
     def _read(self, keys: list[int]) -> dict[int, Message]:
         stored = [key for key in keys if key > 0]
-        paged = [-key for key in keys if key < 0]
         found: dict[int, Message] = {}
         if stored and self._load is not None:
             found.update(self._load(stored))
+        self._read_pager(keys, found)
+        return found
+
+    def _read_pager(self, keys: list[int], found: dict[int, Message]) -> None:
+        """Add the messages of ``keys`` that are in the pager (negative keys) to ``found``."""
+        paged = [-key for key in keys if key < 0]
         if paged:
             found.update(
                 (-seq, message) for seq, message in self._pager.read(self._vhost, self.key, paged)
@@ -276,7 +329,6 @@ class PagedReady:
             # Read once, never again: rows up to here (and any written for messages
             # delivered before they were paged out) are of no use any more.
             self._pager.discard(self._vhost, self.key, paged[-1])
-        return found
 
     # -- delivery --------------------------------------------------------------------
 
@@ -287,7 +339,7 @@ class PagedReady:
 
     def peek(self) -> Entry | None:
         head = self._head
-        while not head and len(self._middle) > self._middle_start:
+        while not head and self.paged:
             self._fill_head()
         if head:
             return head[0]
@@ -296,7 +348,7 @@ class PagedReady:
     def popleft(self) -> Entry:
         front = self._head
         if not front:
-            while not front and len(self._middle) > self._middle_start:
+            while not front and self.paged:
                 self._fill_head()
             if not front:
                 front = self._tail
@@ -307,6 +359,13 @@ class PagedReady:
         size = len(entry.message.body)
         self.bytes -= size
         self.memory.used -= size
+        if (
+            len(self._head) <= PAGE_IN_BATCH // 2
+            and self._fetch is not None
+            and self._ahead is None
+            and len(self._middle) > self._middle_start
+        ):
+            self._read_ahead()
         return entry
 
     def requeue(self, entries: Iterable[Entry]) -> None:
@@ -330,6 +389,13 @@ class PagedReady:
                 self.bytes -= size
                 self.memory.used -= size
             dropped += len(gone)
+        ahead = self._ahead
+        if ahead is not None:
+            kept = [
+                (k, e) for k, e in zip(ahead.keys, ahead.expiries, strict=True) if k not in seqs
+            ]
+            dropped += len(ahead.keys) - len(kept)
+            ahead.keys, ahead.expiries = [k for k, _ in kept], [e for _, e in kept]
         start, middle, expires = self._middle_start, self._middle, self._expires
         keep = [i for i in range(start, len(middle)) if middle[i] not in seqs]
         if len(keep) < len(middle) - start:
@@ -345,6 +411,10 @@ class PagedReady:
         (sequence numbers in the store; negated, in the pager, whose rows the queue drops)."""
         entries = [*self._head, *self._tail]
         paged = self._middle[self._middle_start :].tolist()
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:  # older than the middle; never to land now
+            ahead.cancelled = True
+            paged[:0] = ahead.keys
         self.memory.used -= self.bytes - self.middle_bytes
         self._head.clear()
         self._tail.clear()
@@ -359,91 +429,15 @@ class PagedReady:
         return [self.key] if self.used_pager else []
 
 
-class PagedLevels:
-    """A priority queue's ready messages: one :class:`PagedReady` per priority level."""
+class _Ahead:
+    """A batch of the middle being read ahead."""
 
-    __slots__ = ("_levels",)
+    __slots__ = ("cancelled", "expiries", "keys")
 
-    def __init__(self, levels: list[PagedReady]) -> None:
-        self._levels = levels
-
-    def __len__(self) -> int:
-        return sum(level.count for level in self._levels)
-
-    def __iter__(self) -> Iterator[Entry]:
-        for level in reversed(self._levels):
-            yield from level
-
-    @property
-    def count(self) -> int:
-        return len(self)
-
-    @property
-    def bytes(self) -> int:
-        return sum(level.bytes for level in self._levels)
-
-    @property
-    def middle_bytes(self) -> int:
-        return sum(level.middle_bytes for level in self._levels)
-
-    @property
-    def in_memory(self) -> int:
-        return sum(level.in_memory for level in self._levels)
-
-    @property
-    def paged(self) -> int:
-        return sum(level.paged for level in self._levels)
-
-    def parts(self) -> list[PagedReady]:
-        return self._levels
-
-    def needs_paging(self) -> bool:
-        return any(level.needs_paging() for level in self._levels)
-
-    def _level(self, entry: Entry) -> PagedReady:
-        return self._levels[min(entry.priority, len(self._levels) - 1)]
-
-    def append(self, entry: Entry) -> None:
-        self._level(entry).append(entry)
-
-    def _head_level(self) -> PagedReady | None:
-        for level in reversed(self._levels):
-            if level.count:
-                return level
-        return None
-
-    def peek(self) -> Entry | None:
-        level = self._head_level()
-        return level.peek() if level is not None else None
-
-    def peek_newest(self) -> Entry | None:
-        newest = [entry for level in self._levels if (entry := level.peek_newest())]
-        return max(newest, key=_seq) if newest else None
-
-    def popleft(self) -> Entry:
-        level = self._head_level()
-        if level is None:
-            raise IndexError("no ready messages")
-        return level.popleft()
-
-    def requeue(self, entries: Iterable[Entry]) -> None:
-        for entry in entries:
-            self._level(entry).requeue((entry,))
-
-    def discard(self, seqs: set[int]) -> int:
-        return sum(level.discard(seqs) for level in self._levels)
-
-    def clear(self) -> tuple[list[Entry], list[int]]:
-        entries: list[Entry] = []
-        paged: list[int] = []
-        for level in reversed(self._levels):
-            level_entries, level_paged = level.clear()
-            entries += level_entries
-            paged += level_paged
-        return entries, paged
-
-    def pager_keys(self) -> list[str]:
-        return [key for level in self._levels for key in level.pager_keys()]
+    def __init__(self, keys: list[int], expiries: list[float]) -> None:
+        self.keys = keys
+        self.expiries = expiries
+        self.cancelled = False
 
 
 def _seq(entry: Entry) -> int:
@@ -451,7 +445,6 @@ def _seq(entry: Entry) -> int:
 
 
 def paged_out(ready: object) -> tuple[int, int]:
-    """(messages, bytes) of a queue's ready messages that are on disk only."""
-    if isinstance(ready, PagedReady | PagedLevels):
-        return ready.paged, ready.middle_bytes
-    return 0, 0
+    """(messages, bytes) of a queue's ready messages that are on disk only (a
+    :class:`PagedReady` or a :class:`~pigeon.core.paged_levels.PagedLevels`)."""
+    return getattr(ready, "paged", 0), getattr(ready, "middle_bytes", 0)

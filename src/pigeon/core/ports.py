@@ -178,6 +178,19 @@ class Store(Protocol):
         store does not have are left out. Synchronous: a few indexed reads."""
         ...
 
+    def fetch_messages(
+        self,
+        vhost: str,
+        queue: str,
+        seqs: list[int],
+        done: Callable[[list[tuple[int, Message]]], object],
+    ) -> None:
+        """:meth:`read_messages` without blocking the loop: ``done(found)`` runs on the
+        loop thread once the messages are read (a fetch from a replicated log; SQLite's
+        reader thread), or before this returns when that costs nothing (in memory).
+        Messages added before the call are found (the core never asks for removed ones)."""
+        ...
+
     def apply(self, command: Command) -> None:
         """Record one durable state change (:mod:`pigeon.core.commands`), in call order.
 

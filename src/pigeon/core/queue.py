@@ -17,8 +17,9 @@ from pigeon.core.consumer import Consumer
 from pigeon.core.entry import Entry, QueueStats
 from pigeon.core.message import Message
 from pigeon.core.options import Overflow, QueueOptions
+from pigeon.core.paged_levels import PagedLevels
 from pigeon.core.pageout import PageOut, paged_ready
-from pigeon.core.paging import PagedLevels, PagedReady
+from pigeon.core.paging import PagedReady
 from pigeon.core.ports import DeliveryObserver, Scheduler, Store, TimerHandle
 from pigeon.core.queue_api import QueueHandle
 from pigeon.core.queue_limits import QueueHooks, QueueLimits
@@ -87,7 +88,8 @@ class Queue(QueueLimits, QueueStorage):
         self._page_out: PageOut | None = None
         if store is not None and store.pager is not None:
             load = self._load_stored if self._store is not None else None
-            self.ready = paged_ready(self, store.pager, load, self._paged_entry)
+            fetch = self._fetch_stored if self._store is not None else None
+            self.ready = paged_ready(self, store.pager, load, self._paged_entry, fetch)
             self._page_out = PageOut(self, store.pager, self._store)
         self._recovered_upto = 0  # messages at or below this seq came from the store
         # Each queue numbers its own messages (a replicated log numbers per stream too);

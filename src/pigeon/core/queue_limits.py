@@ -16,7 +16,8 @@ from pigeon.core.consumer import Consumer
 from pigeon.core.entry import Entry, QueueStats
 from pigeon.core.message import Message
 from pigeon.core.options import Overflow, QueueOptions
-from pigeon.core.paging import PagedLevels, PagedReady
+from pigeon.core.paged_levels import PagedLevels
+from pigeon.core.paging import PagedReady
 from pigeon.core.ports import Scheduler, TimerHandle
 from pigeon.core.ready import ReadyMessages
 

@@ -9,12 +9,14 @@ a restart (as possibly delivered before, RabbitMQ's ``redelivered``).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 from pigeon.core.entry import Entry
 from pigeon.core.message import Message
 from pigeon.core.options import QueueOptions
+from pigeon.core.paged_levels import PagedLevels
 from pigeon.core.pageout import PageOut
-from pigeon.core.paging import PagedLevels, PagedReady
+from pigeon.core.paging import PagedReady
 from pigeon.core.ports import Scheduler, Store
 from pigeon.core.ready import ReadyMessages
 
@@ -44,6 +46,12 @@ class QueueStorage:
     def _load_stored(self, seqs: list[int]) -> list[tuple[int, Message]]:
         assert self._store is not None
         return self._store.read_messages(self.vhost, self.name, seqs)
+
+    def _fetch_stored(
+        self, seqs: list[int], done: Callable[[list[tuple[int, Message]]], object]
+    ) -> None:
+        assert self._store is not None
+        self._store.fetch_messages(self.vhost, self.name, seqs, done)
 
     def _paged_entry(
         self, seq: int, message: Message, persisted: bool, expires_at: float | None, priority: int

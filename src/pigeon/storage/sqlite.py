@@ -31,11 +31,10 @@ from typing import IO, Any
 
 from pigeon.core.message import Message
 from pigeon.core.ports import BindingRecord, ExchangeRecord, QueueRecord, Snapshot
-from pigeon.storage import rows
 from pigeon.storage.applying import AppliesCommands
 from pigeon.storage.bodies import BodyCodec
 from pigeon.storage.crypto import WrongKey
-from pigeon.storage.database import DB_NAME, NewerFormat, open_checked, reader
+from pigeon.storage.database import DB_NAME, NewerFormat, open_checked
 from pigeon.storage.folder import make_durable, sync_folder
 from pigeon.storage.pages import PageFile
 from pigeon.storage.reading import MessageReader
@@ -86,9 +85,7 @@ class SQLiteStore(AppliesCommands):
         self._lock_file: IO[bytes] | None = None
         self._writer: Writer | None = None
         # Reads (paging back in), on the loop thread: the batches not committed yet first.
-        self._reader = MessageReader(
-            rows.MessageRows(self._bodies), lambda: (self._pending, *self._in_flight)
-        )
+        self._reader = MessageReader(self._bodies, lambda: (self._pending, *self._in_flight))
         self._pages: PageFile | None = None
         self._closed = False
 
@@ -156,7 +153,7 @@ class SQLiteStore(AppliesCommands):
                 conn.close()
             self._unlock_folder()
             raise
-        self._reader.connection = reader(self.path / DB_NAME)
+        self._reader.open(self.path / DB_NAME, self._loop)
         self._pages = PageFile(self.path, self._bodies, self._loop)
         self._writer = Writer(
             conn,
@@ -338,6 +335,16 @@ class SQLiteStore(AppliesCommands):
         """Messages of one queue by sequence number, in the order asked (paging back in).
         Ones the database lacks (dropped as damaged) are left out."""
         return self._reader.read_messages(vhost, queue, seqs)
+
+    def fetch_messages(
+        self,
+        vhost: str,
+        queue: str,
+        seqs: list[int],
+        done: Callable[[list[tuple[int, Message]]], object],
+    ) -> None:
+        """:meth:`read_messages` on the reader thread; ``done`` runs on the loop."""
+        self._reader.fetch(vhost, queue, seqs, done)
 
     def read_body(self, vhost: str, queue: str, seq: int) -> bytes:
         """A stored message's body (KeyError if there is none); a point query."""
