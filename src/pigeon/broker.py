@@ -34,7 +34,7 @@ from pigeon.auth.tokens import TokenVerifier, settings_from_mapping
 from pigeon.auth.users import UserStore
 from pigeon.config import Config, ConfigError
 from pigeon.core.node import Node
-from pigeon.core.ports import Store
+from pigeon.core.ports import MessageIndex, Store
 from pigeon.embedded import EmbeddedAPI
 from pigeon.operations.limits import ConnectionLimits
 from pigeon.operations.services import Services
@@ -168,10 +168,15 @@ class Broker(EmbeddedAPI):
         self._stopped = asyncio.Event()
         check_ports_free(config)
         self.store = self._open_store(loop)
-        # Messages stay on disk; queues read them back as they need them.
-        snapshot = self.store.load(messages=False)
+        # Definitions first: the queues are declared, then their stored messages are read
+        # back off the loop (their numbers; the bodies as the queues need them). Clients
+        # are let in once they are back, as RabbitMQ recovers queues before it listens.
+        snapshot = self.store.load(messages=False, index=False)
         self.node = Node(loop, store=self.store, vocabulary=RABBITMQ)
         restored = self.node.restore(snapshot)
+        index: asyncio.Future[MessageIndex] = loop.create_future()
+        self.store.fetch_index(index.set_result)
+        restored += self.node.restore_index(await index)
         if restored:
             log.info("recovered %d persistent messages from %s", restored, config.data_dir)
         if config.default_vhost not in self.node.vhosts:

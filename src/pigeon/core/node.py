@@ -12,7 +12,8 @@ from pigeon.core.entry import QueueStats
 from pigeon.core.message import MessageSizes
 from pigeon.core.options import NEUTRAL, Vocabulary
 from pigeon.core.parameters import Parameters
-from pigeon.core.ports import DeliveryObserver, Scheduler, Snapshot, Store
+from pigeon.core.ports import DeliveryObserver, MessageIndex, Scheduler, Snapshot, Store
+from pigeon.core.queue import Queue
 from pigeon.core.routing import VhostStats
 from pigeon.core.vhost import VirtualHost
 from pigeon.errors import NotFound, PreconditionFailed
@@ -62,6 +63,8 @@ class Node:
         # Called after any change of messages, consumers or topology in any vhost, on the
         # loop's thread (the embedded API's wait_for re-checks on it). Empty in a server.
         self.watchers: list[Callable[[], object]] = []
+        # Queues whose stored messages are being read back (restore, then restore_index).
+        self._recovering: dict[tuple[str, str], Queue] = {}
         # Called with a vhost's name after it was deleted (protocols close its connections).
         self.vhost_deleted: list[Callable[[str], object]] = []
 
@@ -113,6 +116,10 @@ class Node:
             for queue in vhost.queues.values():
                 queue.stop_timers()
 
+    def _find_queue(self, vhost: str, name: str) -> Queue | None:
+        host = self.vhosts.get(vhost)
+        return host.queues.get(name) if host is not None else None
+
     def restore_vhost(self, name: str) -> VirtualHost:
         """The vhost, made without writing it to the store if it is not there yet."""
         vhost = self.vhosts.get(name)
@@ -127,10 +134,33 @@ class Node:
         for command in snapshot.commands():
             if replay.apply(self, command) and isinstance(command, AddMessage):
                 restored += 1
-        for (vhost_name, queue_name), (seqs, sizes) in snapshot.message_seqs.items():
-            vhost = self.vhosts.get(vhost_name)
-            queue = vhost.queues.get(queue_name) if vhost is not None else None
+        for (vhost_name, queue_name), last in snapshot.last_seqs.items():
+            queue = self._find_queue(vhost_name, queue_name)
             if queue is not None:
+                queue.begin_recovery(last)
+                self._recovering[(vhost_name, queue_name)] = queue
+        return restored + self._restore_numbers(snapshot.message_seqs)
+
+    def restore_index(self, index: MessageIndex) -> int:
+        """The store's ``fetch_index`` (after ``load(index=False)``) answered: the stored
+        messages go back in front of their queues; returns how many."""
+        restored = self._restore_numbers(index)
+        recovering, self._recovering = self._recovering, {}
+        for queue in recovering.values():  # none of theirs could be read (damaged)
+            queue.finish_recovery([], 0)
+        return restored
+
+    def _restore_numbers(self, index: MessageIndex) -> int:
+        restored = 0
+        for (vhost_name, queue_name), (seqs, sizes) in index.items():
+            queue = self._find_queue(vhost_name, queue_name)
+            recovering = self._recovering.get((vhost_name, queue_name))
+            if recovering is not None:
+                # Deleted meanwhile (and perhaps declared again): those went with it.
+                if recovering is queue and queue.recovering:
+                    queue.finish_recovery(seqs.tolist(), sum(sizes))
+                    restored += len(seqs)
+            elif queue is not None:
                 queue.restore_index(seqs.tolist(), sum(sizes))
                 restored += len(seqs)
             elif self.store is not None:

@@ -73,7 +73,10 @@ class PageOut:
         """Write the oldest messages of a long tail to disk, then drop them from memory."""
         queue = self._queue
         ready = queue.ready
-        if self.busy or queue.deleted or not isinstance(ready, PagedReady | PagedLevels):
+        # While recovering, the stored messages still to come go in front of the middle.
+        if self.busy or queue.deleted or queue.recovering:
+            return
+        if not isinstance(ready, PagedReady | PagedLevels):
             return
         jobs = [
             (part, entries) for part in ready.parts() if (entries := part.page_out_candidates())

@@ -9,7 +9,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from pigeon.core.commands import (
     AddMessage,
@@ -25,10 +25,14 @@ from pigeon.core.commands import (
 )
 from pigeon.core.message import Message
 
+# (vhost, queue) -> (numbers ascending, stored body sizes)
+MessageIndex: TypeAlias = "dict[tuple[str, str], tuple[array[int], array[int]]]"
+
 __all__ = [
     "BindingRecord",
     "DeliveryObserver",
     "ExchangeRecord",
+    "MessageIndex",
     "Pager",
     "QueueRecord",
     "Scheduler",
@@ -91,6 +95,9 @@ class Snapshot:
     # With load(messages=False): (vhost, queue) -> (seqs ascending, stored body sizes);
     # the messages themselves are read back with Store.read_messages when needed.
     message_seqs: dict[tuple[str, str], tuple[array[int], array[int]]] = field(default_factory=dict)
+    # With load(messages=False, index=False): (vhost, queue) -> its highest stored number;
+    # the numbers themselves come later, from Store.fetch_index.
+    last_seqs: dict[tuple[str, str], int] = field(default_factory=dict)
     # Free-form records other layers keep (users, permissions): kind -> key -> value.
     documents: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -168,9 +175,18 @@ class Store(Protocol):
         """Where other messages of a long backlog are paged out (None: kept in memory)."""
         ...
 
-    def load(self, *, messages: bool = True) -> Snapshot:
+    def load(self, *, messages: bool = True, index: bool = True) -> Snapshot:
         """Read what was stored; called once, before the broker serves. Without
-        ``messages`` only their sequence numbers are returned (``message_seqs``)."""
+        ``messages`` only their sequence numbers are returned (``message_seqs``);
+        without ``index`` either, only each queue's highest one (``last_seqs``), and
+        the numbers are read with :meth:`fetch_index`."""
+        ...
+
+    def fetch_index(self, done: Callable[[MessageIndex], object]) -> None:
+        """The numbers and stored sizes of the messages of every queue, as ``message_seqs``
+        of a snapshot, read off the loop; ``done`` runs on the loop thread (at once
+        where that costs nothing). Called once, after ``load(index=False)``; numbers
+        above ``last_seqs`` (messages stored since) are left out."""
         ...
 
     def read_messages(self, vhost: str, queue: str, seqs: list[int]) -> list[tuple[int, Message]]:

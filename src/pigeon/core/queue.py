@@ -99,6 +99,7 @@ class Queue(QueueLimits, QueueStorage):
         self._watchers: list[Callable[[], object]] = [] if watchers is None else watchers
         self._had_consumer = False
         self._dispatching = False
+        self.recovering = False  # stored messages being read back (begin_recovery)
         # Noted in a publisher's ``due`` list; see enqueue.
         self._due = False
         self._limited = self.takes_runs = False
@@ -380,7 +381,7 @@ class Queue(QueueLimits, QueueStorage):
             self._scheduler.call_soon(self._changed)
         now = self._scheduler.time()
         self.touch()
-        while self.ready:
+        while self.ready and not self.recovering:
             entry = self.ready.popleft()
             if entry.expires_at is not None and now > entry.expires_at:
                 self._expired(entry)
@@ -458,6 +459,7 @@ class Queue(QueueLimits, QueueStorage):
             self._scheduler.call_soon(self._changed)
         if self._page_out is not None:
             self._page_out.drop()
+        self._end_recovery()
         removed, paged = self.ready.clear()
         store = self._store
         if store is not None and (removed or paged):
@@ -477,6 +479,7 @@ class Queue(QueueLimits, QueueStorage):
         if self._watchers:
             self._scheduler.call_soon(self._changed)
         self.deleted = True
+        self._end_recovery()
         if self._page_out is not None:
             self._page_out.drop()
         removed, paged = self.ready.clear()

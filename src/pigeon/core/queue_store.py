@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from pigeon.core.entry import Entry
 from pigeon.core.message import Message
@@ -33,10 +34,19 @@ class QueueStorage:
     _store: Store | None
     _page_out: PageOut | None
     _recovered_upto: int
+    _dispatching: bool
+    recovering: bool
+    deleted: bool
     _sequence: itertools.count[int]
 
     def _schedule_expiry(self) -> None:  # pragma: no cover - QueueLimits has it
         raise NotImplementedError
+
+    if TYPE_CHECKING:  # the other parts of Queue
+
+        def _enforce_max_length(self) -> None: ...
+
+        def dispatch(self, now: float | None = None) -> None: ...
 
     def reduce_memory(self) -> None:
         """Page out all but the head of the backlog now (the node is short of memory)."""
@@ -68,6 +78,32 @@ class QueueStorage:
         entry.redelivered = recovered
         return entry
 
+    def begin_recovery(self, last: int) -> None:
+        """Stored messages numbered up to ``last`` are being read back (the store's
+        ``fetch_index``); :meth:`finish_recovery` puts them in. Meanwhile new messages
+        are numbered above them and wait behind them: nothing is delivered or paged
+        out, so that the stored ones come first, in order."""
+        self._recovered(last)
+        self.recovering = True
+        self._dispatching = True  # dispatch() returns at once until they are back
+
+    def finish_recovery(self, seqs: list[int], stored_bytes: int) -> None:
+        """The stored messages of :meth:`begin_recovery` were read: in front they go."""
+        if not self.recovering:
+            return  # purged or deleted meanwhile: they are gone with the rest
+        self.recovering = False
+        self._dispatching = False
+        self.restore_index(seqs, stored_bytes)
+        self._enforce_max_length()
+        self._schedule_expiry()
+        self.dispatch()
+
+    def _end_recovery(self) -> None:
+        """Purged or deleted while recovering: what was being read back is gone."""
+        if self.recovering:
+            self.recovering = False
+            self._dispatching = False
+
     def restore_index(self, seqs: list[int], stored_bytes: int) -> None:
         """Recovered messages known by sequence number: read back when their turn comes
         (paging queues), or now, in batches (the others)."""
@@ -84,11 +120,15 @@ class QueueStorage:
             self._schedule_expiry()
             return
         assert self._store is not None
+        # Messages that arrived while these were read back are newer: behind them.
+        newer, _ = ready.clear() if len(ready) else ([], [])
         for start in range(0, len(seqs), 5000):
             for seq, message in self._store.read_messages(
                 self.vhost, self.name, seqs[start : start + 5000]
             ):
                 self.restore(seq, message)
+        for entry in newer:
+            ready.append(entry)
 
     def restore(self, seq: int, message: Message) -> Entry:
         """Put back a message recovered from the store, as possibly delivered before."""

@@ -18,6 +18,7 @@ from pigeon.core.message import Message
 from pigeon.core.ports import (
     BindingRecord,
     ExchangeRecord,
+    MessageIndex,
     Pager,
     QueueRecord,
     Snapshot,
@@ -49,6 +50,7 @@ class MemoryStore(AppliesCommands):
         self.state = MemoryState() if state is None else state
         # Every write counts; each is "on disk" at once (there is no disk to wait for).
         self.written = 0
+        self._last_seqs: dict[QueueKey, int] = {}  # see fetch_index
 
     @property
     def durable(self) -> int:
@@ -57,7 +59,7 @@ class MemoryStore(AppliesCommands):
     queued_writes = 0
     commit_latency = 0.0
 
-    def load(self, *, messages: bool = True) -> Snapshot:
+    def load(self, *, messages: bool = True, index: bool = True) -> Snapshot:
         state = self.state
         snapshot = Snapshot(
             vhosts=list(state.vhosts),
@@ -72,10 +74,21 @@ class MemoryStore(AppliesCommands):
                 continue
             if messages:
                 snapshot.messages[key] = [StoredMessage(seq, stored[seq]) for seq in seqs]
+            elif index:
+                snapshot.message_seqs[key] = self._index(key, seqs[-1])
             else:
-                sizes = array("q", (len(stored[seq].body) for seq in seqs))
-                snapshot.message_seqs[key] = (array("q", seqs), sizes)
+                snapshot.last_seqs[key] = seqs[-1]
+        self._last_seqs = snapshot.last_seqs
         return snapshot
+
+    def _index(self, key: QueueKey, upto: int) -> tuple[array[int], array[int]]:
+        stored = self.state.messages.get(key, {})
+        seqs = sorted(seq for seq in stored if seq <= upto)
+        return array("q", seqs), array("q", (len(stored[seq].body) for seq in seqs))
+
+    def fetch_index(self, done: Callable[[MessageIndex], object]) -> None:
+        """Completes at once: the messages are in memory."""
+        done({key: self._index(key, last) for key, last in self._last_seqs.items()})
 
     def read_messages(self, vhost: str, queue: str, seqs: list[int]) -> list[tuple[int, Message]]:
         stored = self.state.messages.get((vhost, queue), {})

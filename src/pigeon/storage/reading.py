@@ -31,8 +31,9 @@ log = logging.getLogger("pigeon.storage")
 
 
 Found = list[tuple[int, Message]]
-# A job for the thread: (vhost, queue, seqs to read, found in batches, done).
-Job = tuple[str, str, list[int], dict[int, Message], Callable[[Found], object]]
+# A job for the thread: what to do with its connection and row decoder, and whom to
+# hand the result on the loop.
+Job = tuple[Callable[[sqlite3.Connection, rows.MessageRows], Any], Callable[[Any], object]]
 
 
 class MessageReader:
@@ -76,20 +77,31 @@ class MessageReader:
         if not wanted or self._thread is None:
             done([(seq, found[seq]) for seq in seqs if seq in found])
             return
-        self._inbox.put((vhost, queue, seqs, found, done))
+
+        def work(conn: sqlite3.Connection, message_rows: rows.MessageRows) -> Found:
+            try:
+                _read_rows(conn, message_rows.message, vhost, queue, wanted, found)
+            except sqlite3.Error as error:  # the result leaves them out: gone
+                log.warning("reading messages of queue %r failed: %s", queue, error)
+            return [(seq, found[seq]) for seq in seqs if seq in found]
+
+        self._inbox.put((work, done))
+
+    def submit(
+        self,
+        work: Callable[[sqlite3.Connection, rows.MessageRows], Any],
+        done: Callable[[Any], object],
+    ) -> None:
+        """Run ``work`` on the reading thread; ``done(its result)`` on the loop."""
+        self._inbox.put((work, done))
 
     def _run(self, path: Path) -> None:
         conn = reader(path)
-        decode = rows.MessageRows(self._bodies).message
+        message_rows = rows.MessageRows(self._bodies)
         try:
             while (job := self._inbox.get()) is not None:
-                vhost, name, seqs, found, done = job
-                wanted = [seq for seq in seqs if seq not in found] if found else seqs
-                try:
-                    _read_rows(conn, decode, vhost, name, wanted, found)
-                except sqlite3.Error as error:  # the result leaves them out: gone
-                    log.warning("reading messages of queue %r failed: %s", name, error)
-                result = [(seq, found[seq]) for seq in seqs if seq in found]
+                work, done = job
+                result = work(conn, message_rows)
                 assert self._loop is not None
                 with contextlib.suppress(RuntimeError):  # the loop is closed
                     self._loop.call_soon_threadsafe(done, result)

@@ -7,7 +7,7 @@ import logging
 import sqlite3
 from array import array
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 from pigeon.core.message import Message
 from pigeon.core.ports import Snapshot, StoredMessage
@@ -18,12 +18,16 @@ from pigeon.storage.database import TABLES, readable_rows
 
 log = logging.getLogger("pigeon.storage")
 
+# (vhost, queue) -> (seqs ascending, stored body sizes)
+Index: TypeAlias = "dict[tuple[str, str], tuple[array[int], array[int]]]"
+
 
 def read_snapshot(
-    conn: sqlite3.Connection, bodies: BodyCodec, *, messages: bool = True
+    conn: sqlite3.Connection, bodies: BodyCodec, *, messages: bool = True, index: bool = True
 ) -> Snapshot:
     """Every valid row of the database; damaged ones are logged and deleted. Without
-    ``messages``, only their sequence numbers and sizes (``Snapshot.message_seqs``)."""
+    ``messages``, only their sequence numbers and sizes (``Snapshot.message_seqs``);
+    without ``index`` either, only each queue's highest number (``last_seqs``)."""
     snapshot = Snapshot()
     snapshot.vhosts = [name for (name,) in _valid_rows(conn, "vhosts", lambda n: (n,))]
     snapshot.exchanges = list(_valid_rows(conn, "exchanges", rows.exchange_record))
@@ -32,7 +36,11 @@ def read_snapshot(
     for kind, key, value in _valid_rows(conn, "documents", _document):
         snapshot.documents.setdefault(kind, {})[key] = value
     if not messages:
-        _read_index(conn, snapshot, rows.MessageRows(bodies))
+        if index:
+            snapshot.message_seqs, bad = read_index(conn, rows.MessageRows(bodies))
+            drop_rows(conn, "messages", bad)
+        else:
+            snapshot.last_seqs = last_seqs(conn)
         return snapshot
 
     def message(
@@ -57,11 +65,27 @@ def _document(kind: str, key: str, data: bytes) -> tuple[str, str, Any]:
     return kind, key, decode_value(data)
 
 
-def _read_index(conn: sqlite3.Connection, snapshot: Snapshot, checker: rows.MessageRows) -> None:
+def last_seqs(conn: sqlite3.Connection) -> dict[tuple[str, str], int]:
+    """Each queue's highest stored number (from the primary key: no row is read)."""
+    # (A damaged row's number may not be an integer: read_index drops such rows later.)
+    query = (
+        "SELECT vhost, queue, MAX(seq) FROM messages WHERE typeof(seq) = 'integer'"
+        " GROUP BY vhost, queue"
+    )
+    return {(vhost, queue): last for vhost, queue, last in conn.execute(query)}
+
+
+def drop_rows(conn: sqlite3.Connection, table: str, rowids: list[int]) -> None:
+    if rowids:
+        conn.executemany(f"DELETE FROM {table} WHERE rowid = ?", ((r,) for r in rowids))
+
+
+def read_index(conn: sqlite3.Connection, checker: rows.MessageRows) -> tuple[Index, list[int]]:
     """Only the (checked) sequence numbers and stored sizes of the messages, queue by
-    queue: a backlog of millions is restored without holding its bodies in memory."""
+    queue: a backlog of millions is restored without holding its bodies in memory.
+    Also the rowids of damaged rows (logged), for the caller to delete."""
     bad: list[int] = []
-    seqs = snapshot.message_seqs
+    seqs: Index = {}
     for rowid, *columns in readable_rows(conn, "messages", TABLES["messages"]):
         try:
             vhost, queue, seq, header, flags, body, crc = columns
@@ -76,13 +100,12 @@ def _read_index(conn: sqlite3.Connection, snapshot: Snapshot, checker: rows.Mess
             index = seqs[(vhost, queue)] = (array("q"), array("q"))
         index[0].append(seq)
         index[1].append(len(body))
-    if bad:
-        conn.executemany("DELETE FROM messages WHERE rowid = ?", ((r,) for r in bad))
     for found, sizes in seqs.values():
         if any(a > b for a, b in itertools.pairwise(found)):  # salvaged out of order
             pairs = sorted(zip(found, sizes, strict=True))
             found[:] = array("q", (s for s, _ in pairs))
             sizes[:] = array("q", (n for _, n in pairs))
+    return seqs, bad
 
 
 def _valid_rows(conn: sqlite3.Connection, table: str, build: Callable[..., Any]) -> list[Any]:
@@ -95,6 +118,5 @@ def _valid_rows(conn: sqlite3.Connection, table: str, build: Callable[..., Any])
         except (CodecError, TypeError, ValueError) as exc:
             log.warning("dropped damaged row %d of table %s: %s", rowid, table, exc)
             bad.append(rowid)
-    if bad:
-        conn.executemany(f"DELETE FROM {table} WHERE rowid = ?", ((r,) for r in bad))
+    drop_rows(conn, table, bad)
     return good

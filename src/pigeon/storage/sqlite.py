@@ -20,6 +20,7 @@ never share it), and ``*.damaged-<time>`` files kept after a recovery.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import fcntl
 import logging
@@ -30,7 +31,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from pigeon.core.message import Message
-from pigeon.core.ports import BindingRecord, ExchangeRecord, QueueRecord, Snapshot
+from pigeon.core.ports import BindingRecord, ExchangeRecord, MessageIndex, QueueRecord, Snapshot
+from pigeon.storage import rows
 from pigeon.storage.applying import AppliesCommands
 from pigeon.storage.bodies import BodyCodec
 from pigeon.storage.crypto import WrongKey
@@ -38,7 +40,7 @@ from pigeon.storage.database import DB_NAME, NewerFormat, open_checked
 from pigeon.storage.folder import make_durable, sync_folder
 from pigeon.storage.pages import PageFile
 from pigeon.storage.reading import MessageReader
-from pigeon.storage.recovery import read_snapshot
+from pigeon.storage.recovery import read_index, read_snapshot
 from pigeon.storage.writer import Batch, Op, Writer
 
 log = logging.getLogger("pigeon.storage")
@@ -88,6 +90,7 @@ class SQLiteStore(AppliesCommands):
         self._reader = MessageReader(self._bodies, lambda: (self._pending, *self._in_flight))
         self._pages: PageFile | None = None
         self._closed = False
+        self._last_seqs: dict[tuple[str, str], int] = {}  # see fetch_index
 
     # -- state ----------------------------------------------------------------------
 
@@ -121,7 +124,7 @@ class SQLiteStore(AppliesCommands):
 
     # -- loading --------------------------------------------------------------------
 
-    def load(self, *, messages: bool = True) -> Snapshot:
+    def load(self, *, messages: bool = True, index: bool = True) -> Snapshot:
         """Open the folder (recovering it if damaged), read it all, start the writer.
 
         Raises :class:`StoreLocked` when another process holds the folder and
@@ -147,7 +150,8 @@ class SQLiteStore(AppliesCommands):
                 # the folder when it creates its WAL, not when it creates the database.
                 sync_folder(self.path)
             self._check_key(conn)
-            snapshot = read_snapshot(conn, self._bodies, messages=messages)
+            snapshot = read_snapshot(conn, self._bodies, messages=messages, index=index)
+            self._last_seqs = snapshot.last_seqs
         except BaseException:
             if conn is not None:
                 conn.close()
@@ -345,6 +349,32 @@ class SQLiteStore(AppliesCommands):
     ) -> None:
         """:meth:`read_messages` on the reader thread; ``done`` runs on the loop."""
         self._reader.fetch(vhost, queue, seqs, done)
+
+    def fetch_index(self, done: Callable[[MessageIndex], object]) -> None:
+        """The stored numbers and sizes of every queue, read on the reader thread; rows
+        found damaged are deleted by the writer (the reader cannot write)."""
+        last = self._last_seqs
+
+        def work(
+            conn: sqlite3.Connection, checker: rows.MessageRows
+        ) -> tuple[MessageIndex, list[int]]:
+            found, bad = read_index(conn, checker)
+            # Stored since the start: not recovered, the queue has them in memory.
+            for key, (seqs, sizes) in found.items():
+                top = last.get(key, 0)
+                if seqs and seqs[-1] > top:
+                    keep = bisect.bisect_right(seqs, top)
+                    del seqs[keep:]
+                    del sizes[keep:]
+            return found, bad
+
+        def read(result: tuple[MessageIndex, list[int]]) -> None:
+            found, bad = result
+            if bad:
+                self._queue(("drop_rows", "messages", bad))
+            done(found)
+
+        self._reader.submit(work, read)
 
     def read_body(self, vhost: str, queue: str, seq: int) -> bytes:
         """A stored message's body (KeyError if there is none); a point query."""

@@ -207,6 +207,9 @@ class Writer:
     def _apply_one(self, op: Op) -> bool:
         """Run one operation; True when it may have freed many pages."""
         name = op[0]
+        if name == "drop_rows":  # damaged rows a read found: ("drop_rows", table, rowids)
+            self._conn.executemany(f"DELETE FROM {op[1]} WHERE rowid = ?", ((r,) for r in op[2]))
+            return True
         try:
             sql, params = self._statement(op)
             for statement in sql:
@@ -239,6 +242,7 @@ class Writer:
                 return _SAVE_DOCUMENT, rows.document_row(kind, key, value)
             case ("save_vhost", name):
                 return _SAVE_VHOST, rows.with_crc(name)
+
             case (name, *keys) if name in _DELETES:
                 return _DELETES[name], tuple(keys)
         raise ValueError(f"unknown store operation {op[0]!r}")
