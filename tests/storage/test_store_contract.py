@@ -42,6 +42,7 @@ from pigeon.core.message import Message, Properties
 from pigeon.core.node import Node
 from pigeon.core.ports import MessageIndex, Snapshot, Store
 from pigeon.core.queue import Queue
+from pigeon.operations.vocabulary import RABBITMQ
 from pigeon.storage.memory import MemoryState, MemoryStore
 from pigeon.storage.sqlite import SQLiteStore
 
@@ -353,7 +354,7 @@ def publish(node: Node, queue: str, body: bytes) -> None:
 async def test_node_numbers_each_queue_and_recovery_continues_above(stores: Stores) -> None:
     store, snapshot = stores.open()
     loop = asyncio.get_running_loop()
-    node = Node(loop, store=store)
+    node = Node(loop, store=store, vocabulary=RABBITMQ)
     node.restore(snapshot)
     vhost = node.add_vhost("/")
     for name in ("a", "b"):
@@ -365,7 +366,7 @@ async def test_node_numbers_each_queue_and_recovery_continues_above(stores: Stor
     assert stored(snapshot, "a") == [(1, b"a1"), (2, b"a2"), (3, b"a3")]
     assert stored(snapshot, "b") == [(1, b"b1")]
 
-    node = Node(loop, store=store)
+    node = Node(loop, store=store, vocabulary=RABBITMQ)
     assert node.restore(snapshot) == 4
     publish(node, "a", b"a4")
     publish(node, "b", b"b2")
@@ -378,7 +379,7 @@ async def test_node_numbers_each_queue_and_recovery_continues_above(stores: Stor
 
 async def test_commands_from_elsewhere_change_the_node(stores: Stores) -> None:
     store, _ = stores.open()
-    node = Node(asyncio.get_running_loop(), store=store)
+    node = Node(asyncio.get_running_loop(), store=store, vocabulary=RABBITMQ)
     changes: list[Command] = [
         DeclareVhost("/"),
         DeclareExchange(EX),
@@ -407,7 +408,7 @@ async def test_commands_from_elsewhere_change_the_node(stores: Stores) -> None:
 
 async def test_replayed_definitions_are_not_written_back(stores: Stores) -> None:
     store, _ = stores.open()
-    node = Node(asyncio.get_running_loop(), store=store)
+    node = Node(asyncio.get_running_loop(), store=store, vocabulary=RABBITMQ)
     before = store.written
     for command in (DeclareVhost("/"), DeclareExchange(EX), DeclareQueue(Q), Bind(B)):
         assert replay.apply(node, command)
@@ -434,7 +435,7 @@ class Recorder(Consumer):
 async def test_recovery_reads_messages_back_while_consumers_attach(stores: Stores) -> None:
     store, snapshot = stores.open()
     loop = asyncio.get_running_loop()
-    node = Node(loop, store=store)
+    node = Node(loop, store=store, vocabulary=RABBITMQ)
     node.restore(snapshot)
     node.add_vhost("/").declare_queue("a", owner=None, durable=True)
     for body in (b"1", b"2", b"3"):
@@ -444,7 +445,7 @@ async def test_recovery_reads_messages_back_while_consumers_attach(stores: Store
     # As the broker starts: definitions and each queue's highest number first...
     store, snapshot = stores.open(messages=False, index=False)
     assert snapshot.message_seqs == {} and snapshot.last_seqs == {("/", "a"): 3}
-    node = Node(loop, store=store)
+    node = Node(loop, store=store, vocabulary=RABBITMQ)
     node.restore(snapshot)
     queue = node.vhost("/").queue("a")
     consumer = Recorder()
@@ -461,14 +462,14 @@ async def test_recovery_reads_messages_back_while_consumers_attach(stores: Store
 
 async def test_a_queue_purged_while_recovering_gets_nothing_back(stores: Stores) -> None:
     store, snapshot = stores.open()
-    node = Node(asyncio.get_running_loop(), store=store)
+    node = Node(asyncio.get_running_loop(), store=store, vocabulary=RABBITMQ)
     node.restore(snapshot)
     node.add_vhost("/").declare_queue("a", owner=None, durable=True)
     publish(node, "a", b"old")
     store, _ = await stores.reopen()
     store.close()
     store, snapshot = stores.open(messages=False, index=False)
-    node = Node(asyncio.get_running_loop(), store=store)
+    node = Node(asyncio.get_running_loop(), store=store, vocabulary=RABBITMQ)
     node.restore(snapshot)
     queue = node.vhost("/").queue("a")
     publish(node, "a", b"new")
