@@ -347,7 +347,7 @@ async def test_positions_grow_and_durable_catches_up_at_sync(stores: Stores) -> 
 
 def publish(node: Node, queue: str, body: bytes) -> None:
     vhost = node.vhost("/")
-    props = Properties(delivery_mode=2)
+    props = Properties(durable=True)
     vhost.publish(Message("", queue, props, body), vhost.exchange(""))
 
 
