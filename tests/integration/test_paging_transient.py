@@ -122,6 +122,35 @@ def test_transient_backlog_stays_bounded_and_drains_in_order(
     assert info["messages"] == 0 and info["messages_paged_out"] == 0
 
 
+def test_mixed_backlog_reads_both_kinds_back_in_order_never_redelivered(
+    broker: Broker, channel: BlockingChannel
+) -> None:
+    # Persistent messages page in from the store, transient ones from the pager; the
+    # next batch of both is read ahead while the head delivers.
+    count = 12_000
+    channel.queue_declare("mixed-backlog", durable=True)
+    kinds = [pika.BasicProperties(delivery_mode=mode) for mode in (1, 2)]
+    for number in range(count):
+        channel.basic_publish("", "mixed-backlog", body(number), kinds[number % 2])
+    wait_until(
+        lambda: queue_info(broker, "mixed-backlog")["messages_paged_out"] >= count - 3_000,
+        timeout=30,
+        interval=0.1,
+    )
+    channel.basic_qos(prefetch_count=500)
+    received: list[tuple[int, bool, int | None]] = []
+    for method, props, data in channel.consume("mixed-backlog", inactivity_timeout=10):
+        assert method is not None, f"stalled after {len(received)}"
+        received.append((int.from_bytes(data[:4], "big"), method.redelivered, props.delivery_mode))
+        if len(received) % 250 == 0 or len(received) == count:
+            channel.basic_ack(method.delivery_tag, multiple=True)
+        if len(received) == count:
+            break
+    channel.cancel()
+    assert received == [(number, False, 1 + number % 2) for number in range(count)]
+    assert queue_info(broker, "mixed-backlog")["messages_paged_out"] == 0
+
+
 def test_default_settings_page_a_long_transient_backlog(tmp_path: Path) -> None:
     """Without memory pressure, a queue still pages past PAGE_AFTER messages in memory."""
     config = Config(port=0, data_dir=tmp_path / "data", management_port=0)

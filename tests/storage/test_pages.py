@@ -18,6 +18,12 @@ async def write(pager: PageFile, queue: str, items: list[tuple[int, Message]]) -
     return await asyncio.wait_for(done, 30)
 
 
+async def fetch(pager: PageFile, queue: str, seqs: list[int]) -> list[tuple[int, Message]]:
+    done: asyncio.Future[list[tuple[int, Message]]] = asyncio.get_running_loop().create_future()
+    pager.fetch("/", queue, seqs, done.set_result)
+    return await asyncio.wait_for(done, 30)
+
+
 def pager_of(store: SQLiteStore) -> PageFile:
     pager = store.pager
     assert pager is not None
@@ -67,3 +73,32 @@ async def test_pages_never_outlive_the_store_and_never_move_its_positions(
     reopened = open_store(data_dir / "crashed")
     reopened.load()
     assert pager_of(reopened).read("/", "q", [1]) == []
+
+
+async def test_fetches_read_off_the_loop_and_never_miss_a_write(open_store: Opener) -> None:
+    store = open_store()
+    store.load()
+    pager = pager_of(store)
+    items = [(seq, message(seq, body=bytes([seq]) * 100)) for seq in range(1, 201)]
+    assert await write(pager, "q", items[:100])
+    got = await fetch(pager, "q", [3, 50, 100])
+    assert [seq for seq, _ in got] == [3, 50, 100]
+    assert all(same(found, items[seq - 1][1]) for seq, found in got)
+    assert await fetch(pager, "q", []) == []
+    assert await fetch(pager, "other", [3]) == []
+
+    # Asked before the writer committed these: the fetch waits behind the write.
+    written: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    pager.write("/", "q", items[100:], written.set_result)
+    assert pager.backlog == 100
+    late = asyncio.ensure_future(fetch(pager, "q", list(range(101, 201))))
+    assert await asyncio.wait_for(written, 30)
+    assert [seq for seq, _ in await late] == list(range(101, 201))
+
+    # Discards and drops handed over before a fetch are seen by it too.
+    pager.discard("/", "q", 150)
+    assert await write(pager, "q", [])
+    assert [seq for seq, _ in await fetch(pager, "q", [149, 150, 151])] == [151]
+    pager.drop("/", "q")
+    assert await write(pager, "q", [])
+    assert await fetch(pager, "q", list(range(1, 201))) == []

@@ -12,9 +12,10 @@ time): the sequence number of a persistent message of a durable queue (already
 in the store), or its negation for any other message, which was written to the
 :class:`~pigeon.core.ports.Pager` (not durable; gone after a restart). When the
 head runs low, the next batch of the middle is read ahead, off the loop (the
-store's ``fetch_messages``), and joins the head when it arrives; only a head that
-runs dry first waits for a read. Requeued messages come back to the head, where
-they were. A priority queue keeps one of these per priority level
+store's ``fetch_messages`` and the pager's ``fetch`` together), and joins the head
+when both have answered; only a head that runs dry first waits for a read.
+Requeued messages come back to the head, where they were. A priority queue keeps
+one of these per priority level
 (:class:`~pigeon.core.paged_levels.PagedLevels`), as RabbitMQ keeps one backing
 queue per priority.
 
@@ -264,24 +265,35 @@ class PagedReady:
         self._land(keys, expiries, self._read(keys))
 
     def _read_ahead(self) -> None:
-        """Start reading the next batch off the loop; it joins the head when it arrives
+        """Start reading the next batch off the loop: its persistent messages from the
+        store, the others from the pager. It joins the head once both have answered
         (after what the head holds, before the rest of the middle: queue order)."""
         ahead = self._ahead = _Ahead(*self._take_batch())
         stored = [key for key in ahead.keys if key > 0]
+        paged = [-key for key in ahead.keys if key < 0]
+        loaded: dict[int, Message] = {}
+        waiting = 1 + bool(stored) + bool(paged)  # the answers, and the end of this call
 
-        def arrived(found: list[tuple[int, Message]]) -> None:
-            if ahead.cancelled:
+        def arrived(found: Iterable[tuple[int, Message]]) -> None:
+            nonlocal waiting
+            loaded.update(found)
+            waiting -= 1
+            if waiting or ahead.cancelled:
                 return
             self._ahead = None
-            loaded = dict(found)
-            self._read_pager(ahead.keys, loaded)
+            if paged:  # read once, never again (as in _read_pager)
+                self._pager.discard(self._vhost, self.key, paged[-1])
             self._land(ahead.keys, ahead.expiries, loaded)
 
-        assert self._fetch is not None
+        def from_pager(found: list[tuple[int, Message]]) -> None:
+            arrived((-seq, message) for seq, message in found)
+
         if stored:
+            assert self._fetch is not None
             self._fetch(stored, arrived)
-        else:
-            arrived([])
+        if paged:
+            self._pager.fetch(self._vhost, self.key, paged, from_pager)
+        arrived(())
 
     def _land(self, keys: list[int], expiries: list[float], loaded: dict[int, Message]) -> None:
         make, head, priority = self._make, self._head, self.priority
@@ -361,7 +373,6 @@ class PagedReady:
         self.memory.used -= size
         if (
             len(self._head) <= PAGE_IN_BATCH // 2
-            and self._fetch is not None
             and self._ahead is None
             and len(self._middle) > self._middle_start
         ):

@@ -146,6 +146,17 @@ class Pager(Protocol):
         """Written messages by ascending sequence number, in that order; synchronous."""
         ...
 
+    def fetch(
+        self,
+        vhost: str,
+        queue: str,
+        seqs: list[int],
+        done: Callable[[list[tuple[int, Message]]], object],
+    ) -> None:
+        """:meth:`read` off the loop: ``done(found)`` runs on the loop later (or at once).
+        It sees every write handed to :meth:`write` before it was asked."""
+        ...
+
     def discard(self, vhost: str, queue: str, upto: int) -> None: ...
 
     def drop(self, vhost: str, queue: str) -> None: ...

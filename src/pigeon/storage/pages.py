@@ -12,8 +12,12 @@ publisher confirms compare), and the file is deleted when the store opens and
 when it closes, so a transient message never comes back after a restart.
 
 Writes run on one thread of their own, in order, grouped into one transaction
-per wake-up; reads (paging back in) are indexed reads on the loop thread,
-as the store's are.
+per wake-up. Reads (paging back in) are indexed reads: :meth:`PageFile.fetch` on a
+reader thread with its own connection, answered on the loop, as the store's
+``fetch_messages``; :meth:`PageFile.read` at once on the loop thread, for a head
+that ran dry before its fetch came back. A fetch asked while writes are still on
+their way waits behind them in the writer's queue, and only then goes to the
+reader, so that it never misses a page written before it was asked.
 """
 
 from __future__ import annotations
@@ -51,9 +55,13 @@ _READ = (
     " AND seq BETWEEN ? AND ?"
 )
 
-# A job for the thread: ("write", vhost, queue, items, done) | ("discard", vhost, queue,
-# upto) | ("drop", vhost, queue).
+# A job for the writer: ("write", vhost, queue, items, done) | ("discard", vhost, queue,
+# upto) | ("drop", vhost, queue) | ("fetch", vhost, queue, seqs, done): handed on to
+# the reader once the writes before it are committed.
 Job = tuple[Any, ...]
+Found = list[tuple[int, Message]]
+# A job for the reader: (vhost, queue, seqs, done).
+Fetch = tuple[str, str, list[int], Callable[[Found], object]]
 
 
 class PageFile:
@@ -65,16 +73,22 @@ class PageFile:
         _remove(self.path)  # what the last run paged out is gone with it (never durable)
         self._writer = _connect(self.path)
         self._writer.executescript(_SCHEMA)
-        self._reader = _connect(self.path)
+        self._reader = _connect(self.path)  # the loop thread's (read)
         self._write_rows = rows.MessageRows(bodies)  # one per thread: caches are not locked
         self._read_rows = rows.MessageRows(bodies)
+        self._bodies = bodies
         self._inbox: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._fetches: queue.SimpleQueue[Fetch | None] = queue.SimpleQueue()
         self.memory = MemoryBudget()  # the broker sets its limit (``paging_memory``)
         # Messages handed to the thread and not written yet (flow control reads it).
         self.backlog = 0
         self._waiting: list[Callable[[], object]] = []
         self._thread = threading.Thread(target=self._run, name="pigeon-pages", daemon=True)
         self._thread.start()
+        self._fetcher = threading.Thread(
+            target=self._serve_fetches, name="pigeon-pages-reader", daemon=True
+        )
+        self._fetcher.start()
 
     # -- loop thread ---------------------------------------------------------------
 
@@ -104,28 +118,29 @@ class PageFile:
         else:
             self._loop.call_soon(callback)
 
-    def read(self, vhost: str, queue: str, seqs: list[int]) -> list[tuple[int, Message]]:
+    def read(self, vhost: str, queue: str, seqs: list[int]) -> Found:
         """The messages of ``seqs`` (ascending, written before), in that order."""
+        return _read(self._reader, self._read_rows, vhost, queue, seqs)
+
+    def fetch(
+        self, vhost: str, queue: str, seqs: list[int], done: Callable[[Found], object]
+    ) -> None:
+        """:meth:`read` on the reader thread: ``done(found)`` runs on the loop later. Writes
+        handed over before are read (the fetch waits behind them if they are not done)."""
         if not seqs:
-            return []
-        found: dict[int, Message] = {}
-        decode = self._read_rows.message
-        wanted = set(seqs)
-        for seq, header, flags, body, crc in self._reader.execute(
-            _READ, (vhost, queue, seqs[0], seqs[-1])
-        ):
-            if seq not in wanted:
-                continue
-            try:
-                found[seq] = decode(vhost, queue, seq, header, flags, body, crc)
-            except (ValueError, sqlite3.DatabaseError) as error:
-                log.warning("dropped damaged paged message %d of queue %r: %s", seq, queue, error)
-        return [(seq, found[seq]) for seq in seqs if seq in found]
+            done([])
+        elif self.backlog:
+            self._inbox.put(("fetch", vhost, queue, seqs, done))
+        else:
+            self._fetches.put((vhost, queue, seqs, done))
 
     def close(self) -> None:
-        """Stop the thread and delete the file: paged transient messages end here."""
+        """Stop the threads and delete the file: paged transient messages end here
+        (fetches not answered yet never will be)."""
         self._inbox.put(None)
-        self._thread.join()
+        self._thread.join()  # it may still hand fetches on: the reader stops after it
+        self._fetches.put(None)
+        self._fetcher.join()
         self._reader.close()
         _remove(self.path)
 
@@ -156,6 +171,8 @@ class PageFile:
                     count, done = len(job[3]), job[4]
                     with contextlib.suppress(RuntimeError):  # the loop is closed
                         self._loop.call_soon_threadsafe(self._written, count, done, ok)
+                elif job[0] == "fetch":  # the writes before it are committed now
+                    self._fetches.put((job[1], job[2], job[3], job[4]))
             if stop:
                 self._writer.close()
                 return
@@ -174,7 +191,7 @@ class PageFile:
                     )
                 elif name == "discard":
                     conn.execute(_DISCARD, (vhost, name_of_queue, job[3]))
-                else:
+                elif name == "drop":
                     conn.execute(_DROP, (vhost, name_of_queue))
             conn.execute("COMMIT")
         except (sqlite3.Error, OSError, TypeError, ValueError) as error:
@@ -185,6 +202,47 @@ class PageFile:
                     conn.execute("ROLLBACK")
             return False
         return True
+
+    # -- reader thread ---------------------------------------------------------------
+
+    def _serve_fetches(self) -> None:
+        conn = _connect(self.path)
+        message_rows = rows.MessageRows(self._bodies)
+        try:
+            while (job := self._fetches.get()) is not None:
+                vhost, name_of_queue, seqs, done = job
+                try:
+                    found = _read(conn, message_rows, vhost, name_of_queue, seqs)
+                except sqlite3.Error as error:  # the answer leaves them out: gone
+                    log.warning("reading paged messages of %r failed: %s", name_of_queue, error)
+                    found = []
+                with contextlib.suppress(RuntimeError):  # the loop is closed
+                    self._loop.call_soon_threadsafe(done, found)
+        finally:
+            conn.close()
+
+
+def _read(
+    conn: sqlite3.Connection,
+    message_rows: rows.MessageRows,
+    vhost: str,
+    queue: str,
+    seqs: list[int],
+) -> Found:
+    """The paged messages of ``seqs`` (ascending) in that order; damaged ones left out."""
+    if not seqs:
+        return []
+    found: dict[int, Message] = {}
+    decode = message_rows.message
+    wanted = set(seqs)
+    for seq, header, flags, body, crc in conn.execute(_READ, (vhost, queue, seqs[0], seqs[-1])):
+        if seq not in wanted:
+            continue
+        try:
+            found[seq] = decode(vhost, queue, seq, header, flags, body, crc)
+        except (ValueError, sqlite3.DatabaseError) as error:
+            log.warning("dropped damaged paged message %d of queue %r: %s", seq, queue, error)
+    return [(seq, found[seq]) for seq in seqs if seq in found]
 
 
 def _connect(path: Path) -> sqlite3.Connection:
