@@ -415,6 +415,52 @@ async def test_replayed_definitions_are_not_written_back(stores: Stores) -> None
     assert store.written == before
 
 
+async def test_replayed_removals_are_not_written_back(stores: Stores) -> None:
+    # A removal that came from a log (another node's, or a replicated store's) is in
+    # that log already: applying it, cascades included, writes nothing here.
+    store, _ = stores.open()
+    node = Node(asyncio.get_running_loop(), store=store, vocabulary=RABBITMQ)
+    auto = ExchangeRecord("/", "fan", "fanout", True, True, False, {})
+    to_auto = BindingRecord("/", "fan", "audit", "queue", "", {})
+    setup: list[Command] = [
+        DeclareVhost("/"),
+        DeclareVhost("other"),
+        DeclareExchange(EX),
+        DeclareExchange(auto),
+        DeclareQueue(Q),
+        DeclareQueue(Q2),
+        DeclareQueue(QueueRecord("other", "q", True, False, {})),
+        Bind(B),
+        Bind(B2),
+        Bind(to_auto),
+        AddMessage("/", "work", 1, message(1)),
+        AddMessage("/", "audit", 1, message(1)),
+        AddMessage("other", "q", 1, message(1)),
+    ]
+    for command in setup:  # as a node that recovers: in the store, then applied
+        store.apply(command)
+        assert replay.apply(node, command)
+    before = store.written
+    vhost = node.vhost("/")
+    assert replay.apply(node, Unbind(B))
+    assert replay.apply(node, Purge("/", "work"))
+    assert vhost.queue("work").message_count == 0
+    assert replay.apply(node, DeleteQueue("/", "audit"))  # and the auto-delete exchange
+    assert "audit" not in vhost.queues and "fan" not in vhost.exchanges
+    assert replay.apply(node, DeleteExchange("/", "orders"))
+    assert "orders" not in vhost.exchanges
+    assert replay.apply(node, DeleteVhost("other"))
+    assert "other" not in node.vhosts
+    assert store.written == before
+    # What the store holds is untouched: it is the log's to change.
+    _, snapshot = await stores.reopen()
+    assert definitions(snapshot) == sorted(
+        (c for c in setup if not isinstance(c, AddMessage)), key=repr
+    )
+    assert stored(snapshot, "work") == stored(snapshot, "audit") == [(1, b"body 1")]
+    assert stored(snapshot, "q", vhost="other") == [(1, b"body 1")]
+
+
 class Recorder(Consumer):
     """A consumer without a prefetch limit that records what it was given."""
 

@@ -94,18 +94,21 @@ class Node:
         except KeyError:
             raise NotFound(f"no vhost '{name}'") from None
 
-    def delete_vhost(self, name: str) -> None:
+    def delete_vhost(self, name: str, *, record: bool = True) -> None:
+        """Delete a vhost and all in it. Not ``record``: a deletion replayed from a log,
+        which the store is not told of again (nor of its cascades)."""
         vhost = self.vhosts.pop(name, None)
         if vhost is None:
             raise NotFound(f"no vhost '{name}'")
         for queue in list(vhost.queues.values()):
-            vhost.remove_queue(queue)
+            vhost.remove_queue(queue, record=record)
         self.stats.deleted_vhosts.add(vhost.stats)
         for exchange in list(vhost.exchanges.values()):
-            vhost.remove_exchange(exchange)
-        vhost.policies.forget()
-        self.parameters.forget_vhost(name)
-        if self.store is not None:
+            vhost.remove_exchange(exchange, record=record)
+        if record:
+            vhost.policies.forget()  # (only the store's copies: the vhost is gone)
+        self.parameters.forget_vhost(name, record=record)
+        if record and self.store is not None:
             self.store.delete_vhost(name)
         for callback in self.vhost_deleted:
             callback(name)

@@ -66,9 +66,12 @@ class Parameters:
         if self.store is not None:
             self.store.delete_document(GLOBAL_PARAMETER, name)
 
-    def forget_vhost(self, vhost: str) -> None:
+    def forget_vhost(self, vhost: str, *, record: bool = True) -> None:
         for key in [k for k in self.values if k[1] == vhost]:
-            self.clear(*key)
+            if record:
+                self.clear(*key)
+            else:  # replayed from a log: the store has it already
+                del self.values[key]
 
     def restore(self, documents: Mapping[str, Mapping[str, Any]]) -> None:
         for key, value in documents.get(PARAMETER, {}).items():

@@ -454,14 +454,16 @@ class Queue(QueueLimits, QueueStorage):
         if self._handing_over and not self.unacked:
             self.dispatch()
 
-    def purge(self) -> int:
+    def purge(self, *, record: bool = True) -> int:
+        """Drop the ready messages; how many. Not ``record``: a purge replayed from a
+        log, which the store is not told of again."""
         if self._watchers:
             self._scheduler.call_soon(self._changed)
         if self._page_out is not None:
             self._page_out.drop()
         self._end_recovery()
         removed, paged = self.ready.clear()
-        store = self._store
+        store = self._store if record else None
         if store is not None and (removed or paged):
             if self.unacked:
                 # Delivered-but-unacked messages survive a purge: remove only the ready.

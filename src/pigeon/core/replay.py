@@ -2,10 +2,10 @@
 
 Recovery is a replay: a store's snapshot, as commands, applied in order
 (:meth:`pigeon.core.node.Node.restore`). A change that originates elsewhere (a
-replicated log read by another node) is applied the same way. Declarations and
-messages are applied without being written back to the store (they came from it);
-removals go through the core's own removal paths, cascades included, and so are
-also written to the node's store, where they are idempotent (deleting what is gone).
+replicated log read by another node) is applied the same way. Nothing applied
+here is written back to the store (it came from there, or from a log that has it):
+declarations and messages are restored as they are; removals go through the core's
+own removal paths, cascades included, with ``record=False``.
 """
 
 from __future__ import annotations
@@ -64,14 +64,14 @@ def _remove_messages(node: Node, command: RemoveMessages) -> bool:
 def _purge(node: Node, command: Purge) -> bool:
     queue = _queue(node, command.vhost, command.queue)
     if queue is not None:
-        queue.purge()
+        queue.purge(record=False)
     return queue is not None
 
 
 def _delete_queue(node: Node, command: DeleteQueue) -> bool:
     queue = _queue(node, command.vhost, command.name)
     if queue is not None:
-        node.vhosts[command.vhost].remove_queue(queue)
+        node.vhosts[command.vhost].remove_queue(queue, record=False)
     return queue is not None
 
 
@@ -79,7 +79,7 @@ def _delete_exchange(node: Node, command: DeleteExchange) -> bool:
     host = node.vhosts.get(command.vhost)
     exchange = host.exchanges.get(command.name) if host is not None else None
     if host is not None and exchange is not None:
-        host.remove_exchange(exchange)
+        host.remove_exchange(exchange, record=False)
     return exchange is not None
 
 
@@ -91,7 +91,7 @@ def _declare_vhost(node: Node, command: DeclareVhost) -> bool:
 def _delete_vhost(node: Node, command: DeleteVhost) -> bool:
     if command.name not in node.vhosts:
         return False
-    node.delete_vhost(command.name)
+    node.delete_vhost(command.name, record=False)
     return True
 
 
@@ -191,7 +191,8 @@ def _unbind(node: Node, command: Unbind) -> bool:
     source, binding = found
     host = node.vhosts[record.vhost]
     if source.unbind(binding):
-        host.drop_binding(binding)
+        # Not vhost.unbind's path: that writes to the store.
+        host.drop_binding(binding, record=False)
         host.changed()
     return True
 

@@ -1,7 +1,9 @@
 """The bookkeeping under a vhost: who is bound to whom, and removal with cascades.
 
 Deleting a queue or exchange removes every binding that names it; an
-auto-delete exchange goes when its last binding as a source goes.
+auto-delete exchange goes when its last binding as a source goes. Removals are
+written to the store unless ``record`` is false (a removal replayed from a log,
+:mod:`pigeon.core.replay`: the log has it already, cascades included).
 """
 
 from __future__ import annotations
@@ -69,14 +71,16 @@ class Topology:
             binding.argument_dict,
         )
 
-    def _forget_binding(self, binding: Binding, source: Exchange | None = None) -> None:
-        if self.store is not None:
-            record = self._durable_binding(binding, source)
-            if record is not None:
-                self.store.delete_binding(record)
+    def _forget_binding(
+        self, binding: Binding, source: Exchange | None = None, *, record: bool = True
+    ) -> None:
+        if record and self.store is not None:
+            durable = self._durable_binding(binding, source)
+            if durable is not None:
+                self.store.delete_binding(durable)
 
-    def drop_binding(self, binding: Binding) -> None:
-        self._forget_binding(binding)
+    def drop_binding(self, binding: Binding, *, record: bool = True) -> None:
+        self._forget_binding(binding, record=record)
         key = (binding.destination_kind, binding.destination)
         inbound = self._inbound.get(key)
         if inbound is not None:
@@ -85,39 +89,39 @@ class Topology:
                 del self._inbound[key]
         source = self.exchanges.get(binding.source)
         if source is not None and source.auto_delete and not source.bindings:
-            self.remove_exchange(source)
+            self.remove_exchange(source, record=record)
 
     def bindings(self) -> list[Binding]:
         return [b for bindings in self._inbound.values() for b in bindings]
 
-    def _drop_inbound(self, destination: Destination) -> None:
+    def _drop_inbound(self, destination: Destination, *, record: bool = True) -> None:
         for binding in self._inbound.pop(destination, set()):
-            self._forget_binding(binding)
+            self._forget_binding(binding, record=record)
             source = self.exchanges.get(binding.source)
             if source is not None:
                 source.unbind(binding)
                 if source.auto_delete and not source.bindings:
-                    self.remove_exchange(source)
+                    self.remove_exchange(source, record=record)
 
-    def remove_exchange(self, exchange: Exchange) -> None:
+    def remove_exchange(self, exchange: Exchange, *, record: bool = True) -> None:
         if self.exchanges.get(exchange.name) is not exchange:
             return
-        self._drop_inbound((DestinationKind.EXCHANGE, exchange.name))
+        self._drop_inbound((DestinationKind.EXCHANGE, exchange.name), record=record)
         del self.exchanges[exchange.name]
         for binding in list(exchange.bindings):
-            self._forget_binding(binding, exchange)
+            self._forget_binding(binding, exchange, record=record)
             exchange.unbind(binding)
-            self.drop_binding(binding)
-        if exchange.durable and self.store is not None:
+            self.drop_binding(binding, record=record)
+        if record and exchange.durable and self.store is not None:
             self.store.delete_exchange(self.name, exchange.name)
         self.changed()
 
-    def remove_queue(self, queue: Queue) -> int:
-        self._drop_inbound((DestinationKind.QUEUE, queue.name))
+    def remove_queue(self, queue: Queue, *, record: bool = True) -> int:
+        self._drop_inbound((DestinationKind.QUEUE, queue.name), record=record)
         removed = self.queues.get(queue.name) is queue
         if removed:
             del self.queues[queue.name]
-        if queue.durable and not queue.exclusive and self.store is not None:
+        if record and queue.durable and not queue.exclusive and self.store is not None:
             self.store.delete_queue(self.name, queue.name)
         self.changed()
         dropped = queue.delete()
