@@ -6,7 +6,14 @@ import asyncio
 import itertools
 from collections.abc import Callable
 
-from pigeon.admin.rates import GLOBAL_RETENTION, Ring, SampleHistory, Series
+from pigeon.admin.rates import (
+    GLOBAL_RETENTION,
+    OBJECT_RETENTION,
+    QUEUE_CHARTED,
+    Ring,
+    SampleHistory,
+    Series,
+)
 from pigeon.admin.store_probe import StoreProbe
 
 
@@ -38,6 +45,24 @@ def test_a_day_is_answered_from_the_coarse_ring_and_a_minute_from_the_series() -
     values = [row["sample"] for row in minute]
     assert values[0] == now and values == sorted(values, reverse=True)
     assert 11 <= len(values) <= 13
+
+
+def test_a_queue_keeps_an_hour_at_a_minute_and_ten_minutes_at_5_s() -> None:
+    history = SampleHistory(QUEUE_CHARTED, OBJECT_RETENTION)  # as RabbitMQ's ``basic``
+    now = 0.0
+    while now <= 2 * 3600:  # two hours of 5 s ticks on a manual clock
+        history.add(now, {"publish": now})
+        now += 5.0
+    now -= 5.0
+    hour = history.samples("publish", 3600, 60, now)
+    assert 59 <= len(hour) <= 61
+    assert hour[0]["sample"] - hour[-1]["sample"] >= 3540  # it spans the hour
+    spacing = {round(a["timestamp"] - b["timestamp"]) for a, b in itertools.pairwise(hour)}
+    assert spacing == {60_000}
+    ten = history.samples("publish", 600, 5, now)
+    assert 119 <= len(ten) <= 121 and ten[0]["sample"] == now
+    day = history.samples("publish", 86400, 1800, now)
+    assert day[0]["sample"] - day[-1]["sample"] <= 3660  # bounded: no more than the hour
 
 
 class FakeStore:

@@ -54,9 +54,10 @@ VHOST_COUNTERS = (
 DEAD_LETTER_REASONS = ("expired", "rejected", "maxlen", "delivery_limit")
 GAUGES = ("messages", "messages_ready", "messages_unacknowledged")
 # Sample history kept for charts, as RabbitMQ's ``sample_retention_policies`` (age, incr):
-# the node-wide totals for a day, per-object counters for ten minutes at 5 s.
+# the node-wide totals for a day; per-object counters as RabbitMQ's ``basic`` policy
+# (5 s for ten minutes, 60 s for an hour).
 GLOBAL_RETENTION = ((605.0, 5.0), (3660.0, 60.0), (29400.0, 600.0), (86400.0, 1800.0))
-OBJECT_RETENTION = ((605.0, 5.0),)
+OBJECT_RETENTION = ((605.0, 5.0), (3660.0, 60.0))
 QUEUE_CHARTED = (
     "messages",
     "messages_ready",
