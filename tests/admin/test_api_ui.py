@@ -94,6 +94,7 @@ def test_moved_messages_survive_a_restart(tmp_path: Path, uid: str) -> None:
         }
         node = api.get("/api/nodes")[0]
         assert node["store_bytes"] > 0
+        assert node["db_dir"] == str(tmp_path)
     with Broker.in_thread(Config(port=0, data_dir=tmp_path, management_port=0)) as broker:
         assert broker.management_url is not None
         api = Api(broker.management_url.rstrip("/"))
@@ -107,7 +108,7 @@ def test_node_panel_fields(api: Api) -> None:
         assert isinstance(node[key], int) and node[key] >= 0
     assert node["mem_alarm"] is False and node["disk_free_alarm"] is False
     assert node["uptime"] >= 0 and node["connections"] >= 0
-    assert node["store_bytes"] == 0  # this broker keeps nothing on disk
+    assert node["store_bytes"] == 0 and node["db_dir"] is None  # nothing kept on disk
     assert {"io_sync_count", "io_sync_avg_time", "io_sync_max_time"} <= set(node)
 
 

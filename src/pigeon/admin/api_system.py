@@ -176,6 +176,7 @@ def _node_json(request: web.Request) -> Json:
     mon = monitor(request)
     info = process.read(mon.broker.config)
     active = _alarms(request)
+    data_dir = mon.broker.config.data_dir
     return {
         "name": mon.node.name,
         "type": "disc",
@@ -197,8 +198,10 @@ def _node_json(request: web.Request) -> Json:
         "processors": info.processors,
         "os_pid": str(info.pid),
         "uptime": int((time.time() - mon.started_at) * 1000),
+        # RabbitMQ's: the data folder, null when messages live in memory only.
+        "db_dir": None if data_dir is None else str(data_dir),
         # Pigeon's own: the store's bytes on disk and live client connections.
-        "store_bytes": folder_bytes(mon.broker.config.data_dir),
+        "store_bytes": folder_bytes(data_dir),
         "connections": len(mon.handlers()),
         **mon.store_probe.summary(),
         "partitions": [],

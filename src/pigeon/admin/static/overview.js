@@ -56,11 +56,17 @@ async function nodePanel() {
         h("span", { class: "gauge-text" }, `${bytes(n.disk_free)} free, alarm under ${bytes(n.disk_free_limit)}`)),
       gauge("File descriptors", n.fd_used, n.fd_total, count),
       gauge("Sockets", n.sockets_used, n.sockets_total, count)),
-    facts([["Connections", fmt(n.connections)], ["Store size on disk", bytes(n.store_bytes)],
-      ["Store write latency (average of the last 60 commits)", `${fmt(n.io_sync_avg_time)} ms`],
-      ["Store write latency (max of the last 60 commits)", `${fmt(n.io_sync_max_time)} ms`],
-      ["Store commits timed", fmt(n.io_sync_count)], ["Processors", fmt(n.processors)]]),
+    facts([["Connections", fmt(n.connections)], ...storeFacts(n), ["Processors", fmt(n.processors)]]),
     listeners(n)))];
+}
+
+// The store's figures, or that there is none (no data folder: nothing to size or time).
+function storeFacts(n) {
+  if (n.db_dir == null) return [["Store", "no data folder: messages in memory only"]];
+  return [["Data folder", n.db_dir], ["Store size on disk", bytes(n.store_bytes)],
+    ["Store write latency (average of the last 60 commits)", `${fmt(n.io_sync_avg_time)} ms`],
+    ["Store write latency (max of the last 60 commits)", `${fmt(n.io_sync_max_time)} ms`],
+    ["Store commits timed", fmt(n.io_sync_count)]];
 }
 
 const listeners = (n) => table("listeners", [{ key: "protocol", label: "Protocol" },
