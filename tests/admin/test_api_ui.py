@@ -3,7 +3,9 @@ by name over many queues, and sample history for the chart time ranges."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from urllib.parse import quote
 
 import pika
 from admin_helpers import Api, Running, wait_for
@@ -159,3 +161,55 @@ def test_history_query_for_a_long_range(api: Api, uid: str) -> None:
     assert "samples" not in rates["messages_details"]
     assert "samples" in rates["message_stats"]["publish_details"]
     assert api.request("GET", f"/api/queues/%2F/{queue}?lengths_age=soon").status == 400
+
+
+def test_connection_and_channel_samples(api: Api, running: Running, uid: str) -> None:
+    params = pika.ConnectionParameters(
+        "127.0.0.1", running.broker.amqp_port, client_properties={"product": uid}
+    )
+    connection = pika.BlockingConnection(params)
+    try:
+        first, second = connection.channel(), connection.channel()
+        for n in range(3):
+            first.basic_publish("", f"nowhere-{uid}", f"m{n}".encode())
+        second.basic_publish("", f"nowhere-{uid}", b"m")
+        connection.process_data_events(time_limit=0)
+
+        def mine() -> dict[str, object]:
+            rows = api.get("/api/connections")
+            return next(c for c in rows if c["client_properties"].get("product") == uid)
+
+        name = mine()["name"]
+        quoted = quote(name, safe="")
+        hour = "msg_rates_age=3600&msg_rates_incr=60"
+
+        def published(path: str, count: int) -> bool:
+            stats = api.get(path)["message_stats"]
+            samples = stats["publish_details"]["samples"]
+            return stats["publish"] == count and bool(samples) and samples[0]["sample"] == count
+
+        wait_for(lambda: published(f"/api/connections/{quoted}?{hour}", 4))
+        channel = quote(f"{name} ({first.channel_number})", safe="")
+        wait_for(lambda: published(f"/api/channels/{channel}?{hour}", 3))
+        # Without msg_rates_age, rates only (as RabbitMQ); a closed channel still counts.
+        assert (
+            "samples"
+            not in api.get(f"/api/connections/{quoted}")["message_stats"]["publish_details"]
+        )
+        second.close()
+        wait_for(lambda: mine()["channels"] == 1)
+        closed_at = time.time() * 1000 + 5
+
+        def sampled_since_the_close() -> list[dict[str, float]]:
+            stats = api.get(f"/api/connections/{quoted}?msg_rates_age=60&msg_rates_incr=0.1")
+            samples: list[dict[str, float]] = stats["message_stats"]["publish_details"]["samples"]
+            return samples if samples[0]["timestamp"] > closed_at else []
+
+        wait_for(lambda: bool(sampled_since_the_close()))
+        values = [row["sample"] for row in sampled_since_the_close()]
+        assert values[0] == 4 and values == sorted(values, reverse=True)  # never drops
+        connection.close()
+        assert api.request("GET", f"/api/connections/{quoted}?{hour}").status == 404
+    finally:
+        if connection.is_open:
+            connection.close()

@@ -358,10 +358,20 @@ def test_connection_and_channel_pages(page: Any, running: Running, uid: str) -> 
         visit(page, running, "#/connections", "#connections")
         page.wait_for_selector(f"#connections tr:has-text('{uid}')")
         page.click(f"#connections tr:has-text('{uid}') a")
+        channel.basic_publish("", f"nowhere-{uid}", b"m")
         page.wait_for_selector("#connection-summary #channels tbody a")
+        # The rates chart over the selected range, with its legend and time axis.
+        page.select_option("#range-select", "3600")
+        page.wait_for_selector("#chart-connection-rates svg text.tick")
+        assert "Publish" in page.inner_text("#chart-connection-rates")
+        page.select_option("#range-select", "600")
+        page.wait_for_selector("#chart-connection-rates svg text.tick")
         page.click("#connection-summary #channels tbody a")
         page.wait_for_selector("#channel-summary .tiles")
         assert "Confirm mode" in page.inner_text("#channel-summary")
+        page.wait_for_selector("#chart-channel-rates svg text.tick")
+        label = page.get_attribute("#chart-channel-rates svg", "aria-label") or ""
+        assert "Message rates, last 10 min" in label and "Publish" in label
         visit(page, running, "#/channels", "#channels")
         page.goto(running.base + "/#/connections")
         page.wait_for_selector(f"#connections tr:has-text('{uid}') a")

@@ -13,7 +13,16 @@ from aiohttp import web
 from pigeon.admin import shapes
 from pigeon.admin.access import Forbidden
 from pigeon.admin.source import ChannelLike, HandlerLike
-from pigeon.admin.web import Json, listing, monitor, no_content, ok, principal, visible_vhosts
+from pigeon.admin.web import (
+    Json,
+    history_query,
+    listing,
+    monitor,
+    no_content,
+    ok,
+    principal,
+    visible_vhosts,
+)
 from pigeon.errors import NotFound
 
 DEFAULT_REASON = "Closed via management plugin"
@@ -44,7 +53,8 @@ async def list_connections(request: web.Request) -> web.Response:
 
 
 async def get_connection(request: web.Request) -> web.Response:
-    return ok(shapes.connection_json(_by_name(request), monitor(request)))
+    rates = history_query(request, "msg_rates")
+    return ok(shapes.connection_json(_by_name(request), monitor(request), rates))
 
 
 async def close_connection(request: web.Request) -> web.Response:
@@ -72,9 +82,13 @@ async def connection_channels(request: web.Request) -> web.Response:
 
 
 async def get_channel(request: web.Request) -> web.Response:
-    for row in _channel_rows(request, _visible(request)):
-        if row["name"] == request.match_info["name"]:
-            return ok(row)
+    mon, name = monitor(request), request.match_info["name"]
+    for handler in _visible(request):
+        prefix = shapes.connection_name(handler, mon)
+        for channel in handler.channels.values():
+            if f"{prefix} ({channel.number})" == name:
+                rates = history_query(request, "msg_rates")
+                return ok(shapes.channel_json(handler, channel, mon, rates))
     raise NotFound("no such channel")
 
 

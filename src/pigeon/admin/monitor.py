@@ -13,8 +13,9 @@ import contextlib
 import time
 import weakref
 
+from pigeon.admin.client_rates import ClientSampler
 from pigeon.admin.latency import LatencyRecorder
-from pigeon.admin.rates import Series, StatsSampler
+from pigeon.admin.rates import StatsSampler
 from pigeon.admin.source import BrokerLike, HandlerLike
 from pigeon.admin.store_probe import StoreProbe
 from pigeon.auth.gate import LoginGate
@@ -50,8 +51,8 @@ class Monitor:
         self.started_at = time.time()
         self.connected_at: weakref.WeakKeyDictionary[object, float] = weakref.WeakKeyDictionary()
         self.connections_opened = 0
-        # id(channel) -> (channel, its sampled counters), rebuilt at every tick.
-        self.channel_series: dict[int, tuple[object, Series]] = {}
+        # Connections' and channels' counters, kept while they are open.
+        self.clients = ClientSampler(self.window * 2 + 1)
         self.http_port: int | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -82,15 +83,7 @@ class Monitor:
         now = asyncio.get_running_loop().time()
         self.sampler.sample(now)
         self.store_probe.tick()
-        channels: dict[int, tuple[object, Series]] = {}
-        for handler in self.handlers():
-            for channel in list(handler.channels.values()):
-                tracked = self.channel_series.get(id(channel))
-                if tracked is None or tracked[0] is not channel:
-                    tracked = (channel, Series(self.window * 2 + 1))
-                tracked[1].add(now, dict(channel.stats))
-                channels[id(channel)] = tracked
-        self.channel_series = channels
+        self.clients.sample(now, self.handlers())
         live = {(v.name, q) for v in self.node.vhosts.values() for q in v.queues}
         self.latency.forget(live)
 

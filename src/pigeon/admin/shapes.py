@@ -19,8 +19,10 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
+from pigeon.admin.client_rates import CHANNEL_CHARTED, Tracked
 from pigeon.admin.monitor import Monitor
 from pigeon.admin.rates import (
+    Counters,
     SampleHistory,
     Series,
     exchange_counters,
@@ -230,8 +232,9 @@ def _split_peer(peer: str) -> tuple[str, int]:
     return host.strip("[]"), int(port) if port.isdigit() else 0
 
 
-def connection_json(handler: HandlerLike, monitor: Monitor) -> Json:
-    """RabbitMQ's connection row, from the session's neutral description and extras."""
+def connection_json(handler: HandlerLike, monitor: Monitor, history: History = None) -> Json:
+    """RabbitMQ's connection row, from the session's neutral description and extras; and
+    Pigeon's ``message_stats``: its channels' counters summed (as RabbitMQ's channels)."""
     info = handler.describe()
     peer_host, peer_port = _split_peer(info.peer)
     config = monitor.broker.config
@@ -255,10 +258,18 @@ def connection_json(handler: HandlerLike, monitor: Monitor) -> Json:
         **jsonable(dict(info.extras)),
         "connected_at": int(connected * 1000),
         "client_properties": jsonable(info.client_properties),
+        "message_stats": client_stats(
+            monitor.clients.connection_counters(handler),
+            monitor.clients.connection(handler),
+            monitor,
+            history,
+        ),
     }
 
 
-def channel_json(handler: HandlerLike, channel: ChannelLike, monitor: Monitor) -> Json:
+def channel_json(
+    handler: HandlerLike, channel: ChannelLike, monitor: Monitor, history: History = None
+) -> Json:
     name = connection_name(handler, monitor)
     peer_host, peer_port = _split_peer(handler.peer)
     return {
@@ -275,15 +286,28 @@ def channel_json(handler: HandlerLike, channel: ChannelLike, monitor: Monitor) -
         "messages_uncommitted": 0,
         "acks_uncommitted": 0,
         **channel.extras(),
-        "message_stats": message_stats(
-            dict(channel.stats), _channel_series(channel, monitor), monitor.window
+        "message_stats": client_stats(
+            {key: float(n) for key, n in channel.stats.items()},
+            monitor.clients.channel(channel),
+            monitor,
+            history,
         ),
     }
 
 
-def _channel_series(channel: ChannelLike, monitor: Monitor) -> Series | None:
-    tracked = monitor.channel_series.get(id(channel))
-    return tracked[1] if tracked is not None and tracked[0] is channel else None
+def client_stats(
+    counters: Counters, tracked: Tracked | None, monitor: Monitor, history: History
+) -> Json:
+    """A channel's or connection's ``message_stats``; with ``msg_rates_age`` asked for,
+    each ``*_details`` carries its ``samples`` as a queue's do."""
+    series = tracked.series if tracked is not None else None
+    stats = message_stats(counters, series, monitor.window, keys=CHANNEL_CHARTED)
+    if history is not None:
+        kept, now = (tracked.history if tracked is not None else None), monitor.now()
+        for key in CHANNEL_CHARTED:
+            if key in stats:
+                stats[f"{key}_details"] = rate_details(series, key, monitor, history, now, kept)
+    return stats
 
 
 def consumer_json(

@@ -1,9 +1,14 @@
-// Connections and channels: lists, a page for each, with their message rates.
-import { api, dangerButton, duration, enc, facts, fmt, h, inVhost, json, live, queueHref, rate, table, tiles } from "./lib.js";
+// Connections and channels: lists, a page for each, with their message rates and a chart
+// of them over the selected time range.
+import { api, dangerButton, duration, enc, facts, fmt, h, historyQuery, inVhost, json, live, queueHref, rate, table,
+  tiles } from "./lib.js";
+import { ratesChart } from "./chart.js";
 
 const connHref = (name) => "#/connections/" + enc(name);
 const chanHref = (name) => "#/channels/" + enc(name);
 const vhostPath = () => (inVhost() ? `/vhosts${inVhost()}` : "");
+
+const CHARTED = [["publish", "Publish"], ["deliver_get", "Deliver"], ["ack", "Ack"], ["redeliver", "Redeliver"]];
 
 const RATE_COLUMNS = [
   { key: "publish", label: "Publish /s", num: true, value: (r) => rate(r.message_stats, "publish") },
@@ -49,10 +54,12 @@ export async function connectionPage(name) {
   return [
     h("h2", {}, `Connection ${name}`),
     live(async () => {
+      const now = await api("GET", `/connections/${enc(name)}?` + historyQuery());
       const channels = await api("GET", `/connections/${enc(name)}/channels`);
-      const sum = (key) => channels.reduce((total, ch) => total + rate(ch.message_stats, key), 0);
-      return [tiles([["Channels", channels.length], ["Publish /s", sum("publish")],
-        ["Deliver /s", sum("deliver_get")], ["Ack /s", sum("ack")]]), channelTable(channels)];
+      const s = now.message_stats || {};
+      return [tiles([["Channels", channels.length], ["Publish /s", rate(s, "publish")],
+        ["Deliver /s", rate(s, "deliver_get")], ["Ack /s", rate(s, "ack")]]),
+      h("div", { class: "charts" }, ratesChart("chart-connection-rates", s, CHARTED)), channelTable(channels)];
     }, { id: "connection-summary" }),
     facts([["User", c.user], ["Virtual host", c.vhost], ["Protocol", c.protocol],
       ["Client", `${c.peer_host}:${c.peer_port}`], ["Heartbeat", `${c.timeout} s`],
@@ -69,12 +76,13 @@ export async function channelsPage() {
 
 export async function channelPage(name) {
   return [h("h2", {}, `Channel ${name}`), live(async () => {
-    const ch = await api("GET", "/channels/" + enc(name));
+    const ch = await api("GET", "/channels/" + enc(name) + "?" + historyQuery());
     const s = ch.message_stats || {};
     const conn = (ch.connection_details || {}).name;
     return [
       tiles([["Publish /s", rate(s, "publish")], ["Deliver /s", rate(s, "deliver_get")],
         ["Ack /s", rate(s, "ack")], ["Unacked", ch.messages_unacknowledged], ["Consumers", ch.consumer_count]]),
+      h("div", { class: "charts" }, ratesChart("chart-channel-rates", s, CHARTED)),
       facts([["Connection", conn ? h("a", { href: connHref(conn) }, conn) : "–"], ["User", ch.user],
         ["Virtual host", ch.vhost], ["Prefetch", fmt(ch.prefetch_count)],
         ["Global prefetch", fmt(ch.global_prefetch_count)], ["Confirm mode", String(ch.confirm)],
