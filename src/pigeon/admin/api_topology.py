@@ -15,6 +15,7 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from pigeon.admin import shapes
+from pigeon.admin.monitor import Monitor
 from pigeon.admin.web import (
     BadRequest,
     Json,
@@ -120,7 +121,7 @@ async def list_queues(request: web.Request) -> web.Response:
         request,
         found,
         lambda vhost, q: shapes.queue_json(vhosts[vhost], q, mon, lengths, rates),
-        QUEUE_SORT_KEYS,
+        {**QUEUE_SORT_KEYS, **queue_rate_sort_keys(mon)},
     )
 
 
@@ -134,6 +135,21 @@ QUEUE_SORT_KEYS: dict[str, Callable[[Queue], Any]] = {
     "durable": lambda q: q.durable,
     "policy": lambda q: q.policy.name if q.policy is not None else None,
 }
+
+
+def queue_rate_sort_keys(mon: Monitor) -> dict[str, Callable[[Queue], Any]]:
+    """``message_stats.<counter>_details.rate`` columns, read from the sampler's series
+    (the value the JSON would show) without building the queue's JSON."""
+
+    def rate_of(key: str) -> Callable[[Queue], Any]:
+        def read(queue: Queue) -> float:
+            series = mon.sampler.queue_series(queue)
+            return round(series.rate(key, mon.window), 2) if series is not None else 0.0
+
+        return read
+
+    keys = ("publish", "deliver_get", "ack", "redeliver")
+    return {f"message_stats.{key}_details.rate": rate_of(key) for key in keys}
 
 
 async def get_queue(request: web.Request) -> web.Response:
