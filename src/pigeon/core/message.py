@@ -166,19 +166,18 @@ class MessageSizes:
     total: int = 0
 
     def add_run(self, messages: list[Message]) -> None:
-        """Count the bodies of a run of messages: small ones (the usual) are only
-        tallied in the loop, which costs a few tens of nanoseconds a message."""
+        """Count the bodies of a run of messages. A run's bodies usually fall in one
+        bucket (a publisher sends one kind of message): then the sizes are only summed,
+        their smallest and largest looked up once; otherwise each is counted."""
+        sizes = [len(message.body) for message in messages]
+        self.total += sum(sizes)
         counts = self.counts
-        small = total = 0
-        for message in messages:
-            size = len(message.body)
-            total += size
-            if size <= SMALL:
-                small += 1
-            else:
-                counts[bisect_left(SIZE_BOUNDS, size)] += 1
-        counts[0] += small
-        self.total += total
+        low = bisect_left(SIZE_BOUNDS, min(sizes))
+        if low == bisect_left(SIZE_BOUNDS, max(sizes)):
+            counts[low] += len(sizes)
+            return
+        for size in sizes:
+            counts[bisect_left(SIZE_BOUNDS, size)] += 1
 
 
 # -- validation at entry ----------------------------------------------------------------
