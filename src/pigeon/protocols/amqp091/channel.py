@@ -29,7 +29,6 @@ from pigeon.protocols.amqp091 import convert
 from pigeon.protocols.amqp091 import methods as m
 from pigeon.protocols.amqp091.codec import BasicProperties, encode_properties
 from pigeon.protocols.amqp091.consumer import AMQPConsumer
-from pigeon.protocols.amqp091.convert import NEUTRAL
 from pigeon.protocols.amqp091.modes import Transaction
 from pigeon.protocols.amqp091.replies import ReplyCode
 
@@ -171,7 +170,7 @@ class Channel:
         message = Message(
             method.exchange,
             method.routing_key,
-            NEUTRAL.get(encoded_props) or convert.neutral(properties, encoded_props),
+            convert.neutral(properties, encoded_props),
             body,
             time.monotonic_ns(),
             {PROTOCOL: encoded_props},

@@ -34,18 +34,18 @@ MAX_SHORT = 255
 # Neutral properties by the wire bytes they were decoded from: publishers repeat
 # the same properties, and a hit costs a dict lookup. Emptied when full.
 _CACHE_ENTRIES = 512
-NEUTRAL: dict[bytes, Properties] = {}
+_NEUTRAL: dict[bytes, Properties] = {}
 
 
 def neutral(basic: BasicProperties, encoded: bytes) -> Properties:
     """The neutral properties of ``basic``, whose wire form is ``encoded`` (cached by
     it). Raises PreconditionFailed for an expiration RabbitMQ refuses."""
-    known = NEUTRAL.get(encoded)
+    known = _NEUTRAL.get(encoded)
     if known is None:
         known = from_basic(basic)
-        if len(NEUTRAL) >= _CACHE_ENTRIES:
-            NEUTRAL.clear()
-        NEUTRAL[encoded] = known
+        if len(_NEUTRAL) >= _CACHE_ENTRIES:
+            _NEUTRAL.clear()
+        _NEUTRAL[encoded] = known
     return known
 
 
