@@ -1,0 +1,7 @@
+"""MQTT 3.1.1 and 5.0: a sans-IO codec (bytes <-> packets) and topic rules.
+
+``packets`` holds the packet values, ``properties`` the 5.0 properties,
+``reasons`` the reason codes and :class:`ProtocolViolation`, ``codec`` the
+incremental decoder and the encoder, ``topics`` topic name and filter rules.
+Nothing here imports the AMQP package.
+"""
