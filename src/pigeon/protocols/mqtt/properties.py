@@ -10,7 +10,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Final
+from typing import Final, cast
+
+from pigeon.protocols.mqtt.reasons import malformed, protocol_error
+from pigeon.protocols.mqtt.wire import (
+    encode_binary,
+    encode_string,
+    encode_varint,
+    pack_u16,
+    pack_u32,
+    read_binary,
+    read_byte,
+    read_string,
+    read_u16,
+    read_u32,
+    read_varint,
+)
 
 
 class PropertyType(IntEnum):
@@ -155,3 +170,109 @@ PROPERTY_SPECS: Final[dict[int, PropertySpec]] = {
         _spec(0x2A, "shared_subscription_available", _T.BOOL, _K.CONNACK),
     )
 }
+
+
+# Values the standard fixes: 0/1 flags are checked through PropertyType.BOOL; these
+# may not be zero (§3.1.2.11.3, §3.1.2.11.4, §3.3.2.3.4, §3.3.2.3.8).
+_NON_ZERO: Final = frozenset(
+    {"receive_maximum", "maximum_packet_size", "topic_alias", "subscription_identifiers"}
+)
+_ZERO_OR_ONE: Final = frozenset({"payload_format_indicator", "maximum_qos"})
+_SPECS_IN_ORDER: Final = tuple(sorted(PROPERTY_SPECS.values(), key=lambda s: s.identifier))
+
+
+def _read_value(
+    spec: PropertySpec, data: bytes, pos: int, end: int
+) -> tuple[int | str | bytes | bool | tuple[str, str], int]:
+    kind = spec.kind
+    if kind is PropertyType.BYTE or kind is PropertyType.BOOL:
+        value, pos = read_byte(data, pos, end)
+        if value > 1 and (kind is PropertyType.BOOL or spec.field in _ZERO_OR_ONE):
+            raise protocol_error(f"property {spec.field} must be 0 or 1, got {value}")
+        return (bool(value) if kind is PropertyType.BOOL else value), pos
+    if kind is PropertyType.TWO_BYTE:
+        return read_u16(data, pos, end)
+    if kind is PropertyType.FOUR_BYTE:
+        return read_u32(data, pos, end)
+    if kind is PropertyType.VARINT:
+        return read_varint(data, pos, end)
+    if kind is PropertyType.UTF8:
+        return read_string(data, pos, end)
+    if kind is PropertyType.BINARY:
+        return read_binary(data, pos, end)
+    name, pos = read_string(data, pos, end)
+    text, pos = read_string(data, pos, end)
+    return (name, text), pos
+
+
+def read_properties(data: bytes, pos: int, end: int, where: PacketKind) -> tuple[Properties, int]:
+    """The property length and properties of one packet (§2.2.2), checked against table 2-4."""
+    length, pos = read_varint(data, pos, end)
+    if length == 0:
+        return NO_PROPERTIES, pos
+    stop = pos + length
+    if stop > end:
+        raise malformed(f"property length {length} runs past the end of the packet")
+    found: dict[str, object] = {}
+    pairs: list[tuple[str, str]] = []
+    identifiers: list[int] = []
+    while pos < stop:
+        identifier, pos = read_varint(data, pos, stop)
+        spec = PROPERTY_SPECS.get(identifier)
+        if spec is None:
+            raise malformed(f"unknown property identifier 0x{identifier:02X}")
+        if where not in spec.allowed_in:
+            raise protocol_error(f"property {spec.field} is not allowed in {where.name}")
+        value, pos = _read_value(spec, data, pos, stop)
+        if value == 0 and spec.field in _NON_ZERO:
+            raise protocol_error(f"property {spec.field} must not be 0")
+        if spec.field == "user_properties":
+            pairs.append(value)  # type: ignore[arg-type]
+        elif spec.field == "subscription_identifiers" and where is PacketKind.PUBLISH:
+            identifiers.append(value)  # type: ignore[arg-type]
+        elif spec.field in found or (spec.field == "subscription_identifiers" and identifiers):
+            raise protocol_error(f"property {spec.field} appears more than once")
+        elif spec.field == "subscription_identifiers":
+            identifiers.append(value)  # type: ignore[arg-type]
+        else:
+            found[spec.field] = value
+    if pairs:
+        found["user_properties"] = tuple(pairs)
+    if identifiers:
+        found["subscription_identifiers"] = tuple(identifiers)
+    return Properties(**found), pos  # type: ignore[arg-type]
+
+
+def _encode_value(kind: PropertyType, value: object) -> bytes:
+    if kind is PropertyType.BYTE or kind is PropertyType.BOOL:
+        return bytes((int(value),))  # type: ignore[call-overload]
+    if kind is PropertyType.TWO_BYTE:
+        return pack_u16(value)
+    if kind is PropertyType.FOUR_BYTE:
+        return pack_u32(value)
+    if kind is PropertyType.VARINT:
+        return encode_varint(value)  # type: ignore[arg-type]
+    if kind is PropertyType.UTF8:
+        return encode_string(value)  # type: ignore[arg-type]
+    if kind is PropertyType.BINARY:
+        return encode_binary(value)  # type: ignore[arg-type]
+    name, text = cast("tuple[str, str]", value)
+    return encode_string(name) + encode_string(text)
+
+
+def encode_properties(properties: Properties) -> bytes:
+    """Property length and properties, in identifier order (any order is valid on the wire)."""
+    if properties is NO_PROPERTIES:
+        return b"\x00"
+    parts: list[bytes] = []
+    for spec in _SPECS_IN_ORDER:
+        value = getattr(properties, spec.field)
+        if value is None:
+            continue
+        head = bytes((spec.identifier,))
+        if spec.repeatable:
+            parts.extend(head + _encode_value(spec.kind, item) for item in value)
+        else:
+            parts.append(head + _encode_value(spec.kind, value))
+    body = b"".join(parts)
+    return encode_varint(len(body)) + body

@@ -9,6 +9,10 @@ the two tables below.
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pigeon.protocols.mqtt.packets import Packet
 
 
 class ReasonCode(IntEnum):
@@ -139,6 +143,8 @@ class ProtocolViolation(Exception):
         super().__init__(f"{reason.name} (0x{reason.value:02X}): {text}")
         self.reason = reason
         self.text = text
+        # Set by Decoder.feed: the good packets before the bad one in the same call.
+        self.packets: tuple[Packet, ...] = ()
 
 
 def malformed(text: str) -> ProtocolViolation:
