@@ -41,7 +41,9 @@ import asyncio
 from pigeon.broker import Broker
 from pigeon.config import Config
 async def main():
-    broker = Broker(Config(host="127.0.0.1", port=0, data_dir=None, management_port=None))
+    broker = Broker(
+        Config(mqtt_port=0, host="127.0.0.1", port=0, data_dir=None, management_port=None)
+    )
     await broker.start()
     ready = time.perf_counter()
     await broker.stop()
@@ -51,7 +53,7 @@ asyncio.run(main())
 
 
 def config() -> Config:
-    return Config(host="127.0.0.1", port=0, data_dir=None, management_port=None)
+    return Config(mqtt_port=0, host="127.0.0.1", port=0, data_dir=None, management_port=None)
 
 
 async def async_cycle() -> tuple[float, float, float]:

@@ -65,7 +65,9 @@ def broker_url() -> Iterator[str]:
     from pigeon.broker import Broker
     from pigeon.config import Config
 
-    with Broker.in_thread(Config(port=0, data_dir=None, management_port=None)) as broker:
+    with Broker.in_thread(
+        Config(mqtt_port=0, port=0, data_dir=None, management_port=None)
+    ) as broker:
         yield broker.amqp_url
 
 

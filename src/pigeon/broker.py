@@ -42,6 +42,9 @@ from pigeon.operations.vocabulary import RABBITMQ
 from pigeon.protocols.amqp091.adapter import AMQPSettings
 from pigeon.protocols.amqp091.server import AMQPListener, start_listener
 from pigeon.protocols.amqp091.session import AMQPSession
+from pigeon.protocols.mqtt.server import MQTTListener
+from pigeon.protocols.mqtt.server import start_listener as start_mqtt_listener
+from pigeon.protocols.mqtt.settings import MQTTContext, MQTTSettings
 from pigeon.resources import ResourceMonitor
 from pigeon.storage.memory import MemoryStore
 from pigeon.transport.glue import Connection
@@ -73,7 +76,12 @@ def read_key(path: Path) -> bytes:
 
 
 # Setting -> how ``pigeon serve`` sets it, for "port in use" messages.
-_PORT_SETTINGS = {"port": "--port", "tls_port": "tls_port", "management_port": "--management-port"}
+_PORT_SETTINGS = {
+    "port": "--port",
+    "tls_port": "tls_port",
+    "management_port": "--management-port",
+    "mqtt_port": "--mqtt-port",
+}
 
 
 def check_ports_free(config: Config) -> None:
@@ -115,13 +123,15 @@ def _users(config: Config) -> UserStore:
 
 class Broker(EmbeddedAPI):
     def __init__(self, config: Config | None = None) -> None:
-        self.config = config or Config(port=0, data_dir=None, management_port=None)
+        self.config = config or Config(port=0, data_dir=None, management_port=None, mqtt_port=0)
         self.node: Node | None = None
         self.store: Store | None = None
         self.context: Services | None = None
         self._amqp_settings = AMQPSettings()
         self._listener: AMQPListener | None = None
         self._tls_listener: AMQPListener | None = None
+        self._mqtt_listener: MQTTListener | None = None
+        self.mqtt: MQTTContext | None = None
         self.audit: AuditLog | None = None
         self._accounts: accounts.AccountSaver | None = None
         self._pool: ThreadPoolExecutor | None = None
@@ -139,6 +149,18 @@ class Broker(EmbeddedAPI):
     @property
     def connections(self) -> set[Connection[AMQPSession]]:
         return self._listener.connections if self._listener is not None else set()
+
+    @property
+    def mqtt_port(self) -> int | None:
+        """The MQTT listener's port (None: no MQTT listener)."""
+        return self._mqtt_listener.port if self._mqtt_listener is not None else None
+
+    @property
+    def mqtt_url(self) -> str:
+        """``mqtt://host:port`` of the MQTT listener."""
+        if self._mqtt_listener is None:
+            raise RuntimeError("the broker has no MQTT listener")
+        return f"mqtt://{self._host()}:{self._mqtt_listener.port}"
 
     @property
     def management_url(self) -> str | None:
@@ -231,6 +253,8 @@ class Broker(EmbeddedAPI):
         if config.tls_port is not None:
             self._tls_listener = await self._start_tls(config)
             self.node.vhost_deleted.append(self._tls_listener.close_vhost)
+        if config.mqtt_port is not None:
+            await self._start_mqtt(config, loop)
         if (warning := exposure_warning(config.host, users)) is not None:
             log.warning("%s", warning)
         self.resources = ResourceMonitor(
@@ -278,6 +302,9 @@ class Broker(EmbeddedAPI):
         if self._tls_listener is not None:
             tls_listener, self._tls_listener = self._tls_listener, None
             await tls_listener.close()
+        if self._mqtt_listener is not None:
+            mqtt_listener, self._mqtt_listener = self._mqtt_listener, None
+            await mqtt_listener.close()
         if self._listener is not None:
             listener, self._listener = self._listener, None
             await listener.close()
@@ -329,6 +356,27 @@ class Broker(EmbeddedAPI):
         )
         log.info("AMQP 0-9-1 over TLS listening on %s:%d", config.host, listener.port)
         return listener
+
+    async def _start_mqtt(self, config: Config, loop: asyncio.AbstractEventLoop) -> None:
+        assert self.context is not None and self.node is not None
+        self.mqtt = MQTTContext(
+            self.context,
+            loop,
+            MQTTSettings(
+                exchange=config.mqtt_exchange,
+                vhost=config.mqtt_vhost or config.default_vhost,
+                anonymous=config.mqtt_anonymous,
+                anonymous_user=config.default_user,
+                inflight=config.mqtt_inflight,
+                max_session_expiry=config.mqtt_max_session_expiry,
+                maximum_packet_size=config.max_message_size + 65_536,
+            ),
+        )
+        self._mqtt_listener = await start_mqtt_listener(
+            self.mqtt, config.host, config.mqtt_port or 0
+        )
+        self.node.vhost_deleted.append(self._mqtt_listener.close_vhost)
+        log.info("MQTT listening on %s:%d", config.host, self._mqtt_listener.port)
 
     @property
     def amqps_port(self) -> int | None:

@@ -53,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--no-management", action="store_true", help="run without the management listener"
     )
+    serve.add_argument("--mqtt-port", type=int, help="MQTT port; 0 picks a free one (default 1883)")
+    serve.add_argument("--no-mqtt", action="store_true", help="run without the MQTT listener")
     admin_ctl.add_parser(commands)
     # The bench command parses its own options (pigeon.bench.command), imported only
     # when it runs: ``pigeon serve`` does not pay for the load generator.
@@ -130,11 +132,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             "log_level": args.log_level,
             "log_json": args.log_json,
             "management_port": args.management_port,
+            "mqtt_port": args.mqtt_port,
         }
         try:
             config = load(args.config, overrides=overrides)
             if args.no_management:
                 config = config.with_values({"management_port": "off"})
+            if args.no_mqtt:
+                config = config.with_values({"mqtt_port": "off"})
             if args.unsafe_no_fsync:
                 config = config.with_values({"fsync": False})
         except (ConfigError, OSError) as error:

@@ -27,6 +27,15 @@ class Config:
     log_level: str = "info"
     log_json: bool = False
     management_port: int | None = 15672
+    # MQTT 3.1.1/5.0 (None: no MQTT listener); MQTT topics are routing keys on mqtt_exchange.
+    mqtt_port: int | None = 1883
+    mqtt_exchange: str = "amq.topic"
+    # A username without "vhost:" logs in here (None: the default vhost).
+    mqtt_vhost: str | None = None
+    # Clients without a username, as the default user: "loopback", "always" or "never".
+    mqtt_anonymous: str = "loopback"
+    mqtt_inflight: int = 10
+    mqtt_max_session_expiry: int = 86_400
     heartbeat: int = 60
     frame_max: int = 131072
     channel_max: int = 2047
@@ -89,6 +98,11 @@ class Config:
             )
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be 0..65535, not {self.port}")
+        if self.mqtt_anonymous not in ("loopback", "always", "never"):
+            raise ConfigError(
+                'mqtt_anonymous must be "loopback", "always" or "never", '
+                f"not {self.mqtt_anonymous!r}"
+            )
         if self.paging_memory <= 0:
             raise ConfigError(f"paging_memory must be above 0, not {self.paging_memory}")
         if self.frame_max < 4096:
@@ -130,7 +144,13 @@ def _convert(name: str, current: Any, value: Any) -> Any:
         return value
     if name == "data_dir":
         return None if value in ("", ":memory:") else Path(value)
-    if name in ("management_port", "tls_port", "max_connections", "compress_threshold"):
+    if name in (
+        "management_port",
+        "tls_port",
+        "mqtt_port",
+        "max_connections",
+        "compress_threshold",
+    ):
         return None if value.lower() in ("", "none", "off") else int(value)
     if name in ("tls_certfile", "tls_keyfile", "tls_cafile", "audit_log", "encryption_key_file"):
         return Path(value) if value else None

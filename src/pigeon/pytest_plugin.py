@@ -12,6 +12,8 @@ Fixtures:
   so tests never see each other's queues. It has the in-process API
   (``publish``, ``get``, ``queue``, ``wait_for``, ``.sync``...) and ``amqp_url``.
 - ``amqp_url`` (function): the URL of that vhost, for any AMQP client.
+- ``mqtt_url`` (function): ``mqtt://127.0.0.1:PORT`` of the session broker's MQTT
+  listener (its default vhost; a username ``vhost:user`` picks another).
 - ``pigeon_async_broker`` (function, needs pytest-asyncio): a broker of its own
   running on the test's event loop (``async with Broker(...)``).
 
@@ -120,7 +122,7 @@ def pytest_runtest_makereport(
 @pytest.fixture(scope="session")
 def pigeon_config() -> Config:
     """Settings of the session broker: a free loopback port, in memory, no management."""
-    return Config(host="127.0.0.1", port=0, data_dir=None, management_port=None)
+    return Config(mqtt_port=0, host="127.0.0.1", port=0, data_dir=None, management_port=None)
 
 
 @pytest.fixture(scope="session")
@@ -145,6 +147,12 @@ def pigeon_vhost(pigeon_broker: Broker, request: pytest.FixtureRequest) -> Itera
 def amqp_url(pigeon_vhost: VhostView) -> str:
     """``amqp://guest:guest@127.0.0.1:PORT/<this test's vhost>``."""
     return pigeon_vhost.amqp_url
+
+
+@pytest.fixture
+def mqtt_url(pigeon_broker: Broker) -> str:
+    """``mqtt://127.0.0.1:PORT`` of the session broker's MQTT listener."""
+    return pigeon_broker.mqtt_url
 
 
 if HAVE_PYTEST_ASYNCIO:

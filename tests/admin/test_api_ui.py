@@ -83,7 +83,7 @@ def test_move_refusals(api: Api, uid: str) -> None:
 
 
 def test_moved_messages_survive_a_restart(tmp_path: Path, uid: str) -> None:
-    config = Config(port=0, data_dir=tmp_path, management_port=0)
+    config = Config(mqtt_port=0, port=0, data_dir=tmp_path, management_port=0)
     with Broker.in_thread(config) as broker:
         assert broker.management_url is not None
         api = Api(broker.management_url.rstrip("/"))
@@ -97,7 +97,9 @@ def test_moved_messages_survive_a_restart(tmp_path: Path, uid: str) -> None:
         node = api.get("/api/nodes")[0]
         assert node["store_bytes"] > 0
         assert node["db_dir"] == str(tmp_path)
-    with Broker.in_thread(Config(port=0, data_dir=tmp_path, management_port=0)) as broker:
+    with Broker.in_thread(
+        Config(mqtt_port=0, port=0, data_dir=tmp_path, management_port=0)
+    ) as broker:
         assert broker.management_url is not None
         api = Api(broker.management_url.rstrip("/"))
         assert api.get("/api/queues/%2F/src")["messages"] == 0

@@ -61,7 +61,7 @@ async def fill(channel: aio_pika.abc.AbstractChannel, queue: str, count: int) ->
 )
 async def test_confirm_waits_for_the_disk(tmp_path: Path, backlog: int) -> None:
     data = tmp_path / "data"
-    config = Config(port=0, data_dir=data, management_port=None)
+    config = Config(mqtt_port=0, port=0, data_dir=data, management_port=None)
     async with Broker(config) as broker:
         connection = await aio_pika.connect(broker.amqp_url)
         async with connection:
@@ -97,7 +97,9 @@ async def test_transient_paging_neither_delays_nor_frees_a_confirm(tmp_path: Pat
     """Transient messages paged out while the disk is stalled: the pager's writes (a file
     of their own, never synced) confirm nothing early and hold no confirm back."""
     data = tmp_path / "data"
-    config = Config(port=0, data_dir=data, management_port=None, paging_memory=1_000_000.0)
+    config = Config(
+        mqtt_port=0, port=0, data_dir=data, management_port=None, paging_memory=1_000_000.0
+    )
     async with Broker(config) as broker:
         connection = await aio_pika.connect(broker.amqp_url)
         async with connection:

@@ -363,7 +363,9 @@ def test_vhosts_are_separate_and_have_their_own_url(thread_broker: Broker) -> No
 
 
 def test_the_api_refuses_calls_after_the_broker_stopped(name: str) -> None:
-    with Broker.in_thread(Config(port=0, data_dir=None, management_port=None)) as stopped:
+    with Broker.in_thread(
+        Config(mqtt_port=0, port=0, data_dir=None, management_port=None)
+    ) as stopped:
         stopped.sync.declare_queue(name)
     with pytest.raises(RuntimeError, match="not running"):
         stopped.sync.publish("", name, b"x")

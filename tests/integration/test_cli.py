@@ -33,7 +33,18 @@ class Served:
 
 def _serve(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> Served:
     process = subprocess.Popen(
-        [sys.executable, "-m", "pigeon", "serve", "--port", "0", "--no-management", *args],
+        [
+            sys.executable,
+            "-m",
+            "pigeon",
+            "serve",
+            "--port",
+            "0",
+            "--no-management",
+            "--mqtt-port",
+            "0",
+            *args,
+        ],
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
@@ -170,7 +181,7 @@ def _refused(cwd: Path, *args: str, env: dict[str, str] | None = None) -> str:
 
 def test_a_data_dir_that_is_a_file_is_named(tmp_path: Path) -> None:
     (tmp_path / "data").write_text("not a folder")
-    line = _refused(tmp_path, "--port", "0", "--no-management", "--data-dir", "data")
+    line = _refused(tmp_path, "--port", "0", "--no-management", "--no-mqtt", "--data-dir", "data")
     assert "data_dir data is a file, not a folder" in line
 
 
@@ -184,7 +195,7 @@ def busy_port() -> Iterator[int]:
 
 
 def test_a_busy_amqp_port_names_the_setting(tmp_path: Path, busy_port: int) -> None:
-    line = _refused(tmp_path, "--port", str(busy_port), "--no-management",
+    line = _refused(tmp_path, "--port", str(busy_port), "--no-management", "--no-mqtt",
                     "--data-dir", "data")  # fmt: skip
     assert f"cannot listen on 127.0.0.1:{busy_port}" in line
     assert "set port (--port) or PIGEON_PORT to a free port" in line
@@ -193,7 +204,7 @@ def test_a_busy_amqp_port_names_the_setting(tmp_path: Path, busy_port: int) -> N
 def test_a_busy_management_port_is_found_before_amqp_listens(
     tmp_path: Path, busy_port: int
 ) -> None:
-    line = _refused(tmp_path, "--port", "0", "--management-port", str(busy_port),
+    line = _refused(tmp_path, "--port", "0", "--no-mqtt", "--management-port", str(busy_port),
                     "--data-dir", "data")  # fmt: skip
     assert "set management_port (--management-port) or PIGEON_MANAGEMENT_PORT" in line
     assert "listening" not in line
@@ -232,7 +243,7 @@ def test_a_missing_optional_package_names_the_extra(
     (tmp_path / "pigeon.toml").write_text(settings[setting])
     python_path = os.pathsep.join([str(tmp_path / "site"), os.environ.get("PYTHONPATH", "")])
     line = _refused(
-        tmp_path, "--config", "pigeon.toml", "--port", "0", "--no-management",
+        tmp_path, "--config", "pigeon.toml", "--port", "0", "--no-management", "--no-mqtt",
         "--data-dir", "data", env={"PYTHONPATH": python_path, "PIGEON_TEST_BLOCK": package},
     )  # fmt: skip
     assert line.endswith(

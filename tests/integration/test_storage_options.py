@@ -35,6 +35,7 @@ def test_compressed_and_encrypted_bodies_survive_a_restart(tmp_path: Path) -> No
     key_file = tmp_path / "key"
     key_file.write_text(os.urandom(32).hex())
     config = Config(
+        mqtt_port=0,
         port=0,
         data_dir=tmp_path / "data",
         management_port=None,
@@ -52,7 +53,11 @@ def test_a_wrong_key_stops_the_start_with_a_clear_error(tmp_path: Path) -> None:
     key_file = tmp_path / "key"
     key_file.write_text(os.urandom(16).hex())
     config = Config(
-        port=0, data_dir=tmp_path / "data", management_port=None, encryption_key_file=key_file
+        mqtt_port=0,
+        port=0,
+        data_dir=tmp_path / "data",
+        management_port=None,
+        encryption_key_file=key_file,
     )
     assert roundtrip(config, b"secret") == b"secret"
     key_file.write_text(os.urandom(16).hex())
@@ -65,6 +70,7 @@ def test_a_wrong_key_stops_the_start_with_a_clear_error(tmp_path: Path) -> None:
             "--port",
             "0",
             "--no-management",
+            "--no-mqtt",
             "--data-dir",
             str(tmp_path / "data"),
         ],
@@ -88,6 +94,7 @@ def test_unsafe_no_fsync_says_so_loudly(tmp_path: Path, flag: str) -> None:
             "--port",
             "0",
             "--no-management",
+            "--no-mqtt",
             "--data-dir",
             str(tmp_path / "data"),
             flag,

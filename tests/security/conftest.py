@@ -12,7 +12,9 @@ from pigeon.config import Config
 
 @pytest.fixture(scope="module")
 def broker() -> Iterator[Broker]:
-    with Broker.in_thread(Config(port=0, data_dir=None, management_port=None)) as running:
+    with Broker.in_thread(
+        Config(mqtt_port=0, port=0, data_dir=None, management_port=None)
+    ) as running:
         yield running
 
 

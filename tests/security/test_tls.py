@@ -118,6 +118,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 @pytest.fixture(scope="module")
 def tls_broker(pki: Pki) -> Iterator[Broker]:
     config = Config(
+        mqtt_port=0,
         port=0,
         data_dir=None,
         management_port=None,
@@ -246,6 +247,7 @@ def test_wrong_client_certificate_is_refused(tls_broker: Broker, pki: Pki) -> No
 def test_management_over_https(pki: Pki, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="pigeon")
     config = Config(
+        mqtt_port=0,
         port=0,
         data_dir=None,
         management_port=0,

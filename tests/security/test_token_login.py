@@ -30,7 +30,11 @@ def broker(key: rsa.RSAPrivateKey) -> Iterator[Broker]:
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     config = Config(
-        port=0, data_dir=None, management_port=None, tokens={"keys": {"k1": public.decode()}}
+        mqtt_port=0,
+        port=0,
+        data_dir=None,
+        management_port=None,
+        tokens={"keys": {"k1": public.decode()}},
     )
     with Broker.in_thread(config) as running:
         yield running

@@ -32,6 +32,9 @@ class LoginRefused(Exception):
         self.reason = reason
 
 
+ANONYMOUS = "ANONYMOUS"
+
+
 def _refused_text(mechanism: str) -> str:
     # RabbitMQ's words: the client learns nothing about which part was wrong.
     return (
@@ -123,6 +126,13 @@ class Authenticator:
         if name not in self.users.users:
             raise self._fail(name, peer, EXTERNAL, "no user named as the certificate's CN")
         return self._admit(name, peer, loopback, EXTERNAL)
+
+    def login_anonymous(self, name: str, *, peer: str, loopback: bool) -> Identity:
+        """A client without credentials, taken as user ``name`` (MQTT's anonymous clients
+        log in as RabbitMQ's default user); that user's rules (loopback only) apply."""
+        if name not in self.users.users:
+            raise self._fail(name, peer, ANONYMOUS, "no such user for anonymous clients")
+        return self._admit(name, peer, loopback, ANONYMOUS)
 
     def _admit(self, name: str, peer: str, loopback: bool, mechanism: str) -> Identity:
         user = self.users.users[name]

@@ -1,0 +1,75 @@
+"""CONNECT: the client id, the login and the vhost, RabbitMQ's MQTT way.
+
+- A username ``vhost:user`` logs in to that vhost; a plain one to the configured
+  MQTT vhost (RabbitMQ's ``mqtt.vhost``).
+- No username: the configured anonymous user (the default user, guest), from
+  loopback only unless configured otherwise (RabbitMQ's ``allow_anonymous`` with
+  a guest user that may connect from loopback only).
+- An empty client id: 5.0 gets an assigned one [MQTT-3.2.2-16]; 3.1.1 only with
+  a clean session, else return code 0x02 [MQTT-3.1.3-8].
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from pigeon.protocols.mqtt.packets import MQTT_5, Connect
+from pigeon.protocols.mqtt.reasons import ProtocolViolation, ReasonCode
+from pigeon.protocols.mqtt.settings import (
+    ANONYMOUS_ALWAYS,
+    ANONYMOUS_LOOPBACK,
+    MQTTSettings,
+)
+
+VHOST_SEPARATOR = ":"
+MAX_CLIENT_ID = 23  # 3.1.1: what a server must accept at least [MQTT-3.1.3-5]; we accept more
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    """Who a CONNECT says it is."""
+
+    client_id: str
+    assigned: bool  # the server chose the id (5.0 tells the client)
+    vhost: str
+    username: str | None  # None: anonymous
+    password: str
+
+
+def refuse(reason: ReasonCode, text: str) -> ProtocolViolation:
+    return ProtocolViolation(reason, text)
+
+
+def client_id_of(connect: Connect) -> tuple[str, bool]:
+    """The session's client id and whether the server assigned it."""
+    if connect.client_id:
+        return connect.client_id, False
+    if connect.protocol_level != MQTT_5 and not connect.clean_start:
+        raise refuse(
+            ReasonCode.CLIENT_IDENTIFIER_NOT_VALID,
+            "an empty client id needs a clean session",  # [MQTT-3.1.3-8]
+        )
+    return "pigeon-" + secrets.token_urlsafe(16), True
+
+
+def login_of(connect: Connect, settings: MQTTSettings, *, loopback: bool) -> Login:
+    client_id, assigned = client_id_of(connect)
+    vhost = settings.vhost
+    username = connect.username
+    if username is not None and VHOST_SEPARATOR in username:
+        vhost, username = username.split(VHOST_SEPARATOR, 1)
+    if connect.password is not None and username is None:
+        # [MQTT-3.1.2-22] in 3.1.1; 5.0 allows it, and RabbitMQ refuses it too.
+        raise refuse(ReasonCode.BAD_USER_NAME_OR_PASSWORD, "a password without a username")
+    try:
+        password = (connect.password or b"").decode("utf-8")
+    except UnicodeDecodeError:
+        raise refuse(ReasonCode.BAD_USER_NAME_OR_PASSWORD, "the password is not UTF-8") from None
+    if username is None:
+        allowed = settings.anonymous == ANONYMOUS_ALWAYS or (
+            settings.anonymous == ANONYMOUS_LOOPBACK and loopback
+        )
+        if not allowed:
+            raise refuse(ReasonCode.BAD_USER_NAME_OR_PASSWORD, "anonymous login refused")
+    return Login(client_id, assigned, vhost, username, password)

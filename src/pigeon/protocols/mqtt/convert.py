@@ -1,0 +1,132 @@
+"""MQTT topics and PUBLISH properties <-> the neutral message (docs/mqtt.md, docs/messages.md).
+
+Topics become routing keys on the MQTT exchange as RabbitMQ's MQTT plugin makes
+them: levels joined by ``.`` instead of ``/``, ``+`` as ``*``, ``#`` as ``#``,
+and a ``.`` inside a level carried as ``/`` (the two swap places), so a topic
+survives the round trip and AMQP clients bind with the keys they expect.
+
+The properties follow RabbitMQ's ``mc_mqtt``: QoS >= 1 makes a persistent
+message, user properties are headers (in order, repeats kept), correlation
+data is the correlation id, the response topic is ``reply_to`` (as a routing
+key), content type is content type, and the message expiry interval (seconds)
+is the TTL (milliseconds). The published QoS and payload format indicator,
+which no neutral field means, travel as annotations.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Final
+
+from pigeon.core.message import Header, Message, check_properties
+from pigeon.core.message import Properties as Neutral
+from pigeon.protocols.mqtt.packets import Publish
+from pigeon.protocols.mqtt.properties import NO_PROPERTIES
+from pigeon.protocols.mqtt.properties import Properties as MQTTProperties
+
+PROTOCOL: Final = "mqtt"
+# Annotations of values with no neutral meaning (core/message.py).
+QOS: Final = "mqtt.qos"
+PAYLOAD_FORMAT: Final = "mqtt.payload_format"
+
+_TO_KEY: Final = str.maketrans({"/": ".", ".": "/", "+": "*"})
+_TO_TOPIC: Final = str.maketrans({".": "/", "/": "."})
+
+
+def routing_key(topic: str) -> str:
+    """``a/b.c/+`` -> ``a.b/c.*`` (a topic name or a filter)."""
+    return topic.translate(_TO_KEY)
+
+
+def topic(key: str) -> str:
+    """The MQTT topic of a routing key (the inverse of :func:`routing_key` for names)."""
+    return key.translate(_TO_TOPIC)
+
+
+def neutral(publish: Publish, exchange: str) -> Message:
+    """The message a PUBLISH makes; raises PreconditionFailed for what no protocol carries."""
+    props = publish.properties
+    if props is NO_PROPERTIES:
+        properties = _PLAIN[min(publish.qos, 1)]
+    else:
+        properties = _neutral_properties(publish.qos, props)
+        check_properties(properties)
+    return Message(
+        exchange,
+        routing_key(publish.topic),
+        properties,
+        publish.payload,
+        time.monotonic_ns(),
+    )
+
+
+def _neutral_properties(qos: int, props: MQTTProperties) -> Neutral:
+    annotations: list[Header] = [(QOS, qos)]
+    if props.payload_format_indicator is not None:
+        annotations.append((PAYLOAD_FORMAT, props.payload_format_indicator))
+    expiry = props.message_expiry_interval
+    return Neutral(
+        durable=qos > 0,
+        ttl=None if expiry is None else expiry * 1000,
+        correlation_id=props.correlation_data,
+        reply_to=None if props.response_topic is None else routing_key(props.response_topic),
+        content_type=props.content_type,
+        headers=tuple(props.user_properties),
+        annotations=tuple(annotations),
+    )
+
+
+_PLAIN: Final = (
+    Neutral(durable=False, annotations=((QOS, 0),)),
+    Neutral(durable=True, annotations=((QOS, 1),)),
+)
+
+
+def published_qos(message: Message) -> int:
+    """The QoS a message was published with: MQTT's own, else 1 for a persistent
+    message of another protocol and 0 for a transient one (RabbitMQ's rule)."""
+    properties = message.properties
+    for name, value in properties.annotations:
+        if name == QOS and isinstance(value, int):
+            return value
+    return 1 if properties.durable else 0
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def mqtt_properties(message: Message, *, now: float | None = None) -> MQTTProperties:
+    """MQTT 5 properties of a delivery (3.1.1 carries none of them).
+
+    Header values that are not text are sent as their text (user properties are
+    UTF-8 pairs); the expiry left is the message's own, rounded up to whole seconds.
+    """
+    p = message.properties
+    expiry = None
+    if message.expires_at is not None and now is not None:
+        expiry = max(0, int(-(-(message.expires_at - now) // 1)))
+    elif p.ttl is not None:
+        expiry = -(-p.ttl // 1000)
+    payload_format = p.annotation(PAYLOAD_FORMAT)
+    if (
+        not p.headers
+        and p.correlation_id is None
+        and p.reply_to is None
+        and p.content_type is None
+        and expiry is None
+        and payload_format is None
+    ):
+        return NO_PROPERTIES
+    return MQTTProperties(
+        payload_format_indicator=payload_format if isinstance(payload_format, int) else None,
+        message_expiry_interval=expiry,
+        content_type=p.content_type,
+        response_topic=None if p.reply_to is None else topic(p.reply_to),
+        correlation_data=p.correlation_id,
+        user_properties=tuple((name, _text(value)) for name, value in p.headers),
+    )

@@ -1,0 +1,160 @@
+"""Outbound messages of one MQTT session: its core consumer and the QoS 1/2 flows.
+
+The session's queue hands messages to :class:`MQTTConsumer`; each goes out at
+the lower of its published QoS and the highest QoS granted by the matching
+subscriptions ([MQTT-3.3.5-1]). QoS 0 deliveries are acknowledged to the queue
+at once; QoS 1 ones on PUBACK; QoS 2 ones on PUBREC (the client has the
+message), their packet id kept until PUBCOMP ([MQTT-4.3.3-9]). At most
+``limit`` deliveries are unacknowledged (the inflight limit, lowered to a 5.0
+client's receive maximum [MQTT-3.3.4-7]). What is unacknowledged when the
+connection ends goes back to the queue, and is sent with DUP when the
+persistent session's client is back ([MQTT-4.4.0-1]).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from pigeon.core.consumer import Consumer
+from pigeon.protocols.mqtt import convert
+from pigeon.protocols.mqtt.packets import MQTT_5, Publish, Pubrel
+from pigeon.protocols.mqtt.properties import NO_PROPERTIES
+from pigeon.protocols.mqtt.reasons import protocol_error
+
+if TYPE_CHECKING:
+    from pigeon.core.ports import Scheduler
+    from pigeon.core.queue import Entry, Queue
+    from pigeon.protocols.mqtt.packets import Packet
+    from pigeon.protocols.mqtt.sessions import SessionState
+    from pigeon.protocols.mqtt.subscriptions import Subscriptions
+
+# Payload bytes one session sends in one turn at most; more once they are written.
+TURN_OUTPUT = 1 << 20
+_tags = itertools.count(1)
+
+
+class Outbound:
+    """Deliveries in flight to one client, by packet id."""
+
+    def __init__(
+        self,
+        version: int,
+        state: SessionState,
+        subscriptions: Subscriptions,
+        send: Callable[[Packet, int], None],
+        scheduler: Scheduler,
+        limit: int,
+    ) -> None:
+        self.version = version
+        self.state = state
+        self.subscriptions = subscriptions
+        self.send = send  # (packet, payload size)
+        self.scheduler = scheduler
+        self.limit = limit
+        self.inflight: dict[int, tuple[Entry, Queue]] = {}
+        self.next_id = 1
+        self.turn_bytes = 0
+        self.paused = False  # the transport's buffer is full
+        self.starved = False  # stopped at TURN_OUTPUT: dispatch again once written
+
+    def room(self) -> int:
+        if self.paused:
+            return 0
+        if self.turn_bytes >= TURN_OUTPUT:
+            self.starved = True
+            return 0
+        return self.limit - len(self.inflight) - len(self.state.awaiting_complete)
+
+    def resend_releases(self) -> None:
+        """A resumed session: PUBREL again for what waited for PUBCOMP [MQTT-4.4.0-1]."""
+        for packet_id in sorted(self.state.awaiting_complete):
+            self.send(Pubrel(packet_id), 0)
+
+    def _packet_id(self) -> int:
+        used_a, used_b = self.inflight, self.state.awaiting_complete
+        packet_id = self.next_id
+        while packet_id in used_a or packet_id in used_b:
+            packet_id = packet_id % 65_535 + 1
+        self.next_id = packet_id % 65_535 + 1
+        return packet_id
+
+    def deliver(self, queue: Queue, entry: Entry) -> None:
+        message = entry.message
+        topic = convert.topic(message.routing_key)
+        match = self.subscriptions.match(topic)
+        qos = min(convert.published_qos(message), match.qos)
+        packet_id = None
+        if qos:
+            packet_id = self._packet_id()
+            self.inflight[packet_id] = (entry, queue)
+        properties = NO_PROPERTIES
+        if self.version == MQTT_5:
+            properties = convert.mqtt_properties(message, now=self.scheduler.time())
+            if match.identifiers:
+                properties = replace(properties, subscription_identifiers=match.identifiers)
+        publish = Publish(
+            topic,
+            message.body,
+            qos=qos,
+            dup=bool(qos) and entry.redelivered,
+            packet_id=packet_id,
+            properties=properties,
+        )
+        self.turn_bytes += len(message.body)
+        self.send(publish, len(message.body))
+        if not qos:
+            queue.ack_many((entry,))
+
+    def acknowledged(self, packet_id: int, *, released: bool) -> bool:
+        """PUBACK (``released``: the QoS 1 flow ends) or PUBREC (QoS 2: PUBCOMP to come).
+        False if the packet id is unknown."""
+        taken = self.inflight.pop(packet_id, None)
+        if taken is None:
+            return False
+        entry, queue = taken
+        queue.ack_many((entry,))
+        if not released:
+            self.state.awaiting_complete.add(packet_id)
+        queue.dispatch()
+        return True
+
+    def completed(self, packet_id: int) -> None:
+        """PUBCOMP: the QoS 2 delivery is over."""
+        if packet_id not in self.state.awaiting_complete:
+            raise protocol_error(f"PUBCOMP for unknown packet id {packet_id}")
+        self.state.awaiting_complete.discard(packet_id)
+
+    def requeue_all(self) -> None:
+        """The connection ended: what was not acknowledged goes back to its queue."""
+        by_queue: dict[Queue, list[Entry]] = {}
+        for entry, queue in self.inflight.values():
+            by_queue.setdefault(queue, []).append(entry)
+        self.inflight.clear()
+        for queue, entries in by_queue.items():
+            queue.requeue(entries)
+
+
+class MQTTConsumer(Consumer):
+    """The core consumer of a session's queue."""
+
+    __slots__ = ("gone", "outbound")
+
+    def __init__(self, outbound: Outbound, owner: object, gone: Callable[[], None]) -> None:
+        super().__init__(f"mqtt-{next(_tags)}", owner=owner)
+        self.outbound = outbound
+        self.gone = gone
+
+    def can_deliver(self) -> bool:
+        return self.outbound.room() > 0
+
+    def room(self) -> int:
+        return max(0, self.outbound.room())
+
+    def deliver(self, queue: Queue, entry: Entry) -> None:
+        self.outbound.deliver(queue, entry)
+
+    def cancelled_by_broker(self) -> None:
+        self.gone()

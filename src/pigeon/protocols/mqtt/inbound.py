@@ -1,0 +1,150 @@
+"""PUBLISH, PUBREL, SUBSCRIBE and UNSUBSCRIBE from a client, through the operations layer.
+
+PUBLISH: QoS 0 is routed; QoS 1 is answered with PUBACK once routed (and on
+disk: see ``MQTTSession._send_acks``); QoS 2 with PUBREC, its packet id kept
+until PUBREL so that a PUBLISH sent again with DUP is not routed twice
+([MQTT-4.3.3-10]). A publish the user may not make: 3.1.1 closes the
+connection (it has no way to say so); 5.0 answers PUBACK/PUBREC 0x87, or
+DISCONNECT 0x87 at QoS 0 (RabbitMQ 3.13's answers).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pigeon.errors import AccessRefused, PigeonError
+from pigeon.protocols.mqtt import convert
+from pigeon.protocols.mqtt.opening import ensure_queue
+from pigeon.protocols.mqtt.packets import (
+    MQTT_5,
+    Packet,
+    Puback,
+    Pubcomp,
+    Publish,
+    Pubrec,
+    Suback,
+    Subscribe,
+    SubscriptionOptions,
+    Unsuback,
+    Unsubscribe,
+)
+from pigeon.protocols.mqtt.reasons import ProtocolViolation, ReasonCode
+from pigeon.protocols.mqtt.subscriptions import Subscription
+from pigeon.protocols.mqtt.topics import check_topic_name, parse_filter
+
+if TYPE_CHECKING:
+    from pigeon.protocols.mqtt.session import MQTTSession
+
+
+def _answer(session: MQTTSession, publish: Publish, reason: ReasonCode) -> Packet:
+    assert publish.packet_id is not None
+    if session.version != MQTT_5:
+        reason = ReasonCode.SUCCESS
+    if publish.qos == 1:
+        return Puback(publish.packet_id, reason)
+    return Pubrec(publish.packet_id, reason)
+
+
+def publish(session: MQTTSession, packet: Publish) -> None:
+    client, state = session.client, session.state
+    assert client is not None and state is not None
+    if packet.properties.topic_alias is not None:
+        # We offer no topic aliases (Topic Alias Maximum absent means 0) [MQTT-3.3.2-8].
+        raise ProtocolViolation(ReasonCode.TOPIC_ALIAS_INVALID, "topic aliases are not offered")
+    check_topic_name(packet.topic)
+    qos = packet.qos
+    if qos == 2 and packet.packet_id in state.awaiting_release:
+        session.acks.append(_answer(session, packet, ReasonCode.SUCCESS))  # a resend: once only
+        return
+    exchange = session.settings.exchange
+    key = convert.routing_key(packet.topic)
+    try:
+        target = client.publish_target(exchange, key, None)
+    except AccessRefused as error:
+        if session.version != MQTT_5 or qos == 0:
+            raise ProtocolViolation(ReasonCode.NOT_AUTHORIZED, error.text) from None
+        session.send(_answer(session, packet, ReasonCode.NOT_AUTHORIZED))
+        return
+    try:
+        message = convert.neutral(packet, exchange)
+    except PigeonError as error:
+        raise ProtocolViolation(ReasonCode.PAYLOAD_FORMAT_INVALID, error.text) from None
+    if packet.retain:
+        retained = session.context.retained
+        if retained is None:
+            if session.version == MQTT_5:
+                raise ProtocolViolation(ReasonCode.RETAIN_NOT_SUPPORTED, "no retained messages")
+        else:
+            retained.retain(client.vhost.name, packet.topic, message if packet.payload else None)
+    routed, _ = client.vhost.publish(message, target)
+    session.published = True
+    if qos == 0:
+        return
+    if qos == 2:
+        assert packet.packet_id is not None
+        state.awaiting_release.add(packet.packet_id)
+    reason = ReasonCode.SUCCESS if routed else ReasonCode.NO_MATCHING_SUBSCRIBERS
+    session.acks.append(_answer(session, packet, reason))
+
+
+def release(session: MQTTSession, packet_id: int) -> None:
+    """PUBREL: the QoS 2 publish is over; its packet id may be used again."""
+    state = session.state
+    assert state is not None
+    if packet_id in state.awaiting_release:
+        state.awaiting_release.discard(packet_id)
+        reason = ReasonCode.SUCCESS
+    else:
+        reason = ReasonCode.PACKET_IDENTIFIER_NOT_FOUND
+    if session.version != MQTT_5:
+        reason = ReasonCode.SUCCESS
+    # Behind the PUBREC it answers, which may wait for the disk.
+    session.acks.append(Pubcomp(packet_id, reason))
+
+
+def subscribe(session: MQTTSession, packet: Subscribe) -> None:
+    client, subscriptions = session.client, session.subscriptions
+    assert client is not None and subscriptions is not None
+    identifiers = packet.properties.subscription_identifiers
+    identifier = identifiers[0] if identifiers else None
+    codes: list[ReasonCode] = []
+    for topic_filter, options in packet.subscriptions:
+        try:
+            _matched, shared = parse_filter(topic_filter, shared_allowed=session.version == MQTT_5)
+            if shared is not None:
+                raise ProtocolViolation(
+                    ReasonCode.SHARED_SUBSCRIPTIONS_NOT_SUPPORTED, "no shared subscriptions"
+                )
+            granted = SubscriptionOptions(
+                qos=min(options.qos, 2),
+                no_local=options.no_local,
+                retain_as_published=options.retain_as_published,
+                retain_handling=options.retain_handling,
+            )
+            ensure_queue(session)
+            subscriptions.add(client, Subscription(topic_filter, granted, identifier))
+            codes.append(ReasonCode(granted.qos))
+        except ProtocolViolation as violation:
+            codes.append(violation.reason)
+        except AccessRefused:
+            codes.append(ReasonCode.NOT_AUTHORIZED)  # 3.1.1: 0x80
+        except PigeonError:
+            codes.append(ReasonCode.UNSPECIFIED_ERROR)
+    session.send(Suback(packet.packet_id, tuple(codes)))
+    if session.queue is not None:
+        session.queue.dispatch()
+
+
+def unsubscribe(session: MQTTSession, packet: Unsubscribe) -> None:
+    client, subscriptions = session.client, session.subscriptions
+    assert client is not None and subscriptions is not None
+    codes: list[ReasonCode] = []
+    for topic_filter in packet.topic_filters:
+        try:
+            found = subscriptions.remove(client, topic_filter)
+            codes.append(ReasonCode.SUCCESS if found else ReasonCode.NO_SUBSCRIPTION_EXISTED)
+        except AccessRefused:
+            codes.append(ReasonCode.NOT_AUTHORIZED)
+        except PigeonError:
+            codes.append(ReasonCode.UNSPECIFIED_ERROR)
+    session.send(Unsuback(packet.packet_id, tuple(codes) if session.version == MQTT_5 else ()))

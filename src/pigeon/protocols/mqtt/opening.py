@@ -1,0 +1,174 @@
+"""A session's start after its login, and its end: vhost, takeover, queue, will.
+
+Start: the vhost must let the user in (else CONNACK 0x87 / 3.1.1 0x05); the
+client id is claimed (an earlier connection with it is taken over); a clean
+session drops what an earlier one left, a persistent one resumes its queue and
+subscriptions. End: deliveries in flight go back to the queue, a clean
+session's queue goes, and the will is published unless the client said
+DISCONNECT (5.0: after its delay, unless the client is back by then).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from pigeon.errors import AccessRefused, NotAllowed, PigeonError
+from pigeon.operations.client import Client
+from pigeon.protocols.mqtt import convert
+from pigeon.protocols.mqtt.delivery import Outbound
+from pigeon.protocols.mqtt.packets import MQTT_5, Connack, Publish, Will
+from pigeon.protocols.mqtt.properties import NO_PROPERTIES
+from pigeon.protocols.mqtt.reasons import ProtocolViolation, ReasonCode
+from pigeon.protocols.mqtt.subscriptions import Subscriptions, queue_name
+
+if TYPE_CHECKING:
+    from pigeon.auth.authorization import Identity
+    from pigeon.core.queue import Queue
+    from pigeon.protocols.mqtt.session import MQTTSession
+
+log = logging.getLogger("pigeon.mqtt")
+
+
+def _session_expiry(session: MQTTSession) -> int:
+    """Seconds the session outlives the connection: 5.0's Session Expiry Interval; 3.1.1:
+    none for a clean session, else the broker's maximum (RabbitMQ's rule)."""
+    connect = session.connect
+    assert connect is not None
+    maximum = session.settings.max_session_expiry
+    if connect.protocol_level == MQTT_5:
+        return min(connect.properties.session_expiry_interval or 0, maximum)
+    return 0 if connect.clean_start else maximum
+
+
+def open_session(session: MQTTSession, identity: Identity) -> None:
+    connect, login = session.connect, session.login
+    assert connect is not None and login is not None
+    context = session.context
+    services = context.services
+    vhost = services.node.vhosts.get(login.vhost)
+    try:
+        if vhost is None:
+            raise NotAllowed(f"vhost {login.vhost} not found")
+        services.authenticator.check_vhost(identity, login.vhost)
+    except NotAllowed as error:
+        raise ProtocolViolation(ReasonCode.NOT_AUTHORIZED, error.text) from None
+    try:
+        services.limits.open(login.vhost, identity.name)
+    except NotAllowed as error:
+        raise ProtocolViolation(ReasonCode.QUOTA_EXCEEDED, error.text) from None
+    session._counted = True
+    session.identity = identity
+    client = session.client = Client(services, vhost, identity, owner=session)
+    registry = context.registry
+    registry.claim(login.vhost, login.client_id, session)
+    session.session_expiry = expiry = _session_expiry(session)
+    clean = connect.clean_start
+    state, _ = registry.state(login.vhost, login.client_id, clean=clean)
+    session.state = state
+    name = queue_name(login.client_id)
+    existing = vhost.queues.get(name)
+    if clean and existing is not None:
+        try:
+            client.delete_queue(name)
+        except PigeonError as error:
+            raise ProtocolViolation(ReasonCode.NOT_AUTHORIZED, error.text) from None
+        existing = None
+    subscriptions = session.subscriptions = Subscriptions(
+        context.settings.exchange, login.client_id
+    )
+    limit = context.settings.inflight
+    if connect.protocol_level == MQTT_5 and connect.properties.receive_maximum:
+        limit = min(limit, connect.properties.receive_maximum)  # [MQTT-3.3.4-9]
+    session.outbound = outbound = Outbound(
+        session.version, state, subscriptions, session.send, context.scheduler, limit
+    )
+    session.will = connect.will
+    session.keepalive_seconds = connect.keepalive
+    session.decoder.maximum_packet_size = context.settings.maximum_packet_size
+    present = existing is not None and not clean
+    properties = NO_PROPERTIES
+    if session.version == MQTT_5:
+        properties = session.server_properties(login.client_id if login.assigned else None)
+    session.send(Connack(present, ReasonCode.SUCCESS, properties))
+    session.opened()
+    log.debug("MQTT session %r of %s (expiry %d s)", login.client_id, identity.name, expiry)
+    outbound.resend_releases()
+    if existing is not None:
+        subscriptions.restore(existing, client)
+        session.start_consuming(existing)
+
+
+def ensure_queue(session: MQTTSession) -> Queue:
+    """The session's queue, declared at its first subscription (as RabbitMQ does)."""
+    client, subscriptions = session.client, session.subscriptions
+    assert client is not None and subscriptions is not None
+    if session.queue is not None:
+        return session.queue
+    name = subscriptions.queue_name
+    if session.session_expiry:
+        declared = client.declare_queue(
+            name, durable=True, arguments={"x-expires": session.session_expiry * 1000}
+        )
+    else:
+        declared = client.declare_queue(name, exclusive=True, auto_delete=False)
+    queue = client.queue_to_read(declared.queue.name)
+    session.start_consuming(queue)
+    return queue
+
+
+def close_session(session: MQTTSession, *, will: bool) -> None:
+    outbound, consumer, queue = session.outbound, session.consumer, session.queue
+    if outbound is not None:
+        outbound.paused = True  # nothing more for this connection
+        outbound.requeue_all()
+    if consumer is not None and queue is not None:
+        queue.remove_consumer(consumer)
+    session.consumer = session.queue = None
+    client, login, state = session.client, session.login, session.state
+    if client is None or login is None:
+        return
+    client.vhost.delete_owned_by(session)
+    registry = session.context.registry
+    registry.release(login.vhost, login.client_id, session)
+    if state is not None and not session.session_expiry:
+        registry.forget(state)
+    if will and session.will is not None:
+        _schedule_will(session, session.will)
+    if session._counted:
+        session._counted = False
+        assert session.identity is not None
+        session.context.services.limits.close(login.vhost, session.identity.name)
+
+
+def _schedule_will(session: MQTTSession, will: Will) -> None:
+    """Publish now, or after the will delay if the session outlives the connection:
+    whichever of the delay and the session's end comes first [MQTT-3.1.3-9]."""
+    delay = will.properties.will_delay_interval or 0
+    delay = min(delay, session.session_expiry)
+    state = session.state
+    if delay <= 0 or state is None:
+        publish_will(session, will)
+        return
+
+    def due() -> None:
+        state.will_timer = None
+        publish_will(session, will)
+
+    state.will_timer = session.context.scheduler.call_later(delay, due)
+
+
+def publish_will(session: MQTTSession, will: Will) -> None:
+    client = session.client
+    assert client is not None
+    packet = Publish(will.topic, will.payload, will.qos, will.retain, properties=will.properties)
+    exchange = session.settings.exchange
+    try:
+        target = client.publish_target(exchange, convert.routing_key(will.topic), None)
+        message = convert.neutral(packet, exchange)
+        client.vhost.publish(message, target)
+        client.vhost.dispatch_due()
+    except AccessRefused as error:
+        log.info("will of %s not published: %s", session.peer.address, error.text)
+    except PigeonError as error:
+        log.info("will of %s not published: %s", session.peer.address, error.text)

@@ -1,0 +1,430 @@
+"""One MQTT client connection, sans-IO: bytes in, packets handled, bytes out.
+
+:class:`MQTTSession` implements :class:`pigeon.transport.session.Session`, so
+the shared asyncio glue drives it (turns, output, the connect timeout, the
+keep-alive). Packets are decoded by :class:`~.codec.Decoder`; the requests they
+make go through the operations layer (:class:`pigeon.operations.client.Client`),
+which checks every permission. PUBLISH, SUBSCRIBE and UNSUBSCRIBE are handled
+in :mod:`.inbound`, deliveries in :mod:`.delivery`.
+
+A protocol violation closes the connection: a 5.0 client gets DISCONNECT with
+the reason code first [MQTT-4.13.1-1]; a refused CONNECT gets its CONNACK.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from pigeon.auth.authenticator import LoginRefused
+from pigeon.auth.authorization import Identity
+from pigeon.auth.gate import LoginAttempt
+from pigeon.operations.client import Client
+from pigeon.operations.sessions import SessionInfo
+from pigeon.protocols.mqtt import inbound, opening
+from pigeon.protocols.mqtt.codec import Decoder, encode
+from pigeon.protocols.mqtt.connect import Login, login_of
+from pigeon.protocols.mqtt.delivery import MQTTConsumer, Outbound
+from pigeon.protocols.mqtt.packets import (
+    MQTT_3_1_1,
+    MQTT_5,
+    Connack,
+    Connect,
+    Disconnect,
+    Packet,
+    Pingreq,
+    Pingresp,
+    Puback,
+    Pubcomp,
+    Publish,
+    Pubrec,
+    Pubrel,
+    Subscribe,
+    Unsubscribe,
+    Will,
+)
+from pigeon.protocols.mqtt.properties import Properties
+from pigeon.protocols.mqtt.reasons import ProtocolViolation, ReasonCode, protocol_error
+from pigeon.protocols.mqtt.sessions import SessionState
+from pigeon.protocols.mqtt.subscriptions import Subscriptions
+from pigeon.transport.session import Keepalive, Peer, Phase, SessionFactory, Waiter
+
+if TYPE_CHECKING:
+    from pigeon.core.queue import Queue
+    from pigeon.core.vhost import VirtualHost
+    from pigeon.protocols.mqtt.settings import MQTTContext
+
+log = logging.getLogger("pigeon.mqtt")
+
+PROTOCOL_NAMES = {MQTT_3_1_1: "MQTT 3.1.1", MQTT_5: "MQTT 5.0"}
+
+
+class MQTTSession:
+    """One MQTT connection and the session it serves."""
+
+    def __init__(self, context: MQTTContext, peer: Peer, want_flush: Callable[[], None]) -> None:
+        self.context = context
+        self.settings = context.settings
+        self.peer = peer
+        self.want_flush = want_flush
+        self.decoder = Decoder()
+        self.version = MQTT_5
+        self._phase = Phase.HANDSHAKE
+        self._pending: deque[Packet] = deque()
+        self._violation: ProtocolViolation | None = None
+        self._out: list[bytes] = []
+        self._attempt: LoginAttempt | None = None
+        self._logging_in = False
+        self._resume: Callable[[], object] | None = None
+        self.connect: Connect | None = None
+        self.login: Login | None = None
+        self.identity: Identity | None = None
+        self.client: Client | None = None
+        self.state: SessionState | None = None
+        self.subscriptions: Subscriptions | None = None
+        self.outbound: Outbound | None = None
+        self.consumer: MQTTConsumer | None = None
+        self.queue: Queue | None = None
+        self.session_expiry = 0
+        self.keepalive_seconds = 0
+        self.will: Will | None = None
+        self.acks: list[Packet] = []  # QoS 1/2 answers of this turn, sent once on disk
+        self._syncing = 0
+        self._counted = False
+        self.ended = False
+        self.published = False
+
+    # -- the transport's Session ---------------------------------------------------------
+
+    @property
+    def phase(self) -> Phase:
+        return self._phase
+
+    @property
+    def blocked(self) -> bool:
+        return False
+
+    @property
+    def vhost(self) -> VirtualHost:
+        assert self.client is not None
+        return self.client.vhost
+
+    @property
+    def vhost_name(self) -> str | None:
+        return self.client.vhost.name if self.client is not None else None
+
+    def receive_data(self, data: bytes) -> None:
+        if self._violation is not None:
+            return
+        try:
+            self._pending.extend(self.decoder.feed(data))
+        except ProtocolViolation as violation:
+            self._pending.extend(violation.packets)
+            self._violation = violation
+
+    def process(self, budget: int) -> bool:
+        self.published = False
+        pending = self._pending
+        while pending and budget > 0 and not self._logging_in and not self.ended:
+            packet = pending.popleft()
+            budget -= 1
+            try:
+                self.handle(packet)
+            except ProtocolViolation as violation:
+                self.fail(violation)
+        if not pending and self._violation is not None and not self._logging_in:
+            late, self._violation = self._violation, None
+            self.fail(late)
+        if self.client is not None:
+            self.client.vhost.dispatch_due()
+        self._send_acks()
+        if self._out or self._phase is not Phase.OPEN:
+            self.want_flush()
+        return bool(pending) and not self._logging_in and not self.ended
+
+    def throttle(self) -> Waiter | None:
+        if self._logging_in:
+            return self._wait_login
+        store = self.context.services.node.store
+        if self.published and store is not None and store.queued_writes > 20_000:
+            return store.sync
+        return None
+
+    def _wait_login(self, resume: Callable[[], object]) -> None:
+        self._resume = resume
+
+    def data_to_send(self) -> bytes:
+        out, self._out = self._out, []
+        if self.outbound is not None:
+            self.outbound.turn_bytes = 0
+        return b"".join(out)
+
+    def output_flushed(self) -> None:
+        outbound = self.outbound
+        if outbound is not None and outbound.starved:
+            outbound.starved = False
+            self._dispatch()
+
+    def pause_output(self) -> None:
+        if self.outbound is not None:
+            self.outbound.paused = True
+
+    def resume_output(self) -> None:
+        if self.outbound is not None:
+            self.outbound.paused = False
+            self._dispatch()
+
+    def keepalive(self) -> Keepalive | None:
+        """The client must send something within 1.5 times its keep-alive [MQTT-3.1.2-24];
+        the server sends nothing of its own (PINGRESP only answers)."""
+        seconds = self.keepalive_seconds
+        if not seconds:
+            return None
+        return Keepalive(tick=min(seconds / 2, 5.0), timeout=1.5 * seconds, send=False)
+
+    def send_heartbeat(self) -> None:
+        pass
+
+    def internal_error(self) -> None:
+        self.close(ReasonCode.UNSPECIFIED_ERROR)
+
+    def shutdown(self) -> None:
+        self.close(ReasonCode.SERVER_SHUTTING_DOWN, will=False)
+
+    def connection_lost(self) -> None:
+        self.end(will=True)
+
+    # -- output ----------------------------------------------------------------------
+
+    def send(self, packet: Packet, size: int = 0) -> None:
+        self._out.append(encode(packet, self.version))
+        self.want_flush()
+
+    def _send_acks(self) -> None:
+        """PUBACK/PUBREC go out once what the publishes wrote is on disk (the rule of
+        AMQP's publisher confirms: the store's barrier covers every write before it)."""
+        acks = self.acks
+        if not acks:
+            return
+        self.acks = []
+        store = self.context.services.node.store
+        if store is None or (store.durable >= store.written and not self._syncing):
+            for packet in acks:
+                self.send(packet)
+            return
+        self._syncing += 1
+        store.sync(lambda: self._synced(acks))
+
+    def _synced(self, acks: list[Packet]) -> None:
+        self._syncing -= 1
+        if not self.ended:
+            for packet in acks:
+                self.send(packet)
+
+    # -- packets ---------------------------------------------------------------------
+
+    def handle(self, packet: Packet) -> None:
+        kind = type(packet)
+        if kind is Publish:
+            assert isinstance(packet, Publish)
+            inbound.publish(self, packet)
+        elif kind is Puback:
+            assert isinstance(packet, Puback) and self.outbound is not None
+            self.outbound.acknowledged(packet.packet_id, released=True)
+        elif kind is Pubrec:
+            assert isinstance(packet, Pubrec) and self.outbound is not None
+            known = self.outbound.acknowledged(packet.packet_id, released=False)
+            if known or packet.packet_id in self.outbound.state.awaiting_complete:
+                self.send(Pubrel(packet.packet_id))
+            elif self.version == MQTT_5:
+                self.send(Pubrel(packet.packet_id, ReasonCode.PACKET_IDENTIFIER_NOT_FOUND))
+        elif kind is Pubrel:
+            assert isinstance(packet, Pubrel)
+            inbound.release(self, packet.packet_id)
+        elif kind is Pubcomp:
+            assert isinstance(packet, Pubcomp) and self.outbound is not None
+            self.outbound.completed(packet.packet_id)
+            self._dispatch()
+        elif kind is Subscribe:
+            assert isinstance(packet, Subscribe)
+            inbound.subscribe(self, packet)
+        elif kind is Unsubscribe:
+            assert isinstance(packet, Unsubscribe)
+            inbound.unsubscribe(self, packet)
+        elif kind is Pingreq:
+            self.send(Pingresp())
+        elif kind is Disconnect:
+            assert isinstance(packet, Disconnect)
+            self._disconnected(packet)
+        elif kind is Connect:
+            assert isinstance(packet, Connect)
+            self._connect(packet)
+        else:
+            raise protocol_error(f"unexpected {kind.__name__}")  # AUTH without a method
+
+    def _disconnected(self, packet: Disconnect) -> None:
+        """The client's DISCONNECT: no will, unless 5.0's 0x04 asks for it [MQTT-3.14.4-3]."""
+        self._phase = Phase.CLOSED
+        self.end(will=packet.reason_code == ReasonCode.DISCONNECT_WITH_WILL_MESSAGE)
+
+    def fail(self, violation: ProtocolViolation) -> None:
+        log.info("closing MQTT connection %s: %s", self.peer.address, violation)
+        if self.connect is not None and self.outbound is None:
+            self._refuse(violation.reason)  # a CONNECT answered with its CONNACK
+        else:
+            self.close(violation.reason)
+
+    def close(self, reason: ReasonCode, *, will: bool = True) -> None:
+        """Close from our side; a connected 5.0 client is told why first."""
+        if self.version == MQTT_5 and self.outbound is not None and not self.ended:
+            self.send(Disconnect(reason))
+        self._phase = Phase.CLOSED
+        self.want_flush()
+        self.end(will=will)
+
+    def taken_over(self) -> None:
+        """Another connection CONNECTed with this client id [MQTT-3.1.4-3]."""
+        self.close(ReasonCode.SESSION_TAKEN_OVER)
+
+    # -- CONNECT ---------------------------------------------------------------------
+
+    def _connect(self, packet: Connect) -> None:
+        self.version = packet.protocol_level
+        self.connect = packet
+        self.login = login = login_of(packet, self.settings, loopback=self.peer.loopback)
+        services = self.context.services
+        if login.username is None:
+            try:
+                outcome: Identity | BaseException = services.authenticator.login_anonymous(
+                    self.settings.anonymous_user,
+                    peer=self.peer.address,
+                    loopback=self.peer.loopback,
+                )
+            except LoginRefused as refused:
+                outcome = refused
+            self._logged_in(outcome)
+            return
+        credentials = (login.username, login.password)
+        gate = services.logins
+        if gate is None:
+            try:
+                outcome = services.authenticator.login(
+                    "PLAIN", credentials, peer=self.peer.address, loopback=self.peer.loopback
+                )
+            except LoginRefused as refused:
+                outcome = refused
+            self._logged_in(outcome)
+            return
+        self._logging_in = True
+        self._attempt = gate.login(
+            "PLAIN",
+            credentials,
+            peer=self.peer.address,
+            loopback=self.peer.loopback,
+            certificate=self.peer.certificate,
+            answer=self._logged_in,
+        )
+
+    def _logged_in(self, outcome: Identity | BaseException) -> None:
+        self._attempt = None
+        waiting, self._logging_in = self._logging_in, False
+        if self.ended:
+            return
+        if isinstance(outcome, LoginRefused):
+            self._refuse(ReasonCode.BAD_USER_NAME_OR_PASSWORD)
+        elif isinstance(outcome, BaseException):
+            log.error("login check failed on %s", self.peer.address, exc_info=outcome)
+            self._refuse(ReasonCode.UNSPECIFIED_ERROR)
+        else:
+            try:
+                self._open(outcome)
+            except ProtocolViolation as violation:
+                self._refuse(violation.reason)
+        self.want_flush()
+        if waiting and self._resume is not None:
+            resume, self._resume = self._resume, None
+            resume()
+
+    def _refuse(self, reason: ReasonCode) -> None:
+        """CONNACK with a failure, then close [MQTT-3.2.2-5]."""
+        self.send(Connack(False, reason))
+        self._phase = Phase.CLOSED
+        self._pending.clear()
+        self.end(will=False)
+
+    def _open(self, identity: Identity) -> None:
+        opening.open_session(self, identity)
+
+    def opened(self) -> None:
+        self._phase = Phase.OPEN
+
+    def server_properties(self, assigned: str | None) -> Properties:
+        """What a 5.0 CONNACK says of this server (§3.2.2.3)."""
+        settings = self.settings
+        return Properties(
+            assigned_client_identifier=assigned,
+            receive_maximum=settings.receive_maximum,
+            retain_available=self.context.retained is not None,
+            maximum_packet_size=settings.maximum_packet_size,
+            shared_subscription_available=False,
+            subscription_identifier_available=True,
+            wildcard_subscription_available=True,
+        )
+
+    def describe(self) -> SessionInfo:
+        login = self.login
+        return SessionInfo(
+            protocol=PROTOCOL_NAMES.get(self.version, "MQTT"),
+            peer=self.peer.address,
+            user=self.identity.name if self.identity is not None else "",
+            vhost=self.vhost_name,
+            channels=1,
+            client_properties={"client_id": login.client_id} if login is not None else {},
+            mechanism=self.identity.mechanism if self.identity is not None else "",
+            tls=self.peer.tls,
+            extras={"keepalive": self.keepalive_seconds, "clean_session": self._clean()},
+        )
+
+    def _clean(self) -> bool:
+        return self.connect.clean_start if self.connect is not None else True
+
+    # -- consuming ---------------------------------------------------------------------
+
+    def start_consuming(self, queue: Queue) -> None:
+        assert self.client is not None and self.outbound is not None
+        if self.consumer is not None:
+            return
+        self.queue = queue
+        consumer = MQTTConsumer(self.outbound, self, self._queue_gone)
+        self.consumer = self.client.consume(queue, consumer)
+        queue.dispatch()
+
+    def _queue_gone(self) -> None:
+        self.consumer = None
+        self.queue = None
+
+    def _dispatch(self) -> None:
+        if self.queue is not None and self.consumer is not None:
+            self.queue.dispatch()
+
+    # -- the end -----------------------------------------------------------------------
+
+    def end(self, *, will: bool) -> None:
+        """Let go of the connection's state; the session stays if it is persistent."""
+        if self.ended:
+            return
+        self.ended = True
+        self._pending.clear()
+        if self._attempt is not None:
+            self._attempt.cancel()
+            self._attempt = None
+        opening.close_session(self, will=will)
+
+
+def session_factory(context: MQTTContext) -> SessionFactory[MQTTSession]:
+    def make(peer: Peer, want_flush: Callable[[], None]) -> MQTTSession:
+        return MQTTSession(context, peer, want_flush)
+
+    return make

@@ -1,0 +1,58 @@
+"""What every MQTT connection of a broker shares: settings, the client-id registry, hooks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from pigeon.core.message import Message
+from pigeon.core.ports import Scheduler
+from pigeon.operations.services import Services
+from pigeon.protocols.mqtt.sessions import SessionRegistry
+
+ANONYMOUS_LOOPBACK = "loopback"  # anonymous clients from loopback only (RabbitMQ's guest)
+ANONYMOUS_ALWAYS = "always"
+ANONYMOUS_NEVER = "never"
+
+
+@dataclass(frozen=True)
+class MQTTSettings:
+    exchange: str = "amq.topic"
+    # A username without "vhost:" logs in to this vhost (RabbitMQ's mqtt.vhost).
+    vhost: str = "/"
+    # Who may connect without a username, as the default user (RabbitMQ's allow_anonymous
+    # and its guest, which may connect from loopback only).
+    anonymous: str = ANONYMOUS_LOOPBACK
+    anonymous_user: str = "guest"
+    # Unacknowledged QoS 1/2 deliveries per session; a 5.0 client's receive maximum
+    # lowers it (RabbitMQ's mqtt.prefetch).
+    inflight: int = 10
+    # QoS 2 publishes a 5.0 client may have unanswered (our receive maximum).
+    receive_maximum: int = 65_535
+    # Seconds a persistent session outlives its connection at most (RabbitMQ's
+    # mqtt.max_session_expiry_interval_seconds); a 3.1.1 persistent session gets it.
+    max_session_expiry: int = 86_400
+    maximum_packet_size: int = 16 * 1024 * 1024
+
+
+class RetainedMessages(Protocol):
+    """The seam for retained messages (a persisted store per vhost); None: not offered."""
+
+    def retain(self, vhost: str, topic: str, message: Message | None) -> None:
+        """Keep ``message`` as the topic's retained message (None or empty: clear it)."""
+        ...
+
+    def matching(self, vhost: str, topic_filter: str) -> list[Message]:
+        """The retained messages whose topics the filter matches."""
+        ...
+
+
+@dataclass(eq=False)
+class MQTTContext:
+    """One per broker, shared by its MQTT listeners (TCP, TLS, WebSocket)."""
+
+    services: Services
+    scheduler: Scheduler
+    settings: MQTTSettings = MQTTSettings()
+    registry: SessionRegistry = field(default_factory=SessionRegistry)
+    retained: RetainedMessages | None = None
