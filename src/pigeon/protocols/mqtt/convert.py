@@ -47,7 +47,7 @@ def neutral(publish: Publish, exchange: str) -> Message:
     """The message a PUBLISH makes; raises PreconditionFailed for what no protocol carries."""
     props = publish.properties
     if props is NO_PROPERTIES:
-        properties = _PLAIN[min(publish.qos, 1)]
+        properties = _PLAIN[publish.qos]
     else:
         properties = _neutral_properties(publish.qos, props)
         check_properties(properties)
@@ -79,6 +79,7 @@ def _neutral_properties(qos: int, props: MQTTProperties) -> Neutral:
 _PLAIN: Final = (
     Neutral(durable=False, annotations=((QOS, 0),)),
     Neutral(durable=True, annotations=((QOS, 1),)),
+    Neutral(durable=True, annotations=((QOS, 2),)),
 )
 
 
