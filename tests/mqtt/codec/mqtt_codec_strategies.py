@@ -96,24 +96,60 @@ _VALUES: dict[str, st.SearchStrategy[Any]] = {
 # Table 2-4 of MQTT 5.0, written out again: which property each packet may carry.
 ALLOWED: dict[PacketKind, tuple[str, ...]] = {
     _K.CONNECT: tuple(
-        """session_expiry_interval authentication_method authentication_data
-        request_problem_information request_response_information receive_maximum
-        topic_alias_maximum user_properties maximum_packet_size""".split()
+        [
+            "session_expiry_interval",
+            "authentication_method",
+            "authentication_data",
+            "request_problem_information",
+            "request_response_information",
+            "receive_maximum",
+            "topic_alias_maximum",
+            "user_properties",
+            "maximum_packet_size",
+        ]
     ),
     _K.WILL: tuple(
-        """payload_format_indicator message_expiry_interval content_type response_topic
-        correlation_data will_delay_interval user_properties""".split()
+        [
+            "payload_format_indicator",
+            "message_expiry_interval",
+            "content_type",
+            "response_topic",
+            "correlation_data",
+            "will_delay_interval",
+            "user_properties",
+        ]
     ),
     _K.PUBLISH: tuple(
-        """payload_format_indicator message_expiry_interval content_type response_topic
-        correlation_data topic_alias user_properties""".split()
+        [
+            "payload_format_indicator",
+            "message_expiry_interval",
+            "content_type",
+            "response_topic",
+            "correlation_data",
+            "topic_alias",
+            "user_properties",
+        ]
     ),
     _K.CONNACK: tuple(
-        """session_expiry_interval assigned_client_identifier server_keep_alive
-        authentication_method authentication_data response_information server_reference
-        reason_string receive_maximum topic_alias_maximum maximum_qos retain_available
-        user_properties maximum_packet_size wildcard_subscription_available
-        subscription_identifier_available shared_subscription_available""".split()
+        [
+            "session_expiry_interval",
+            "assigned_client_identifier",
+            "server_keep_alive",
+            "authentication_method",
+            "authentication_data",
+            "response_information",
+            "server_reference",
+            "reason_string",
+            "receive_maximum",
+            "topic_alias_maximum",
+            "maximum_qos",
+            "retain_available",
+            "user_properties",
+            "maximum_packet_size",
+            "wildcard_subscription_available",
+            "subscription_identifier_available",
+            "shared_subscription_available",
+        ]
     ),
     _K.SUBSCRIBE: ("user_properties",),
     _K.UNSUBSCRIBE: ("user_properties",),
