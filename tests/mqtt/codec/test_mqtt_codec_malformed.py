@@ -121,7 +121,7 @@ SESSION_EXPIRY = b"\x11\x00\x00\x00\x0a"
 PROPERTY_CASES = [
     (0x30, _props(b"\x05\x00"), MALFORMED, "unknown property 0x05"),
     (0x30, _props(b"\x23\x00\x01", b"\x23\x00\x02"), PROTOCOL, "topic alias twice"),
-    (0x30, _props(SESSION_EXPIRY), PROTOCOL, "Session Expiry Interval in PUBLISH"),
+    (0x30, _props(SESSION_EXPIRY), MALFORMED, "Session Expiry Interval in PUBLISH"),
     (0x30, _props(b"\x23\x00\x00"), PROTOCOL, "topic alias 0"),
     (0x30, _props(b"\x01\x02"), PROTOCOL, "payload format indicator 2"),
     (0x30, _props(b"\x0b\x00"), PROTOCOL, "subscription identifier 0"),
@@ -153,8 +153,8 @@ def _connect_5(properties: bytes) -> bytes:
         (_props(b"\x27\x00\x00\x00\x00"), PROTOCOL, "Maximum Packet Size 0"),
         (_props(b"\x17\x02"), PROTOCOL, "Request Problem Information 2"),
         (_props(b"\x19\x07"), PROTOCOL, "Request Response Information 7"),
-        (_props(b"\x23\x00\x01"), PROTOCOL, "Topic Alias in CONNECT"),
-        (_props(b"\x18\x00\x00\x00\x01"), PROTOCOL, "Will Delay Interval outside the will"),
+        (_props(b"\x23\x00\x01"), MALFORMED, "Topic Alias in CONNECT"),
+        (_props(b"\x18\x00\x00\x00\x01"), MALFORMED, "Will Delay Interval outside the will"),
         (_props(b"\xff\x01"), MALFORMED, "an identifier of two bytes"),
     ],
 )
