@@ -39,14 +39,28 @@ from pigeon.protocols.mqtt.reasons import ReasonCode
 
 # MQTT strings: any Unicode scalar but U+0000 (surrogates cannot be encoded) [MQTT-1.5.4-1,2].
 mqtt_text = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12
+    alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=12
 )
 topic_names = mqtt_text.filter(lambda t: t and "+" not in t and "#" not in t)
 packet_ids = st.integers(1, 65_535)
 u16 = st.integers(0, 65_535)
 u32 = st.integers(0, 2**32 - 1)
 
-CONNACK_5 = (0x00, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8A, 0x8C)
+CONNACK_5: tuple[int, ...] = (
+    0x00,
+    0x80,
+    0x81,
+    0x82,
+    0x83,
+    0x84,
+    0x85,
+    0x86,
+    0x87,
+    0x88,
+    0x89,
+    0x8A,
+    0x8C,
+)
 CONNACK_5 += (0x90, 0x95, 0x97, 0x99, 0x9A, 0x9B, 0x9C, 0x9D, 0x9F)
 CONNACK_311 = (0x00, 0x84, 0x85, 0x88, 0x86, 0x87)  # the six 3.1.1 return codes, as reasons
 PUBACK_5 = (0x00, 0x10, 0x80, 0x83, 0x87, 0x90, 0x91, 0x97, 0x99)
@@ -54,7 +68,21 @@ PUBREL_5 = (0x00, 0x92)
 SUBACK_5 = (0x00, 0x01, 0x02, 0x80, 0x83, 0x87, 0x8F, 0x91, 0x97, 0x9E, 0xA1, 0xA2)
 SUBACK_311 = (0x00, 0x01, 0x02, 0x80)
 UNSUBACK_5 = (0x00, 0x11, 0x80, 0x83, 0x87, 0x8F, 0x91)
-DISCONNECT_5 = (0x00, 0x04, 0x80, 0x81, 0x82, 0x83, 0x87, 0x89, 0x8B, 0x8D, 0x8E, 0x8F, 0x90)
+DISCONNECT_5: tuple[int, ...] = (
+    0x00,
+    0x04,
+    0x80,
+    0x81,
+    0x82,
+    0x83,
+    0x87,
+    0x89,
+    0x8B,
+    0x8D,
+    0x8E,
+    0x8F,
+    0x90,
+)
 DISCONNECT_5 += (0x93, 0x94, 0x95, 0x96, 0x97, 0x98, 0x99, 0x9A, 0x9B, 0x9C, 0x9D, 0x9E, 0x9F)
 DISCONNECT_5 += (0xA0, 0xA1, 0xA2)
 AUTH_5 = (0x00, 0x18, 0x19)
@@ -95,23 +123,70 @@ _VALUES: dict[str, st.SearchStrategy[Any]] = {
 }
 # Table 2-4 of MQTT 5.0, written out again: which property each packet may carry.
 ALLOWED: dict[PacketKind, tuple[str, ...]] = {
-    _K.CONNECT: ("session_expiry_interval", "authentication_method", "authentication_data")
-    + ("request_problem_information", "request_response_information", "receive_maximum")
-    + ("topic_alias_maximum", "user_properties", "maximum_packet_size"),
-    _K.WILL: ("payload_format_indicator", "message_expiry_interval", "content_type")
-    + ("response_topic", "correlation_data", "will_delay_interval", "user_properties"),
-    _K.PUBLISH: ("payload_format_indicator", "message_expiry_interval", "content_type")
-    + ("response_topic", "correlation_data", "topic_alias", "user_properties"),
-    _K.CONNACK: ("session_expiry_interval", "assigned_client_identifier", "server_keep_alive")
-    + ("authentication_method", "authentication_data", "response_information")
-    + ("server_reference", "reason_string", "receive_maximum", "topic_alias_maximum")
-    + ("maximum_qos", "retain_available", "user_properties", "maximum_packet_size")
-    + ("wildcard_subscription_available", "subscription_identifier_available")
-    + ("shared_subscription_available",),
+    _K.CONNECT: tuple(
+        [
+            "session_expiry_interval",
+            "authentication_method",
+            "authentication_data",
+            "request_problem_information",
+            "request_response_information",
+            "receive_maximum",
+            "topic_alias_maximum",
+            "user_properties",
+            "maximum_packet_size",
+        ]
+    ),
+    _K.WILL: tuple(
+        [
+            "payload_format_indicator",
+            "message_expiry_interval",
+            "content_type",
+            "response_topic",
+            "correlation_data",
+            "will_delay_interval",
+            "user_properties",
+        ]
+    ),
+    _K.PUBLISH: tuple(
+        [
+            "payload_format_indicator",
+            "message_expiry_interval",
+            "content_type",
+            "response_topic",
+            "correlation_data",
+            "topic_alias",
+            "user_properties",
+        ]
+    ),
+    _K.CONNACK: tuple(
+        [
+            "session_expiry_interval",
+            "assigned_client_identifier",
+            "server_keep_alive",
+            "authentication_method",
+            "authentication_data",
+            "response_information",
+            "server_reference",
+            "reason_string",
+            "receive_maximum",
+            "topic_alias_maximum",
+            "maximum_qos",
+            "retain_available",
+            "user_properties",
+            "maximum_packet_size",
+            "wildcard_subscription_available",
+            "subscription_identifier_available",
+            "shared_subscription_available",
+        ]
+    ),
     _K.SUBSCRIBE: ("user_properties",),
     _K.UNSUBSCRIBE: ("user_properties",),
-    _K.DISCONNECT: ("session_expiry_interval", "server_reference", "reason_string")
-    + ("user_properties",),
+    _K.DISCONNECT: (
+        "session_expiry_interval",
+        "server_reference",
+        "reason_string",
+        "user_properties",
+    ),
     _K.AUTH: ("authentication_method", "authentication_data", "reason_string", "user_properties"),
 }
 for _kind in (_K.PUBACK, _K.PUBREC, _K.PUBREL, _K.PUBCOMP, _K.SUBACK, _K.UNSUBACK):

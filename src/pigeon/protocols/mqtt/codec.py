@@ -52,7 +52,7 @@ def _first_byte_problem(first: int, version: int | None, from_client: bool) -> P
         return malformed(f"packet type {kind} is reserved")
     if kind != _PUBLISH and first & 0x0F != _REQUIRED_FLAGS[kind]:
         return malformed(f"packet type {kind} with reserved flags {first & 0x0F:04b}")
-    if kind == _PUBLISH:
+    if kind == _PUBLISH and (first & 0x06 == 0x06 or first & 0x0E == 0x08):
         return malformed(f"PUBLISH flags {first & 0x0F:04b} are invalid")  # QoS 3, or DUP at QoS 0
     if kind == _CONNECT and from_client and version is not None:
         return protocol_error("a second CONNECT")  # [MQTT-3.1.0-2]
@@ -172,7 +172,12 @@ class Decoder:
                 self._need = total
                 break
             if first >> 4 == _PUBLISH:
-                packets.append(decode_publish(first & 0x0F, data, body, end, self.version or 0))
+                publish = decode_publish(first & 0x0F, data, body, end, self.version or MQTT_5)
+                if publish.properties.subscription_identifiers and self._from_client:
+                    raise protocol_error(
+                        "a client sent a Subscription Identifier"
+                    )  # [MQTT-3.3.4-6]
+                packets.append(publish)
             else:
                 packets.append(self._decode_other(first, data, body, end))
             pos = end

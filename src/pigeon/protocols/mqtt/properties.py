@@ -222,7 +222,8 @@ def read_properties(data: bytes, pos: int, end: int, where: PacketKind) -> tuple
         if spec is None:
             raise malformed(f"unknown property identifier 0x{identifier:02X}")
         if where not in spec.allowed_in:
-            raise protocol_error(f"property {spec.field} is not allowed in {where.name}")
+            # §2.2.2.2: an identifier not valid for its packet type is a Malformed Packet.
+            raise malformed(f"property {spec.field} is not allowed in {where.name}")
         value, pos = _read_value(spec, data, pos, stop)
         if value == 0 and spec.field in _NON_ZERO:
             raise protocol_error(f"property {spec.field} must not be 0")
