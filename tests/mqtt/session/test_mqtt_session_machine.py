@@ -1,0 +1,179 @@
+"""The MQTT session as a state machine: bytes in, packets out, a manual clock, no sockets.
+
+The session runs under the shared transport glue on a fake transport
+(tests/unit/glue_fakes.py), with a core of its own in memory.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pigeon.auth.users import UserStore
+from pigeon.core.node import Node
+from pigeon.operations.services import Services
+from pigeon.protocols.mqtt.codec import Decoder, encode
+from pigeon.protocols.mqtt.packets import (
+    MQTT_3_1_1,
+    MQTT_5,
+    Connack,
+    Connect,
+    Disconnect,
+    Packet,
+    Pingreq,
+    Pingresp,
+    Puback,
+    Pubcomp,
+    Publish,
+    Pubrec,
+    Pubrel,
+    Suback,
+    Subscribe,
+    SubscriptionOptions,
+    Will,
+)
+from pigeon.protocols.mqtt.reasons import ReasonCode
+from pigeon.protocols.mqtt.session import MQTTSession, session_factory
+from pigeon.protocols.mqtt.settings import MQTTContext
+from pigeon.transport.glue import Connection, Hub
+from unit.glue_fakes import ManualClock, connect, hub
+
+
+class Peer:
+    """One client connection: packets in, the packets the broker answered out."""
+
+    def __init__(self, hub: Hub[MQTTSession], clock: ManualClock, version: int) -> None:
+        self.connection, self.transport = connect(hub, clock)
+        self.clock = clock
+        self.version = version
+        self.decoder = Decoder(version=version, from_client=False)
+        self.seen = 0
+
+    def send(self, *packets: Packet) -> list[Packet]:
+        self.connection.data_received(b"".join(encode(p, self.version) for p in packets))
+        self.clock.run()
+        return self.answers()
+
+    def answers(self) -> list[Packet]:
+        data = self.transport.output[self.seen :]
+        self.seen += len(data)
+        return self.decoder.feed(data)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def mqtt(clock: ManualClock) -> Hub[MQTTSession]:
+    node = Node(clock)
+    node.add_vhost("/")
+    users = UserStore()
+    users.add_user("guest", "guest", frozenset({"administrator"}), loopback_only=True)
+    users.set_permission("/", "guest")
+    services = Services(node=node, users=users)
+    context = MQTTContext(services, clock)
+    return hub(session_factory(context), clock, limits=services.limits)
+
+
+def opened(
+    mqtt: Hub[MQTTSession], clock: ManualClock, version: int, client_id: str, **kw: object
+) -> Peer:
+    peer = Peer(mqtt, clock, version)
+    (connack,) = peer.send(Connect(version, client_id, **kw))  # type: ignore[arg-type]
+    assert isinstance(connack, Connack) and connack.reason_code == ReasonCode.SUCCESS
+    return peer
+
+
+def test_connect_subscribe_publish_ack_as_packets(
+    mqtt: Hub[MQTTSession], clock: ManualClock
+) -> None:
+    sub = opened(mqtt, clock, MQTT_3_1_1, "sub")
+    suback = sub.send(Subscribe(1, (("t/+", SubscriptionOptions(qos=1)),)))
+    assert suback == [Suback(1, (ReasonCode.GRANTED_QOS_1,))]
+    pub = opened(mqtt, clock, MQTT_3_1_1, "pub")
+    assert pub.send(Publish("t/a", b"hi", qos=1, packet_id=5)) == [Puback(5)]
+    (delivery,) = sub.answers()
+    assert isinstance(delivery, Publish) and delivery.packet_id is not None
+    assert (delivery.topic, delivery.payload, delivery.qos, delivery.dup) == (
+        "t/a",
+        b"hi",
+        1,
+        False,
+    )
+    assert sub.send(Puback(delivery.packet_id)) == []
+    assert sub.send(Pingreq()) == [Pingresp()]
+
+
+def test_a_resent_qos_2_publish_is_routed_once(mqtt: Hub[MQTTSession], clock: ManualClock) -> None:
+    sub = opened(mqtt, clock, MQTT_5, "sub2")
+    sub.send(Subscribe(1, (("q2", SubscriptionOptions(qos=2)),)))
+    pub = opened(mqtt, clock, MQTT_5, "pub2")
+    first = Publish("q2", b"once", qos=2, packet_id=9)
+    assert pub.send(first) == [Pubrec(9)]
+    again = Publish("q2", b"once", qos=2, packet_id=9, dup=True)
+    assert pub.send(again) == [Pubrec(9)]  # [MQTT-4.3.3-10]: not routed again
+    assert pub.send(Pubrel(9)) == [Pubcomp(9)]
+    deliveries = sub.answers()
+    assert [type(p) for p in deliveries] == [Publish]
+    (delivery,) = deliveries
+    assert isinstance(delivery, Publish) and delivery.packet_id is not None
+    assert sub.send(Pubrec(delivery.packet_id)) == [Pubrel(delivery.packet_id)]
+    assert sub.send(Pubcomp(delivery.packet_id)) == []
+
+
+def test_keepalive_drops_a_client_silent_for_one_and_a_half_intervals(
+    mqtt: Hub[MQTTSession], clock: ManualClock
+) -> None:
+    peer = opened(mqtt, clock, MQTT_3_1_1, "quiet", keepalive=10)
+    clock.advance(14)
+    assert not peer.transport.closing
+    peer.send(Pingreq())  # heard from: the count starts again
+    clock.advance(14)
+    assert not peer.transport.closing
+    clock.advance(2)  # 16 s > 15 s [MQTT-3.1.2-24]
+    assert peer.transport.aborted
+
+
+def test_no_connect_in_time_closes_the_connection(
+    mqtt: Hub[MQTTSession], clock: ManualClock
+) -> None:
+    connection, transport = connect(mqtt, clock)
+    clock.advance(11)
+    assert transport.aborted
+    assert isinstance(connection, Connection)
+
+
+def test_the_first_packet_must_be_connect(mqtt: Hub[MQTTSession], clock: ManualClock) -> None:
+    peer = Peer(mqtt, clock, MQTT_5)
+    peer.connection.data_received(encode(Pingreq(), MQTT_5))
+    clock.run()
+    assert peer.transport.closing
+
+
+def test_takeover_tells_the_old_5_0_connection(mqtt: Hub[MQTTSession], clock: ManualClock) -> None:
+    old = opened(mqtt, clock, MQTT_5, "same")
+    opened(mqtt, clock, MQTT_5, "same")
+    assert old.answers() == [Disconnect(ReasonCode.SESSION_TAKEN_OVER)]
+    assert old.transport.closing
+
+
+def test_a_3_1_1_client_with_an_empty_id_and_no_clean_session_is_rejected(
+    mqtt: Hub[MQTTSession], clock: ManualClock
+) -> None:
+    peer = Peer(mqtt, clock, MQTT_3_1_1)
+    (connack,) = peer.send(Connect(MQTT_3_1_1, "", clean_start=False))
+    assert connack == Connack(False, ReasonCode.CLIENT_IDENTIFIER_NOT_VALID)
+    assert peer.transport.closing
+
+
+def test_the_will_is_published_when_the_connection_is_lost(
+    mqtt: Hub[MQTTSession], clock: ManualClock
+) -> None:
+    watcher = opened(mqtt, clock, MQTT_5, "watcher")
+    watcher.send(Subscribe(1, (("last/words", SubscriptionOptions(qos=0)),)))
+    dying = opened(mqtt, clock, MQTT_5, "dying", will=Will("last/words", b"bye"))
+    dying.transport.abort()
+    clock.run()
+    (will,) = watcher.answers()
+    assert isinstance(will, Publish) and will.payload == b"bye"
