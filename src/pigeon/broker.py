@@ -44,6 +44,7 @@ from pigeon.protocols.amqp091.server import AMQPListener, start_listener
 from pigeon.protocols.amqp091.session import AMQPSession
 from pigeon.protocols.mqtt.server import MQTTListener
 from pigeon.protocols.mqtt.server import start_listener as start_mqtt_listener
+from pigeon.protocols.mqtt.session import MQTTSession
 from pigeon.protocols.mqtt.settings import MQTTContext, MQTTSettings
 from pigeon.resources import ResourceMonitor
 from pigeon.storage.memory import MemoryStore
@@ -147,8 +148,14 @@ class Broker(EmbeddedAPI):
         return self._listener.port
 
     @property
-    def connections(self) -> set[Connection[AMQPSession]]:
-        return self._listener.connections if self._listener is not None else set()
+    def connections(self) -> set[Connection[AMQPSession] | Connection[MQTTSession]]:
+        """Every live client connection, AMQP and MQTT."""
+        found: set[Connection[AMQPSession] | Connection[MQTTSession]] = set()
+        if self._listener is not None:
+            found.update(self._listener.connections)
+        if self._mqtt_listener is not None:
+            found.update(self._mqtt_listener.connections)
+        return found
 
     @property
     def mqtt_port(self) -> int | None:

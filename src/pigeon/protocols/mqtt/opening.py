@@ -169,6 +169,6 @@ def publish_will(session: MQTTSession, will: Will) -> None:
         client.vhost.publish(message, target)
         client.vhost.dispatch_due()
     except AccessRefused as error:
-        log.info("will of %s not published: %s", session.peer.address, error.text)
+        log.info("will of %s not published: %s", session.peer, error.text)
     except PigeonError as error:
-        log.info("will of %s not published: %s", session.peer.address, error.text)
+        log.info("will of %s not published: %s", session.peer, error.text)

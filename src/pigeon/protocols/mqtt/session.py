@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from pigeon.auth.authenticator import LoginRefused
 from pigeon.auth.authorization import Identity
@@ -67,7 +67,7 @@ class MQTTSession:
     def __init__(self, context: MQTTContext, peer: Peer, want_flush: Callable[[], None]) -> None:
         self.context = context
         self.settings = context.settings
-        self.peer = peer
+        self.remote = peer
         self.want_flush = want_flush
         self.decoder = Decoder()
         self.version = MQTT_5
@@ -105,6 +105,19 @@ class MQTTSession:
     @property
     def blocked(self) -> bool:
         return False
+
+    @property
+    def peer(self) -> str:
+        return self.remote.address
+
+    @property
+    def username(self) -> str:
+        return self.identity.name if self.identity is not None else ""
+
+    @property
+    def channels(self) -> Mapping[int, Any]:
+        """MQTT has no channels (the management API lists a session as a connection)."""
+        return {}
 
     @property
     def vhost(self) -> VirtualHost:
@@ -190,8 +203,11 @@ class MQTTSession:
     def internal_error(self) -> None:
         self.close(ReasonCode.UNSPECIFIED_ERROR)
 
-    def shutdown(self) -> None:
-        self.close(ReasonCode.SERVER_SHUTTING_DOWN, will=False)
+    def shutdown(self, text: str = "") -> None:
+        """The broker closes the connection: shutting down, or (``text``) an operator's
+        close through the management API (5.0: 0x8B or 0x98)."""
+        reason = ReasonCode.ADMINISTRATIVE_ACTION if text else ReasonCode.SERVER_SHUTTING_DOWN
+        self.close(reason, will=False)
 
     def connection_lost(self) -> None:
         self.end(will=True)
@@ -270,7 +286,7 @@ class MQTTSession:
         self.end(will=packet.reason_code == ReasonCode.DISCONNECT_WITH_WILL_MESSAGE)
 
     def fail(self, violation: ProtocolViolation) -> None:
-        log.info("closing MQTT connection %s: %s", self.peer.address, violation)
+        log.info("closing MQTT connection %s: %s", self.remote.address, violation)
         if self.connect is not None and self.outbound is None:
             self._refuse(violation.reason)  # a CONNECT answered with its CONNACK
         else:
@@ -293,14 +309,14 @@ class MQTTSession:
     def _connect(self, packet: Connect) -> None:
         self.version = packet.protocol_level
         self.connect = packet
-        self.login = login = login_of(packet, self.settings, loopback=self.peer.loopback)
+        self.login = login = login_of(packet, self.settings, loopback=self.remote.loopback)
         services = self.context.services
         if login.username is None:
             try:
                 outcome: Identity | BaseException = services.authenticator.login_anonymous(
                     self.settings.anonymous_user,
-                    peer=self.peer.address,
-                    loopback=self.peer.loopback,
+                    peer=self.remote.address,
+                    loopback=self.remote.loopback,
                 )
             except LoginRefused as refused:
                 outcome = refused
@@ -311,7 +327,7 @@ class MQTTSession:
         if gate is None:
             try:
                 outcome = services.authenticator.login(
-                    "PLAIN", credentials, peer=self.peer.address, loopback=self.peer.loopback
+                    "PLAIN", credentials, peer=self.remote.address, loopback=self.remote.loopback
                 )
             except LoginRefused as refused:
                 outcome = refused
@@ -321,9 +337,9 @@ class MQTTSession:
         self._attempt = gate.login(
             "PLAIN",
             credentials,
-            peer=self.peer.address,
-            loopback=self.peer.loopback,
-            certificate=self.peer.certificate,
+            peer=self.remote.address,
+            loopback=self.remote.loopback,
+            certificate=self.remote.certificate,
             answer=self._logged_in,
         )
 
@@ -335,7 +351,7 @@ class MQTTSession:
         if isinstance(outcome, LoginRefused):
             self._refuse(ReasonCode.BAD_USER_NAME_OR_PASSWORD)
         elif isinstance(outcome, BaseException):
-            log.error("login check failed on %s", self.peer.address, exc_info=outcome)
+            log.error("login check failed on %s", self.remote.address, exc_info=outcome)
             self._refuse(ReasonCode.UNSPECIFIED_ERROR)
         else:
             try:
@@ -377,13 +393,13 @@ class MQTTSession:
         login = self.login
         return SessionInfo(
             protocol=PROTOCOL_NAMES.get(self.version, "MQTT"),
-            peer=self.peer.address,
-            user=self.identity.name if self.identity is not None else "",
+            peer=self.remote.address,
+            user=self.username,
             vhost=self.vhost_name,
             channels=1,
             client_properties={"client_id": login.client_id} if login is not None else {},
             mechanism=self.identity.mechanism if self.identity is not None else "",
-            tls=self.peer.tls,
+            tls=self.remote.tls,
             extras={"keepalive": self.keepalive_seconds, "clean_session": self._clean()},
         )
 
