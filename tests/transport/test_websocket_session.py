@@ -361,3 +361,11 @@ def test_internal_error_closes_with_1011() -> None:
     harness = opened()
     harness.ws.internal_error()
     assert close_code(harness.ws.data_to_send()) == 1011
+
+
+def test_short_frame_over_a_small_limit() -> None:
+    harness = opened(WebSocketSettings(subprotocols=("mqtt",), max_frame_size=10))
+    assert server_frames(harness.feed(client_frame(BINARY, b"0123456789"))) == [
+        (BINARY, b"0123456789")
+    ]
+    assert close_code(harness.feed(client_frame(BINARY, b"0123456789A"))) == 1009
