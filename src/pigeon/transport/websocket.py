@@ -93,6 +93,11 @@ class WebSocketSession(Generic[S]):
         self._inner: S | None = None
         self._buffer = bytearray()
         self._out = bytearray()
+        # The payload of the last ping not answered yet: one pong answers them all
+        # (§5.5.3), and none goes out while the peer does not read, so a ping flood
+        # costs no memory.
+        self._pong: bytes | None = None
+        self._output_paused = False
         self._refused = False
         # The payload still to come of the data frame being read, its mask, and how far
         # into its payload we are (the mask rotates with it).
@@ -140,10 +145,14 @@ class WebSocketSession(Generic[S]):
             self._inner.output_flushed()
 
     def pause_output(self) -> None:
+        self._output_paused = True
         if self._inner is not None:
             self._inner.pause_output()
 
     def resume_output(self) -> None:
+        self._output_paused = False
+        if self._pong is not None:
+            self._want_flush()
         if self._inner is not None:
             self._inner.resume_output()
 
@@ -316,8 +325,9 @@ class WebSocketSession(Generic[S]):
     def _control(self, opcode: int, payload: bytes) -> None:
         if opcode == Opcode.PING:
             if not self._close_sent:  # §5.5.1: nothing after our close
-                self._out += control_frame(Opcode.PONG, payload)
-                self._want_flush()
+                self._pong = payload
+                if not self._output_paused:
+                    self._want_flush()
         elif opcode == Opcode.CLOSE:
             self._close_received = True
             self._lost_track = True  # §5.5.1: nothing may follow a close
@@ -359,6 +369,9 @@ class WebSocketSession(Generic[S]):
         if self._out:
             parts.append(bytes(self._out))
             self._out.clear()
+        if self._pong is not None and not self._output_paused and not self._close_sent:
+            parts.append(control_frame(Opcode.PONG, self._pong))
+            self._pong = None
         inner = self._inner
         if inner is None or self._close_sent:
             if inner is not None:
