@@ -21,7 +21,7 @@ from cryptography.x509.oid import NameOID
 from websocket_echo import EchoSession
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
-from websockets.typing import Subprotocol
+from websockets.typing import Origin, Subprotocol
 
 from pigeon.operations.limits import ConnectionLimits
 from pigeon.transport.listener import Listener
@@ -96,7 +96,7 @@ async def test_fragmented_message_and_ping(listener: Echoes) -> None:
 
 
 async def test_origin_reaches_the_inner_session(listener: Echoes) -> None:
-    async with connect(url(listener), subprotocols=MQTT, origin="https://app.test") as ws:  # type: ignore[arg-type]
+    async with connect(url(listener), subprotocols=MQTT, origin=Origin("https://app.test")) as ws:
         await ws.send(b"x")
         await echoed(ws, 1)
         (connection,) = listener.connections

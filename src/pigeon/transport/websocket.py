@@ -99,6 +99,7 @@ class WebSocketSession(Generic[S]):
         self._pong: bytes | None = None
         self._output_paused = False
         self._refused = False
+        self._scanned = 0  # of the request head, searched for its end already
         # The payload still to come of the data frame being read, its mask, and how far
         # into its payload we are (the mask rotates with it).
         self._remaining = 0
@@ -106,7 +107,7 @@ class WebSocketSession(Generic[S]):
         self._offset = 0
         self._in_message = False  # a fragmented message is under way
         self._message_size = 0
-        self._skip = 0  # payload bytes of a refused frame still to step over
+        self._skip = 0  # bytes of a refused frame still to step over
         self._lost_track = False  # the input cannot be followed any more: discard it
         self._close_sent = False
         self._close_received = False
@@ -200,7 +201,8 @@ class WebSocketSession(Generic[S]):
 
     def _upgrade(self) -> bool:
         """Answer the HTTP request once its head is whole; True if it was accepted."""
-        end = self._buffer.find(b"\r\n\r\n")
+        end = self._buffer.find(b"\r\n\r\n", self._scanned)
+        self._scanned = max(0, len(self._buffer) - 3)  # a request sent byte by byte
         limit = self.settings.max_request_size
         if end < 0 or end + 4 > limit:
             if len(self._buffer) >= limit:
