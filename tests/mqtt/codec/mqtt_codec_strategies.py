@@ -196,6 +196,8 @@ for _kind in (_K.PUBACK, _K.PUBREC, _K.PUBREL, _K.PUBCOMP, _K.SUBACK, _K.UNSUBAC
 @st.composite
 def properties(draw: st.DrawFn, kind: PacketKind, from_client: bool = False) -> Properties:
     names = draw(st.lists(st.sampled_from(ALLOWED[kind]), unique=True, max_size=4))
+    if "authentication_data" in names and "authentication_method" not in names:
+        names.append("authentication_method")  # data needs its method (5.0 §3.1.2.11.10)
     values = {name: draw(_VALUES[name]) for name in names}
     # A client never sends a Subscription Identifier in PUBLISH [MQTT-3.3.4-6].
     if kind is _K.PUBLISH and not from_client and draw(st.booleans()):
