@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import pamqp.frame
+import pika
 import pytest
 from helpers import RawClient, credentials
 from pamqp import commands
@@ -121,3 +122,35 @@ def test_a_refused_publish_stops_its_run(amqp_url: str, uid: str) -> None:
         open_channel(raw, 2)
         assert get_all(raw, 2, queue) == [b"0", b"1", b"2", b"3", b"4"]
         delete(raw, 2, queue)
+
+
+def test_properties_that_change_from_publish_to_publish_stay_with_their_message(
+    amqp_url: str, uid: str
+) -> None:
+    # The channel remembers the last publish's converted properties by the bytes they
+    # came in: a message must never get its neighbour's properties.
+    queue = f"props-{uid}"
+    kinds = [
+        pika.BasicProperties(content_type="a", correlation_id="1"),
+        pika.BasicProperties(content_type="b", delivery_mode=2),
+        pika.BasicProperties(content_type="a", correlation_id="1"),
+        pika.BasicProperties(),
+        pika.BasicProperties(content_type="a", correlation_id="1"),
+    ]
+    with pika.BlockingConnection(pika.URLParameters(amqp_url)) as connection:
+        channel = connection.channel()
+        channel.queue_declare(queue, auto_delete=True)
+        for index, properties in enumerate(kinds * 3):
+            channel.basic_publish("", queue, str(index).encode(), properties)
+        seen = []
+        for _ in range(len(kinds) * 3):
+            _, properties, body = channel.basic_get(queue, auto_ack=True)
+            assert properties is not None
+            seen.append(
+                (body, properties.content_type, properties.correlation_id, properties.delivery_mode)
+            )
+    expected = [
+        (str(index).encode(), p.content_type, p.correlation_id, p.delivery_mode)
+        for index, p in enumerate(kinds * 3)
+    ]
+    assert seen == expected

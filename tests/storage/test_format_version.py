@@ -39,7 +39,7 @@ async def test_a_01_folder_is_migrated_and_keeps_its_messages(
     copy_legacy(data_dir)
     assert version_of(data_dir) == 1
     snapshot = open_store().load()
-    assert version_of(data_dir) == SCHEMA_VERSION == 2
+    assert version_of(data_dir) == SCHEMA_VERSION == 3
     assert sum(len(stored) for stored in snapshot.messages.values()) > 0
 
 

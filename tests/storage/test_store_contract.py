@@ -30,9 +30,11 @@ from pigeon.core.commands import (
     DeleteQueue,
     DeleteVhost,
     ExchangeRecord,
+    ForgetRetained,
     Purge,
     QueueRecord,
     RemoveMessages,
+    RetainMessage,
     SaveDocument,
     Unbind,
 )
@@ -526,3 +528,78 @@ async def test_a_queue_purged_while_recovering_gets_nothing_back(stores: Stores)
     assert queue.message_count == 0
     _, snapshot = await stores.reopen()
     assert stored(snapshot, "a") == []
+
+
+# -- retained messages (MQTT) ----------------------------------------------------------
+
+
+def retained(snapshot: Snapshot) -> dict[tuple[str, str], tuple[bytes, float | None]]:
+    return {(c.vhost, c.topic): (c.message.body, c.expires) for c in snapshot.retained}
+
+
+async def test_retained_messages_round_trip_and_are_forgotten(stores: Stores) -> None:
+    store, _ = stores.open()
+    store.apply(DeclareVhost("/"))
+    store.apply(DeclareVhost("other"))
+    lamp = message(1, b"on", headers=(("room", "hall"),), content_type="text/plain")
+    store.apply(RetainMessage("/", "home/lamp", lamp, None))
+    store.apply(RetainMessage("/", "home/door", message(2, b"shut"), 1_900_000_000.25))
+    store.retain_message("other", "$SYS/x", message(3, b"sys"), None)
+    store.retain_message("/", "a//b", message(4, b"old"), None)
+    store.retain_message("/", "a//b", message(5, b"new"), None)  # replaces
+    _, snapshot = await stores.reopen()
+    assert retained(snapshot) == {
+        ("/", "home/lamp"): (b"on", None),
+        ("/", "home/door"): (b"shut", 1_900_000_000.25),
+        ("other", "$SYS/x"): (b"sys", None),
+        ("/", "a//b"): (b"new", None),
+    }
+    [got] = [c for c in snapshot.retained if c.topic == "home/lamp"]
+    assert same(got.message, lamp)
+    # Retained messages come back right after their vhost, before anything else.
+    kinds = [type(c).__name__ for c in snapshot.commands()]
+    assert kinds[:6] == ["DeclareVhost"] * 2 + ["RetainMessage"] * 4
+    store = stores.current
+    assert store is not None
+    store.apply(ForgetRetained("/", "home/door"))
+    store.forget_retained("/", "never/there")
+    store.apply(DeleteVhost("other"))
+    _, snapshot = await stores.reopen()
+    assert set(retained(snapshot)) == {("/", "home/lamp"), ("/", "a//b")}
+
+
+async def test_retained_last_write_in_a_batch_wins(stores: Stores) -> None:
+    store, _ = stores.open()
+    store.save_vhost("/")
+    for n in range(5):
+        store.retain_message("/", "sensor", message(n, f"{n}".encode()), None)
+    store.forget_retained("/", "gone")
+    store.retain_message("/", "gone", message(9, b"back"), None)
+    store.retain_message("/", "cleared", message(8, b"x"), None)
+    store.forget_retained("/", "cleared")
+    _, snapshot = await stores.reopen()
+    assert retained(snapshot) == {("/", "sensor"): (b"4", None), ("/", "gone"): (b"back", None)}
+
+
+async def test_a_node_restores_retained_messages_and_keeps_them(stores: Stores) -> None:
+    store, _ = stores.open()
+    node = Node(asyncio.get_running_loop(), store=store, vocabulary=RABBITMQ)
+    vhost = node.add_vhost("/")
+    vhost.retained.retain("home/lamp", Message("amq.topic", "home.lamp", Properties(), b"on"))
+    expiring = Message("amq.topic", "t", Properties(ttl=3_600_000), b"soon")
+    vhost.retained.retain("home/clock", expiring)
+    vhost.retained.retain("home/old", Message("amq.topic", "home.old", Properties(), b"x"))
+    vhost.retained.retain("home/old", Message("amq.topic", "home.old", Properties(), b""))
+    _, snapshot = await stores.reopen()
+    again = Node(asyncio.get_running_loop(), store=stores.current, vocabulary=RABBITMQ)
+    again.restore(snapshot)
+    found = {t: m for t, m in again.vhost("/").retained.match("home/#")}
+    assert {t: m.body for t, m in found.items()} == {"home/lamp": b"on", "home/clock": b"soon"}
+    left = found["home/clock"].expires_at
+    assert left is not None and 3590 < left - asyncio.get_running_loop().time() <= 3600
+    before = stores.current.written if stores.current is not None else 0
+    again.restore(snapshot)  # replayed again: nothing written
+    assert stores.current is not None and stores.current.written == before
+    assert not replay.apply(again, RetainMessage("nowhere", "t", message(1), None))
+    assert replay.apply(again, ForgetRetained("/", "home/lamp"))
+    assert again.vhost("/").retained.match("home/lamp") == []

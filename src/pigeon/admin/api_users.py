@@ -150,6 +150,8 @@ def vhost_json(request: web.Request, vhost: VirtualHost) -> Json:
         "messages": ready + unacked,
         "messages_ready": ready,
         "messages_unacknowledged": unacked,
+        # Pigeon's own (RabbitMQ shows none): topics holding an MQTT retained message.
+        "retained_messages": len(vhost.retained),
         "message_stats": message_stats(counters, series, mon.window),
         "cluster_state": {mon.node.name: "running"},
     }

@@ -61,7 +61,8 @@ class DeclareVhost:
 
 @dataclass(frozen=True, slots=True)
 class DeleteVhost:
-    """The vhost goes with everything in it (exchanges, queues, bindings, messages)."""
+    """The vhost goes with everything in it (exchanges, queues, bindings, messages,
+    retained messages)."""
 
     name: str
 
@@ -146,6 +147,28 @@ class DeleteDocument:
     key: str
 
 
+@dataclass(frozen=True, slots=True)
+class RetainMessage:
+    """The retained message of a topic of a vhost (MQTT), replacing the one it had.
+
+    ``expires``: when it expires, in seconds since the epoch (wall clock, so that the
+    time left survives a restart; the core converts it to its own clock), or None.
+    """
+
+    vhost: str
+    topic: str
+    message: Message
+    expires: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetRetained:
+    """The topic has no retained message any more (cleared, expired, or over a limit)."""
+
+    vhost: str
+    topic: str
+
+
 Command = (
     DeclareVhost
     | DeleteVhost
@@ -160,4 +183,6 @@ Command = (
     | Purge
     | SaveDocument
     | DeleteDocument
+    | RetainMessage
+    | ForgetRetained
 )

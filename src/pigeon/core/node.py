@@ -14,6 +14,7 @@ from pigeon.core.options import NEUTRAL, Vocabulary
 from pigeon.core.parameters import Parameters
 from pigeon.core.ports import DeliveryObserver, MessageIndex, Scheduler, Snapshot, Store
 from pigeon.core.queue import Queue
+from pigeon.core.retained import DEFAULT_LIMIT
 from pigeon.core.routing import VhostStats
 from pigeon.core.vhost import VirtualHost
 from pigeon.errors import NotFound, PreconditionFailed
@@ -55,6 +56,9 @@ class Node:
         self.scheduler = scheduler
         self.store = store
         self.vhosts: dict[str, VirtualHost] = {}
+        # Topics with a retained message a vhost made from now on may hold (None: no
+        # limit); a vhost's own is ``vhost.retained.limit``.
+        self.retained_limit: int | None = DEFAULT_LIMIT
         self.stats = NodeStats()
         self.started = scheduler.time()  # for the uptime
         self.parameters = Parameters(store, name)
@@ -86,6 +90,7 @@ class Node:
             self.watchers,
             self.stats,
             vocabulary=self.vocabulary,
+            retained_limit=self.retained_limit,
         )
 
     def vhost(self, name: str) -> VirtualHost:

@@ -21,6 +21,7 @@ from pigeon.core.commands import (
     DeclareVhost,
     ExchangeRecord,
     QueueRecord,
+    RetainMessage,
     SaveDocument,
 )
 from pigeon.core.message import Message
@@ -100,11 +101,14 @@ class Snapshot:
     last_seqs: dict[tuple[str, str], int] = field(default_factory=dict)
     # Free-form records other layers keep (users, permissions): kind -> key -> value.
     documents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Retained messages (MQTT) of every vhost, as the commands that keep them.
+    retained: list[RetainMessage] = field(default_factory=list)
 
     def commands(self) -> Iterator[Command]:
         """What the snapshot holds, as the commands that rebuild it, in the order they
         apply (the messages of ``message_seqs`` are not among them: only numbers)."""
         yield from map(DeclareVhost, self.vhosts)
+        yield from self.retained
         for kind, documents in self.documents.items():
             for key, value in documents.items():
                 yield SaveDocument(kind, key, value)
@@ -256,6 +260,15 @@ class Store(Protocol):
     def save_document(self, kind: str, key: str, value: Any) -> None: ...
 
     def delete_document(self, kind: str, key: str) -> None: ...
+
+    def retain_message(
+        self, vhost: str, topic: str, message: Message, expires: float | None
+    ) -> None:
+        """Keep the topic's retained message (replacing it); ``expires``: wall-clock
+        seconds since the epoch, or None."""
+        ...
+
+    def forget_retained(self, vhost: str, topic: str) -> None: ...
 
     def sync(self, callback: Callable[[], object]) -> None: ...
 

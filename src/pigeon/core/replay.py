@@ -28,8 +28,10 @@ from pigeon.core.commands import (
     DeleteExchange,
     DeleteQueue,
     DeleteVhost,
+    ForgetRetained,
     Purge,
     RemoveMessages,
+    RetainMessage,
     SaveDocument,
     Unbind,
 )
@@ -114,6 +116,18 @@ def _delete_document(node: Node, command: DeleteDocument) -> bool:
         key = tuple(json.loads(command.key))
         return node.parameters.values.pop(key, None) is not None
     return False
+
+
+def _retain_message(node: Node, command: RetainMessage) -> bool:
+    host = node.vhosts.get(command.vhost)
+    if host is not None:
+        host.retained.restore(command.topic, command.message, command.expires)
+    return host is not None
+
+
+def _forget_retained(node: Node, command: ForgetRetained) -> bool:
+    host = node.vhosts.get(command.vhost)
+    return host is not None and host.retained.restore_forget(command.topic)
 
 
 def _queue(node: Node, vhost: str, name: str) -> Queue | None:
@@ -211,4 +225,6 @@ _APPLY: dict[type[Any], Callable[[Node, Any], bool]] = {
     DeleteVhost: _delete_vhost,
     SaveDocument: _save_document,
     DeleteDocument: _delete_document,
+    RetainMessage: _retain_message,
+    ForgetRetained: _forget_retained,
 }

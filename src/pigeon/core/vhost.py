@@ -25,6 +25,7 @@ from pigeon.core.ports import DeliveryObserver, Scheduler, Store
 from pigeon.core.queue import Queue
 from pigeon.core.queue_api import QueueHandle
 from pigeon.core.queue_types import QUORUM, queue_class
+from pigeon.core.retained import DEFAULT_LIMIT, RetainedMessages
 from pigeon.core.routing import Routing, VhostStats
 from pigeon.core.topology import DeclaredQueue, Topology
 from pigeon.errors import (
@@ -75,8 +76,10 @@ class VirtualHost(Routing, Topology):
         node_stats: NodeCounters | None = None,
         *,
         vocabulary: Vocabulary = NEUTRAL,
+        retained_limit: int | None = DEFAULT_LIMIT,
     ) -> None:
-        """``vocabulary``: how clients' argument tables and policies read (operations)."""
+        """``vocabulary``: how clients' argument tables and policies read (operations);
+        ``retained_limit``: the most topics with a retained message (None: no limit)."""
         super().__init__(name, store)
         self.vocabulary = vocabulary
         self.node_stats = node_stats
@@ -87,6 +90,8 @@ class VirtualHost(Routing, Topology):
         # Node-wide: a deleted vhost's messages stay counted.
         self.sizes = node_stats.message_sizes if node_stats is not None else MessageSizes()
         self.policies = VhostPolicies(name, store)
+        # MQTT's retained messages, by topic name (core/retained.py).
+        self.retained = RetainedMessages(name, scheduler, store, limit=retained_limit)
         self._route_cache: dict[tuple[str, str], list[QueueHandle]] = {}
         # Queues with messages for waiting consumers, handed over by dispatch_due.
         self._due: list[QueueHandle] = []

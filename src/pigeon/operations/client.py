@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pigeon.auth import operations as access
-from pigeon.auth.authorization import Identity
+from pigeon.auth.authorization import Identity, Permission, Resource, authorize
 from pigeon.core.binding import DestinationKind
 from pigeon.errors import AccessRefused, PreconditionFailed
 from pigeon.operations.replies import REPLY_TO_PREFIX
@@ -234,6 +234,33 @@ class Client:
             return self.services.replies.deliver(message.routing_key, message)
         routed, _ = self.vhost.publish(message, target)
         return routed
+
+    # -- retained messages (MQTT) -----------------------------------------------------------
+
+    def retain(self, topic: str, message: Message) -> bool:
+        """Keep ``message`` as the retained message of MQTT topic ``topic`` (an empty body
+        clears it: the core decides, see :mod:`pigeon.core.retained`); True when one is
+        now retained. The checks are a publish's of the same message (write on
+        ``message.exchange``, topic write of ``message.routing_key``, internal exchange,
+        user-id), so a client retains only where it may publish. Routing the message
+        is a separate :meth:`publish`. ResourceLimit: a new topic over the vhost's limit.
+        """
+        self.publish_target(message.exchange, message.routing_key, message.properties.user_id)
+        return self.vhost.retained.retain(topic, message)
+
+    def retained(
+        self, topic_filter: str, *, exchange: str, binding_key: str
+    ) -> list[tuple[str, Message]]:
+        """(topic, message) of the live retained messages a new subscription with MQTT
+        ``topic_filter`` gets (none for ``$share/...``), after the read checks of the
+        subscription's binding: read on ``exchange`` and, for a topic exchange, topic
+        read of ``binding_key`` (the filter as the protocol binds it, ``a.*.#``)."""
+        user = self.user
+        if user is not None:
+            kind = self._type_of(exchange)
+            key = binding_key if kind == access.TOPIC else None
+            authorize(user, self.vhost.name, Permission.READ, Resource.EXCHANGE, exchange, key)
+        return self.vhost.retained.match(topic_filter)
 
     # -- get, consume, settle ---------------------------------------------------------------
 

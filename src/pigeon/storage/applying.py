@@ -17,9 +17,11 @@ from pigeon.core.commands import (
     DeleteQueue,
     DeleteVhost,
     ExchangeRecord,
+    ForgetRetained,
     Purge,
     QueueRecord,
     RemoveMessages,
+    RetainMessage,
     SaveDocument,
     Unbind,
 )
@@ -59,6 +61,10 @@ class AppliesCommands:
                 self.save_document(kind, key, value)
             case DeleteDocument(kind, key):
                 self.delete_document(kind, key)
+            case RetainMessage(vhost, topic, message, expires):
+                self.retain_message(vhost, topic, message, expires)
+            case ForgetRetained(vhost, topic):
+                self.forget_retained(vhost, topic)
 
     def save_vhost(self, name: str) -> None:
         raise NotImplementedError
@@ -97,4 +103,12 @@ class AppliesCommands:
         raise NotImplementedError
 
     def delete_document(self, kind: str, key: str) -> None:
+        raise NotImplementedError
+
+    def retain_message(
+        self, vhost: str, topic: str, message: Message, expires: float | None
+    ) -> None:
+        raise NotImplementedError
+
+    def forget_retained(self, vhost: str, topic: str) -> None:
         raise NotImplementedError

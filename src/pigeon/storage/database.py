@@ -35,7 +35,8 @@ DB_NAME = "pigeon.db"
 #   1: Pigeon 0.1 (messages numbered by one counter of the whole broker).
 #   2: messages numbered per queue. The key was (vhost, queue, seq) already and 0.1's
 #      numbers ascend within each queue, so its rows are valid as they are.
-SCHEMA_VERSION = 2
+#   3: retained messages (MQTT), table ``retained``.
+SCHEMA_VERSION = 3
 
 
 class NewerFormat(RuntimeError):
@@ -46,7 +47,12 @@ def _from_1(conn: sqlite3.Connection) -> None:
     """Nothing to rewrite (see SCHEMA_VERSION); the step records that it was checked."""
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _from_1}
+def _from_2(conn: sqlite3.Connection) -> None:
+    """The ``retained`` table (connect() has made it already; said here to be explicit)."""
+    conn.execute(_RETAINED)
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _from_1, 2: _from_2}
 
 # Every table is a rowid table (not WITHOUT ROWID): message rows may be large
 # (SQLite advises against WITHOUT ROWID for rows over ~1/20 of a page) and
@@ -60,7 +66,14 @@ TABLES: dict[str, tuple[str, ...]] = {
     "bindings": ("vhost", "source", "destination", "kind", "routing_key", "arguments", "crc"),
     "messages": ("vhost", "queue", "seq", "header", "flags", "body", "crc"),
     "documents": ("kind", "key", "data", "crc"),
+    # expires: milliseconds since the epoch, 0 for never; header and body as messages'.
+    "retained": ("vhost", "topic", "expires", "header", "flags", "body", "crc"),
 }
+_RETAINED = """
+CREATE TABLE IF NOT EXISTS retained (
+    vhost TEXT NOT NULL, topic TEXT NOT NULL, expires INTEGER NOT NULL, header BLOB NOT NULL,
+    flags INTEGER NOT NULL, body BLOB NOT NULL, crc INTEGER NOT NULL,
+    PRIMARY KEY (vhost, topic))"""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS vhosts (name TEXT PRIMARY KEY, crc INTEGER NOT NULL);
@@ -116,6 +129,7 @@ def connect(path: Path, *, fsync: bool) -> sqlite3.Connection:
     # database with no tables yet, so it is set before the schema.
     conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
     conn.executescript(_SCHEMA)
+    conn.execute(_RETAINED)
     # A new database is of the current version; one that has a version keeps it until
     # migrate() brings it up to date.
     conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
@@ -408,6 +422,8 @@ def salvage(source: Path, target: sqlite3.Connection) -> None:
     try:
         target.execute("BEGIN")
         for table, columns in TABLES.items():
+            if not _has_table(conn, table):  # an older format's file (see MIGRATIONS)
+                continue
             rows = 0
             marks = ",".join("?" * len(columns))
             # meta: the salvaged format version replaces the fresh file's (rows as stored).
@@ -422,6 +438,14 @@ def salvage(source: Path, target: sqlite3.Connection) -> None:
         target.execute("COMMIT")
     finally:
         conn.close()
+
+
+def _has_table(conn: sqlite3.Connection, table: str) -> bool:
+    try:
+        query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+        return conn.execute(query, (table,)).fetchone() is not None
+    except sqlite3.DatabaseError:
+        return True  # a damaged schema: try the table, readable_rows steps over failures
 
 
 def readable_rows(

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pigeon.core.commands import RetainMessage
 from pigeon.core.message import Message
 from pigeon.core.ports import (
     BindingRecord,
@@ -39,6 +40,7 @@ class MemoryState:
     bindings: list[BindingRecord] = field(default_factory=list)
     messages: dict[QueueKey, dict[int, Message]] = field(default_factory=dict)
     documents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    retained: dict[QueueKey, RetainMessage] = field(default_factory=dict)  # (vhost, topic)
 
 
 class MemoryStore(AppliesCommands):
@@ -67,6 +69,7 @@ class MemoryStore(AppliesCommands):
             queues=list(state.queues.values()),
             bindings=list(state.bindings),
             documents={kind: dict(found) for kind, found in state.documents.items() if found},
+            retained=list(state.retained.values()),
         )
         for key, stored in state.messages.items():
             seqs = sorted(stored)
@@ -114,7 +117,7 @@ class MemoryStore(AppliesCommands):
         self.written += 1
         state = self.state
         state.vhosts.pop(name, None)
-        for table in (state.exchanges, state.queues, state.messages):
+        for table in (state.exchanges, state.queues, state.messages, state.retained):
             for key in [key for key in table if key[0] == name]:
                 del table[key]
         state.bindings = [b for b in state.bindings if b.vhost != name]
@@ -189,6 +192,18 @@ class MemoryStore(AppliesCommands):
     def delete_document(self, kind: str, key: str) -> None:
         self.written += 1
         self.state.documents.get(kind, {}).pop(key, None)
+
+    # -- retained messages -------------------------------------------------------------
+
+    def retain_message(
+        self, vhost: str, topic: str, message: Message, expires: float | None
+    ) -> None:
+        self.written += 1
+        self.state.retained[(vhost, topic)] = RetainMessage(vhost, topic, message, expires)
+
+    def forget_retained(self, vhost: str, topic: str) -> None:
+        self.written += 1
+        self.state.retained.pop((vhost, topic), None)
 
     def sync(self, callback: Callable[[], object]) -> None:
         callback()

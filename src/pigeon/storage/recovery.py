@@ -35,6 +35,13 @@ def read_snapshot(
     snapshot.bindings = list(_valid_rows(conn, "bindings", rows.binding_record))
     for kind, key, value in _valid_rows(conn, "documents", _document):
         snapshot.documents.setdefault(kind, {})[key] = value
+
+    def retained(
+        vhost: str, topic: str, expires: int, header: bytes, flags: int, body: bytes
+    ) -> Any:
+        return rows.retained_record(vhost, topic, expires, header, flags, body, bodies)
+
+    snapshot.retained = list(_valid_rows(conn, "retained", retained))
     if not messages:
         if index:
             snapshot.message_seqs, bad = read_index(conn, rows.MessageRows(bodies))

@@ -13,6 +13,7 @@ import zlib
 from struct import Struct
 from typing import Any
 
+from pigeon.core.commands import RetainMessage
 from pigeon.core.message import Message, Properties
 from pigeon.core.ports import BindingRecord, ExchangeRecord, QueueRecord
 from pigeon.storage.bodies import BodyCodec
@@ -186,6 +187,20 @@ def document_row(kind: str, key: str, value: Any) -> tuple[Column, ...]:
     return with_crc(kind, key, encode(value))
 
 
+def retained_identity(vhost: str, topic: str) -> bytes:
+    """A retained row's identity (the associated data of its encrypted body); the
+    prefix keeps it apart from every message row's."""
+    return f"retained\x00{vhost}\x00{topic}".encode("utf-8", "surrogateescape")
+
+
+def retained_row(
+    vhost: str, topic: str, message: Message, expires: float | None, bodies: BodyCodec
+) -> tuple[Column, ...]:
+    flags, body = bodies.encode(message.body, retained_identity(vhost, topic))
+    millis = 0 if expires is None else max(1, round(expires * 1000))
+    return with_crc(vhost, topic, millis, encode_message(message), flags, body)
+
+
 # -- from rows (load) ----------------------------------------------------------------
 # Each raises CodecError, TypeError or ValueError on a row that is not what we wrote.
 
@@ -230,3 +245,12 @@ def message_of(
     vhost: str, queue: str, seq: int, header: bytes, flags: int, body: bytes, bodies: BodyCodec
 ) -> Message:
     return decode_message(header, bodies.decode(flags, body, identity(vhost, queue, seq)))
+
+
+def retained_record(
+    vhost: str, topic: str, expires: int, header: bytes, flags: int, body: bytes, bodies: BodyCodec
+) -> RetainMessage:
+    if type(expires) is not int:
+        raise CodecError("expiry is not an integer")
+    message = decode_message(header, bodies.decode(flags, body, retained_identity(vhost, topic)))
+    return RetainMessage(vhost, topic, message, expires / 1000 if expires else None)

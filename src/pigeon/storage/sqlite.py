@@ -269,16 +269,26 @@ class SQLiteStore(AppliesCommands):
     def delete_document(self, kind: str, key: str) -> None:
         self._queue_document(("delete_document", kind, key))
 
-    def _queue_document(self, op: Op) -> None:
+    def _queue_document(self, op: Op, *, retained: bool = False) -> None:
         # A document saved many times in one batch (users during a definitions import)
         # is written once, as it was last: the earlier writes are cancelled in place.
+        # So is a retained message (a sensor retaining its reading many times a second).
         pending = self._pending
+        latest = pending.retained if retained else pending.documents
         index = len(pending.ops)
         self._queue(op)
-        earlier = pending.documents.get((op[1], op[2]))
+        earlier = latest.get((op[1], op[2]))
         if earlier is not None:
             pending.ops[earlier] = None
-        pending.documents[(op[1], op[2])] = index
+        latest[(op[1], op[2])] = index
+
+    def retain_message(
+        self, vhost: str, topic: str, message: Message, expires: float | None
+    ) -> None:
+        self._queue_document(("retain", vhost, topic, message, expires), retained=True)
+
+    def forget_retained(self, vhost: str, topic: str) -> None:
+        self._queue_document(("forget_retained", vhost, topic), retained=True)
 
     def sync(self, callback: Callable[[], object]) -> None:
         """Run ``callback`` on the loop once everything written before is on disk."""

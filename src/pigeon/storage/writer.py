@@ -43,6 +43,9 @@ class Batch:
     # (kind, key) -> index in ops of the last save/delete of that document: an earlier
     # one in the same batch is cancelled (the last one wins anyway).
     documents: dict[tuple[str, str], int] = field(default_factory=dict)
+    # (vhost, topic) -> index in ops of the last retain/forget of that retained message,
+    # cancelled as documents are.
+    retained: dict[tuple[str, str], int] = field(default_factory=dict)
     # The store's write position at the end of this batch: once it commits, every
     # write up to here is on disk.
     position: int = 0
@@ -70,6 +73,7 @@ class Writer:
         retry_interval: float,
     ) -> None:
         self._conn = conn
+        self._bodies = bodies
         self._rows = rows.MessageRows(bodies)
         self._done = done
         self._failing = failing
@@ -242,6 +246,8 @@ class Writer:
                 return _SAVE_DOCUMENT, rows.document_row(kind, key, value)
             case ("save_vhost", name):
                 return _SAVE_VHOST, rows.with_crc(name)
+            case ("retain", vhost, topic, message, expires):
+                return _RETAIN, rows.retained_row(vhost, topic, message, expires, self._bodies)
 
             case (name, *keys) if name in _DELETES:
                 return _DELETES[name], tuple(keys)
@@ -263,6 +269,7 @@ _DELETE_BINDING = (
 )
 _SAVE_DOCUMENT = ("INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?)",)
 _SAVE_VHOST = ("INSERT OR REPLACE INTO vhosts VALUES (?, ?)",)
+_RETAIN = ("INSERT OR REPLACE INTO retained VALUES (?, ?, ?, ?, ?, ?, ?)",)
 # Numbered parameters (?1, ?2) let one parameter tuple serve every statement.
 _DELETES: dict[str, tuple[str, ...]] = {
     "delete_queue": (
@@ -278,9 +285,10 @@ _DELETES: dict[str, tuple[str, ...]] = {
     "delete_vhost": (
         *(
             f"DELETE FROM {table} WHERE vhost = ?1"
-            for table in ("messages", "bindings", "queues", "exchanges")
+            for table in ("messages", "bindings", "queues", "exchanges", "retained")
         ),
         "DELETE FROM vhosts WHERE name = ?1",
     ),
     "delete_document": ("DELETE FROM documents WHERE kind = ?1 AND key = ?2",),
+    "forget_retained": ("DELETE FROM retained WHERE vhost = ?1 AND topic = ?2",),
 }

@@ -44,6 +44,16 @@ class Keepalive:
 
 
 @dataclass(frozen=True, slots=True)
+class WebSocketRequest:
+    """The HTTP request a WebSocket connection was opened with (:mod:`.websocket`)."""
+
+    target: str  # the request target, query included ("/ws?x=1")
+    origin: str | None  # the browser's Origin header, unchecked: the session may judge it
+    subprotocol: str | None  # the one agreed on ("mqtt"), if any was asked for
+    headers: tuple[tuple[str, str], ...] = ()  # lower-case names, repeats joined by ", "
+
+
+@dataclass(frozen=True, slots=True)
 class Peer:
     """Who is on the other end, as the listener saw it at accept."""
 
@@ -51,6 +61,7 @@ class Peer:
     loopback: bool
     tls: bool = False
     certificate: dict[str, Any] | None = None  # the peer's verified certificate, if any
+    websocket: WebSocketRequest | None = None  # set when the protocol runs over a WebSocket
 
 
 # Something to wait for before the session is read again: called with the

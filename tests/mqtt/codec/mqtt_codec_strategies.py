@@ -194,10 +194,13 @@ for _kind in (_K.PUBACK, _K.PUBREC, _K.PUBREL, _K.PUBCOMP, _K.SUBACK, _K.UNSUBAC
 
 
 @st.composite
-def properties(draw: st.DrawFn, kind: PacketKind) -> Properties:
+def properties(draw: st.DrawFn, kind: PacketKind, from_client: bool = False) -> Properties:
     names = draw(st.lists(st.sampled_from(ALLOWED[kind]), unique=True, max_size=4))
+    if "authentication_data" in names and "authentication_method" not in names:
+        names.append("authentication_method")  # data needs its method (5.0 §3.1.2.11.10)
     values = {name: draw(_VALUES[name]) for name in names}
-    if kind is _K.PUBLISH and draw(st.booleans()):
+    # A client never sends a Subscription Identifier in PUBLISH [MQTT-3.3.4-6].
+    if kind is _K.PUBLISH and not from_client and draw(st.booleans()):
         values["subscription_identifiers"] = tuple(
             draw(st.lists(st.integers(1, 268_435_455), min_size=1, max_size=3))
         )
@@ -238,9 +241,10 @@ def connects(draw: st.DrawFn, version: int) -> Connect:
 
 
 @st.composite
-def publishes(draw: st.DrawFn, version: int) -> Publish:
+def publishes(draw: st.DrawFn, version: int, from_client: bool) -> Publish:
     qos = draw(st.integers(0, 2))
-    props = draw(_props(version, _K.PUBLISH))
+    five = version == MQTT_5
+    props = draw(properties(_K.PUBLISH, from_client)) if five else NO_PROPERTIES
     topic = draw(topic_names | st.just("")) if props.topic_alias else draw(topic_names)
     return Publish(
         topic,
@@ -278,7 +282,7 @@ def client_packets(version: int) -> st.SearchStrategy[Packet]:
     """Packets a client sends after CONNECT."""
     five = version == MQTT_5
     choices: list[st.SearchStrategy[Any]] = [
-        publishes(version),
+        publishes(version, from_client=True),
         _ack(Puback, _K.PUBACK, PUBACK_5, version),
         _ack(Pubrec, _K.PUBREC, PUBACK_5, version),
         _ack(Pubrel, _K.PUBREL, PUBREL_5, version),
@@ -310,7 +314,7 @@ def server_packets(version: int) -> st.SearchStrategy[Packet]:
             reasons(CONNACK_5 if five else CONNACK_311),
             _props(version, _K.CONNACK),
         ),
-        publishes(version),
+        publishes(version, from_client=False),
         _ack(Puback, _K.PUBACK, PUBACK_5, version),
         _ack(Pubrel, _K.PUBREL, PUBREL_5, version),
         st.builds(

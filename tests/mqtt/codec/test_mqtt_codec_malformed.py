@@ -130,6 +130,7 @@ PROPERTY_CASES = [
     (0x30, _props(b"\x26\x00\x01a\x00\x02"), MALFORMED, "user property value cut short"),
     (0x30, _props(b"\x03\x00\x01\x00"), MALFORMED, "content type with U+0000"),
     (0x30, _props(b"\x08\x00\x02\xed\xb0"), MALFORMED, "ill-formed response topic"),
+    (0x30, _props(b"\x08\x00\x03a/#"), PROTOCOL, "wildcard in a response topic"),
 ]
 
 
@@ -156,6 +157,7 @@ def _connect_5(properties: bytes) -> bytes:
         (_props(b"\x23\x00\x01"), MALFORMED, "Topic Alias in CONNECT"),
         (_props(b"\x18\x00\x00\x00\x01"), MALFORMED, "Will Delay Interval outside the will"),
         (_props(b"\xff\x01"), MALFORMED, "an identifier of two bytes"),
+        (_props(b"\x16\x00\x01x"), PROTOCOL, "Authentication Data without a method"),
     ],
 )
 def test_bad_connect_properties_are_refused(

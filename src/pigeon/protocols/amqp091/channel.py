@@ -13,9 +13,10 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from itertools import islice
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
-from pigeon.core.message import Message
+from pigeon.core.message import Message, Properties
 from pigeon.core.quorum import with_delivery_count
 from pigeon.errors import (
     NotFound,
@@ -42,6 +43,7 @@ PROTOCOL = convert.PROTOCOL
 
 # delivery tag -> (entry, queue, consumer or None for basic.get)
 Unacked = dict[int, tuple["Entry", "Queue", AMQPConsumer | None]]
+_ENTRY, _QUEUE, _CONSUMER = itemgetter(0), itemgetter(1), itemgetter(2)
 
 
 class Channel:
@@ -63,6 +65,11 @@ class Channel:
         self.publish_seq = 0
         self.confirms: list[tuple[int, bool]] = []
         self.tx: Transaction | None = None
+        # The last publish's property bytes and their neutral form: the connection's
+        # cache hands the same bytes object for repeated properties, so an identity
+        # check finds them again without a call (see publish_cache).
+        self.last_props: bytes | None = None
+        self.last_neutral = Properties()
         self.reply_consumer_tag: str | None = None
         self.reply_key: str | None = None
         self.closing = False
@@ -167,10 +174,15 @@ class Channel:
                 raise PreconditionFailed("fast reply consumer does not exist")
             properties = properties.copy(reply_to=self.reply_key)
             encoded_props = encode_properties(properties)
+        if encoded_props is self.last_props:
+            neutral = self.last_neutral
+        else:
+            neutral = convert.neutral(properties, encoded_props)
+            self.last_props, self.last_neutral = encoded_props, neutral
         message = Message(
             method.exchange,
             method.routing_key,
-            convert.neutral(properties, encoded_props),
+            neutral,
             body,
             time.monotonic_ns(),
             {PROTOCOL: encoded_props},
@@ -409,16 +421,15 @@ class Channel:
             return
         if ack:
             self.stats["ack"] += len(taken)
-            queues = {queue for _, queue, _ in taken}
-            consumers = {consumer for _, _, consumer in taken}
+            # (map and itemgetter: no bytecode per message)
+            queues = set(map(_QUEUE, taken))
+            consumers = set(map(_CONSUMER, taken))
             if len(queues) == 1 and len(consumers) == 1:
                 # The usual multiple ack: one consumer's deliveries from one queue.
                 consumer = consumers.pop()
                 if consumer is not None:
                     consumer.unacked -= len(taken)
-                Client.settle(
-                    queues.pop(), [entry for entry, _, _ in taken], ack=True, requeue=False
-                )
+                Client.settle(queues.pop(), list(map(_ENTRY, taken)), ack=True, requeue=False)
                 self.dispatch()
                 return
         by_queue: dict[Queue, list[Entry]] = {}

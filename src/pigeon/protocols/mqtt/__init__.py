@@ -2,6 +2,7 @@
 
 ``packets`` holds the packet values, ``properties`` the 5.0 properties,
 ``reasons`` the reason codes and :class:`ProtocolViolation`, ``codec`` the
-incremental decoder and the encoder, ``topics`` topic name and filter rules.
-Nothing here imports the AMQP package.
+incremental :class:`~codec.Decoder` and :func:`~codec.encode` (bodies read in
+``decoding``, written in ``encoding``, primitives in ``wire``), ``topics`` topic
+name and filter rules. Nothing here imports the AMQP package.
 """

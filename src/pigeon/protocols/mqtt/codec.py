@@ -12,7 +12,7 @@ from typing import Final
 
 from pigeon.protocols.mqtt.decoding import READERS, connect_level, decode_connect, decode_publish
 from pigeon.protocols.mqtt.encoding import encode
-from pigeon.protocols.mqtt.packets import MQTT_3_1_1, MQTT_5, Packet
+from pigeon.protocols.mqtt.packets import MQTT_3_1_1, MQTT_5, NO_PROPERTIES, Packet, Publish
 from pigeon.protocols.mqtt.reasons import (
     ProtocolViolation,
     ReasonCode,
@@ -73,6 +73,11 @@ def _valid_first_bytes(version: int | None, from_client: bool) -> frozenset[int]
     # PUBLISH: any DUP/QoS/RETAIN but QoS 3 [MQTT-3.3.1-4] and DUP at QoS 0 [MQTT-3.3.1-2].
     firsts.update(0x30 | f for f in range(16) if (f >> 1) & 3 != 3 and not (f & 8 and not f & 6))
     return frozenset(firsts)
+
+
+def _check_client_publish(publish: Publish) -> None:
+    if publish.properties.subscription_identifiers:
+        raise protocol_error("a client sent a Subscription Identifier")  # [MQTT-3.3.4-6]
 
 
 class Decoder:
@@ -153,33 +158,37 @@ class Decoder:
         size = len(data)
         pos = 0
         self._need = 0
+        limit = self._limit()
+        first_bytes = self._first_bytes
         while pos < size:
             first = data[pos]
-            if first not in self._first_bytes:
+            if first not in first_bytes:
                 raise _first_byte_problem(first, self.version, self._from_client)
-            header = self._remaining_length(data, pos + 1, size)
-            if header is None:
-                break
-            remaining, body = header
-            total = body - pos + remaining
-            if total > self._limit():
+            if pos + 1 < size and data[pos + 1] < 0x80:
+                remaining, body = data[pos + 1], pos + 2  # the common one-byte length
+            else:
+                header = self._remaining_length(data, pos + 1, size)
+                if header is None:
+                    break
+                remaining, body = header
+            end = body + remaining
+            if end - pos > limit:
                 raise ProtocolViolation(
                     ReasonCode.PACKET_TOO_LARGE,
-                    f"packet of {total} bytes exceeds the maximum packet size {self._limit()}",
+                    f"packet of {end - pos} bytes exceeds the maximum packet size {limit}",
                 )
-            end = body + remaining
             if end > size:
-                self._need = total
+                self._need = end - pos
                 break
             if first >> 4 == _PUBLISH:
                 publish = decode_publish(first & 0x0F, data, body, end, self.version or MQTT_5)
-                if publish.properties.subscription_identifiers and self._from_client:
-                    raise protocol_error(
-                        "a client sent a Subscription Identifier"
-                    )  # [MQTT-3.3.4-6]
+                if publish.properties is not NO_PROPERTIES and self._from_client:
+                    _check_client_publish(publish)
                 packets.append(publish)
             else:
                 packets.append(self._decode_other(first, data, body, end))
+                limit = self._limit()  # CONNECT sets the version, and with it the limit
+                first_bytes = self._first_bytes
             pos = end
         if pos < size:
             self._pending += data[pos:]

@@ -31,6 +31,7 @@ from pigeon.protocols.mqtt.packets import (
     Unsuback,
     Unsubscribe,
     Will,
+    new_publish,
 )
 from pigeon.protocols.mqtt.properties import NO_PROPERTIES, PacketKind, Properties, read_properties
 from pigeon.protocols.mqtt.reasons import (
@@ -172,21 +173,16 @@ def decode_connack(_flags: int, data: bytes, pos: int, end: int, version: int) -
     return Connack(bool(ack_flags), reason, properties)
 
 
-def decode_publish(flags: int, data: bytes, pos: int, end: int, version: int) -> Publish:
-    """PUBLISH (§3.3); the hot path, so the common steps are inline."""
-    qos = (flags >> 1) & 3
-    if qos == 3:
-        raise malformed("PUBLISH with QoS 3")  # [MQTT-3.3.1-4]
-    if flags & 0x08 and not qos:
-        raise malformed("PUBLISH at QoS 0 with the DUP flag")  # [MQTT-3.3.1-2]
-    if pos + 2 > end:
-        raise malformed("PUBLISH ends inside its topic length")
-    start = pos + 2
-    pos = start + (data[pos] << 8 | data[pos + 1])
-    if pos > end:
-        raise malformed("PUBLISH topic runs past the end of the packet")
+# Validated topic names by their bytes: publishers reuse a few topics, and a hit
+# skips decoding and checking. Short names only, so the cache stays small.
+_TOPIC_NAMES: dict[bytes, str] = {}
+_TOPIC_NAMES_KEPT: Final = 4096
+_TOPIC_NAME_CACHED_BYTES: Final = 256
+
+
+def _topic_name(raw: bytes) -> str:
     try:
-        topic = data[start:pos].decode("utf-8")
+        topic = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise malformed(f"PUBLISH topic is not well-formed UTF-8 ({error.reason})") from None
     if "\x00" in topic:
@@ -194,23 +190,50 @@ def decode_publish(flags: int, data: bytes, pos: int, end: int, version: int) ->
     if "+" in topic or "#" in topic:
         # [MQTT-3.3.2-2] no wildcards in a topic name.
         raise ProtocolViolation(ReasonCode.TOPIC_NAME_INVALID, f"topic {topic!r} has a wildcard")
+    if topic and len(raw) <= _TOPIC_NAME_CACHED_BYTES:
+        if len(_TOPIC_NAMES) >= _TOPIC_NAMES_KEPT:
+            _TOPIC_NAMES.clear()
+        _TOPIC_NAMES[raw] = topic
+    return topic
+
+
+def decode_publish(flags: int, data: bytes, pos: int, end: int, version: int) -> Publish:
+    """PUBLISH (§3.3); the hot path, so the common steps are inline."""
+    qos = (flags >> 1) & 3
+    if qos == 3:
+        raise malformed("PUBLISH with QoS 3")  # [MQTT-3.3.1-4]
+    if flags & 0x08 and not qos:
+        raise malformed("PUBLISH at QoS 0 with the DUP flag")  # [MQTT-3.3.1-2]
+    start = pos + 2
+    if start > end:
+        raise malformed("PUBLISH ends inside its topic length")
+    pos = start + (data[pos] << 8 | data[pos + 1])
+    if pos > end:
+        raise malformed("PUBLISH topic runs past the end of the packet")
+    raw = data[start:pos]
+    topic = _TOPIC_NAMES.get(raw) or _topic_name(raw)
     packet_id = None
     if qos:
-        packet_id, pos = _packet_id(data, pos, end, "PUBLISH")
+        if pos + 2 > end:
+            raise malformed("PUBLISH ends inside its packet identifier")
+        packet_id = data[pos] << 8 | data[pos + 1]
+        if not packet_id:
+            raise protocol_error("PUBLISH has packet identifier 0")  # [MQTT-2.2.1-3]
+        pos += 2
     properties = NO_PROPERTIES
     if version == MQTT_5:
-        if pos < end and data[pos] == 0:
+        if pos < end and not data[pos]:
             pos += 1
         else:
             properties, pos = read_properties(data, pos, end, PacketKind.PUBLISH)
-            if properties.topic_alias is not None:
-                return Publish(topic, data[pos:end], qos, bool(flags & 1), bool(flags & 8),
-                               packet_id, properties)  # fmt: skip
+            if not topic and properties.topic_alias is not None:
+                return new_publish(topic, data[pos:end], qos, flags & 1 == 1, flags & 8 == 8,
+                                   packet_id, properties)  # fmt: skip
     if not topic:
         # [MQTT-4.7.3-1]; 5.0 §3.3.2.3.4: empty only with a topic alias.
         raise protocol_error("PUBLISH topic name is empty")
-    return Publish(topic, data[pos:end], qos, bool(flags & 1), bool(flags & 8), packet_id,
-                   properties)  # fmt: skip
+    return new_publish(topic, data[pos:end], qos, flags & 1 == 1, flags & 8 == 8, packet_id,
+                       properties)  # fmt: skip
 
 
 def _ack_reader(cls: type[Puback | Pubrec | Pubrel | Pubcomp], kind: PacketKind) -> Reader:

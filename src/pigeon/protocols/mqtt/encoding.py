@@ -51,6 +51,7 @@ _NO_PROPERTIES_BYTE: Final = b"\x00"
 # Encoded topic names with their length prefix; publishers reuse a few topics.
 _TOPICS: dict[str, bytes] = {}
 _TOPICS_KEPT: Final = 4096
+_TOPIC_CACHED_BYTES: Final = 258  # short names only, so the cache stays small
 
 
 def _frame(first: int, body: bytes) -> bytes:
@@ -69,9 +70,10 @@ def _encode_publish(packet: Publish, version: int) -> bytes:
     topic = _TOPICS.get(packet.topic)
     if topic is None:
         topic = encode_string(packet.topic)
-        if len(_TOPICS) >= _TOPICS_KEPT:
-            _TOPICS.clear()
-        _TOPICS[packet.topic] = topic
+        if len(topic) <= _TOPIC_CACHED_BYTES:
+            if len(_TOPICS) >= _TOPICS_KEPT:
+                _TOPICS.clear()
+            _TOPICS[packet.topic] = topic
     qos = packet.qos
     if qos:
         if not packet.packet_id:

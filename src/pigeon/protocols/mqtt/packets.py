@@ -9,7 +9,7 @@ and 5 for 5.0 (§3.1.2.2 of each).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from pigeon.protocols.mqtt.properties import NO_PROPERTIES, PacketKind, Properties
 from pigeon.protocols.mqtt.reasons import ReasonCode
@@ -43,6 +43,7 @@ __all__ = [
     "Unsuback",
     "Unsubscribe",
     "Will",
+    "new_publish",
 ]
 
 
@@ -261,3 +262,37 @@ Packet = (
     | Disconnect
     | Auth
 )
+
+
+_new: Final = object.__new__
+_slot_setters: Final[tuple[Any, ...]] = tuple(
+    Publish.__dict__[name].__set__
+    for name in ("topic", "payload", "qos", "retain", "dup", "packet_id", "properties")
+)
+
+
+def new_publish(
+    topic: str,
+    payload: bytes,
+    qos: int,
+    retain: bool,
+    dup: bool,
+    packet_id: int | None,
+    properties: Properties,
+) -> Publish:
+    """``Publish(...)`` for the decoder's hot path, all fields given, no defaults.
+
+    A frozen dataclass's ``__init__`` sets each field through
+    ``object.__setattr__``; writing the slots directly takes half the time
+    (measured: 1.08 against 0.51 µs for seven fields).
+    """
+    packet: Publish = _new(Publish)
+    set_topic, set_payload, set_qos, set_retain, set_dup, set_id, set_properties = _slot_setters
+    set_topic(packet, topic)
+    set_payload(packet, payload)
+    set_qos(packet, qos)
+    set_retain(packet, retain)
+    set_dup(packet, dup)
+    set_id(packet, packet_id)
+    set_properties(packet, properties)
+    return packet

@@ -205,6 +205,16 @@ def _read_value(
     return (name, text), pos
 
 
+def _check_together(found: dict[str, object]) -> None:
+    if "authentication_data" in found and "authentication_method" not in found:
+        # 5.0 §3.1.2.11.10, §3.2.2.3.17, §3.15.2.2.3
+        raise protocol_error("Authentication Data without an Authentication Method")
+    topic = found.get("response_topic")
+    if isinstance(topic, str) and ("+" in topic or "#" in topic or not topic):
+        # [MQTT-3.3.2-14]: the Response Topic is a topic name, without wildcards.
+        raise protocol_error(f"Response Topic {topic!r} is not a topic name")
+
+
 def read_properties(data: bytes, pos: int, end: int, where: PacketKind) -> tuple[Properties, int]:
     """The property length and properties of one packet (§2.2.2), checked against table 2-4."""
     length, pos = read_varint(data, pos, end)
@@ -237,6 +247,7 @@ def read_properties(data: bytes, pos: int, end: int, where: PacketKind) -> tuple
             identifiers.append(value)  # type: ignore[arg-type]
         else:
             found[spec.field] = value
+    _check_together(found)
     if pairs:
         found["user_properties"] = tuple(pairs)
     if identifiers:
