@@ -28,6 +28,7 @@ PROTOCOL: Final = "mqtt"
 # Annotations of values with no neutral meaning (core/message.py).
 QOS: Final = "mqtt.qos"
 PAYLOAD_FORMAT: Final = "mqtt.payload_format"
+RETAIN: Final = "mqtt.retain"  # published with RETAIN=1 (for Retain As Published)
 
 _TO_KEY: Final = str.maketrans({"/": ".", ".": "/", "+": "*"})
 _TO_TOPIC: Final = str.maketrans({".": "/", "/": "."})
@@ -46,10 +47,10 @@ def topic(key: str) -> str:
 def neutral(publish: Publish, exchange: str) -> Message:
     """The message a PUBLISH makes; raises PreconditionFailed for what no protocol carries."""
     props = publish.properties
-    if props is NO_PROPERTIES:
+    if props is NO_PROPERTIES and not publish.retain:
         properties = _PLAIN[publish.qos]
     else:
-        properties = _neutral_properties(publish.qos, props)
+        properties = _neutral_properties(publish.qos, props, publish.retain)
         check_properties(properties)
     return Message(
         exchange,
@@ -60,8 +61,10 @@ def neutral(publish: Publish, exchange: str) -> Message:
     )
 
 
-def _neutral_properties(qos: int, props: MQTTProperties) -> Neutral:
+def _neutral_properties(qos: int, props: MQTTProperties, retain: bool) -> Neutral:
     annotations: list[Header] = [(QOS, qos)]
+    if retain:
+        annotations.append((RETAIN, True))
     if props.payload_format_indicator is not None:
         annotations.append((PAYLOAD_FORMAT, props.payload_format_indicator))
     expiry = props.message_expiry_interval
@@ -91,6 +94,11 @@ def published_qos(message: Message) -> int:
         if name == QOS and isinstance(value, int):
             return value
     return 1 if properties.durable else 0
+
+
+def was_retained(message: Message) -> bool:
+    """Whether the message was published with RETAIN=1 (MQTT's own publishes only)."""
+    return message.properties.annotation(RETAIN) is True
 
 
 def _text(value: Any) -> str:

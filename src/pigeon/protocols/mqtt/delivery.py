@@ -25,11 +25,12 @@ from pigeon.protocols.mqtt.properties import NO_PROPERTIES
 from pigeon.protocols.mqtt.reasons import protocol_error
 
 if TYPE_CHECKING:
+    from pigeon.core.message import Message
     from pigeon.core.ports import Scheduler
     from pigeon.core.queue import Entry, Queue
     from pigeon.protocols.mqtt.packets import Packet
     from pigeon.protocols.mqtt.sessions import SessionState
-    from pigeon.protocols.mqtt.subscriptions import Subscriptions
+    from pigeon.protocols.mqtt.subscriptions import Subscription, Subscriptions
 
 # Payload bytes one session sends in one turn at most; more once they are written.
 TURN_OUTPUT = 1 << 20
@@ -54,7 +55,8 @@ class Outbound:
         self.send = send  # (packet, payload size)
         self.scheduler = scheduler
         self.limit = limit
-        self.inflight: dict[int, tuple[Entry, Queue]] = {}
+        # packet id -> the queue entry it delivers (None: a retained message)
+        self.inflight: dict[int, tuple[Entry, Queue] | None] = {}
         self.next_id = 1
         self.turn_bytes = 0
         self.paused = False  # the transport's buffer is full
@@ -86,39 +88,65 @@ class Outbound:
         topic = convert.topic(message.routing_key)
         match = self.subscriptions.match(topic)
         qos = min(convert.published_qos(message), match.qos)
+        # RETAIN=0 on what a subscription gets as it is published, unless Retain As
+        # Published [MQTT-3.3.1-12, 13].
+        retain = match.retain_as_published and convert.was_retained(message)
+        self._publish(
+            topic, message, qos, retain, entry.redelivered, match.identifiers, (entry, queue)
+        )
+        if not qos:
+            queue.ack_many((entry,))
+
+    def send_retained(self, topic: str, message: Message, subscription: Subscription) -> None:
+        """A retained message for a new subscription (not from its queue: a QoS 1/2 one is
+        not resent if the connection ends before its acknowledgement)."""
+        qos = min(convert.published_qos(message), subscription.options.qos)
+        identifiers = () if subscription.identifier is None else (subscription.identifier,)
+        self._publish(topic, message, qos, True, False, identifiers, None)
+
+    def _publish(
+        self,
+        topic: str,
+        message: Message,
+        qos: int,
+        retain: bool,
+        redelivered: bool,
+        identifiers: tuple[int, ...],
+        source: tuple[Entry, Queue] | None,
+    ) -> None:
         packet_id = None
         if qos:
             packet_id = self._packet_id()
-            self.inflight[packet_id] = (entry, queue)
+            self.inflight[packet_id] = source
         properties = NO_PROPERTIES
         if self.version == MQTT_5:
             properties = convert.mqtt_properties(message, now=self.scheduler.time())
-            if match.identifiers:
-                properties = replace(properties, subscription_identifiers=match.identifiers)
+            if identifiers:
+                properties = replace(properties, subscription_identifiers=identifiers)
         publish = Publish(
             topic,
             message.body,
             qos=qos,
-            dup=bool(qos) and entry.redelivered,
+            retain=retain,
+            dup=bool(qos) and redelivered,
             packet_id=packet_id,
             properties=properties,
         )
         self.turn_bytes += len(message.body)
         self.send(publish, len(message.body))
-        if not qos:
-            queue.ack_many((entry,))
 
     def acknowledged(self, packet_id: int, *, released: bool) -> bool:
         """PUBACK (``released``: the QoS 1 flow ends) or PUBREC (QoS 2: PUBCOMP to come).
         False if the packet id is unknown."""
-        taken = self.inflight.pop(packet_id, None)
-        if taken is None:
+        if packet_id not in self.inflight:
             return False
-        entry, queue = taken
-        queue.ack_many((entry,))
+        taken = self.inflight.pop(packet_id)
         if not released:
             self.state.awaiting_complete.add(packet_id)
-        queue.dispatch()
+        if taken is not None:  # (None: a retained message, from no queue)
+            entry, queue = taken
+            queue.ack_many((entry,))
+            queue.dispatch()
         return True
 
     def completed(self, packet_id: int) -> None:
@@ -130,8 +158,10 @@ class Outbound:
     def requeue_all(self) -> None:
         """The connection ended: what was not acknowledged goes back to its queue."""
         by_queue: dict[Queue, list[Entry]] = {}
-        for entry, queue in self.inflight.values():
-            by_queue.setdefault(queue, []).append(entry)
+        for taken in self.inflight.values():
+            if taken is not None:
+                entry, queue = taken
+                by_queue.setdefault(queue, []).append(entry)
         self.inflight.clear()
         for queue, entries in by_queue.items():
             queue.requeue(entries)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pigeon.errors import AccessRefused, PigeonError
+from pigeon.errors import AccessRefused, PigeonError, ResourceLimit
 from pigeon.protocols.mqtt import convert
 from pigeon.protocols.mqtt.opening import ensure_queue
 from pigeon.protocols.mqtt.packets import (
@@ -69,13 +69,12 @@ def publish(session: MQTTSession, packet: Publish) -> None:
         message = convert.neutral(packet, exchange)
     except PigeonError as error:
         raise ProtocolViolation(ReasonCode.PAYLOAD_FORMAT_INVALID, error.text) from None
+    reason = ReasonCode.SUCCESS
     if packet.retain:
-        retained = session.context.retained
-        if retained is None:
-            if session.version == MQTT_5:
-                raise ProtocolViolation(ReasonCode.RETAIN_NOT_SUPPORTED, "no retained messages")
-        else:
-            retained.retain(client.vhost.name, packet.topic, message if packet.payload else None)
+        try:
+            client.retain(packet.topic, message)  # an empty payload clears [MQTT-3.3.1-6]
+        except ResourceLimit:
+            reason = ReasonCode.QUOTA_EXCEEDED  # routed all the same, not retained
     routed, _ = client.vhost.publish(message, target)
     session.published = True
     if qos == 0:
@@ -83,7 +82,8 @@ def publish(session: MQTTSession, packet: Publish) -> None:
     if qos == 2:
         assert packet.packet_id is not None
         state.awaiting_release.add(packet.packet_id)
-    reason = ReasonCode.SUCCESS if routed else ReasonCode.NO_MATCHING_SUBSCRIBERS
+    if reason == ReasonCode.SUCCESS and not routed:
+        reason = ReasonCode.NO_MATCHING_SUBSCRIBERS
     session.acks.append(_answer(session, packet, reason))
 
 
@@ -108,6 +108,7 @@ def subscribe(session: MQTTSession, packet: Subscribe) -> None:
     identifiers = packet.properties.subscription_identifiers
     identifier = identifiers[0] if identifiers else None
     codes: list[ReasonCode] = []
+    retained: list[Subscription] = []
     for topic_filter, options in packet.subscriptions:
         try:
             _matched, shared = parse_filter(topic_filter, shared_allowed=session.version == MQTT_5)
@@ -122,8 +123,11 @@ def subscribe(session: MQTTSession, packet: Subscribe) -> None:
                 retain_handling=options.retain_handling,
             )
             ensure_queue(session)
-            subscriptions.add(client, Subscription(topic_filter, granted, identifier))
+            subscription = Subscription(topic_filter, granted, identifier)
+            new = subscriptions.add(client, subscription)
             codes.append(ReasonCode(granted.qos))
+            if granted.retain_handling == 0 or (granted.retain_handling == 1 and new):
+                retained.append(subscription)
         except ProtocolViolation as violation:
             codes.append(violation.reason)
         except AccessRefused:
@@ -131,8 +135,27 @@ def subscribe(session: MQTTSession, packet: Subscribe) -> None:
         except PigeonError:
             codes.append(ReasonCode.UNSPECIFIED_ERROR)
     session.send(Suback(packet.packet_id, tuple(codes)))
+    for subscription in retained:
+        _send_retained(session, subscription)  # after the SUBACK [MQTT-3.3.1-9]
     if session.queue is not None:
         session.queue.dispatch()
+
+
+def _send_retained(session: MQTTSession, subscription: Subscription) -> None:
+    """The retained messages a new subscription matches, with RETAIN=1 [MQTT-3.3.1-8]."""
+    client, outbound = session.client, session.outbound
+    assert client is not None and outbound is not None
+    topic_filter = subscription.topic_filter
+    try:
+        found = client.retained(
+            topic_filter,
+            exchange=session.settings.exchange,
+            binding_key=convert.routing_key(topic_filter),
+        )
+    except AccessRefused:
+        return
+    for topic, message in found:
+        outbound.send_retained(topic, message, subscription)
 
 
 def unsubscribe(session: MQTTSession, packet: Unsubscribe) -> None:

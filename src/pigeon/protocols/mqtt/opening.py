@@ -166,6 +166,8 @@ def publish_will(session: MQTTSession, will: Will) -> None:
     try:
         target = client.publish_target(exchange, convert.routing_key(will.topic), None)
         message = convert.neutral(packet, exchange)
+        if will.retain:
+            client.retain(will.topic, message)
         client.vhost.publish(message, target)
         client.vhost.dispatch_due()
     except AccessRefused as error:

@@ -382,7 +382,7 @@ class MQTTSession:
         return Properties(
             assigned_client_identifier=assigned,
             receive_maximum=settings.receive_maximum,
-            retain_available=self.context.retained is not None,
+            retain_available=True,
             maximum_packet_size=settings.maximum_packet_size,
             shared_subscription_available=False,
             subscription_identifier_available=True,

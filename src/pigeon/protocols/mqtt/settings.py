@@ -1,11 +1,9 @@
-"""What every MQTT connection of a broker shares: settings, the client-id registry, hooks."""
+"""What every MQTT connection of a broker shares: settings and the client-id registry."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
 
-from pigeon.core.message import Message
 from pigeon.core.ports import Scheduler
 from pigeon.operations.services import Services
 from pigeon.protocols.mqtt.sessions import SessionRegistry
@@ -35,18 +33,6 @@ class MQTTSettings:
     maximum_packet_size: int = 16 * 1024 * 1024
 
 
-class RetainedMessages(Protocol):
-    """The seam for retained messages (a persisted store per vhost); None: not offered."""
-
-    def retain(self, vhost: str, topic: str, message: Message | None) -> None:
-        """Keep ``message`` as the topic's retained message (None or empty: clear it)."""
-        ...
-
-    def matching(self, vhost: str, topic_filter: str) -> list[Message]:
-        """The retained messages whose topics the filter matches."""
-        ...
-
-
 @dataclass(eq=False)
 class MQTTContext:
     """One per broker, shared by its MQTT listeners (TCP, TLS, WebSocket)."""
@@ -55,4 +41,3 @@ class MQTTContext:
     scheduler: Scheduler
     settings: MQTTSettings = MQTTSettings()
     registry: SessionRegistry = field(default_factory=SessionRegistry)
-    retained: RetainedMessages | None = None

@@ -100,8 +100,9 @@ class Subscriptions:
                 if found is not None:
                     self.by_filter[found.topic_filter] = found
 
-    def add(self, client: Client, subscription: Subscription) -> None:
-        """Bind (replacing the filter's earlier subscription [MQTT-3.8.4-3])."""
+    def add(self, client: Client, subscription: Subscription) -> bool:
+        """Bind (replacing the filter's earlier subscription [MQTT-3.8.4-3]); True if the
+        session had no subscription with this filter."""
         key = convert.routing_key(subscription.topic_filter)
         previous = self.by_filter.get(subscription.topic_filter)
         client.bind(
@@ -112,6 +113,7 @@ class Subscriptions:
                 self.exchange, self.queue_name, DestinationKind.QUEUE, key, previous.arguments()
             )
         self.by_filter[subscription.topic_filter] = subscription
+        return previous is None
 
     def remove(self, client: Client, topic_filter: str) -> bool:
         """Unbind a filter; False if the session had no such subscription."""
