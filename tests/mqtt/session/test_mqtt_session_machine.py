@@ -31,6 +31,7 @@ from pigeon.protocols.mqtt.packets import (
     SubscriptionOptions,
     Will,
 )
+from pigeon.protocols.mqtt.properties import Properties
 from pigeon.protocols.mqtt.reasons import ReasonCode
 from pigeon.protocols.mqtt.session import MQTTSession, session_factory
 from pigeon.protocols.mqtt.settings import MQTTContext
@@ -177,3 +178,69 @@ def test_the_will_is_published_when_the_connection_is_lost(
     clock.run()
     (will,) = watcher.answers()
     assert isinstance(will, Publish) and will.payload == b"bye"
+
+
+def test_the_will_waits_for_its_delay(mqtt: Hub[MQTTSession], clock: ManualClock) -> None:
+    watcher = opened(mqtt, clock, MQTT_5, "w-watcher")
+    watcher.send(Subscribe(1, (("delayed/will", SubscriptionOptions(qos=0)),)))
+    will = Will("delayed/will", b"late", properties=Properties(will_delay_interval=30))
+    session = Properties(session_expiry_interval=600)
+    dying = opened(mqtt, clock, MQTT_5, "w-dying", will=will, properties=session)
+    dying.transport.abort()
+    clock.advance(29)
+    assert watcher.answers() == []
+    clock.advance(2)
+    (published,) = watcher.answers()
+    assert isinstance(published, Publish) and published.payload == b"late"
+
+
+def test_a_client_back_before_the_will_delay_cancels_the_will(
+    mqtt: Hub[MQTTSession], clock: ManualClock
+) -> None:
+    watcher = opened(mqtt, clock, MQTT_5, "c-watcher")
+    watcher.send(Subscribe(1, (("cancel/will", SubscriptionOptions(qos=0)),)))
+    will = Will("cancel/will", b"late", properties=Properties(will_delay_interval=30))
+    session = Properties(session_expiry_interval=600)
+    dying = opened(mqtt, clock, MQTT_5, "c-dying", will=will, properties=session)
+    dying.transport.abort()
+    clock.advance(10)
+    opened(mqtt, clock, MQTT_5, "c-dying", clean_start=False, properties=session)
+    clock.advance(60)
+    assert watcher.answers() == []  # [MQTT-3.1.3-9]
+
+
+def test_disconnect_with_will_message_publishes_the_will(
+    mqtt: Hub[MQTTSession], clock: ManualClock
+) -> None:
+    watcher = opened(mqtt, clock, MQTT_5, "d-watcher")
+    watcher.send(Subscribe(1, (("asked/will", SubscriptionOptions(qos=0)),)))
+    leaving = opened(mqtt, clock, MQTT_5, "d-leaving", will=Will("asked/will", b"as asked"))
+    leaving.send(Disconnect(ReasonCode.DISCONNECT_WITH_WILL_MESSAGE))
+    (published,) = watcher.answers()
+    assert isinstance(published, Publish) and published.payload == b"as asked"
+
+
+def test_no_local_skips_the_sessions_own_messages(
+    mqtt: Hub[MQTTSession], clock: ManualClock
+) -> None:
+    peer = opened(mqtt, clock, MQTT_5, "self-talk")
+    options = SubscriptionOptions(qos=1, no_local=True)
+    peer.send(Subscribe(1, (("echo/#", options),)))
+    assert peer.send(Publish("echo/a", b"mine", qos=1, packet_id=2)) == [Puback(2)]
+    other = opened(mqtt, clock, MQTT_5, "other-talk")
+    other.send(Publish("echo/a", b"theirs", qos=0))
+    (delivery,) = peer.answers()
+    assert isinstance(delivery, Publish) and delivery.payload == b"theirs"
+
+
+def test_a_message_above_the_clients_maximum_packet_size_is_not_sent(
+    mqtt: Hub[MQTTSession], clock: ManualClock
+) -> None:
+    small = Properties(maximum_packet_size=64)
+    peer = opened(mqtt, clock, MQTT_5, "small-client", properties=small)
+    peer.send(Subscribe(1, (("size/#", SubscriptionOptions(qos=1)),)))
+    other = opened(mqtt, clock, MQTT_5, "size-publisher")
+    other.send(Publish("size/a", b"x" * 100, qos=1, packet_id=1))
+    other.send(Publish("size/a", b"fits", qos=1, packet_id=2))
+    (delivery,) = peer.answers()  # [MQTT-3.1.2-25]
+    assert isinstance(delivery, Publish) and delivery.payload == b"fits"

@@ -29,6 +29,7 @@ PROTOCOL: Final = "mqtt"
 QOS: Final = "mqtt.qos"
 PAYLOAD_FORMAT: Final = "mqtt.payload_format"
 RETAIN: Final = "mqtt.retain"  # published with RETAIN=1 (for Retain As Published)
+CLIENT: Final = "mqtt.client_id"  # the publishing session (for No Local)
 
 _TO_KEY: Final = str.maketrans({"/": ".", ".": "/", "+": "*"})
 _TO_TOPIC: Final = str.maketrans({".": "/", "/": "."})
@@ -44,25 +45,38 @@ def topic(key: str) -> str:
     return key.translate(_TO_TOPIC)
 
 
-def neutral(publish: Publish, exchange: str) -> Message:
-    """The message a PUBLISH makes; raises PreconditionFailed for what no protocol carries."""
-    props = publish.properties
-    if props is NO_PROPERTIES and not publish.retain:
-        properties = _PLAIN[publish.qos]
-    else:
-        properties = _neutral_properties(publish.qos, props, publish.retain)
-        check_properties(properties)
-    return Message(
-        exchange,
-        routing_key(publish.topic),
-        properties,
-        publish.payload,
-        time.monotonic_ns(),
-    )
+class Publisher:
+    """One session's conversion of its PUBLISHes: the properties of plain ones (no 5.0
+    properties, no RETAIN) are made once per QoS and shared by its messages."""
+
+    __slots__ = ("client_id", "plain")
+
+    def __init__(self, client_id: str) -> None:
+        self.client_id = client_id
+        self.plain = tuple(
+            Neutral(durable=qos > 0, annotations=((QOS, qos), (CLIENT, client_id)))
+            for qos in (0, 1, 2)
+        )
+
+    def message(self, publish: Publish, exchange: str) -> Message:
+        """The message a PUBLISH makes; PreconditionFailed for what no protocol carries."""
+        props = publish.properties
+        if props is NO_PROPERTIES and not publish.retain:
+            properties = self.plain[publish.qos]
+        else:
+            properties = _neutral_properties(publish.qos, props, publish.retain, self.client_id)
+            check_properties(properties)
+        return Message(
+            exchange,
+            routing_key(publish.topic),
+            properties,
+            publish.payload,
+            time.monotonic_ns(),
+        )
 
 
-def _neutral_properties(qos: int, props: MQTTProperties, retain: bool) -> Neutral:
-    annotations: list[Header] = [(QOS, qos)]
+def _neutral_properties(qos: int, props: MQTTProperties, retain: bool, client_id: str) -> Neutral:
+    annotations: list[Header] = [(QOS, qos), (CLIENT, client_id)]
     if retain:
         annotations.append((RETAIN, True))
     if props.payload_format_indicator is not None:
@@ -79,13 +93,6 @@ def _neutral_properties(qos: int, props: MQTTProperties, retain: bool) -> Neutra
     )
 
 
-_PLAIN: Final = (
-    Neutral(durable=False, annotations=((QOS, 0),)),
-    Neutral(durable=True, annotations=((QOS, 1),)),
-    Neutral(durable=True, annotations=((QOS, 2),)),
-)
-
-
 def published_qos(message: Message) -> int:
     """The QoS a message was published with: MQTT's own, else 1 for a persistent
     message of another protocol and 0 for a transient one (RabbitMQ's rule)."""
@@ -94,6 +101,12 @@ def published_qos(message: Message) -> int:
         if name == QOS and isinstance(value, int):
             return value
     return 1 if properties.durable else 0
+
+
+def publisher(message: Message) -> str | None:
+    """The MQTT client id that published the message, if an MQTT session did."""
+    value = message.properties.annotation(CLIENT)
+    return value if isinstance(value, str) else None
 
 
 def was_retained(message: Message) -> bool:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from pigeon.core.consumer import Consumer
 from pigeon.protocols.mqtt import convert
+from pigeon.protocols.mqtt.codec import encode
 from pigeon.protocols.mqtt.packets import MQTT_5, Publish, Pubrel
 from pigeon.protocols.mqtt.properties import NO_PROPERTIES
 from pigeon.protocols.mqtt.reasons import protocol_error
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
     from pigeon.core.message import Message
     from pigeon.core.ports import Scheduler
     from pigeon.core.queue import Entry, Queue
-    from pigeon.protocols.mqtt.packets import Packet
     from pigeon.protocols.mqtt.sessions import SessionState
     from pigeon.protocols.mqtt.subscriptions import Subscription, Subscriptions
 
@@ -45,14 +45,17 @@ class Outbound:
         version: int,
         state: SessionState,
         subscriptions: Subscriptions,
-        send: Callable[[Packet, int], None],
+        write: Callable[[bytes], None],
         scheduler: Scheduler,
         limit: int,
+        maximum_packet_size: int | None = None,
     ) -> None:
         self.version = version
         self.state = state
         self.subscriptions = subscriptions
-        self.send = send  # (packet, payload size)
+        self.write = write  # encoded packets, to the connection's output
+        # The client's Maximum Packet Size (5.0): larger messages are not sent [MQTT-3.1.2-25].
+        self.maximum_packet_size = maximum_packet_size
         self.scheduler = scheduler
         self.limit = limit
         # packet id -> the queue entry it delivers (None: a retained message)
@@ -73,7 +76,7 @@ class Outbound:
     def resend_releases(self) -> None:
         """A resumed session: PUBREL again for what waited for PUBCOMP [MQTT-4.4.0-1]."""
         for packet_id in sorted(self.state.awaiting_complete):
-            self.send(Pubrel(packet_id), 0)
+            self.write(encode(Pubrel(packet_id), self.version))
 
     def _packet_id(self) -> int:
         used_a, used_b = self.inflight, self.state.awaiting_complete
@@ -86,7 +89,11 @@ class Outbound:
     def deliver(self, queue: Queue, entry: Entry) -> None:
         message = entry.message
         topic = convert.topic(message.routing_key)
-        match = self.subscriptions.match(topic)
+        own = convert.publisher(message) == self.state.client_id
+        match = self.subscriptions.match(topic, own=own)
+        if match is None:  # the session's own message, for No Local subscriptions only
+            queue.ack_many((entry,))
+            return
         qos = min(convert.published_qos(message), match.qos)
         # RETAIN=0 on what a subscription gets as it is published, unless Retain As
         # Published [MQTT-3.3.1-12, 13].
@@ -132,8 +139,18 @@ class Outbound:
             packet_id=packet_id,
             properties=properties,
         )
+        data = encode(publish, self.version)
+        if self.maximum_packet_size is not None and len(data) > self.maximum_packet_size:
+            # Discarded as if sent, acknowledged at once [MQTT-3.1.2-25].
+            if packet_id is not None:
+                del self.inflight[packet_id]
+            if source is not None and not qos:
+                return  # (deliver acks QoS 0 itself)
+            if source is not None:
+                source[1].ack_many((source[0],))
+            return
         self.turn_bytes += len(message.body)
-        self.send(publish, len(message.body))
+        self.write(data)
 
     def acknowledged(self, packet_id: int, *, released: bool) -> bool:
         """PUBACK (``released``: the QoS 1 flow ends) or PUBREC (QoS 2: PUBCOMP to come).

@@ -66,7 +66,7 @@ def publish(session: MQTTSession, packet: Publish) -> None:
         session.send(_answer(session, packet, ReasonCode.NOT_AUTHORIZED))
         return
     try:
-        message = convert.neutral(packet, exchange)
+        message = session.publisher.message(packet, exchange)
     except PigeonError as error:
         raise ProtocolViolation(ReasonCode.PAYLOAD_FORMAT_INVALID, error.text) from None
     reason = ReasonCode.SUCCESS

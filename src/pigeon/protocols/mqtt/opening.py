@@ -66,6 +66,7 @@ def open_session(session: MQTTSession, identity: Identity) -> None:
     clean = connect.clean_start
     state, _ = registry.state(login.vhost, login.client_id, clean=clean)
     session.state = state
+    session.publisher = convert.Publisher(login.client_id)
     name = queue_name(login.client_id)
     existing = vhost.queues.get(name)
     if clean and existing is not None:
@@ -81,7 +82,13 @@ def open_session(session: MQTTSession, identity: Identity) -> None:
     if connect.protocol_level == MQTT_5 and connect.properties.receive_maximum:
         limit = min(limit, connect.properties.receive_maximum)  # [MQTT-3.3.4-9]
     session.outbound = outbound = Outbound(
-        session.version, state, subscriptions, session.send, context.scheduler, limit
+        session.version,
+        state,
+        subscriptions,
+        session.write,
+        context.scheduler,
+        limit,
+        connect.properties.maximum_packet_size,
     )
     session.will = connect.will
     session.keepalive_seconds = connect.keepalive
@@ -165,7 +172,7 @@ def publish_will(session: MQTTSession, will: Will) -> None:
     exchange = session.settings.exchange
     try:
         target = client.publish_target(exchange, convert.routing_key(will.topic), None)
-        message = convert.neutral(packet, exchange)
+        message = session.publisher.message(packet, exchange)
         if will.retain:
             client.retain(will.topic, message)
         client.vhost.publish(message, target)

@@ -23,7 +23,7 @@ from pigeon.auth.authorization import Identity
 from pigeon.auth.gate import LoginAttempt
 from pigeon.operations.client import Client
 from pigeon.operations.sessions import SessionInfo
-from pigeon.protocols.mqtt import inbound, opening
+from pigeon.protocols.mqtt import convert, inbound, opening
 from pigeon.protocols.mqtt.codec import Decoder, encode
 from pigeon.protocols.mqtt.connect import Login, login_of
 from pigeon.protocols.mqtt.delivery import MQTTConsumer, Outbound
@@ -85,6 +85,7 @@ class MQTTSession:
         self.state: SessionState | None = None
         self.subscriptions: Subscriptions | None = None
         self.outbound: Outbound | None = None
+        self.publisher = convert.Publisher("")  # its client id once CONNECT is accepted
         self.consumer: MQTTConsumer | None = None
         self.queue: Queue | None = None
         self.session_expiry = 0
@@ -214,8 +215,11 @@ class MQTTSession:
 
     # -- output ----------------------------------------------------------------------
 
-    def send(self, packet: Packet, size: int = 0) -> None:
-        self._out.append(encode(packet, self.version))
+    def send(self, packet: Packet) -> None:
+        self.write(encode(packet, self.version))
+
+    def write(self, data: bytes) -> None:
+        self._out.append(data)
         self.want_flush()
 
     def _send_acks(self) -> None:

@@ -129,19 +129,27 @@ class Subscriptions:
         )
         return True
 
-    def match(self, topic: str) -> Match:
+    def match(self, topic: str, *, own: bool = False) -> Match | None:
         """The delivery of a message on ``topic``: one per session, at the highest QoS
-        granted by the matching subscriptions, with all their identifiers."""
+        granted by the matching subscriptions, with all their identifiers. ``own``: the
+        session published it, so No Local subscriptions do not count [MQTT-3.8.3-3];
+        None if nothing else matched."""
         qos = -1
         identifiers: list[int] = []
         retain_as_published = False
+        skipped = False
         for subscription in self.by_filter.values():
             if not filter_matches(subscription.topic_filter, topic):
+                continue
+            if own and subscription.options.no_local:
+                skipped = True
                 continue
             qos = max(qos, subscription.options.qos)
             retain_as_published |= subscription.options.retain_as_published
             if subscription.identifier is not None:
                 identifiers.append(subscription.identifier)
+        if qos < 0 and skipped:
+            return None
         if qos < 0:  # bound by another route (an AMQP binding to this queue)
             qos = max((s.options.qos for s in self.by_filter.values()), default=0)
         return Match(qos, tuple(identifiers), retain_as_published)
