@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import FrozenInstanceError, replace
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mqtt_codec_strategies import (
@@ -13,7 +16,7 @@ from mqtt_codec_strategies import (
 )
 
 from pigeon.protocols.mqtt.codec import Decoder, encode
-from pigeon.protocols.mqtt.packets import Packet
+from pigeon.protocols.mqtt.packets import MQTT_5, Packet, Publish
 
 
 def _one(decoder: Decoder, data: bytes) -> Packet:
@@ -74,3 +77,14 @@ def test_a_stream_fed_byte_by_byte_parses_the_same(stream: tuple[int, list[Packe
     for index in range(len(wire)):
         decoded.extend(decoder.feed(memoryview(wire)[index : index + 1]))
     assert decoded == packets
+
+
+def test_decoded_publishes_are_the_frozen_packet_class() -> None:
+    wire = encode(Publish("a/b", b"x", 1, packet_id=9), MQTT_5)
+    (packet,) = Decoder(version=MQTT_5).feed(wire)
+    assert type(packet) is Publish
+    assert packet == Publish("a/b", b"x", 1, packet_id=9)
+    assert hash(packet) == hash(Publish("a/b", b"x", 1, packet_id=9))
+    with pytest.raises(FrozenInstanceError):
+        packet.topic = "c"  # type: ignore[misc]
+    assert replace(packet, topic="c").topic == "c"

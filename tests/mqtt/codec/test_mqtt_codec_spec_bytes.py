@@ -9,6 +9,7 @@ from pigeon.protocols.mqtt.packets import (
     MQTT_3_1_1,
     MQTT_5,
     NO_PROPERTIES,
+    Auth,
     Connack,
     Connect,
     Disconnect,
@@ -159,3 +160,14 @@ def test_3_1_1_leaves_out_what_it_cannot_carry() -> None:
     refused = Connack(reason_code=ReasonCode.BANNED)
     assert encode(refused, MQTT_3_1_1) == b"\x20\x02\x00\x05"  # Not authorized
     assert encode(Puback(3, ReasonCode.QUOTA_EXCEEDED), MQTT_3_1_1) == b"\x40\x02\x00\x03"
+
+
+def test_encode_refuses_what_no_version_can_carry() -> None:
+    with pytest.raises(ValueError, match="packet identifier"):
+        encode(Publish("t", b"", qos=1), MQTT_5)
+    with pytest.raises(ValueError, match="user name"):
+        encode(Connect(MQTT_3_1_1, "c", password=b"p"), MQTT_3_1_1)
+    with pytest.raises(ValueError, match="AUTH"):
+        encode(Auth(), MQTT_3_1_1)
+    with pytest.raises(ValueError, match="65535"):
+        encode(Subscribe(1, (("a" * 70_000, SubscriptionOptions()),)), MQTT_5)

@@ -104,6 +104,8 @@ def _encode_connect_flags(packet: Connect) -> int:
 def _encode_connect(packet: Connect, version: int) -> bytes:
     if packet.protocol_level != version:
         raise ValueError(f"CONNECT of level {packet.protocol_level} encoded as {version}")
+    if version == MQTT_3_1_1 and packet.password is not None and packet.username is None:
+        raise ValueError("MQTT 3.1.1 sends a password only with a user name [MQTT-3.1.2-22]")
     parts = [
         encode_string("MQTT"),
         bytes((version, _encode_connect_flags(packet))),
