@@ -32,5 +32,4 @@ def clients(broker: Broker) -> Iterator[Callable[..., Client]]:
 
     yield make
     for client in made:
-        client.paho.loop_stop()
-        client.paho.disconnect()
+        client.stop()

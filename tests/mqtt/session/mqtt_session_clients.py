@@ -68,6 +68,17 @@ class Client:
         wait_for(lambda: len(self.messages) >= count, timeout)
         return self.messages
 
+    def drop(self) -> None:
+        """End the connection without DISCONNECT, as a lost network would."""
+        self.paho.loop_stop()
+        sock = self.paho.socket()
+        if sock is not None:
+            sock.close()
+        self.paho.reinitialise(client_id=self.client_id)
+
     def stop(self) -> None:
+        """Disconnect, stop the network thread and close paho's sockets (its wake-up
+        socket pair too: ``reinitialise`` is paho's public way to close them)."""
         self.paho.disconnect()
         self.paho.loop_stop()
+        self.paho.reinitialise(client_id=self.client_id)

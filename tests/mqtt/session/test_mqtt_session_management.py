@@ -43,4 +43,3 @@ def test_mqtt_connections_and_subscription_queues_are_listed() -> None:
         finally:
             for client in (v5, v311):
                 client.stop()
-                client.paho.loop_stop()

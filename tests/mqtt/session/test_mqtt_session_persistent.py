@@ -48,7 +48,6 @@ def test_qos_1_messages_wait_for_the_client_to_come_back(
         assert [m.payload for m in messages[:3]] == [b"m0", b"m1", b"m2"]
     finally:
         back.stop()
-        back.paho.loop_stop()
 
 
 @pytest.mark.parametrize("version", [4, 5])
@@ -60,7 +59,6 @@ def test_a_clean_session_forgets_the_earlier_one(
     first = _persistent(broker.mqtt_port, version, client_id)
     first.subscribe(f"forget{version}/#", 1)
     first.stop()
-    first.paho.loop_stop()
     clean = clients(version, client_id=client_id)
     clean.connect()
     assert not clean.connack[0].session_present
@@ -73,12 +71,10 @@ def test_a_persistent_session_survives_a_restart(tmp_path: Path) -> None:
         sub = _persistent(broker.mqtt_port, 5, "restart-me")
         sub.subscribe("plant/+/alarm", 1)
         sub.stop()
-        sub.paho.loop_stop()
         pub = Client(broker.mqtt_port, 5)
         pub.connect()
         pub.paho.publish("plant/p1/alarm", b"hot", qos=1).wait_for_publish(5)
         pub.stop()
-        pub.paho.loop_stop()
     with Broker.in_thread(config) as broker:
         assert broker.mqtt_port is not None
         back = _persistent(broker.mqtt_port, 5, "restart-me")
@@ -91,5 +87,3 @@ def test_a_persistent_session_survives_a_restart(tmp_path: Path) -> None:
         wait_for(lambda: len(back.messages) == 2)  # the subscription came back too
         back.stop()
         pub.stop()
-        back.paho.loop_stop()
-        pub.paho.loop_stop()

@@ -79,8 +79,7 @@ def test_the_will_is_published_when_the_connection_drops(
     dying = clients(version)
     dying.paho.will_set(f"will{version}/status", b"gone", qos=1)
     dying.connect()
-    dying.paho.loop_stop()
-    dying.paho.socket().close()  # no DISCONNECT
+    dying.drop()  # no DISCONNECT
     (message,) = watcher.received()
     assert message.payload == b"gone"
 

@@ -90,7 +90,7 @@ def test_anonymous_clients_can_be_refused() -> None:
         try:
             assert _code(client.connect()) == 0x86
         finally:
-            client.paho.loop_stop()
+            client.stop()
 
 
 def test_a_silent_client_is_dropped_after_one_and_a_half_keepalives(broker: Broker) -> None:
