@@ -244,3 +244,26 @@ def test_a_message_above_the_clients_maximum_packet_size_is_not_sent(
     other.send(Publish("size/a", b"fits", qos=1, packet_id=2))
     (delivery,) = peer.answers()  # [MQTT-3.1.2-25]
     assert isinstance(delivery, Publish) and delivery.payload == b"fits"
+
+
+def test_a_clients_topic_alias_names_the_topic_later(
+    mqtt: Hub[MQTTSession], clock: ManualClock
+) -> None:
+    sub = opened(mqtt, clock, MQTT_5, "alias-sub")
+    sub.send(Subscribe(1, (("alias/t", SubscriptionOptions(qos=0)),)))
+    pub = opened(mqtt, clock, MQTT_5, "alias-pub")
+    pub.send(Publish("alias/t", b"one", properties=Properties(topic_alias=1)))
+    pub.send(Publish("", b"two", properties=Properties(topic_alias=1)))
+    assert [(p.topic, p.payload) for p in sub.answers() if isinstance(p, Publish)] == [
+        ("alias/t", b"one"),
+        ("alias/t", b"two"),
+    ]
+
+
+def test_a_topic_alias_above_the_maximum_is_refused(
+    mqtt: Hub[MQTTSession], clock: ManualClock
+) -> None:
+    pub = opened(mqtt, clock, MQTT_5, "alias-bad")
+    answers = pub.send(Publish("alias/t", b"x", properties=Properties(topic_alias=65)))
+    assert answers == [Disconnect(ReasonCode.TOPIC_ALIAS_INVALID)]
+    assert pub.transport.closing

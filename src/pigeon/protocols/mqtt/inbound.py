@@ -10,6 +10,7 @@ DISCONNECT 0x87 at QoS 0 (RabbitMQ 3.13's answers).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from pigeon.errors import AccessRefused, PigeonError, ResourceLimit
@@ -28,7 +29,7 @@ from pigeon.protocols.mqtt.packets import (
     Unsuback,
     Unsubscribe,
 )
-from pigeon.protocols.mqtt.reasons import ProtocolViolation, ReasonCode
+from pigeon.protocols.mqtt.reasons import ProtocolViolation, ReasonCode, protocol_error
 from pigeon.protocols.mqtt.subscriptions import Subscription
 from pigeon.protocols.mqtt.topics import check_topic_name, parse_filter
 
@@ -49,13 +50,15 @@ def publish(session: MQTTSession, packet: Publish) -> None:
     client, state = session.client, session.state
     assert client is not None and state is not None
     if packet.properties.topic_alias is not None:
-        # We offer no topic aliases (Topic Alias Maximum absent means 0) [MQTT-3.3.2-8].
-        raise ProtocolViolation(ReasonCode.TOPIC_ALIAS_INVALID, "topic aliases are not offered")
+        packet = _unalias(session, packet)
     check_topic_name(packet.topic)
     qos = packet.qos
     if qos == 2 and packet.packet_id in state.awaiting_release:
         session.acks.append(_answer(session, packet, ReasonCode.SUCCESS))  # a resend: once only
         return
+    if qos == 2 and len(state.awaiting_release) >= session.settings.receive_maximum:
+        # More QoS 2 publishes unreleased than our Receive Maximum [MQTT-3.3.4-9].
+        raise ProtocolViolation(ReasonCode.RECEIVE_MAXIMUM_EXCEEDED, "receive maximum exceeded")
     exchange = session.settings.exchange
     key = convert.routing_key(packet.topic)
     try:
@@ -85,6 +88,21 @@ def publish(session: MQTTSession, packet: Publish) -> None:
     if reason == ReasonCode.SUCCESS and not routed:
         reason = ReasonCode.NO_MATCHING_SUBSCRIBERS
     session.acks.append(_answer(session, packet, reason))
+
+
+def _unalias(session: MQTTSession, packet: Publish) -> Publish:
+    """A 5.0 Topic Alias: set by a PUBLISH with a topic, used by one without (§3.3.2.3.4)."""
+    alias = packet.properties.topic_alias
+    assert alias is not None
+    if not 1 <= alias <= session.settings.topic_alias_maximum:
+        raise ProtocolViolation(ReasonCode.TOPIC_ALIAS_INVALID, f"topic alias {alias}")
+    if packet.topic:
+        session.topic_aliases[alias] = packet.topic
+        return packet
+    topic = session.topic_aliases.get(alias)
+    if topic is None:
+        raise protocol_error(f"topic alias {alias} was never set")
+    return replace(packet, topic=topic)
 
 
 def release(session: MQTTSession, packet_id: int) -> None:

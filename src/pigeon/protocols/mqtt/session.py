@@ -91,6 +91,7 @@ class MQTTSession:
         self.session_expiry = 0
         self.keepalive_seconds = 0
         self.will: Will | None = None
+        self.topic_aliases: dict[int, str] = {}  # a 5.0 client's, for this connection
         self.acks: list[Packet] = []  # QoS 1/2 answers of this turn, sent once on disk
         self._syncing = 0
         self._counted = False
@@ -387,6 +388,7 @@ class MQTTSession:
             assigned_client_identifier=assigned,
             receive_maximum=settings.receive_maximum,
             retain_available=True,
+            topic_alias_maximum=settings.topic_alias_maximum or None,
             maximum_packet_size=settings.maximum_packet_size,
             shared_subscription_available=False,
             subscription_identifier_available=True,

@@ -27,6 +27,8 @@ class MQTTSettings:
     inflight: int = 10
     # QoS 2 publishes a 5.0 client may have unanswered (our receive maximum).
     receive_maximum: int = 65_535
+    # Topic aliases a 5.0 client may set for its PUBLISHes to us (0: none).
+    topic_alias_maximum: int = 64
     # Seconds a persistent session outlives its connection at most (RabbitMQ's
     # mqtt.max_session_expiry_interval_seconds); a 3.1.1 persistent session gets it.
     max_session_expiry: int = 86_400
