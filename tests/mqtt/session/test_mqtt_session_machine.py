@@ -11,6 +11,7 @@ import pytest
 from pigeon.auth.users import UserStore
 from pigeon.core.node import Node
 from pigeon.operations.services import Services
+from pigeon.operations.vocabulary import RABBITMQ
 from pigeon.protocols.mqtt.codec import Decoder, encode
 from pigeon.protocols.mqtt.packets import (
     MQTT_3_1_1,
@@ -67,7 +68,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def mqtt(clock: ManualClock) -> Hub[MQTTSession]:
-    node = Node(clock)
+    node = Node(clock, vocabulary=RABBITMQ)
     node.add_vhost("/")
     users = UserStore()
     users.add_user("guest", "guest", frozenset({"administrator"}), loopback_only=True)
@@ -267,3 +268,42 @@ def test_a_topic_alias_above_the_maximum_is_refused(
     answers = pub.send(Publish("alias/t", b"x", properties=Properties(topic_alias=65)))
     assert answers == [Disconnect(ReasonCode.TOPIC_ALIAS_INVALID)]
     assert pub.transport.closing
+
+
+def test_unacknowledged_deliveries_come_again_with_dup_after_a_reconnect(
+    mqtt: Hub[MQTTSession], clock: ManualClock
+) -> None:
+    keep = Properties(session_expiry_interval=600)
+    sub = opened(mqtt, clock, MQTT_5, "dup-sub", properties=keep)
+    sub.send(Subscribe(1, (("dup/t", SubscriptionOptions(qos=1)),)))
+    pub = opened(mqtt, clock, MQTT_5, "dup-pub")
+    pub.send(Publish("dup/t", b"again", qos=1, packet_id=1))
+    (first,) = sub.answers()
+    assert isinstance(first, Publish) and not first.dup
+    sub.transport.abort()  # no PUBACK
+    clock.run()
+    back = Peer(mqtt, clock, MQTT_5)
+    connack, second = back.send(Connect(MQTT_5, "dup-sub", clean_start=False, properties=keep))
+    assert isinstance(connack, Connack) and connack.session_present
+    assert (
+        isinstance(second, Publish) and second.dup and second.payload == b"again"
+    )  # [MQTT-4.4.0-1]
+
+
+def test_a_pubrel_waiting_for_pubcomp_is_sent_again_after_a_reconnect(
+    mqtt: Hub[MQTTSession], clock: ManualClock
+) -> None:
+    keep = Properties(session_expiry_interval=600)
+    sub = opened(mqtt, clock, MQTT_5, "rel-sub", properties=keep)
+    sub.send(Subscribe(1, (("rel/t", SubscriptionOptions(qos=2)),)))
+    pub = opened(mqtt, clock, MQTT_5, "rel-pub")
+    pub.send(Publish("rel/t", b"exactly", qos=2, packet_id=1), Pubrel(1))
+    (delivery,) = sub.answers()
+    assert isinstance(delivery, Publish) and delivery.packet_id is not None
+    assert sub.send(Pubrec(delivery.packet_id)) == [Pubrel(delivery.packet_id)]
+    sub.transport.abort()  # no PUBCOMP
+    clock.run()
+    back = Peer(mqtt, clock, MQTT_5)
+    answers = back.send(Connect(MQTT_5, "rel-sub", clean_start=False, properties=keep))
+    assert answers[1:] == [Pubrel(delivery.packet_id)]  # not the message again
+    assert back.send(Pubcomp(delivery.packet_id)) == []

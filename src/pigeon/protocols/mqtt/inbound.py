@@ -10,6 +10,7 @@ DISCONNECT 0x87 at QoS 0 (RabbitMQ 3.13's answers).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,8 @@ from pigeon.protocols.mqtt.topics import check_topic_name, parse_filter
 
 if TYPE_CHECKING:
     from pigeon.protocols.mqtt.session import MQTTSession
+
+log = logging.getLogger("pigeon.mqtt")
 
 
 def _answer(session: MQTTSession, publish: Publish, reason: ReasonCode) -> Packet:
@@ -150,7 +153,8 @@ def subscribe(session: MQTTSession, packet: Subscribe) -> None:
             codes.append(violation.reason)
         except AccessRefused:
             codes.append(ReasonCode.NOT_AUTHORIZED)  # 3.1.1: 0x80
-        except PigeonError:
+        except PigeonError as error:
+            log.info("subscription to %r refused: %s", topic_filter, error.text)
             codes.append(ReasonCode.UNSPECIFIED_ERROR)
     session.send(Suback(packet.packet_id, tuple(codes)))
     for subscription in retained:
