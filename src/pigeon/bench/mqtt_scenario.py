@@ -72,6 +72,8 @@ class MqttResult(Result):
 
     def metrics(self) -> dict[str, float | None]:
         out = super().metrics()
+        if not getattr(self.scenario, "qos", 0):
+            out["confirmed_per_s"] = None  # QoS 0 has no PUBACKs: n/a, not 0
         if self.scenario_idle:
             out.update(
                 {
