@@ -135,6 +135,7 @@ _FIELDS = {
     # MQTT (benchmarks.compare_mqtt): QoS 1 PUBACKs and idle connections
     "confirm_rate": "confirmed_per_s", "idle_connections": "idle_connections",
     "rss_kb_per_connection": "rss_kb_per_connection", "connects_per_s": "connects_per_s",
+    "lost": "lost_messages",
 }  # fmt: skip
 
 

@@ -76,6 +76,7 @@ LATENCY, LATENCY_BASE, IDLE = "latency-half", "qos0-16B", "idle-10k"
 COLUMNS = (
     ("consume_rate", "consumed msg/s", "{:,.0f}"),
     ("confirm_rate", "PUBACKs/s", "{:,.0f}"),
+    ("lost", "QoS 0 lost", "{:,.0f}"),
     ("p50_us", "p50 µs", "{:,.0f}"),
     ("p99_us", "p99 µs", "{:,.0f}"),
     ("broker_cores", "broker CPU (cores)", "{:.2f}"),

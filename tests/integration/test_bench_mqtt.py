@@ -62,6 +62,8 @@ def test_qos0_closed_run_counts_every_message(
     assert run["published_total"] == 2000
     assert run["consumed_total"] == 2000
     assert run["drained"] is True
+    assert run["lost_messages"] == 0
+    assert run["confirmed_per_s"] is None  # no PUBACKs at QoS 0
     assert run["latency_samples"] == 2000
     assert run["p50_us"] is not None and run["p99_us"] is not None
     assert run["broker_cpu_s"] is not None  # the pid was read
@@ -79,6 +81,7 @@ def test_qos1_v5_two_pairs_every_publish_acknowledged(
     assert run["confirmed"] == 1000
     assert run["consumed_total"] == 1000
     assert run["expected_total"] == 1000
+    assert run["lost_messages"] is None  # only counted at QoS 0
 
 
 def test_one_topic_two_subscribers_each_get_every_message(

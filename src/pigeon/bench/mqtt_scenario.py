@@ -59,6 +59,7 @@ class MqttScenario(Scenario):
 class MqttResult(Result):
     """A run's numbers plus, in idle mode, the connections and the broker's RSS growth."""
 
+    lost: int | None = None  # QoS 0: messages that never arrived (None: not known)
     idle_connections: int = 0
     connect_rate: float | None = None
     rss_before_mb: float | None = None
@@ -74,6 +75,7 @@ class MqttResult(Result):
         out = super().metrics()
         if not getattr(self.scenario, "qos", 0):
             out["confirmed_per_s"] = None  # QoS 0 has no PUBACKs: n/a, not 0
+        out["lost_messages"] = None if self.lost is None else float(self.lost)
         if self.scenario_idle:
             out.update(
                 {

@@ -29,6 +29,7 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("broker_rss_mb", "broker RSS MB (at end)", "{:,.1f}"),
     ("rss_full_mb", "broker RSS MB (backlog resting)", "{:,.1f}"),
     ("broker_peak_rss_mb", "broker peak RSS MB", "{:,.1f}"),
+    ("lost_messages", "QoS 0 messages not delivered", "{:,.0f}"),
     ("idle_connections", "idle connections", "{:,.0f}"),
     ("connects_per_s", "connections opened /s", "{:,.0f}"),
     ("rss_before_mb", "broker RSS MB (no connections)", "{:,.1f}"),
