@@ -46,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"broker URL (default {DEFAULT_URL}, or {DEFAULT_MQTT_URL} with --protocol mqtt)",
     )
     p.add_argument(
-        "--protocol", choices=("amqp", "mqtt"), default="amqp", help="wire protocol (amqp)"
+        "--protocol",
+        choices=("amqp", "mqtt"),
+        help="wire protocol (default: the URL's scheme, else amqp)",
     )
     _scenario_options(p.add_argument_group("scenario"))
     _mqtt_options(p.add_argument_group("MQTT (with --protocol mqtt)"))
@@ -187,7 +189,7 @@ def scenario_of(args: argparse.Namespace) -> Scenario:
         return _mqtt_scenario_of(args)
     fanout = args.fanout
     return Scenario(
-        url=args.url,
+        url=args.url or DEFAULT_URL,
         publishers=args.publishers,
         consumers=fanout or args.consumers,
         queues=fanout or args.queues,
@@ -209,7 +211,7 @@ def scenario_of(args: argparse.Namespace) -> Scenario:
 def _mqtt_scenario_of(args: argparse.Namespace) -> MqttScenario:
     keepalive = args.keepalive if args.keepalive is not None else (3600 if args.idle else 60)
     return MqttScenario(
-        url=args.url,
+        url=args.url or DEFAULT_MQTT_URL,
         publishers=args.publishers,
         consumers=args.consumers,
         queues=args.queues,
@@ -229,6 +231,8 @@ def _mqtt_scenario_of(args: argparse.Namespace) -> MqttScenario:
 
 
 def _check(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.protocol is None:
+        args.protocol = "mqtt" if (args.url or "").startswith("mqtt:") else "amqp"
     mqtt = args.protocol == "mqtt"
     args.url = args.url or (DEFAULT_MQTT_URL if mqtt else DEFAULT_URL)
     if not mqtt and (args.idle or args.qos or args.mqtt_version != "3.1.1"):
@@ -247,7 +251,7 @@ def _check(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     for url in (args.url, args.against):
         try:
             if url is not None:
-                parse_url(url)
+                MqttUrl.parse(url) if mqtt else BrokerUrl.parse(url)
         except ValueError as exc:
             p.error(str(exc))
 
