@@ -101,9 +101,11 @@ def test_publish_too_small() -> None:
         mw.PublishTemplate("t", 0, 15)
 
 
-def _collect() -> tuple[mw.PacketReader, list[tuple[int, int, bytes]]]:
+def _collect(version: int = mw.V311) -> tuple[mw.PacketReader, list[tuple[int, int, bytes]]]:
     seen: list[tuple[int, int, bytes]] = []
-    reader = mw.PacketReader(lambda kind, flags, body: seen.append((kind, flags, bytes(body))))
+    reader = mw.PacketReader(
+        lambda kind, flags, body: seen.append((kind, flags, bytes(body))), version
+    )
     return reader, seen
 
 
@@ -143,3 +145,48 @@ def test_mqtt_url() -> None:
     assert MqttUrl.parse("mqtt://127.0.0.1") == MqttUrl("127.0.0.1", 1883, None, None)
     with pytest.raises(ValueError, match="mqtt://"):
         MqttUrl.parse("amqp://127.0.0.1")
+
+
+# --- against Pigeon's own codec (``pigeon.protocols.mqtt``) as a second reader ---------
+
+
+@pytest.mark.parametrize("version", [mw.V311, mw.V5])
+def test_pigeon_codec_reads_what_the_load_generator_sends(version: int) -> None:
+    from pigeon.protocols.mqtt.codec import Decoder
+    from pigeon.protocols.mqtt.packets import Connect, Publish, Subscribe
+
+    stream = (
+        mw.connect("c1", version=version, keepalive=30, username="u", password="p")
+        + mw.subscribe(7, "bench/x/0", 1, version)
+        + bytes(mw.PublishTemplate("bench/x/0", 1, 32, version).batch(65535, 2, 123))
+        + mw.puback(9)
+        + mw.PINGREQ_PACKET
+        + mw.DISCONNECT_PACKET
+    )
+    packets = Decoder().feed(stream)
+    connect, sub, first, second = packets[:4]
+    assert isinstance(connect, Connect)
+    assert (connect.protocol_level, connect.client_id, connect.keepalive) == (version, "c1", 30)
+    assert (connect.username, connect.password, connect.clean_start) == ("u", b"p", True)
+    assert isinstance(sub, Subscribe)
+    assert sub.packet_id == 7 and sub.subscriptions[0][0] == "bench/x/0"
+    assert sub.subscriptions[0][1].qos == 1
+    assert isinstance(first, Publish) and isinstance(second, Publish)
+    assert (first.qos, first.packet_id, second.packet_id) == (1, 65535, 1)
+    assert first.payload == _payload(65535, 123, 32)
+    assert [p.kind.name for p in packets[4:]] == ["PUBACK", "PINGREQ", "DISCONNECT"]
+
+
+@pytest.mark.parametrize("version", [mw.V311, mw.V5])
+def test_load_generator_reads_what_pigeon_encodes(version: int) -> None:
+    from pigeon.protocols.mqtt.codec import encode
+    from pigeon.protocols.mqtt.packets import Puback, Publish
+
+    reader, seen = _collect(version)
+    stream = encode(Publish("a/b", _payload(1, 10, 40), qos=1, packet_id=5), version)
+    stream += encode(Publish("a/b", _payload(2, 20, 16)), version) + encode(Puback(3), version)
+    reader.feed(stream, 100)
+    assert reader.delivered == 2
+    assert list(reader.latencies) == [90, 80]
+    assert bytes(reader.acks) == b"\x40\x02\x00\x05"
+    assert [(kind, body[:2]) for kind, _, body in seen] == [(mw.PUBACK, b"\x00\x03")]
