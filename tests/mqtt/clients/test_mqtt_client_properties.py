@@ -95,10 +95,16 @@ def test_request_response_information(client) -> None:
 
 
 def test_topic_alias_from_client(client, names) -> None:
-    """5.0 §3.3.2.3.4: the client sets alias 1 with the topic, then publishes with the
-    alias alone; the subscriber gets the full topic both times."""
+    """5.0 §3.3.2.3.4: the broker's CONNACK allows topic aliases; the client sets alias 1
+    with the topic, then publishes with the alias alone; the subscriber gets the full
+    topic both times."""
     topic = names.topic("alias")
-    pub, sub = _pair(client, topic)
+    sub = client("sub")
+    sub.connect()
+    sub.subscribe(topic, qos=1)
+    pub = client("pub")
+    # Issue 15 asks for aliases both ways: the broker must offer some (Mosquitto: 10).
+    assert pub.connect().prop("TopicAliasMaximum", 0) >= 1, "the broker takes no aliases"
     pub.publish(topic, b"with topic", qos=1, TopicAlias=1)
     pub.publish("", b"alias only", qos=1, TopicAlias=1)
     got = sub.expect(2)
