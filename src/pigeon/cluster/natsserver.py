@@ -223,14 +223,17 @@ class LocalCluster:
             time.sleep(0.1)
 
     def _all_have_leader(self) -> bool:
+        """Every server names the same meta leader and sees every peer."""
+        leaders = set()
         for url in self.monitor_urls:
             data = monitor(url, "jsz")
             if data is None:
                 return False
             meta = data.get("meta_cluster") or {}
-            if self.size > 1 and not meta.get("leader"):
+            if self.size > 1 and (not meta.get("leader") or meta.get("cluster_size") != self.size):
                 return False
-        return True
+            leaders.add(meta.get("leader"))
+        return len(leaders) == 1
 
     def stop(self) -> None:
         processes, self.processes = self.processes, []
