@@ -36,6 +36,7 @@ from pigeon.config import Config, ConfigError
 from pigeon.core.node import Node
 from pigeon.core.ports import MessageIndex, Store
 from pigeon.embedded import EmbeddedAPI
+from pigeon.errors import MissingPackage
 from pigeon.operations.limits import ConnectionLimits
 from pigeon.operations.services import Services
 from pigeon.operations.vocabulary import RABBITMQ
@@ -50,6 +51,7 @@ from pigeon.version import __version__
 
 if TYPE_CHECKING:
     from pigeon.admin import ManagementServer
+    from pigeon.cluster.member import ClusterMember
 
 log = logging.getLogger("pigeon.broker")
 
@@ -129,6 +131,7 @@ class Broker(EmbeddedAPI):
         self.management: ManagementServer | None = None
         self.resources: ResourceMonitor | None = None
         self._stopped: asyncio.Event | None = None
+        self.cluster: ClusterMember | None = None
 
     @property
     def amqp_port(self) -> int:
@@ -167,6 +170,7 @@ class Broker(EmbeddedAPI):
         loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
         check_ports_free(config)
+        await self._join_cluster()
         self.store = self._open_store(loop)
         # Definitions first: the queues are declared, then their stored messages are read
         # back off the loop (their numbers; the bodies as the queues need them). Clients
@@ -261,6 +265,22 @@ class Broker(EmbeddedAPI):
             )
             log.info("management listening on %s:%d", config.host, self.management.port)
 
+    async def _join_cluster(self) -> None:
+        """Cluster mode (docs/cluster.md): connect and check before anything else."""
+        if self.config.cluster is None:
+            return
+        # Imported here: nats-py is the cluster extra's, and a single node needs none of it.
+        try:
+            from pigeon.cluster.member import ClusterMember
+        except ImportError:
+            raise MissingPackage("cluster", "nats-py", "cluster") from None
+
+        self.cluster = ClusterMember(self.config)
+        await self.cluster.start()
+
+    def cluster_overview(self) -> dict[str, Any] | None:
+        return self.cluster.overview() if self.cluster is not None else None
+
     def _runtime_limit(self, kind: str, name: str, limit: str) -> int | None:
         """A vhost or user limit set through the management API or definitions."""
         if kind == "vhost":
@@ -294,6 +314,9 @@ class Broker(EmbeddedAPI):
             # Blocks while the writer finishes its last batch: shutdown has nothing else to do.
             store.close()
             log.info("Pigeon stopped")
+        if self.cluster is not None:
+            cluster, self.cluster = self.cluster, None
+            await cluster.stop()
         if self._refusals is not None:
             self._refusals.flush()  # the summaries of refused logins not written yet
             self._refusals = None

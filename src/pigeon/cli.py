@@ -53,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--no-management", action="store_true", help="run without the management listener"
     )
+    _cluster_options(serve)
     admin_ctl.add_parser(commands)
     # The bench command parses its own options (pigeon.bench.command), imported only
     # when it runs: ``pigeon serve`` does not pay for the load generator.
@@ -61,6 +62,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("arguments", nargs=argparse.REMAINDER)
     return parser
+
+
+def _cluster_options(serve: argparse.ArgumentParser) -> None:
+    serve.add_argument(
+        "--cluster", help="join a NATS JetStream cluster: nats://HOST:PORT[,nats://...]"
+    )
+    serve.add_argument(
+        "--cluster-monitor",
+        help="the NATS servers' monitoring URLs (http://HOST:PORT[,...]), to read durability",
+    )
 
 
 async def _serve(config: Config) -> None:
@@ -130,6 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "log_level": args.log_level,
             "log_json": args.log_json,
             "management_port": args.management_port,
+            "cluster": args.cluster,
+            "cluster_monitor": args.cluster_monitor,
         }
         try:
             config = load(args.config, overrides=overrides)

@@ -235,6 +235,15 @@ class LocalCluster:
             leaders.add(meta.get("leader"))
         return len(leaders) == 1
 
+    @staticmethod
+    def wait_for(monitor_url: str, timeout: float = 10.0) -> None:
+        """Until one server's monitoring endpoint answers."""
+        deadline = time.monotonic() + timeout
+        while monitor(monitor_url, "varz", timeout=0.5) is None:
+            if time.monotonic() > deadline:
+                raise NatsServerError(f"{monitor_url} did not answer within {timeout:g} s")
+            time.sleep(0.05)
+
     def stop(self) -> None:
         processes, self.processes = self.processes, []
         for process in processes:
