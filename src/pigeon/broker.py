@@ -172,6 +172,8 @@ class Broker(EmbeddedAPI):
         check_ports_free(config)
         await self._join_cluster()
         self.store = self._open_store(loop)
+        if self.cluster is not None:
+            self.store = self.cluster.wrap(self.store)
         # Definitions first: the queues are declared, then their stored messages are read
         # back off the loop (their numbers; the bodies as the queues need them). Clients
         # are let in once they are back, as RabbitMQ recovers queues before it listens.
@@ -189,6 +191,8 @@ class Broker(EmbeddedAPI):
             snapshot, rabbit_compatible=(config.definitions_password_hashing == "rabbitmq")
         ) or _users(config)
         self._accounts = accounts.AccountSaver(users, self.store)
+        if self.cluster is not None:  # the cluster's definitions, before users are saved
+            await self.cluster.attach(self.node, users)
         self._accounts.start()
         self.audit = AuditLog(path=config.audit_log) if config.audit_log else None
         tokens = TokenVerifier(settings_from_mapping(config.tokens)) if config.tokens else None
@@ -307,6 +311,9 @@ class Broker(EmbeddedAPI):
         if self._accounts is not None:
             self._accounts.stop()
             self._accounts = None
+        if self.cluster is not None:
+            cluster, self.cluster = self.cluster, None
+            await cluster.stop()
         if self.node is not None:
             self.node.close()
         if self.store is not None:
@@ -314,9 +321,6 @@ class Broker(EmbeddedAPI):
             # Blocks while the writer finishes its last batch: shutdown has nothing else to do.
             store.close()
             log.info("Pigeon stopped")
-        if self.cluster is not None:
-            cluster, self.cluster = self.cluster, None
-            await cluster.stop()
         if self._refusals is not None:
             self._refusals.flush()  # the summaries of refused logins not written yet
             self._refusals = None
