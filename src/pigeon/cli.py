@@ -55,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _cluster_options(serve)
     admin_ctl.add_parser(commands)
+    _cluster_parser(commands)
     # The bench command parses its own options (pigeon.bench.command), imported only
     # when it runs: ``pigeon serve`` does not pay for the load generator.
     bench = commands.add_parser(
@@ -62,6 +63,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("arguments", nargs=argparse.REMAINDER)
     return parser
+
+
+def _cluster_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    try:
+        from pigeon.cluster.up import add_parser
+    except ImportError:  # no cluster extra: the command says how to get it when run
+        commands.add_parser("cluster", help="run a local cluster (pip install pigeon[cluster])")
+        return
+    add_parser(commands)
 
 
 def _cluster_options(serve: argparse.ArgumentParser) -> None:
@@ -133,6 +143,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return bench_main(args.arguments)
     if args.command == "ctl":
         return admin_ctl.main(args)
+    if args.command == "cluster":
+        try:
+            from pigeon.cluster.up import main as cluster_main
+        except ImportError:
+            print("pigeon cluster: pip install 'pigeon-broker[cluster]'", file=sys.stderr)
+            return 2
+        return cluster_main(args)
     if args.command == "serve":
         overrides = {
             "host": args.host,
