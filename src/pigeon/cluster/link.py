@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-import nats
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
@@ -58,7 +57,7 @@ class ClusterLink:
 
     urls: list[str]
     monitor_urls: list[str] = field(default_factory=list)
-    connect_timeout: float = 5.0
+    connect_timeout: int = 5
     client: Client | None = None
     durability: str = UNKNOWN
     durability_source: str = ""
@@ -71,16 +70,17 @@ class ClusterLink:
         return self.client.jetstream()
 
     async def connect(self) -> None:
+        client = Client()
         try:
             # With reconnects allowed nats-py retries a failed first connect for ever:
             # the deadline makes an unreachable cluster a start-up error.
-            self.client = await asyncio.wait_for(
-                nats.connect(
+            await asyncio.wait_for(
+                client.connect(
                     servers=self.urls,
                     connect_timeout=self.connect_timeout,
                     allow_reconnect=True,
                     max_reconnect_attempts=-1,
-                    reconnect_time_wait=0.5,
+                    reconnect_time_wait=1,
                     name="pigeon",
                     error_cb=_error,
                     disconnected_cb=_disconnected,
@@ -89,9 +89,11 @@ class ClusterLink:
                 2 * self.connect_timeout,
             )
         except (OSError, TimeoutError, nats.errors.Error) as error:
+            await client.close()  # its own tasks end with it
             raise ClusterError(
                 f"cannot reach the NATS servers {', '.join(self.urls)}: {error or type(error)}"
             ) from None
+        self.client = client
         try:
             await self._check()
         except BaseException:
