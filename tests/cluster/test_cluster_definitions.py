@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -26,7 +29,7 @@ def nodes(
         return Config(
             port=0,
             data_dir=tmp_path_factory.mktemp(name),
-            management_port=None,
+            management_port=0,
             cluster=",".join(nats_cluster.urls),
         )
 
@@ -133,6 +136,53 @@ def test_transient_queues_stay_on_their_node(
     channels(a).queue_declare(f"d-{uid}", durable=True)
     _eventually(lambda: _exists(b, f"d-{uid}"))
     assert not _exists(b, f"t-{uid}")
+
+
+def _management(broker: Broker, method: str, path: str, body: object) -> None:
+    assert broker.management_url is not None
+    request = urllib.request.Request(
+        f"{broker.management_url}api/{path}", data=json.dumps(body).encode(), method=method
+    )
+    request.add_header("Authorization", "Basic " + base64.b64encode(b"guest:guest").decode())
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status in (201, 204)
+
+
+def _logs_in(broker: Broker, user: str, password: str) -> bool:
+    port = broker.amqp_port
+    try:
+        connection = pika.BlockingConnection(
+            pika.ConnectionParameters("127.0.0.1", port, "/", pika.PlainCredentials(user, password))
+        )
+    except pika.exceptions.ProbableAuthenticationError:
+        return False
+    connection.close()
+    return True
+
+
+def test_a_user_added_on_a_logs_in_on_b(nodes: tuple[Broker, Broker], uid: str) -> None:
+    a, b = nodes
+    _management(a, "PUT", f"users/u-{uid}", {"password": "secret", "tags": ""})
+    _management(
+        a, "PUT", f"permissions/%2F/u-{uid}", {"configure": ".*", "write": ".*", "read": ".*"}
+    )
+    _eventually(lambda: _logs_in(b, f"u-{uid}", "secret"))
+
+
+def test_a_policy_set_on_b_applies_on_a(nodes: tuple[Broker, Broker], uid: str) -> None:
+    a, b = nodes
+    definition = {"pattern": f"^p-{uid}$", "definition": {"max-length": 1}, "apply-to": "queues"}
+    _management(b, "PUT", f"policies/%2F/pol-{uid}", definition)
+
+    def limited() -> bool:
+        assert a.management_url is not None
+        request = urllib.request.Request(f"{a.management_url}api/policies/%2F")
+        request.add_header("Authorization", "Basic " + base64.b64encode(b"guest:guest").decode())
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return any(p["name"] == f"pol-{uid}" for p in json.loads(response.read()))
+
+    _eventually(limited)
 
 
 def test_keys_are_safe_for_any_name() -> None:

@@ -16,7 +16,7 @@ import pytest
 from pigeon.broker import Broker
 from pigeon.cluster.link import ClusterError
 from pigeon.cluster.natsserver import LocalCluster, free_ports, monitor
-from pigeon.config import Config
+from pigeon.config import Config, load
 
 
 def _overview(broker: Broker) -> Any:
@@ -117,3 +117,16 @@ def test_serve_refuses_a_bad_cluster_url() -> None:
 def test_monitor_reads_varz(nats_cluster: LocalCluster) -> None:
     varz = monitor(nats_cluster.monitor_urls[0], "varz")
     assert varz is not None and varz["version"]
+
+
+def test_cluster_from_file_environment_and_flag(tmp_path: Path) -> None:
+    settings = tmp_path / "pigeon.toml"
+    settings.write_text('cluster = "nats://127.0.0.1:4222"\n')
+    assert load(settings, environ={}).cluster == "nats://127.0.0.1:4222"
+    environ = {"PIGEON_CLUSTER": "nats://127.0.0.1:4223", "PIGEON_CLUSTER_MONITOR": ""}
+    from_env = load(settings, environ=environ)
+    assert from_env.cluster == "nats://127.0.0.1:4223"
+    assert from_env.cluster_monitor is None
+    flagged = load(settings, environ=environ, overrides={"cluster": "nats://127.0.0.1:4224"})
+    assert flagged.cluster == "nats://127.0.0.1:4224"
+    assert Config().cluster is None
