@@ -12,8 +12,10 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pigeon.cluster.natsserver import LocalCluster, NatsServerError, free_ports
+if TYPE_CHECKING:  # imported when the command runs: ``pigeon serve`` builds this parser
+    from pigeon.cluster.natsserver import LocalCluster
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
@@ -53,6 +55,8 @@ class FrontEnd:
 
 
 def main(args: argparse.Namespace) -> int:
+    from pigeon.cluster.natsserver import LocalCluster, NatsServerError
+
     if args.nodes < 1:
         print("pigeon cluster up: --nodes must be at least 1", file=sys.stderr)
         return 2
@@ -87,6 +91,8 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _start_front_end(number: int, nats: LocalCluster, directory: Path) -> FrontEnd:
+    from pigeon.cluster.natsserver import free_ports
+
     amqp, management = free_ports(2)
     folder = directory / f"pigeon-{number}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -107,6 +113,8 @@ def _start_front_end(number: int, nats: LocalCluster, directory: Path) -> FrontE
 
 
 def _wait_listening(front_ends: list[FrontEnd], stop: threading.Event) -> None:
+    from pigeon.cluster.natsserver import NatsServerError
+
     deadline = time.monotonic() + START_TIMEOUT
     for front in front_ends:
         while not _accepts(front.amqp_port) or not _accepts(front.management_port):
