@@ -132,12 +132,18 @@ _FIELDS = {
     "p50_us": "p50_us", "p99_us": "p99_us", "broker_cores": "broker_cores",
     "cpu_per_million": "cpu_s_per_million", "broker_rss_mb": "broker_rss_mb",
     "loadgen_cores": "loadgen_cores",
+    # MQTT (benchmarks.compare_mqtt): QoS 1 PUBACKs and idle connections
+    "confirm_rate": "confirmed_per_s", "idle_connections": "idle_connections",
+    "rss_kb_per_connection": "rss_kb_per_connection", "connects_per_s": "connects_per_s",
+    "lost": "lost_messages",
 }  # fmt: skip
 
 
 def metrics_of(result: dict[str, Any]) -> dict[str, float]:
     """The numbers of one ``pigeon bench --json`` run that this table shows."""
-    return {mine: result[theirs] for mine, theirs in _FIELDS.items() if result[theirs] is not None}
+    return {
+        mine: result[theirs] for mine, theirs in _FIELDS.items() if result.get(theirs) is not None
+    }
 
 
 def latency_rate(runs: list[Run], opts: argparse.Namespace) -> float | None:

@@ -2,10 +2,10 @@
 
 ``pigeon serve`` and embedded use run the same code::
 
-    async with Broker(Config(port=0)) as broker:
+    async with Broker(Config(port=0, mqtt_port=0)) as broker:
         ...  # broker.amqp_url is ready
 
-    with Broker.in_thread(Config(port=0)) as broker:   # for code that is not async
+    with Broker.in_thread(Config(port=0, mqtt_port=0)) as broker:  # for code that is not async
         ...
 """
 
@@ -36,6 +36,7 @@ from pigeon.config import Config, ConfigError
 from pigeon.core.node import Node
 from pigeon.core.ports import MessageIndex, Store
 from pigeon.embedded import EmbeddedAPI
+from pigeon.errors import MissingPackage
 from pigeon.operations.limits import ConnectionLimits
 from pigeon.operations.services import Services
 from pigeon.operations.vocabulary import RABBITMQ
@@ -54,6 +55,7 @@ from pigeon.version import __version__
 
 if TYPE_CHECKING:
     from pigeon.admin import ManagementServer
+    from pigeon.cluster.member import ClusterMember
 
 log = logging.getLogger("pigeon.broker")
 
@@ -140,6 +142,7 @@ class Broker(EmbeddedAPI):
         self.management: ManagementServer | None = None
         self.resources: ResourceMonitor | None = None
         self._stopped: asyncio.Event | None = None
+        self.cluster: ClusterMember | None = None
 
     @property
     def amqp_port(self) -> int:
@@ -196,7 +199,10 @@ class Broker(EmbeddedAPI):
         loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
         check_ports_free(config)
+        await self._join_cluster()
         self.store = self._open_store(loop)
+        if self.cluster is not None:
+            self.store = self.cluster.wrap(self.store)
         # Definitions first: the queues are declared, then their stored messages are read
         # back off the loop (their numbers; the bodies as the queues need them). Clients
         # are let in once they are back, as RabbitMQ recovers queues before it listens.
@@ -214,6 +220,8 @@ class Broker(EmbeddedAPI):
             snapshot, rabbit_compatible=(config.definitions_password_hashing == "rabbitmq")
         ) or _users(config)
         self._accounts = accounts.AccountSaver(users, self.store)
+        if self.cluster is not None:  # the cluster's definitions, before users are saved
+            await self.cluster.attach(self.node, users)
         self._accounts.start()
         self.audit = AuditLog(path=config.audit_log) if config.audit_log else None
         tokens = TokenVerifier(settings_from_mapping(config.tokens)) if config.tokens else None
@@ -292,6 +300,22 @@ class Broker(EmbeddedAPI):
             )
             log.info("management listening on %s:%d", config.host, self.management.port)
 
+    async def _join_cluster(self) -> None:
+        """Cluster mode (docs/cluster.md): connect and check before anything else."""
+        if self.config.cluster is None:
+            return
+        # Imported here: nats-py is the cluster extra's, and a single node needs none of it.
+        try:
+            from pigeon.cluster.member import ClusterMember
+        except ImportError:
+            raise MissingPackage("cluster", "nats-py", "cluster") from None
+
+        self.cluster = ClusterMember(self.config)
+        await self.cluster.start()
+
+    def cluster_overview(self) -> dict[str, Any] | None:
+        return self.cluster.overview() if self.cluster is not None else None
+
     def _runtime_limit(self, kind: str, name: str, limit: str) -> int | None:
         """A vhost or user limit set through the management API or definitions."""
         if kind == "vhost":
@@ -321,6 +345,9 @@ class Broker(EmbeddedAPI):
         if self._accounts is not None:
             self._accounts.stop()
             self._accounts = None
+        if self.cluster is not None:
+            cluster, self.cluster = self.cluster, None
+            await cluster.stop()
         if self.node is not None:
             self.node.close()
         if self.store is not None:

@@ -55,7 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--mqtt-port", type=int, help="MQTT port; 0 picks a free one (default 1883)")
     serve.add_argument("--no-mqtt", action="store_true", help="run without the MQTT listener")
+    _cluster_options(serve)
     admin_ctl.add_parser(commands)
+    _cluster_parser(commands)
     # The bench command parses its own options (pigeon.bench.command), imported only
     # when it runs: ``pigeon serve`` does not pay for the load generator.
     bench = commands.add_parser(
@@ -63,6 +65,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("arguments", nargs=argparse.REMAINDER)
     return parser
+
+
+def _cluster_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    try:
+        from pigeon.cluster.up import add_parser
+    except ImportError:  # no cluster extra: the command says how to get it when run
+        commands.add_parser("cluster", help="run a local cluster (pip install pigeon[cluster])")
+        return
+    add_parser(commands)
+
+
+def _cluster_options(serve: argparse.ArgumentParser) -> None:
+    serve.add_argument(
+        "--cluster", help="join a NATS JetStream cluster: nats://HOST:PORT[,nats://...]"
+    )
+    serve.add_argument(
+        "--cluster-monitor",
+        help="the NATS servers' monitoring URLs (http://HOST:PORT[,...]), to read durability",
+    )
 
 
 async def _serve(config: Config) -> None:
@@ -124,6 +145,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return bench_main(args.arguments)
     if args.command == "ctl":
         return admin_ctl.main(args)
+    if args.command == "cluster":
+        try:
+            from pigeon.cluster.up import main as cluster_main
+        except ImportError:
+            print("pigeon cluster: pip install 'pigeon-broker[cluster]'", file=sys.stderr)
+            return 2
+        return cluster_main(args)
     if args.command == "serve":
         overrides = {
             "host": args.host,
@@ -133,6 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "log_json": args.log_json,
             "management_port": args.management_port,
             "mqtt_port": args.mqtt_port,
+            "cluster": args.cluster,
+            "cluster_monitor": args.cluster_monitor,
         }
         try:
             config = load(args.config, overrides=overrides)

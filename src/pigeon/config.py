@@ -84,6 +84,11 @@ class Config:
     default_user: str = "guest"
     default_password: str = "guest"
     default_vhost: str = "/"
+    # Cluster mode (docs/cluster.md): NATS URLs ("nats://HOST:PORT,nats://..."), and
+    # optionally the servers' monitoring URLs ("http://HOST:PORT,...") to read their
+    # durability mode from. None: a single node.
+    cluster: str | None = None
+    cluster_monitor: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -144,6 +149,8 @@ def _convert(name: str, current: Any, value: Any) -> Any:
         return value
     if name == "data_dir":
         return None if value in ("", ":memory:") else Path(value)
+    if name in ("cluster", "cluster_monitor"):
+        return value.strip() or None
     if name in (
         "management_port",
         "tls_port",

@@ -163,8 +163,16 @@ async def overview(request: web.Request) -> web.Response:
             "listeners": _listeners(request),
             "contexts": [],
             "latency_histograms": mon.latency_attached,
+            **_cluster(request),
         }
     )
+
+
+def _cluster(request: web.Request) -> Json:
+    """Cluster mode's NATS URLs, JetStream servers and durability (docs/cluster.md)."""
+    describe = getattr(monitor(request).broker, "cluster_overview", None)
+    found = describe() if describe is not None else None
+    return {} if found is None else {"cluster": found}
 
 
 async def whoami(request: web.Request) -> web.Response:

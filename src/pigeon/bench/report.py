@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
+from pigeon.bench.mqtt_scenario import MqttScenario
 from pigeon.bench.scenario import Result, Scenario, scenario_dict
 from pigeon.bench.stats import median
 
@@ -28,6 +29,12 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("broker_rss_mb", "broker RSS MB (at end)", "{:,.1f}"),
     ("rss_full_mb", "broker RSS MB (backlog resting)", "{:,.1f}"),
     ("broker_peak_rss_mb", "broker peak RSS MB", "{:,.1f}"),
+    ("lost_messages", "QoS 0 messages not delivered", "{:,.0f}"),
+    ("idle_connections", "idle connections", "{:,.0f}"),
+    ("connects_per_s", "connections opened /s", "{:,.0f}"),
+    ("rss_before_mb", "broker RSS MB (no connections)", "{:,.1f}"),
+    ("rss_idle_mb", "broker RSS MB (all idle connected)", "{:,.1f}"),
+    ("rss_kb_per_connection", "broker RSS kB per idle connection", "{:,.1f}"),
     ("loadgen_cpu_s", "loadgen CPU s", "{:,.2f}"),
     ("loadgen_cores", "loadgen CPU cores", "{:,.2f}"),
 )
@@ -98,6 +105,8 @@ def public_url(url: str) -> str:
 
 def describe(s: Scenario) -> str:
     """The scenario in one line of words."""
+    if isinstance(s, MqttScenario):
+        return s.describe()
     if s.backlog:
         kind = "persistent" if s.persistent else "transient"
         return (

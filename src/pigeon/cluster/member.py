@@ -1,0 +1,98 @@
+"""This node as a member of a cluster: the connection, and what it shares.
+
+The composition root calls, in order: :meth:`ClusterMember.start` (connect and
+check, before anything listens), :meth:`ClusterMember.wrap` (the local store, so
+that definitions also go to the bucket), :meth:`ClusterMember.attach` (the node and
+its users are built: catch up with the bucket and watch it), and
+:meth:`ClusterMember.stop`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pigeon import accounts
+from pigeon.auth.users import UserStore
+from pigeon.cluster.link import ClusterLink, parse_urls
+from pigeon.cluster.sharing import Sharing
+from pigeon.cluster.store import ClusterStore
+from pigeon.config import Config
+from pigeon.core import replay
+from pigeon.core.commands import (
+    Command,
+    DeclareExchange,
+    DeclareQueue,
+    DeleteExchange,
+    DeleteQueue,
+    SaveDocument,
+)
+from pigeon.core.node import Node
+from pigeon.core.ports import Snapshot, Store
+
+log = logging.getLogger("pigeon.cluster")
+
+
+class ClusterMember:
+    def __init__(self, config: Config) -> None:
+        assert config.cluster is not None
+        monitor = config.cluster_monitor
+        self.link = ClusterLink(
+            parse_urls(config.cluster), parse_urls(monitor, "http") if monitor else []
+        )
+        self.sharing = Sharing(self.link, self._remote, self._conflict)
+        self.store: ClusterStore | None = None
+        self.node: Node | None = None
+        self.users: UserStore | None = None
+
+    async def start(self) -> None:
+        await self.link.connect()
+
+    def wrap(self, local: Store) -> ClusterStore:
+        self.store = ClusterStore(local, self.sharing)
+        return self.store
+
+    async def attach(self, node: Node, users: UserStore) -> None:
+        """Apply every definition the bucket holds, then keep watching it."""
+        self.node, self.users = node, users
+        replicas = min(3, max(1, len(self.link.servers)))
+        await self.sharing.open(replicas)
+        log.info("cluster: definitions shared through the KV bucket (R%d)", replicas)
+
+    def _remote(self, command: Command) -> None:
+        """Another node's change: made here, kept in the local copy, not written back."""
+        assert self.node is not None and self.store is not None
+        try:
+            replay.apply(self.node, command)
+            self.store.inner.apply(command)
+            if isinstance(command, SaveDocument) and command.kind == accounts.KIND:
+                self._replace_users(command)
+        except Exception:  # one bad entry must not stop the watch
+            log.warning("cluster: cannot apply %s", command, exc_info=True)
+
+    def _replace_users(self, command: SaveDocument) -> None:
+        if self.users is None:
+            return
+        snapshot = Snapshot(documents={command.kind: {command.key: command.value}})
+        fresh = accounts.restore(snapshot, rabbit_compatible=self.users.rabbit_compatible)
+        if fresh is not None:
+            # Assigned, not set through UserStore's methods: those would save (and so
+            # share) the document again.
+            self.users.users = fresh.users
+            self.users.permissions = fresh.permissions
+            self.users.topic_permissions = fresh.topic_permissions
+
+    def _conflict(self, mine: Command, theirs: Command) -> None:
+        """This node lost a create race: its copy becomes the winner's definition."""
+        if isinstance(mine, DeclareQueue):
+            self._remote(DeleteQueue(mine.record.vhost, mine.record.name))
+        elif isinstance(mine, DeclareExchange):
+            self._remote(DeleteExchange(mine.record.vhost, mine.record.name))
+        self._remote(theirs)
+
+    def overview(self) -> dict[str, Any]:
+        return self.link.overview()
+
+    async def stop(self) -> None:
+        await self.sharing.close()
+        await self.link.close()
