@@ -64,7 +64,7 @@ def open_session(session: MQTTSession, identity: Identity) -> None:
     registry.claim(login.vhost, login.client_id, session)
     session.session_expiry = expiry = _session_expiry(session)
     clean = connect.clean_start
-    state, _ = registry.state(login.vhost, login.client_id, clean=clean)
+    state, kept = registry.state(login.vhost, login.client_id, clean=clean)
     session.state = state
     session.publisher = convert.Publisher(login.client_id)
     name = queue_name(login.client_id)
@@ -93,7 +93,7 @@ def open_session(session: MQTTSession, identity: Identity) -> None:
     session.will = connect.will
     session.keepalive_seconds = connect.keepalive
     session.decoder.maximum_packet_size = context.settings.maximum_packet_size
-    present = existing is not None and not clean
+    present = not clean and (existing is not None or kept)
     properties = NO_PROPERTIES
     if session.version == MQTT_5:
         properties = session.server_properties(login.client_id if login.assigned else None)
@@ -140,6 +140,11 @@ def close_session(session: MQTTSession, *, will: bool) -> None:
     registry.release(login.vhost, login.client_id, session)
     if state is not None and not session.session_expiry:
         registry.forget(state)
+    elif state is not None and registry.owners.get((login.vhost, login.client_id)) is None:
+        # Kept until the session expires (its queue expires by x-expires then too).
+        state.expiry_timer = session.context.scheduler.call_later(
+            session.session_expiry, lambda: registry.forget(state)
+        )
     if will and session.will is not None:
         _schedule_will(session, session.will)
     if session._counted:

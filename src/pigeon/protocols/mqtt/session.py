@@ -292,7 +292,16 @@ class MQTTSession:
 
     def fail(self, violation: ProtocolViolation) -> None:
         log.info("closing MQTT connection %s: %s", self.remote.address, violation)
-        if self.connect is not None and self.outbound is None:
+        if self.outbound is None:
+            if self.connect is None:
+                if self.decoder.version is None and (
+                    violation.reason != ReasonCode.UNSUPPORTED_PROTOCOL_VERSION
+                ):
+                    self._refuse(None)  # not a CONNECT at all [MQTT-3.1.0-1]: just close
+                    return
+                # A CONNECT refused as it was decoded: answered in its version, or in
+                # 3.1.1's form for a level we do not speak (as RabbitMQ answers).
+                self.version = self.decoder.version or MQTT_3_1_1
             self._refuse(violation.reason)  # a CONNECT answered with its CONNACK
         else:
             self.close(violation.reason)
@@ -368,9 +377,10 @@ class MQTTSession:
             resume, self._resume = self._resume, None
             resume()
 
-    def _refuse(self, reason: ReasonCode) -> None:
-        """CONNACK with a failure, then close [MQTT-3.2.2-5]."""
-        self.send(Connack(False, reason))
+    def _refuse(self, reason: ReasonCode | None) -> None:
+        """CONNACK with a failure (None: no answer), then close [MQTT-3.2.2-5]."""
+        if reason is not None:
+            self.send(Connack(False, reason))
         self._phase = Phase.CLOSED
         self._pending.clear()
         self.end(will=False)

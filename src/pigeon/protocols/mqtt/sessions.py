@@ -35,11 +35,17 @@ class SessionState:
     # Deliveries acknowledged by PUBREC whose PUBCOMP has not arrived.
     awaiting_complete: set[int] = field(default_factory=set)
     will_timer: TimerHandle | None = None
+    expiry_timer: TimerHandle | None = None  # forgets the state when the session expires
 
     def cancel_will(self) -> None:
         if self.will_timer is not None:
             self.will_timer.cancel()
             self.will_timer = None
+
+    def cancel_expiry(self) -> None:
+        if self.expiry_timer is not None:
+            self.expiry_timer.cancel()
+            self.expiry_timer = None
 
 
 class SessionRegistry:
@@ -68,6 +74,7 @@ class SessionRegistry:
         existing = self.states.get(key)
         if existing is not None:
             existing.cancel_will()  # [MQTT-3.1.3-9]: the client is back in time
+            existing.cancel_expiry()
             if not clean:
                 return existing, True
         state = SessionState(vhost, client_id)
@@ -75,6 +82,7 @@ class SessionRegistry:
         return state, False
 
     def forget(self, state: SessionState) -> None:
+        state.cancel_expiry()
         key = (state.vhost, state.client_id)
         if self.states.get(key) is state:
             del self.states[key]

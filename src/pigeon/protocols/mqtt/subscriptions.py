@@ -148,8 +148,8 @@ class Subscriptions:
             retain_as_published |= subscription.options.retain_as_published
             if subscription.identifier is not None:
                 identifiers.append(subscription.identifier)
-        if qos < 0 and skipped:
-            return None
+        if qos < 0 and (skipped or topic.startswith("$")):
+            return None  # (a '$' topic only for filters that name it [MQTT-4.7.2-1])
         if qos < 0:  # bound by another route (an AMQP binding to this queue)
             qos = max((s.options.qos for s in self.by_filter.values()), default=0)
         return Match(qos, tuple(identifiers), retain_as_published)
