@@ -24,6 +24,7 @@ from pigeon.protocols.mqtt.codec import encode
 from pigeon.protocols.mqtt.packets import MQTT_5, Publish, Pubrel
 from pigeon.protocols.mqtt.properties import NO_PROPERTIES
 from pigeon.protocols.mqtt.reasons import protocol_error
+from pigeon.protocols.mqtt.subscriptions import Match
 
 if TYPE_CHECKING:
     from pigeon.core.message import Message
@@ -86,11 +87,15 @@ class Outbound:
         self.next_id = packet_id % 65_535 + 1
         return packet_id
 
-    def deliver(self, queue: Queue, entry: Entry) -> None:
+    def deliver(self, queue: Queue, entry: Entry, shared: Subscription | None = None) -> None:
         message = entry.message
         topic = convert.topic(message.routing_key)
-        own = convert.publisher(message) == self.state.client_id
-        match = self.subscriptions.match(topic, own=own)
+        if shared is not None:  # a shared subscription's own queue: its options alone
+            ids = () if shared.identifier is None else (shared.identifier,)
+            match: Match | None = Match(shared.options.qos, ids, shared.options.retain_as_published)
+        else:
+            own = convert.publisher(message) == self.state.client_id
+            match = self.subscriptions.match(topic, own=own)
         if match is None:  # the session's own message, for No Local subscriptions only
             queue.ack_many((entry,))
             return
@@ -187,12 +192,19 @@ class Outbound:
 class MQTTConsumer(Consumer):
     """The core consumer of a session's queue."""
 
-    __slots__ = ("gone", "outbound")
+    __slots__ = ("gone", "outbound", "shared")
 
-    def __init__(self, outbound: Outbound, owner: object, gone: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        outbound: Outbound,
+        owner: object,
+        gone: Callable[[], None],
+        shared: Subscription | None = None,
+    ) -> None:
         super().__init__(f"mqtt-{next(_tags)}", owner=owner)
         self.outbound = outbound
         self.gone = gone
+        self.shared = shared  # the shared subscription whose queue this consumes
 
     def can_deliver(self) -> bool:
         return self.outbound.room() > 0
@@ -201,7 +213,7 @@ class MQTTConsumer(Consumer):
         return max(0, self.outbound.room())
 
     def deliver(self, queue: Queue, entry: Entry) -> None:
-        self.outbound.deliver(queue, entry)
+        self.outbound.deliver(queue, entry, self.shared)
 
     def cancelled_by_broker(self) -> None:
         self.gone()

@@ -14,8 +14,10 @@ import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from pigeon.core.binding import DestinationKind
 from pigeon.errors import AccessRefused, PigeonError, ResourceLimit
 from pigeon.protocols.mqtt import convert
+from pigeon.protocols.mqtt.delivery import MQTTConsumer
 from pigeon.protocols.mqtt.opening import ensure_queue
 from pigeon.protocols.mqtt.packets import (
     MQTT_5,
@@ -31,7 +33,7 @@ from pigeon.protocols.mqtt.packets import (
     Unsubscribe,
 )
 from pigeon.protocols.mqtt.reasons import ProtocolViolation, ReasonCode, protocol_error
-from pigeon.protocols.mqtt.subscriptions import Subscription
+from pigeon.protocols.mqtt.subscriptions import Subscription, shared_queue_name
 from pigeon.protocols.mqtt.topics import check_topic_name, parse_filter
 
 if TYPE_CHECKING:
@@ -132,17 +134,17 @@ def subscribe(session: MQTTSession, packet: Subscribe) -> None:
     retained: list[Subscription] = []
     for topic_filter, options in packet.subscriptions:
         try:
-            _matched, shared = parse_filter(topic_filter, shared_allowed=session.version == MQTT_5)
-            if shared is not None:
-                raise ProtocolViolation(
-                    ReasonCode.SHARED_SUBSCRIPTIONS_NOT_SUPPORTED, "no shared subscriptions"
-                )
+            matched, shared = parse_filter(topic_filter, shared_allowed=session.version == MQTT_5)
             granted = SubscriptionOptions(
                 qos=min(options.qos, 2),
                 no_local=options.no_local,
                 retain_as_published=options.retain_as_published,
                 retain_handling=options.retain_handling,
             )
+            if shared is not None:  # no retained messages for these (§4.8.2)
+                _subscribe_shared(session, topic_filter, shared.group, matched, granted, identifier)
+                codes.append(ReasonCode(granted.qos))
+                continue
             ensure_queue(session)
             subscription = Subscription(topic_filter, granted, identifier)
             new = subscriptions.add(client, subscription)
@@ -161,6 +163,42 @@ def subscribe(session: MQTTSession, packet: Subscribe) -> None:
         _send_retained(session, subscription)  # after the SUBACK [MQTT-3.3.1-9]
     if session.queue is not None:
         session.queue.dispatch()
+
+
+def _subscribe_shared(
+    session: MQTTSession,
+    topic_filter: str,
+    group: str,
+    matched: str,
+    granted: SubscriptionOptions,
+    identifier: int | None,
+) -> None:
+    """``$share/group/filter``: the sessions of a group consume one queue, bound to the
+    filter, and the queue hands each message to one of them (§4.8.2)."""
+    client, outbound = session.client, session.outbound
+    assert client is not None and outbound is not None
+    name = shared_queue_name(group, matched)
+    client.declare_queue(name, auto_delete=True)  # goes with its last consumer
+    subscription = Subscription(matched, granted, identifier)
+    client.bind(
+        session.settings.exchange,
+        name,
+        DestinationKind.QUEUE,
+        convert.routing_key(matched),
+        subscription.arguments(),
+    )
+    existing = session.shared.get(topic_filter)
+    if existing is not None:
+        existing.shared = subscription  # new options for the same subscription
+        return
+    queue = client.queue_to_read(name)
+
+    def gone() -> None:
+        session.shared.pop(topic_filter, None)
+
+    consumer = MQTTConsumer(outbound, session, gone, subscription)
+    session.shared[topic_filter] = client.consume(queue, consumer)
+    queue.dispatch()
 
 
 def _send_retained(session: MQTTSession, subscription: Subscription) -> None:
@@ -185,6 +223,12 @@ def unsubscribe(session: MQTTSession, packet: Unsubscribe) -> None:
     assert client is not None and subscriptions is not None
     codes: list[ReasonCode] = []
     for topic_filter in packet.topic_filters:
+        shared = session.shared.pop(topic_filter, None)
+        if shared is not None:
+            if shared.queue is not None:
+                shared.queue.remove_consumer(shared)
+            codes.append(ReasonCode.SUCCESS)
+            continue
         try:
             found = subscriptions.remove(client, topic_filter)
             codes.append(ReasonCode.SUCCESS if found else ReasonCode.NO_SUBSCRIPTION_EXISTED)

@@ -132,6 +132,10 @@ def close_session(session: MQTTSession, *, will: bool) -> None:
     if consumer is not None and queue is not None:
         queue.remove_consumer(consumer)
     session.consumer = session.queue = None
+    shared, session.shared = session.shared, {}
+    for one in shared.values():
+        if one.queue is not None:
+            one.queue.remove_consumer(one)  # (its queue goes with its last consumer)
     client, login, state = session.client, session.login, session.state
     if client is None or login is None:
         return

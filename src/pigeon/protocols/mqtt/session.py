@@ -87,6 +87,8 @@ class MQTTSession:
         self.outbound: Outbound | None = None
         self.publisher = convert.Publisher("")  # its client id once CONNECT is accepted
         self.consumer: MQTTConsumer | None = None
+        # "$share/group/filter" -> the consumer of that shared subscription's queue
+        self.shared: dict[str, MQTTConsumer] = {}
         self.queue: Queue | None = None
         self.session_expiry = 0
         self.keepalive_seconds = 0
@@ -400,7 +402,7 @@ class MQTTSession:
             retain_available=True,
             topic_alias_maximum=settings.topic_alias_maximum or None,
             maximum_packet_size=settings.maximum_packet_size,
-            shared_subscription_available=False,
+            shared_subscription_available=True,
             subscription_identifier_available=True,
             wildcard_subscription_available=True,
         )
@@ -440,6 +442,9 @@ class MQTTSession:
     def _dispatch(self) -> None:
         if self.queue is not None and self.consumer is not None:
             self.queue.dispatch()
+        for consumer in list(self.shared.values()):
+            if consumer.queue is not None:
+                consumer.queue.dispatch()
 
     # -- the end -----------------------------------------------------------------------
 

@@ -153,3 +153,9 @@ class Subscriptions:
         if qos < 0:  # bound by another route (an AMQP binding to this queue)
             qos = max((s.options.qos for s in self.by_filter.values()), default=0)
         return Match(qos, tuple(identifiers), retain_as_published)
+
+
+def shared_queue_name(group: str, topic_filter: str) -> str:
+    """The queue of a shared subscription: one per share name and filter, consumed by
+    every session subscribed to it, which the queue serves in turn (§4.8.2)."""
+    return f"mqtt-shared-{group}-{convert.routing_key(topic_filter)}"
