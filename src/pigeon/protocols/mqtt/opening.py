@@ -25,7 +25,9 @@ from pigeon.protocols.mqtt.subscriptions import Subscriptions, queue_name
 if TYPE_CHECKING:
     from pigeon.auth.authorization import Identity
     from pigeon.core.queue import Queue
+    from pigeon.core.vhost import VirtualHost
     from pigeon.protocols.mqtt.session import MQTTSession
+    from pigeon.protocols.mqtt.sessions import SessionState
 
 log = logging.getLogger("pigeon.mqtt")
 
@@ -46,17 +48,7 @@ def open_session(session: MQTTSession, identity: Identity) -> None:
     assert connect is not None and login is not None
     context = session.context
     services = context.services
-    vhost = services.node.vhosts.get(login.vhost)
-    try:
-        if vhost is None:
-            raise NotAllowed(f"vhost {login.vhost} not found")
-        services.authenticator.check_vhost(identity, login.vhost)
-    except NotAllowed as error:
-        raise ProtocolViolation(ReasonCode.NOT_AUTHORIZED, error.text) from None
-    try:
-        services.limits.open(login.vhost, identity.name)
-    except NotAllowed as error:
-        raise ProtocolViolation(ReasonCode.QUOTA_EXCEEDED, error.text) from None
+    vhost = _admit(session, identity)
     session._counted = True
     session.identity = identity
     client = session.client = Client(services, vhost, identity, owner=session)
@@ -78,18 +70,7 @@ def open_session(session: MQTTSession, identity: Identity) -> None:
     subscriptions = session.subscriptions = Subscriptions(
         context.settings.exchange, login.client_id
     )
-    limit = context.settings.inflight
-    if connect.protocol_level == MQTT_5 and connect.properties.receive_maximum:
-        limit = min(limit, connect.properties.receive_maximum)  # [MQTT-3.3.4-9]
-    session.outbound = outbound = Outbound(
-        session.version,
-        state,
-        subscriptions,
-        session.write,
-        context.scheduler,
-        limit,
-        connect.properties.maximum_packet_size,
-    )
+    session.outbound = outbound = _outbound(session, state, subscriptions)
     session.will = connect.will
     session.keepalive_seconds = connect.keepalive
     session.decoder.maximum_packet_size = context.settings.maximum_packet_size
@@ -104,6 +85,43 @@ def open_session(session: MQTTSession, identity: Identity) -> None:
     if existing is not None:
         subscriptions.restore(existing, client)
         session.start_consuming(existing)
+
+
+def _admit(session: MQTTSession, identity: Identity) -> VirtualHost:
+    """The vhost the user may use, counted against its connection limits."""
+    login = session.login
+    assert login is not None
+    services = session.context.services
+    vhost = services.node.vhosts.get(login.vhost)
+    try:
+        if vhost is None:
+            raise NotAllowed(f"vhost {login.vhost} not found")
+        services.authenticator.check_vhost(identity, login.vhost)
+    except NotAllowed as error:
+        raise ProtocolViolation(ReasonCode.NOT_AUTHORIZED, error.text) from None
+    try:
+        services.limits.open(login.vhost, identity.name)
+    except NotAllowed as error:
+        raise ProtocolViolation(ReasonCode.QUOTA_EXCEEDED, error.text) from None
+    return vhost
+
+
+def _outbound(session: MQTTSession, state: SessionState, subscriptions: Subscriptions) -> Outbound:
+    connect = session.connect
+    assert connect is not None
+    settings = session.context.settings
+    limit = settings.inflight
+    if connect.protocol_level == MQTT_5 and connect.properties.receive_maximum:
+        limit = min(limit, connect.properties.receive_maximum)  # [MQTT-3.3.4-9]
+    return Outbound(
+        session.version,
+        state,
+        subscriptions,
+        session.write,
+        session.context.scheduler,
+        limit,
+        connect.properties.maximum_packet_size,
+    )
 
 
 def ensure_queue(session: MQTTSession) -> Queue:
