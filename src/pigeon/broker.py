@@ -46,11 +46,14 @@ from pigeon.protocols.amqp091.session import AMQPSession
 from pigeon.protocols.mqtt.server import MQTTListener
 from pigeon.protocols.mqtt.server import start_listener as start_mqtt_listener
 from pigeon.protocols.mqtt.session import MQTTSession
+from pigeon.protocols.mqtt.session import session_factory as mqtt_sessions
 from pigeon.protocols.mqtt.settings import MQTTContext, MQTTSettings
 from pigeon.resources import ResourceMonitor
 from pigeon.storage.memory import MemoryStore
 from pigeon.transport.glue import Connection
+from pigeon.transport.listener import Listener
 from pigeon.transport.tls import TLSSettings, server_context
+from pigeon.transport.websocket import WebSocketSession, WebSocketSettings, listen_websocket
 from pigeon.version import __version__
 
 if TYPE_CHECKING:
@@ -84,6 +87,7 @@ _PORT_SETTINGS = {
     "tls_port": "tls_port",
     "management_port": "--management-port",
     "mqtt_port": "--mqtt-port",
+    "mqtt_ws_port": "--mqtt-ws-port",
 }
 
 
@@ -134,6 +138,7 @@ class Broker(EmbeddedAPI):
         self._listener: AMQPListener | None = None
         self._tls_listener: AMQPListener | None = None
         self._mqtt_listener: MQTTListener | None = None
+        self._mqtt_ws_listener: Listener[WebSocketSession[MQTTSession]] | None = None
         self.mqtt: MQTTContext | None = None
         self.audit: AuditLog | None = None
         self._accounts: accounts.AccountSaver | None = None
@@ -171,6 +176,13 @@ class Broker(EmbeddedAPI):
         if self._mqtt_listener is None:
             raise RuntimeError("the broker has no MQTT listener")
         return f"mqtt://{self._host()}:{self._mqtt_listener.port}"
+
+    @property
+    def mqtt_ws_url(self) -> str | None:
+        """``ws://host:port/ws`` of MQTT over WebSocket (None: not listening)."""
+        if self._mqtt_ws_listener is None:
+            return None
+        return f"ws://{self._host()}:{self._mqtt_ws_listener.port}/ws"
 
     @property
     def management_url(self) -> str | None:
@@ -333,6 +345,9 @@ class Broker(EmbeddedAPI):
         if self._tls_listener is not None:
             tls_listener, self._tls_listener = self._tls_listener, None
             await tls_listener.close()
+        if self._mqtt_ws_listener is not None:
+            ws_listener, self._mqtt_ws_listener = self._mqtt_ws_listener, None
+            await ws_listener.close()
         if self._mqtt_listener is not None:
             mqtt_listener, self._mqtt_listener = self._mqtt_listener, None
             await mqtt_listener.close()
@@ -411,6 +426,20 @@ class Broker(EmbeddedAPI):
         )
         self.node.vhost_deleted.append(self._mqtt_listener.close_vhost)
         log.info("MQTT listening on %s:%d", config.host, self._mqtt_listener.port)
+        if config.mqtt_ws_port is not None:
+            self._mqtt_ws_listener = await listen_websocket(
+                mqtt_sessions(self.mqtt),
+                config.host,
+                config.mqtt_ws_port,
+                settings=WebSocketSettings(subprotocols=("mqtt",)),
+                limits=self.context.limits,
+                counts=self.node.stats,
+            )
+            log.info(
+                "MQTT over WebSocket listening on %s:%d/ws",
+                config.host,
+                self._mqtt_ws_listener.port,
+            )
 
     @property
     def amqps_port(self) -> int | None:

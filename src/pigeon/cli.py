@@ -55,6 +55,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--mqtt-port", type=int, help="MQTT port; 0 picks a free one (default 1883)")
     serve.add_argument("--no-mqtt", action="store_true", help="run without the MQTT listener")
+    serve.add_argument(
+        "--mqtt-ws-port",
+        type=int,
+        help="MQTT over WebSocket (path /ws) on this port, e.g. 15675; 0 picks a free one",
+    )
     _cluster_options(serve)
     admin_ctl.add_parser(commands)
     _cluster_parser(commands)
@@ -161,6 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "log_json": args.log_json,
             "management_port": args.management_port,
             "mqtt_port": args.mqtt_port,
+            "mqtt_ws_port": args.mqtt_ws_port,
             "cluster": args.cluster,
             "cluster_monitor": args.cluster_monitor,
         }

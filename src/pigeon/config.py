@@ -29,6 +29,9 @@ class Config:
     management_port: int | None = 15672
     # MQTT 3.1.1/5.0 (None: no MQTT listener); MQTT topics are routing keys on mqtt_exchange.
     mqtt_port: int | None = 1883
+    # MQTT over WebSocket (path /ws, subprotocol mqtt; RabbitMQ's Web MQTT uses 15675).
+    # Off unless set, as RabbitMQ's Web MQTT is a plugin of its own.
+    mqtt_ws_port: int | None = None
     mqtt_exchange: str = "amq.topic"
     # A username without "vhost:" logs in here (None: the default vhost).
     mqtt_vhost: str | None = None
@@ -155,6 +158,7 @@ def _convert(name: str, current: Any, value: Any) -> Any:
         "management_port",
         "tls_port",
         "mqtt_port",
+        "mqtt_ws_port",
         "max_connections",
         "compress_threshold",
     ):

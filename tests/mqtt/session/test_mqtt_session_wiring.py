@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from urllib.parse import urlsplit
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 from mqtt_session_clients import Client
 
 from pigeon.broker import Broker
@@ -43,3 +46,33 @@ def test_the_embedded_default_listens_for_mqtt_on_a_free_port() -> None:
     with Broker.in_thread() as broker:
         assert broker.mqtt_port not in (None, 1883)
         assert broker.mqtt_url == f"mqtt://127.0.0.1:{broker.mqtt_port}"
+
+
+def test_mqtt_over_websocket_when_asked_for() -> None:
+    config = Config(port=0, mqtt_port=0, mqtt_ws_port=0, data_dir=None, management_port=None)
+    with Broker.in_thread(config) as broker:
+        assert broker.mqtt_ws_url is not None
+        url = urlsplit(broker.mqtt_ws_url)
+        assert url.path == "/ws"
+        got: list[bytes] = []
+        arrived = threading.Event()
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5, transport="websockets"
+        )
+        client.ws_set_options(path="/ws")
+        client.on_message = lambda c, u, m: (got.append(m.payload), arrived.set())
+        subscribed = threading.Event()
+        client.on_subscribe = lambda *args: subscribed.set()
+        client.connect("127.0.0.1", url.port or 0)
+        client.loop_start()
+        try:
+            client.subscribe("ws/t", 1)
+            assert subscribed.wait(5)
+            client.publish("ws/t", b"over websocket", qos=1)
+            assert arrived.wait(5)
+            assert got == [b"over websocket"]
+        finally:
+            client.disconnect()
+            client.loop_stop()
+            client.reinitialise()
+    assert Config().mqtt_ws_port is None  # off unless asked for, as RabbitMQ's plugin
