@@ -7,8 +7,8 @@ from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 from mqtt_session_clients import Client
+from paho.mqtt.enums import CallbackAPIVersion
 
 from pigeon.broker import Broker
 from pigeon.config import Config, ConfigError, load
