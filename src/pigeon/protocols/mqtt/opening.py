@@ -172,7 +172,10 @@ def close_session(session: MQTTSession, *, will: bool) -> None:
     if session._counted:
         session._counted = False
         assert session.identity is not None
-        session.context.services.limits.close(login.vhost, session.identity.name)
+        services = session.context.services
+        services.limits.close(login.vhost, session.identity.name)
+        if services.audit is not None:
+            services.audit.connection_closed(session.peer, session.identity.name)
 
 
 def _schedule_will(session: MQTTSession, will: Will) -> None:
