@@ -314,12 +314,12 @@ def test_a_shared_subscription_hands_each_message_to_one_member(
 ) -> None:
     members = [opened(mqtt, clock, MQTT_5, f"member-{n}") for n in range(2)]
     for member in members:
-        assert member.send(Subscribe(1, (("$share/g/work/+", SubscriptionOptions(qos=0)),))) == [
+        assert member.send(Subscribe(1, (("$share/g/jobs/+", SubscriptionOptions(qos=0)),))) == [
             Suback(1, (ReasonCode.GRANTED_QOS_0,))
         ]
     pub = opened(mqtt, clock, MQTT_5, "boss")
     for n in range(4):
-        pub.send(Publish("work/a", f"job {n}".encode()))
+        pub.send(Publish("jobs/a", f"job {n}".encode()))
     got = [[p.payload for p in m.answers() if isinstance(p, Publish)] for m in members]
     assert sorted(got[0] + got[1]) == [b"job 0", b"job 1", b"job 2", b"job 3"]
     assert got[0] and got[1]
