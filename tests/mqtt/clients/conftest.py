@@ -63,11 +63,7 @@ def mqtt_target(request: pytest.FixtureRequest) -> MqttTarget:
         target = _target_from_urls("external", EXTERNAL_URL, EXTERNAL_WS_URL)
     else:
         broker = request.getfixturevalue("pigeon_broker")
-        url = _broker_url(broker, "mqtt_url")
-        # Until Pigeon's MQTT listener lands (issue 15), these tests run only against an
-        # external broker. The lead removes this skip when merging the listener.
-        if url is None:
-            pytest.skip("Pigeon has no MQTT listener yet")
+        url = broker.mqtt_url  # Pigeon's test broker always has an MQTT listener
         ws_url = _broker_url(broker, "mqtt_ws_url")
         target = _target_from_urls("pigeon", url, ws_url)
         if target.username is None:  # Pigeon's default user, as for AMQP
