@@ -4,27 +4,29 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pika
 import pytest
 
-NODE_LINE = re.compile(r"node (\d): (amqp://\S+)  management (http://\S+)")
+NODE_LINE = re.compile(r"node (\d): (amqp://\S+)  management (http://\S+)  mqtt (mqtt://\S+)")
 
 
-def _read_urls(process: subprocess.Popen[str], count: int) -> list[tuple[str, str]]:
+def _read_urls(process: subprocess.Popen[str], count: int) -> list[tuple[str, str, str]]:
     assert process.stdout is not None
-    found: list[tuple[str, str]] = []
+    found: list[tuple[str, str, str]] = []
     deadline = time.monotonic() + 45
     while len(found) < count:
         assert time.monotonic() < deadline, "no URLs printed in time"
         line = process.stdout.readline()
         assert line, f"cluster up ended early ({process.poll()})"
         if match := NODE_LINE.search(line):
-            found.append((match.group(2), match.group(3)))
+            found.append((match.group(2), match.group(3), match.group(4)))
     return found
 
 
@@ -38,8 +40,14 @@ def test_up_prints_urls_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
     )
     try:
         urls = _read_urls(process, 3)
-        assert all(amqp.startswith("amqp://guest:guest@127.0.0.1:") for amqp, _ in urls)
-        assert all(http.startswith("http://127.0.0.1:") for _, http in urls)
+        assert all(amqp.startswith("amqp://guest:guest@127.0.0.1:") for amqp, _, _ in urls)
+        assert all(http.startswith("http://127.0.0.1:") for _, http, _ in urls)
+        # Each node has MQTT on a port of its own (three nodes cannot share 1883).
+        mqtt_ports = {urlsplit(mqtt).port for _, _, mqtt in urls}
+        assert len(mqtt_ports) == 3
+        for port in mqtt_ports:
+            assert port is not None
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
         # Declared on node 1, found on node 3.
         first = pika.BlockingConnection(pika.URLParameters(urls[0][0]))
         first.channel().queue_declare("up-check", durable=True)

@@ -42,6 +42,8 @@ class FrontEnd:
     number: int
     amqp_port: int
     management_port: int
+    mqtt_port: int
+    mqtt_ws_port: int
     process: subprocess.Popen[bytes]
     log: Path
 
@@ -52,6 +54,14 @@ class FrontEnd:
     @property
     def management_url(self) -> str:
         return f"http://127.0.0.1:{self.management_port}/"
+
+    @property
+    def mqtt_url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.mqtt_port}"
+
+    @property
+    def mqtt_ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.mqtt_ws_port}/ws"
 
 
 def main(args: argparse.Namespace) -> int:
@@ -93,7 +103,9 @@ def main(args: argparse.Namespace) -> int:
 def _start_front_end(number: int, nats: LocalCluster, directory: Path) -> FrontEnd:
     from pigeon.cluster.natsserver import free_ports
 
-    amqp, management = free_ports(2)
+    # Every listener on a port of its own: three nodes on one machine cannot share
+    # the default ports (1883 for MQTT, say).
+    amqp, management, mqtt, mqtt_ws = free_ports(4)
     folder = directory / f"pigeon-{number}"
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / "pigeon.log"
@@ -101,6 +113,8 @@ def _start_front_end(number: int, nats: LocalCluster, directory: Path) -> FrontE
         sys.executable, "-m", "pigeon", "serve",
         "--port", str(amqp),
         "--management-port", str(management),
+        "--mqtt-port", str(mqtt),
+        "--mqtt-ws-port", str(mqtt_ws),
         "--data-dir", str(folder / "data"),
         "--cluster", ",".join(nats.urls),
         "--cluster-monitor", ",".join(nats.monitor_urls),
@@ -109,7 +123,7 @@ def _start_front_end(number: int, nats: LocalCluster, directory: Path) -> FrontE
         process = subprocess.Popen(
             command, stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True
         )
-    return FrontEnd(number, amqp, management, process, log)
+    return FrontEnd(number, amqp, management, mqtt, mqtt_ws, process, log)
 
 
 def _wait_listening(front_ends: list[FrontEnd], stop: threading.Event) -> None:
@@ -117,7 +131,7 @@ def _wait_listening(front_ends: list[FrontEnd], stop: threading.Event) -> None:
 
     deadline = time.monotonic() + START_TIMEOUT
     for front in front_ends:
-        while not _accepts(front.amqp_port) or not _accepts(front.management_port):
+        while not all(map(_accepts, (front.amqp_port, front.management_port, front.mqtt_port))):
             if front.process.poll() is not None:
                 raise NatsServerError(f"node {front.number} did not start; see {front.log}")
             if time.monotonic() > deadline or stop.is_set():
@@ -137,7 +151,10 @@ def _print(nats: LocalCluster, front_ends: list[FrontEnd]) -> None:
     sync = "always-sync" if nats.sync == "always" else "fast (NATS default fsync)"
     print(f"JetStream: {', '.join(nats.urls)} ({sync})")
     for front in front_ends:
-        print(f"node {front.number}: {front.amqp_url}  management {front.management_url}")
+        print(
+            f"node {front.number}: {front.amqp_url}  management {front.management_url}"
+            f"  mqtt {front.mqtt_url}  web-mqtt {front.mqtt_ws_url}"
+        )
     print("Ctrl-C stops them all", flush=True)
 
 
