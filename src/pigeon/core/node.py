@@ -14,6 +14,7 @@ from pigeon.core.options import NEUTRAL, Vocabulary
 from pigeon.core.parameters import Parameters
 from pigeon.core.ports import DeliveryObserver, MessageIndex, Scheduler, Snapshot, Store
 from pigeon.core.queue import Queue
+from pigeon.core.queue_types import QueueFactory
 from pigeon.core.retained import DEFAULT_LIMIT
 from pigeon.core.routing import VhostStats
 from pigeon.core.vhost import VirtualHost
@@ -71,6 +72,8 @@ class Node:
         self._recovering: dict[tuple[str, str], Queue] = {}
         # Called with a vhost's name after it was deleted (protocols close its connections).
         self.vhost_deleted: list[Callable[[str], object]] = []
+        # Cluster mode: where durable queues live (core.queue_types.QueueFactory).
+        self.queue_factory: QueueFactory | None = None
 
     def add_vhost(self, name: str) -> VirtualHost:
         if name in self.vhosts:
@@ -82,7 +85,7 @@ class Node:
         return vhost
 
     def _new_vhost(self, name: str) -> VirtualHost:
-        return VirtualHost(
+        vhost = VirtualHost(
             name,
             self.scheduler,
             self.observers,
@@ -92,6 +95,8 @@ class Node:
             vocabulary=self.vocabulary,
             retained_limit=self.retained_limit,
         )
+        vhost.queue_factory = self.queue_factory
+        return vhost
 
     def vhost(self, name: str) -> VirtualHost:
         try:

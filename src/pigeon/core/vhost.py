@@ -24,7 +24,7 @@ from pigeon.core.policy import Policy
 from pigeon.core.ports import DeliveryObserver, Scheduler, Store
 from pigeon.core.queue import Queue
 from pigeon.core.queue_api import QueueHandle
-from pigeon.core.queue_types import QUORUM, queue_class
+from pigeon.core.queue_types import QUORUM, QueueFactory, queue_class
 from pigeon.core.retained import DEFAULT_LIMIT, RetainedMessages
 from pigeon.core.routing import Routing, VhostStats
 from pigeon.core.topology import DeclaredQueue, Topology
@@ -65,6 +65,8 @@ class VirtualHost(Routing, Topology):
     # The queues of this process. Routing needs only their QueueHandle side, so that a
     # queue living elsewhere can be routed to as well.
     queues: dict[str, Queue]
+    # Where queues this process does not keep itself are made (cluster mode); None: here.
+    queue_factory: QueueFactory | None = None
 
     def __init__(
         self,
@@ -262,7 +264,15 @@ class VirtualHost(Routing, Topology):
         if declared is None:
             declared = self.vocabulary.queue_options(name, self.name, arguments)
         policy, operator, effective = self.policies.for_queue(name, declared)
-        queue = queue_class(declared)(
+        make: Callable[..., Queue] | None = None
+        if self.queue_factory is not None:
+            make = self.queue_factory(
+                effective,
+                durable=durable,
+                exclusive=exclusive_owner is not None,
+                auto_delete=auto_delete,
+            )
+        queue = (make or queue_class(declared))(
             name,
             self.name,
             scheduler=self.scheduler,

@@ -1,0 +1,173 @@
+"""Durable queues in NATS JetStream, shared by every Pigeon front-end (cluster mode).
+
+:class:`ClusterQueues` is the node's :class:`~pigeon.core.queue_types.QueueFactory`:
+durable queues that are neither exclusive nor auto-delete become
+:class:`~pigeon.cluster.stream_queue.StreamQueue` objects, one JetStream stream and one
+shared durable pull consumer each (``streams.py``); the others stay in this process.
+It owns the NATS connection, the :class:`~pigeon.cluster.confirms.PubAckLedger` that
+publisher confirms wait on, and the writer that sends publishes, acks and naks.
+
+What a stream cannot do is refused at declare with 406 PRECONDITION_FAILED naming the
+feature and "cluster mode" (docs/cluster.md, "Queues"), never accepted and ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pigeon.cluster.confirms import PubAckLedger
+from pigeon.cluster.publisher import RETRY_AFTER, StreamPublisher
+from pigeon.core.options import QueueOptions
+from pigeon.errors import PreconditionFailed
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client as NATS
+    from nats.js.client import JetStreamContext
+
+    from pigeon.cluster.stream_queue import StreamQueue
+    from pigeon.core.queue import Queue
+
+log = logging.getLogger(__name__)
+
+API_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSettings:
+    """``replicas``: copies of each stream (None: 3 when the cluster has three or more
+    JetStream servers, else 1); ``ack_wait``: seconds after which the messages a dead
+    front-end held come back; ``batch``: most messages one pull asks for."""
+
+    replicas: int | None = None
+    ack_wait: float = 30.0
+    batch: int = 256
+    retry_after: float = RETRY_AFTER
+
+
+# What a JetStream-backed queue cannot honour yet, and how the client's 406 names it.
+_GAPS: tuple[tuple[Callable[[QueueOptions], object], str], ...] = (
+    (lambda o: o.max_priority, "priorities (x-max-priority)"),
+    (lambda o: o.max_length is not None, "length limits (x-max-length)"),
+    (lambda o: o.max_length_bytes is not None, "length limits (x-max-length-bytes)"),
+    (lambda o: o.single_active_consumer, "single active consumer (x-single-active-consumer)"),
+    (lambda o: o.expires is not None, "queue expiry (x-expires)"),
+    (lambda o: o.delivery_limit is not None, "delivery limits (x-delivery-limit)"),
+)
+
+
+def refuse_gaps(options: QueueOptions) -> None:
+    """Raise PreconditionFailed (406) for the first option a stream cannot honour."""
+    for present, feature in _GAPS:
+        if present(options):
+            raise PreconditionFailed(f"{feature} not supported for durable queues in cluster mode")
+
+
+class ClusterQueues:
+    """Durable queues of this front-end, kept in JetStream."""
+
+    def __init__(self, nc: NATS, settings: QueueSettings | None = None) -> None:
+        self.nc = nc
+        self.settings = settings or QueueSettings()
+        self.js: JetStreamContext = nc.jetstream()
+        self.ledger = PubAckLedger()
+        self.publisher = StreamPublisher(nc, self.ledger, self.settings.retry_after)
+        self.replicas = self.settings.replicas or 1
+        self.queues: set[StreamQueue] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    async def connect(
+        cls, servers: list[str], settings: QueueSettings | None = None
+    ) -> ClusterQueues:
+        import nats
+
+        nc = await nats.connect(
+            servers, max_reconnect_attempts=-1, reconnect_time_wait=0.5, name="pigeon"
+        )
+        queues = cls(nc, settings)
+        await queues.start()
+        return queues
+
+    async def start(self) -> None:
+        await self.publisher.start()
+        if self.settings.replicas is None:
+            self.replicas = 3 if self.server_count() >= 3 else 1
+
+    def server_count(self) -> int:
+        """Servers of the cluster: those given and those the servers announced (each
+        server's INFO lists its peers' client addresses)."""
+        return len({(url.hostname, url.port) for url in self.nc.servers})
+
+    async def close(self) -> None:
+        for queue in list(self.queues):
+            queue.puller.stop()
+        for task in list(self._tasks):
+            task.cancel()
+        await self.publisher.close()
+        with contextlib.suppress(Exception):
+            await self.nc.close()
+
+    # -- QueueFactory ------------------------------------------------------------------
+
+    def __call__(
+        self, options: QueueOptions, *, durable: bool, exclusive: bool, auto_delete: bool
+    ) -> Callable[..., Queue] | None:
+        if not durable or exclusive or auto_delete:
+            return None  # kept in this process (docs/cluster.md, "Queues")
+        refuse_gaps(options)
+        from pigeon.cluster.stream_queue import StreamQueue
+
+        return functools.partial(StreamQueue, cluster=self)
+
+    # -- JetStream's API ---------------------------------------------------------------
+
+    async def api(
+        self, subject: str, body: dict[str, Any] | None, ok_errors: tuple[int, ...] = ()
+    ) -> dict[str, Any]:
+        """One JetStream API request; raises on an error not in ``ok_errors``."""
+        data = b"" if body is None else json.dumps(body).encode()
+        reply = await self.nc.request(subject, data, timeout=API_TIMEOUT)
+        answer = json.loads(reply.data)
+        if not isinstance(answer, dict):
+            raise RuntimeError(f"{subject}: unexpected answer")
+        error = answer.get("error")
+        if error is not None and error.get("err_code") not in ok_errors:
+            raise RuntimeError(f"{subject}: {error.get('description')}")
+        return answer
+
+    def write(
+        self, queue: StreamQueue, what: str, operation: Callable[[], Awaitable[object]]
+    ) -> asyncio.Task[None]:
+        """A change to JetStream (create, purge, delete a stream) as a ledger write, so
+        that the reply that reports it waits for it as a confirm waits for a PubAck.
+        Retried until it succeeds; the changes of one queue run in call order."""
+        position = self.ledger.begin()
+        previous = queue.last_write
+
+        async def attempt() -> None:
+            if previous is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await previous
+            delay = 0.2
+            while True:
+                try:
+                    await operation()
+                    break
+                except Exception as error:
+                    log.warning("%s of %s: %s (retrying)", what, queue.names.stream, error)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+            self.ledger.done(position)
+
+        task = asyncio.get_running_loop().create_task(attempt())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        queue.last_write = task
+        return task
