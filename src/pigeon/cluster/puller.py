@@ -38,6 +38,7 @@ class Puller:
         self._tasks: list[asyncio.Task[None]] = []
         self._subscription: JetStreamContext.PullSubscription | None = None
         self._ready = asyncio.get_running_loop().create_future()
+        self._stopped = False
 
     def start(self, created: asyncio.Task[None]) -> None:
         self._tasks = [
@@ -46,6 +47,8 @@ class Puller:
         ]
 
     def stop(self) -> None:
+        # (Also a flag: a cancelled fetch may surface as a timeout, not a cancellation.)
+        self._stopped = True
         for task in self._tasks:
             task.cancel()
         subscription, self._subscription = self._subscription, None
@@ -75,7 +78,7 @@ class Puller:
             durable=names.consumer, stream=names.stream
         )
         self._ready.set_result(None)
-        while not queue.deleted:
+        while not (queue.deleted or self._stopped):
             credit = queue.credit()
             if credit <= 0:
                 self._wake.clear()
@@ -93,8 +96,11 @@ class Puller:
         try:
             fetched = await subscription.fetch(count, timeout=wait)
         except (nats.errors.TimeoutError, TimeoutError):
+            await asyncio.sleep(0)  # (a closed connection times out at once: yield)
             return
         except nats.errors.Error as error:  # reconnecting, leader election: try again
+            if self._stopped:
+                return
             log.info("pull from %s: %s", self._queue.names.stream, error)
             await asyncio.sleep(0.2)
             return

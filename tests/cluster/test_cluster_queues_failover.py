@@ -1,0 +1,98 @@
+"""Stream queues when things go away: a front-end that stops holding messages (they
+come back after ack_wait, not before), and a nats-server that stops (a publish is not
+confirmed until JetStream acknowledges it, and is stored once after the retries)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.cluster.jsqueues import Collector, FrontEnd, queue_name, until
+
+from pigeon.cluster.natsserver import LocalCluster
+
+
+@pytest.fixture(scope="module")
+def server(nats_binary: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    with LocalCluster(tmp_path_factory.mktemp("nats"), size=1, binary=nats_binary) as cluster:
+        yield cluster
+
+
+def restart(server: LocalCluster) -> None:
+    """The same server again: same ports, same store folder."""
+    assert server.binary is not None
+    folder = server.directory / "nats-1"
+    with (folder / "nats-server.log").open("ab") as log:
+        server.processes.append(
+            subprocess.Popen(
+                [str(server.binary), "-c", str(folder / "nats-server.conf")],
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+            )
+        )
+    server.wait_ready(30)
+
+
+async def stays(condition: object, seconds: float) -> None:
+    """``condition`` holds for ``seconds`` (checked all along)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    while loop.time() < end:
+        assert condition(), "condition broke"  # type: ignore[operator]
+        await asyncio.sleep(0.05)
+
+
+async def test_a_vanished_front_ends_messages_come_back_after_ack_wait(
+    server: LocalCluster,
+) -> None:
+    holder = await FrontEnd.start(server.urls, ack_wait=1.0)
+    other = await FrontEnd.start(server.urls, ack_wait=1.0)
+    try:
+        name = queue_name()
+        queue_a = await holder.declare(name)
+        queue_b = await other.declare(name)
+        holder.publish(name, b"held")
+        kept = Collector()
+        queue_a.add_consumer(kept)
+        await until(lambda: len(kept.received) == 1)
+        waiting = Collector()
+        queue_b.add_consumer(waiting)
+        # Alive, the holder keeps its lease past ack_wait (it says it is working on it).
+        await stays(lambda: not waiting.received, 2.5)
+        # Gone without a word (a dead node): no nak, no more "working on it".
+        await holder.close()
+        await until(lambda: len(waiting.received) == 1, timeout=6.0)
+        assert waiting.received[0].redelivered
+        assert waiting.received[0].message.body == b"held"
+        queue_b.ack_many(waiting.received)
+    finally:
+        await holder.close()
+        await other.close()
+
+
+async def test_a_publish_is_confirmed_only_after_its_pub_ack(server: LocalCluster) -> None:
+    front = await FrontEnd.start(server.urls, retry_after=0.5)
+    try:
+        name = queue_name()
+        queue = await front.declare(name)
+        ledger = front.cluster.ledger
+        server.stop()
+        front.publish(name, b"while down")
+        assert ledger.durable < ledger.written
+        # Retried (every half second) and never acknowledged: never confirmed.
+        await stays(lambda: ledger.durable < ledger.written, 2.0)
+        restart(server)
+        await front.confirmed(timeout=20.0)
+        assert ledger.durable == ledger.written
+        info = await front.stream_info(queue)
+        assert info["state"]["messages"] == 1  # the retries stored it once (Nats-Msg-Id)
+        consumer = Collector()
+        queue.add_consumer(consumer)
+        await until(lambda: consumer.bodies == [b"while down"])
+        queue.ack_many(consumer.received)
+    finally:
+        await front.close()
