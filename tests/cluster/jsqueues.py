@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import subprocess
 from collections.abc import Callable
 from typing import Any
 
+from pigeon.cluster.natsserver import LocalCluster
 from pigeon.cluster.queues import ClusterQueues, QueueSettings
 from pigeon.cluster.stream_queue import StreamQueue
 from pigeon.core.consumer import Consumer
@@ -31,6 +33,31 @@ async def until(condition: Callable[[], object], timeout: float = 10.0) -> None:
         if loop.time() > deadline:
             raise AssertionError("condition not met within the deadline")
         await asyncio.sleep(0.02)
+
+
+async def stays(condition: object, seconds: float) -> None:
+    """``condition`` holds for ``seconds`` (checked all along)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    while loop.time() < end:
+        assert condition(), "condition broke"  # type: ignore[operator]
+        await asyncio.sleep(0.05)
+
+
+def restart(server: LocalCluster) -> None:
+    """The same server again: same ports, same store folder."""
+    assert server.binary is not None
+    folder = server.directory / "nats-1"
+    with (folder / "nats-server.log").open("ab") as log:
+        server.processes.append(
+            subprocess.Popen(
+                [str(server.binary), "-c", str(folder / "nats-server.conf")],
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+            )
+        )
+    server.wait_ready(30)
 
 
 class FrontEnd:

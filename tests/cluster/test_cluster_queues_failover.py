@@ -4,13 +4,11 @@ confirmed until JetStream acknowledges it, and is stored once after the retries)
 
 from __future__ import annotations
 
-import asyncio
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.cluster.jsqueues import Collector, FrontEnd, queue_name, until
+from tests.cluster.jsqueues import Collector, FrontEnd, queue_name, restart, stays, until
 
 from pigeon.cluster.natsserver import LocalCluster
 
@@ -19,31 +17,6 @@ from pigeon.cluster.natsserver import LocalCluster
 def server(nats_binary: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     with LocalCluster(tmp_path_factory.mktemp("nats"), size=1, binary=nats_binary) as cluster:
         yield cluster
-
-
-def restart(server: LocalCluster) -> None:
-    """The same server again: same ports, same store folder."""
-    assert server.binary is not None
-    folder = server.directory / "nats-1"
-    with (folder / "nats-server.log").open("ab") as log:
-        server.processes.append(
-            subprocess.Popen(
-                [str(server.binary), "-c", str(folder / "nats-server.conf")],
-                stdout=log,
-                stderr=log,
-                stdin=subprocess.DEVNULL,
-            )
-        )
-    server.wait_ready(30)
-
-
-async def stays(condition: object, seconds: float) -> None:
-    """``condition`` holds for ``seconds`` (checked all along)."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + seconds
-    while loop.time() < end:
-        assert condition(), "condition broke"  # type: ignore[operator]
-        await asyncio.sleep(0.05)
 
 
 async def test_a_vanished_front_ends_messages_come_back_after_ack_wait(

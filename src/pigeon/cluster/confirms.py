@@ -19,6 +19,10 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pigeon.core.ports import Store
 
 
 class PubAckLedger:
@@ -73,3 +77,37 @@ class PubAckLedger:
             callback()
         else:
             self._waiters.append((self._written, callback))
+
+
+class ConfirmingStore:
+    """The node's store in cluster mode: the local store (definitions, the queues kept
+    in this process) whose positions also count the JetStream writes, so that a confirm
+    or a reply waits for both. Everything else is the local store's."""
+
+    def __init__(self, local: Store, ledger: PubAckLedger) -> None:
+        self.local = local
+        self.ledger = ledger
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.local, name)
+
+    @property
+    def written(self) -> int:
+        return self.local.written + self.ledger.written
+
+    @property
+    def durable(self) -> int:
+        return self.local.durable + self.ledger.durable
+
+    @property
+    def queued_writes(self) -> int:
+        """Publishers are paused while this is large: JetStream's backlog counts too."""
+        return self.local.queued_writes + self.ledger.queued_writes
+
+    @property
+    def commit_latency(self) -> float:
+        return max(self.local.commit_latency, self.ledger.commit_latency)
+
+    def sync(self, callback: Callable[[], object]) -> None:
+        """After the local barrier, JetStream's: every write before the call is safe."""
+        self.local.sync(lambda: self.ledger.sync(callback))

@@ -93,6 +93,7 @@ class Puller:
         subscription = self._subscription
         if subscription is None:
             return
+        epoch = self._queue.epoch
         try:
             fetched = await subscription.fetch(count, timeout=wait)
         except (nats.errors.TimeoutError, TimeoutError):
@@ -104,18 +105,22 @@ class Puller:
             log.info("pull from %s: %s", self._queue.names.stream, error)
             await asyncio.sleep(0.2)
             return
-        self._queue.take(fetched)
+        self._queue.take(fetched, epoch)
 
     async def _refresh(self) -> None:
         queue = self._queue
         names = queue.names
         if queue.deleted or queue.consumers:
             return
+        epoch = queue.epoch
         with contextlib.suppress(Exception):
             answer = await self._cluster.api(
                 f"$JS.API.CONSUMER.INFO.{names.stream}.{names.consumer}", None
             )
-            queue.backlog = int(answer.get("num_pending", queue.backlog))
+            ledger = self._cluster.ledger
+            # (A publish not acknowledged yet may be counted twice; a purge since: stale.)
+            if ledger.durable == ledger.written and epoch == queue.epoch:
+                queue.backlog = int(answer.get("num_pending", queue.backlog))
 
     async def _keep_leases(self) -> None:
         queue, cluster = self._queue, self._cluster

@@ -20,9 +20,9 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from pigeon.cluster.confirms import PubAckLedger
+from pigeon.cluster.confirms import ConfirmingStore, PubAckLedger
 from pigeon.cluster.publisher import RETRY_AFTER, StreamPublisher
 from pigeon.core.options import QueueOptions
 from pigeon.errors import PreconditionFailed
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from nats.js.client import JetStreamContext
 
     from pigeon.cluster.stream_queue import StreamQueue
+    from pigeon.core.node import Node
+    from pigeon.core.ports import Store
     from pigeon.core.queue import Queue
 
 log = logging.getLogger(__name__)
@@ -88,8 +90,16 @@ class ClusterQueues:
     ) -> ClusterQueues:
         import nats
 
+        async def failed(error: Exception) -> None:
+            # (Reconnecting is normal in a cluster: one line, not nats-py's traceback.)
+            log.warning("NATS connection: %s", error or type(error).__name__)
+
         nc = await nats.connect(
-            servers, max_reconnect_attempts=-1, reconnect_time_wait=0.5, name="pigeon"
+            servers,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            name="pigeon",
+            error_cb=failed,
         )
         queues = cls(nc, settings)
         await queues.start()
@@ -113,6 +123,18 @@ class ClusterQueues:
         await self.publisher.close()
         with contextlib.suppress(Exception):
             await self.nc.close()
+
+    def attach(self, node: Node) -> None:
+        """Make ``node`` keep its durable queues here: new ones (in every vhost, those
+        made later too) become streams, and its confirms and replies wait for
+        JetStream as well as for its local store."""
+        if node.store is None:
+            raise ValueError("a cluster node needs a local store (memory is fine)")
+        node.queue_factory = self
+        for vhost in node.vhosts.values():
+            vhost.queue_factory = self
+        # (A Store by delegation: what it does not answer itself is the local store's.)
+        node.store = cast("Store", ConfirmingStore(node.store, self.ledger))
 
     # -- QueueFactory ------------------------------------------------------------------
 

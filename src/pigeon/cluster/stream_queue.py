@@ -62,6 +62,7 @@ class StreamQueue(Queue):
         self.backlog = 0  # ready in the stream, as last heard (consumer's num_pending)
         self.last_write: asyncio.Task[None] | None = None
         self.wants_get = 0
+        self.epoch = 0  # purges so far (see take)
         self.puller = Puller(self, cluster)
         cluster.queues.add(self)
         created = cluster.write(self, "create", self._create)
@@ -129,8 +130,15 @@ class StreamQueue(Queue):
                 room += min(consumer.room(), batch) if consumer.room() != UNLIMITED else batch
         return min(room, batch) - len(self.ready)
 
-    def take(self, fetched: list[Msg]) -> None:
-        """Fetched deliveries: into ready (expired ones discarded), then to consumers."""
+    def take(self, fetched: list[Msg], epoch: int) -> None:
+        """Fetched deliveries: into ready (expired ones discarded), then to consumers.
+        ``epoch``: :attr:`epoch` when the pull was asked for; a pull answered across a
+        purge may hold purged messages: they go back, uncounted (a nak of a purged
+        message does nothing)."""
+        if epoch != self.epoch:
+            for msg in fetched:
+                self.cluster.publisher.send(msg.reply, NAK)
+            return
         now = self._scheduler.time()
         for msg in fetched:
             if self.deleted:
@@ -239,6 +247,7 @@ class StreamQueue(Queue):
         Messages delivered and not acked are in the stream too: a purge takes them
         (a gap: RabbitMQ keeps them), and their later ack finds nothing to do."""
         count = self.message_count
+        self.epoch += 1
         removed, _ = self.ready.clear()
         for entry in removed:
             self.leases.pop(entry.seq, None)
