@@ -120,3 +120,33 @@ async def test_pika_confirm_waits_for_jetstream(broker: Broker, server: LocalClu
     queue = broker.node.vhosts["/"].queues["orders"]
     assert isinstance(queue, StreamQueue)
     await until(lambda: queue.message_count == 1)
+
+
+def _gets(url: str) -> list[object]:
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = connection.channel()
+        channel.queue_declare("polled", durable=True)
+        channel.confirm_delivery()
+        for body in (b"first", b"second"):
+            channel.basic_publish("", "polled", body, pika.BasicProperties(delivery_mode=2))
+        answers: list[object] = []
+        method, _, body = channel.basic_get("polled")
+        assert method is not None
+        answers.append((body, method.redelivered))
+        channel.basic_reject(method.delivery_tag, requeue=True)
+        for _ in range(3):
+            method, _, body = channel.basic_get("polled", auto_ack=True)
+            answers.append(None if method is None else (body, method.redelivered))
+        # The channel's order holds across a get answered later: declare-ok after it.
+        channel.queue_declare("polled", durable=True)
+        return answers
+    finally:
+        connection.close()
+
+
+async def test_pika_basic_get_pulls_from_the_stream(broker: Broker) -> None:
+    answers = await asyncio.to_thread(_gets, broker.amqp_url)
+    assert answers[0] == (b"first", False)
+    assert sorted(answers[1:3], key=str) == sorted([(b"first", True), (b"second", False)], key=str)
+    assert answers[3] is None  # get-empty

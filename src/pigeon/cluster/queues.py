@@ -189,7 +189,11 @@ class ClusterQueues:
             self.ledger.done(position)
 
         task = asyncio.get_running_loop().create_task(attempt())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.track(task)
         queue.last_write = task
         return task
+
+    def track(self, task: asyncio.Task[None]) -> None:
+        """Keep a task of this front-end until it ends (cancelled by :meth:`close`)."""
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

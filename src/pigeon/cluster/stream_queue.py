@@ -18,7 +18,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pigeon.cluster.puller import Puller
@@ -48,6 +48,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ACK, NAK, TERM, WORKING = b"+ACK", b"-NAK", b"+TERM", b"+WPI"
+# Seconds a basic.get waits for the stream before it answers empty.
+GET_WAIT = 0.25
 
 
 class StreamQueue(Queue):
@@ -221,7 +223,23 @@ class StreamQueue(Queue):
             self._settle((entry,), ACK)
         return entry
 
-    async def get_async(self, no_ack: bool, timeout: float = 1.0) -> Entry | None:
+    def get_later(self, no_ack: bool, done: Callable[[Entry | None], object]) -> bool:
+        """basic.get with nothing fetched here: pulled from the stream, answered later."""
+        if self.ready:
+            return False
+        task = asyncio.get_running_loop().create_task(self._get_for(no_ack, done))
+        self.cluster.track(task)
+        return True
+
+    async def _get_for(self, no_ack: bool, done: Callable[[Entry | None], object]) -> None:
+        try:
+            entry = await self.get_async(no_ack)
+        except Exception as error:  # the stream is unreachable: answered empty
+            log.warning("basic.get from %s: %s", self.names.stream, error)
+            entry = None
+        done(entry)
+
+    async def get_async(self, no_ack: bool, timeout: float = GET_WAIT) -> Entry | None:
         """basic.get: one message from the stream, or None when it has none ready."""
         if not self.ready:
             await self.puller.fetch_for_get(timeout)

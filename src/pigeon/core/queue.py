@@ -401,6 +401,12 @@ class Queue(QueueLimits, QueueStorage):
         self.stats.get_empty += 1
         return None
 
+    def get_later(self, no_ack: bool, done: Callable[[Entry | None], object]) -> bool:
+        """For a queue whose messages are elsewhere (cluster mode): True if the answer
+        to a ``get`` comes later, through ``done`` on the loop (never within this call);
+        False (here, always): call :meth:`get`."""
+        return False
+
     def _observe(self, entry: Entry, acked: bool) -> None:
         for observer in self._observers:
             observer.delivered(self, entry)

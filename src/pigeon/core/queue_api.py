@@ -11,7 +11,7 @@ the same methods by forwarding them. Delivered messages travel as
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -85,6 +85,10 @@ class QueueHandle(Protocol):
     def remove_consumer(self, consumer: Consumer) -> None: ...
 
     def get(self, no_ack: bool) -> Entry | None: ...
+
+    def get_later(self, no_ack: bool, done: Callable[[Entry | None], object]) -> bool:
+        """True if the answer to a get comes later, through ``done`` (cluster mode)."""
+        ...
 
     def ack_many(self, entries: Sequence[Entry]) -> None: ...
 

@@ -19,7 +19,10 @@ from pigeon.protocols.amqp091 import methods as m
 from pigeon.protocols.amqp091.consumer import AMQPConsumer
 
 if TYPE_CHECKING:
+    from pigeon.core.entry import Entry
+    from pigeon.core.queue import Queue
     from pigeon.protocols.amqp091.channel import Channel
+    from pigeon.protocols.amqp091.wire_channel import Hold
 
 
 def _generated_tag(prefix: str) -> str:
@@ -106,15 +109,48 @@ def cancel(channel: Channel, method: m.BasicCancel) -> None:
 
 
 def get(channel: Channel, method: m.BasicGet) -> None:
-    queue, entry = channel.ops.get(channel.queue_name(method.queue), no_ack=method.no_ack)
+    queue = channel.ops.queue_to_read(channel.queue_name(method.queue))
+    no_ack = method.no_ack
+    place: list[Hold | None] = []
+    if queue.get_later(no_ack, lambda entry: _got_later(channel, queue, no_ack, place, entry)):
+        # The answer comes later (cluster mode: fetched from JetStream). Its place is
+        # kept: frames the channel sends meanwhile wait behind it (a second hold).
+        conn = channel.handler.conn
+        held = conn.hold(channel.number)
+        if held is not None and (behind := conn.hold(channel.number)) is not None:
+            conn.release(behind)
+        place.append(held)
+        return
+    _answer_get(channel, queue, queue.get(no_ack), no_ack, None)
+
+
+def _got_later(
+    channel: Channel, queue: Queue, no_ack: bool, place: list[Hold | None], entry: Entry | None
+) -> None:
+    handler = channel.handler
+    held = place[0] if place else None
+    if held is None or handler.channels.get(channel.number) is not channel:
+        if entry is not None and not no_ack:
+            queue.requeue([entry])  # nobody to hand it to: back to the queue
+        return
+    _answer_get(channel, queue, entry, no_ack, held)
+    handler.want_flush()
+
+
+def _answer_get(
+    channel: Channel, queue: Queue, entry: Entry | None, no_ack: bool, held: Hold | None
+) -> None:
     conn = channel.handler.conn
     if entry is None:
-        conn.send_method(channel.number, m.BasicGetEmpty())
+        if held is None:
+            conn.send_method(channel.number, m.BasicGetEmpty())
+        else:
+            conn.answer_held(held, m.BasicGetEmpty())
         return
     tag = channel.next_tag
     channel.next_tag = tag + 1
     channel.stats["deliver_get"] += 1
-    if not method.no_ack:
+    if not no_ack:
         channel.unacked[tag] = (entry, queue, None)
     message = entry.message
     # Quorum queues name the count on every basic.get, 0 included (rabbit_fifo_client).
@@ -123,15 +159,14 @@ def get(channel: Channel, method: m.BasicGet) -> None:
         if queue.counts_deliveries
         else channel.encoded(message)
     )
-    conn.send_content(
-        channel.number,
-        m.BasicGetOk(
-            delivery_tag=tag,
-            redelivered=entry.redelivered,
-            exchange=message.exchange,
-            routing_key=message.routing_key,
-            message_count=queue.message_count,
-        ),
-        encoded,
-        message.body,
+    get_ok = m.BasicGetOk(
+        delivery_tag=tag,
+        redelivered=entry.redelivered,
+        exchange=message.exchange,
+        routing_key=message.routing_key,
+        message_count=queue.message_count,
     )
+    if held is None:
+        conn.send_content(channel.number, get_ok, encoded, message.body)
+    else:
+        conn.answer_held(held, get_ok, encoded, message.body)

@@ -141,6 +141,22 @@ class ConnectionOutput:
         while queue and queue[0].done:
             self._out.extend(queue.popleft().frames)
 
+    def answer_held(
+        self, held: Hold, method: m.Method, encoded_props: bytes | None = None, body: bytes = b""
+    ) -> None:
+        """Put a reply known late (a basic.get answered by another process) at the front
+        of ``held``, taken when it was asked for, and release it: what the channel sent
+        since waits behind it in a later hold."""
+        if encoded_props is None:
+            frames = [encode_method_frame(held.number, method)]
+        else:
+            body_frames = encode_content_frames(
+                held.number, method.encode(), encoded_props, body, self.frame_max
+            )
+            frames = list(body_frames)
+        held.frames[:0] = frames
+        self.release(held)
+
     def _target(self, channel: int) -> list[bytes] | None:
         """Where frames for ``channel`` go: the output, the newest hold, or nowhere
         (the connection or the channel is closing)."""
