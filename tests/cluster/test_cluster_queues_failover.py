@@ -69,3 +69,29 @@ async def test_a_publish_is_confirmed_only_after_its_pub_ack(server: LocalCluste
         queue.ack_many(consumer.received)
     finally:
         await front.close()
+
+
+async def test_a_front_end_that_stops_gives_its_messages_back_at_once(
+    server: LocalCluster,
+) -> None:
+    leaving = await FrontEnd.start(server.urls, ack_wait=60.0)
+    staying = await FrontEnd.start(server.urls, ack_wait=60.0)
+    try:
+        name = queue_name()
+        queue_a = await leaving.declare(name)
+        queue_b = await staying.declare(name)
+        for body in (b"one", b"two", b"three"):
+            leaving.publish(name, body)
+        held = Collector(prefetch=2)  # two delivered and unacked, maybe one fetched
+        queue_a.add_consumer(held)
+        await until(lambda: len(held.received) == 2)
+        await leaving.close()
+        taker = Collector()
+        queue_b.add_consumer(taker)
+        # Within seconds, not the minute of ack_wait.
+        await until(lambda: len(taker.received) == 3, timeout=5.0)
+        assert sorted(taker.bodies) == [b"one", b"three", b"two"]
+        queue_b.ack_many(taker.received)
+    finally:
+        await leaving.close()
+        await staying.close()

@@ -66,7 +66,15 @@ class StreamPublisher:
             asyncio.create_task(self._retry_loop(), name="pigeon-js-retry"),
         ]
 
-    async def close(self) -> None:
+    async def close(self, timeout: float = 2.0) -> None:
+        """Stop, after writing what is queued (acks, naks) if that takes under
+        ``timeout`` seconds; publishes not acknowledged by then are not confirmed."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._outbox and loop.time() < deadline and not self._nc.is_closed:
+            await asyncio.sleep(0.01)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._nc.flush(), max(deadline - loop.time(), 0.01))
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -116,8 +116,11 @@ class ClusterQueues:
         return len({(url.hostname, url.port) for url in self.nc.servers})
 
     async def close(self) -> None:
+        """Leave (a front-end stopping): every message leased here goes back at once;
+        call it after the client connections are closed."""
         for queue in list(self.queues):
             queue.puller.stop()
+            queue.give_back_all()
         for task in list(self._tasks):
             task.cancel()
         await self.publisher.close()

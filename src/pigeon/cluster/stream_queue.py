@@ -216,6 +216,15 @@ class StreamQueue(Queue):
         self.backlog += len(removed)
         self._settle(removed, NAK)
 
+    def give_back_all(self) -> None:
+        """This front-end leaves: every lease (fetched or delivered, unacked) back to
+        the stream now rather than after ack_wait."""
+        self.ready.clear()
+        send = self.cluster.publisher.send
+        leases, self.leases = self.leases, {}
+        for reply in leases.values():
+            send(reply, NAK)
+
     def get(self, no_ack: bool) -> Entry | None:
         """From what is fetched already; :meth:`get_async` waits for the stream."""
         entry = super().get(no_ack)
