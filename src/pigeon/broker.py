@@ -220,6 +220,8 @@ class Broker(EmbeddedAPI):
         # are let in once they are back, as RabbitMQ recovers queues before it listens.
         snapshot = self.store.load(messages=False, index=False)
         self.node = Node(loop, store=self.store, vocabulary=RABBITMQ)
+        if self.cluster is not None:
+            self.cluster.prepare(self.node)  # durable queues in JetStream
         restored = self.node.restore(snapshot)
         index: asyncio.Future[MessageIndex] = loop.create_future()
         self.store.fetch_index(index.set_result)

@@ -2,7 +2,8 @@
 
 The composition root calls, in order: :meth:`ClusterMember.start` (connect and
 check, before anything listens), :meth:`ClusterMember.wrap` (the local store, so
-that definitions also go to the bucket), :meth:`ClusterMember.attach` (the node and
+that definitions also go to the bucket), :meth:`ClusterMember.prepare` (the node is
+made: its durable queues will be streams), :meth:`ClusterMember.attach` (the node and
 its users are built: catch up with the bucket and watch it), and
 :meth:`ClusterMember.stop`.
 """
@@ -10,11 +11,13 @@ its users are built: catch up with the bucket and watch it), and
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 from pigeon import accounts
 from pigeon.auth.users import UserStore
+from pigeon.cluster.confirms import ConfirmingStore
 from pigeon.cluster.link import ClusterLink, parse_urls
+from pigeon.cluster.queues import ClusterQueues
 from pigeon.cluster.sharing import Sharing
 from pigeon.cluster.store import ClusterStore
 from pigeon.config import Config
@@ -44,13 +47,25 @@ class ClusterMember:
         self.store: ClusterStore | None = None
         self.node: Node | None = None
         self.users: UserStore | None = None
+        self.queues: ClusterQueues
 
     async def start(self) -> None:
         await self.link.connect()
+        assert self.link.client is not None
+        # Durable queues in JetStream streams, on the same connection (docs/cluster.md,
+        # "Queues").
+        self.queues = ClusterQueues(self.link.client, owns_connection=False)
+        await self.queues.start()
 
-    def wrap(self, local: Store) -> ClusterStore:
+    def wrap(self, local: Store) -> Store:
+        """The node's store: definitions also go to the bucket, and write positions
+        count the bucket's and the streams' acknowledgements (confirms wait for all)."""
         self.store = ClusterStore(local, self.sharing)
-        return self.store
+        return cast("Store", ConfirmingStore(self.store, self.queues.ledger))
+
+    def prepare(self, node: Node) -> None:
+        """Right after the node is made, before any queue is: durable queues are streams."""
+        node.queue_factory = self.queues
 
     async def attach(self, node: Node, users: UserStore) -> None:
         """Apply every definition the bucket holds, then keep watching it."""
@@ -94,5 +109,6 @@ class ClusterMember:
         return self.link.overview()
 
     async def stop(self) -> None:
+        await self.queues.close()  # (leased messages back at once)
         await self.sharing.close()
         await self.link.close()

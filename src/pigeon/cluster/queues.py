@@ -74,8 +74,12 @@ def refuse_gaps(options: QueueOptions) -> None:
 class ClusterQueues:
     """Durable queues of this front-end, kept in JetStream."""
 
-    def __init__(self, nc: NATS, settings: QueueSettings | None = None) -> None:
+    def __init__(
+        self, nc: NATS, settings: QueueSettings | None = None, *, owns_connection: bool = True
+    ) -> None:
+        """``owns_connection``: :meth:`close` closes ``nc`` too (False: it is shared)."""
         self.nc = nc
+        self.owns_connection = owns_connection
         self.settings = settings or QueueSettings()
         self.js: JetStreamContext = nc.jetstream()
         self.ledger = PubAckLedger()
@@ -124,8 +128,9 @@ class ClusterQueues:
         for task in list(self._tasks):
             task.cancel()
         await self.publisher.close()
-        with contextlib.suppress(Exception):
-            await self.nc.close()
+        if self.owns_connection:
+            with contextlib.suppress(Exception):
+                await self.nc.close()
 
     def attach(self, node: Node) -> None:
         """Make ``node`` keep its durable queues here: new ones (in every vhost, those

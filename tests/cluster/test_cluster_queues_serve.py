@@ -1,0 +1,91 @@
+"""Two Pigeon nodes started in cluster mode (``Config.cluster``, as ``pigeon serve
+--cluster``) on a three-server JetStream cluster: a durable queue's messages live in
+JetStream, so what is published on one node is consumed on the other, with confirms,
+prefetch, requeue and the redelivered flag."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+import pika
+import pytest
+
+from pigeon.broker import Broker
+from pigeon.cluster.natsserver import LocalCluster
+from pigeon.config import Config
+
+
+@pytest.fixture(scope="module")
+def nodes(
+    nats_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Broker, Broker]]:
+    def config(name: str) -> Config:
+        return Config(
+            port=0,
+            data_dir=tmp_path_factory.mktemp(name),
+            management_port=None,
+            cluster=",".join(nats_cluster.urls),
+        )
+
+    with Broker.in_thread(config("a")) as a, Broker.in_thread(config("b")) as b:
+        yield a, b
+
+
+def _eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "not in time"
+        time.sleep(0.02)
+
+
+def _declared_on(broker: Broker, queue: str) -> bool:
+    connection = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
+    try:
+        connection.channel().queue_declare(queue, passive=True)
+        return True
+    except pika.exceptions.ChannelClosedByBroker:
+        return False
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
+def test_published_on_one_node_consumed_on_the_other(nodes: tuple[Broker, Broker]) -> None:
+    a, b = nodes
+    queue = f"work-{uuid.uuid4().hex}"
+    on_a = pika.BlockingConnection(pika.URLParameters(a.amqp_url))
+    on_b = pika.BlockingConnection(pika.URLParameters(b.amqp_url))
+    try:
+        publisher = on_a.channel()
+        publisher.queue_declare(queue, durable=True)
+        _eventually(lambda: _declared_on(b, queue))
+        publisher.confirm_delivery()
+        for index in range(6):
+            publisher.basic_publish(
+                "", queue, b"task %d" % index, pika.BasicProperties(delivery_mode=2)
+            )
+        consumer = on_b.channel()
+        # Node b hears of a's publishes from JetStream within its refresh (2 s).
+        _eventually(lambda: consumer.queue_declare(queue, passive=True).method.message_count == 6)
+        consumer.basic_qos(prefetch_count=3)
+        seen: list[tuple[bytes, bool]] = []
+        requeued = False
+        for method, _, body in consumer.consume(queue, inactivity_timeout=10):
+            assert method is not None, "no delivery within 10 s"
+            seen.append((body, method.redelivered))
+            if not requeued:
+                requeued = True
+                consumer.basic_nack(method.delivery_tag, requeue=True)
+                continue
+            consumer.basic_ack(method.delivery_tag)
+            if len(seen) == 7:
+                break
+        consumer.cancel()
+    finally:
+        on_a.close()
+        on_b.close()
+    bodies = sorted(body for body, _ in seen)
+    assert bodies == sorted([b"task 0"] + [b"task %d" % i for i in range(6)])
+    assert (b"task 0", False) in seen and (b"task 0", True) in seen
