@@ -118,14 +118,14 @@ def test_conflicting_declare_gets_406(
     nodes: tuple[Broker, Broker], uid: str, channels: Callable[[Broker], BlockingChannel]
 ) -> None:
     a, b = nodes
-    channels(a).queue_declare(f"q-{uid}", durable=True, arguments={"x-max-length": 10})
+    channels(a).queue_declare(f"q-{uid}", durable=True, arguments={"x-message-ttl": 10000})
     _eventually(lambda: _exists(b, f"q-{uid}"))
     on_b = channels(b)
     with pytest.raises(pika.exceptions.ChannelClosedByBroker) as closed:
-        on_b.queue_declare(f"q-{uid}", durable=True, arguments={"x-max-length": 20})
+        on_b.queue_declare(f"q-{uid}", durable=True, arguments={"x-message-ttl": 20000})
     assert closed.value.reply_code == 406
     # The same arguments are a redeclare on either node.
-    channels(b).queue_declare(f"q-{uid}", durable=True, arguments={"x-max-length": 10})
+    channels(b).queue_declare(f"q-{uid}", durable=True, arguments={"x-message-ttl": 10000})
 
 
 def test_transient_queues_stay_on_their_node(
