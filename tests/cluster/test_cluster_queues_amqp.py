@@ -14,13 +14,14 @@ from pathlib import Path
 
 import pika
 import pytest
-from tests.cluster.jsqueues import restart, stays, until
 
 from pigeon.broker import Broker
 from pigeon.cluster.natsserver import LocalCluster
 from pigeon.cluster.queues import ClusterQueues
 from pigeon.cluster.stream_queue import StreamQueue
 from pigeon.config import Config
+
+from .jsqueues import restart, stays, until
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,12 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from tests.cluster.jsqueues import Collector, FrontEnd, queue_name, until
 
 from pigeon.cluster.natsserver import LocalCluster
 from pigeon.core.options import QueueOptions
 from pigeon.errors import PreconditionFailed
+
+from .jsqueues import Collector, FrontEnd, queue_name, until
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +91,7 @@ async def test_requeued_messages_come_back_marked_redelivered(front: FrontEnd) -
     again = consumer.received[1]
     assert again.message.body == b"again"
     assert again.redelivered
-    assert again.delivery_count == 1
+    assert again.delivery_count == 0  # a classic queue names no count (quorum: below)
     queue.ack_many([again])
 
 
@@ -255,3 +256,18 @@ async def test_expired_messages_are_not_delivered(front: FrontEnd) -> None:
     assert consumer.bodies == [b"fresh"]
     await until(lambda: queue.stats.expired == 1)
     queue.ack_many(consumer.received)
+
+
+async def test_a_quorum_queue_counts_returns(front: FrontEnd) -> None:
+    name = queue_name()
+    queue = await front.declare(name, options=QueueOptions(type="quorum"))
+    assert queue.type == "quorum"
+    front.publish(name, b"counted")
+    consumer = Collector()
+    queue.add_consumer(consumer)
+    await until(lambda: len(consumer.received) == 1)
+    consumer.settled()
+    queue.requeue(consumer.received[:1])
+    await until(lambda: len(consumer.received) == 2)
+    assert consumer.received[1].delivery_count == 1  # x-delivery-count on the delivery
+    queue.ack_many(consumer.received[1:])

@@ -8,9 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.cluster.jsqueues import Collector, FrontEnd, queue_name, restart, stays, until
 
 from pigeon.cluster.natsserver import LocalCluster
+
+from .jsqueues import Collector, FrontEnd, queue_name, restart, stays, until
 
 
 @pytest.fixture(scope="module")

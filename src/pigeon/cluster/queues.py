@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from pigeon.cluster.confirms import ConfirmingStore, PubAckLedger
 from pigeon.cluster.publisher import RETRY_AFTER, StreamPublisher
+from pigeon.cluster.streams import CANNOT_PLACE, STREAM_EXISTS
 from pigeon.core.options import QueueOptions
 from pigeon.errors import PreconditionFailed
 
@@ -43,8 +44,8 @@ API_TIMEOUT = 5.0
 
 @dataclass(frozen=True, slots=True)
 class QueueSettings:
-    """``replicas``: copies of each stream (None: 3 when the cluster has three or more
-    JetStream servers, else 1); ``ack_wait``: seconds after which the messages a dead
+    """``replicas``: copies of each stream (None: 3 when JetStream can place three, else
+    1); ``ack_wait``: seconds after which the messages a dead
     front-end held come back; ``batch``: most messages one pull asks for."""
 
     replicas: int | None = None
@@ -84,7 +85,9 @@ class ClusterQueues:
         self.js: JetStreamContext = nc.jetstream()
         self.ledger = PubAckLedger()
         self.publisher = StreamPublisher(nc, self.ledger, self.settings.retry_after)
-        self.replicas = self.settings.replicas or 1
+        # Copies of each new stream: as set, else three, or one where JetStream says it
+        # cannot place three (see create_stream).
+        self.replicas = self.settings.replicas or 3
         self.queues: set[StreamQueue] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -111,13 +114,19 @@ class ClusterQueues:
 
     async def start(self) -> None:
         await self.publisher.start()
-        if self.settings.replicas is None:
-            self.replicas = 3 if self.server_count() >= 3 else 1
 
-    def server_count(self) -> int:
-        """Servers of the cluster: those given and those the servers announced (each
-        server's INFO lists its peers' client addresses)."""
-        return len({(url.hostname, url.port) for url in self.nc.servers})
+    async def create_stream(self, config: dict[str, Any]) -> None:
+        """Create a stream (or find it made). Without a replica count set, three are
+        asked for and one taken when JetStream cannot place three: a single server, or
+        fewer than three in the cluster. (Asking JetStream, not counting the servers a
+        client heard of, which lags just after a connect.)"""
+        subject = f"$JS.API.STREAM.CREATE.{config['name']}"
+        answer = await self.api(subject, config, ok_errors=STREAM_EXISTS + CANNOT_PLACE)
+        code = (answer.get("error") or {}).get("err_code")
+        if code in CANNOT_PLACE and self.settings.replicas is None:
+            await self.api(subject, {**config, "num_replicas": 1}, ok_errors=STREAM_EXISTS)
+        elif code in CANNOT_PLACE:
+            raise RuntimeError(f"{subject}: {answer['error'].get('description')}")
 
     async def close(self) -> None:
         """Leave (a front-end stopping): every message leased here goes back at once;

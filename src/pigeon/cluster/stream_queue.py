@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 from pigeon.cluster.puller import Puller
 from pigeon.cluster.streams import (
     CONSUMER_EXISTS,
-    STREAM_EXISTS,
     STREAM_NOT_FOUND,
     StreamNames,
     consumer_config,
@@ -35,6 +34,7 @@ from pigeon.cluster.streams import (
 from pigeon.core.consumer import UNLIMITED, Consumer
 from pigeon.core.entry import Entry
 from pigeon.core.message import Message
+from pigeon.core.options import QUORUM
 from pigeon.core.queue import Queue
 from pigeon.core.queue_api import QueueHandle
 from pigeon.storage.codec import CodecError
@@ -57,6 +57,8 @@ class StreamQueue(Queue):
         kwargs["store"] = None  # nothing of it goes to the local store
         super().__init__(name, vhost, **kwargs)
         self.type = self.args.type  # classic or quorum: both are streams here
+        # Quorum queues name the count on deliveries (x-delivery-count), classic don't.
+        self.counts_deliveries = self.type == QUORUM
         self.names = StreamNames.of(vhost, name)
         self.cluster = cluster
         # Stream sequence -> reply subject of the delivery (its lease), until settled.
@@ -75,11 +77,7 @@ class StreamQueue(Queue):
 
     async def _create(self) -> None:
         names, cluster = self.names, self.cluster
-        await cluster.api(
-            f"$JS.API.STREAM.CREATE.{names.stream}",
-            stream_config(names, cluster.replicas),
-            ok_errors=STREAM_EXISTS,
-        )
+        await cluster.create_stream(stream_config(names, cluster.replicas))
         await cluster.api(
             f"$JS.API.CONSUMER.CREATE.{names.stream}.{names.consumer}",
             {
@@ -163,7 +161,8 @@ class StreamQueue(Queue):
             return
         entry = Entry(message, seq, 0, None, now)
         entry.redelivered = meta.num_delivered > 1
-        entry.delivery_count = meta.num_delivered - 1
+        if self.counts_deliveries:
+            entry.delivery_count = meta.num_delivered - 1
         self.leases[seq] = msg.reply
         ttl = _ttl(message.properties.ttl, self.args.message_ttl)
         if ttl is not None:

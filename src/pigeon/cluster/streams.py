@@ -37,6 +37,8 @@ _LENGTH = Struct(">I")
 STREAM_EXISTS = (10058,)
 CONSUMER_EXISTS = (10013, 10148)
 STREAM_NOT_FOUND = (10059,)
+# ... and a replica count it cannot place: not clustered, too few servers, no peers.
+CANNOT_PLACE = (10074, 10023, 10005)
 
 
 def _token(name: str) -> str:
