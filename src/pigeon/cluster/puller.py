@@ -74,9 +74,16 @@ class Puller:
         queue, cluster = self._queue, self._cluster
         await created
         names = queue.names
-        self._subscription = await cluster.js.pull_subscribe_bind(
-            durable=names.consumer, stream=names.stream
-        )
+        delay = 0.2
+        while self._subscription is None and not self._stopped:
+            try:
+                self._subscription = await cluster.js.pull_subscribe_bind(
+                    durable=names.consumer, stream=names.stream
+                )
+            except Exception as error:  # reconnecting, or no leader yet: again
+                log.warning("binding to %s: %s (retrying)", names.stream, error)
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, 5.0)
         self._ready.set_result(None)
         while not (queue.deleted or self._stopped):
             credit = queue.credit()
@@ -87,7 +94,11 @@ class Puller:
                 except TimeoutError:
                     await self._refresh()
                 continue
-            await self._pull(credit, PULL_WAIT)
+            try:
+                await self._pull(credit, PULL_WAIT)
+            except Exception:  # a bug, or an error nats-py raises that is not its own
+                log.exception("pulling from %s", names.stream)
+                await asyncio.sleep(0.5)
 
     async def _pull(self, count: int, wait: float) -> None:
         subscription = self._subscription
