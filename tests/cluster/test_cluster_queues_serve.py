@@ -89,3 +89,33 @@ def test_published_on_one_node_consumed_on_the_other(nodes: tuple[Broker, Broker
     bodies = sorted(body for body, _ in seen)
     assert bodies == sorted([b"task 0"] + [b"task %d" % i for i in range(6)])
     assert (b"task 0", False) in seen and (b"task 0", True) in seen
+
+
+def test_a_closed_connections_unacked_go_to_the_other_node_at_once(
+    nodes: tuple[Broker, Broker],
+) -> None:
+    a, b = nodes
+    queue = f"held-{uuid.uuid4().hex}"
+    on_a = pika.BlockingConnection(pika.URLParameters(a.amqp_url))
+    on_b = pika.BlockingConnection(pika.URLParameters(b.amqp_url))
+    try:
+        channel_a = on_a.channel()
+        channel_a.queue_declare(queue, durable=True)
+        channel_a.confirm_delivery()
+        channel_a.basic_publish("", queue, b"unfinished", pika.BasicProperties(delivery_mode=2))
+        _eventually(lambda: _declared_on(b, queue))
+        channel_b = on_b.channel()
+        method, _, body = next(channel_b.consume(queue, inactivity_timeout=10))
+        assert method is not None and body == b"unfinished" and not method.redelivered
+        on_b.close()  # not acked: back to the stream now, not after ack_wait (30 s)
+        start = time.monotonic()
+        method, _, body = next(channel_a.consume(queue, inactivity_timeout=10))
+        assert method is not None, "not back within 10 s"
+        assert body == b"unfinished" and method.redelivered
+        assert time.monotonic() - start < 10
+        channel_a.basic_ack(method.delivery_tag)
+        channel_a.cancel()
+    finally:
+        on_a.close()
+        if on_b.is_open:
+            on_b.close()
