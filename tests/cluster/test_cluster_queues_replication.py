@@ -19,6 +19,9 @@ async def test_three_servers_give_r3_streams_shared_by_front_ends_on_any_server(
         info = await first.stream_info(queue_a)
         assert info["config"]["num_replicas"] == 3
         assert len(info["cluster"]["replicas"]) == 2  # a leader and two followers
+        assert queue_a.placement is not None
+        leader, members = queue_a.placement
+        assert members == ["n1", "n2", "n3"] and leader in members
         queue_b = await second.declare(name)
         for index in range(4):
             first.publish(name, b"%d" % index)

@@ -5,7 +5,10 @@ prefetch, requeue and the redelivered flag."""
 
 from __future__ import annotations
 
+import base64
+import json
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -25,7 +28,7 @@ def nodes(
         return Config(
             port=0,
             data_dir=tmp_path_factory.mktemp(name),
-            management_port=None,
+            management_port=0,
             cluster=",".join(nats_cluster.urls),
         )
 
@@ -119,3 +122,21 @@ def test_a_closed_connections_unacked_go_to_the_other_node_at_once(
         on_a.close()
         if on_b.is_open:
             on_b.close()
+
+
+def test_the_management_api_shows_a_queues_stream_servers(nodes: tuple[Broker, Broker]) -> None:
+    a, _ = nodes
+    queue = f"shown-{uuid.uuid4().hex}"
+    connection = pika.BlockingConnection(pika.URLParameters(a.amqp_url))
+    try:
+        connection.channel().queue_declare(queue, durable=True)
+    finally:
+        connection.close()
+    assert a.management_url is not None
+    request = urllib.request.Request(f"{a.management_url}api/queues/%2F/{queue}")
+    token = base64.b64encode(b"guest:guest").decode()
+    request.add_header("Authorization", f"Basic {token}")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        shown = json.loads(response.read())
+    assert shown["members"] == ["n1", "n2", "n3"]  # R3: the stream's three servers
+    assert shown["leader"] in shown["members"]

@@ -163,7 +163,13 @@ def queue_json(
         "message_stats": message_stats(counters, series, monitor.window),
         "latency": monitor.latency.queue_summary(vhost.name, queue.name),
     }
-    if queue.counts_deliveries:
+    if queue.placement is not None:
+        # Replicated elsewhere (cluster mode: a JetStream stream's servers).
+        leader, members = queue.placement
+        result.update(leader=leader, members=members, online=members)
+        if queue.counts_deliveries:
+            result.update(messages_dlx=queue.dead_letters_pending)
+    elif queue.counts_deliveries:
         # A quorum queue's members: this node alone (replication factor 1).
         result.update(
             leader=monitor.node.name,

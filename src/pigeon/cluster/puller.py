@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 
 import nats.errors
 
+from pigeon.cluster.streams import placement
+
 if TYPE_CHECKING:
     from nats.js.client import JetStreamContext
 
@@ -128,6 +130,7 @@ class Puller:
             answer = await self._cluster.api(
                 f"$JS.API.CONSUMER.INFO.{names.stream}.{names.consumer}", None
             )
+            queue.placement = placement(answer) or queue.placement
             ledger = self._cluster.ledger
             # (A publish not acknowledged yet may be counted twice; a purge since: stale.)
             if ledger.durable == ledger.written and epoch == queue.epoch:

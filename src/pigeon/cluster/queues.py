@@ -115,7 +115,7 @@ class ClusterQueues:
     async def start(self) -> None:
         await self.publisher.start()
 
-    async def create_stream(self, config: dict[str, Any]) -> None:
+    async def create_stream(self, config: dict[str, Any]) -> dict[str, Any]:
         """Create a stream (or find it made). Without a replica count set, three are
         asked for and one taken when JetStream cannot place three: a single server, or
         fewer than three in the cluster. (Asking JetStream, not counting the servers a
@@ -124,9 +124,11 @@ class ClusterQueues:
         answer = await self.api(subject, config, ok_errors=STREAM_EXISTS + CANNOT_PLACE)
         code = (answer.get("error") or {}).get("err_code")
         if code in CANNOT_PLACE and self.settings.replicas is None:
-            await self.api(subject, {**config, "num_replicas": 1}, ok_errors=STREAM_EXISTS)
+            single = {**config, "num_replicas": 1}
+            answer = await self.api(subject, single, ok_errors=STREAM_EXISTS)
         elif code in CANNOT_PLACE:
             raise RuntimeError(f"{subject}: {answer['error'].get('description')}")
+        return answer
 
     async def close(self) -> None:
         """Leave (a front-end stopping): every message leased here goes back at once;

@@ -29,6 +29,7 @@ from pigeon.cluster.streams import (
     consumer_config,
     decode_payload,
     encode_payload,
+    placement,
     stream_config,
 )
 from pigeon.core.consumer import UNLIMITED, Consumer
@@ -77,7 +78,8 @@ class StreamQueue(Queue):
 
     async def _create(self) -> None:
         names, cluster = self.names, self.cluster
-        await cluster.create_stream(stream_config(names, cluster.replicas))
+        created = await cluster.create_stream(stream_config(names, cluster.replicas))
+        self.placement = placement(created) or self.placement
         await cluster.api(
             f"$JS.API.CONSUMER.CREATE.{names.stream}.{names.consumer}",
             {

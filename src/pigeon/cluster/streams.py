@@ -111,3 +111,13 @@ def decode_payload(data: bytes) -> Message:
     if end > len(data):
         raise CodecError("payload shorter than its record")
     return decode_message(bytes(data[_LENGTH.size : end]), bytes(data[end:]))
+
+
+def placement(answer: dict[str, Any]) -> tuple[str, list[str]] | None:
+    """Leader and members from a stream's or consumer's info (its ``cluster``)."""
+    cluster = answer.get("cluster") or {}
+    leader = cluster.get("leader")
+    if not isinstance(leader, str) or not leader:
+        return None
+    replicas = [r.get("name") for r in cluster.get("replicas") or () if isinstance(r, dict)]
+    return leader, sorted([leader, *(name for name in replicas if isinstance(name, str))])

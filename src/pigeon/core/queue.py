@@ -43,6 +43,9 @@ class Queue(QueueLimits, QueueStorage):
     type = "classic"
     # Whether returns are counted (x-delivery-count, a delivery limit): quorum queues.
     counts_deliveries = False
+    # Where a replicated queue lives (cluster mode): its leader and all its members,
+    # server names; None: in this node alone.
+    placement: tuple[str, list[str]] | None = None
 
     def __init__(
         self,
