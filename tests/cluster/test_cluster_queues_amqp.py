@@ -151,3 +151,12 @@ async def test_pika_basic_get_pulls_from_the_stream(broker: Broker) -> None:
     assert answers[0] == (b"first", False)
     assert sorted(answers[1:3], key=str) == sorted([(b"first", True), (b"second", False)], key=str)
     assert answers[3] is None  # get-empty
+
+
+async def test_the_embedded_api_gets_from_the_stream(broker: Broker) -> None:
+    await broker.declare_queue("embedded", durable=True)
+    await broker.publish("", "embedded", b"in the stream", delivery_mode=2)
+    got = await broker.get("embedded")
+    assert got is not None and got.body == b"in the stream" and not got.redelivered
+    await got.ack()
+    assert await broker.get("embedded") is None

@@ -28,6 +28,8 @@ from pigeon.storage.durable import until_durable
 
 if TYPE_CHECKING:
     from pigeon.auth.authorization import Identity
+    from pigeon.core.entry import Entry
+    from pigeon.core.queue import Queue
     from pigeon.core.vhost import VirtualHost
     from pigeon.embedded.api import EmbeddedAPI
     from pigeon.embedded.sync import SyncAPI
@@ -127,6 +129,19 @@ class Operations:
 
     def _get_now(self, queue: str, no_ack: bool) -> ReceivedMessage | None:
         core_queue, entry = self._client().get(queue, no_ack=no_ack)
+        return self._received(core_queue, entry, no_ack)
+
+    async def _get_waiting(self, queue: str, no_ack: bool) -> ReceivedMessage | None:
+        """basic.get, waiting when the queue's messages are elsewhere (cluster mode)."""
+        core_queue = self._client().queue_to_read(queue)
+        answer: asyncio.Future[Entry | None] = asyncio.get_running_loop().create_future()
+        if core_queue.get_later(no_ack, answer.set_result):
+            return self._received(core_queue, await answer, no_ack)
+        return self._received(core_queue, core_queue.get(no_ack), no_ack)
+
+    def _received(
+        self, core_queue: Queue, entry: Entry | None, no_ack: bool
+    ) -> ReceivedMessage | None:
         if entry is None:
             return None
         self._changed()
@@ -232,7 +247,7 @@ class Operations:
 
     async def get(self, queue: str, *, no_ack: bool = False) -> ReceivedMessage | None:
         """Take the next ready message, or None when the queue has none (``basic.get``)."""
-        return await self._run(lambda: self._get_now(queue, no_ack))
+        return await self._run_waiting(lambda: self._get_waiting(queue, no_ack))
 
     def consume(
         self, queue: str, *, prefetch: int = DEFAULT_PREFETCH, no_ack: bool = False

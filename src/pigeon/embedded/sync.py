@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from pigeon.embedded.bridge import on_loop
 from pigeon.embedded.delivery import DEFAULT_PREFETCH, ReceivedMessage, Subscription
 from pigeon.embedded.snapshot import QueueInfo
 
@@ -33,7 +34,12 @@ class SyncAPI:
         )
 
     def get(self, queue: str, *, no_ack: bool = False) -> ReceivedMessage | None:
-        return self._api._blocking(lambda: self._api._get_now(queue, no_ack))
+        api = self._api
+        if on_loop(api._place()[0]._broker_loop()):
+            # On the broker's own loop nothing may wait: what is here now (a cluster
+            # queue's messages that this node has not fetched are not seen).
+            return api._blocking(lambda: api._get_now(queue, no_ack))
+        return api._blocking_waiting(lambda: api._get_waiting(queue, no_ack))
 
     def consume(
         self,
