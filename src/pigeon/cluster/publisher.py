@@ -111,17 +111,22 @@ class StreamPublisher:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            failed = 0
             while outbox:
                 subject, payload, reply, headers = outbox.popleft()
                 try:
                     await self._nc.publish(subject, payload, reply=reply or "", headers=headers)
                 except Exception as error:  # closed or reconnect buffer full: retried
-                    log.warning("JetStream write to %s failed: %s", subject, error)
+                    if not failed:
+                        log.warning("JetStream writes failing (retried): %s", error)
+                    failed += 1
 
     async def _retry_loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self._retry_after / 2)
+            if not self._nc.is_connected:
+                continue  # resent once the connection is back, not into its buffer
             now = loop.time()
             for token, item in list(self._unacked.items()):
                 if not item.alive():
