@@ -271,3 +271,29 @@ async def test_a_quorum_queue_counts_returns(front: FrontEnd) -> None:
     await until(lambda: len(consumer.received) == 2)
     assert consumer.received[1].delivery_count == 1  # x-delivery-count on the delivery
     queue.ack_many(consumer.received[1:])
+
+
+async def test_a_quorum_queue_dead_letters_past_its_delivery_limit(front: FrontEnd) -> None:
+    name, dead = queue_name("limited"), queue_name("dlq")
+    dlq = await front.declare(dead)
+    options = QueueOptions(
+        type="quorum", delivery_limit=1, dead_letter_exchange="", dead_letter_routing_key=dead
+    )
+    queue = await front.declare(name, options=options)
+    front.publish(name, b"flaky")
+    consumer = Collector()
+    queue.add_consumer(consumer)
+    await until(lambda: len(consumer.received) == 1)
+    consumer.settled()
+    queue.requeue(consumer.received[:1])  # first return: within the limit
+    await until(lambda: len(consumer.received) == 2)
+    consumer.settled()
+    queue.requeue(consumer.received[1:])  # second return: past it
+    watcher = Collector()
+    dlq.add_consumer(watcher)
+    await until(lambda: len(watcher.received) == 1)
+    letter = watcher.received[0].message
+    assert letter.body == b"flaky"
+    assert letter.properties.header("x-first-death-reason") == "delivery_limit"
+    assert len(consumer.received) == 2
+    dlq.ack_many(watcher.received)

@@ -61,7 +61,6 @@ _GAPS: tuple[tuple[Callable[[QueueOptions], object], str], ...] = (
     (lambda o: o.max_length_bytes is not None, "length limits (x-max-length-bytes)"),
     (lambda o: o.single_active_consumer, "single active consumer (x-single-active-consumer)"),
     (lambda o: o.expires is not None, "queue expiry (x-expires)"),
-    (lambda o: o.delivery_limit is not None, "delivery limits (x-delivery-limit)"),
 )
 
 

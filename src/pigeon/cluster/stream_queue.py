@@ -163,9 +163,16 @@ class StreamQueue(Queue):
             return
         entry = Entry(message, seq, 0, None, now)
         entry.redelivered = meta.num_delivered > 1
-        if self.counts_deliveries:
-            entry.delivery_count = meta.num_delivered - 1
         self.leases[seq] = msg.reply
+        if self.counts_deliveries:
+            entry.delivery_count = meta.num_delivered - 1  # returns so far
+            limit = self.args.delivery_limit
+            if limit is not None and entry.delivery_count > limit:
+                # Returned past the limit without a requeue here (a front-end that
+                # died, a give-back): dead-lettered or dropped on its way out.
+                self.stats.dropped += 1
+                self._discard(entry, "delivery_limit")
+                return
         ttl = _ttl(message.properties.ttl, self.args.message_ttl)
         if ttl is not None:
             # Counted from the stream's timestamp, as RabbitMQ counts from enqueue.
@@ -264,6 +271,18 @@ class StreamQueue(Queue):
         if self._watchers:
             self._scheduler.call_soon(self._changed)
         self.unacked -= len(entries)
+        limit = self.args.delivery_limit if self.counts_deliveries else None
+        if limit is not None:
+            # A quorum queue's return past its delivery limit (rabbit_fifo): dead-lettered
+            # or dropped now, terminated in the stream (see _forget), not sent back.
+            kept = []
+            for entry in entries:
+                if entry.delivery_count + 1 > limit:
+                    self.stats.dropped += 1
+                    self._discard(entry, "delivery_limit")
+                else:
+                    kept.append(entry)
+            entries = kept
         self.backlog += len(entries)
         self._settle(entries, NAK)
         self.dispatch()
