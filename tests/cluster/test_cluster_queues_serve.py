@@ -140,3 +140,35 @@ def test_the_management_api_shows_a_queues_stream_servers(nodes: tuple[Broker, B
         shown = json.loads(response.read())
     assert shown["members"] == ["n1", "n2", "n3"]  # R3: the stream's three servers
     assert shown["leader"] in shown["members"]
+
+
+def test_a_restarted_node_finds_its_queues_messages_in_jetstream(
+    nats_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    folder = tmp_path_factory.mktemp("restarted")
+    config = Config(port=0, data_dir=folder, management_port=None,
+                    cluster=",".join(nats_cluster.urls))  # fmt: skip
+    queue = f"kept-{uuid.uuid4().hex}"
+    with Broker.in_thread(config) as first:
+        connection = pika.BlockingConnection(pika.URLParameters(first.amqp_url))
+        channel = connection.channel()
+        channel.queue_declare(queue, durable=True)
+        channel.confirm_delivery()
+        for index in range(3):
+            channel.basic_publish("", queue, b"%d" % index, pika.BasicProperties(delivery_mode=2))
+        connection.close()
+    with Broker.in_thread(config) as second:
+        connection = pika.BlockingConnection(pika.URLParameters(second.amqp_url))
+        try:
+            channel = connection.channel()
+            bodies = []
+            for method, _, body in channel.consume(queue, inactivity_timeout=10):
+                assert method is not None, "no delivery within 10 s"
+                bodies.append(body)
+                channel.basic_ack(method.delivery_tag)
+                if len(bodies) == 3:
+                    break
+            channel.cancel()
+        finally:
+            connection.close()
+    assert bodies == [b"0", b"1", b"2"]
