@@ -297,3 +297,13 @@ async def test_a_quorum_queue_dead_letters_past_its_delivery_limit(front: FrontE
     assert letter.properties.header("x-first-death-reason") == "delivery_limit"
     assert len(consumer.received) == 2
     dlq.ack_many(watcher.received)
+
+
+async def test_a_queue_deleted_and_declared_again_at_once_has_a_stream(front: FrontEnd) -> None:
+    name = queue_name()
+    await front.declare(name)
+    front.vhost.delete_queue(name, owner=None)
+    queue = await front.declare(name)  # its create waits for the delete before it
+    front.publish(name, b"after")
+    await front.confirmed()
+    assert (await front.stream_info(queue))["state"]["messages"] == 1

@@ -89,6 +89,7 @@ class ClusterQueues:
         self.replicas = self.settings.replicas or 3
         self.queues: set[StreamQueue] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._last_write: dict[str, asyncio.Task[None]] = {}
 
     @classmethod
     async def connect(
@@ -187,9 +188,10 @@ class ClusterQueues:
     ) -> asyncio.Task[None]:
         """A change to JetStream (create, purge, delete a stream) as a ledger write, so
         that the reply that reports it waits for it as a confirm waits for a PubAck.
-        Retried until it succeeds; the changes of one queue run in call order."""
+        Retried until it succeeds; the changes of one stream run in call order."""
         position = self.ledger.begin()
-        previous = queue.last_write
+        stream = queue.names.stream
+        previous = self._last_write.get(stream)
 
         async def attempt() -> None:
             if previous is not None:
@@ -208,8 +210,15 @@ class ClusterQueues:
 
         task = asyncio.get_running_loop().create_task(attempt())
         self.track(task)
-        queue.last_write = task
+        # Per stream, not per queue object: a queue deleted and declared again at once
+        # has its stream created after the old one is deleted, not before.
+        self._last_write[stream] = task
+        task.add_done_callback(lambda done: self._forget_write(stream, done))
         return task
+
+    def _forget_write(self, stream: str, task: asyncio.Task[None]) -> None:
+        if self._last_write.get(stream) is task:
+            del self._last_write[stream]
 
     def track(self, task: asyncio.Task[None]) -> None:
         """Keep a task of this front-end until it ends (cancelled by :meth:`close`)."""

@@ -65,7 +65,6 @@ class StreamQueue(Queue):
         # Stream sequence -> reply subject of the delivery (its lease), until settled.
         self.leases: dict[int, str] = {}
         self.backlog = 0  # ready in the stream, as last heard (consumer's num_pending)
-        self.last_write: asyncio.Task[None] | None = None
         self.wants_get = 0
         self.epoch = 0  # purges so far (see take)
         self.puller = Puller(self, cluster)
