@@ -226,7 +226,6 @@ async def test_delete_if_empty_and_if_unused_then_the_stream_goes(front: FrontEn
         (QueueOptions(max_priority=5), "priorities"),
         (QueueOptions(max_length=5), "length limits"),
         (QueueOptions(single_active_consumer=True), "single active consumer"),
-        (QueueOptions(expires=60000), "queue expiry"),
     ],
 )
 async def test_what_a_stream_cannot_honour_is_refused_naming_cluster_mode(

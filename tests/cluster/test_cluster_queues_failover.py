@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from pigeon.cluster.natsserver import LocalCluster
+from pigeon.core.options import QueueOptions
 
 from .jsqueues import Collector, FrontEnd, queue_name, restart, stays, until
 
@@ -96,3 +97,30 @@ async def test_a_front_end_that_stops_gives_its_messages_back_at_once(
     finally:
         await leaving.close()
         await staying.close()
+
+
+async def test_x_expires_waits_while_another_front_end_consumes(server: LocalCluster) -> None:
+    idle = await FrontEnd.start(server.urls)
+    busy = await FrontEnd.start(server.urls)
+    try:
+        name = queue_name()
+        options = QueueOptions(expires=1000)
+        queue_idle = await idle.declare(name, options=options)
+        queue_busy = await busy.declare(name, options=options)
+        consumer = Collector()
+        queue_busy.add_consumer(consumer)
+        # Unused on the idle front-end for far longer than x-expires, but consumed on
+        # the other: kept.
+        await stays(lambda: name in idle.vhost.queues, 4.0)
+        queue_busy.remove_consumer(consumer)
+        # Unused everywhere now: gone (on each front-end, and its stream).
+        await until(lambda: name not in idle.vhost.queues, timeout=10.0)
+        await until(lambda: name not in busy.vhost.queues, timeout=10.0)
+        await idle.confirmed()
+        answer = await idle.cluster.api(
+            f"$JS.API.STREAM.INFO.{queue_idle.names.stream}", None, ok_errors=(10059,)
+        )
+        assert answer["error"]["err_code"] == 10059
+    finally:
+        await idle.close()
+        await busy.close()

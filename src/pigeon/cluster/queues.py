@@ -60,7 +60,6 @@ _GAPS: tuple[tuple[Callable[[QueueOptions], object], str], ...] = (
     (lambda o: o.max_length is not None, "length limits (x-max-length)"),
     (lambda o: o.max_length_bytes is not None, "length limits (x-max-length-bytes)"),
     (lambda o: o.single_active_consumer, "single active consumer (x-single-active-consumer)"),
-    (lambda o: o.expires is not None, "queue expiry (x-expires)"),
 )
 
 

@@ -21,9 +21,10 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from pigeon.cluster.puller import Puller
+from pigeon.cluster.puller import PULL_WAIT, Puller
 from pigeon.cluster.streams import (
     CONSUMER_EXISTS,
+    CONSUMER_NOT_FOUND,
     STREAM_NOT_FOUND,
     StreamNames,
     consumer_config,
@@ -287,6 +288,41 @@ class StreamQueue(Queue):
         self.dispatch()
 
     # -- the whole queue ---------------------------------------------------------------
+
+    def _on_unused_timer(self) -> None:
+        """``x-expires`` ran out here: the queue goes only if no front-end uses it."""
+        self._unused_timer = None
+        if not self.consumers and not self.deleted:
+            task = asyncio.get_running_loop().create_task(self._expire_if_unused())
+            self.cluster.track(task)
+
+    async def _expire_if_unused(self) -> None:
+        """Unused everywhere: no pull waiting at the stream and nothing delivered and
+        unacked, seen twice a pull's wait apart (a consuming front-end renews its pull
+        at once, so one look could fall between two). Else the countdown restarts."""
+        for look in range(2):
+            if look:
+                await asyncio.sleep(PULL_WAIT)
+            if not await self._unused_at_stream():
+                if not self.deleted:
+                    self.touch()
+                return
+        if not self.consumers and not self.deleted:
+            self._hooks.queue_unused(self)
+
+    async def _unused_at_stream(self) -> bool:
+        names = self.names
+        try:
+            info = await self.cluster.api(
+                f"$JS.API.CONSUMER.INFO.{names.stream}.{names.consumer}",
+                None,
+                ok_errors=STREAM_NOT_FOUND + CONSUMER_NOT_FOUND,
+            )
+        except Exception:  # unknown: not unused
+            return False
+        # (Gone already: another front-end expired it first.)
+        used = "error" not in info and (info.get("num_waiting") or info.get("num_ack_pending"))
+        return not used and not self.consumers and not self.deleted
 
     def purge(self, *, record: bool = True) -> int:
         """Drop the ready messages: the stream's (purged there) and those fetched here.

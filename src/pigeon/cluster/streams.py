@@ -37,6 +37,7 @@ _LENGTH = Struct(">I")
 STREAM_EXISTS = (10058,)
 CONSUMER_EXISTS = (10013, 10148)
 STREAM_NOT_FOUND = (10059,)
+CONSUMER_NOT_FOUND = (10014,)
 # ... and a replica count it cannot place: not clustered, too few servers, no peers.
 CANNOT_PLACE = (10074, 10023, 10005)
 
