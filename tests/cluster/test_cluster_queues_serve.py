@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
+import subprocess
 import time
 import urllib.request
 import uuid
@@ -173,3 +175,36 @@ def test_a_restarted_node_finds_its_queues_messages_in_jetstream(
         finally:
             connection.close()
     assert bodies == [b"0", b"1", b"2"]
+
+
+@pytest.mark.skipif(shutil.which("mosquitto_sub") is None, reason="mosquitto_sub not installed")
+def test_an_mqtt_persistent_session_gets_what_another_node_routed(
+    nodes: tuple[Broker, Broker],
+) -> None:
+    """The session's queue (durable, x-expires) is a stream: a message published by
+    AMQP on node b while the MQTT client is away reaches it on node a."""
+    a, b = nodes
+    client = f"cluster-{uuid.uuid4().hex[:8]}"
+    topic = f"cl/{uuid.uuid4().hex[:8]}"
+    common = ["-h", "127.0.0.1", "-p", str(a.mqtt_port), "-i", client, "-c", "-q", "1"]
+    subprocess.run(["mosquitto_sub", *common, "-t", topic, "-E"], check=True, timeout=10)
+    _eventually(lambda: _declared_on(b, f"mqtt-subscription-{client}qos1"))
+    connection = pika.BlockingConnection(pika.URLParameters(b.amqp_url))
+    try:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        channel.basic_publish(
+            "amq.topic",
+            topic.replace("/", "."),
+            b"while away",
+            pika.BasicProperties(delivery_mode=2),
+        )
+    finally:
+        connection.close()
+    received = subprocess.run(
+        ["mosquitto_sub", *common, "-t", topic, "-C", "1", "-W", "10"],
+        capture_output=True,
+        check=True,
+        timeout=15,
+    )
+    assert received.stdout.strip() == b"while away"
