@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ACK, NAK, TERM, WORKING = b"+ACK", b"-NAK", b"+TERM", b"+WPI"
+ACK, NAK, TERM = b"+ACK", b"-NAK", b"+TERM"  # (and "+WPI": see puller.py)
 # Seconds a basic.get waits for the stream before it answers empty.
 GET_WAIT = 0.25
 
