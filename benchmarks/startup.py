@@ -42,7 +42,10 @@ from pigeon.broker import Broker
 from pigeon.config import Config
 async def main():
     broker = Broker(
-        Config(mqtt_port=0, host="127.0.0.1", port=0, data_dir=None, management_port=None)
+        Config(
+            mqtt_port=0, mqtt_ws_port=0, host="127.0.0.1", port=0, data_dir=None,
+            management_port=None,
+        )
     )
     await broker.start()
     ready = time.perf_counter()
@@ -53,7 +56,9 @@ asyncio.run(main())
 
 
 def config() -> Config:
-    return Config(mqtt_port=0, host="127.0.0.1", port=0, data_dir=None, management_port=None)
+    return Config(
+        mqtt_port=0, mqtt_ws_port=0, host="127.0.0.1", port=0, data_dir=None, management_port=None
+    )
 
 
 async def async_cycle() -> tuple[float, float, float]:

@@ -66,7 +66,7 @@ def broker_url() -> Iterator[str]:
     from pigeon.config import Config
 
     with Broker.in_thread(
-        Config(mqtt_port=0, port=0, data_dir=None, management_port=None)
+        Config(mqtt_port=0, mqtt_ws_port=0, port=0, data_dir=None, management_port=None)
     ) as broker:
         yield broker.amqp_url
 

@@ -122,7 +122,9 @@ def pytest_runtest_makereport(
 @pytest.fixture(scope="session")
 def pigeon_config() -> Config:
     """Settings of the session broker: a free loopback port, in memory, no management."""
-    return Config(mqtt_port=0, host="127.0.0.1", port=0, data_dir=None, management_port=None)
+    return Config(
+        mqtt_port=0, mqtt_ws_port=0, host="127.0.0.1", port=0, data_dir=None, management_port=None
+    )
 
 
 @pytest.fixture(scope="session")

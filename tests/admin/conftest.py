@@ -17,7 +17,9 @@ from pigeon.config import Config
 
 @pytest.fixture(scope="module")
 def running() -> Iterator[Running]:
-    with serving(Config(mqtt_port=0, port=0, data_dir=None, management_port=None)) as running:
+    with serving(
+        Config(mqtt_port=0, mqtt_ws_port=0, port=0, data_dir=None, management_port=None)
+    ) as running:
         yield running
 
 

@@ -390,7 +390,12 @@ def test_a_resource_alarm_shows_in_health_checks_and_nodes(tmp_path: Path) -> No
     # More free disk wanted than any disk has: the resource monitor raises the disk alarm
     # at its first check and keeps it (an alarm set by hand, its next check cleared).
     config = Config(
-        mqtt_port=0, port=0, data_dir=tmp_path, management_port=None, disk_free_limit=1 << 60
+        mqtt_port=0,
+        mqtt_ws_port=0,
+        port=0,
+        data_dir=tmp_path,
+        management_port=None,
+        disk_free_limit=1 << 60,
     )
     with serving(config) as running:
         api = running.api
@@ -401,7 +406,9 @@ def test_a_resource_alarm_shows_in_health_checks_and_nodes(tmp_path: Path) -> No
         ]
         node = api.get("/api/nodes")[0]
         assert (node["disk_free_alarm"], node["mem_alarm"]) == (True, False)
-    with serving(Config(mqtt_port=0, port=0, data_dir=tmp_path, management_port=None)) as running:
+    with serving(
+        Config(mqtt_port=0, mqtt_ws_port=0, port=0, data_dir=tmp_path, management_port=None)
+    ) as running:
         assert running.api.get("/api/health/checks/alarms") == {"status": "ok"}
 
 
@@ -463,7 +470,9 @@ def test_connections_channels_consumers(
 
 def test_changes_through_the_api_are_audited(tmp_path: Path) -> None:
     log_file = tmp_path / "audit.jsonl"
-    config = Config(mqtt_port=0, port=0, data_dir=None, management_port=0, audit_log=log_file)
+    config = Config(
+        mqtt_port=0, mqtt_ws_port=0, port=0, data_dir=None, management_port=0, audit_log=log_file
+    )
     with Broker.in_thread(config) as broker:
         assert broker.management_url is not None
         api = Api(broker.management_url.rstrip("/"))

@@ -83,7 +83,7 @@ def test_move_refusals(api: Api, uid: str) -> None:
 
 
 def test_moved_messages_survive_a_restart(tmp_path: Path, uid: str) -> None:
-    config = Config(mqtt_port=0, port=0, data_dir=tmp_path, management_port=0)
+    config = Config(mqtt_port=0, mqtt_ws_port=0, port=0, data_dir=tmp_path, management_port=0)
     with Broker.in_thread(config) as broker:
         assert broker.management_url is not None
         api = Api(broker.management_url.rstrip("/"))
@@ -98,7 +98,7 @@ def test_moved_messages_survive_a_restart(tmp_path: Path, uid: str) -> None:
         assert node["store_bytes"] > 0
         assert node["db_dir"] == str(tmp_path)
     with Broker.in_thread(
-        Config(mqtt_port=0, port=0, data_dir=tmp_path, management_port=0)
+        Config(mqtt_port=0, mqtt_ws_port=0, port=0, data_dir=tmp_path, management_port=0)
     ) as broker:
         assert broker.management_url is not None
         api = Api(broker.management_url.rstrip("/"))

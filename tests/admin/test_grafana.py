@@ -92,7 +92,11 @@ def names(samples: Samples) -> set[str]:
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     """A broker with a data folder: its store and pager export metrics too."""
     config = Config(
-        mqtt_port=0, port=0, data_dir=tmp_path_factory.mktemp("grafana"), management_port=None
+        mqtt_port=0,
+        mqtt_ws_port=0,
+        port=0,
+        data_dir=tmp_path_factory.mktemp("grafana"),
+        management_port=None,
     )
     with serving(config) as running:
         yield running
@@ -305,7 +309,12 @@ def test_pigeons_dashboard_queries_resolve(
 def test_the_alarm_gauge_shows_a_raised_alarm(tmp_path: Path) -> None:
     # More free disk wanted than any disk has: the disk alarm is raised at once.
     config = Config(
-        mqtt_port=0, port=0, data_dir=tmp_path, management_port=None, disk_free_limit=1 << 60
+        mqtt_port=0,
+        mqtt_ws_port=0,
+        port=0,
+        data_dir=tmp_path,
+        management_port=None,
+        disk_free_limit=1 << 60,
     )
     with serving(config) as running:
         wait_for(

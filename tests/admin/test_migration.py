@@ -138,7 +138,9 @@ def test_definitions_from_rabbitmq_run_the_same_application(
     definitions = tmp_path / "rabbitmq-definitions.json"
     rabbitmqctl(rabbit, "export_definitions", str(definitions))
 
-    config = Config(mqtt_port=0, port=0, data_dir=tmp_path / "pigeon-data", management_port=0)
+    config = Config(
+        mqtt_port=0, mqtt_ws_port=0, port=0, data_dir=tmp_path / "pigeon-data", management_port=0
+    )
     with Broker.in_thread(config) as broker:
         assert broker.management_url is not None
         imported = subprocess.run(
@@ -205,7 +207,7 @@ def test_definitions_from_pigeon_let_every_user_log_in_to_rabbitmq(
     legacy.write_text(json.dumps({"users": [user], "permissions": [everything]}))
     name_before = cluster_name(rabbit)
     exported = tmp_path / "pigeon-definitions.json"
-    config = Config(mqtt_port=0,
+    config = Config(mqtt_port=0, mqtt_ws_port=0,
         port=0, data_dir=tmp_path / "pigeon-data", management_port=0,
         definitions_password_hashing="rabbitmq",
     )  # fmt: skip
@@ -244,7 +246,7 @@ def test_definitions_from_pigeon_let_every_user_log_in_to_rabbitmq(
         again = json.loads(pigeon_ctl(base, "export", "-").stdout)
         assert again["users"] == data["users"]
     # A Pigeon without the setting imports the file: the app's scrypt hash comes back.
-    fresh = Config(mqtt_port=0, port=0, data_dir=None, management_port=0)
+    fresh = Config(mqtt_port=0, mqtt_ws_port=0, port=0, data_dir=None, management_port=0)
     with Broker.in_thread(fresh) as broker:
         pigeon_ctl(str(broker.management_url), "import", str(exported))
         assert logs_in(broker.amqp_port, "mig-app", PASSWORD)
@@ -261,7 +263,9 @@ def test_users_rabbitmq_cannot_check_are_left_out_and_named(
     rabbitmq`` leaves those users and their permissions out and names them, so the
     import cannot lock RabbitMQ's own guest out; a plain export keeps them for Pigeon."""
     exported, backup = tmp_path / "for-rabbitmq.json", tmp_path / "backup.json"
-    with Broker.in_thread(Config(mqtt_port=0, port=0, data_dir=None, management_port=0)) as broker:
+    with Broker.in_thread(
+        Config(mqtt_port=0, mqtt_ws_port=0, port=0, data_dir=None, management_port=0)
+    ) as broker:
         base = str(broker.management_url)
         pigeon_ctl(base, "add-user", "mig-strong", PASSWORD)
         pigeon_ctl(base, "set-permissions", "mig-strong", "--configure", ".*", "--write",

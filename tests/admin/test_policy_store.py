@@ -51,7 +51,7 @@ LISTS = (
 
 @contextmanager
 def running(data_dir: Path | None) -> Iterator[tuple[Broker, Api]]:
-    config = Config(mqtt_port=0, port=0, data_dir=data_dir, management_port=0)
+    config = Config(mqtt_port=0, mqtt_ws_port=0, port=0, data_dir=data_dir, management_port=0)
     with Broker.in_thread(config) as broker:
         assert broker.management_url is not None
         yield broker, Api(broker.management_url.rstrip("/"))

@@ -35,7 +35,9 @@ CASES = [
 def apis() -> Iterator[tuple[Api, Api]]:
     with (
         RabbitNode(management=True) as rabbit,
-        Broker.in_thread(Config(mqtt_port=0, port=0, data_dir=None, management_port=0)) as pigeon,
+        Broker.in_thread(
+            Config(mqtt_port=0, mqtt_ws_port=0, port=0, data_dir=None, management_port=0)
+        ) as pigeon,
     ):
         assert rabbit.management_url is not None and pigeon.management_url is not None
         yield Api(rabbit.management_url), Api(str(pigeon.management_url).rstrip("/"))

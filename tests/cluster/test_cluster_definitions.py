@@ -28,6 +28,7 @@ def nodes(
     def config(name: str) -> Config:
         return Config(
             mqtt_port=0,
+            mqtt_ws_port=0,
             port=0,
             data_dir=tmp_path_factory.mktemp(name),
             management_port=0,
@@ -214,6 +215,7 @@ def test_a_new_node_catches_up(
     channels(a).queue_declare(f"q-{uid}", durable=True)
     config = Config(
         mqtt_port=0,
+        mqtt_ws_port=0,
         port=0,
         data_dir=tmp_path,
         management_port=None,

@@ -31,6 +31,7 @@ def _overview(broker: Broker) -> Any:
 def _config(cluster: LocalCluster, *, monitor_urls: bool = True) -> Config:
     return Config(
         mqtt_port=0,
+        mqtt_ws_port=0,
         port=0,
         data_dir=None,
         management_port=0,
@@ -62,14 +63,21 @@ def test_fast_mode_is_reported(nats_binary: Path, tmp_path: Path) -> None:
 
 
 def test_single_node_overview_has_no_cluster() -> None:
-    with Broker.in_thread(Config(mqtt_port=0, port=0, data_dir=None, management_port=0)) as broker:
+    with Broker.in_thread(
+        Config(mqtt_port=0, mqtt_ws_port=0, port=0, data_dir=None, management_port=0)
+    ) as broker:
         assert "cluster" not in _overview(broker)
 
 
 def test_unreachable_servers_are_named() -> None:
     (port,) = free_ports(1)
     config = Config(
-        mqtt_port=0, port=0, data_dir=None, management_port=None, cluster=f"nats://127.0.0.1:{port}"
+        mqtt_port=0,
+        mqtt_ws_port=0,
+        port=0,
+        data_dir=None,
+        management_port=None,
+        cluster=f"nats://127.0.0.1:{port}",
     )
     with pytest.raises(ClusterError, match="cannot reach the NATS servers"):
         Broker.in_thread(config).__enter__()
@@ -86,6 +94,7 @@ def test_a_server_without_jetstream_is_refused(nats_binary: Path) -> None:
         LocalCluster.wait_for(f"http://127.0.0.1:{http}")
         config = Config(
             mqtt_port=0,
+            mqtt_ws_port=0,
             port=0,
             data_dir=None,
             management_port=None,

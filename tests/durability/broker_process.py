@@ -1,7 +1,8 @@
 """A Pigeon broker in a child process, so that it can really be killed (SIGKILL).
 
 The child is ``python -m pigeon serve --port 0 --no-management --data-dir DIR``
-(with ``management=True``: ``--management-port 0`` instead); it is ready when its
+(with ``management=True``: ``--management-port 0`` instead; MQTT and MQTT over
+WebSocket on free ports); it is ready when its
 log (stderr) says ``listening on 127.0.0.1:PORT`` (and ``management listening on``). A thread
 keeps reading the log into :attr:`BrokerProcess.lines` for the whole life of the
 child, so a chatty broker never blocks on a full pipe and the tests can look for
@@ -80,6 +81,7 @@ class BrokerProcess:
                 "--port",
                 "0",
                 *(["--management-port", "0"] if self.management else ["--no-management"]),
+                *("--mqtt-port", "0", "--mqtt-ws-port", "0"),
                 "--data-dir",
                 str(self.data_dir),
                 "--log-level",

@@ -61,7 +61,7 @@ async def fill(channel: aio_pika.abc.AbstractChannel, queue: str, count: int) ->
 )
 async def test_confirm_waits_for_the_disk(tmp_path: Path, backlog: int) -> None:
     data = tmp_path / "data"
-    config = Config(mqtt_port=0, port=0, data_dir=data, management_port=None)
+    config = Config(mqtt_port=0, mqtt_ws_port=0, port=0, data_dir=data, management_port=None)
     async with Broker(config) as broker:
         connection = await aio_pika.connect(broker.amqp_url)
         async with connection:
@@ -98,7 +98,12 @@ async def test_transient_paging_neither_delays_nor_frees_a_confirm(tmp_path: Pat
     of their own, never synced) confirm nothing early and hold no confirm back."""
     data = tmp_path / "data"
     config = Config(
-        mqtt_port=0, port=0, data_dir=data, management_port=None, paging_memory=1_000_000.0
+        mqtt_port=0,
+        mqtt_ws_port=0,
+        port=0,
+        data_dir=data,
+        management_port=None,
+        paging_memory=1_000_000.0,
     )
     async with Broker(config) as broker:
         connection = await aio_pika.connect(broker.amqp_url)

@@ -43,7 +43,9 @@ def nothing_arrives(client: Pipeline, seconds: float = STALL) -> bool:
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Broker]:
-    config = Config(mqtt_port=0, port=0, data_dir=tmp_path / "data", management_port=None)
+    config = Config(
+        mqtt_port=0, mqtt_ws_port=0, port=0, data_dir=tmp_path / "data", management_port=None
+    )
     with Broker.in_thread(config) as running:
         yield running
 
@@ -105,7 +107,7 @@ def test_tx_commit_ok_waits_for_the_disk(broker: Broker, tmp_path: Path) -> None
 
 async def test_management_and_embedded_changes_answer_once_on_disk(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    config = Config(mqtt_port=0, port=0, data_dir=data, management_port=0)
+    config = Config(mqtt_port=0, mqtt_ws_port=0, port=0, data_dir=data, management_port=0)
     async with Broker(config) as broker:
         assert broker.management is not None
         port = broker.management.port

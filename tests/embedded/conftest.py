@@ -12,7 +12,9 @@ from pigeon.config import Config
 
 
 def embedded_config() -> Config:
-    return Config(mqtt_port=0, host="127.0.0.1", port=0, data_dir=None, management_port=None)
+    return Config(
+        mqtt_port=0, mqtt_ws_port=0, host="127.0.0.1", port=0, data_dir=None, management_port=None
+    )
 
 
 @pytest.fixture

@@ -364,7 +364,7 @@ def test_vhosts_are_separate_and_have_their_own_url(thread_broker: Broker) -> No
 
 def test_the_api_refuses_calls_after_the_broker_stopped(name: str) -> None:
     with Broker.in_thread(
-        Config(mqtt_port=0, port=0, data_dir=None, management_port=None)
+        Config(mqtt_port=0, mqtt_ws_port=0, port=0, data_dir=None, management_port=None)
     ) as stopped:
         stopped.sync.declare_queue(name)
     with pytest.raises(RuntimeError, match="not running"):

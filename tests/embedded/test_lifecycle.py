@@ -17,7 +17,9 @@ AMQP_HEADER = b"AMQP\x00\x00\x09\x01"
 
 
 def config() -> Config:
-    return Config(mqtt_port=0, host="127.0.0.1", port=0, data_dir=None, management_port=None)
+    return Config(
+        mqtt_port=0, mqtt_ws_port=0, host="127.0.0.1", port=0, data_dir=None, management_port=None
+    )
 
 
 def open_fds() -> set[str]:

@@ -48,7 +48,9 @@ REFUSED = [({"correlation_id": "x" * 300}, "longer than 255 bytes"),
 
 @pytest.fixture(scope="module")
 def broker() -> Iterator[Broker]:
-    config = Config(mqtt_port=0, host="127.0.0.1", port=0, data_dir=None, management_port=0)
+    config = Config(
+        mqtt_port=0, mqtt_ws_port=0, host="127.0.0.1", port=0, data_dir=None, management_port=0
+    )
     with Broker.in_thread(config) as running:
         yield running
 

@@ -45,7 +45,9 @@ def broker_api(broker_url: str) -> Iterator[tuple[str, str]]:
     from pigeon.broker import Broker
     from pigeon.config import Config
 
-    with Broker.in_thread(Config(mqtt_port=0, port=0, data_dir=None, management_port=0)) as broker:
+    with Broker.in_thread(
+        Config(mqtt_port=0, mqtt_ws_port=0, port=0, data_dir=None, management_port=0)
+    ) as broker:
         assert broker.management_url is not None
         yield broker.management_url.rstrip("/"), f"127.0.0.1:{broker.amqp_port}"
 

@@ -18,7 +18,12 @@ from pigeon.config import Config
 def broker() -> Iterator[Broker]:
     # A watermark above 1.0 is bytes: 2 bytes puts the memory alarm on at once.
     config = Config(
-        mqtt_port=0, port=0, data_dir=None, management_port=None, memory_high_watermark=2.0
+        mqtt_port=0,
+        mqtt_ws_port=0,
+        port=0,
+        data_dir=None,
+        management_port=None,
+        memory_high_watermark=2.0,
     )
     with Broker.in_thread(config) as running:
         yield running

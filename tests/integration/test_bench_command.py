@@ -28,7 +28,9 @@ from pigeon.config import Config
 
 
 def _config() -> Config:
-    return Config(mqtt_port=0, host="127.0.0.1", port=0, data_dir=None, management_port=None)
+    return Config(
+        mqtt_port=0, mqtt_ws_port=0, host="127.0.0.1", port=0, data_dir=None, management_port=None
+    )
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,9 @@ def publish_then_sync(channel: BlockingChannel, queue: str, bodies: list[bytes])
 
 
 def test_backlog_is_paged_out_and_drains_in_order(tmp_path: Path) -> None:
-    config = Config(mqtt_port=0, port=0, data_dir=tmp_path / "data", management_port=None)
+    config = Config(
+        mqtt_port=0, mqtt_ws_port=0, port=0, data_dir=tmp_path / "data", management_port=None
+    )
     with Broker.in_thread(config) as broker:
         connection = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
         channel = connection.channel()
@@ -58,7 +60,9 @@ def test_backlog_is_paged_out_and_drains_in_order(tmp_path: Path) -> None:
 
 
 def test_paged_backlog_survives_a_restart(tmp_path: Path) -> None:
-    config = Config(mqtt_port=0, port=0, data_dir=tmp_path / "data", management_port=None)
+    config = Config(
+        mqtt_port=0, mqtt_ws_port=0, port=0, data_dir=tmp_path / "data", management_port=None
+    )
     total = PAGE_AFTER + HEAD_WINDOW
     with Broker.in_thread(config) as broker:
         connection = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))

@@ -57,6 +57,7 @@ def metric(broker: Broker, name: str) -> float:
 def broker(tmp_path: Path) -> Iterator[Broker]:
     config = Config(
         mqtt_port=0,
+        mqtt_ws_port=0,
         port=0,
         data_dir=tmp_path / "data",
         management_port=0,
@@ -157,7 +158,9 @@ def test_mixed_backlog_reads_both_kinds_back_in_order_never_redelivered(
 
 def test_default_settings_page_a_long_transient_backlog(tmp_path: Path) -> None:
     """Without memory pressure, a queue still pages past PAGE_AFTER messages in memory."""
-    config = Config(mqtt_port=0, port=0, data_dir=tmp_path / "data", management_port=0)
+    config = Config(
+        mqtt_port=0, mqtt_ws_port=0, port=0, data_dir=tmp_path / "data", management_port=0
+    )
     count = 26_000
     with (
         Broker.in_thread(config) as broker,
@@ -310,6 +313,7 @@ def test_paging_limit_is_a_capped_fraction_or_bytes(
 ) -> None:
     config = Config(
         mqtt_port=0,
+        mqtt_ws_port=0,
         port=0,
         data_dir=tmp_path / "data",
         management_port=0,

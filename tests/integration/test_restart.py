@@ -27,7 +27,9 @@ async def _call(action: object) -> None:
 
 
 def test_durable_things_come_back_and_transient_ones_do_not(tmp_path: Path) -> None:
-    config = Config(mqtt_port=0, port=0, data_dir=tmp_path / "data", management_port=None)
+    config = Config(
+        mqtt_port=0, mqtt_ws_port=0, port=0, data_dir=tmp_path / "data", management_port=None
+    )
     with Broker.in_thread(config) as broker:
         connection = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
         channel = connection.channel()
@@ -65,7 +67,9 @@ def test_durable_things_come_back_and_transient_ones_do_not(tmp_path: Path) -> N
 
 
 def test_users_and_permissions_come_back(tmp_path: Path) -> None:
-    config = Config(mqtt_port=0, port=0, data_dir=tmp_path / "data", management_port=None)
+    config = Config(
+        mqtt_port=0, mqtt_ws_port=0, port=0, data_dir=tmp_path / "data", management_port=None
+    )
     with Broker.in_thread(config) as broker:
         assert broker.context is not None
         users = broker.context.users
@@ -91,7 +95,9 @@ def test_users_and_permissions_come_back(tmp_path: Path) -> None:
 def test_a_quorum_queue_keeps_its_type_and_delivery_counts(
     tmp_path: Path, extra: dict[str, int]
 ) -> None:
-    config = Config(mqtt_port=0, port=0, data_dir=tmp_path / "data", management_port=None)
+    config = Config(
+        mqtt_port=0, mqtt_ws_port=0, port=0, data_dir=tmp_path / "data", management_port=None
+    )
     arguments = {"x-queue-type": "quorum", "x-delivery-limit": 2, **extra}
     with Broker.in_thread(config) as broker:
         connection = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
@@ -132,7 +138,9 @@ def test_a_quorum_queue_keeps_its_type_and_delivery_counts(
 def test_a_recovered_message_keeps_its_own_ttl(tmp_path: Path) -> None:
     # The store keeps a message's TTL (docs/messages.md): after a restart it counts again,
     # and the message expires, dead-lettered with its original expiration.
-    config = Config(mqtt_port=0, port=0, data_dir=tmp_path / "data", management_port=None)
+    config = Config(
+        mqtt_port=0, mqtt_ws_port=0, port=0, data_dir=tmp_path / "data", management_port=None
+    )
     arguments = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "expired"}
     with Broker.in_thread(config) as broker:
         connection = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))

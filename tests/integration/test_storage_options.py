@@ -36,6 +36,7 @@ def test_compressed_and_encrypted_bodies_survive_a_restart(tmp_path: Path) -> No
     key_file.write_text(os.urandom(32).hex())
     config = Config(
         mqtt_port=0,
+        mqtt_ws_port=0,
         port=0,
         data_dir=tmp_path / "data",
         management_port=None,
@@ -54,6 +55,7 @@ def test_a_wrong_key_stops_the_start_with_a_clear_error(tmp_path: Path) -> None:
     key_file.write_text(os.urandom(16).hex())
     config = Config(
         mqtt_port=0,
+        mqtt_ws_port=0,
         port=0,
         data_dir=tmp_path / "data",
         management_port=None,

@@ -332,7 +332,9 @@ def test_connection_limits() -> None:
 
 def test_audit_log_over_amqp(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
-    config = Config(mqtt_port=0, port=0, data_dir=None, management_port=None, audit_log=path)
+    config = Config(
+        mqtt_port=0, mqtt_ws_port=0, port=0, data_dir=None, management_port=None, audit_log=path
+    )
     with Broker.in_thread(config) as broker:
         url = f"amqp://guest:guest@127.0.0.1:{broker.amqp_port}/"
         with pika.BlockingConnection(pika.URLParameters(url)) as connection:

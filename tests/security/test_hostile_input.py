@@ -377,6 +377,7 @@ def test_start_ok_up_to_the_pre_tune_limit_is_accepted(port: int) -> None:
 def test_connection_limits_per_user_and_per_vhost_from_the_config() -> None:
     config = Config(
         mqtt_port=0,
+        mqtt_ws_port=0,
         port=0,
         data_dir=None,
         management_port=None,

@@ -35,7 +35,7 @@ USERS = {
 
 @pytest.fixture(scope="module")
 def world() -> Iterator[World]:
-    config = Config(mqtt_port=0, port=0, data_dir=None, management_port=0)
+    config = Config(mqtt_port=0, mqtt_ws_port=0, port=0, data_dir=None, management_port=0)
     with Broker.in_thread(config) as broker:
         assert broker.management_url is not None
         admin = Http(broker.management_url.rstrip("/"), "guest", "guest")

@@ -31,6 +31,7 @@ def broker(key: rsa.RSAPrivateKey) -> Iterator[Broker]:
     )
     config = Config(
         mqtt_port=0,
+        mqtt_ws_port=0,
         port=0,
         data_dir=None,
         management_port=None,

@@ -142,7 +142,7 @@ def main(out: Path) -> None:
 
     work = out.parent / (out.name + ".work")
     shutil.rmtree(work, ignore_errors=True)
-    config = Config(mqtt_port=0, port=0, data_dir=work, management_port=0)
+    config = Config(mqtt_port=0, mqtt_ws_port=0, port=0, data_dir=work, management_port=0)
     with Broker.in_thread(config) as broker:
         assert broker.management_url is not None
         connection = populate(broker.management_url, broker.amqp_port)

@@ -29,7 +29,9 @@ FIXTURE = Path(__file__).parent / "fixtures" / "pigeon-0.1"
 def broker(tmp_path: Path) -> Iterator[Broker]:
     data = tmp_path / "data"
     shutil.copytree(FIXTURE, data, ignore=shutil.ignore_patterns("README.md"))
-    with Broker.in_thread(Config(mqtt_port=0, port=0, data_dir=data, management_port=0)) as running:
+    with Broker.in_thread(
+        Config(mqtt_port=0, mqtt_ws_port=0, port=0, data_dir=data, management_port=0)
+    ) as running:
         yield running
 
 

@@ -44,7 +44,9 @@ def vhost_json(management_url: str, name: str) -> dict[str, object]:
 
 
 async def test_retained_messages_survive_a_broker_restart(tmp_path: Path) -> None:
-    config = Config(mqtt_port=0, port=0, data_dir=tmp_path / "data", management_port=0)
+    config = Config(
+        mqtt_port=0, mqtt_ws_port=0, port=0, data_dir=tmp_path / "data", management_port=0
+    )
     async with Broker(config) as broker:
         assert broker.node is not None
         retained = broker.node.vhost("/").retained

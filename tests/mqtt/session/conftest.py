@@ -15,7 +15,7 @@ from pigeon.config import Config
 @pytest.fixture(scope="module")
 def broker() -> Iterator[Broker]:
     with Broker.in_thread(
-        Config(port=0, mqtt_port=0, data_dir=None, management_port=None)
+        Config(port=0, mqtt_port=0, mqtt_ws_port=0, data_dir=None, management_port=None)
     ) as running:
         yield running
 

@@ -23,7 +23,7 @@ def _get(broker: Broker, path: str) -> Any:
 
 
 def test_mqtt_connections_and_subscription_queues_are_listed() -> None:
-    config = Config(port=0, mqtt_port=0, data_dir=None, management_port=0)
+    config = Config(port=0, mqtt_port=0, mqtt_ws_port=0, data_dir=None, management_port=0)
     with Broker.in_thread(config) as broker:
         assert broker.mqtt_port is not None
         v5 = Client(broker.mqtt_port, 5, "listed-5")

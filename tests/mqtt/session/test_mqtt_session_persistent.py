@@ -65,7 +65,9 @@ def test_a_clean_session_forgets_the_earlier_one(
 
 
 def test_a_persistent_session_survives_a_restart(tmp_path: Path) -> None:
-    config = Config(port=0, mqtt_port=0, data_dir=tmp_path / "data", management_port=None)
+    config = Config(
+        port=0, mqtt_port=0, mqtt_ws_port=0, data_dir=tmp_path / "data", management_port=None
+    )
     with Broker.in_thread(config) as broker:
         assert broker.mqtt_port is not None
         sub = _persistent(broker.mqtt_port, 5, "restart-me")

@@ -82,7 +82,12 @@ def test_mqtt_3_1_1_publish_to_a_denied_topic_closes_the_connection(
 
 def test_anonymous_clients_can_be_refused() -> None:
     config = Config(
-        port=0, mqtt_port=0, data_dir=None, management_port=None, mqtt_anonymous="never"
+        port=0,
+        mqtt_port=0,
+        mqtt_ws_port=0,
+        data_dir=None,
+        management_port=None,
+        mqtt_anonymous="never",
     )
     with Broker.in_thread(config) as broker:
         assert broker.mqtt_port is not None
