@@ -2,10 +2,11 @@
 
 ``pigeon serve`` and embedded use run the same code::
 
-    async with Broker(Config(port=0, mqtt_port=0)) as broker:
+    async with Broker(Config(port=0, mqtt_port=0, mqtt_ws_port=0)) as broker:
         ...  # broker.amqp_url is ready
 
-    with Broker.in_thread(Config(port=0, mqtt_port=0)) as broker:  # for code that is not async
+    # for code that is not async:
+    with Broker.in_thread(Config(port=0, mqtt_port=0, mqtt_ws_port=0)) as broker:
         ...
 """
 
@@ -43,17 +44,13 @@ from pigeon.operations.vocabulary import RABBITMQ
 from pigeon.protocols.amqp091.adapter import AMQPSettings
 from pigeon.protocols.amqp091.server import AMQPListener, start_listener
 from pigeon.protocols.amqp091.session import AMQPSession
-from pigeon.protocols.mqtt.server import MQTTListener
+from pigeon.protocols.mqtt.server import WEB_MQTT, MQTTConnection, MQTTListener
 from pigeon.protocols.mqtt.server import start_listener as start_mqtt_listener
-from pigeon.protocols.mqtt.session import MQTTSession
-from pigeon.protocols.mqtt.session import session_factory as mqtt_sessions
 from pigeon.protocols.mqtt.settings import MQTTContext, MQTTSettings
 from pigeon.resources import ResourceMonitor
 from pigeon.storage.memory import MemoryStore
 from pigeon.transport.glue import Connection
-from pigeon.transport.listener import Listener
 from pigeon.transport.tls import TLSSettings, server_context
-from pigeon.transport.websocket import WebSocketSession, WebSocketSettings, listen_websocket
 from pigeon.version import __version__
 
 if TYPE_CHECKING:
@@ -88,7 +85,28 @@ _PORT_SETTINGS = {
     "management_port": "--management-port",
     "mqtt_port": "--mqtt-port",
     "mqtt_ws_port": "--mqtt-ws-port",
+    "mqtt_tls_port": "--mqtt-tls-port",
+    "mqtt_wss_port": "--mqtt-wss-port",
 }
+# The MQTT listeners: (setting, scheme, over TLS, over WebSocket, as logged).
+_MQTT_LISTENERS = (
+    ("mqtt_port", "mqtt", False, False, "MQTT"),
+    ("mqtt_tls_port", "mqtts", True, False, "MQTT over TLS"),
+    ("mqtt_ws_port", "ws", False, True, "MQTT over WebSocket"),
+    ("mqtt_wss_port", "wss", True, True, "MQTT over secure WebSocket"),
+)
+
+
+def listens(config: Config, setting: str) -> bool:
+    """Whether the listener of a port setting is to run: set (not None), and for those
+    that need it, MQTT on and a certificate configured."""
+    if getattr(config, setting) is None:
+        return False
+    if setting.startswith("mqtt_") and setting != "mqtt_port" and config.mqtt_port is None:
+        return False  # --no-mqtt: no MQTT listener of any kind
+    if setting in ("mqtt_tls_port", "mqtt_wss_port"):
+        return config.has_tls
+    return True
 
 
 def check_ports_free(config: Config) -> None:
@@ -96,7 +114,7 @@ def check_ports_free(config: Config) -> None:
     busy port is reported with the setting to change, and never after AMQP has opened."""
     for setting, flag in _PORT_SETTINGS.items():
         port = getattr(config, setting)
-        if not port:  # None (no listener) or 0 (any free port)
+        if not port or not listens(config, setting):  # no listener, or 0 (any free port)
             continue
         try:
             found = socket.getaddrinfo(
@@ -130,15 +148,17 @@ def _users(config: Config) -> UserStore:
 
 class Broker(EmbeddedAPI):
     def __init__(self, config: Config | None = None) -> None:
-        self.config = config or Config(port=0, data_dir=None, management_port=None, mqtt_port=0)
+        self.config = config or Config(
+            port=0, data_dir=None, management_port=None, mqtt_port=0, mqtt_ws_port=0
+        )
         self.node: Node | None = None
         self.store: Store | None = None
         self.context: Services | None = None
         self._amqp_settings = AMQPSettings()
         self._listener: AMQPListener | None = None
         self._tls_listener: AMQPListener | None = None
-        self._mqtt_listener: MQTTListener | None = None
-        self._mqtt_ws_listener: Listener[WebSocketSession[MQTTSession]] | None = None
+        # By scheme: "mqtt", "mqtts", "ws", "wss" (those listening).
+        self._mqtt_listeners: dict[str, MQTTListener] = {}
         self.mqtt: MQTTContext | None = None
         self.audit: AuditLog | None = None
         self._accounts: accounts.AccountSaver | None = None
@@ -156,33 +176,57 @@ class Broker(EmbeddedAPI):
         return self._listener.port
 
     @property
-    def connections(self) -> set[Connection[AMQPSession] | Connection[MQTTSession]]:
-        """Every live client connection, AMQP and MQTT."""
-        found: set[Connection[AMQPSession] | Connection[MQTTSession]] = set()
-        if self._listener is not None:
-            found.update(self._listener.connections)
-        if self._mqtt_listener is not None:
-            found.update(self._mqtt_listener.connections)
+    def connections(self) -> list[Connection[AMQPSession] | MQTTConnection]:
+        """Every live client connection: AMQP (and amqps), MQTT over TCP, TLS, WebSocket."""
+        found: list[Connection[AMQPSession] | MQTTConnection] = []
+        for listener in (self._listener, self._tls_listener):
+            if listener is not None:
+                found.extend(listener.connections)
+        for mqtt in self._mqtt_listeners.values():
+            found.extend(mqtt.connections)
         return found
 
     @property
     def mqtt_port(self) -> int | None:
         """The MQTT listener's port (None: no MQTT listener)."""
-        return self._mqtt_listener.port if self._mqtt_listener is not None else None
+        return self._mqtt_port("mqtt")
+
+    @property
+    def mqtts_port(self) -> int | None:
+        """MQTT over TLS's port (None: not listening)."""
+        return self._mqtt_port("mqtts")
+
+    def _mqtt_port(self, scheme: str) -> int | None:
+        listener = self._mqtt_listeners.get(scheme)
+        return listener.port if listener is not None else None
 
     @property
     def mqtt_url(self) -> str:
         """``mqtt://host:port`` of the MQTT listener."""
-        if self._mqtt_listener is None:
+        if "mqtt" not in self._mqtt_listeners:
             raise RuntimeError("the broker has no MQTT listener")
-        return f"mqtt://{self._host()}:{self._mqtt_listener.port}"
+        return f"mqtt://{self._host()}:{self._mqtt_listeners['mqtt'].port}"
+
+    @property
+    def mqtts_url(self) -> str | None:
+        """``mqtts://host:port`` of MQTT over TLS (None: not listening)."""
+        return self._mqtt_address("mqtts", "")
 
     @property
     def mqtt_ws_url(self) -> str | None:
         """``ws://host:port/ws`` of MQTT over WebSocket (None: not listening)."""
-        if self._mqtt_ws_listener is None:
+        return self._mqtt_address("ws", "/ws")
+
+    @property
+    def mqtt_wss_url(self) -> str | None:
+        """``wss://host:port/ws`` of MQTT over secure WebSocket (None: not listening)."""
+        return self._mqtt_address("wss", "/ws")
+
+    def _mqtt_address(self, scheme: str, path: str) -> str | None:
+        listener = self._mqtt_listeners.get(scheme)
+        if listener is None:
             return None
-        return f"ws://{self._host()}:{self._mqtt_ws_listener.port}/ws"
+        return f"{scheme}://{self._host()}:{listener.port}{path}"
 
     @property
     def management_url(self) -> str | None:
@@ -241,7 +285,11 @@ class Broker(EmbeddedAPI):
         tokens = TokenVerifier(settings_from_mapping(config.tokens)) if config.tokens else None
         self._refusals = RefusalLog(self.audit, loop)
         authenticator = Authenticator(
-            users, audit=self.audit, tokens=tokens, refusals=self._refusals
+            users,
+            audit=self.audit,
+            tokens=tokens,
+            refusals=self._refusals,
+            cert_login_from=config.ssl_cert_login_from,
         )
         self._amqp_settings = AMQPSettings(
             channel_max=config.channel_max,
@@ -282,7 +330,7 @@ class Broker(EmbeddedAPI):
         if config.tls_port is not None:
             self._tls_listener = await self._start_tls(config)
             self.node.vhost_deleted.append(self._tls_listener.close_vhost)
-        if config.mqtt_port is not None:
+        if listens(config, "mqtt_port"):
             await self._start_mqtt(config, loop)
         if (warning := exposure_warning(config.host, users)) is not None:
             log.warning("%s", warning)
@@ -347,11 +395,8 @@ class Broker(EmbeddedAPI):
         if self._tls_listener is not None:
             tls_listener, self._tls_listener = self._tls_listener, None
             await tls_listener.close()
-        if self._mqtt_ws_listener is not None:
-            ws_listener, self._mqtt_ws_listener = self._mqtt_ws_listener, None
-            await ws_listener.close()
-        if self._mqtt_listener is not None:
-            mqtt_listener, self._mqtt_listener = self._mqtt_listener, None
+        mqtt_listeners, self._mqtt_listeners = self._mqtt_listeners, {}
+        for mqtt_listener in reversed(mqtt_listeners.values()):
             await mqtt_listener.close()
         if self._listener is not None:
             listener, self._listener = self._listener, None
@@ -421,26 +466,28 @@ class Broker(EmbeddedAPI):
                 inflight=config.mqtt_inflight,
                 max_session_expiry=config.mqtt_max_session_expiry,
                 maximum_packet_size=config.max_message_size + 65_536,
+                cert_login=config.mqtt_ssl_cert_login,
             ),
         )
-        self._mqtt_listener = await start_mqtt_listener(
-            self.mqtt, config.host, config.mqtt_port or 0
-        )
-        self.node.vhost_deleted.append(self._mqtt_listener.close_vhost)
-        log.info("MQTT listening on %s:%d", config.host, self._mqtt_listener.port)
-        if config.mqtt_ws_port is not None:
-            self._mqtt_ws_listener = await listen_websocket(
-                mqtt_sessions(self.mqtt),
+        context = self._tls_context(config) if config.has_tls else None
+        for setting, scheme, tls, websocket, label in _MQTT_LISTENERS:
+            if not listens(config, setting):
+                continue
+            listener = await start_mqtt_listener(
+                self.mqtt,
                 config.host,
-                config.mqtt_ws_port,
-                settings=WebSocketSettings(subprotocols=("mqtt",)),
-                limits=self.context.limits,
-                counts=self.node.stats,
+                getattr(config, setting) or 0,
+                ssl=context if tls else None,
+                websocket=WEB_MQTT if websocket else None,
             )
+            self._mqtt_listeners[scheme] = listener
+            self.node.vhost_deleted.append(listener.close_vhost)
             log.info(
-                "MQTT over WebSocket listening on %s:%d/ws",
+                "%s listening on %s:%d%s",
+                label,
                 config.host,
-                self._mqtt_ws_listener.port,
+                listener.port,
+                "/ws" if websocket else "",
             )
 
     @property

@@ -58,7 +58,20 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--mqtt-ws-port",
         type=int,
-        help="MQTT over WebSocket (path /ws) on this port, e.g. 15675; 0 picks a free one",
+        help="MQTT over WebSocket (path /ws) port; 0 picks a free one (default 15675)",
+    )
+    serve.add_argument("--no-mqtt-ws", action="store_true", help="run without MQTT over WebSocket")
+    serve.add_argument(
+        "--mqtt-tls-port",
+        type=int,
+        help="MQTT over TLS port, with the TLS certificate settings; 0 picks a free one "
+        "(default 8883)",
+    )
+    serve.add_argument(
+        "--mqtt-wss-port",
+        type=int,
+        help="MQTT over secure WebSocket (path /ws) port, with the TLS certificate "
+        "settings; 0 picks a free one (default 15676)",
     )
     _cluster_options(serve)
     admin_ctl.add_parser(commands)
@@ -167,6 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "management_port": args.management_port,
             "mqtt_port": args.mqtt_port,
             "mqtt_ws_port": args.mqtt_ws_port,
+            "mqtt_tls_port": args.mqtt_tls_port,
+            "mqtt_wss_port": args.mqtt_wss_port,
             "cluster": args.cluster,
             "cluster_monitor": args.cluster_monitor,
         }
@@ -176,6 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 config = config.with_values({"management_port": "off"})
             if args.no_mqtt:
                 config = config.with_values({"mqtt_port": "off"})
+            if args.no_mqtt_ws:
+                config = config.with_values({"mqtt_ws_port": "off"})
             if args.unsafe_no_fsync:
                 config = config.with_values({"fsync": False})
         except (ConfigError, OSError) as error:

@@ -13,6 +13,7 @@ from pigeon.errors import PreconditionFailed
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 PASSWORD_HASHINGS = ("pigeon", "rabbitmq")
+CERT_LOGIN_SOURCES = ("common_name", "distinguished_name")
 
 
 class ConfigError(PreconditionFailed):
@@ -29,9 +30,16 @@ class Config:
     management_port: int | None = 15672
     # MQTT 3.1.1/5.0 (None: no MQTT listener); MQTT topics are routing keys on mqtt_exchange.
     mqtt_port: int | None = 1883
-    # MQTT over WebSocket (path /ws, subprotocol mqtt; RabbitMQ's Web MQTT uses 15675).
-    # Off unless set, as RabbitMQ's Web MQTT is a plugin of its own.
-    mqtt_ws_port: int | None = None
+    # MQTT over WebSocket (path /ws, subprotocol mqtt), on RabbitMQ's Web MQTT port.
+    mqtt_ws_port: int | None = 15675
+    # MQTT over TLS and over secure WebSocket: listening when tls_certfile and tls_keyfile
+    # are set (RabbitMQ's ports). None: not at all. No MQTT listens without mqtt_port.
+    mqtt_tls_port: int | None = 8883
+    mqtt_wss_port: int | None = 15676
+    # A TLS client's verified certificate names its user when CONNECT has no username
+    # (RabbitMQ's mqtt.ssl_cert_login); ssl_cert_login_from picks the name (EXTERNAL too).
+    mqtt_ssl_cert_login: bool = False
+    ssl_cert_login_from: str = "common_name"
     mqtt_exchange: str = "amq.topic"
     # A username without "vhost:" logs in here (None: the default vhost).
     mqtt_vhost: str | None = None
@@ -111,6 +119,11 @@ class Config:
                 'mqtt_anonymous must be "loopback", "always" or "never", '
                 f"not {self.mqtt_anonymous!r}"
             )
+        if self.ssl_cert_login_from not in CERT_LOGIN_SOURCES:
+            raise ConfigError(
+                'ssl_cert_login_from must be "common_name" or "distinguished_name", '
+                f"not {self.ssl_cert_login_from!r}"
+            )
         if self.paging_memory <= 0:
             raise ConfigError(f"paging_memory must be above 0, not {self.paging_memory}")
         if self.frame_max < 4096:
@@ -121,6 +134,11 @@ class Config:
             raise ConfigError(
                 "login_check_rate must be positive and login_refusal_delay not negative"
             )
+
+    @property
+    def has_tls(self) -> bool:
+        """A certificate and key are configured: the TLS listeners that default on listen."""
+        return self.tls_certfile is not None and self.tls_keyfile is not None
 
     def with_values(self, values: Mapping[str, Any]) -> Config:
         """A copy with settings given by name, converting strings to each field's type."""
@@ -159,6 +177,8 @@ def _convert(name: str, current: Any, value: Any) -> Any:
         "tls_port",
         "mqtt_port",
         "mqtt_ws_port",
+        "mqtt_tls_port",
+        "mqtt_wss_port",
         "max_connections",
         "compress_threshold",
     ):

@@ -119,6 +119,9 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 def tls_broker(pki: Pki) -> Iterator[Broker]:
     config = Config(
         mqtt_port=0,
+        mqtt_ws_port=0,
+        mqtt_tls_port=0,
+        mqtt_wss_port=0,
         port=0,
         data_dir=None,
         management_port=None,
@@ -248,6 +251,9 @@ def test_management_over_https(pki: Pki, caplog: pytest.LogCaptureFixture) -> No
     caplog.set_level(logging.INFO, logger="pigeon")
     config = Config(
         mqtt_port=0,
+        mqtt_ws_port=0,
+        mqtt_tls_port=0,
+        mqtt_wss_port=0,
         port=0,
         data_dir=None,
         management_port=0,

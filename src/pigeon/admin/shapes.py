@@ -229,8 +229,11 @@ def vhost_bindings(vhost: VirtualHost) -> list[Json]:
 
 
 def connection_name(handler: HandlerLike, monitor: Monitor) -> str:
-    config = monitor.broker.config
-    return f"{handler.peer} -> {config.host}:{monitor.broker.amqp_port}"
+    """RabbitMQ's "peer -> local": the listener the client came in on (MQTT, TLS, WS)."""
+    local = handler.describe().local
+    if not local:
+        local = f"{monitor.broker.config.host}:{monitor.broker.amqp_port}"
+    return f"{handler.peer} -> {local}"
 
 
 def _split_peer(peer: str) -> tuple[str, int]:
@@ -258,7 +261,7 @@ def connection_json(handler: HandlerLike, monitor: Monitor, history: History = N
         "peer_host": peer_host,
         "peer_port": peer_port,
         "host": config.host,
-        "port": monitor.broker.amqp_port,
+        "port": _split_peer(info.local)[1] if info.local else monitor.broker.amqp_port,
         "ssl": info.tls,
         "auth_mechanism": info.mechanism or "PLAIN",
         **jsonable(dict(info.extras)),

@@ -17,7 +17,7 @@ from pigeon.auth import authorization
 from pigeon.auth.audit import AuditLog
 from pigeon.auth.authorization import Identity, StoreAuthority
 from pigeon.auth.refusals import RefusalLog
-from pigeon.auth.sasl import AMQPLAIN, EXTERNAL, PLAIN, certificate_common_name
+from pigeon.auth.sasl import AMQPLAIN, COMMON_NAME, EXTERNAL, PLAIN, certificate_login_name
 from pigeon.auth.tokens import InvalidToken, TokenAuthority, TokenVerifier, looks_like_jwt
 from pigeon.auth.users import PasswordCheck, UserStore
 from pigeon.errors import NotAllowed
@@ -51,8 +51,12 @@ class Authenticator:
         audit: AuditLog | None = None,
         tokens: TokenVerifier | None = None,
         refusals: RefusalLog | None = None,
+        cert_login_from: str = COMMON_NAME,
     ) -> None:
         self.users = users
+        # Which part of a client certificate names its user (RabbitMQ's
+        # ssl_cert_login_from): "common_name" or "distinguished_name".
+        self.cert_login_from = cert_login_from
         self.audit = audit
         self.tokens = tokens
         self.refusals = refusals or RefusalLog(audit)
@@ -120,11 +124,13 @@ class Authenticator:
     def login_external(
         self, certificate: Mapping[str, Any] | None, *, peer: str, loopback: bool
     ) -> Identity:
-        name = certificate_common_name(certificate)
+        """A user named by the verified client certificate (AMQP's EXTERNAL, MQTT's
+        certificate logins): its password is not used."""
+        name = certificate_login_name(certificate, self.cert_login_from)
         if name is None:
-            raise self._fail("", peer, EXTERNAL, "no verified client certificate with a CN")
+            raise self._fail("", peer, EXTERNAL, "no verified client certificate with a name")
         if name not in self.users.users:
-            raise self._fail(name, peer, EXTERNAL, "no user named as the certificate's CN")
+            raise self._fail(name, peer, EXTERNAL, "no user named as the certificate's subject")
         return self._admit(name, peer, loopback, EXTERNAL)
 
     def login_anonymous(self, name: str, *, peer: str, loopback: bool) -> Identity:

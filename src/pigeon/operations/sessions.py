@@ -25,3 +25,4 @@ class SessionInfo:
     mechanism: str = ""  # how the user logged in (PLAIN, EXTERNAL...)
     tls: bool = False
     extras: Mapping[str, Any] = field(default_factory=dict)
+    local: str = ""  # host:port the client connected to (which listener), if known

@@ -84,11 +84,13 @@ def _is_loopback(peer: object) -> bool:
 def _peer(transport: asyncio.Transport) -> Peer:
     name = transport.get_extra_info("peername")
     address = f"{name[0]}:{name[1]}" if isinstance(name, tuple) else str(name)
+    local = transport.get_extra_info("sockname")
     return Peer(
         address,
         _is_loopback(name),
         tls=transport.get_extra_info("ssl_object") is not None,
         certificate=transport.get_extra_info("peercert"),
+        local=f"{local[0]}:{local[1]}" if isinstance(local, tuple) else str(local or ""),
     )
 
 

@@ -62,6 +62,7 @@ class Peer:
     tls: bool = False
     certificate: dict[str, Any] | None = None  # the peer's verified certificate, if any
     websocket: WebSocketRequest | None = None  # set when the protocol runs over a WebSocket
+    local: str = ""  # "host:port" the client connected to (the listener's address)
 
 
 # Something to wait for before the session is read again: called with the

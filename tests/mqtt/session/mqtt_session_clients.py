@@ -33,6 +33,7 @@ class Client:
             client_id=self.client_id,
             protocol=protocol,
             clean_session=kw.pop("clean_session", None) if version != 5 else None,
+            transport=kw.pop("transport", "tcp"),  # "websockets": also ws_set_options(path)
         )
         self.port = port
         self.version = version

@@ -38,6 +38,8 @@ def test_a_broker_without_mqtt_has_no_mqtt_url() -> None:
     config = Config(port=0, mqtt_port=None, data_dir=None, management_port=None)
     with Broker.in_thread(config) as broker:
         assert broker.mqtt_port is None
+        assert broker.mqtt_ws_url is None  # --no-mqtt: no MQTT listener of any kind
+        assert broker.mqtts_url is None and broker.mqtt_wss_url is None
         with pytest.raises(RuntimeError):
             _ = broker.mqtt_url
 
@@ -45,10 +47,12 @@ def test_a_broker_without_mqtt_has_no_mqtt_url() -> None:
 def test_the_embedded_default_listens_for_mqtt_on_a_free_port() -> None:
     with Broker.in_thread() as broker:
         assert broker.mqtt_port not in (None, 1883)
+        assert broker.mqtt_ws_url is not None and ":15675/" not in broker.mqtt_ws_url
+        assert broker.mqtts_url is None  # no certificate configured
         assert broker.mqtt_url == f"mqtt://127.0.0.1:{broker.mqtt_port}"
 
 
-def test_mqtt_over_websocket_when_asked_for() -> None:
+def test_mqtt_over_websocket() -> None:
     config = Config(port=0, mqtt_port=0, mqtt_ws_port=0, data_dir=None, management_port=None)
     with Broker.in_thread(config) as broker:
         assert broker.mqtt_ws_url is not None
@@ -75,4 +79,13 @@ def test_mqtt_over_websocket_when_asked_for() -> None:
             client.disconnect()
             client.loop_stop()
             client.reinitialise()
-    assert Config().mqtt_ws_port is None  # off unless asked for, as RabbitMQ's plugin
+
+
+def test_mqtt_over_websocket_and_tls_defaults() -> None:
+    # WebSocket is on by default (RabbitMQ needs its Web MQTT plugin for it); the TLS
+    # ports listen only with a certificate; --no-mqtt-ws / "off" turn WebSocket off.
+    assert Config().mqtt_ws_port == 15675
+    assert (Config().mqtt_tls_port, Config().mqtt_wss_port) == (8883, 15676)
+    assert load(environ={"PIGEON_MQTT_WS_PORT": "off"}).mqtt_ws_port is None
+    assert load(environ={"PIGEON_MQTT_TLS_PORT": "0"}).mqtt_tls_port == 0
+    assert not Config().has_tls

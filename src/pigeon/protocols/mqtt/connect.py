@@ -5,6 +5,10 @@
 - No username: the configured anonymous user (the default user, guest), from
   loopback only unless configured otherwise (RabbitMQ's ``allow_anonymous`` with
   a guest user that may connect from loopback only).
+- No username nor password, over TLS with a verified client certificate, and
+  certificate logins on (RabbitMQ's ``mqtt.ssl_cert_login``): the user the
+  certificate names (its CN or subject, ``ssl_cert_login_from``), no password.
+  A username and password, when given, come first, as in RabbitMQ.
 - An empty client id: 5.0 gets an assigned one [MQTT-3.2.2-16]; 3.1.1 only with
   a clean session, else return code 0x02 [MQTT-3.1.3-8].
 """
@@ -33,8 +37,9 @@ class Login:
     client_id: str
     assigned: bool  # the server chose the id (5.0 tells the client)
     vhost: str
-    username: str | None  # None: anonymous
+    username: str | None  # None: anonymous, or the user the client certificate names
     password: str
+    by_certificate: bool = False  # the verified client certificate names the user
 
 
 def refuse(reason: ReasonCode, text: str) -> ProtocolViolation:
@@ -53,7 +58,10 @@ def client_id_of(connect: Connect) -> tuple[str, bool]:
     return "pigeon-" + secrets.token_urlsafe(16), True
 
 
-def login_of(connect: Connect, settings: MQTTSettings, *, loopback: bool) -> Login:
+def login_of(
+    connect: Connect, settings: MQTTSettings, *, loopback: bool, certificate: bool = False
+) -> Login:
+    """``certificate``: the client presented a certificate that verified."""
     client_id, assigned = client_id_of(connect)
     vhost = settings.vhost
     username = connect.username
@@ -66,6 +74,8 @@ def login_of(connect: Connect, settings: MQTTSettings, *, loopback: bool) -> Log
         password = (connect.password or b"").decode("utf-8")
     except UnicodeDecodeError:
         raise refuse(ReasonCode.BAD_USER_NAME_OR_PASSWORD, "the password is not UTF-8") from None
+    if username is None and connect.password is None and certificate and settings.cert_login:
+        return Login(client_id, assigned, vhost, None, "", by_certificate=True)
     if username is None:
         allowed = settings.anonymous == ANONYMOUS_ALWAYS or (
             settings.anonymous == ANONYMOUS_LOOPBACK and loopback

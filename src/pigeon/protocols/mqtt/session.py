@@ -325,15 +325,22 @@ class MQTTSession:
     def _connect(self, packet: Connect) -> None:
         self.version = packet.protocol_level
         self.connect = packet
-        self.login = login = login_of(packet, self.settings, loopback=self.remote.loopback)
+        remote = self.remote
+        self.login = login = login_of(
+            packet, self.settings, loopback=remote.loopback, certificate=bool(remote.certificate)
+        )
         services = self.context.services
         if login.username is None:
+            authenticator = services.authenticator
             try:
-                outcome: Identity | BaseException = services.authenticator.login_anonymous(
-                    self.settings.anonymous_user,
-                    peer=self.remote.address,
-                    loopback=self.remote.loopback,
-                )
+                if login.by_certificate:
+                    outcome: Identity | BaseException = authenticator.login_external(
+                        remote.certificate, peer=remote.address, loopback=remote.loopback
+                    )
+                else:
+                    outcome = authenticator.login_anonymous(
+                        self.settings.anonymous_user, peer=remote.address, loopback=remote.loopback
+                    )
             except LoginRefused as refused:
                 outcome = refused
             self._logged_in(outcome)
@@ -409,8 +416,12 @@ class MQTTSession:
 
     def describe(self) -> SessionInfo:
         login = self.login
+        # RabbitMQ's names: "MQTT 3.1.1", "MQTT 5.0"; over WebSocket "Web MQTT 5.0".
+        protocol = PROTOCOL_NAMES.get(self.version, "MQTT")
+        if self.remote.websocket is not None:
+            protocol = "Web " + protocol
         return SessionInfo(
-            protocol=PROTOCOL_NAMES.get(self.version, "MQTT"),
+            protocol=protocol,
             peer=self.remote.address,
             user=self.username,
             vhost=self.vhost_name,
@@ -419,6 +430,7 @@ class MQTTSession:
             mechanism=self.identity.mechanism if self.identity is not None else "",
             tls=self.remote.tls,
             extras={"keepalive": self.keepalive_seconds, "clean_session": self._clean()},
+            local=self.remote.local,
         )
 
     def _clean(self) -> bool:

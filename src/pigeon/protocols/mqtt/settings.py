@@ -33,6 +33,9 @@ class MQTTSettings:
     # mqtt.max_session_expiry_interval_seconds); a 3.1.1 persistent session gets it.
     max_session_expiry: int = 86_400
     maximum_packet_size: int = 16 * 1024 * 1024
+    # A CONNECT without username and password over TLS logs in as the user its verified
+    # client certificate names (RabbitMQ's mqtt.ssl_cert_login).
+    cert_login: bool = False
 
 
 @dataclass(eq=False)
