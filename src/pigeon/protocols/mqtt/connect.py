@@ -11,6 +11,8 @@
   A username and password, when given, come first, as in RabbitMQ.
 - An empty client id: 5.0 gets an assigned one [MQTT-3.2.2-16]; 3.1.1 only with
   a clean session, else return code 0x02 [MQTT-3.1.3-8].
+- A 5.0 Authentication Method (enhanced authentication, §4.12): none is
+  supported, so CONNACK 0x8C Bad authentication method, as RabbitMQ answers.
 """
 
 from __future__ import annotations
@@ -62,6 +64,12 @@ def login_of(
     connect: Connect, settings: MQTTSettings, *, loopback: bool, certificate: bool = False
 ) -> Login:
     """``certificate``: the client presented a certificate that verified."""
+    if connect.properties.authentication_method is not None:
+        # Enhanced authentication (§4.12) is not offered: [MQTT-4.12.0-1].
+        raise refuse(
+            ReasonCode.BAD_AUTHENTICATION_METHOD,
+            f"authentication method {connect.properties.authentication_method!r} not supported",
+        )
     client_id, assigned = client_id_of(connect)
     vhost = settings.vhost
     username = connect.username
