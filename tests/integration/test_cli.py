@@ -43,6 +43,8 @@ def _serve(*args: str, env: dict[str, str] | None = None, cwd: Path | None = Non
             "--no-management",
             "--mqtt-port",
             "0",
+            "--mqtt-ws-port",
+            "0",
             *args,
         ],
         stderr=subprocess.PIPE,
@@ -208,6 +210,21 @@ def test_a_busy_management_port_is_found_before_amqp_listens(
                     "--data-dir", "data")  # fmt: skip
     assert "set management_port (--management-port) or PIGEON_MANAGEMENT_PORT" in line
     assert "listening" not in line
+
+
+def test_a_busy_websocket_port_names_its_flag(tmp_path: Path, busy_port: int) -> None:
+    # MQTT over WebSocket is on by default: its port is checked with the others.
+    line = _refused(tmp_path, "--port", "0", "--no-management", "--mqtt-port", "0",
+                    "--mqtt-ws-port", str(busy_port), "--data-dir", "data")  # fmt: skip
+    assert "set mqtt_ws_port (--mqtt-ws-port) or PIGEON_MQTT_WS_PORT" in line
+
+
+def test_no_mqtt_ws_turns_websocket_off(tmp_path: Path) -> None:
+    with serving("--data-dir", str(tmp_path / "a")) as running:  # on by default
+        assert any("MQTT over WebSocket listening" in line for line in running.lines)
+    with serving("--no-mqtt-ws", "--data-dir", str(tmp_path / "b")) as running:
+        assert any("MQTT listening" in line for line in running.lines)
+        assert not any("WebSocket" in line for line in running.lines)
 
 
 # A sitecustomize that makes one package's import fail, as if it were not installed.
