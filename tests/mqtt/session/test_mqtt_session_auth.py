@@ -15,7 +15,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from mqtt_session_clients import Client
+from mqtt_session_clients import Client, wait_for
 
 from pigeon.broker import Broker
 from pigeon.config import Config
@@ -133,6 +133,28 @@ def test_a_token_scopes_what_its_client_may_do(
         assert [reason.value for reason in acks] == [0x87]
     finally:
         client.stop()
+
+
+def test_the_connection_ends_with_its_token(token_broker: Broker, key: rsa.RSAPrivateKey) -> None:
+    """As RabbitMQ, a token login is closed when its token expires (5.0: DISCONNECT
+    0xA0 Maximum connect time first), and its will is published."""
+    assert token_broker.mqtt_port is not None
+    watcher = Client(token_broker.mqtt_port, 5)
+    short = Client(token_broker.mqtt_port, 5)
+    topic = f"token/will/{uuid.uuid4().hex[:8]}"
+    try:
+        watcher.paho.username_pw_set("anyone", token(key, 60))
+        assert watcher.connect() == 0
+        assert watcher.subscribe(topic, 1)[0].value == 1
+        short.paho.username_pw_set("anyone", token(key, 2))
+        short.paho.will_set(topic, b"token expired", qos=1)
+        assert short.connect() == 0
+        wait_for(lambda: short.disconnected is not None, timeout=10)
+        assert short.disconnected.value == 0xA0
+        assert [m.payload for m in watcher.received()] == [b"token expired"]
+    finally:
+        watcher.stop()
+        short.stop()
 
 
 def test_an_expired_token_is_refused_in_5(token_broker: Broker, key: rsa.RSAPrivateKey) -> None:

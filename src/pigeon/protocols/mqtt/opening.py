@@ -11,6 +11,7 @@ DISCONNECT (5.0: after its delay, unless the client is back by then).
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from pigeon.errors import AccessRefused, NotAllowed, PigeonError
@@ -51,6 +52,7 @@ def open_session(session: MQTTSession, identity: Identity) -> None:
     vhost = _admit(session, identity)
     session._counted = True
     session.identity = identity
+    _watch_credential(session, identity)
     client = session.client = Client(services, vhost, identity, owner=session)
     registry = context.registry
     registry.claim(login.vhost, login.client_id, session)
@@ -85,6 +87,22 @@ def open_session(session: MQTTSession, identity: Identity) -> None:
     if existing is not None:
         subscriptions.restore(existing, client)
         session.start_consuming(existing)
+
+
+def _watch_credential(session: MQTTSession, identity: Identity) -> None:
+    """A token login lasts as long as its token: then the connection is closed, its will
+    published (as RabbitMQ closes it; 5.0 is told 0xA0 Maximum connect time first)."""
+    if identity.expires_at is None:
+        return
+
+    def expired() -> None:
+        session.credential_timer = None
+        if not session.ended:
+            log.info("token of %r on %s expired, closing", identity.name, session.peer)
+            session.close(ReasonCode.MAXIMUM_CONNECT_TIME)
+
+    delay = max(0.0, identity.expires_at - time.time())
+    session.credential_timer = session.context.scheduler.call_later(delay, expired)
 
 
 def _admit(session: MQTTSession, identity: Identity) -> VirtualHost:
@@ -143,6 +161,9 @@ def ensure_queue(session: MQTTSession) -> Queue:
 
 
 def close_session(session: MQTTSession, *, will: bool) -> None:
+    if session.credential_timer is not None:
+        session.credential_timer.cancel()
+        session.credential_timer = None
     outbound, consumer, queue = session.outbound, session.consumer, session.queue
     if outbound is not None:
         outbound.paused = True  # nothing more for this connection

@@ -52,6 +52,7 @@ from pigeon.protocols.mqtt.subscriptions import Subscriptions
 from pigeon.transport.session import Keepalive, Peer, Phase, SessionFactory, Waiter
 
 if TYPE_CHECKING:
+    from pigeon.core.ports import TimerHandle
     from pigeon.core.queue import Queue
     from pigeon.core.vhost import VirtualHost
     from pigeon.protocols.mqtt.settings import MQTTContext
@@ -97,6 +98,7 @@ class MQTTSession:
         self.acks: list[Packet] = []  # QoS 1/2 answers of this turn, sent once on disk
         self._syncing = 0
         self._counted = False
+        self.credential_timer: TimerHandle | None = None  # a token login's expiry
         self.ended = False
         self.published = False
 
