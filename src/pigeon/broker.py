@@ -44,8 +44,7 @@ from pigeon.operations.vocabulary import RABBITMQ
 from pigeon.protocols.amqp091.adapter import AMQPSettings
 from pigeon.protocols.amqp091.server import AMQPListener, start_listener
 from pigeon.protocols.amqp091.session import AMQPSession
-from pigeon.protocols.mqtt.server import WEB_MQTT, MQTTConnection, MQTTListener
-from pigeon.protocols.mqtt.server import start_listener as start_mqtt_listener
+from pigeon.protocols.mqtt.server import MQTTConnection, MQTTListeners
 from pigeon.protocols.mqtt.settings import MQTTContext, MQTTSettings
 from pigeon.resources import ResourceMonitor
 from pigeon.storage.memory import MemoryStore
@@ -88,13 +87,13 @@ _PORT_SETTINGS = {
     "mqtt_tls_port": "--mqtt-tls-port",
     "mqtt_wss_port": "--mqtt-wss-port",
 }
-# The MQTT listeners: (setting, scheme, over TLS, over WebSocket, as logged).
-_MQTT_LISTENERS = (
-    ("mqtt_port", "mqtt", False, False, "MQTT"),
-    ("mqtt_tls_port", "mqtts", True, False, "MQTT over TLS"),
-    ("mqtt_ws_port", "ws", False, True, "MQTT over WebSocket"),
-    ("mqtt_wss_port", "wss", True, True, "MQTT over secure WebSocket"),
-)
+# The MQTT listeners' settings, by scheme.
+_MQTT_PORTS = {
+    "mqtt": "mqtt_port",
+    "mqtts": "mqtt_tls_port",
+    "ws": "mqtt_ws_port",
+    "wss": "mqtt_wss_port",
+}
 
 
 def listens(config: Config, setting: str) -> bool:
@@ -157,8 +156,7 @@ class Broker(EmbeddedAPI):
         self._amqp_settings = AMQPSettings()
         self._listener: AMQPListener | None = None
         self._tls_listener: AMQPListener | None = None
-        # By scheme: "mqtt", "mqtts", "ws", "wss" (those listening).
-        self._mqtt_listeners: dict[str, MQTTListener] = {}
+        self._mqtt = MQTTListeners()
         self.mqtt: MQTTContext | None = None
         self.audit: AuditLog | None = None
         self._accounts: accounts.AccountSaver | None = None
@@ -182,51 +180,41 @@ class Broker(EmbeddedAPI):
         for listener in (self._listener, self._tls_listener):
             if listener is not None:
                 found.extend(listener.connections)
-        for mqtt in self._mqtt_listeners.values():
-            found.extend(mqtt.connections)
+        found.extend(self._mqtt.connections)
         return found
 
     @property
     def mqtt_port(self) -> int | None:
         """The MQTT listener's port (None: no MQTT listener)."""
-        return self._mqtt_port("mqtt")
+        return self._mqtt.port("mqtt")
 
     @property
     def mqtts_port(self) -> int | None:
         """MQTT over TLS's port (None: not listening)."""
-        return self._mqtt_port("mqtts")
-
-    def _mqtt_port(self, scheme: str) -> int | None:
-        listener = self._mqtt_listeners.get(scheme)
-        return listener.port if listener is not None else None
+        return self._mqtt.port("mqtts")
 
     @property
     def mqtt_url(self) -> str:
         """``mqtt://host:port`` of the MQTT listener."""
-        if "mqtt" not in self._mqtt_listeners:
+        url = self._mqtt.url("mqtt", self._host())
+        if url is None:
             raise RuntimeError("the broker has no MQTT listener")
-        return f"mqtt://{self._host()}:{self._mqtt_listeners['mqtt'].port}"
+        return url
 
     @property
     def mqtts_url(self) -> str | None:
         """``mqtts://host:port`` of MQTT over TLS (None: not listening)."""
-        return self._mqtt_address("mqtts", "")
+        return self._mqtt.url("mqtts", self._host())
 
     @property
     def mqtt_ws_url(self) -> str | None:
         """``ws://host:port/ws`` of MQTT over WebSocket (None: not listening)."""
-        return self._mqtt_address("ws", "/ws")
+        return self._mqtt.url("ws", self._host())
 
     @property
     def mqtt_wss_url(self) -> str | None:
         """``wss://host:port/ws`` of MQTT over secure WebSocket (None: not listening)."""
-        return self._mqtt_address("wss", "/ws")
-
-    def _mqtt_address(self, scheme: str, path: str) -> str | None:
-        listener = self._mqtt_listeners.get(scheme)
-        if listener is None:
-            return None
-        return f"{scheme}://{self._host()}:{listener.port}{path}"
+        return self._mqtt.url("wss", self._host())
 
     @property
     def management_url(self) -> str | None:
@@ -395,9 +383,7 @@ class Broker(EmbeddedAPI):
         if self._tls_listener is not None:
             tls_listener, self._tls_listener = self._tls_listener, None
             await tls_listener.close()
-        mqtt_listeners, self._mqtt_listeners = self._mqtt_listeners, {}
-        for mqtt_listener in reversed(mqtt_listeners.values()):
-            await mqtt_listener.close()
+        await self._mqtt.close()
         if self._listener is not None:
             listener, self._listener = self._listener, None
             await listener.close()
@@ -469,26 +455,18 @@ class Broker(EmbeddedAPI):
                 cert_login=config.mqtt_ssl_cert_login,
             ),
         )
-        context = self._tls_context(config) if config.has_tls else None
-        for setting, scheme, tls, websocket, label in _MQTT_LISTENERS:
-            if not listens(config, setting):
-                continue
-            listener = await start_mqtt_listener(
-                self.mqtt,
-                config.host,
-                getattr(config, setting) or 0,
-                ssl=context if tls else None,
-                websocket=WEB_MQTT if websocket else None,
-            )
-            self._mqtt_listeners[scheme] = listener
-            self.node.vhost_deleted.append(listener.close_vhost)
-            log.info(
-                "%s listening on %s:%d%s",
-                label,
-                config.host,
-                listener.port,
-                "/ws" if websocket else "",
-            )
+        ports = {
+            scheme: getattr(config, setting) or 0
+            for scheme, setting in _MQTT_PORTS.items()
+            if listens(config, setting)
+        }
+        await self._mqtt.start(
+            self.mqtt,
+            config.host,
+            ports,
+            ssl=self._tls_context(config) if config.has_tls else None,
+            on_vhost_deleted=self.node.vhost_deleted.append,
+        )
 
     @property
     def amqps_port(self) -> int | None:

@@ -8,6 +8,8 @@ are listed alike, each with the MQTT session it serves.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from ssl import SSLContext
 
@@ -18,7 +20,17 @@ from pigeon.transport.glue import Connection
 from pigeon.transport.listener import Listener, listen
 from pigeon.transport.websocket import WebSocketSession, WebSocketSettings, listen_websocket
 
+log = logging.getLogger("pigeon.mqtt")
+
 WEB_MQTT = WebSocketSettings(path="/ws", subprotocols=("mqtt",))
+
+# The MQTT listeners by URL scheme: (over TLS, over WebSocket, as logged).
+SCHEMES = {
+    "mqtt": (False, False, "MQTT"),
+    "mqtts": (True, False, "MQTT over TLS"),
+    "ws": (False, True, "MQTT over WebSocket"),
+    "wss": (True, True, "MQTT over secure WebSocket"),
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,3 +111,56 @@ async def start_listener(
         ssl=ssl,
     )
     return MQTTListener(listener)
+
+
+class MQTTListeners:
+    """A broker's MQTT listeners, by scheme (``mqtt``, ``mqtts``, ``ws``, ``wss``)."""
+
+    def __init__(self) -> None:
+        self.by_scheme: dict[str, MQTTListener] = {}
+
+    async def start(
+        self,
+        context: MQTTContext,
+        host: str,
+        ports: Mapping[str, int],
+        *,
+        ssl: SSLContext | None,
+        on_vhost_deleted: Callable[[Callable[[str], None]], None],
+    ) -> None:
+        """Bind one listener per scheme in ``ports`` (0: a free port); the TLS ones with
+        ``ssl``. ``on_vhost_deleted`` registers each listener's :meth:`close_vhost`."""
+        for scheme, port in ports.items():
+            tls, websocket, label = SCHEMES[scheme]
+            listener = await start_listener(
+                context,
+                host,
+                port,
+                ssl=ssl if tls else None,
+                websocket=WEB_MQTT if websocket else None,
+            )
+            self.by_scheme[scheme] = listener
+            on_vhost_deleted(listener.close_vhost)
+            path = WEB_MQTT.path if websocket else ""
+            log.info("%s listening on %s:%d%s", label, host, listener.port, path)
+
+    def port(self, scheme: str) -> int | None:
+        listener = self.by_scheme.get(scheme)
+        return listener.port if listener is not None else None
+
+    def url(self, scheme: str, host: str) -> str | None:
+        """``scheme://host:port`` (``/ws`` for WebSocket); None: not listening."""
+        listener = self.by_scheme.get(scheme)
+        if listener is None:
+            return None
+        path = WEB_MQTT.path if SCHEMES[scheme][1] else ""
+        return f"{scheme}://{host}:{listener.port}{path}"
+
+    @property
+    def connections(self) -> list[MQTTConnection]:
+        return [c for listener in self.by_scheme.values() for c in listener.connections]
+
+    async def close(self) -> None:
+        listeners, self.by_scheme = self.by_scheme, {}
+        for listener in reversed(listeners.values()):
+            await listener.close()
