@@ -11,6 +11,7 @@ import json
 import socket
 import ssl
 import struct
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -327,3 +328,26 @@ def test_distinguished_names_are_written_as_rfc_4514() -> None:
     assert certificate_distinguished_name({}) is None
     leading = {"subject": ((("commonName", "#1"),),)}
     assert certificate_distinguished_name(leading) == "CN=\\#1"  # '#' first only
+
+
+def test_a_web_mqtt_connection_is_closed_through_the_api(
+    broker: Broker, tls_clients: Callable[..., Client], pki: Pki
+) -> None:
+    client = tls_clients(5, pki.client, websocket=True)
+    assert client.connect() == 0
+    rows = [
+        r
+        for r in _connections(broker)
+        if r["client_properties"].get("client_id") == client.client_id
+    ]
+    assert len(rows) == 1
+    assert broker.management_url is not None
+    request = urllib.request.Request(
+        broker.management_url + "api/connections/" + urllib.parse.quote(rows[0]["name"], safe=""),
+        method="DELETE",
+    )
+    request.add_header("Authorization", "Basic " + base64.b64encode(b"guest:guest").decode())
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 204
+    wait_for(lambda: client.disconnected is not None)
+    assert client.disconnected.value == 0x98  # Administrative action
