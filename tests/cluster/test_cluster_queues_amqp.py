@@ -32,7 +32,9 @@ def server(nats_binary: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 @pytest.fixture
 async def broker(server: LocalCluster) -> AsyncIterator[Broker]:
-    config = Config(mqtt_port=0, host="127.0.0.1", port=0, data_dir=None, management_port=None)
+    config = Config(
+        mqtt_port=0, mqtt_ws_port=0, host="127.0.0.1", port=0, data_dir=None, management_port=None
+    )
     async with Broker(config) as broker:
         cluster = await ClusterQueues.connect(server.urls)
         assert broker.node is not None

@@ -30,6 +30,7 @@ def nodes(
         return Config(
             port=0,
             mqtt_port=0,
+            mqtt_ws_port=0,
             data_dir=tmp_path_factory.mktemp(name),
             management_port=0,
             cluster=",".join(nats_cluster.urls),
@@ -149,7 +150,7 @@ def test_a_restarted_node_finds_its_queues_messages_in_jetstream(
     nats_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     folder = tmp_path_factory.mktemp("restarted")
-    config = Config(port=0, mqtt_port=0, data_dir=folder, management_port=None,
+    config = Config(port=0, mqtt_port=0, mqtt_ws_port=0, data_dir=folder, management_port=None,
                     cluster=",".join(nats_cluster.urls))  # fmt: skip
     queue = f"kept-{uuid.uuid4().hex}"
     with Broker.in_thread(config) as first:
