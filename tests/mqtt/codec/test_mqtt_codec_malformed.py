@@ -122,7 +122,7 @@ PROPERTY_CASES = [
     (0x30, _props(b"\x05\x00"), MALFORMED, "unknown property 0x05"),
     (0x30, _props(b"\x23\x00\x01", b"\x23\x00\x02"), PROTOCOL, "topic alias twice"),
     (0x30, _props(SESSION_EXPIRY), MALFORMED, "Session Expiry Interval in PUBLISH"),
-    (0x30, _props(b"\x23\x00\x00"), PROTOCOL, "topic alias 0"),
+    (0x30, _props(b"\x23\x00\x00"), ReasonCode.TOPIC_ALIAS_INVALID, "topic alias 0"),
     (0x30, _props(b"\x01\x02"), PROTOCOL, "payload format indicator 2"),
     (0x30, _props(b"\x0b\x00"), PROTOCOL, "subscription identifier 0"),
     (0x30, _props(b"\x0b\x80\x00"), MALFORMED, "subscription identifier not minimal"),

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Final, cast
 
-from pigeon.protocols.mqtt.reasons import malformed, protocol_error
+from pigeon.protocols.mqtt.reasons import ProtocolViolation, ReasonCode, malformed, protocol_error
 from pigeon.protocols.mqtt.wire import (
     encode_binary,
     encode_string,
@@ -236,6 +236,8 @@ def read_properties(data: bytes, pos: int, end: int, where: PacketKind) -> tuple
             raise malformed(f"property {spec.field} is not allowed in {where.name}")
         value, pos = _read_value(spec, data, pos, stop)
         if value == 0 and spec.field in _NON_ZERO:
+            if spec.field == "topic_alias":  # [MQTT-3.3.2-8]; §3.3.2.3.4 names 0x94 for it
+                raise ProtocolViolation(ReasonCode.TOPIC_ALIAS_INVALID, "topic alias 0")
             raise protocol_error(f"property {spec.field} must not be 0")
         if spec.field == "user_properties":
             pairs.append(value)  # type: ignore[arg-type]
