@@ -298,10 +298,13 @@ class MQTTSession:
         log.info("closing MQTT connection %s: %s", self.remote.address, violation)
         if self.outbound is None:
             if self.connect is None:
-                if self.decoder.version is None and (
+                if self.decoder.version in (None, MQTT_3_1_1) and (
                     violation.reason != ReasonCode.UNSUPPORTED_PROTOCOL_VERSION
                 ):
-                    self._refuse(None)  # not a CONNECT at all [MQTT-3.1.0-1]: just close
+                    # Not a CONNECT at all [MQTT-3.1.0-1], or a 3.1.1 CONNECT that breaks
+                    # §3.1: closed without a CONNACK [MQTT-3.1.4-1] (3.1.1 has no code
+                    # for it; only an unsupported level gets one [MQTT-3.1.2-2]).
+                    self._refuse(None)
                     return
                 # A CONNECT refused as it was decoded: answered in its version, or in
                 # 3.1.1's form for a level we do not speak (as RabbitMQ answers).
