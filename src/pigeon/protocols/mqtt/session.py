@@ -70,7 +70,9 @@ class MQTTSession:
         self.settings = context.settings
         self.remote = peer
         self.want_flush = want_flush
-        self.decoder = Decoder()
+        # The broker's limit from the first byte: packets a client sends behind its CONNECT,
+        # before the CONNACK, are held to it too (CONNECT itself has its own, lower one).
+        self.decoder = Decoder(maximum_packet_size=context.settings.maximum_packet_size)
         self.version = MQTT_5
         self._phase = Phase.HANDSHAKE
         self._pending: deque[Packet] = deque()
