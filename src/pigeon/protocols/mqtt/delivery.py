@@ -23,7 +23,6 @@ from pigeon.protocols.mqtt import convert
 from pigeon.protocols.mqtt.codec import encode
 from pigeon.protocols.mqtt.packets import MQTT_5, Publish, Pubrel
 from pigeon.protocols.mqtt.properties import NO_PROPERTIES
-from pigeon.protocols.mqtt.reasons import protocol_error
 from pigeon.protocols.mqtt.subscriptions import Match
 
 if TYPE_CHECKING:
@@ -172,9 +171,9 @@ class Outbound:
         return True
 
     def completed(self, packet_id: int) -> None:
-        """PUBCOMP: the QoS 2 delivery is over."""
-        if packet_id not in self.state.awaiting_complete:
-            raise protocol_error(f"PUBCOMP for unknown packet id {packet_id}")
+        """PUBCOMP: the QoS 2 delivery is over. One for an id not awaiting it (a second
+        PUBCOMP after a PUBREL sent again on reconnect) is ignored, as an unknown PUBACK is
+        and as Mosquitto and RabbitMQ do: closing the connection would help no one."""
         self.state.awaiting_complete.discard(packet_id)
 
     def requeue_all(self) -> None:
