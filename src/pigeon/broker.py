@@ -46,6 +46,7 @@ from pigeon.protocols.amqp091.server import AMQPListener, start_listener
 from pigeon.protocols.amqp091.session import AMQPSession
 from pigeon.protocols.mqtt.server import MQTTConnection, MQTTListeners
 from pigeon.protocols.mqtt.settings import MQTTContext, MQTTSettings
+from pigeon.protocols.mqtt.topics import TopicLimits
 from pigeon.resources import ResourceMonitor
 from pigeon.storage.memory import MemoryStore
 from pigeon.transport.glue import Connection
@@ -451,7 +452,15 @@ class Broker(EmbeddedAPI):
                 anonymous_user=config.default_user,
                 inflight=config.mqtt_inflight,
                 max_session_expiry=config.mqtt_max_session_expiry,
-                maximum_packet_size=config.max_message_size + 65_536,
+                maximum_packet_size=(
+                    config.mqtt_max_packet_size or config.max_message_size + 65_536
+                ),
+                connect_maximum_packet_size=config.mqtt_max_packet_size_unauthenticated,
+                max_client_id_length=config.mqtt_max_client_id_length,
+                topic_limits=TopicLimits(
+                    config.mqtt_max_topic_length, config.mqtt_max_topic_levels
+                ),
+                connect_timeout=config.mqtt_connect_timeout,
                 cert_login=config.mqtt_ssl_cert_login,
             ),
         )

@@ -47,6 +47,15 @@ class Config:
     mqtt_anonymous: str = "loopback"
     mqtt_inflight: int = 10
     mqtt_max_session_expiry: int = 86_400
+    # MQTT limits (docs/mqtt.md, "Limits"). Packet size after CONNECT, fixed header
+    # included (None: max_message_size + 64 KiB; RabbitMQ's max_packet_size_authenticated),
+    # and until then (RabbitMQ's max_packet_size_unauthenticated).
+    mqtt_max_packet_size: int | None = None
+    mqtt_max_packet_size_unauthenticated: int = 65_536
+    mqtt_max_client_id_length: int = 1024  # bytes of UTF-8
+    mqtt_max_topic_length: int = 65_535  # bytes of UTF-8, names and filters
+    mqtt_max_topic_levels: int = 128
+    mqtt_connect_timeout: float = 10.0  # seconds from the TCP accept to the CONNECT
     heartbeat: int = 60
     frame_max: int = 131072
     channel_max: int = 2047
@@ -179,6 +188,7 @@ def _convert(name: str, current: Any, value: Any) -> Any:
         "mqtt_ws_port",
         "mqtt_tls_port",
         "mqtt_wss_port",
+        "mqtt_max_packet_size",
         "max_connections",
         "compress_threshold",
     ):

@@ -71,6 +71,12 @@ def login_of(
             f"authentication method {connect.properties.authentication_method!r} not supported",
         )
     client_id, assigned = client_id_of(connect)
+    if len(client_id.encode("utf-8")) > settings.max_client_id_length:
+        # A server may refuse a client id [MQTT-3.1.3-9]: 5.0 0x85, 3.1.1 return code 2.
+        raise refuse(
+            ReasonCode.CLIENT_IDENTIFIER_NOT_VALID,
+            f"client id longer than {settings.max_client_id_length} bytes",
+        )
     vhost = settings.vhost
     username = connect.username
     if username is not None and VHOST_SEPARATOR in username:

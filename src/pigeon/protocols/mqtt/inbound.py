@@ -56,7 +56,7 @@ def publish(session: MQTTSession, packet: Publish) -> None:
     assert client is not None and state is not None
     if packet.properties.topic_alias is not None:
         packet = _unalias(session, packet)
-    check_topic_name(packet.topic)
+    check_topic_name(packet.topic, session.settings.topic_limits)
     qos = packet.qos
     if qos == 2 and packet.packet_id in state.awaiting_release:
         session.acks.append(_answer(session, packet, ReasonCode.SUCCESS))  # a resend: once only
@@ -134,7 +134,11 @@ def subscribe(session: MQTTSession, packet: Subscribe) -> None:
     retained: list[Subscription] = []
     for topic_filter, options in packet.subscriptions:
         try:
-            matched, shared = parse_filter(topic_filter, shared_allowed=session.version == MQTT_5)
+            matched, shared = parse_filter(
+                topic_filter,
+                session.settings.topic_limits,
+                shared_allowed=session.version == MQTT_5,
+            )
             granted = SubscriptionOptions(
                 qos=min(options.qos, 2),
                 no_local=options.no_local,

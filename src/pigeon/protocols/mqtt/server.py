@@ -16,7 +16,7 @@ from ssl import SSLContext
 from pigeon.protocols.mqtt.reasons import ReasonCode
 from pigeon.protocols.mqtt.session import MQTTSession, session_factory
 from pigeon.protocols.mqtt.settings import MQTTContext
-from pigeon.transport.glue import Connection
+from pigeon.transport.glue import Connection, Tuning
 from pigeon.transport.listener import Listener, listen
 from pigeon.transport.websocket import WebSocketSession, WebSocketSettings, listen_websocket
 
@@ -100,6 +100,7 @@ async def start_listener(
             limits=services.limits,
             counts=services.node.stats,
             ssl=ssl,
+            tuning=tuning(context),
         )
         return MQTTListener(carried)
     listener = await listen(
@@ -109,6 +110,7 @@ async def start_listener(
         limits=services.limits,
         counts=services.node.stats,
         ssl=ssl,
+        tuning=tuning(context),
     )
     return MQTTListener(listener)
 
@@ -164,3 +166,8 @@ class MQTTListeners:
         listeners, self.by_scheme = self.by_scheme, {}
         for listener in reversed(listeners.values()):
             await listener.close()
+
+
+def tuning(context: MQTTContext) -> Tuning:
+    """The transport's tuning for MQTT connections: the connect timeout as its handshake's."""
+    return Tuning(handshake_timeout=context.settings.connect_timeout)

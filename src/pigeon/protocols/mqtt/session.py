@@ -72,7 +72,10 @@ class MQTTSession:
         self.want_flush = want_flush
         # The broker's limit from the first byte: packets a client sends behind its CONNECT,
         # before the CONNACK, are held to it too (CONNECT itself has its own, lower one).
-        self.decoder = Decoder(maximum_packet_size=context.settings.maximum_packet_size)
+        self.decoder = Decoder(
+            maximum_packet_size=context.settings.maximum_packet_size,
+            connect_maximum_packet_size=context.settings.connect_maximum_packet_size,
+        )
         self.version = MQTT_5
         self._phase = Phase.HANDSHAKE
         self._pending: deque[Packet] = deque()

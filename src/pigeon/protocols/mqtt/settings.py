@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pigeon.core.ports import Scheduler
 from pigeon.operations.services import Services
 from pigeon.protocols.mqtt.sessions import SessionRegistry
+from pigeon.protocols.mqtt.topics import DEFAULT_LIMITS, TopicLimits
 
 ANONYMOUS_LOOPBACK = "loopback"  # anonymous clients from loopback only (RabbitMQ's guest)
 ANONYMOUS_ALWAYS = "always"
@@ -32,10 +33,20 @@ class MQTTSettings:
     # Seconds a persistent session outlives its connection at most (RabbitMQ's
     # mqtt.max_session_expiry_interval_seconds); a 3.1.1 persistent session gets it.
     max_session_expiry: int = 86_400
+    # Packet sizes a client may send, fixed header included: after CONNECT (advertised
+    # as 5.0's Maximum Packet Size) and until then (RabbitMQ's
+    # max_packet_size_authenticated and _unauthenticated). Above them: 0x95.
     maximum_packet_size: int = 16 * 1024 * 1024
     # A CONNECT without username and password over TLS logs in as the user its verified
     # client certificate names (RabbitMQ's mqtt.ssl_cert_login).
     cert_login: bool = False
+    connect_maximum_packet_size: int = 65_536
+    # Longer client ids are refused: 5.0 CONNACK 0x85, 3.1.1 return code 2 [MQTT-3.1.3-9].
+    max_client_id_length: int = 1024
+    # Topic names and filters: longer or deeper ones are refused (0x90, SUBACK 0x8F).
+    topic_limits: TopicLimits = DEFAULT_LIMITS
+    # Seconds from the TCP accept to the CONNECT (the transport's handshake timeout).
+    connect_timeout: float = 10.0
 
 
 @dataclass(eq=False)
