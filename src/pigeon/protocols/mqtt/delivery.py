@@ -61,6 +61,8 @@ class Outbound:
         # packet id -> the queue entry it delivers (None: a retained message)
         self.inflight: dict[int, tuple[Entry, Queue] | None] = {}
         self.next_id = 1
+        # Ids kept for deliveries of an earlier connection that go out again.
+        self.reserved = set(state.resend_ids.values())
         self.turn_bytes = 0
         self.paused = False  # the transport's buffer is full
         self.starved = False  # stopped at TURN_OUTPUT: dispatch again once written
@@ -79,11 +81,24 @@ class Outbound:
             self.write(encode(Pubrel(packet_id), self.version))
 
     def _packet_id(self) -> int:
-        used_a, used_b = self.inflight, self.state.awaiting_complete
+        used_a, used_b, used_c = self.inflight, self.state.awaiting_complete, self.reserved
         packet_id = self.next_id
-        while packet_id in used_a or packet_id in used_b:
+        while packet_id in used_a or packet_id in used_b or packet_id in used_c:
             packet_id = packet_id % 65_535 + 1
         self.next_id = packet_id % 65_535 + 1
+        return packet_id
+
+    def _resend_id(self, source: tuple[Entry, Queue] | None) -> int | None:
+        """The packet id this message had when the previous connection ended, if any."""
+        if source is None or not self.reserved:
+            return None
+        entry, queue = source
+        packet_id = self.state.resend_ids.pop((queue.name, entry.seq), None)
+        if packet_id is None:
+            return None
+        self.reserved.discard(packet_id)
+        if packet_id in self.inflight or packet_id in self.state.awaiting_complete:
+            return None
         return packet_id
 
     def deliver(self, queue: Queue, entry: Entry, shared: Subscription | None = None) -> None:
@@ -127,7 +142,7 @@ class Outbound:
     ) -> None:
         packet_id = None
         if qos:
-            packet_id = self._packet_id()
+            packet_id = self._resend_id(source) or self._packet_id()
             self.inflight[packet_id] = source
         properties = NO_PROPERTIES
         if self.version == MQTT_5:
@@ -179,10 +194,11 @@ class Outbound:
     def requeue_all(self) -> None:
         """The connection ended: what was not acknowledged goes back to its queue."""
         by_queue: dict[Queue, list[Entry]] = {}
-        for taken in self.inflight.values():
+        for packet_id, taken in self.inflight.items():
             if taken is not None:
                 entry, queue = taken
                 by_queue.setdefault(queue, []).append(entry)
+                self.state.resend_ids[(queue.name, entry.seq)] = packet_id
         self.inflight.clear()
         for queue, entries in by_queue.items():
             queue.requeue(entries)

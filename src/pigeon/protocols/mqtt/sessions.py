@@ -34,6 +34,9 @@ class SessionState:
     awaiting_release: set[int] = field(default_factory=set)
     # Deliveries acknowledged by PUBREC whose PUBCOMP has not arrived.
     awaiting_complete: set[int] = field(default_factory=set)
+    # Deliveries in flight when the connection ended, (queue, entry seq) -> packet id:
+    # sent again with that id [MQTT-4.4.0-1], so a QoS 2 one is not taken for a new one.
+    resend_ids: dict[tuple[str, int], int] = field(default_factory=dict)
     will_timer: TimerHandle | None = None
     expiry_timer: TimerHandle | None = None  # forgets the state when the session expires
 
