@@ -27,6 +27,7 @@ from pigeon.protocols.mqtt.settings import (
     ANONYMOUS_LOOPBACK,
     MQTTSettings,
 )
+from pigeon.protocols.mqtt.topics import check_topic_name
 
 VHOST_SEPARATOR = ":"
 MAX_CLIENT_ID = 23  # 3.1.1: what a server must accept at least [MQTT-3.1.3-5]; we accept more
@@ -71,6 +72,10 @@ def login_of(
             f"authentication method {connect.properties.authentication_method!r} not supported",
         )
     client_id, assigned = client_id_of(connect)
+    if connect.will is not None:
+        # A will is published to its topic: a topic name, within the limits [MQTT-3.3.2-2]
+        # (5.0: CONNACK 0x90 Topic Name invalid).
+        check_topic_name(connect.will.topic, settings.topic_limits)
     if len(client_id.encode("utf-8")) > settings.max_client_id_length:
         # A server may refuse a client id [MQTT-3.1.3-9]: 5.0 0x85, 3.1.1 return code 2.
         raise refuse(

@@ -314,6 +314,9 @@ class MQTTSession:
                 # A CONNECT refused as it was decoded: answered in its version, or in
                 # 3.1.1's form for a level we do not speak (as RabbitMQ answers).
                 self.version = self.decoder.version or MQTT_3_1_1
+            elif self.version == MQTT_3_1_1 and violation.reason == ReasonCode.TOPIC_NAME_INVALID:
+                self._refuse(None)  # a bad will topic: 3.1.1 has no code [MQTT-3.1.4-1]
+                return
             self._refuse(violation.reason)  # a CONNECT answered with its CONNACK
         else:
             self.close(violation.reason)
