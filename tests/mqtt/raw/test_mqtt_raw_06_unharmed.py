@@ -19,7 +19,7 @@ from mqtt_raw_client import RawClient, connect_bytes, packet, remaining_length, 
 from paho.mqtt.enums import CallbackAPIVersion
 
 from pigeon.broker import Broker
-from pigeon.protocols.mqtt.packets import MQTT_3_1_1, MQTT_5
+from pigeon.protocols.mqtt.packets import MQTT_3_1_1, MQTT_5, Will
 
 Raw = Callable[..., RawClient]
 
@@ -50,6 +50,7 @@ def _cases() -> Iterator[tuple[str, int, bool, bytes]]:
         yield "password without user", v, False, _connect(v, 0x42, b"bad", b"pw")
         yield "empty id, no clean", v, False, _connect(v, 0x00, b"")
         yield "client id too long", v, False, connect_bytes(v, "i" * 5000)
+        yield "will topic +", v, False, connect_bytes(v, "bad", will=Will("unharmed/+", b"x"))
         yield "level 6", v, False, packet(0x10, string(b"MQTT") + bytes([6, 2, 0, 9]))
         yield "not a connect", v, False, b"\xc0\x00"
         yield "connect too large", v, False, b"\x10" + remaining_length(100_000)
