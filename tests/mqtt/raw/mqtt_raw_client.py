@@ -54,13 +54,6 @@ def connect_bytes(version: int, client_id: str, **kw: object) -> bytes:
     return encode(Connect(version, client_id, **kw), version)  # type: ignore[arg-type]
 
 
-def connack_ok(version: int, *, present: bool = False) -> bytes:
-    """The CONNACK prefix a successful connect starts with (5.0 adds properties)."""
-    if version == MQTT_5:
-        return bytes([0x20])  # then its length, flags, 0x00 and the properties
-    return bytes([0x20, 0x02, 1 if present else 0, 0x00])
-
-
 class RawClient:
     """One TCP connection to the broker; reads whole packets by their fixed header."""
 
