@@ -151,6 +151,7 @@ class SessionFuzz(RuleBasedStateMachine):
         self.outstanding: dict[int, int] = {}  # S: packet id -> QoS, until PUBACK/PUBCOMP
         self.acked: set[int] = set()  # S: QoS 2 ids it sent PUBREC for
         self.awaiting: dict[int, bytes] = {}  # P: packet id -> payload, until PUBACK/PUBREC
+        self.aliases: set[int] = set()  # P's topic aliases on its current connection
 
     # -- clients -------------------------------------------------------------------
 
@@ -246,6 +247,28 @@ class SessionFuzz(RuleBasedStateMachine):
             self.unreleased[pid] = packet
         self._p(packet)
 
+    @precondition(lambda self: not self.p.closed and self.p_version == MQTT_5)
+    @rule(alias=st.integers(0, 66), with_topic=st.booleans())
+    def publish_with_alias(self, alias: int, with_topic: bool) -> None:
+        """5.0 Topic Alias: 1..64 (the CONNACK's maximum), set before use; else closed."""
+        payload = f"m{self.next_payload}".encode()
+        self.next_payload += 1
+        pid = 201 + self.next_payload % 50  # apart from publish()'s ids
+        valid = 1 <= alias <= 64 and (with_topic or alias in self.aliases)
+        if valid:
+            self.awaiting[pid] = payload
+        packet = Publish(
+            "f/alias" if with_topic else "",
+            payload,
+            qos=1,
+            packet_id=pid,
+            properties=Properties(topic_alias=alias),
+        )
+        self._p(packet)
+        if valid and with_topic:
+            self.aliases.add(alias)
+        assert self.p.closed is not valid
+
     @precondition(lambda self: not self.p.closed and bool(self.unreleased))
     @rule(data=st.data())
     def resend_qos2(self, data: st.DataObject) -> None:
@@ -272,8 +295,7 @@ class SessionFuzz(RuleBasedStateMachine):
     def bad_publisher(self, bad: bytes) -> None:
         """P breaks the protocol: its connection closes; S carries on."""
         if self.p.closed:
-            self.p = self._open(self.p_version, "fuzz-pub")
-            self.unreleased.clear()  # a clean session forgets them
+            self.reconnect_publisher()
         self._p_bytes(bad)
         assert self.p.closed
 
@@ -287,6 +309,7 @@ class SessionFuzz(RuleBasedStateMachine):
         self.p = self._open(self.p_version, "fuzz-pub")
         self.unreleased.clear()
         self.awaiting = {}
+        self.aliases.clear()
 
     # -- the subscriber --------------------------------------------------------------
 
