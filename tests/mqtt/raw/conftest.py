@@ -25,6 +25,7 @@ def broker() -> Iterator[Broker]:
     config = Config(
         port=0,
         mqtt_port=0,
+        mqtt_ws_port=0,
         data_dir=None,
         management_port=None,
         mqtt_max_packet_size=MAX_PACKET,
