@@ -189,6 +189,24 @@ def test_pong_is_ignored_and_ping_answered() -> None:
     assert server_frames(harness.feed(client_frame(PING))) == [(PONG, b"")]
 
 
+def test_a_payload_byte_like_a_frame_start_is_payload() -> None:
+    # The last piece of a fragmented message, whose masked payload byte happens to be
+    # 0x82 (the first byte of a short binary frame), must be read as payload. The mask
+    # is chosen so that the masked byte is 0x82.
+    harness = opened()
+    mask = bytes([0x82 ^ 0xB5, 1, 2, 3])
+    data = (
+        client_frame(BINARY, b"\x00", fin=False)
+        + client_frame(CONT, b"\xb5", mask=mask)
+        + client_frame(BINARY, b"")
+        + client_frame(BINARY, b"")
+    )
+    assert data[13] == 0x82  # the continuation's masked payload byte
+    frames = server_frames(harness.feed(data))
+    assert bytes(harness.echo.received) == b"\x00\xb5"
+    assert frames == [(BINARY, b"\x00\xb5")]
+
+
 frame_lists = st.lists(
     st.one_of(
         st.tuples(st.just(BINARY), st.binary(max_size=300)),

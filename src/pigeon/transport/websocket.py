@@ -256,7 +256,14 @@ class WebSocketSession(Generic[S]):
         while position < end and not self._lost_track:
             # The common case first: a whole, final, masked binary frame of < 126 bytes
             # outside any fragmented message (an MQTT packet from a browser, say).
-            if view[position] == 0x82 and end - position > 1 and not self._in_message:
+            # (Not while a frame's payload is being read: a payload byte may be 0x82.)
+            if (
+                view[position] == 0x82
+                and not self._remaining
+                and not self._skip
+                and end - position > 1
+                and not self._in_message
+            ):
                 size = view[position + 1] - 0x80
                 if 0 <= size <= short and position + 6 + size <= end and not self._close_sent:
                     mask = bytes(view[position + 2 : position + 6])
