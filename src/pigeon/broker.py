@@ -45,6 +45,7 @@ from pigeon.protocols.amqp091.adapter import AMQPSettings
 from pigeon.protocols.amqp091.server import AMQPListener, start_listener
 from pigeon.protocols.amqp091.session import AMQPSession
 from pigeon.protocols.mqtt.server import MQTTConnection, MQTTListeners
+from pigeon.protocols.mqtt.sessions import KIND as MQTT_SESSIONS
 from pigeon.protocols.mqtt.settings import MQTTContext, MQTTSettings
 from pigeon.protocols.mqtt.topics import TopicLimits
 from pigeon.resources import ResourceMonitor
@@ -159,6 +160,7 @@ class Broker(EmbeddedAPI):
         self._tls_listener: AMQPListener | None = None
         self._mqtt = MQTTListeners()
         self.mqtt: MQTTContext | None = None
+        self._mqtt_sessions: dict[str, Any] = {}  # MQTT sessions an earlier run kept
         self.audit: AuditLog | None = None
         self._accounts: accounts.AccountSaver | None = None
         self._pool: ThreadPoolExecutor | None = None
@@ -252,6 +254,7 @@ class Broker(EmbeddedAPI):
         # back off the loop (their numbers; the bodies as the queues need them). Clients
         # are let in once they are back, as RabbitMQ recovers queues before it listens.
         snapshot = self.store.load(messages=False, index=False)
+        self._mqtt_sessions = snapshot.documents.get(MQTT_SESSIONS, {})
         self.node = Node(loop, store=self.store, vocabulary=RABBITMQ)
         if self.cluster is not None:
             self.cluster.prepare(self.node)  # durable queues in JetStream
@@ -464,6 +467,9 @@ class Broker(EmbeddedAPI):
                 cert_login=config.mqtt_ssl_cert_login,
             ),
         )
+        kept = self.mqtt.registry.restore(self._mqtt_sessions, loop)
+        if kept:
+            log.info("recovered the packet ids of %d MQTT sessions", kept)
         ports = {
             scheme: getattr(config, setting) or 0
             for scheme, setting in _MQTT_PORTS.items()

@@ -23,6 +23,7 @@ from pathlib import Path
 
 _LISTENING = re.compile(r"AMQP 0-9-1 listening on 127\.0\.0\.1:(\d+)")
 _MANAGEMENT = re.compile(r"management listening on 127\.0\.0\.1:(\d+)")
+_MQTT = re.compile(r"MQTT listening on 127\.0\.0\.1:(\d+)")
 START_TIMEOUT = 30.0
 
 
@@ -40,11 +41,14 @@ class BrokerProcess:
         *,
         management: bool = False,
         args: Sequence[str] = (),
+        mqtt: bool = False,
     ) -> None:
         self.data_dir = data_dir
         self.env = dict(env or {})
         self.management = management
         self.management_port = 0
+        self.mqtt = mqtt  # ready once MQTT listens too (``mqtt_port``)
+        self.mqtt_port = 0
         self.args = list(args)  # more flags for ``pigeon serve``
         self.lines: list[str] = []  # every log line of every run, in order
         self.run_start = 0  # index in lines where the current run began
@@ -69,7 +73,7 @@ class BrokerProcess:
     def start(self) -> None:
         assert not self.running, "already running"
         self.run_start = len(self.lines)
-        self.port = self.management_port = 0
+        self.port = self.management_port = self.mqtt_port = 0
         self._ready.clear()
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         self._child = subprocess.Popen(
@@ -113,7 +117,13 @@ class BrokerProcess:
                     self.port = int(found.group(1))
                 elif found := _MANAGEMENT.search(line):
                     self.management_port = int(found.group(1))
-                if self.port and (self.management_port or not self.management):
+                elif found := _MQTT.search(line):
+                    self.mqtt_port = int(found.group(1))
+                if (
+                    self.port
+                    and (self.management_port or not self.management)
+                    and (self.mqtt_port or not self.mqtt)
+                ):
                     self._ready.set()
 
     def kill(self) -> None:

@@ -14,7 +14,7 @@ MakeBroker = Callable[..., BrokerProcess]
 
 @pytest.fixture
 def make_broker() -> Iterator[MakeBroker]:
-    """``make_broker(data_dir, env=None, management=False, args=())`` -> a
+    """``make_broker(data_dir, env=None, management=False, args=(), mqtt=False)`` -> a
     :class:`BrokerProcess`, not started.
 
     Every child is killed at teardown; an ERROR in any child's log fails the test.
@@ -27,8 +27,9 @@ def make_broker() -> Iterator[MakeBroker]:
         *,
         management: bool = False,
         args: Sequence[str] = (),
+        mqtt: bool = False,
     ) -> BrokerProcess:
-        broker = BrokerProcess(data_dir, env, management=management, args=args)
+        broker = BrokerProcess(data_dir, env, management=management, args=args, mqtt=mqtt)
         made.append(broker)
         return broker
 

@@ -179,6 +179,7 @@ class Outbound:
         taken = self.inflight.pop(packet_id)
         if not released:
             self.state.awaiting_complete.add(packet_id)
+            self.state.changed()
         if taken is not None:  # (None: a retained message, from no queue)
             entry, queue = taken
             queue.ack_many((entry,))
@@ -190,6 +191,7 @@ class Outbound:
         PUBCOMP after a PUBREL sent again on reconnect) is ignored, as an unknown PUBACK is
         and as Mosquitto and RabbitMQ do: closing the connection would help no one."""
         self.state.awaiting_complete.discard(packet_id)
+        self.state.changed()
 
     def requeue_all(self) -> None:
         """The connection ended: what was not acknowledged goes back to its queue."""

@@ -90,6 +90,7 @@ def publish(session: MQTTSession, packet: Publish) -> None:
     if qos == 2:
         assert packet.packet_id is not None
         state.awaiting_release.add(packet.packet_id)
+        state.changed()  # on disk with the message, before the PUBREC goes out
     if reason == ReasonCode.SUCCESS and not routed:
         reason = ReasonCode.NO_MATCHING_SUBSCRIBERS
     session.acks.append(_answer(session, packet, reason))
@@ -116,6 +117,7 @@ def release(session: MQTTSession, packet_id: int) -> None:
     assert state is not None
     if packet_id in state.awaiting_release:
         state.awaiting_release.discard(packet_id)
+        state.changed()
         reason = ReasonCode.SUCCESS
     else:
         reason = ReasonCode.PACKET_IDENTIFIER_NOT_FOUND

@@ -59,6 +59,8 @@ def open_session(session: MQTTSession, identity: Identity) -> None:
     session.session_expiry = expiry = _session_expiry(session)
     clean = connect.clean_start
     state, kept = registry.state(login.vhost, login.client_id, clean=clean)
+    state.expiry = expiry
+    state.changed()  # (a kept document says the new expiry, or goes with expiry 0)
     session.state = state
     session.publisher = convert.Publisher(login.client_id)
     name = queue_name(login.client_id)

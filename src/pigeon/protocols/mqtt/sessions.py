@@ -6,14 +6,30 @@ session over and the first connection is closed ([MQTT-3.1.4-3]). What the
 queue does not keep (the QoS 2 packet ids received and not yet released, the
 deliveries waiting for PUBCOMP, a will waiting for its delay) is kept here,
 so that a persistent session resumes where it stopped ([MQTT-4.3.3-9]).
+
+The packet ids of a persistent session are kept in the store too, as one
+document per session (kind ``mqtt-session``): written in the same loop turn as
+the change, so the PUBREC of a QoS 2 publish (sent once the store's barrier
+passes) is never on the wire before its packet id is on disk, and a PUBLISH
+resent after a crash or restart is recognised and not routed twice
+([MQTT-4.3.3-10]). The document goes when the ids are settled or the session
+ends; a restored one waits one session expiry interval for its client (as the
+session's queue waits by ``x-expires``).
 """
 
 from __future__ import annotations
 
+import json
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
-from pigeon.core.ports import TimerHandle
+from pigeon.core.ports import Scheduler, Store, TimerHandle
+
+log = logging.getLogger("pigeon.mqtt")
+
+KIND = "mqtt-session"  # the store's documents of persistent sessions
 
 
 class Owner(Protocol):
@@ -39,6 +55,22 @@ class SessionState:
     resend_ids: dict[tuple[str, int], int] = field(default_factory=dict)
     will_timer: TimerHandle | None = None
     expiry_timer: TimerHandle | None = None  # forgets the state when the session expires
+    # Seconds the session outlives its connection (0: a clean session, kept in memory only).
+    expiry: int = 0
+    saved: bool = False  # the store has a document of it
+    on_change: Callable[[SessionState], None] | None = None
+
+    def changed(self) -> None:
+        """The packet ids changed: a persistent session's document is written again."""
+        if self.on_change is not None and (self.expiry or self.saved):
+            self.on_change(self)
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "release": sorted(self.awaiting_release),
+            "complete": sorted(self.awaiting_complete),
+            "expiry": self.expiry,
+        }
 
     def cancel_will(self) -> None:
         if self.will_timer is not None:
@@ -54,9 +86,10 @@ class SessionState:
 class SessionRegistry:
     """(vhost, client id) -> the connection holding it, and the kept session states."""
 
-    def __init__(self) -> None:
+    def __init__(self, store: Store | None = None) -> None:
         self.owners: dict[tuple[str, str], Owner] = {}
         self.states: dict[tuple[str, str], SessionState] = {}
+        self.store = store
 
     def claim(self, vhost: str, client_id: str, owner: Owner) -> None:
         """``owner`` holds the id now; the previous holder, if any, is taken over."""
@@ -80,7 +113,8 @@ class SessionRegistry:
             existing.cancel_expiry()
             if not clean:
                 return existing, True
-        state = SessionState(vhost, client_id)
+            self.forget(existing)
+        state = SessionState(vhost, client_id, on_change=self.save)
         self.states[key] = state
         return state, False
 
@@ -89,6 +123,52 @@ class SessionRegistry:
         key = (state.vhost, state.client_id)
         if self.states.get(key) is state:
             del self.states[key]
+        if state.saved and self.store is not None:
+            state.saved = False
+            self.store.delete_document(KIND, _key(state.vhost, state.client_id))
+
+    def save(self, state: SessionState) -> None:
+        """Keep a persistent session's packet ids in the store (none: no document)."""
+        store = self.store
+        if store is None:
+            return
+        if state.expiry and (state.awaiting_release or state.awaiting_complete):
+            store.save_document(KIND, _key(state.vhost, state.client_id), state.document())
+            state.saved = True
+        elif state.saved:
+            state.saved = False
+            store.delete_document(KIND, _key(state.vhost, state.client_id))
+
+    def restore(self, documents: Mapping[str, Any], scheduler: Scheduler) -> int:
+        """The sessions an earlier run kept (the store's ``mqtt-session`` documents), each
+        waiting one expiry interval for its client; how many came back."""
+        restored = 0
+        for key, value in documents.items():
+            try:
+                vhost, client_id = json.loads(key)
+                state = SessionState(
+                    str(vhost),
+                    str(client_id),
+                    awaiting_release={int(n) for n in value["release"]},
+                    awaiting_complete={int(n) for n in value["complete"]},
+                    expiry=int(value["expiry"]),
+                    saved=True,
+                    on_change=self.save,
+                )
+            except (KeyError, TypeError, ValueError) as error:
+                log.warning("a stored MQTT session is damaged (%s): %r", error, key)
+                continue
+            self.states[(state.vhost, state.client_id)] = state
+            state.expiry_timer = scheduler.call_later(state.expiry, self._forgetting(state))
+            restored += 1
+        return restored
 
     def connected(self) -> int:
         return len(self.owners)
+
+    def _forgetting(self, state: SessionState) -> Callable[[], None]:
+        return lambda: self.forget(state)
+
+
+def _key(vhost: str, client_id: str) -> str:
+    return json.dumps([vhost, client_id])

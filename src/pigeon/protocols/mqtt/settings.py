@@ -57,3 +57,6 @@ class MQTTContext:
     scheduler: Scheduler
     settings: MQTTSettings = MQTTSettings()
     registry: SessionRegistry = field(default_factory=SessionRegistry)
+
+    def __post_init__(self) -> None:
+        self.registry.store = self.services.node.store  # persistent sessions' packet ids
