@@ -464,6 +464,7 @@ class Broker(EmbeddedAPI):
                     config.mqtt_max_topic_length, config.mqtt_max_topic_levels
                 ),
                 connect_timeout=config.mqtt_connect_timeout,
+                max_keepalive=config.mqtt_max_keepalive,
                 cert_login=config.mqtt_ssl_cert_login,
             ),
         )

@@ -56,6 +56,8 @@ class Config:
     mqtt_max_topic_length: int = 65_535  # bytes of UTF-8, names and filters
     mqtt_max_topic_levels: int = 128
     mqtt_connect_timeout: float = 10.0  # seconds from the TCP accept to the CONNECT
+    # Seconds of keep-alive a client may ask at most (0: any); see docs/mqtt.md.
+    mqtt_max_keepalive: int = 0
     heartbeat: int = 60
     frame_max: int = 131072
     channel_max: int = 2047
@@ -133,6 +135,8 @@ class Config:
                 'ssl_cert_login_from must be "common_name" or "distinguished_name", '
                 f"not {self.ssl_cert_login_from!r}"
             )
+        if not 0 <= self.mqtt_max_keepalive <= 65535:
+            raise ConfigError(f"mqtt_max_keepalive must be 0..65535, not {self.mqtt_max_keepalive}")
         if self.paging_memory <= 0:
             raise ConfigError(f"paging_memory must be above 0, not {self.paging_memory}")
         if self.frame_max < 4096:

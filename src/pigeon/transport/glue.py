@@ -298,7 +298,11 @@ class Connection(asyncio.Protocol, Generic[S]):
         if silent > keepalive.timeout and not session.blocked:
             # (A blocked session is not read, so its silence proves nothing.)
             log.info("missed heartbeats from %s, closing", self._address())
-            transport.abort()
+            if keepalive.expired is None:
+                transport.abort()
+            else:
+                keepalive.expired()
+                self.close_now()
             return
         if keepalive.send and not self._wrote_since_tick:
             session.send_heartbeat()

@@ -41,6 +41,9 @@ class Keepalive:
     tick: float
     timeout: float
     send: bool = True
+    # Called instead of dropping the peer at once: the session says why (MQTT 5.0's
+    # DISCONNECT 0x8D) and closes; its output is written before the socket closes.
+    expired: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,9 +18,9 @@ from pigeon.errors import AccessRefused, NotAllowed, PigeonError
 from pigeon.operations.client import Client
 from pigeon.protocols.mqtt import convert
 from pigeon.protocols.mqtt.delivery import Outbound
-from pigeon.protocols.mqtt.packets import MQTT_5, Connack, Publish, Will
+from pigeon.protocols.mqtt.packets import MQTT_5, Connack, Connect, Publish, Will
 from pigeon.protocols.mqtt.properties import NO_PROPERTIES
-from pigeon.protocols.mqtt.reasons import ProtocolViolation, ReasonCode
+from pigeon.protocols.mqtt.reasons import ProtocolViolation, ReasonCode, protocol_error
 from pigeon.protocols.mqtt.subscriptions import Subscriptions, queue_name
 
 if TYPE_CHECKING:
@@ -49,6 +49,7 @@ def open_session(session: MQTTSession, identity: Identity) -> None:
     assert connect is not None and login is not None
     context = session.context
     services = context.services
+    check_keepalive(connect, context.settings.max_keepalive)
     vhost = _admit(session, identity)
     session._counted = True
     session.identity = identity
@@ -76,12 +77,14 @@ def open_session(session: MQTTSession, identity: Identity) -> None:
     )
     session.outbound = outbound = _outbound(session, state, subscriptions)
     session.will = connect.will
-    session.keepalive_seconds = connect.keepalive
+    session.keepalive_seconds, server_keepalive = _keepalive(session)
     session.decoder.maximum_packet_size = context.settings.maximum_packet_size
     present = not clean and (existing is not None or kept)
     properties = NO_PROPERTIES
     if session.version == MQTT_5:
-        properties = session.server_properties(login.client_id if login.assigned else None)
+        properties = session.server_properties(
+            login.client_id if login.assigned else None, server_keepalive
+        )
     session.send(Connack(present, ReasonCode.SUCCESS, properties))
     session.opened()
     log.debug("MQTT session %r of %s (expiry %d s)", login.client_id, identity.name, expiry)
@@ -105,6 +108,41 @@ def _watch_credential(session: MQTTSession, identity: Identity) -> None:
 
     delay = max(0.0, identity.expires_at - time.time())
     session.credential_timer = session.context.scheduler.call_later(delay, expired)
+
+
+def check_keepalive(connect: Connect, maximum: int) -> None:
+    """A 3.1.1 client cannot be told a lower keep-alive: one above the broker's
+    maximum is refused (CONNACK 0x02, as Mosquitto's ``max_keepalive``)."""
+    if maximum and connect.protocol_level != MQTT_5 and connect.keepalive > maximum:
+        raise ProtocolViolation(
+            ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, f"keep-alive above {maximum} s"
+        )
+
+
+def _keepalive(session: MQTTSession) -> tuple[int, int | None]:
+    """The keep-alive the session uses, and the Server Keep Alive a 5.0 CONNACK says
+    when the broker's maximum (``mqtt_max_keepalive``) lowered it (0, none, too)."""
+    connect = session.connect
+    assert connect is not None
+    maximum = session.settings.max_keepalive
+    asked = connect.keepalive
+    if maximum and connect.protocol_level == MQTT_5 and (asked == 0 or asked > maximum):
+        return maximum, maximum  # [MQTT-3.1.2-21]
+    return asked, None
+
+
+def change_expiry(session: MQTTSession, expiry: int) -> None:
+    """A 5.0 DISCONNECT's Session Expiry Interval replaces the CONNECT's; a session that
+    was to end with its connection may not be made to outlive it [MQTT-3.14.2-2]."""
+    if not session.session_expiry and expiry:
+        raise protocol_error("session expiry set by DISCONNECT after 0 at CONNECT")
+    expiry = min(expiry, session.settings.max_session_expiry)
+    if session.session_expiry and not expiry:
+        session.drop_queue = True  # the session ends now: its durable queue goes too
+    session.session_expiry = expiry
+    if session.state is not None:
+        session.state.expiry = expiry
+        session.state.changed()
 
 
 def _admit(session: MQTTSession, identity: Identity) -> VirtualHost:
@@ -173,6 +211,11 @@ def close_session(session: MQTTSession, *, will: bool) -> None:
     if consumer is not None and queue is not None:
         queue.remove_consumer(consumer)
     session.consumer = session.queue = None
+    if session.drop_queue and session.client is not None and session.subscriptions is not None:
+        try:
+            session.client.delete_queue(session.subscriptions.queue_name)
+        except PigeonError as error:
+            log.info("queue of MQTT session %s kept: %s", session.peer, error.text)
     shared, session.shared = session.shared, {}
     for one in shared.values():
         if one.queue is not None:

@@ -97,6 +97,7 @@ class MQTTSession:
         self.shared: dict[str, MQTTConsumer] = {}
         self.queue: Queue | None = None
         self.session_expiry = 0
+        self.drop_queue = False  # a DISCONNECT ended the persistent session (expiry 0)
         self.keepalive_seconds = 0
         self.will: Will | None = None
         self.topic_aliases: dict[int, str] = {}  # a 5.0 client's, for this connection
@@ -202,11 +203,20 @@ class MQTTSession:
 
     def keepalive(self) -> Keepalive | None:
         """The client must send something within 1.5 times its keep-alive [MQTT-3.1.2-24];
-        the server sends nothing of its own (PINGRESP only answers)."""
+        the server sends nothing of its own (PINGRESP only answers). A 5.0 client that
+        misses it gets DISCONNECT 0x8D first."""
         seconds = self.keepalive_seconds
         if not seconds:
             return None
-        return Keepalive(tick=min(seconds / 2, 5.0), timeout=1.5 * seconds, send=False)
+        return Keepalive(
+            tick=min(seconds / 2, 5.0),
+            timeout=1.5 * seconds,
+            send=False,
+            expired=self._keepalive_expired if self.version == MQTT_5 else None,
+        )
+
+    def _keepalive_expired(self) -> None:
+        self.close(ReasonCode.KEEP_ALIVE_TIMEOUT)
 
     def send_heartbeat(self) -> None:
         pass
@@ -295,7 +305,11 @@ class MQTTSession:
             raise protocol_error(f"unexpected {kind.__name__}")  # AUTH without a method
 
     def _disconnected(self, packet: Disconnect) -> None:
-        """The client's DISCONNECT: no will, unless 5.0's 0x04 asks for it [MQTT-3.14.4-3]."""
+        """The client's DISCONNECT: no will, unless 5.0's 0x04 asks for it [MQTT-3.14.4-3].
+        A 5.0 DISCONNECT may change the Session Expiry Interval (§3.14.2.2.2)."""
+        expiry = packet.properties.session_expiry_interval
+        if expiry is not None:
+            opening.change_expiry(self, expiry)
         self._phase = Phase.CLOSED
         self.end(will=packet.reason_code == ReasonCode.DISCONNECT_WITH_WILL_MESSAGE)
 
@@ -413,10 +427,12 @@ class MQTTSession:
     def opened(self) -> None:
         self._phase = Phase.OPEN
 
-    def server_properties(self, assigned: str | None) -> Properties:
-        """What a 5.0 CONNACK says of this server (§3.2.2.3)."""
+    def server_properties(self, assigned: str | None, keepalive: int | None) -> Properties:
+        """What a 5.0 CONNACK says of this server (§3.2.2.3); ``keepalive``: the Server
+        Keep Alive, when the client's was lowered [MQTT-3.2.2-21]."""
         settings = self.settings
         return Properties(
+            server_keep_alive=keepalive,
             assigned_client_identifier=assigned,
             receive_maximum=settings.receive_maximum,
             retain_available=True,

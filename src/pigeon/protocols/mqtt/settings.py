@@ -47,6 +47,10 @@ class MQTTSettings:
     topic_limits: TopicLimits = DEFAULT_LIMITS
     # Seconds from the TCP accept to the CONNECT (the transport's handshake timeout).
     connect_timeout: float = 10.0
+    # The longest keep-alive a client may use, in seconds (RabbitMQ's mqtt.max_keepalive;
+    # 0: no limit): a 5.0 client asking more, or none, gets it as Server Keep Alive;
+    # a 3.1.1 client asking more is refused.
+    max_keepalive: int = 0
 
 
 @dataclass(eq=False)
