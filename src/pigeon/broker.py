@@ -465,6 +465,8 @@ class Broker(EmbeddedAPI):
                 ),
                 connect_timeout=config.mqtt_connect_timeout,
                 max_keepalive=config.mqtt_max_keepalive,
+                max_queued=config.mqtt_max_queued,
+                queue_overflow=config.mqtt_queue_overflow,
                 cert_login=config.mqtt_ssl_cert_login,
             ),
         )

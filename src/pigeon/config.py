@@ -58,6 +58,10 @@ class Config:
     mqtt_connect_timeout: float = 10.0  # seconds from the TCP accept to the CONNECT
     # Seconds of keep-alive a client may ask at most (0: any); see docs/mqtt.md.
     mqtt_max_keepalive: int = 0
+    # Messages one MQTT session's queue holds at most (0: any), and "drop-head" or
+    # "reject-publish" when it is full; see docs/mqtt.md.
+    mqtt_max_queued: int = 0
+    mqtt_queue_overflow: str = "drop-head"
     heartbeat: int = 60
     frame_max: int = 131072
     channel_max: int = 2047
@@ -137,6 +141,13 @@ class Config:
             )
         if not 0 <= self.mqtt_max_keepalive <= 65535:
             raise ConfigError(f"mqtt_max_keepalive must be 0..65535, not {self.mqtt_max_keepalive}")
+        if self.mqtt_queue_overflow not in ("drop-head", "reject-publish"):
+            raise ConfigError(
+                'mqtt_queue_overflow must be "drop-head" or "reject-publish", '
+                f"not {self.mqtt_queue_overflow!r}"
+            )
+        if self.mqtt_max_queued < 0:
+            raise ConfigError(f"mqtt_max_queued must be 0 or more, not {self.mqtt_max_queued}")
         if self.paging_memory <= 0:
             raise ConfigError(f"paging_memory must be above 0, not {self.paging_memory}")
         if self.frame_max < 4096:

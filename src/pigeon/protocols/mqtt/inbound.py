@@ -83,10 +83,14 @@ def publish(session: MQTTSession, packet: Publish) -> None:
             client.retain(packet.topic, message)  # an empty payload clears [MQTT-3.3.1-6]
         except ResourceLimit:
             reason = ReasonCode.QUOTA_EXCEEDED  # routed all the same, not retained
-    routed, _ = client.vhost.publish(message, target)
+    routed, refused = client.vhost.publish(message, target)
     session.published = True
     if qos == 0:
         return
+    if refused:  # a full queue with reject-publish overflow
+        if session.version == MQTT_5:
+            session.acks.append(_answer(session, packet, ReasonCode.QUOTA_EXCEEDED))
+        return  # 3.1.1 cannot say no: no PUBACK, the client sends it again later
     if qos == 2:
         assert packet.packet_id is not None
         state.awaiting_release.add(packet.packet_id)

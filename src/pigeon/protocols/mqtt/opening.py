@@ -189,12 +189,17 @@ def ensure_queue(session: MQTTSession) -> Queue:
     if session.queue is not None:
         return session.queue
     name = subscriptions.queue_name
+    settings = session.settings
+    arguments: dict[str, object] = {}
+    if settings.max_queued:  # bounded, by the configured overflow mode
+        arguments = {"x-max-length": settings.max_queued, "x-overflow": settings.queue_overflow}
     if session.session_expiry:
-        declared = client.declare_queue(
-            name, durable=True, arguments={"x-expires": session.session_expiry * 1000}
-        )
+        arguments["x-expires"] = session.session_expiry * 1000
+        declared = client.declare_queue(name, durable=True, arguments=arguments)
     else:
-        declared = client.declare_queue(name, exclusive=True, auto_delete=False)
+        declared = client.declare_queue(
+            name, exclusive=True, auto_delete=False, arguments=arguments or None
+        )
     queue = client.queue_to_read(declared.queue.name)
     session.start_consuming(queue)
     return queue

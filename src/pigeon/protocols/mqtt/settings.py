@@ -51,6 +51,11 @@ class MQTTSettings:
     # 0: no limit): a 5.0 client asking more, or none, gets it as Server Keep Alive;
     # a 3.1.1 client asking more is refused.
     max_keepalive: int = 0
+    # Messages a session's queue holds at most (x-max-length; 0: no limit), and what a
+    # full one does: "drop-head" (the oldest goes) or "reject-publish" (the new one is
+    # refused: 5.0 PUBACK/PUBREC 0x97, 3.1.1 no PUBACK), RabbitMQ's overflow modes.
+    max_queued: int = 0
+    queue_overflow: str = "drop-head"
 
 
 @dataclass(eq=False)
