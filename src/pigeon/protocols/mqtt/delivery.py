@@ -22,7 +22,8 @@ from pigeon.core.consumer import Consumer
 from pigeon.protocols.mqtt import convert
 from pigeon.protocols.mqtt.codec import encode
 from pigeon.protocols.mqtt.packets import MQTT_5, Publish, Pubrel
-from pigeon.protocols.mqtt.properties import NO_PROPERTIES
+from pigeon.protocols.mqtt.properties import NO_PROPERTIES, Properties
+from pigeon.protocols.mqtt.reasons import protocol_error
 from pigeon.protocols.mqtt.subscriptions import Match
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ class Outbound:
         scheduler: Scheduler,
         limit: int,
         maximum_packet_size: int | None = None,
+        alias_maximum: int = 0,
     ) -> None:
         self.version = version
         self.state = state
@@ -64,6 +66,8 @@ class Outbound:
         # Ids kept for deliveries of an earlier connection that go out again.
         self.reserved = set(state.resend_ids.values())
         self.turn_bytes = 0
+        # Topic aliases we set for the client, up to its Topic Alias Maximum (5.0).
+        self.aliases = TopicAliases(alias_maximum)
         self.paused = False  # the transport's buffer is full
         self.starved = False  # stopped at TURN_OUTPUT: dispatch again once written
 
@@ -149,6 +153,8 @@ class Outbound:
             properties = convert.mqtt_properties(message, now=self.scheduler.time())
             if identifiers:
                 properties = replace(properties, subscription_identifiers=identifiers)
+            if self.aliases.maximum:
+                topic, properties = self.aliases.apply(topic, properties)
         publish = Publish(
             topic,
             message.body,
@@ -161,6 +167,8 @@ class Outbound:
         data = encode(publish, self.version)
         if self.maximum_packet_size is not None and len(data) > self.maximum_packet_size:
             # Discarded as if sent, acknowledged at once [MQTT-3.1.2-25].
+            if publish.topic and publish.properties.topic_alias is not None:
+                self.aliases.by_topic.pop(publish.topic, None)  # the client never saw it
             if packet_id is not None:
                 del self.inflight[packet_id]
             if source is not None and not qos:
@@ -204,6 +212,37 @@ class Outbound:
         self.inflight.clear()
         for queue, entries in by_queue.items():
             queue.requeue(entries)
+
+
+class TopicAliases:
+    """Server-to-client topic aliases (§3.3.2.3.4): a topic the session delivers again
+    gets an alias while the client's Topic Alias Maximum allows; the PUBLISH that sets it
+    carries the topic, later ones the alias alone [MQTT-3.3.2-12]. (A topic delivered once
+    gets none, so one-off topics do not take the few aliases a client allows.)"""
+
+    SEEN = 4096  # topics counted at most before the count starts again
+
+    __slots__ = ("by_topic", "maximum", "seen")
+
+    def __init__(self, maximum: int) -> None:
+        self.maximum = maximum
+        self.by_topic: dict[str, int] = {}
+        self.seen: set[str] = set()
+
+    def apply(self, topic: str, properties: Properties) -> tuple[str, Properties]:
+        alias = self.by_topic.get(topic)
+        if alias is not None:
+            return "", replace(properties, topic_alias=alias)
+        if len(self.by_topic) >= self.maximum:
+            return topic, properties
+        if topic not in self.seen:
+            if len(self.seen) >= self.SEEN:
+                self.seen.clear()
+            self.seen.add(topic)
+            return topic, properties
+        self.seen.discard(topic)
+        alias = self.by_topic[topic] = len(self.by_topic) + 1
+        return topic, replace(properties, topic_alias=alias)
 
 
 class MQTTConsumer(Consumer):

@@ -61,8 +61,9 @@ def publish(session: MQTTSession, packet: Publish) -> None:
     if qos == 2 and packet.packet_id in state.awaiting_release:
         session.acks.append(_answer(session, packet, ReasonCode.SUCCESS))  # a resend: once only
         return
-    if qos == 2 and len(state.awaiting_release) >= session.settings.receive_maximum:
-        # More QoS 2 publishes unreleased than our Receive Maximum [MQTT-3.3.4-9].
+    if qos and _unanswered(session, qos) >= session.settings.receive_maximum:
+        # More QoS 1/2 publishes unanswered (no PUBACK or PUBCOMP sent) than our Receive
+        # Maximum [MQTT-3.3.4-9].
         raise ProtocolViolation(ReasonCode.RECEIVE_MAXIMUM_EXCEEDED, "receive maximum exceeded")
     exchange = session.settings.exchange
     key = convert.routing_key(packet.topic)
@@ -89,7 +90,7 @@ def publish(session: MQTTSession, packet: Publish) -> None:
         return
     if refused:  # a full queue with reject-publish overflow
         if session.version == MQTT_5:
-            session.acks.append(_answer(session, packet, ReasonCode.QUOTA_EXCEEDED))
+            _acknowledge(session, packet, ReasonCode.QUOTA_EXCEEDED)
         return  # 3.1.1 cannot say no: no PUBACK, the client sends it again later
     if qos == 2:
         assert packet.packet_id is not None
@@ -97,7 +98,24 @@ def publish(session: MQTTSession, packet: Publish) -> None:
         state.changed()  # on disk with the message, before the PUBREC goes out
     if reason == ReasonCode.SUCCESS and not routed:
         reason = ReasonCode.NO_MATCHING_SUBSCRIBERS
+    _acknowledge(session, packet, reason)
+
+
+def _acknowledge(session: MQTTSession, packet: Publish, reason: ReasonCode) -> None:
+    """PUBACK/PUBREC once what the publish wrote is on disk (``MQTTSession._send_acks``)."""
+    if packet.qos == 1:
+        session.answering += 1  # until its PUBACK goes out
     session.acks.append(_answer(session, packet, reason))
+
+
+def _unanswered(session: MQTTSession, qos: int) -> int:
+    """QoS 2 publishes not released, and, for 5.0 (3.1.1 has no Receive Maximum to
+    exceed), QoS 1 ones whose PUBACK waits (for the disk)."""
+    state = session.state
+    assert state is not None
+    if session.version == MQTT_5:
+        return len(state.awaiting_release) + session.answering
+    return len(state.awaiting_release) if qos == 2 else 0
 
 
 def _unalias(session: MQTTSession, packet: Publish) -> Publish:

@@ -179,6 +179,7 @@ def _outbound(session: MQTTSession, state: SessionState, subscriptions: Subscrip
         session.context.scheduler,
         limit,
         connect.properties.maximum_packet_size,
+        connect.properties.topic_alias_maximum or 0,  # (3.1.1: none)
     )
 
 

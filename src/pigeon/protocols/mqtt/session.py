@@ -102,6 +102,7 @@ class MQTTSession:
         self.will: Will | None = None
         self.topic_aliases: dict[int, str] = {}  # a 5.0 client's, for this connection
         self.acks: list[Packet] = []  # QoS 1/2 answers of this turn, sent once on disk
+        self.answering = 0  # QoS 1 publishes whose PUBACK is not sent yet
         self._syncing = 0
         self._counted = False
         self.credential_timer: TimerHandle | None = None  # a token login's expiry
@@ -251,8 +252,7 @@ class MQTTSession:
         self.acks = []
         store = self.context.services.node.store
         if store is None or (store.durable >= store.written and not self._syncing):
-            for packet in acks:
-                self.send(packet)
+            self._send_answers(acks)
             return
         self._syncing += 1
         store.sync(lambda: self._synced(acks))
@@ -260,8 +260,13 @@ class MQTTSession:
     def _synced(self, acks: list[Packet]) -> None:
         self._syncing -= 1
         if not self.ended:
-            for packet in acks:
-                self.send(packet)
+            self._send_answers(acks)
+
+    def _send_answers(self, acks: list[Packet]) -> None:
+        for packet in acks:
+            if type(packet) is Puback:
+                self.answering -= 1
+            self.send(packet)
 
     # -- packets ---------------------------------------------------------------------
 
@@ -336,8 +341,11 @@ class MQTTSession:
             self.close(violation.reason)
 
     def close(self, reason: ReasonCode, *, will: bool = True) -> None:
-        """Close from our side; a connected 5.0 client is told why first."""
+        """Close from our side; a connected 5.0 client is told why first, and nothing
+        follows the DISCONNECT [MQTT-3.14.4-1] (answers of this turn are dropped: the
+        client sends those publishes again)."""
         if self.version == MQTT_5 and self.outbound is not None and not self.ended:
+            self.acks = []
             self.send(Disconnect(reason))
         self._phase = Phase.CLOSED
         self.want_flush()
