@@ -62,6 +62,8 @@ class Outbound:
         self.limit = limit
         # packet id -> the queue entry it delivers (None: a retained message)
         self.inflight: dict[int, tuple[Entry, Queue] | None] = {}
+        # packet id -> the retained message it delivers (QoS 1/2, not acknowledged)
+        self.retained: dict[int, tuple[str, Message, Subscription]] = {}
         self.next_id = 1
         # Ids kept for deliveries of an earlier connection that go out again.
         self.reserved = set(state.resend_ids.values())
@@ -127,12 +129,23 @@ class Outbound:
         if not qos:
             queue.ack_many((entry,))
 
-    def send_retained(self, topic: str, message: Message, subscription: Subscription) -> None:
-        """A retained message for a new subscription (not from its queue: a QoS 1/2 one is
-        not resent if the connection ends before its acknowledgement)."""
+    def send_retained(
+        self, topic: str, message: Message, subscription: Subscription, *, dup: bool = False
+    ) -> None:
+        """A retained message for a new subscription (from no queue: a QoS 1/2 one not
+        acknowledged when the connection ends is kept by the session, and sent again with
+        DUP when its client is back [MQTT-4.4.0-1])."""
         qos = min(convert.published_qos(message), subscription.options.qos)
         identifiers = () if subscription.identifier is None else (subscription.identifier,)
-        self._publish(topic, message, qos, True, False, identifiers, None)
+        packet_id = self._publish(topic, message, qos, True, dup, identifiers, None)
+        if packet_id is not None:
+            self.retained[packet_id] = (topic, message, subscription)
+
+    def resend_retained(self) -> None:
+        """A resumed session: the retained QoS 1/2 messages its client did not acknowledge."""
+        pending, self.state.retained = self.state.retained, []
+        for topic, message, subscription in pending:
+            self.send_retained(topic, message, subscription, dup=True)
 
     def _publish(
         self,
@@ -143,7 +156,8 @@ class Outbound:
         redelivered: bool,
         identifiers: tuple[int, ...],
         source: tuple[Entry, Queue] | None,
-    ) -> None:
+    ) -> int | None:
+        """Send (the packet id of a QoS 1/2 one in flight; None: QoS 0, or not sent)."""
         packet_id = None
         if qos:
             packet_id = self._resend_id(source) or self._packet_id()
@@ -172,12 +186,13 @@ class Outbound:
             if packet_id is not None:
                 del self.inflight[packet_id]
             if source is not None and not qos:
-                return  # (deliver acks QoS 0 itself)
+                return None  # (deliver acks QoS 0 itself)
             if source is not None:
                 source[1].ack_many((source[0],))
-            return
+            return None
         self.turn_bytes += len(message.body)
         self.write(data)
+        return packet_id
 
     def acknowledged(self, packet_id: int, *, released: bool) -> bool:
         """PUBACK (``released``: the QoS 1 flow ends) or PUBREC (QoS 2: PUBCOMP to come).
@@ -185,6 +200,8 @@ class Outbound:
         if packet_id not in self.inflight:
             return False
         taken = self.inflight.pop(packet_id)
+        if taken is None:
+            self.retained.pop(packet_id, None)
         if not released:
             self.state.awaiting_complete.add(packet_id)
             self.state.changed()
@@ -210,6 +227,8 @@ class Outbound:
                 by_queue.setdefault(queue, []).append(entry)
                 self.state.resend_ids[(queue.name, entry.seq)] = packet_id
         self.inflight.clear()
+        self.state.retained.extend(self.retained.values())
+        self.retained.clear()
         for queue, entries in by_queue.items():
             queue.requeue(entries)
 

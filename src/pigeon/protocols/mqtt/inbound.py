@@ -215,6 +215,10 @@ def _subscribe_shared(
         convert.routing_key(matched),
         subscription.arguments(),
     )
+    state = session.state
+    assert state is not None
+    state.shared[topic_filter] = subscription
+    state.changed()  # a persistent session makes it again when it resumes
     existing = session.shared.get(topic_filter)
     if existing is not None:
         existing.shared = subscription  # new options for the same subscription
@@ -227,6 +231,26 @@ def _subscribe_shared(
     consumer = MQTTConsumer(outbound, session, gone, subscription)
     session.shared[topic_filter] = client.consume(queue, consumer)
     queue.dispatch()
+
+
+def resume_shared(session: MQTTSession) -> None:
+    """A resumed persistent session's shared subscriptions, made again (§4.8.2)."""
+    state = session.state
+    assert state is not None
+    for topic_filter, subscription in list(state.shared.items()):
+        try:
+            matched, shared = parse_filter(topic_filter, shared_allowed=True)
+            assert shared is not None
+            _subscribe_shared(
+                session,
+                topic_filter,
+                shared.group,
+                matched,
+                subscription.options,
+                subscription.identifier,
+            )
+        except (ProtocolViolation, PigeonError) as error:
+            log.info("shared subscription %r not resumed: %s", topic_filter, error)
 
 
 def _send_retained(session: MQTTSession, subscription: Subscription) -> None:
@@ -252,6 +276,10 @@ def unsubscribe(session: MQTTSession, packet: Unsubscribe) -> None:
     codes: list[ReasonCode] = []
     for topic_filter in packet.topic_filters:
         shared = session.shared.pop(topic_filter, None)
+        state = session.state
+        if state is not None and topic_filter in state.shared:
+            del state.shared[topic_filter]
+            state.changed()
         if shared is not None:
             if shared.queue is not None:
                 shared.queue.remove_consumer(shared)

@@ -89,6 +89,7 @@ def open_session(session: MQTTSession, identity: Identity) -> None:
     session.opened()
     log.debug("MQTT session %r of %s (expiry %d s)", login.client_id, identity.name, expiry)
     outbound.resend_releases()
+    outbound.resend_retained()
     if existing is not None:
         subscriptions.restore(existing, client)
         session.start_consuming(existing)

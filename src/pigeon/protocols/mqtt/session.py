@@ -431,6 +431,8 @@ class MQTTSession:
 
     def _open(self, identity: Identity) -> None:
         opening.open_session(self, identity)
+        if self.state is not None and self.state.shared:
+            inbound.resume_shared(self)
 
     def opened(self) -> None:
         self._phase = Phase.OPEN

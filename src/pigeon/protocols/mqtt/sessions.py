@@ -23,9 +23,13 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pigeon.core.ports import Scheduler, Store, TimerHandle
+from pigeon.protocols.mqtt.subscriptions import Subscription
+
+if TYPE_CHECKING:
+    from pigeon.core.message import Message
 
 log = logging.getLogger("pigeon.mqtt")
 
@@ -53,6 +57,11 @@ class SessionState:
     # Deliveries in flight when the connection ended, (queue, entry seq) -> packet id:
     # sent again with that id [MQTT-4.4.0-1], so a QoS 2 one is not taken for a new one.
     resend_ids: dict[tuple[str, int], int] = field(default_factory=dict)
+    # Retained QoS 1/2 messages sent and not acknowledged when the connection ended.
+    retained: list[tuple[str, Message, Subscription]] = field(default_factory=list)
+    # Shared subscriptions ("$share/group/filter" -> its subscription), made again when a
+    # persistent session resumes.
+    shared: dict[str, Subscription] = field(default_factory=dict)
     will_timer: TimerHandle | None = None
     expiry_timer: TimerHandle | None = None  # forgets the state when the session expires
     # Seconds the session outlives its connection (0: a clean session, kept in memory only).
@@ -70,6 +79,7 @@ class SessionState:
             "release": sorted(self.awaiting_release),
             "complete": sorted(self.awaiting_complete),
             "expiry": self.expiry,
+            "shared": {name: one.arguments() for name, one in self.shared.items()},
         }
 
     def cancel_will(self) -> None:
@@ -132,7 +142,7 @@ class SessionRegistry:
         store = self.store
         if store is None:
             return
-        if state.expiry and (state.awaiting_release or state.awaiting_complete):
+        if state.expiry and (state.awaiting_release or state.awaiting_complete or state.shared):
             store.save_document(KIND, _key(state.vhost, state.client_id), state.document())
             state.saved = True
         elif state.saved:
@@ -152,6 +162,7 @@ class SessionRegistry:
                     awaiting_release={int(n) for n in value["release"]},
                     awaiting_complete={int(n) for n in value["complete"]},
                     expiry=int(value["expiry"]),
+                    shared=_shared(value.get("shared", {})),
                     saved=True,
                     on_change=self.save,
                 )
@@ -168,6 +179,11 @@ class SessionRegistry:
 
     def _forgetting(self, state: SessionState) -> Callable[[], None]:
         return lambda: self.forget(state)
+
+
+def _shared(saved: dict[str, Any]) -> dict[str, Subscription]:
+    found = {name: Subscription.from_arguments(arguments) for name, arguments in saved.items()}
+    return {name: one for name, one in found.items() if one is not None}
 
 
 def _key(vhost: str, client_id: str) -> str:
