@@ -110,3 +110,28 @@ def test_a_shared_subscription_survives_a_restart(tmp_path: Path) -> None:
         assert (message.topic, message.payload) == ("tasks/1", b"do it")
         member.stop()
         pub.stop()
+
+
+def test_a_message_that_expires_while_its_session_is_away_is_not_delivered(
+    mqtt: Hub[MQTTSession], clock: ManualClock
+) -> None:
+    """[MQTT-3.3.2-5]: gone once its interval passes in the offline session's queue; the
+    other one delivered with what is left of its interval [MQTT-3.3.2-6]."""
+    sub = opened(mqtt, clock, MQTT_5, "exp-sub", properties=KEEP)
+    sub.send(Subscribe(1, (("exp/#", SubscriptionOptions(qos=1)),)))
+    sub.send(Disconnect())
+    pub = opened(mqtt, clock, MQTT_5, "exp-pub")
+    short = Properties(message_expiry_interval=5)
+    pub.send(Publish("exp/a", b"short", qos=1, packet_id=1, properties=short))
+    pub.send(
+        Publish(
+            "exp/b", b"long", qos=1, packet_id=2, properties=Properties(message_expiry_interval=30)
+        )
+    )
+    clock.advance(10)
+    back = Peer(mqtt, clock, MQTT_5)
+    connack, *deliveries = back.send(Connect(MQTT_5, "exp-sub", clean_start=False, properties=KEEP))
+    assert isinstance(connack, Connack) and connack.session_present
+    assert [(p.payload, p.properties.message_expiry_interval) for p in deliveries] == [  # type: ignore[union-attr]
+        (b"long", 20)
+    ]
