@@ -323,6 +323,22 @@ async def test_documents_last_write_wins(stores: Stores) -> None:
     assert not snapshot.documents.get("limits")
 
 
+async def test_documents_keep_nested_values(stores: Stores) -> None:
+    """The shape of an MQTT session's document (packet ids and subscriptions)."""
+    store, _ = stores.open()
+    value = {
+        "release": [1, 7, 65535],
+        "complete": [],
+        "expiry": 3600,
+        "shared": {"$share/g/a/+": {"x-mqtt-qos": 1, "x-mqtt-no-local": False}},
+    }
+    store.save_document("mqtt-session", '["/", "client"]', value)
+    store.save_document("mqtt-session", '["/", "gone"]', {"release": [2]})
+    store.delete_document("mqtt-session", '["/", "gone"]')
+    _, snapshot = await stores.reopen()
+    assert snapshot.documents.get("mqtt-session") == {'["/", "client"]': value}
+
+
 # -- positions -------------------------------------------------------------------------
 
 

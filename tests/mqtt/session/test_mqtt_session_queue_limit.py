@@ -10,9 +10,25 @@ import pytest
 from mqtt_session_clients import Client, wait_for
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from test_mqtt_session_machine import opened
 
+from pigeon.auth.users import UserStore
 from pigeon.broker import Broker
 from pigeon.config import Config
+from pigeon.core.node import Node
+from pigeon.operations.services import Services
+from pigeon.operations.vocabulary import RABBITMQ
+from pigeon.protocols.mqtt.packets import (
+    MQTT_3_1_1,
+    Disconnect,
+    Puback,
+    Publish,
+    Subscribe,
+    SubscriptionOptions,
+)
+from pigeon.protocols.mqtt.session import session_factory
+from pigeon.protocols.mqtt.settings import MQTTContext, MQTTSettings
+from unit.glue_fakes import ManualClock, hub
 
 
 @pytest.fixture(params=["drop-head", "reject-publish"])
@@ -65,3 +81,24 @@ def test_an_offline_session_keeps_at_most_max_queued(bounded: tuple[Broker, str]
     else:
         assert codes == [0, 0, 0, 0x97, 0x97]  # Quota exceeded
         assert got == [b"m0", b"m1", b"m2", b"end"]
+
+
+def test_a_3_1_1_publisher_gets_no_puback_for_a_refused_message() -> None:
+    """3.1.1 has no negative PUBACK: a message a full queue refuses is not acknowledged
+    (the client sends it again when it reconnects); the state machine, a manual clock."""
+    clock = ManualClock()
+    node = Node(clock, vocabulary=RABBITMQ)
+    node.add_vhost("/")
+    users = UserStore()
+    users.add_user("guest", "guest", frozenset({"administrator"}), loopback_only=True)
+    users.set_permission("/", "guest")
+    services = Services(node=node, users=users)
+    settings = MQTTSettings(max_queued=1, queue_overflow="reject-publish")
+    mqtt = hub(session_factory(MQTTContext(services, clock, settings)), clock)
+    sub = opened(mqtt, clock, MQTT_3_1_1, "full-sub", clean_start=False)
+    sub.send(Subscribe(1, (("full/#", SubscriptionOptions(qos=1)),)))
+    sub.send(Disconnect())
+    pub = opened(mqtt, clock, MQTT_3_1_1, "full-pub")
+    assert pub.send(Publish("full/a", b"fits", qos=1, packet_id=1)) == [Puback(1)]
+    assert pub.send(Publish("full/a", b"refused", qos=1, packet_id=2)) == []
+    assert pub.send(Publish("full/a", b"q0", qos=0)) == []
