@@ -21,6 +21,7 @@ def test_packet_ids_come_back_in_a_new_registry() -> None:
     session.awaiting_complete.add(9)
     session.shared["$share/g/t"] = Subscription("t", SubscriptionOptions(qos=2), 5)
     session.changed()
+    session.flush()
     clock = ManualClock()
     later = SessionRegistry(MemoryStore(state))
     documents = MemoryStore(state).load().documents[KIND]
@@ -38,9 +39,11 @@ def test_a_settled_session_has_no_document() -> None:
     session.expiry = 60
     session.awaiting_release.add(1)
     session.changed()
+    session.flush()
     assert MemoryStore(state).load().documents.get(KIND)
     session.awaiting_release.discard(1)
     session.changed()
+    session.flush()
     assert not MemoryStore(state).load().documents.get(KIND)
 
 
@@ -50,6 +53,7 @@ def test_a_clean_session_is_never_written() -> None:
     session, _ = registry.state("/", "clean", clean=True)
     session.awaiting_release.add(1)
     session.changed()
+    session.flush()
     assert not MemoryStore(state).load().documents.get(KIND)
 
 
@@ -60,6 +64,7 @@ def test_a_restored_session_is_forgotten_after_its_expiry() -> None:
     session.expiry = 30
     session.awaiting_release.add(3)
     session.changed()
+    session.flush()
     clock = ManualClock()
     later = SessionRegistry(MemoryStore(state))
     later.restore(MemoryStore(state).load().documents[KIND], clock)

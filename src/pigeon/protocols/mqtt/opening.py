@@ -232,6 +232,8 @@ def close_session(session: MQTTSession, *, will: bool) -> None:
         return
     client.vhost.delete_owned_by(session)
     registry = session.context.registry
+    if state is not None:
+        state.flush()
     registry.release(login.vhost, login.client_id, session)
     if state is not None and not session.session_expiry:
         registry.forget(state)

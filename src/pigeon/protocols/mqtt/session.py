@@ -165,6 +165,9 @@ class MQTTSession:
             self.fail(late)
         if self.client is not None:
             self.client.vhost.dispatch_due()
+        state = self.state
+        if state is not None and state.dirty:
+            state.flush()
         self._send_acks()
         if self._out or self._phase is not Phase.OPEN:
             self.want_flush()
@@ -416,6 +419,8 @@ class MQTTSession:
                 self._open(outcome)
             except ProtocolViolation as violation:
                 self._refuse(violation.reason)
+            if self.state is not None:
+                self.state.flush()
         self.want_flush()
         if waiting and self._resume is not None:
             resume, self._resume = self._resume, None

@@ -7,10 +7,11 @@ queue does not keep (the QoS 2 packet ids received and not yet released, the
 deliveries waiting for PUBCOMP, a will waiting for its delay) is kept here,
 so that a persistent session resumes where it stopped ([MQTT-4.3.3-9]).
 
-The packet ids of a persistent session are kept in the store too, as one
-document per session (kind ``mqtt-session``): written in the same loop turn as
-the change, so the PUBREC of a QoS 2 publish (sent once the store's barrier
-passes) is never on the wire before its packet id is on disk, and a PUBLISH
+The packet ids of a persistent session (and its shared subscriptions) are kept
+in the store too, as one document per session (kind ``mqtt-session``), written
+once at the end of a connection's turn that changed them, before the turn's
+answers wait for the store's barrier: a PUBREC is never on the wire before its
+packet id is on disk, and a PUBLISH
 resent after a crash or restart is recognised and not routed twice
 ([MQTT-4.3.3-10]). The document goes when the ids are settled or the session
 ends; a restored one waits one session expiry interval for its client (as the
@@ -67,11 +68,20 @@ class SessionState:
     # Seconds the session outlives its connection (0: a clean session, kept in memory only).
     expiry: int = 0
     saved: bool = False  # the store has a document of it
+    dirty: bool = False  # changed since the document was written
     on_change: Callable[[SessionState], None] | None = None
 
     def changed(self) -> None:
-        """The packet ids changed: a persistent session's document is written again."""
+        """The packet ids (or shared subscriptions) changed: a persistent session's
+        document is written again at the end of the connection's turn (:meth:`flush`)."""
         if self.on_change is not None and (self.expiry or self.saved):
+            self.dirty = True
+
+    def flush(self) -> None:
+        """Write the document once for all the turn's changes, before the turn's answers
+        wait for the store's barrier (so a PUBREC never precedes its packet id on disk)."""
+        if self.dirty and self.on_change is not None:
+            self.dirty = False
             self.on_change(self)
 
     def document(self) -> dict[str, Any]:
