@@ -1,13 +1,16 @@
 """Keep-alive and session expiry as a state machine (a manual clock, no sockets):
 DISCONNECT 0x8D on a missed keep-alive (5.0), Server Keep Alive, and a 5.0
-DISCONNECT's Session Expiry Interval."""
+DISCONNECT's Session Expiry Interval; the 0x8D on a real socket too."""
 
 from __future__ import annotations
+
+import socket
 
 import pytest
 from test_mqtt_session_machine import Peer, opened
 
 from pigeon.auth.users import UserStore
+from pigeon.broker import Broker
 from pigeon.core.node import Node
 from pigeon.operations.services import Services
 from pigeon.operations.vocabulary import RABBITMQ
@@ -127,3 +130,19 @@ def test_disconnect_may_shorten_a_session_expiry(
     again = Peer(mqtt, clock, MQTT_5)
     (connack,) = again.send(Connect(MQTT_5, "shorter", clean_start=False, properties=kept))
     assert isinstance(connack, Connack) and not connack.session_present
+
+
+def test_a_silent_5_0_client_reads_disconnect_0x8d_on_its_socket(broker: Broker) -> None:
+    """Over a socket: CONNECT with keep-alive 1 s, then silence; within 1.5 s and a
+    check's tick the broker writes DISCONNECT 0x8D and closes."""
+    assert broker.mqtt_port is not None
+    body = b"\x00\x04MQTT\x05\x02\x00\x01\x00" + b"\x00\x06silent"
+    with socket.create_connection(("127.0.0.1", broker.mqtt_port), timeout=10) as sock:
+        sock.sendall(bytes([0x10, len(body)]) + body)
+        received = b""
+        while chunk := sock.recv(1024):  # until the broker closes
+            received += chunk
+    connack_length = received[1]
+    after = received[2 + connack_length :]
+    assert received[0] == 0x20 and received[3] == 0  # CONNACK, success
+    assert after in (b"\xe0\x01\x8d", b"\xe0\x02\x8d\x00")  # DISCONNECT 0x8D
