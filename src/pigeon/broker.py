@@ -467,6 +467,8 @@ class Broker(EmbeddedAPI):
                 max_keepalive=config.mqtt_max_keepalive,
                 max_queued=config.mqtt_max_queued,
                 queue_overflow=config.mqtt_queue_overflow,
+                receive_maximum=config.mqtt_receive_maximum,
+                topic_alias_maximum=config.mqtt_topic_alias_maximum,
                 cert_login=config.mqtt_ssl_cert_login,
             ),
         )

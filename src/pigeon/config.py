@@ -61,6 +61,10 @@ class Config:
     # Messages one MQTT session's queue holds at most (0: any), and "drop-head" or
     # "reject-publish" when it is full; see docs/mqtt.md.
     mqtt_max_queued: int = 0
+    # MQTT 5.0 flow control: QoS 1/2 publishes a client may have unanswered (our Receive
+    # Maximum), and topic aliases in each direction (RabbitMQ's mqtt.topic_alias_maximum).
+    mqtt_receive_maximum: int = 65_535
+    mqtt_topic_alias_maximum: int = 64
     mqtt_queue_overflow: str = "drop-head"
     heartbeat: int = 60
     frame_max: int = 131072
@@ -145,6 +149,14 @@ class Config:
             raise ConfigError(
                 'mqtt_queue_overflow must be "drop-head" or "reject-publish", '
                 f"not {self.mqtt_queue_overflow!r}"
+            )
+        if not 1 <= self.mqtt_receive_maximum <= 65535:
+            raise ConfigError(
+                f"mqtt_receive_maximum must be 1..65535, not {self.mqtt_receive_maximum}"
+            )
+        if not 0 <= self.mqtt_topic_alias_maximum <= 65535:
+            raise ConfigError(
+                f"mqtt_topic_alias_maximum must be 0..65535, not {self.mqtt_topic_alias_maximum}"
             )
         if self.mqtt_max_queued < 0:
             raise ConfigError(f"mqtt_max_queued must be 0 or more, not {self.mqtt_max_queued}")

@@ -39,6 +39,7 @@ class Client:
         self.version = version
         self.messages: list[mqtt.MQTTMessage] = []
         self.connack: Any = None
+        self.connack_properties: Any = None  # 5.0's CONNACK properties
         self.disconnected: Any = None
         self.subacks: list[Any] = []
         self.lock = threading.Lock()
@@ -48,6 +49,7 @@ class Client:
         self.paho.on_subscribe = lambda c, u, mid, codes, p: self.subacks.append(codes)
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        self.connack_properties = props
         self.connack = (flags, reason)
 
     def _on_disconnect(self, client: Any, u: Any, flags: Any, reason: Any, props: Any) -> None:

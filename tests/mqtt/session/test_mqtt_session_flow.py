@@ -9,10 +9,12 @@ import asyncio
 from typing import Any
 
 import pytest
+from mqtt_session_clients import Client
 from test_mqtt_session_machine import opened
 
 from pigeon.auth.users import UserStore
 from pigeon.broker import Broker
+from pigeon.config import Config
 from pigeon.core.node import Node
 from pigeon.operations.services import Services
 from pigeon.operations.vocabulary import RABBITMQ
@@ -151,3 +153,23 @@ async def test_gmqtt_resolves_the_aliases_it_is_sent(broker: Broker) -> None:
     finally:
         await client.disconnect()
     assert got == [(topic, str(n).encode()) for n, topic in enumerate(topics)]
+
+
+def test_the_configured_maximums_are_in_the_connack() -> None:
+    config = Config(
+        port=0,
+        mqtt_port=0,
+        data_dir=None,
+        management_port=None,
+        mqtt_receive_maximum=5,
+        mqtt_topic_alias_maximum=3,
+    )
+    with Broker.in_thread(config) as broker:
+        assert broker.mqtt_port is not None
+        client = Client(broker.mqtt_port, 5)
+        try:
+            client.connect()
+            properties = client.connack_properties
+        finally:
+            client.stop()
+    assert (properties.ReceiveMaximum, properties.TopicAliasMaximum) == (5, 3)

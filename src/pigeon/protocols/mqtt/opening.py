@@ -180,7 +180,8 @@ def _outbound(session: MQTTSession, state: SessionState, subscriptions: Subscrip
         session.context.scheduler,
         limit,
         connect.properties.maximum_packet_size,
-        connect.properties.topic_alias_maximum or 0,  # (3.1.1: none)
+        # Ours caps it, as RabbitMQ's mqtt.topic_alias_maximum does both ways (3.1.1: none).
+        min(connect.properties.topic_alias_maximum or 0, settings.topic_alias_maximum),
     )
 
 
