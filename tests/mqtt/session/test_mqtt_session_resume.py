@@ -53,17 +53,29 @@ def test_a_resumed_session_gets_its_shared_subscription_back(
     )
 
 
+def test_a_persistent_groups_messages_wait_while_its_members_are_away(
+    mqtt: Hub[MQTTSession], clock: ManualClock
+) -> None:
+    member = opened(mqtt, clock, MQTT_5, "away-member", properties=KEEP)
+    member.send(Subscribe(1, (("$share/g3/later/+", SubscriptionOptions(qos=1)),)))
+    member.send(Disconnect())
+    pub = opened(mqtt, clock, MQTT_5, "away-boss")
+    assert pub.send(Publish("later/a", b"kept", qos=1, packet_id=1)) == [Puback(1)]
+    back = Peer(mqtt, clock, MQTT_5)
+    answers = back.send(Connect(MQTT_5, "away-member", clean_start=False, properties=KEEP))
+    assert [p.payload for p in answers if isinstance(p, Publish)] == [b"kept"]
+
+
 def test_a_clean_session_does_not_get_its_shared_subscription_back(
     mqtt: Hub[MQTTSession], clock: ManualClock
 ) -> None:
     member = opened(mqtt, clock, MQTT_5, "gone-member", properties=KEEP)
     member.send(Subscribe(1, (("$share/g2/done/+", SubscriptionOptions(qos=1)),)))
     member.send(Disconnect())
-    opened(mqtt, clock, MQTT_5, "gone-member", properties=KEEP)  # clean start
+    fresh = opened(mqtt, clock, MQTT_5, "gone-member", properties=KEEP)  # clean start
     pub = opened(mqtt, clock, MQTT_5, "gone-boss")
-    assert pub.send(Publish("done/a", b"x", qos=1, packet_id=1)) == [
-        Puback(1, reason_code=0x10)  # no matching subscribers
-    ]
+    pub.send(Publish("done/a", b"x", qos=1, packet_id=1))
+    assert fresh.answers() == []  # (the group's queue keeps it for members to come)
 
 
 def test_an_unacknowledged_retained_qos_1_message_is_sent_again(
@@ -98,6 +110,10 @@ def test_a_shared_subscription_survives_a_restart(tmp_path: Path) -> None:
         member.connect(clean_start=False, properties=props)
         member.subscribe("$share/crew/tasks/#", 1)
         member.stop()
+        pub = Client(broker.mqtt_port, 5)
+        pub.connect()
+        pub.paho.publish("tasks/0", b"while away", qos=1).wait_for_publish(5)
+        pub.stop()
     with Broker.in_thread(config) as broker:
         assert broker.mqtt_port is not None
         member = Client(broker.mqtt_port, 5, "restart-member")
@@ -106,8 +122,8 @@ def test_a_shared_subscription_survives_a_restart(tmp_path: Path) -> None:
         pub = Client(broker.mqtt_port, 5)
         pub.connect()
         pub.paho.publish("tasks/1", b"do it", qos=1).wait_for_publish(5)
-        (message,) = member.received()
-        assert (message.topic, message.payload) == ("tasks/1", b"do it")
+        got = [(m.topic, m.payload) for m in member.received(2)]
+        assert got == [("tasks/0", b"while away"), ("tasks/1", b"do it")]
         member.stop()
         pub.stop()
 

@@ -206,7 +206,7 @@ def _subscribe_shared(
     client, outbound = session.client, session.outbound
     assert client is not None and outbound is not None
     name = shared_queue_name(group, matched)
-    client.declare_queue(name, auto_delete=True)  # goes with its last consumer
+    _declare_shared(session, name)
     subscription = Subscription(matched, granted, identifier)
     client.bind(
         session.settings.exchange,
@@ -231,6 +231,21 @@ def _subscribe_shared(
     consumer = MQTTConsumer(outbound, session, gone, subscription)
     session.shared[topic_filter] = client.consume(queue, consumer)
     queue.dispatch()
+
+
+def _declare_shared(session: MQTTSession, name: str) -> None:
+    """The group's queue, as its first member needs it: a clean session's goes with its
+    last consumer; a persistent session's is durable and waits for the group as the
+    session's own queue waits (``x-expires``). An existing queue is used as it is."""
+    client = session.client
+    assert client is not None
+    if name in client.vhost.queues:
+        return
+    if session.session_expiry:
+        arguments = {"x-expires": session.session_expiry * 1000}
+        client.declare_queue(name, durable=True, arguments=arguments)
+    else:
+        client.declare_queue(name, auto_delete=True)
 
 
 def resume_shared(session: MQTTSession) -> None:
