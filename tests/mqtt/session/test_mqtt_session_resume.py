@@ -39,16 +39,16 @@ def test_a_resumed_session_gets_its_shared_subscription_back(
     mqtt: Hub[MQTTSession], clock: ManualClock
 ) -> None:
     member = opened(mqtt, clock, MQTT_5, "shared-member", properties=KEEP)
-    member.send(Subscribe(1, (("$share/g/work/+", SubscriptionOptions(qos=1)),)))
+    member.send(Subscribe(1, (("$share/g/chores/+", SubscriptionOptions(qos=1)),)))
     member.send(Disconnect())
     back = Peer(mqtt, clock, MQTT_5)
     (connack,) = back.send(Connect(MQTT_5, "shared-member", clean_start=False, properties=KEEP))
     assert isinstance(connack, Connack) and connack.session_present
     pub = opened(mqtt, clock, MQTT_5, "shared-boss")
-    pub.send(Publish("work/a", b"job", qos=1, packet_id=1))
+    pub.send(Publish("chores/a", b"job", qos=1, packet_id=1))
     (delivery,) = back.answers()
     assert isinstance(delivery, Publish) and (delivery.topic, delivery.payload) == (
-        "work/a",
+        "chores/a",
         b"job",
     )
 
