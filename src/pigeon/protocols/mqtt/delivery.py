@@ -23,7 +23,6 @@ from pigeon.protocols.mqtt import convert
 from pigeon.protocols.mqtt.codec import encode
 from pigeon.protocols.mqtt.packets import MQTT_5, Publish, Pubrel
 from pigeon.protocols.mqtt.properties import NO_PROPERTIES, Properties
-from pigeon.protocols.mqtt.reasons import protocol_error
 from pigeon.protocols.mqtt.subscriptions import Match
 
 if TYPE_CHECKING:
