@@ -255,7 +255,7 @@ class Broker(EmbeddedAPI):
         # are let in once they are back, as RabbitMQ recovers queues before it listens.
         snapshot = self.store.load(messages=False, index=False)
         self._mqtt_sessions = snapshot.documents.get(MQTT_SESSIONS, {})
-        self.node = Node(loop, store=self.store, vocabulary=RABBITMQ)
+        self.node = Node(loop, self._node_name(), store=self.store, vocabulary=RABBITMQ)
         if self.cluster is not None:
             self.cluster.prepare(self.node)  # durable queues in JetStream
         restored = self.node.restore(snapshot)
@@ -366,6 +366,11 @@ class Broker(EmbeddedAPI):
 
         self.cluster = ClusterMember(self.config)
         await self.cluster.start()
+
+    def _node_name(self) -> str:
+        if self.cluster is not None:
+            return self.cluster.node_name
+        return self.config.node_name or "pigeon@localhost"
 
     def cluster_overview(self) -> dict[str, Any] | None:
         return self.cluster.overview() if self.cluster is not None else None

@@ -102,6 +102,9 @@ def _cluster_options(serve: argparse.ArgumentParser) -> None:
         "--cluster-monitor",
         help="the NATS servers' monitoring URLs (http://HOST:PORT[,...]), to read durability",
     )
+    serve.add_argument(
+        "--node-name", help="this node's name (default in a cluster: pigeon-PORT@HOSTNAME)"
+    )
 
 
 async def _serve(config: Config) -> None:
@@ -184,6 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "mqtt_wss_port": args.mqtt_wss_port,
             "cluster": args.cluster,
             "cluster_monitor": args.cluster_monitor,
+            "node_name": args.node_name,
         }
         try:
             config = load(args.config, overrides=overrides)

@@ -119,6 +119,12 @@ class Config:
     # durability mode from. None: a single node.
     cluster: str | None = None
     cluster_monitor: str | None = None
+    # This node's name (/api/nodes, metrics). None: "pigeon@localhost" for a single
+    # node; in a cluster "pigeon-PORT@HOSTNAME", unique per front-end of a machine.
+    node_name: str | None = None
+    # Cluster mode: a node whose heartbeat is older than this many seconds is shown
+    # "running": false by the others (it beats five times per period).
+    cluster_node_timeout: float = 5.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -160,6 +166,10 @@ class Config:
             )
         if self.mqtt_max_queued < 0:
             raise ConfigError(f"mqtt_max_queued must be 0 or more, not {self.mqtt_max_queued}")
+        if self.cluster_node_timeout <= 0:
+            raise ConfigError(
+                f"cluster_node_timeout must be above 0, not {self.cluster_node_timeout}"
+            )
         if self.paging_memory <= 0:
             raise ConfigError(f"paging_memory must be above 0, not {self.paging_memory}")
         if self.frame_max < 4096:
@@ -206,7 +216,7 @@ def _convert(name: str, current: Any, value: Any) -> Any:
         return value
     if name == "data_dir":
         return None if value in ("", ":memory:") else Path(value)
-    if name in ("cluster", "cluster_monitor"):
+    if name in ("cluster", "cluster_monitor", "node_name"):
         return value.strip() or None
     if name in (
         "management_port",

@@ -8,8 +8,10 @@ import time
 from aiohttp import web
 
 from pigeon.admin import process
+from pigeon.admin.monitor import Monitor
 from pigeon.admin.rates import message_stats
 from pigeon.admin.shapes import rate_details
+from pigeon.admin.source import cluster_of
 from pigeon.admin.store_probe import folder_bytes
 from pigeon.admin.web import (
     Json,
@@ -57,7 +59,10 @@ OVERVIEW_STATS = (
 
 
 def _listeners(request: web.Request) -> list[Json]:
-    mon = monitor(request)
+    return listeners(monitor(request))
+
+
+def listeners(mon: Monitor) -> list[Json]:
     config = mon.broker.config
     rows = [
         {
@@ -180,10 +185,11 @@ async def whoami(request: web.Request) -> web.Response:
     return ok({"name": who.name, "tags": sorted(who.tags)})
 
 
-def _node_json(request: web.Request) -> Json:
-    mon = monitor(request)
+def node_json(mon: Monitor) -> Json:
+    """This node in RabbitMQ's ``/api/nodes`` shape (also what its heartbeats carry in
+    cluster mode)."""
     info = process.read(mon.broker.config)
-    active = _alarms(request)
+    active = alarms_of(mon)
     data_dir = mon.broker.config.data_dir
     return {
         "name": mon.node.name,
@@ -218,21 +224,29 @@ def _node_json(request: web.Request) -> Json:
         "applications": [
             {"name": "pigeon", "description": "Pigeon message broker", "version": __version__}
         ],
-        "listeners": _listeners(request),
+        "listeners": listeners(mon),
     }
+
+
+def all_nodes(mon: Monitor) -> list[Json]:
+    """Every node: this one alone, or the cluster's (docs/cluster.md, "Operating")."""
+    own = node_json(mon)
+    cluster = cluster_of(mon.broker)
+    return [own] if cluster is None else cluster.nodes(own)
 
 
 async def nodes(request: web.Request) -> web.Response:
     principal(request).require_monitor()
-    return ok([_node_json(request)])
+    return ok(all_nodes(monitor(request)))
 
 
 async def node(request: web.Request) -> web.Response:
     principal(request).require_monitor()
-    found = _node_json(request)
-    if request.match_info["node"] != found["name"]:
+    wanted = request.match_info["node"]
+    found = [n for n in all_nodes(monitor(request)) if n["name"] == wanted]
+    if not found:
         return error(404, "Object Not Found", "Not Found")
-    return ok(found)
+    return ok(found[0])
 
 
 def _healthy() -> web.Response:
@@ -240,24 +254,44 @@ def _healthy() -> web.Response:
 
 
 def _alarms(request: web.Request) -> set[str]:
-    context = monitor(request).broker.context
+    return alarms_of(monitor(request))
+
+
+def alarms_of(mon: Monitor) -> set[str]:
+    context = mon.broker.context
     return set(context.alarms.active) if context is not None else set()
 
 
+def _alarm_rows(request: web.Request, *, local: bool) -> list[Json]:
+    """(node, resource) of every alarm: this node's, and in a cluster (unless
+    ``local``) those the other running nodes' heartbeats report."""
+    mon = monitor(request)
+    rows = [{"node": mon.node.name, "resource": name} for name in sorted(_alarms(request))]
+    cluster = cluster_of(mon.broker)
+    if local or cluster is None:
+        return rows
+    for other in cluster.nodes({}):
+        if other["name"] == mon.node.name or not other.get("running"):
+            continue
+        for flag, resource in (("mem_alarm", "memory"), ("disk_free_alarm", "disk")):
+            if other.get(flag):
+                rows.append({"node": other["name"], "resource": resource})
+    return rows
+
+
 async def alarms(request: web.Request) -> web.Response:
-    active = _alarms(request)
-    if not active:
+    return _alarm_answer(_alarm_rows(request, local=False), "in the cluster")
+
+
+async def local_alarms(request: web.Request) -> web.Response:
+    return _alarm_answer(_alarm_rows(request, local=True), "on this node")
+
+
+def _alarm_answer(rows: list[Json], where: str) -> web.Response:
+    if not rows:
         return _healthy()
-    node = monitor(request).node.name
-    resources = {"memory": "memory", "disk": "disk"}
     return web.json_response(
-        {
-            "status": "failed",
-            "reason": "resource alarm(s) in effect in the cluster",
-            "alarms": [
-                {"node": node, "resource": resources.get(name, name)} for name in sorted(active)
-            ],
-        },
+        {"status": "failed", "reason": f"resource alarm(s) in effect {where}", "alarms": rows},
         status=503,
     )
 
@@ -292,8 +326,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/api/nodes", nodes)
     r.add_get("/api/nodes/{node}", node)
     r.add_get("/api/health/checks/alarms", alarms)
-    r.add_get("/api/health/checks/local-alarms", alarms)
+    r.add_get("/api/health/checks/local-alarms", local_alarms)
     r.add_get("/api/health/checks/port-listener/{port}", port_listener)
     r.add_get("/api/health/checks/virtual-hosts", virtual_hosts)
-    r.add_get("/api/health/checks/ready-to-serve-clients", virtual_hosts)
     r.add_get("/api/aliveness-test/{vhost}", aliveness)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from pigeon.admin import ctl_policies
+from pigeon.admin import ctl_cluster, ctl_policies
 from pigeon.admin.ctl_policies import CtlError
 
 LISTS: dict[str, tuple[str, list[str]]] = {
@@ -140,6 +140,8 @@ def run(args: argparse.Namespace, client: Client) -> str:
         return json.dumps(rows, indent=2) if args.format == "json" else table(rows, columns)
     if (done := ctl_policies.run(args, client)) is not None:
         return done
+    if (done := ctl_cluster.run(args, client)) is not None:
+        return done
     if command == "purge":
         client.call(
             "DELETE",
@@ -245,6 +247,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             help=f"resources the user may {kind} ('.*' for all, '' for none)",
         )
     ctl_policies.add_parsers(sub)
+    ctl_cluster.add_parsers(sub)
     ctl.set_defaults(ctl_help=ctl.format_help)
 
 

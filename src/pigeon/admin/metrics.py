@@ -27,10 +27,11 @@ from prometheus_client.utils import floatToGoString
 
 from pigeon.admin import process
 from pigeon.admin.latency import Histogram
+from pigeon.admin.metrics_cluster import cluster_families
 from pigeon.admin.metrics_raft import raft_families
 from pigeon.admin.monitor import Monitor
 from pigeon.admin.rates import Counters, queue_counters
-from pigeon.admin.source import HandlerLike
+from pigeon.admin.source import HandlerLike, cluster_of
 from pigeon.core.message import SIZE_BOUNDS
 from pigeon.core.node import Node
 from pigeon.core.paging import paged_out
@@ -174,6 +175,7 @@ class BrokerCollector(Collector):
         yield from self._latency()
         yield message_sizes(self.monitor.node)
         yield from raft_families(self.monitor.node, per_object=self.per_object)
+        yield from cluster_families(cluster_of(self.monitor.broker))
 
     def _identity(self) -> Iterator[Metric]:
         endpoint = "per-object" if self.per_object else "aggregated"

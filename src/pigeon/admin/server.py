@@ -16,6 +16,7 @@ from aiohttp import web
 
 from pigeon.admin import (
     api_clients,
+    api_cluster,
     api_limits,
     api_messages,
     api_move,
@@ -27,8 +28,9 @@ from pigeon.admin import (
     metrics,
     metrics_detailed,
 )
+from pigeon.admin.api_system import node_json
 from pigeon.admin.monitor import DEFAULT_INTERVAL, Monitor
-from pigeon.admin.source import BrokerLike
+from pigeon.admin.source import BrokerLike, cluster_of
 from pigeon.admin.web import MONITOR, guard, on_disk
 
 log = logging.getLogger("pigeon.admin")
@@ -79,6 +81,7 @@ def build_app(monitor: Monitor, *, max_body_size: int = MAX_BODY_SIZE) -> web.Ap
     app[MONITOR] = monitor
     for module in (
         api_system,
+        api_cluster,
         api_users,
         api_topology,
         api_messages,
@@ -121,6 +124,8 @@ async def start_management(
     bound = runner.addresses[0][1]
     monitor.http_port = bound
     monitor.start()
+    if (cluster := cluster_of(broker)) is not None:  # heartbeats carry the node's JSON
+        cluster.describe_with(lambda: node_json(monitor))
     log.info(
         "management API, metrics and UI on %s://%s:%d/",
         "http" if ssl is None else "https",

@@ -80,3 +80,27 @@ class BrokerLike(Protocol):
     def connections(self) -> Iterable[ConnectionLike]: ...
     @property
     def amqp_port(self) -> int: ...
+
+
+class ClusterLike(Protocol):
+    """Cluster mode's member (``pigeon.cluster.member.ClusterMember``), as the broker's
+    ``cluster`` attribute has it; absent or None on a single node."""
+
+    def overview(self) -> dict[str, Any]: ...
+
+    def describe_with(self, describe: Callable[[], dict[str, Any]]) -> None: ...
+
+    def nodes(self, own: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every node of the cluster, ``own`` being this one's description."""
+        ...
+
+    async def health(self) -> dict[str, Any]: ...
+
+    async def forget(self, name: str) -> bool: ...
+
+    def gauges(self) -> dict[str, float]: ...
+
+
+def cluster_of(broker: BrokerLike) -> ClusterLike | None:
+    found: ClusterLike | None = getattr(broker, "cluster", None)
+    return found

@@ -4,6 +4,7 @@ newer, JetStream enabled), with the durability mode read where the servers say i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -166,8 +167,14 @@ class ClusterLink:
 
     async def close(self) -> None:
         client, self.client = self.client, None
-        if client is not None and not client.is_closed:
-            try:
+        if client is None or client.is_closed:
+            return
+        try:
+            if client.is_connected:
                 await asyncio.wait_for(client.drain(), 5)
-            except (nats.errors.Error, TimeoutError):
-                await client.close()
+                return
+        except (nats.errors.Error, TimeoutError):
+            pass
+        # Not connected (NATS down, reconnecting) or the drain failed: nothing to flush.
+        with contextlib.suppress(OSError, nats.errors.Error):
+            await client.close()

@@ -11,13 +11,17 @@ its users are built: catch up with the bucket and watch it), and
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import Any, cast
 
 from pigeon import accounts
 from pigeon.auth.users import UserStore
 from pigeon.cluster.confirms import ConfirmingStore
-from pigeon.cluster.link import ClusterLink, parse_urls
+from pigeon.cluster.health import probe
+from pigeon.cluster.link import ALWAYS_SYNC, ClusterLink, parse_urls
 from pigeon.cluster.queues import ClusterQueues
+from pigeon.cluster.roster import Roster, default_name
 from pigeon.cluster.sharing import Sharing
 from pigeon.cluster.store import ClusterStore
 from pigeon.config import Config
@@ -44,6 +48,8 @@ class ClusterMember:
             parse_urls(config.cluster), parse_urls(monitor, "http") if monitor else []
         )
         self.sharing = Sharing(self.link, self._remote, self._conflict)
+        self.node_name = config.node_name or default_name(config.port)
+        self.roster = Roster(self.link, self.node_name, config.cluster_node_timeout)
         self.store: ClusterStore | None = None
         self.node: Node | None = None
         self.users: UserStore | None = None
@@ -73,6 +79,8 @@ class ClusterMember:
         replicas = min(3, max(1, len(self.link.servers)))
         await self.sharing.open(replicas)
         log.info("cluster: definitions shared through the KV bucket (R%d)", replicas)
+        await self.roster.open(replicas)
+        log.info("cluster: this node is %s", self.node_name)
 
     def _remote(self, command: Command) -> None:
         """Another node's change: made here, kept in the local copy, not written back."""
@@ -106,9 +114,43 @@ class ClusterMember:
         self._remote(theirs)
 
     def overview(self) -> dict[str, Any]:
-        return self.link.overview()
+        running, stopped = self.roster.counts()
+        return {**self.link.overview(), "nodes_running": running, "nodes_stopped": stopped}
+
+    # -- what the management layer reads (pigeon.admin.source.ClusterLike) -------------
+
+    def describe_with(self, describe: Callable[[], dict[str, Any]]) -> None:
+        """What this node's heartbeats say of it (the management layer's node JSON)."""
+        self.roster.describe = describe
+
+    def nodes(self, own: dict[str, Any]) -> list[dict[str, Any]]:
+        return self.roster.nodes(own)
+
+    async def health(self) -> dict[str, Any]:
+        return {**await probe(self.link), "durability": self.link.durability}
+
+    async def forget(self, name: str) -> bool:
+        return await self.roster.forget(name)
+
+    def gauges(self) -> dict[str, float]:
+        """``pigeon_cluster_*`` values for ``/metrics`` (read when scraped)."""
+        running, stopped = self.roster.counts()
+        beat = self.roster.last_beat
+        client = self.link.client
+        return {
+            "connected": float(client is not None and client.is_connected),
+            "jetstream_servers": float(len(self.link.servers)),
+            "kv_watch_lag_seconds": self.sharing.watch_lag,
+            "kv_watch_pending": float(self.sharing.watch_pending),
+            "definitions_unacknowledged": float(self.sharing.queued - self.sharing.acknowledged),
+            "nodes_running": float(running),
+            "nodes_stopped": float(stopped),
+            "heartbeat_age_seconds": -1.0 if beat is None else time.monotonic() - beat,
+            "always_sync": float(self.link.durability == ALWAYS_SYNC),
+        }
 
     async def stop(self) -> None:
+        await self.roster.close()
         await self.queues.close()  # (leased messages back at once)
         await self.sharing.close()
         await self.link.close()

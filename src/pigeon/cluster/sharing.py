@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import logging
 import uuid
 from collections.abc import Callable
@@ -48,6 +49,10 @@ class Sharing:
         self._kv: KeyValue | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.caught_up = asyncio.Event()
+        # The watch's lag (metrics): seconds from the servers storing the last entry
+        # to its arrival here (as far as the clocks agree), and entries still behind it.
+        self.watch_lag = 0.0
+        self.watch_pending = 0
 
     async def open(self, replicas: int) -> None:
         """The bucket (created on first use), then the watch; returns once this node
@@ -133,6 +138,7 @@ class Sharing:
             if entry is None:  # the end of what the bucket held when the watch began
                 self.caught_up.set()
                 continue
+            self._measure(entry)
             if not entry.value:  # a KV delete or purge marker: not written by Pigeon
                 continue
             try:
@@ -142,6 +148,13 @@ class Sharing:
                 continue
             if origin != self.origin:
                 self.on_remote(command)
+
+    def _measure(self, entry: Any) -> None:
+        self.watch_pending = int(entry.delta or 0)
+        # (Entries read while catching up are as old as the definitions: no lag.)
+        if self.caught_up.is_set() and isinstance(entry.created, datetime.datetime):
+            now = datetime.datetime.now(datetime.UTC)
+            self.watch_lag = max(0.0, (now - entry.created).total_seconds())
 
     async def close(self) -> None:
         tasks, self._tasks = self._tasks, []

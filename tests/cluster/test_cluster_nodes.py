@@ -1,0 +1,289 @@
+"""Operating a cluster: every node lists every node (``/api/nodes``), the health
+checks, ``pigeon_cluster_*`` metrics and ``pigeon ctl cluster_status``; a node killed
+with SIGKILL is shown ``running: false`` by the other within the timeout.
+
+Node a runs in this process, the others are ``pigeon serve`` processes (so that one
+can be killed), all on the module's three JetStream servers.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pika
+import pytest
+
+from pigeon.broker import Broker
+from pigeon.cluster.natsserver import LocalCluster, free_ports
+from pigeon.config import Config
+
+TIMEOUT = 1.5  # cluster_node_timeout of every node here: heartbeats every 0.3 s
+A, B = "pigeon-a@test", "pigeon-b@test"
+NODE_FIELDS = (
+    "name", "type", "running", "uptime", "mem_used", "mem_limit", "fd_used", "fd_total",
+    "sockets_used", "disk_free", "disk_free_limit", "partitions", "applications", "listeners",
+)  # fmt: skip
+
+
+@dataclass
+class Process:
+    name: str
+    amqp_port: int
+    management_url: str
+    process: subprocess.Popen[bytes]
+
+
+def _http(base: str, path: str, method: str = "GET") -> tuple[int, Any]:
+    request = urllib.request.Request(f"{base.rstrip('/')}{path}", method=method)
+    token = base64.b64encode(b"guest:guest").decode()
+    request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            raw = response.read()
+            status = response.status
+    except urllib.error.HTTPError as failed:
+        raw, status = failed.read(), failed.code
+    return status, (json.loads(raw) if raw and path != "/metrics" else raw.decode())
+
+
+def _serve(cluster: LocalCluster, name: str, folder: Path) -> Process:
+    amqp, management = free_ports(2)
+    command = [
+        sys.executable, "-m", "pigeon", "serve", "--no-mqtt", "--data-dir", "",
+        "--port", str(amqp), "--management-port", str(management),
+        "--cluster", ",".join(cluster.urls), "--cluster-monitor", ",".join(cluster.monitor_urls),
+        "--node-name", name,
+    ]  # fmt: skip
+    environ = {**os.environ, "PIGEON_CLUSTER_NODE_TIMEOUT": str(TIMEOUT)}
+    with (folder / f"{name}.log").open("ab") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=log, env=environ)
+    found = Process(name, amqp, f"http://127.0.0.1:{management}", process)
+    deadline = time.monotonic() + 30
+    while True:
+        assert process.poll() is None, (folder / f"{name}.log").read_text()
+        try:
+            if _http(found.management_url, "/api/overview")[0] == 200:
+                return found
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, f"{name} did not start"
+        time.sleep(0.05)
+
+
+def _stop(process: Process) -> None:
+    if process.process.poll() is None:
+        process.process.terminate()
+        process.process.wait(15)
+
+
+@pytest.fixture(scope="module")
+def node_a(nats_cluster: LocalCluster) -> Iterator[Broker]:
+    config = Config(
+        mqtt_port=0,
+        port=0,
+        data_dir=None,
+        management_port=0,
+        cluster=",".join(nats_cluster.urls),
+        cluster_monitor=",".join(nats_cluster.monitor_urls),
+        node_name=A,
+        cluster_node_timeout=TIMEOUT,
+    )
+    with Broker.in_thread(config) as broker:
+        yield broker
+
+
+@pytest.fixture(scope="module")
+def node_b(
+    nats_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Process]:
+    process = _serve(nats_cluster, B, tmp_path_factory.mktemp("node-b"))
+    yield process
+    _stop(process)
+
+
+def _url(broker: Broker) -> str:
+    assert broker.management_url is not None
+    return broker.management_url
+
+
+def _nodes_until(base: str, wanted: dict[str, bool], within: float) -> list[dict[str, Any]]:
+    """``/api/nodes`` once every named node's ``running`` is as wanted."""
+    deadline = time.monotonic() + within
+    while True:
+        status, nodes = _http(base, "/api/nodes")
+        assert status == 200
+        # (A node's first heartbeat, before its management API starts, names it only.)
+        running = {node["name"]: node["running"] and "mem_used" in node for node in nodes}
+        if all(running.get(name) is state for name, state in wanted.items()):
+            return list(nodes)
+        assert time.monotonic() < deadline, f"{running} is not {wanted}"
+        time.sleep(0.05)
+
+
+def test_every_node_lists_every_node(node_a: Broker, node_b: Process) -> None:
+    for base in (_url(node_a), node_b.management_url):
+        nodes = _nodes_until(base, {A: True, B: True}, 10)
+        assert {A, B} <= {node["name"] for node in nodes}
+        for node in nodes:
+            if node["name"] in (A, B):
+                assert all(key in node for key in NODE_FIELDS), node
+                assert node["partitions"] == [] and node["mem_used"] > 0
+    status, found = _http(_url(node_a), f"/api/nodes/{B}")
+    assert status == 200 and found["name"] == B and found["running"] is True
+    assert found["os_pid"] == str(node_b.process.pid)
+    assert _http(_url(node_a), "/api/nodes/pigeon-z@test")[0] == 404
+    status, overview = _http(node_b.management_url, "/api/overview")
+    assert overview["node"] == B and overview["cluster"]["nodes_running"] >= 2
+
+
+def test_clients_reach_both_nodes(node_a: Broker, node_b: Process) -> None:
+    """The nodes listed are the ones clients use: a pika connection to each shows on
+    that node's own connection list."""
+    for port, base in ((node_a.amqp_port, _url(node_a)), (node_b.amqp_port, node_b.management_url)):
+        connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", port))
+        try:
+            deadline = time.monotonic() + 10
+            while not _http(base, "/api/connections")[1]:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            assert all(c["node"] in (A, B) for c in _http(base, "/api/connections")[1])
+        finally:
+            connection.close()
+
+
+def test_health_checks(node_a: Broker, node_b: Process) -> None:
+    status, health = _http(node_b.management_url, "/api/health/checks/cluster")
+    assert status == 200, health
+    assert health["status"] == "ok" and health["connected"] and health["jetstream"]
+    assert health["meta_leader"] in ("n1", "n2", "n3")
+    assert health["durability"] == "always-sync"
+    for check in (
+        "ready-to-serve-clients",
+        "node-is-quorum-critical",
+        "node-is-mirror-sync-critical",
+        "alarms",
+        "local-alarms",
+    ):
+        assert _http(_url(node_a), f"/api/health/checks/{check}") == (200, {"status": "ok"})
+
+
+def test_metrics_have_the_cluster_set(node_a: Broker, node_b: Process) -> None:
+    _nodes_until(_url(node_a), {A: True, B: True}, 10)
+    status, text = _http(_url(node_a), "/metrics")
+    assert status == 200
+    values = {
+        line.split()[0]: float(line.split()[1])
+        for line in text.splitlines()
+        if line.startswith("pigeon_cluster_")
+    }
+    assert values["pigeon_cluster_connected"] == 1
+    assert values["pigeon_cluster_jetstream_servers"] == 3
+    assert values["pigeon_cluster_nodes_running"] >= 2
+    assert values["pigeon_cluster_durability_always_sync"] == 1
+    assert 0 <= values["pigeon_cluster_heartbeat_age_seconds"] < TIMEOUT
+    assert values["pigeon_cluster_kv_watch_lag_seconds"] >= 0
+
+
+def _ctl(base: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pigeon", "ctl", "--url", base, *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def _section(text: str, title: str) -> list[str]:
+    lines = text.splitlines()
+    start = lines.index(title) + 2
+    end = lines.index("", start) if "" in lines[start:] else len(lines)
+    return lines[start:end]
+
+
+def test_ctl_cluster_status_against_either_node(node_a: Broker, node_b: Process) -> None:
+    _nodes_until(_url(node_a), {A: True, B: True}, 10)
+    for base in (_url(node_a), node_b.management_url):
+        done = _ctl(base, "cluster_status")
+        assert done.returncode == 0, done.stderr
+        assert {A, B} <= set(_section(done.stdout, "Running Nodes"))
+        assert any(line.startswith(f"{B}: Pigeon ") for line in _section(done.stdout, "Versions"))
+        assert _section(done.stdout, "Alarms") == ["(none)"]
+        assert "Durability: always-sync" in _section(done.stdout, "JetStream")
+    as_json = json.loads(_ctl(node_b.management_url, "cluster-status", "--format", "json").stdout)
+    assert {A, B} <= {node["name"] for node in as_json["nodes"]}
+
+
+def test_a_killed_node_turns_not_running_within_the_timeout(
+    node_a: Broker, nats_cluster: LocalCluster, tmp_path: Path
+) -> None:
+    victim = _serve(nats_cluster, "pigeon-victim@test", tmp_path)
+    try:
+        _nodes_until(_url(node_a), {victim.name: True}, 10)
+        victim.process.send_signal(signal.SIGKILL)
+        victim.process.wait(10)
+        killed = time.monotonic()
+        nodes = _nodes_until(_url(node_a), {victim.name: False, A: True}, TIMEOUT + 2)
+        assert time.monotonic() - killed <= TIMEOUT + 2
+        gone = next(node for node in nodes if node["name"] == victim.name)
+        assert gone["partitions"] == [] and gone["heartbeat_age"] >= TIMEOUT * 0.5
+        done = _ctl(_url(node_a), "cluster_status")
+        assert victim.name in _section(done.stdout, "Disk Nodes")
+        assert victim.name not in _section(done.stdout, "Running Nodes")
+        # rabbitmqctl forget_cluster_node: gone from the list.
+        assert _ctl(_url(node_a), "forget_cluster_node", victim.name).returncode == 0
+        assert victim.name not in {n["name"] for n in _http(_url(node_a), "/api/nodes")[1]}
+    finally:
+        _stop(victim)
+
+
+def test_a_node_that_stops_cleanly_says_so_at_once(
+    node_a: Broker, nats_cluster: LocalCluster, tmp_path: Path
+) -> None:
+    leaving = _serve(nats_cluster, "pigeon-leaving@test", tmp_path)
+    _nodes_until(_url(node_a), {leaving.name: True}, 10)
+    _stop(leaving)
+    nodes = _nodes_until(_url(node_a), {leaving.name: False}, TIMEOUT + 2)
+    gone = next(node for node in nodes if node["name"] == leaving.name)
+    assert gone["heartbeat_age"] < TIMEOUT  # its last word, not a timeout
+
+
+def test_a_single_jetstream_server_is_healthy(nats_binary: Path, tmp_path: Path) -> None:
+    with (
+        LocalCluster(tmp_path, size=1, binary=nats_binary) as single,
+        Broker.in_thread(
+            Config(
+                mqtt_port=None,
+                port=0,
+                data_dir=None,
+                management_port=0,
+                cluster=single.urls[0],
+                cluster_monitor=single.monitor_urls[0],
+            )
+        ) as broker,
+    ):
+        status, health = _http(_url(broker), "/api/health/checks/cluster")
+        assert status == 200, health
+        assert health["meta_leader"] == "n1"
+        # Named after its AMQP port when none is given.
+        assert health["nodes_running"] == 1
+        assert _http(_url(broker), "/api/nodes")[1][0]["name"].startswith("pigeon-")
+        single.stop()  # NATS gone: the node is not ready to serve clients
+        deadline = time.monotonic() + 10
+        while (status := _http(_url(broker), "/api/health/checks/cluster")[0]) != 503:
+            assert time.monotonic() < deadline, status
+            time.sleep(0.05)
+        status, ready = _http(_url(broker), "/api/health/checks/ready-to-serve-clients")
+        assert status == 503 and "not connected" in ready["reason"]
+        assert "pigeon_cluster_connected 0.0" in _http(_url(broker), "/metrics")[1]
