@@ -8,17 +8,12 @@ can be killed), all on the module's three JetStream servers.
 
 from __future__ import annotations
 
-import base64
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +21,10 @@ import pika
 import pytest
 
 from pigeon.broker import Broker
-from pigeon.cluster.natsserver import LocalCluster, free_ports
+from pigeon.cluster.natsserver import LocalCluster
 from pigeon.config import Config
+
+from .pigeon_process import Process, http, serve, stop
 
 TIMEOUT = 1.5  # cluster_node_timeout of every node here: heartbeats every 0.3 s
 A, B = "pigeon-a@test", "pigeon-b@test"
@@ -35,57 +32,6 @@ NODE_FIELDS = (
     "name", "type", "running", "uptime", "mem_used", "mem_limit", "fd_used", "fd_total",
     "sockets_used", "disk_free", "disk_free_limit", "partitions", "applications", "listeners",
 )  # fmt: skip
-
-
-@dataclass
-class Process:
-    name: str
-    amqp_port: int
-    management_url: str
-    process: subprocess.Popen[bytes]
-
-
-def _http(base: str, path: str, method: str = "GET") -> tuple[int, Any]:
-    request = urllib.request.Request(f"{base.rstrip('/')}{path}", method=method)
-    token = base64.b64encode(b"guest:guest").decode()
-    request.add_header("Authorization", f"Basic {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            raw = response.read()
-            status = response.status
-    except urllib.error.HTTPError as failed:
-        raw, status = failed.read(), failed.code
-    return status, (json.loads(raw) if raw and path != "/metrics" else raw.decode())
-
-
-def _serve(cluster: LocalCluster, name: str, folder: Path) -> Process:
-    amqp, management = free_ports(2)
-    command = [
-        sys.executable, "-m", "pigeon", "serve", "--no-mqtt", "--data-dir", "",
-        "--port", str(amqp), "--management-port", str(management),
-        "--cluster", ",".join(cluster.urls), "--cluster-monitor", ",".join(cluster.monitor_urls),
-        "--node-name", name,
-    ]  # fmt: skip
-    environ = {**os.environ, "PIGEON_CLUSTER_NODE_TIMEOUT": str(TIMEOUT)}
-    with (folder / f"{name}.log").open("ab") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=log, env=environ)
-    found = Process(name, amqp, f"http://127.0.0.1:{management}", process)
-    deadline = time.monotonic() + 30
-    while True:
-        assert process.poll() is None, (folder / f"{name}.log").read_text()
-        try:
-            if _http(found.management_url, "/api/overview")[0] == 200:
-                return found
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, f"{name} did not start"
-        time.sleep(0.05)
-
-
-def _stop(process: Process) -> None:
-    if process.process.poll() is None:
-        process.process.terminate()
-        process.process.wait(15)
 
 
 @pytest.fixture(scope="module")
@@ -108,9 +54,9 @@ def node_a(nats_cluster: LocalCluster) -> Iterator[Broker]:
 def node_b(
     nats_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Process]:
-    process = _serve(nats_cluster, B, tmp_path_factory.mktemp("node-b"))
+    process = serve(nats_cluster, B, tmp_path_factory.mktemp("node-b"), TIMEOUT)
     yield process
-    _stop(process)
+    stop(process)
 
 
 def _url(broker: Broker) -> str:
@@ -122,7 +68,7 @@ def _nodes_until(base: str, wanted: dict[str, bool], within: float) -> list[dict
     """``/api/nodes`` once every named node's ``running`` is as wanted."""
     deadline = time.monotonic() + within
     while True:
-        status, nodes = _http(base, "/api/nodes")
+        status, nodes = http(base, "/api/nodes")
         assert status == 200
         # (A node's first heartbeat, before its management API starts, names it only.)
         running = {node["name"]: node["running"] and "mem_used" in node for node in nodes}
@@ -140,11 +86,11 @@ def test_every_node_lists_every_node(node_a: Broker, node_b: Process) -> None:
             if node["name"] in (A, B):
                 assert all(key in node for key in NODE_FIELDS), node
                 assert node["partitions"] == [] and node["mem_used"] > 0
-    status, found = _http(_url(node_a), f"/api/nodes/{B}")
+    status, found = http(_url(node_a), f"/api/nodes/{B}")
     assert status == 200 and found["name"] == B and found["running"] is True
     assert found["os_pid"] == str(node_b.process.pid)
-    assert _http(_url(node_a), "/api/nodes/pigeon-z@test")[0] == 404
-    status, overview = _http(node_b.management_url, "/api/overview")
+    assert http(_url(node_a), "/api/nodes/pigeon-z@test")[0] == 404
+    status, overview = http(node_b.management_url, "/api/overview")
     assert overview["node"] == B and overview["cluster"]["nodes_running"] >= 2
 
 
@@ -155,16 +101,16 @@ def test_clients_reach_both_nodes(node_a: Broker, node_b: Process) -> None:
         connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", port))
         try:
             deadline = time.monotonic() + 10
-            while not _http(base, "/api/connections")[1]:
+            while not http(base, "/api/connections")[1]:
                 assert time.monotonic() < deadline
                 time.sleep(0.05)
-            assert all(c["node"] in (A, B) for c in _http(base, "/api/connections")[1])
+            assert all(c["node"] in (A, B) for c in http(base, "/api/connections")[1])
         finally:
             connection.close()
 
 
 def test_health_checks(node_a: Broker, node_b: Process) -> None:
-    status, health = _http(node_b.management_url, "/api/health/checks/cluster")
+    status, health = http(node_b.management_url, "/api/health/checks/cluster")
     assert status == 200, health
     assert health["status"] == "ok" and health["connected"] and health["jetstream"]
     assert health["meta_leader"] in ("n1", "n2", "n3")
@@ -176,12 +122,12 @@ def test_health_checks(node_a: Broker, node_b: Process) -> None:
         "alarms",
         "local-alarms",
     ):
-        assert _http(_url(node_a), f"/api/health/checks/{check}") == (200, {"status": "ok"})
+        assert http(_url(node_a), f"/api/health/checks/{check}") == (200, {"status": "ok"})
 
 
 def test_metrics_have_the_cluster_set(node_a: Broker, node_b: Process) -> None:
     _nodes_until(_url(node_a), {A: True, B: True}, 10)
-    status, text = _http(_url(node_a), "/metrics")
+    status, text = http(_url(node_a), "/metrics")
     assert status == 200
     values = {
         line.split()[0]: float(line.split()[1])
@@ -228,7 +174,7 @@ def test_ctl_cluster_status_against_either_node(node_a: Broker, node_b: Process)
 def test_a_killed_node_turns_not_running_within_the_timeout(
     node_a: Broker, nats_cluster: LocalCluster, tmp_path: Path
 ) -> None:
-    victim = _serve(nats_cluster, "pigeon-victim@test", tmp_path)
+    victim = serve(nats_cluster, "pigeon-victim@test", tmp_path, TIMEOUT)
     try:
         _nodes_until(_url(node_a), {victim.name: True}, 10)
         victim.process.send_signal(signal.SIGKILL)
@@ -243,17 +189,17 @@ def test_a_killed_node_turns_not_running_within_the_timeout(
         assert victim.name not in _section(done.stdout, "Running Nodes")
         # rabbitmqctl forget_cluster_node: gone from the list.
         assert _ctl(_url(node_a), "forget_cluster_node", victim.name).returncode == 0
-        assert victim.name not in {n["name"] for n in _http(_url(node_a), "/api/nodes")[1]}
+        assert victim.name not in {n["name"] for n in http(_url(node_a), "/api/nodes")[1]}
     finally:
-        _stop(victim)
+        stop(victim)
 
 
 def test_a_node_that_stops_cleanly_says_so_at_once(
     node_a: Broker, nats_cluster: LocalCluster, tmp_path: Path
 ) -> None:
-    leaving = _serve(nats_cluster, "pigeon-leaving@test", tmp_path)
+    leaving = serve(nats_cluster, "pigeon-leaving@test", tmp_path, TIMEOUT)
     _nodes_until(_url(node_a), {leaving.name: True}, 10)
-    _stop(leaving)
+    stop(leaving)
     nodes = _nodes_until(_url(node_a), {leaving.name: False}, TIMEOUT + 2)
     gone = next(node for node in nodes if node["name"] == leaving.name)
     assert gone["heartbeat_age"] < TIMEOUT  # its last word, not a timeout
@@ -273,17 +219,17 @@ def test_a_single_jetstream_server_is_healthy(nats_binary: Path, tmp_path: Path)
             )
         ) as broker,
     ):
-        status, health = _http(_url(broker), "/api/health/checks/cluster")
+        status, health = http(_url(broker), "/api/health/checks/cluster")
         assert status == 200, health
         assert health["meta_leader"] == "n1"
         # Named after its AMQP port when none is given.
         assert health["nodes_running"] == 1
-        assert _http(_url(broker), "/api/nodes")[1][0]["name"].startswith("pigeon-")
+        assert http(_url(broker), "/api/nodes")[1][0]["name"].startswith("pigeon-")
         single.stop()  # NATS gone: the node is not ready to serve clients
         deadline = time.monotonic() + 10
-        while (status := _http(_url(broker), "/api/health/checks/cluster")[0]) != 503:
+        while (status := http(_url(broker), "/api/health/checks/cluster")[0]) != 503:
             assert time.monotonic() < deadline, status
             time.sleep(0.05)
-        status, ready = _http(_url(broker), "/api/health/checks/ready-to-serve-clients")
+        status, ready = http(_url(broker), "/api/health/checks/ready-to-serve-clients")
         assert status == 503 and "not connected" in ready["reason"]
-        assert "pigeon_cluster_connected 0.0" in _http(_url(broker), "/metrics")[1]
+        assert "pigeon_cluster_connected 0.0" in http(_url(broker), "/metrics")[1]

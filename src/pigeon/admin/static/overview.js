@@ -18,6 +18,7 @@ export async function overviewPage() {
             ["ack", "Ack"], ["redeliver", "Redeliver"]])),
         h("p", { class: "muted" }, `${o.product_name} ${o.product_version} (${o.erlang_full_version}), `
           + `cluster ${o.cluster_name}`),
+        o.cluster ? clusterFacts(o.cluster) : null,
       ];
     }, { id: "overview" }),
     live(nodePanel, { id: "node" }),
@@ -42,8 +43,43 @@ async function nodePanel() {
     return h("p", { class: "muted" }, "The node panel needs the monitoring tag.");
   }
   const nodes = await api("GET", "/nodes");
-  const count = (n) => fmt(n);
-  return [h("h2", {}, "Node"), ...nodes.map((n) => h("section", { class: "card node", id: "node-" + n.name },
+  if (nodes.length === 1 && nodes[0].heartbeat_age === undefined) return [h("h2", {}, "Node"), nodeCard(nodes[0])];
+  const running = nodes.filter((n) => n.running).length;
+  return [h("h2", {}, `Nodes (${running} of ${nodes.length} running)`), nodeTable(nodes),
+    ...nodes.map((n) => (n.running && n.mem_used !== undefined ? nodeCard(n) : stoppedCard(n)))];
+}
+
+// Cluster mode (docs/cluster.md): what this node sees of NATS JetStream.
+function clusterFacts(c) {
+  return h("section", { class: "card", id: "cluster" }, h("h3", {}, "Cluster (NATS JetStream)"),
+    facts([["Connected to NATS", c.connected ? "yes" : h("strong", { class: "bad" }, "no")],
+      ["JetStream servers", (c.jetstream_servers || []).join(", ")],
+      ["nats-server", c.nats_server_version], ["Durability", c.durability],
+      ["Pigeon nodes running", `${fmt(c.nodes_running)} (not running: ${fmt(c.nodes_stopped)})`]]));
+}
+
+function nodeTable(nodes) {
+  return table("nodes", [{ key: "name", label: "Node" },
+    { key: "running", label: "State", render: (n) => (n.running ? "running" : h("strong", { class: "bad" }, "not running")) },
+    { key: "uptime", label: "Uptime", num: true, render: (n) => (n.running ? duration(n.uptime) : "–") },
+    { key: "mem_used", label: "Memory", num: true, render: (n) => bytes(n.mem_used) },
+    { key: "connections", label: "Connections", num: true },
+    { key: "heartbeat_age", label: "Last heartbeat", num: true, render: (n) => `${fmt(n.heartbeat_age)} s ago` }],
+  nodes, { caption: "Nodes of the cluster" });
+}
+
+// A node not running (or starting: its heartbeats name it before its numbers).
+function stoppedCard(n) {
+  return h("section", { class: "card node" + (n.running ? "" : " stopped"), id: "node-" + n.name },
+    h("h3", {}, n.name, n.running ? h("span", { class: "muted" }, " starting")
+      : h("strong", { class: "bad" }, " not running")),
+    n.running ? null : h("p", { class: "muted" },
+      `No heartbeat for ${fmt(n.heartbeat_age)} s; last pid ${n.os_pid ?? "–"}.`));
+}
+
+function nodeCard(n) {
+  const count = (v) => fmt(v);
+  return h("section", { class: "card node", id: "node-" + n.name },
     h("h3", {}, n.name, h("span", { class: "muted" }, ` up ${duration(n.uptime)}, pid ${n.os_pid}`)),
     h("div", { class: "gauges" },
       gauge("Memory (alarm threshold)", n.mem_used, n.mem_limit, bytes, false, n.mem_alarm),
@@ -57,7 +93,7 @@ async function nodePanel() {
       gauge("File descriptors", n.fd_used, n.fd_total, count),
       gauge("Sockets", n.sockets_used, n.sockets_total, count)),
     facts([["Connections", fmt(n.connections)], ...storeFacts(n), ["Processors", fmt(n.processors)]]),
-    listeners(n)))];
+    listeners(n));
 }
 
 // The store's figures, or that there is none (no data folder: nothing to size or time).

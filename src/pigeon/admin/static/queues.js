@@ -123,6 +123,9 @@ async function queueSummary(base) {
     h("div", { class: "charts" }, depthChart("chart-queue-depth", q),
       ratesChart("chart-queue-rates", q.message_stats, [["publish", "Incoming"], ["deliver_get", "Deliver"], ["ack", "Ack"]])),
     facts([["Type", q.type], ["State", q.state], ["Features", features(q)], ["Node", q.node],
+      // Quorum queues and cluster mode's streams: where the replicas are (RabbitMQ's fields).
+      q.leader ? ["Leader", q.leader] : null, q.members ? ["Members", q.members.join(", ")] : null,
+      q.online ? ["Online", q.online.join(", ")] : null,
       ["Bytes ready", fmt(q.message_bytes_ready)], ["Paged out to disk", fmt(q.messages_paged_out)],
       ["Exclusive consumer", q.exclusive_consumer_tag], ["Single active consumer", q.single_active_consumer_tag]]),
     policySection(q),
