@@ -9,6 +9,7 @@ can be killed), all on the module's three JetStream servers.
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -233,3 +234,52 @@ def test_a_single_jetstream_server_is_healthy(nats_binary: Path, tmp_path: Path)
         status, ready = http(_url(broker), "/api/health/checks/ready-to-serve-clients")
         assert status == 503 and "not connected" in ready["reason"]
         assert "pigeon_cluster_connected 0.0" in http(_url(broker), "/metrics")[1]
+
+
+def _panel_until(opened: Any, words: str, within: float = 10.0) -> str:
+    """The UI's node panel text once it contains ``words`` (reloading to refresh it)."""
+    deadline = time.monotonic() + within
+    while True:
+        opened.wait_for_selector("#node h2")
+        text = str(opened.inner_text("#node"))
+        if words in text:
+            return text
+        assert time.monotonic() < deadline, text
+        opened.reload()
+
+
+def test_the_ui_shows_the_cluster_and_its_nodes(
+    node_a: Broker, node_b: Process, nats_cluster: LocalCluster, tmp_path: Path
+) -> None:
+    """Headless Chromium on node a's UI: the cluster card, every node, and a node that
+    stops marked "not running"."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = pytest.importorskip("playwright.sync_api")
+    if chromium is None:
+        pytest.skip("chromium is not installed")
+    leaving = serve(nats_cluster, "pigeon-ui-leaving@test", tmp_path, TIMEOUT)
+    try:
+        with driver.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=chromium, headless=True, args=["--no-sandbox", "--disable-gpu"]
+            )
+            opened = browser.new_page(viewport={"width": 1280, "height": 900})
+            errors: list[str] = []
+            opened.on("pageerror", lambda e: errors.append(str(e)))
+            opened.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            opened.goto(_url(node_a))
+            opened.fill("input[name=user]", "guest")
+            opened.fill("input[name=password]", "guest")
+            opened.click("#login button[type=submit]")
+            opened.wait_for_selector("main[data-page='#/'] #cluster")
+            cluster = opened.inner_text("#cluster")
+            assert "always-sync" in cluster and "n1" in cluster
+            text = _panel_until(opened, leaving.name)
+            assert A in text and B in text
+            opened.wait_for_selector("#nodes")  # the table of nodes
+            stop(leaving)  # it says so at once
+            _panel_until(opened, f"{leaving.name} not running")
+            browser.close()
+            assert errors == []
+    finally:
+        stop(leaving)

@@ -121,7 +121,7 @@ class ClusterMember:
 
     def describe_with(self, describe: Callable[[], dict[str, Any]]) -> None:
         """What this node's heartbeats say of it (the management layer's node JSON)."""
-        self.roster.describe = describe
+        self.roster.describe_with(describe)
 
     def nodes(self, own: dict[str, Any]) -> list[dict[str, Any]]:
         return self.roster.nodes(own)

@@ -63,8 +63,10 @@ class Roster:
         self.interval = max(0.05, timeout / 5)
         self.instance = uuid.uuid4().hex
         self.started = time.time()
-        # Replaced by the management layer with the full node description.
+        # Replaced by the management layer with the full node description
+        # (:meth:`describe_with`).
         self.describe: Callable[[], dict[str, Any]] = self._basic
+        self._wake = asyncio.Event()
         self.peers: dict[str, Peer] = {}
         self.last_beat: float | None = None  # monotonic time of the last acknowledged put
         self._kv: KeyValue | None = None
@@ -72,6 +74,11 @@ class Roster:
         self._caught_up = False
         self._down: set[str] = set()
         self._last: dict[str, Any] = {}
+
+    def describe_with(self, describe: Callable[[], dict[str, Any]]) -> None:
+        """Heartbeats carry ``describe()`` from now on; the next goes out at once."""
+        self.describe = describe
+        self._wake.set()
 
     def _describe(self) -> dict[str, Any]:
         try:
@@ -113,7 +120,9 @@ class Roster:
     async def _beat(self) -> None:
         failing = False
         while True:
-            await asyncio.sleep(self.interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            self._wake.clear()
             try:
                 await asyncio.wait_for(self._put(running=True), max(1.0, self.timeout))
                 if failing:
