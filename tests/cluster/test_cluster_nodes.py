@@ -8,12 +8,14 @@ can be killed), all on the module's three JetStream servers.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -283,3 +285,28 @@ def test_the_ui_shows_the_cluster_and_its_nodes(
             assert errors == []
     finally:
         stop(leaving)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("pigeon.cluster.queues") is None,
+    reason="durable queues are not JetStream streams in this build",
+)
+def test_a_queue_shows_its_leader_and_members_on_every_node(
+    node_a: Broker, node_b: Process
+) -> None:
+    """A durable queue declared with pika on node b: both nodes show where its stream's
+    replicas are (RabbitMQ's quorum-queue fields)."""
+    name = f"placed-{uuid.uuid4().hex[:8]}"
+    connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", node_b.amqp_port))
+    try:
+        connection.channel().queue_declare(name, durable=True)
+    finally:
+        connection.close()
+    deadline = time.monotonic() + 10
+    for base in (node_b.management_url, _url(node_a)):
+        while "leader" not in (queue := http(base, f"/api/queues/%2F/{name}")[1]):
+            assert time.monotonic() < deadline, queue
+            time.sleep(0.05)
+        assert queue["leader"] in ("n1", "n2", "n3")
+        assert queue["members"] == ["n1", "n2", "n3"]
+        assert queue["leader"] in queue["online"]
