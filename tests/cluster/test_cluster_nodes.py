@@ -175,7 +175,7 @@ def test_ctl_cluster_status_against_either_node(node_a: Broker, node_b: Process)
 
 
 def test_a_killed_node_turns_not_running_within_the_timeout(
-    node_a: Broker, nats_cluster: LocalCluster, tmp_path: Path
+    node_a: Broker, node_b: Process, nats_cluster: LocalCluster, tmp_path: Path
 ) -> None:
     victim = serve(nats_cluster, "pigeon-victim@test", tmp_path, TIMEOUT)
     try:
@@ -193,6 +193,12 @@ def test_a_killed_node_turns_not_running_within_the_timeout(
         # rabbitmqctl forget_cluster_node: gone from the list.
         assert _ctl(_url(node_a), "forget_cluster_node", victim.name).returncode == 0
         assert victim.name not in {n["name"] for n in http(_url(node_a), "/api/nodes")[1]}
+        deadline = time.monotonic() + 10  # and from the other node, which watched it go
+        while victim.name in {n["name"] for n in http(node_b.management_url, "/api/nodes")[1]}:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        # A running node is not forgotten.
+        assert http(_url(node_a), f"/api/nodes/{B}", "DELETE")[0] == 409
     finally:
         stop(victim)
 

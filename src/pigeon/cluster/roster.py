@@ -74,6 +74,7 @@ class Roster:
         self._caught_up = False
         self._down: set[str] = set()
         self._last: dict[str, Any] = {}
+        self._twins: set[str] = set()  # other instances seen under this node's name
 
     def describe_with(self, describe: Callable[[], dict[str, Any]]) -> None:
         """Heartbeats carry ``describe()`` from now on; the next goes out at once."""
@@ -155,7 +156,8 @@ class Roster:
 
     def _arrived(self, entry: Any) -> None:
         if not entry.value:  # deleted (forgotten) or purged
-            self.peers.pop(_name_of(entry), None)
+            for name in [n for n in self.peers if encode(n) == entry.key]:
+                del self.peers[name]
             return
         try:
             found = json.loads(entry.value)
@@ -165,7 +167,8 @@ class Roster:
             log.warning("cluster: ignoring node entry %s", entry.key)
             return
         if name == self.name:
-            if instance != self.instance and self._caught_up:
+            if instance != self.instance and self._caught_up and instance not in self._twins:
+                self._twins.add(instance)
                 log.warning("cluster: another node is also named %s (set node_name)", name)
             return
         seen = time.monotonic()
@@ -236,19 +239,3 @@ class Roster:
             # Said at once, so that the others need not wait for the timeout.
             with contextlib.suppress(nats.errors.Error, TimeoutError):
                 await asyncio.wait_for(self._put(running=False), 2)
-
-
-def _name_of(entry: Any) -> str:
-    """A deleted entry's node name, from its key (the inverse of ``encode``)."""
-    key = str(entry.key)
-    if key == "=":
-        return ""
-    raw, i = bytearray(), 0
-    while i < len(key):
-        if key[i] == "=":
-            raw.append(int(key[i + 1 : i + 3], 16))
-            i += 3
-        else:
-            raw.append(ord(key[i]))
-            i += 1
-    return raw.decode("utf-8", "replace")
