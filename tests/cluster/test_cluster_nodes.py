@@ -25,7 +25,7 @@ import pytest
 
 from pigeon.broker import Broker
 from pigeon.cluster.natsserver import LocalCluster
-from pigeon.config import Config
+from pigeon.config import Config, ConfigError, load
 
 from .pigeon_process import Process, http, serve, stop
 
@@ -316,3 +316,20 @@ def test_a_queue_shows_its_leader_and_members_on_every_node(
         assert queue["leader"] in ("n1", "n2", "n3")
         assert queue["members"] == ["n1", "n2", "n3"]
         assert queue["leader"] in queue["online"]
+
+
+def test_node_settings_from_file_environment_and_flag(tmp_path: Path) -> None:
+    settings = tmp_path / "pigeon.toml"
+    settings.write_text('node_name = "pigeon@file"\ncluster_node_timeout = 2.5\n')
+    assert load(settings, environ={}).node_name == "pigeon@file"
+    assert load(settings, environ={}).cluster_node_timeout == 2.5
+    environ = {"PIGEON_NODE_NAME": "pigeon@env", "PIGEON_CLUSTER_NODE_TIMEOUT": "1"}
+    assert load(settings, environ=environ).node_name == "pigeon@env"
+    assert load(settings, environ=environ).cluster_node_timeout == 1.0
+    flagged = load(settings, environ=environ, overrides={"node_name": "pigeon@flag"})
+    assert flagged.node_name == "pigeon@flag"
+    with pytest.raises(ConfigError, match="cluster_node_timeout"):
+        Config(cluster_node_timeout=0)
+    with Broker.in_thread(Config(port=0, data_dir=None, management_port=None, mqtt_port=None,
+                                 node_name="pigeon@single")) as single:  # fmt: skip
+        assert single.node is not None and single.node.name == "pigeon@single"
