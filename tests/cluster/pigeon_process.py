@@ -26,8 +26,10 @@ class Process:
     process: subprocess.Popen[bytes]
 
 
-def http(base: str, path: str, method: str = "GET") -> tuple[int, Any]:
-    request = urllib.request.Request(f"{base.rstrip('/')}{path}", method=method)
+def http(base: str, path: str, method: str = "GET", body: Any = None) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(f"{base.rstrip('/')}{path}", data=data, method=method)
+    request.add_header("Content-Type", "application/json")
     token = base64.b64encode(b"guest:guest").decode()
     request.add_header("Authorization", f"Basic {token}")
     try:

@@ -95,6 +95,7 @@ def test_every_node_lists_every_node(node_a: Broker, node_b: Process) -> None:
     assert http(_url(node_a), "/api/nodes/pigeon-z@test")[0] == 404
     status, overview = http(node_b.management_url, "/api/overview")
     assert overview["node"] == B and overview["cluster"]["nodes_running"] >= 2
+    assert overview["cluster_name"] == "pigeon"  # the cluster's, not the node's
 
 
 def test_clients_reach_both_nodes(node_a: Broker, node_b: Process) -> None:
@@ -333,3 +334,13 @@ def test_node_settings_from_file_environment_and_flag(tmp_path: Path) -> None:
     with Broker.in_thread(Config(port=0, data_dir=None, management_port=None, mqtt_port=None,
                                  node_name="pigeon@single")) as single:  # fmt: skip
         assert single.node is not None and single.node.name == "pigeon@single"
+
+
+def test_a_cluster_name_set_on_one_node_is_every_node_s(node_a: Broker, node_b: Process) -> None:
+    named = {"name": "cluster_name", "value": "pigeon-production"}
+    status, _ = http(_url(node_a), "/api/global-parameters/cluster_name", "PUT", named)
+    assert status in (201, 204)
+    deadline = time.monotonic() + 10
+    while http(node_b.management_url, "/api/overview")[1]["cluster_name"] != named["value"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)

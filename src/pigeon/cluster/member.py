@@ -20,6 +20,7 @@ from pigeon.auth.users import UserStore
 from pigeon.cluster.confirms import ConfirmingStore
 from pigeon.cluster.health import probe
 from pigeon.cluster.link import ALWAYS_SYNC, ClusterLink, parse_urls
+from pigeon.cluster.natsserver import CLUSTER_NAME
 from pigeon.cluster.queues import ClusterQueues
 from pigeon.cluster.roster import Roster, default_name
 from pigeon.cluster.sharing import Sharing
@@ -76,6 +77,10 @@ class ClusterMember:
     async def attach(self, node: Node, users: UserStore) -> None:
         """Apply every definition the bucket holds, then keep watching it."""
         self.node, self.users = node, users
+        # One cluster name for every node (RabbitMQ's is the cluster's, not a node's),
+        # unless one was set; a name set on any node reaches the others with the bucket.
+        if node.parameters.global_values.get("cluster_name") == node.name:
+            node.parameters.global_values["cluster_name"] = CLUSTER_NAME
         replicas = min(3, max(1, len(self.link.servers)))
         await self.sharing.open(replicas)
         log.info("cluster: definitions shared through the KV bucket (R%d)", replicas)
