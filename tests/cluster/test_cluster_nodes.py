@@ -344,3 +344,6 @@ def test_a_cluster_name_set_on_one_node_is_every_node_s(node_a: Broker, node_b: 
     while http(node_b.management_url, "/api/overview")[1]["cluster_name"] != named["value"]:
         assert time.monotonic() < deadline
         time.sleep(0.05)
+    # Prometheus sees both nodes in one cluster (RabbitMQ's dashboards group by it).
+    for base in (_url(node_a), node_b.management_url):
+        assert 'rabbitmq_cluster="pigeon-production"' in http(base, "/metrics")[1]

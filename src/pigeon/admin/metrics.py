@@ -143,10 +143,11 @@ ALARMS = {
 }
 
 
-def identity_info(node: str, endpoint: str) -> Metric:
+def identity_info(node: Node, endpoint: str) -> Metric:
     """``rabbitmq_identity_info``: every RabbitMQ endpoint has it. ``endpoint`` is
     RabbitMQ's ``rabbitmq_endpoint`` label ("aggregated", "per-object" or "detailed"),
-    which its dashboards filter on."""
+    which its dashboards filter on; the cluster is the ``cluster_name`` global
+    parameter (the node's name unless set; ``pigeon`` in cluster mode)."""
     identity = GaugeMetricFamily(
         "rabbitmq_identity_info",
         "RabbitMQ node & cluster identity info",
@@ -157,7 +158,8 @@ def identity_info(node: str, endpoint: str) -> Metric:
             "rabbitmq_endpoint",
         ],
     )
-    identity.add_metric([node, node, node, endpoint], 1)
+    cluster = str(node.parameters.global_values.get("cluster_name", node.name))
+    identity.add_metric([node.name, cluster, cluster, endpoint], 1)
     return identity
 
 
@@ -179,7 +181,7 @@ class BrokerCollector(Collector):
 
     def _identity(self) -> Iterator[Metric]:
         endpoint = "per-object" if self.per_object else "aggregated"
-        yield identity_info(self.monitor.node.name, endpoint)
+        yield identity_info(self.monitor.node, endpoint)
         build = GaugeMetricFamily(
             "rabbitmq_build_info",
             "RabbitMQ & Erlang/OTP version info",

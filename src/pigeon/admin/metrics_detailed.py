@@ -66,7 +66,7 @@ class DetailedCollector(Collector):
         self.vhosts = vhosts
 
     def collect(self) -> Iterable[Metric]:
-        yield identity_info(self.monitor.node.name, "detailed")
+        yield identity_info(self.monitor.node, "detailed")
         gauges: dict[str, tuple[GaugeMetricFamily, Callable[[Queue], float]]] = {}
         for family in self.families:
             for name, text, value in FAMILIES[family]:  # a name in two families: once
