@@ -8,7 +8,6 @@ can be killed), all on the module's three JetStream servers.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import signal
@@ -294,10 +293,6 @@ def test_the_ui_shows_the_cluster_and_its_nodes(
         stop(leaving)
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("pigeon.cluster.queues") is None,
-    reason="durable queues are not JetStream streams in this build",
-)
 def test_a_queue_shows_its_leader_and_members_on_every_node(
     node_a: Broker, node_b: Process
 ) -> None:
