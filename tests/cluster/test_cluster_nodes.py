@@ -139,6 +139,7 @@ def test_metrics_have_the_cluster_set(node_a: Broker, node_b: Process) -> None:
     }
     assert values["pigeon_cluster_connected"] == 1
     assert values["pigeon_cluster_jetstream_servers"] == 3
+    assert values["pigeon_cluster_jetstream_available"] == 1
     assert values["pigeon_cluster_nodes_running"] >= 2
     assert values["pigeon_cluster_durability_always_sync"] == 1
     assert 0 <= values["pigeon_cluster_heartbeat_age_seconds"] < TIMEOUT
@@ -241,7 +242,10 @@ def test_a_single_jetstream_server_is_healthy(nats_binary: Path, tmp_path: Path)
             time.sleep(0.05)
         status, ready = http(_url(broker), "/api/health/checks/ready-to-serve-clients")
         assert status == 503 and "not connected" in ready["reason"]
-        assert "pigeon_cluster_connected 0.0" in http(_url(broker), "/metrics")[1]
+        scraped = http(_url(broker), "/metrics")[1]
+        assert "pigeon_cluster_connected 0.0" in scraped
+        assert "pigeon_cluster_jetstream_available 0.0" in scraped
+        assert "pigeon_cluster_jetstream_servers 0.0" in scraped
 
 
 def _panel_until(opened: Any, words: str, within: float = 10.0) -> str:

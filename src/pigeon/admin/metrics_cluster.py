@@ -15,7 +15,13 @@ FAMILIES = (
     (
         "jetstream_servers",
         "pigeon_cluster_jetstream_servers",
-        "JetStream servers this node sees",
+        "JetStream servers answering their health check (the servers known to the "
+        "client without monitoring URLs)",
+    ),
+    (
+        "jetstream_available",
+        "pigeon_cluster_jetstream_available",
+        "JetStream answers and has a meta leader (1) or not (0), as last probed",
     ),
     (
         "kv_watch_lag_seconds",

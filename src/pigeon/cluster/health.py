@@ -22,8 +22,8 @@ PROBE_TIMEOUT = 2.0
 
 
 async def probe(link: ClusterLink) -> dict[str, Any]:
-    """``{"connected", "jetstream", "meta_leader", "reason"}``; ``reason`` is empty
-    when the cluster is usable."""
+    """``{"connected", "jetstream", "meta_leader", "servers_answering", "reason"}``;
+    ``reason`` is empty when the cluster is usable."""
     client = link.client
     connected = bool(client is not None and client.is_connected)
     found: dict[str, Any] = {
@@ -35,6 +35,7 @@ async def probe(link: ClusterLink) -> dict[str, Any]:
     }
     if not connected:
         found["reason"] = "not connected to any NATS server"
+        found["servers_answering"] = await _answering(link)
         return found
     try:
         await asyncio.wait_for(link.jetstream.account_info(), PROBE_TIMEOUT)
@@ -44,7 +45,22 @@ async def probe(link: ClusterLink) -> dict[str, Any]:
     found["meta_leader"] = await _meta_leader(link)
     if found["jetstream"] and link.monitor_urls and found["meta_leader"] is None:
         found["reason"] = "no JetStream meta leader"
+    found["servers_answering"] = await _answering(link)
     return found
+
+
+async def _answering(link: ClusterLink) -> int:
+    """JetStream servers up now: those whose ``/healthz?js-enabled-only=true`` says
+    ok, when their monitoring URLs are known; else the servers the client knows of."""
+    if not link.monitor_urls:
+        return len(link.servers)
+    checks = await asyncio.gather(
+        *(
+            asyncio.to_thread(monitor, url, "healthz?js-enabled-only=true", PROBE_TIMEOUT)
+            for url in link.monitor_urls
+        )
+    )
+    return sum(1 for data in checks if data is not None and data.get("status") == "ok")
 
 
 def _server(link: ClusterLink) -> str | None:

@@ -10,6 +10,8 @@ its users are built: catch up with the bucket and watch it), and
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -51,6 +53,8 @@ class ClusterMember:
         self.sharing = Sharing(self.link, self._remote, self._conflict)
         self.node_name = config.node_name or default_name(config.port)
         self.roster = Roster(self.link, self.node_name, config.cluster_node_timeout)
+        self.last_health: dict[str, Any] = {}
+        self._health_task: asyncio.Task[None] | None = None
         self.store: ClusterStore | None = None
         self.node: Node | None = None
         self.users: UserStore | None = None
@@ -86,6 +90,9 @@ class ClusterMember:
         log.info("cluster: definitions shared through the KV bucket (R%d)", replicas)
         await self.roster.open(replicas)
         log.info("cluster: this node is %s", self.node_name)
+        self._health_task = asyncio.create_task(
+            self._watch_health(self.roster.timeout), name="pigeon-cluster-health"
+        )
 
     def _remote(self, command: Command) -> None:
         """Another node's change: made here, kept in the local copy, not written back."""
@@ -132,7 +139,17 @@ class ClusterMember:
         return self.roster.nodes(own)
 
     async def health(self) -> dict[str, Any]:
-        return {**await probe(self.link), "durability": self.link.durability}
+        self.last_health = {**await probe(self.link), "durability": self.link.durability}
+        return self.last_health
+
+    async def _watch_health(self, every: float) -> None:
+        """Probe now and then, so that ``/metrics`` (read synchronously) is current."""
+        while True:
+            try:
+                await self.health()
+            except Exception:  # the next probe may do better; the task must go on
+                log.warning("cluster: health probe failed", exc_info=True)
+            await asyncio.sleep(every)
 
     async def forget(self, name: str) -> bool:
         return await self.roster.forget(name)
@@ -140,11 +157,12 @@ class ClusterMember:
     def gauges(self) -> dict[str, float]:
         """``pigeon_cluster_*`` values for ``/metrics`` (read when scraped)."""
         running, stopped = self.roster.counts()
-        beat = self.roster.last_beat
+        beat, health = self.roster.last_beat, self.last_health
         client = self.link.client
         return {
             "connected": float(client is not None and client.is_connected),
-            "jetstream_servers": float(len(self.link.servers)),
+            "jetstream_servers": float(health.get("servers_answering", len(self.link.servers))),
+            "jetstream_available": float(bool(health) and not health.get("reason")),
             "kv_watch_lag_seconds": self.sharing.watch_lag,
             "kv_watch_pending": float(self.sharing.watch_pending),
             "definitions_unacknowledged": float(self.sharing.queued - self.sharing.acknowledged),
@@ -155,6 +173,10 @@ class ClusterMember:
         }
 
     async def stop(self) -> None:
+        if self._health_task is not None:
+            self._health_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._health_task
         await self.roster.close()
         await self.queues.close()  # (leased messages back at once)
         await self.sharing.close()
