@@ -170,7 +170,9 @@ def test_ctl_cluster_status_against_either_node(node_a: Broker, node_b: Process)
         assert {A, B} <= set(_section(done.stdout, "Running Nodes"))
         assert any(line.startswith(f"{B}: Pigeon ") for line in _section(done.stdout, "Versions"))
         assert _section(done.stdout, "Alarms") == ["(none)"]
-        assert "Durability: always-sync" in _section(done.stdout, "JetStream")
+        jetstream = _section(done.stdout, "JetStream")
+        assert "Durability: always-sync" in jetstream
+        assert "Servers: n1, n2, n3 (3 answering)" in jetstream
     as_json = json.loads(_ctl(node_b.management_url, "cluster-status", "--format", "json").stdout)
     assert {A, B} <= {node["name"] for node in as_json["nodes"]}
 

@@ -57,7 +57,7 @@ def _jetstream(health: dict[str, Any]) -> list[str]:
     return [
         f"Connected: {'yes' if health.get('connected') else 'no'} "
         f"({health.get('connected_server') or '-'})",
-        f"Servers: {servers}",
+        f"Servers: {servers} ({health.get('servers_answering', '?')} answering)",
         f"Meta leader: {health.get('meta_leader') or 'unknown'}",
         f"JetStream answering: {'yes' if health.get('jetstream') else 'no'}",
         f"Durability: {health.get('durability', 'unknown')}",
