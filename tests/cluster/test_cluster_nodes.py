@@ -39,7 +39,7 @@ NODE_FIELDS = (
 @pytest.fixture(scope="module")
 def node_a(nats_cluster: LocalCluster) -> Iterator[Broker]:
     config = Config(
-        mqtt_port=0,
+        mqtt_port=None,
         port=0,
         data_dir=None,
         management_port=0,

@@ -100,7 +100,9 @@ class Roster:
                 bucket=BUCKET, history=1, replicas=replicas, ttl=FORGET_AFTER
             )
         watcher = await self._kv.watchall()
-        await self._put(running=True)
+        # The first heartbeat goes out at once, from the loop that retries it (a bucket
+        # just made may not answer until its stream has elected a leader).
+        self._wake.set()
         self._tasks = [
             asyncio.create_task(self._watch(watcher), name="pigeon-cluster-roster"),
             asyncio.create_task(self._beat(), name="pigeon-cluster-heartbeat"),
@@ -119,20 +121,24 @@ class Roster:
         self.last_beat = time.monotonic()
 
     async def _beat(self) -> None:
-        failing = False
+        failing_since: float | None = None
+        warned = False
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval)
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._put(running=True), max(1.0, self.timeout))
-                if failing:
+                if warned:
                     log.info("cluster: heartbeats acknowledged again")
-                failing = False
+                failing_since, warned = None, False
             except (nats.errors.Error, TimeoutError) as error:
-                if not failing:
-                    log.warning("cluster: heartbeat not acknowledged: %s", error or type(error))
-                failing = True
+                failing_since = failing_since or time.monotonic()
+                # Said once the others would see this node as not running (a heartbeat
+                # lost in a leader election is not worth a warning).
+                if not warned and time.monotonic() - failing_since >= self.timeout:
+                    log.warning("cluster: heartbeats not acknowledged: %s", error or type(error))
+                    warned = True
             self._note_changes()
 
     def _note_changes(self) -> None:
