@@ -195,7 +195,9 @@ class Roster:
         """Every node RabbitMQ-style: this one as ``own`` says, the others from their
         last heartbeat; sorted by name."""
         self._forget_old()
-        found = [{**own, "name": self.name, "running": True, "heartbeat_age": 0.0}]
+        # This node's age is that of its last acknowledged heartbeat (0 before the first).
+        mine = 0.0 if self.last_beat is None else round(time.monotonic() - self.last_beat, 3)
+        found = [{**own, "name": self.name, "running": True, "heartbeat_age": mine}]
         for name, peer in self.peers.items():
             age = round(self.age(peer), 3)
             if self._running(peer):
