@@ -38,6 +38,7 @@ from pigeon.core.policy import Policy
 from pigeon.core.queue import Queue
 from pigeon.core.vhost import VirtualHost
 from pigeon.operations.policy_definitions import effective_definition
+from pigeon.operations.sessions import SessionInfo
 
 Json = dict[str, Any]
 # Query parameters of RabbitMQ's API that ask for sample history in ``*_details``.
@@ -234,6 +235,11 @@ def connection_name(handler: HandlerLike, monitor: Monitor) -> str:
     if not local:
         local = f"{monitor.broker.config.host}:{monitor.broker.amqp_port}"
     return f"{handler.peer} -> {local}"
+
+
+def is_mqtt(info: SessionInfo) -> bool:
+    """An MQTT session, over TCP, TLS or WebSocket ("Web MQTT 5.0")."""
+    return "MQTT" in info.protocol
 
 
 def _split_peer(peer: str) -> tuple[str, int]:

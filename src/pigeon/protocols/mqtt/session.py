@@ -23,7 +23,7 @@ from pigeon.auth.authorization import Identity
 from pigeon.auth.gate import LoginAttempt
 from pigeon.operations.client import Client
 from pigeon.operations.sessions import SessionInfo
-from pigeon.protocols.mqtt import convert, inbound, opening
+from pigeon.protocols.mqtt import convert, description, inbound, opening
 from pigeon.protocols.mqtt.codec import Decoder, encode
 from pigeon.protocols.mqtt.connect import Login, login_of
 from pigeon.protocols.mqtt.delivery import MQTTConsumer, Outbound
@@ -58,8 +58,6 @@ if TYPE_CHECKING:
     from pigeon.protocols.mqtt.settings import MQTTContext
 
 log = logging.getLogger("pigeon.mqtt")
-
-PROTOCOL_NAMES = {MQTT_3_1_1: "MQTT 3.1.1", MQTT_5: "MQTT 5.0"}
 
 
 class MQTTSession:
@@ -459,26 +457,7 @@ class MQTTSession:
         )
 
     def describe(self) -> SessionInfo:
-        login = self.login
-        # RabbitMQ's names: "MQTT 3.1.1", "MQTT 5.0"; over WebSocket "Web MQTT 5.0".
-        protocol = PROTOCOL_NAMES.get(self.version, "MQTT")
-        if self.remote.websocket is not None:
-            protocol = "Web " + protocol
-        return SessionInfo(
-            protocol=protocol,
-            peer=self.remote.address,
-            user=self.username,
-            vhost=self.vhost_name,
-            channels=1,
-            client_properties={"client_id": login.client_id} if login is not None else {},
-            mechanism=self.identity.mechanism if self.identity is not None else "",
-            tls=self.remote.tls,
-            extras={"keepalive": self.keepalive_seconds, "clean_session": self._clean()},
-            local=self.remote.local,
-        )
-
-    def _clean(self) -> bool:
-        return self.connect.clean_start if self.connect is not None else True
+        return description.describe(self)
 
     # -- consuming ---------------------------------------------------------------------
 
