@@ -32,12 +32,41 @@ LISTS: dict[str, tuple[str, list[str]]] = {
         "/bindings",
         ["vhost", "source", "destination", "destination_type", "routing_key"],
     ),
-    "connections": ("/connections", ["name", "user", "vhost", "channels"]),
+    "connections": (
+        "/connections",
+        ["name", "protocol", "client_id", "user", "vhost", "channels"],
+    ),
+    # rabbitmqctl list_mqtt_connections' items (its default columns are the first two).
+    "mqtt-connections": (
+        "/connections",
+        ["client_id", "conn_name", "protocol", "user", "vhost", "keepalive", "clean_sess"],
+    ),
+    "mqtt-sessions": (
+        "/mqtt/sessions",
+        [
+            "vhost",
+            "client_id",
+            "connected",
+            "protocol",
+            "subscriptions",
+            "messages_queued",
+            "session_expiry_interval",
+        ],
+    ),
     "channels": ("/channels", ["name", "user", "consumer_count", "messages_unacknowledged"]),
     "consumers": ("/consumers", ["queue.vhost", "queue.name", "consumer_tag", "prefetch_count"]),
     "users": ("/users", ["name", "tags"]),
     "vhosts": ("/vhosts", ["name", "messages"]),
 }
+# Columns read from elsewhere in a row: an MQTT client id is in the connection's client
+# properties (where RabbitMQ's API has it too), rabbitmqctl's conn_name is its name.
+COLUMN_PATHS = {"client_id": "client_properties.client_id", "conn_name": "name"}
+
+
+def _mqtt_only(kind: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if kind != "mqtt-connections":
+        return rows
+    return [r for r in rows if str(r.get("protocol", "")).startswith("MQTT")]
 
 
 class Client:
@@ -89,6 +118,8 @@ def _reason(raw: bytes) -> str:
 
 
 def _dig(row: dict[str, Any], path: str) -> Any:
+    if path not in row and path in COLUMN_PATHS:
+        path = COLUMN_PATHS[path]
     value: Any = row
     for part in path.split("."):
         value = value.get(part) if isinstance(value, dict) else None
@@ -136,7 +167,8 @@ def run(args: argparse.Namespace, client: Client) -> str:
     if command == "list" or command.startswith("list-"):
         kind = args.kind if command == "list" else command[len("list-") :]
         path, columns = {**LISTS, **ctl_policies.LISTS}[kind]
-        rows = client.call("GET", path.replace("{vhost}", vhost))
+        rows = _mqtt_only(kind, client.call("GET", path.replace("{vhost}", vhost)))
+        columns = getattr(args, "columns", None) or columns
         return json.dumps(rows, indent=2) if args.format == "json" else table(rows, columns)
     if (done := ctl_policies.run(args, client)) is not None:
         return done
@@ -217,6 +249,11 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     listing = sub.add_parser("list", help="list objects")
     listing.add_argument("kind", choices=sorted({*LISTS, *ctl_policies.LISTS}))
     listing.add_argument("--format", choices=["table", "json"], default="table")
+    mqtt = sub.add_parser(
+        "list-mqtt-connections", help="list MQTT connections (as rabbitmqctl list_mqtt_connections)"
+    )
+    mqtt.add_argument("columns", nargs="*", metavar="column")
+    mqtt.add_argument("--format", choices=["table", "json"], default="table")
     sub.add_parser("purge", help="drop a queue's ready messages").add_argument("queue")
     delete = sub.add_parser("delete", help="delete a queue or exchange")
     delete.add_argument("kind", choices=["queue", "exchange"])
