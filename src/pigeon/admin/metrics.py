@@ -28,6 +28,12 @@ from prometheus_client.utils import floatToGoString
 from pigeon.admin import process
 from pigeon.admin.latency import Histogram
 from pigeon.admin.metrics_cluster import cluster_families
+from pigeon.admin.metrics_protocols import (
+    ProtocolView,
+    connection_families,
+    consumers_by_protocol,
+    protocol_view,
+)
 from pigeon.admin.metrics_raft import raft_families
 from pigeon.admin.monitor import Monitor
 from pigeon.admin.rates import Counters, queue_counters
@@ -169,10 +175,12 @@ class BrokerCollector(Collector):
         self.per_object = per_object
 
     def collect(self) -> Iterable[Metric]:
+        handlers = self.monitor.handlers()
+        view = protocol_view(self.monitor, handlers)
         yield from self._identity()
-        yield from self._objects()
+        yield from self._objects(handlers, view)
         yield from self._queues()
-        yield from self._counters()
+        yield from self._counters(view)
         yield from self._process()
         yield from self._latency()
         yield message_sizes(self.monitor.node)
@@ -202,14 +210,14 @@ class BrokerCollector(Collector):
             "rabbitmq_erlang_uptime_seconds", "Node uptime", node.scheduler.time() - node.started
         )
 
-    def _objects(self) -> Iterator[Metric]:
+    def _objects(self, handlers: Sequence[HandlerLike], view: ProtocolView) -> Iterator[Metric]:
         monitor = self.monitor
-        handlers = monitor.handlers()
         channels = sum(len(h.channels) for h in handlers)
         vhosts = monitor.node.vhosts.values()
         consumers = sum(len(q.consumers) for v in vhosts for q in v.queues.values())
         queues = sum(len(v.queues) for v in vhosts)
-        yield from _clients(handlers, consumers)
+        yield from _clients(handlers, view, consumers_by_protocol(monitor, view))
+        yield from connection_families(monitor, view)
         yield _gauge("rabbitmq_connections", "Connections currently open", len(handlers))
         counts = monitor.node.stats
         yield _counter(
@@ -299,7 +307,7 @@ class BrokerCollector(Collector):
     def _retired(self, key: str) -> float:
         return self.monitor.sampler.retired.get(key, 0)
 
-    def _counters(self) -> Iterator[Metric]:
+    def _counters(self, view: ProtocolView) -> Iterator[Metric]:
         totals = self.monitor.sampler.totals()
         if "received" not in totals:
             # Until the core counts publishes itself, messages enqueued stand in for them.
@@ -309,7 +317,8 @@ class BrokerCollector(Collector):
                 family = CounterMetricFamily(
                     f"rabbitmq_global_messages_{suffix}", text, labels=["protocol"]
                 )
-                family.add_metric([PROTOCOL], totals[key])
+                for label, value in view.split(key, totals[key]):
+                    family.add_metric([label], value)
                 yield family
         for reason in DEAD_LETTER_REASONS:
             key = f"dead_lettered_{reason}"
@@ -413,16 +422,22 @@ class BrokerCollector(Collector):
             yield family
 
 
-def _clients(handlers: Sequence[HandlerLike], consumers: int) -> Iterator[Metric]:
-    """``rabbitmq_global_{publishers,consumers}``: RabbitMQ's publishers are the open
-    channels that have published at least once."""
-    publishers = sum(1 for h in handlers for c in h.channels.values() if c.stats.get("publish"))
-    for name, text, value in (
+def _clients(
+    handlers: Sequence[HandlerLike], view: ProtocolView, consumers: dict[str, int]
+) -> Iterator[Metric]:
+    """``rabbitmq_global_{publishers,consumers}`` by protocol: RabbitMQ's publishers are
+    the open channels that have published at least once (an MQTT session that has)."""
+    publishers = dict(view.publishers)
+    publishers[PROTOCOL] = sum(
+        1 for h in handlers for c in h.channels.values() if c.stats.get("publish")
+    )
+    for name, text, values in (
         ("rabbitmq_global_publishers", "Current number of publishers", publishers),
         ("rabbitmq_global_consumers", "Current number of consumers", consumers),
     ):
         family = GaugeMetricFamily(name, text, labels=["protocol"])
-        family.add_metric([PROTOCOL], value)
+        for label in view.labels:
+            family.add_metric([label], values.get(label, 0))
         yield family
 
 

@@ -39,6 +39,15 @@ class NodeStats:
     deleted_vhosts: VhostStats = field(default_factory=VhostStats)
     # Sizes of message bodies received from publishers (rabbitmq_message_size_bytes).
     message_sizes: MessageSizes = field(default_factory=MessageSizes)
+    # Counts a protocol keeps apart from the node-wide ones, by the protocol's name as its
+    # sessions describe it ("MQTT 5.0"): closed sessions' message counts, connections.
+    by_protocol: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def protocol(self, name: str) -> dict[str, int]:
+        found = self.by_protocol.get(name)
+        if found is None:
+            found = self.by_protocol[name] = {}
+        return found
 
 
 class Node:

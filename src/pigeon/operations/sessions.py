@@ -26,3 +26,6 @@ class SessionInfo:
     tls: bool = False
     extras: Mapping[str, Any] = field(default_factory=dict)
     local: str = ""  # host:port the client connected to (which listener), if known
+    # This connection's message counts under the metrics' keys ("received", "confirmed",
+    # "deliver_get", ...), for a protocol counted apart from the node's totals (MQTT).
+    counters: Mapping[str, int] = field(default_factory=dict)

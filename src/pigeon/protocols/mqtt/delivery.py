@@ -71,6 +71,9 @@ class Outbound:
         self.aliases = TopicAliases(alias_maximum)
         self.paused = False  # the transport's buffer is full
         self.starved = False  # stopped at TURN_OUTPUT: dispatch again once written
+        # Taken from queues and acknowledged to them, for the per-protocol metrics.
+        self.delivered = 0
+        self.acked = 0
 
     def room(self) -> int:
         if self.paused:
@@ -107,6 +110,7 @@ class Outbound:
         return packet_id
 
     def deliver(self, queue: Queue, entry: Entry, shared: Subscription | None = None) -> None:
+        self.delivered += 1
         message = entry.message
         topic = convert.topic(message.routing_key)
         if shared is not None:  # a shared subscription's own queue: its options alone
@@ -116,6 +120,7 @@ class Outbound:
             own = convert.publisher(message) == self.state.client_id
             match = self.subscriptions.match(topic, own=own)
         if match is None:  # the session's own message, for No Local subscriptions only
+            self.acked += 1
             queue.ack_many((entry,))
             return
         qos = min(convert.published_qos(message), match.qos)
@@ -126,6 +131,7 @@ class Outbound:
             topic, message, qos, retain, entry.redelivered, match.identifiers, (entry, queue)
         )
         if not qos:
+            self.acked += 1
             queue.ack_many((entry,))
 
     def send_retained(
@@ -187,6 +193,7 @@ class Outbound:
             if source is not None and not qos:
                 return None  # (deliver acks QoS 0 itself)
             if source is not None:
+                self.acked += 1
                 source[1].ack_many((source[0],))
             return None
         self.turn_bytes += len(message.body)
@@ -206,6 +213,7 @@ class Outbound:
             self.state.changed()
         if taken is not None:  # (None: a retained message, from no queue)
             entry, queue = taken
+            self.acked += 1
             queue.ack_many((entry,))
             queue.dispatch()
         return True

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pigeon.operations.sessions import SessionInfo
+from pigeon.protocols.mqtt import counting
 from pigeon.protocols.mqtt.packets import MQTT_3_1_1, MQTT_5
 
 if TYPE_CHECKING:
@@ -40,6 +41,8 @@ def describe(session: MQTTSession) -> SessionInfo:
         mechanism=session.identity.mechanism if session.identity is not None else "",
         tls=session.remote.tls,
         extras=fields(session, client_id),
+        # An ended session's counts are the node's already (until the socket is gone).
+        counters={} if session.ended else counting.counters(session.counts, session.outbound),
         local=session.remote.local,
     )
 

@@ -23,7 +23,7 @@ from pigeon.auth.authorization import Identity
 from pigeon.auth.gate import LoginAttempt
 from pigeon.operations.client import Client
 from pigeon.operations.sessions import SessionInfo
-from pigeon.protocols.mqtt import convert, description, inbound, opening
+from pigeon.protocols.mqtt import convert, counting, description, inbound, opening
 from pigeon.protocols.mqtt.codec import Decoder, encode
 from pigeon.protocols.mqtt.connect import Login, login_of
 from pigeon.protocols.mqtt.delivery import MQTTConsumer, Outbound
@@ -106,6 +106,9 @@ class MQTTSession:
         self.credential_timer: TimerHandle | None = None  # a token login's expiry
         self.ended = False
         self.published = False
+        self.counts = counting.SessionCounts()
+        self.opened_as: str | None = None  # the protocol name, once CONNACK said yes
+        counting.accepted(context.services.node.stats)
 
     # -- the transport's Session ---------------------------------------------------------
 
@@ -151,6 +154,10 @@ class MQTTSession:
     def process(self, budget: int) -> bool:
         self.published = False
         pending = self._pending
+        # The turn's publishes, as the core counts them (a CONNECT's turn is not counted).
+        vstats = self.client.vhost.stats if self.client is not None else None
+        if vstats is not None:
+            received, routed = vstats.received, vstats.routed
         while pending and budget > 0 and not self._logging_in and not self.ended:
             packet = pending.popleft()
             budget -= 1
@@ -161,6 +168,10 @@ class MQTTSession:
         if not pending and self._violation is not None and not self._logging_in:
             late, self._violation = self._violation, None
             self.fail(late)
+        if vstats is not None:
+            counts = self.counts
+            counts.received += vstats.received - received
+            counts.routed += vstats.routed - routed
         if self.client is not None:
             self.client.vhost.dispatch_due()
         state = self.state
@@ -251,6 +262,7 @@ class MQTTSession:
         if not acks:
             return
         self.acks = []
+        self.counts.confirmed += len(acks)
         store = self.context.services.node.store
         if store is None or (store.durable >= store.written and not self._syncing):
             self._send_answers(acks)
@@ -439,6 +451,8 @@ class MQTTSession:
 
     def opened(self) -> None:
         self._phase = Phase.OPEN
+        self.opened_as = name = description.PROTOCOL_NAMES.get(self.version, "MQTT")
+        counting.opened(self.context.services.node.stats, name)
 
     def server_properties(self, assigned: str | None, keepalive: int | None) -> Properties:
         """What a 5.0 CONNACK says of this server (§3.2.2.3); ``keepalive``: the Server
@@ -493,6 +507,8 @@ class MQTTSession:
             self._attempt.cancel()
             self._attempt = None
         opening.close_session(self, will=will)
+        counters = counting.counters(self.counts, self.outbound)
+        counting.retire(self.context.services.node.stats, self.opened_as, counters)
 
 
 def session_factory(context: MQTTContext) -> SessionFactory[MQTTSession]:
