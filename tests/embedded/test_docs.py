@@ -24,7 +24,7 @@ def blocks() -> list[str]:
 
 def test_the_doc_has_examples_of_each_kind() -> None:
     text = "\n".join(blocks())
-    for needle in ("import pika", "import aio_pika", "start_worker", "asyncio.run("):
+    for needle in ("import pika", "import aio_pika", "import paho", "start_worker", "asyncio.run("):
         assert needle in text
 
 

@@ -7,6 +7,8 @@ import { ratesChart } from "./chart.js";
 const connHref = (name) => "#/connections/" + enc(name);
 const chanHref = (name) => "#/channels/" + enc(name);
 const vhostPath = () => (inVhost() ? `/vhosts${inVhost()}` : "");
+const isMqtt = (c) => String(c.protocol || "").startsWith("MQTT");
+const yesNo = (value) => (value ? "yes" : "no");
 
 const CHARTED = [["publish", "Publish"], ["deliver_get", "Deliver"], ["ack", "Ack"], ["redeliver", "Redeliver"]];
 
@@ -41,6 +43,7 @@ export async function connectionsPage() {
         const p = r.client_properties || {};
         return [p.product, p.version].filter(Boolean).join(" ");
       } },
+      { key: "client_id", label: "Client id", value: (r) => (isMqtt(r) ? r.client_id : "") },
       { key: "channels", label: "Channels", num: true },
       { key: "connected_at", label: "Connected for", value: (r) => Date.now() - r.connected_at,
         render: (r) => duration(Date.now() - r.connected_at) },
@@ -51,6 +54,7 @@ export async function connectionsPage() {
 
 export async function connectionPage(name) {
   const c = await api("GET", "/connections/" + enc(name));
+  if (isMqtt(c)) return mqttConnectionPage(name, c);
   return [
     h("h2", {}, `Connection ${name}`),
     live(async () => {
@@ -65,6 +69,26 @@ export async function connectionPage(name) {
       ["Client", `${c.peer_host}:${c.peer_port}`], ["Heartbeat", `${c.timeout} s`],
       ["Frame max", fmt(c.frame_max)], ["Channel max", fmt(c.channel_max)],
       ["Client properties", json(c.client_properties)]]),
+    h("p", {}, closeButton(name, "close-connection")),
+  ];
+}
+
+// An MQTT connection: its session (client id, keep-alive, clean session and expiry, will),
+// what is in flight and queued for it, and its subscription queue.
+function mqttConnectionPage(name, c) {
+  const queue = `mqtt-subscription-${c.client_id}qos1`;
+  return [
+    h("h2", {}, `Connection ${name}`),
+    live(async () => {
+      const now = await api("GET", `/connections/${enc(name)}`);
+      return tiles([["Subscriptions", now.subscriptions], ["In flight", now.messages_unacknowledged],
+        ["Queued", now.messages_queued], ["Inflight limit", now.prefetch]]);
+    }, { id: "connection-summary" }),
+    facts([["Client id", c.client_id], ["Protocol", c.protocol], ["User", c.user], ["Virtual host", c.vhost],
+      ["Client", `${c.peer_host}:${c.peer_port}`], ["Keep-alive", `${c.keepalive} s`],
+      ["Clean session", yesNo(c.clean_sess)], ["Session expiry", `${fmt(c.session_expiry_interval)} s`],
+      ["Will", yesNo(c.will_msg)], ["Exchange", c.exchange], ["TLS", yesNo(c.ssl)],
+      ["Subscription queue", c.subscriptions ? h("a", { href: queueHref(c.vhost, queue) }, queue) : "–"]]),
     h("p", {}, closeButton(name, "close-connection")),
   ];
 }

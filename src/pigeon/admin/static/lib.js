@@ -215,6 +215,25 @@ export const link = (href, text) => h("a", { href }, text);
 export const queueHref = (vhost, name) => `#/queues/${enc(vhost)}/${enc(name)}`;
 export const exchangeHref = (vhost, name) => `#/exchanges/${enc(vhost)}/${enc(name || "amq.default")}`;
 
+// The MQTT session a queue belongs to, by RabbitMQ's MQTT plugin's names:
+// "mqtt-subscription-<client id>qos1" (a session), "mqtt-shared-<group>-<filter>" (shared).
+export function mqttQueue(name) {
+  const own = /^mqtt-subscription-(.*)qos1$/s.exec(name);
+  if (own) return { client: own[1], text: own[1], title: `MQTT subscriptions of client ${own[1]}` };
+  const shared = /^mqtt-shared-([^-]*)-(.*)$/s.exec(name);
+  if (shared) return { client: null, text: `$share/${shared[1]}`, title: `MQTT shared subscription of group ${shared[1]}` };
+  return null;
+}
+
+// An "MQTT" tag and the client id (or share group), for a queue that serves MQTT.
+export function mqttTag(name) {
+  const found = mqttQueue(name);
+  if (!found) return null;
+  return h("span", { class: "mqtt", title: found.title },
+    h("abbr", { class: "tag", title: found.title, "aria-label": found.title }, "MQTT"), " ",
+    h("span", { class: "mqtt-client" }, found.text));
+}
+
 export function tiles(items) {
   return h("div", { class: "tiles" }, items.map(([label, value, extra]) =>
     h("div", { class: "tile" }, h("b", {}, fmt(value)), h("span", {}, label), extra || null)));

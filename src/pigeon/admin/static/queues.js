@@ -2,7 +2,7 @@
 // quick), and a queue's page (charts, policy, bindings, consumers, messages, danger).
 import {
   act, api, card, dangerButton, enc, exchangeHref, facts, field, flash, fmt, form, h, historyQuery,
-  inVhost, json, live, pairs, queueHref, rate, refreshAll, state, table, tiles,
+  inVhost, json, live, mqttQueue, mqttTag, pairs, queueHref, rate, refreshAll, state, table, tiles,
 } from "./lib.js";
 import { depthChart, ratesChart } from "./chart.js";
 import { getForm, publishForm } from "./messages.js";
@@ -34,7 +34,10 @@ export const policyNames = (r) => [r.policy, r.operator_policy && `${r.operator_
 
 const COLUMNS = [
   { key: "vhost", label: "Virtual host" },
-  { key: "name", label: "Name", render: (r) => h("a", { href: queueHref(r.vhost, r.name) }, r.name) },
+  { key: "name", label: "Name", render: (r) => {
+    const mqtt = mqttTag(r.name);
+    return [h("a", { href: queueHref(r.vhost, r.name) }, r.name), mqtt && [" ", mqtt]];
+  } },
   { key: "type", label: "Type" },
   { key: "features", label: "Features", sortable: false, render: features },
   { key: "policy", label: "Policy", value: policyNames },
@@ -127,7 +130,8 @@ async function queueSummary(base) {
       q.leader ? ["Leader", q.leader] : null, q.members ? ["Members", q.members.join(", ")] : null,
       q.online ? ["Online", q.online.join(", ")] : null,
       ["Bytes ready", fmt(q.message_bytes_ready)], ["Paged out to disk", fmt(q.messages_paged_out)],
-      ["Exclusive consumer", q.exclusive_consumer_tag], ["Single active consumer", q.single_active_consumer_tag]]),
+      ["Exclusive consumer", q.exclusive_consumer_tag], ["Single active consumer", q.single_active_consumer_tag],
+      mqttQueue(q.name) && ["MQTT", mqttTag(q.name)]]),
     policySection(q),
   ];
 }
