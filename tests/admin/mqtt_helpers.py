@@ -35,7 +35,10 @@ class Paho:
             protocol=mqtt.MQTTv5 if version == 5 else mqtt.MQTTv311,
             clean_session=kw.pop("clean_session", True) if version != 5 else None,
             manual_ack=kw.pop("manual_ack", False),
+            transport="websockets" if kw.get("websocket") else "tcp",
         )
+        if kw.pop("websocket", False):
+            self.paho.ws_set_options(path="/ws")
         self.connack: Any = None
         self.disconnected: Any = None
         self.messages: list[mqtt.MQTTMessage] = []

@@ -4,6 +4,7 @@ with real MQTT (paho) and AMQP (pika) clients on a broker of the test's own."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pika
 import pytest
@@ -16,7 +17,9 @@ from pigeon.config import Config
 
 @pytest.fixture(scope="module")
 def fresh() -> Iterator[Running]:
-    with serving(Config(mqtt_port=0, port=0, data_dir=None, management_port=None)) as running:
+    with serving(
+        Config(mqtt_port=0, mqtt_ws_port=0, port=0, data_dir=None, management_port=None)
+    ) as running:
         yield running
 
 
@@ -71,13 +74,27 @@ def test_messages_connections_and_clients_are_counted_per_protocol(fresh: Runnin
             "mqtt50": 1,
         }
 
+        # Web MQTT counts as MQTT (RabbitMQ's labels): a 3.1.1 client over WebSocket.
+        address = urlsplit(fresh.broker.mqtt_ws_url or "")
+        assert address.port is not None
+        web = Paho(address.port, "metrics-web", version=4, websocket=True)
+        try:
+            web.connect()
+            web.paho.publish("m/t", b"web", qos=1).wait_for_publish(5)
+            poll(lambda: len(subscriber.messages) == 7)
+            assert _value(fresh, received, "mqtt311") == 5
+            assert _value(fresh, "pigeon_connections", "mqtt311") == 2
+        finally:
+            web.stop()
+        poll(lambda: _value(fresh, "pigeon_connections", "mqtt311") == 1)
+
         publisher.stop()
         closed = "pigeon_connections_closed_total"
-        poll(lambda: _value(fresh, closed, "mqtt311") == 1)
+        poll(lambda: _value(fresh, closed, "mqtt311") == 2)
         # The ended session's counts stay (a counter never goes back).
-        assert _by_protocol(fresh, received) == {"amqp091": 2, "mqtt311": 4, "mqtt50": 0}
+        assert _by_protocol(fresh, received) == {"amqp091": 2, "mqtt311": 5, "mqtt50": 0}
         opened = _by_protocol(fresh, "pigeon_connections_opened_total")
-        assert opened == {"amqp091": 1, "mqtt311": 1, "mqtt50": 1}
+        assert opened == {"amqp091": 1, "mqtt311": 2, "mqtt50": 1}
         assert _value(fresh, closed, "amqp091") == 0
         assert _value(fresh, "pigeon_connections", "mqtt311") == 0
     finally:

@@ -66,7 +66,7 @@ COLUMN_PATHS = {"client_id": "client_properties.client_id", "conn_name": "name"}
 def _mqtt_only(kind: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if kind != "mqtt-connections":
         return rows
-    return [r for r in rows if str(r.get("protocol", "")).startswith("MQTT")]
+    return [r for r in rows if "MQTT" in str(r.get("protocol", ""))]  # Web MQTT too
 
 
 class Client:

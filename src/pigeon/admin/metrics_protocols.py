@@ -10,7 +10,7 @@ ones in its :class:`~pigeon.operations.sessions.SessionInfo`, ended ones in
 counter MQTT does not keep (redeliveries, unroutable drops, basic.get) is all
 AMQP's. RabbitMQ has no connection counts by protocol; Pigeon's own
 ``pigeon_connections{protocol}`` and ``pigeon_connections_{opened,closed}_total``
-give them.
+give them (``amqp091``: every connection accepted less the MQTT listeners').
 """
 
 from __future__ import annotations
@@ -26,7 +26,14 @@ from pigeon.admin.source import HandlerLike
 
 AMQP = "amqp091"
 # The protocol names sessions describe themselves with -> RabbitMQ's label values.
-LABELS = {"AMQP 0-9-1": AMQP, "MQTT 3.1.1": "mqtt311", "MQTT 5.0": "mqtt50"}
+# (RabbitMQ counts Web MQTT under the same labels as MQTT.)
+LABELS = {
+    "AMQP 0-9-1": AMQP,
+    "MQTT 3.1.1": "mqtt311",
+    "MQTT 5.0": "mqtt50",
+    "Web MQTT 3.1.1": "mqtt311",
+    "Web MQTT 5.0": "mqtt50",
+}
 MQTT_LABELS = ("mqtt311", "mqtt50")
 TRANSPORT = "MQTT"  # every accepted MQTT connection, whatever its version (or none yet)
 
@@ -108,8 +115,8 @@ def connection_families(monitor: Monitor, view: ProtocolView) -> Iterator[Metric
         (closed, "connections_closed", stats.connections_closed),
     ):
         family.add_metric([AMQP], max(total - transport.get(key, 0), 0))
-        for name, label in LABELS.items():
-            if label in MQTT_LABELS and label in view.labels:
+        for name, label in (("MQTT 3.1.1", "mqtt311"), ("MQTT 5.0", "mqtt50")):
+            if label in view.labels:
                 family.add_metric([label], kept.get(name, {}).get(key, 0))
     for label in view.labels:
         live.add_metric([label], view.connections.get(label, 0))

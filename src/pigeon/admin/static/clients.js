@@ -7,7 +7,7 @@ import { ratesChart } from "./chart.js";
 const connHref = (name) => "#/connections/" + enc(name);
 const chanHref = (name) => "#/channels/" + enc(name);
 const vhostPath = () => (inVhost() ? `/vhosts${inVhost()}` : "");
-const isMqtt = (c) => String(c.protocol || "").startsWith("MQTT");
+const isMqtt = (c) => String(c.protocol || "").includes("MQTT"); // "Web MQTT 5.0" too
 const yesNo = (value) => (value ? "yes" : "no");
 
 const CHARTED = [["publish", "Publish"], ["deliver_get", "Deliver"], ["ack", "Ack"], ["redeliver", "Redeliver"]];

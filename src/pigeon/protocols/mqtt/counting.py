@@ -7,9 +7,10 @@ what the core counted for the vhost while the session's packets were handled
 they go out together; deliveries taken from queues and the acknowledgements
 given back are :class:`~.delivery.Outbound`'s. When the session ends, its
 counts go into the node's (``NodeStats.by_protocol``), so totals never go back.
-Connections: ``MQTT`` counts every MQTT connection accepted and closed (the
-transport counts them among all connections); each version counts the sessions
-it opened and closed.
+Connections: ``MQTT`` counts every connection an MQTT listener (TCP, TLS,
+WebSocket) accepted and closed, as the transport counts them among all
+connections (:class:`ListenerCounts`); each version counts the sessions it
+opened and closed.
 """
 
 from __future__ import annotations
@@ -45,9 +46,34 @@ def counters(counts: SessionCounts, outbound: Outbound | None) -> dict[str, int]
     }
 
 
-def accepted(stats: NodeStats) -> None:
-    kept = stats.protocol(TRANSPORT)
-    kept["connections_opened"] = kept.get("connections_opened", 0) + 1
+class ListenerCounts:
+    """Where an MQTT listener's transport counts its connections: the node's counts,
+    and MQTT's own share of them."""
+
+    def __init__(self, stats: NodeStats) -> None:
+        self.stats = stats
+
+    @property
+    def connections_opened(self) -> int:
+        return self.stats.connections_opened
+
+    @connections_opened.setter
+    def connections_opened(self, value: int) -> None:
+        self._add("connections_opened", value - self.stats.connections_opened)
+        self.stats.connections_opened = value
+
+    @property
+    def connections_closed(self) -> int:
+        return self.stats.connections_closed
+
+    @connections_closed.setter
+    def connections_closed(self, value: int) -> None:
+        self._add("connections_closed", value - self.stats.connections_closed)
+        self.stats.connections_closed = value
+
+    def _add(self, key: str, more: int) -> None:
+        kept = self.stats.protocol(TRANSPORT)
+        kept[key] = kept.get(key, 0) + more
 
 
 def opened(stats: NodeStats, protocol: str) -> None:
@@ -56,9 +82,7 @@ def opened(stats: NodeStats, protocol: str) -> None:
 
 
 def retire(stats: NodeStats, protocol: str | None, session_counters: dict[str, int]) -> None:
-    """The connection is gone: its counts stay in the node's."""
-    transport = stats.protocol(TRANSPORT)
-    transport["connections_closed"] = transport.get("connections_closed", 0) + 1
+    """The session is over: its counts stay in the node's."""
     if protocol is None:  # no session was opened
         return
     kept = stats.protocol(protocol)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from ssl import SSLContext
 
+from pigeon.protocols.mqtt import counting
 from pigeon.protocols.mqtt.reasons import ReasonCode
 from pigeon.protocols.mqtt.session import MQTTSession, session_factory
 from pigeon.protocols.mqtt.settings import MQTTContext
@@ -98,7 +99,7 @@ async def start_listener(
             port,
             settings=websocket,
             limits=services.limits,
-            counts=services.node.stats,
+            counts=counting.ListenerCounts(services.node.stats),
             ssl=ssl,
             tuning=tuning(context),
         )
@@ -108,7 +109,7 @@ async def start_listener(
         host,
         port,
         limits=services.limits,
-        counts=services.node.stats,
+        counts=counting.ListenerCounts(services.node.stats),
         ssl=ssl,
         tuning=tuning(context),
     )

@@ -108,7 +108,6 @@ class MQTTSession:
         self.published = False
         self.counts = counting.SessionCounts()
         self.opened_as: str | None = None  # the protocol name, once CONNACK said yes
-        counting.accepted(context.services.node.stats)
 
     # -- the transport's Session ---------------------------------------------------------
 
