@@ -164,6 +164,23 @@ class Config:
             raise ConfigError(
                 f"mqtt_topic_alias_maximum must be 0..65535, not {self.mqtt_topic_alias_maximum}"
             )
+        for name in (
+            "mqtt_max_packet_size_unauthenticated",
+            "mqtt_max_client_id_length",
+            "mqtt_max_topic_length",
+            "mqtt_max_topic_levels",
+            "mqtt_inflight",
+        ):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be 1 or more, not {getattr(self, name)}")
+        if self.mqtt_max_packet_size is not None and self.mqtt_max_packet_size < 2:
+            raise ConfigError(
+                f"mqtt_max_packet_size must be 2 bytes or more, not {self.mqtt_max_packet_size}"
+            )
+        if self.mqtt_connect_timeout <= 0:
+            raise ConfigError(
+                f"mqtt_connect_timeout must be above 0, not {self.mqtt_connect_timeout}"
+            )
         if self.mqtt_max_queued < 0:
             raise ConfigError(f"mqtt_max_queued must be 0 or more, not {self.mqtt_max_queued}")
         if self.cluster_node_timeout <= 0:

@@ -34,6 +34,24 @@ def test_mqtt_port_settings() -> None:
         Config(mqtt_anonymous="sometimes")
 
 
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"mqtt_max_packet_size": 1},
+        {"mqtt_max_packet_size_unauthenticated": 0},
+        {"mqtt_max_client_id_length": 0},
+        {"mqtt_max_topic_length": 0},
+        {"mqtt_max_topic_levels": -1},
+        {"mqtt_inflight": 0},
+        {"mqtt_connect_timeout": 0},
+    ],
+)
+def test_mqtt_limits_out_of_range_are_refused_by_name(setting: dict[str, float]) -> None:
+    [name] = setting
+    with pytest.raises(ConfigError, match=name):
+        Config(**setting)
+
+
 def test_a_broker_without_mqtt_has_no_mqtt_url() -> None:
     config = Config(port=0, mqtt_port=None, data_dir=None, management_port=None)
     with Broker.in_thread(config) as broker:
