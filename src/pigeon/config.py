@@ -45,7 +45,7 @@ class Config:
     mqtt_vhost: str | None = None
     # Clients without a username, as the default user: "loopback", "always" or "never".
     mqtt_anonymous: str = "loopback"
-    mqtt_inflight: int = 10
+    mqtt_inflight: int = 256
     mqtt_max_session_expiry: int = 86_400
     # MQTT limits (docs/mqtt.md, "Limits"). Packet size after CONNECT, fixed header
     # included (None: max_message_size + 64 KiB; RabbitMQ's max_packet_size_authenticated),

@@ -24,8 +24,10 @@ class MQTTSettings:
     anonymous: str = ANONYMOUS_LOOPBACK
     anonymous_user: str = "guest"
     # Unacknowledged QoS 1/2 deliveries per session; a 5.0 client's receive maximum
-    # lowers it (RabbitMQ's mqtt.prefetch).
-    inflight: int = 10
+    # lowers it (RabbitMQ's mqtt.prefetch, 10 there). Above the transport's budget of
+    # 128 packets per turn, so that a subscriber keeps pace with a publisher: with 10 it
+    # got 10 messages a round trip while the publisher put 128 a turn into its queue.
+    inflight: int = 256
     # QoS 2 publishes a 5.0 client may have unanswered (our receive maximum).
     receive_maximum: int = 65_535
     # Topic aliases a 5.0 client may set for its PUBLISHes to us (0: none).
