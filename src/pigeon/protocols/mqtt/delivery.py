@@ -14,14 +14,15 @@ persistent session's client is back ([MQTT-4.4.0-1]).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pigeon.core.consumer import Consumer
 from pigeon.protocols.mqtt import convert
 from pigeon.protocols.mqtt.codec import encode
-from pigeon.protocols.mqtt.packets import MQTT_5, Publish, Pubrel
+from pigeon.protocols.mqtt.encoding import encode_publish
+from pigeon.protocols.mqtt.packets import MQTT_5, Pubrel
 from pigeon.protocols.mqtt.properties import NO_PROPERTIES, Properties
 from pigeon.protocols.mqtt.subscriptions import Match
 
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
 # Payload bytes one session sends in one turn at most; more once they are written.
 TURN_OUTPUT = 1 << 20
 _tags = itertools.count(1)
+# How a message goes out to a session (Outbound._plan): the message's properties it was
+# worked out for, topic (None: not sent), QoS, RETAIN, subscription identifiers.
+_Plan = tuple[Any, str | None, int, bool, tuple[int, ...]]
 
 
 class Outbound:
@@ -110,8 +114,40 @@ class Outbound:
         return packet_id
 
     def deliver(self, queue: Queue, entry: Entry, shared: Subscription | None = None) -> None:
-        self.delivered += 1
-        message = entry.message
+        self.deliver_many(queue, (entry,), shared)
+
+    def deliver_many(
+        self, queue: Queue, entries: Sequence[Entry], shared: Subscription | None = None
+    ) -> None:
+        """A batch from the queue: what each message's topic matches is worked out once per
+        routing key and properties (a publisher's plain messages share theirs), and the
+        QoS 0 ones are acknowledged to the queue together."""
+        self.delivered += len(entries)
+        plans: dict[tuple[str, int], _Plan] = {}
+        done: list[Entry] = []  # QoS 0 (acknowledged as sent) and skipped ones
+        publish = self._publish
+        for entry in entries:
+            message = entry.message
+            properties = message.properties
+            plan = plans.get((message.routing_key, id(properties)))
+            if plan is None or plan[0] is not properties:
+                plan = self._plan(message, shared)
+                plans[(message.routing_key, id(properties))] = plan
+            _, topic, qos, retain, identifiers = plan
+            if topic is None:  # the session's own message, for No Local subscriptions only
+                done.append(entry)
+                continue
+            publish(topic, message, qos, retain, entry.redelivered, identifiers, (entry, queue))
+            if not qos:
+                done.append(entry)
+        if done:
+            self.acked += len(done)
+            queue.ack_many(done)
+
+    def _plan(self, message: Message, shared: Subscription | None) -> _Plan:
+        """How a message goes out to this session: its topic (None: not at all), QoS,
+        RETAIN flag and subscription identifiers."""
+        properties = message.properties
         topic = convert.topic(message.routing_key)
         if shared is not None:  # a shared subscription's own queue: its options alone
             ids = () if shared.identifier is None else (shared.identifier,)
@@ -119,20 +155,13 @@ class Outbound:
         else:
             own = convert.publisher(message) == self.state.client_id
             match = self.subscriptions.match(topic, own=own)
-        if match is None:  # the session's own message, for No Local subscriptions only
-            self.acked += 1
-            queue.ack_many((entry,))
-            return
+        if match is None:
+            return (properties, None, 0, False, ())
         qos = min(convert.published_qos(message), match.qos)
         # RETAIN=0 on what a subscription gets as it is published, unless Retain As
         # Published [MQTT-3.3.1-12, 13].
         retain = match.retain_as_published and convert.was_retained(message)
-        self._publish(
-            topic, message, qos, retain, entry.redelivered, match.identifiers, (entry, queue)
-        )
-        if not qos:
-            self.acked += 1
-            queue.ack_many((entry,))
+        return (properties, topic, qos, retain, match.identifiers)
 
     def send_retained(
         self, topic: str, message: Message, subscription: Subscription, *, dup: bool = False
@@ -174,20 +203,20 @@ class Outbound:
                 properties = replace(properties, subscription_identifiers=identifiers)
             if self.aliases.maximum:
                 topic, properties = self.aliases.apply(topic, properties)
-        publish = Publish(
+        data = encode_publish(
             topic,
             message.body,
-            qos=qos,
-            retain=retain,
+            qos,
+            packet_id,
+            self.version,
             dup=bool(qos) and redelivered,
-            packet_id=packet_id,
+            retain=retain,
             properties=properties,
         )
-        data = encode(publish, self.version)
         if self.maximum_packet_size is not None and len(data) > self.maximum_packet_size:
             # Discarded as if sent, acknowledged at once [MQTT-3.1.2-25].
-            if publish.topic and publish.properties.topic_alias is not None:
-                self.aliases.by_topic.pop(publish.topic, None)  # the client never saw it
+            if topic and properties.topic_alias is not None:
+                self.aliases.by_topic.pop(topic, None)  # the client never saw it
             if packet_id is not None:
                 del self.inflight[packet_id]
             if source is not None and not qos:
@@ -295,7 +324,10 @@ class MQTTConsumer(Consumer):
         return max(0, self.outbound.room())
 
     def deliver(self, queue: Queue, entry: Entry) -> None:
-        self.outbound.deliver(queue, entry, self.shared)
+        self.outbound.deliver_many(queue, (entry,), self.shared)
+
+    def deliver_many(self, queue: Queue, entries: list[Entry]) -> None:
+        self.outbound.deliver_many(queue, entries, self.shared)
 
     def cancelled_by_broker(self) -> None:
         self.gone()

@@ -67,25 +67,46 @@ def _properties(properties: Properties, version: int) -> bytes:
 
 
 def _encode_publish(packet: Publish, version: int) -> bytes:
-    topic = _TOPICS.get(packet.topic)
+    return encode_publish(
+        packet.topic,
+        packet.payload,
+        packet.qos,
+        packet.packet_id,
+        version,
+        dup=packet.dup,
+        retain=packet.retain,
+        properties=packet.properties,
+    )
+
+
+def encode_publish(
+    topic_name: str,
+    payload: bytes,
+    qos: int,
+    packet_id: int | None,
+    version: int,
+    *,
+    dup: bool = False,
+    retain: bool = False,
+    properties: Properties = NO_PROPERTIES,
+) -> bytes:
+    """A PUBLISH from its fields, without a :class:`Publish` (the delivery hot path)."""
+    topic = _TOPICS.get(topic_name)
     if topic is None:
-        topic = encode_string(packet.topic)
+        topic = encode_string(topic_name)
         if len(topic) <= _TOPIC_CACHED_BYTES:
             if len(_TOPICS) >= _TOPICS_KEPT:
                 _TOPICS.clear()
-            _TOPICS[packet.topic] = topic
-    qos = packet.qos
+            _TOPICS[topic_name] = topic
     if qos:
-        if not packet.packet_id:
+        if not packet_id:
             raise ValueError(f"PUBLISH at QoS {qos} needs a packet identifier")
-        topic += pack_u16(packet.packet_id)
+        topic += pack_u16(packet_id)
     if version == MQTT_5:
-        properties = packet.properties
         topic += (
             _NO_PROPERTIES_BYTE if properties is NO_PROPERTIES else encode_properties(properties)
         )
-    payload = packet.payload
-    first = 0x30 | qos << 1 | packet.dup << 3 | packet.retain
+    first = 0x30 | qos << 1 | dup << 3 | retain
     return _BYTES[first] + encode_varint(len(topic) + len(payload)) + topic + payload
 
 
