@@ -58,8 +58,9 @@ class Publisher:
             for qos in (0, 1, 2)
         )
 
-    def message(self, publish: Publish, exchange: str) -> Message:
-        """The message a PUBLISH makes; PreconditionFailed for what no protocol carries."""
+    def message(self, publish: Publish, exchange: str, key: str | None = None) -> Message:
+        """The message a PUBLISH makes (``key``: its topic's routing key, if known);
+        PreconditionFailed for what no protocol carries."""
         props = publish.properties
         if props is NO_PROPERTIES and not publish.retain:
             properties = self.plain[publish.qos]
@@ -68,7 +69,7 @@ class Publisher:
             check_properties(properties)
         return Message(
             exchange,
-            routing_key(publish.topic),
+            routing_key(publish.topic) if key is None else key,
             properties,
             publish.payload,
             time.monotonic_ns(),

@@ -37,9 +37,13 @@ from pigeon.protocols.mqtt.subscriptions import Subscription, shared_queue_name
 from pigeon.protocols.mqtt.topics import check_topic_name, parse_filter
 
 if TYPE_CHECKING:
+    from pigeon.core.exchange import Exchange
     from pigeon.protocols.mqtt.session import MQTTSession
 
 log = logging.getLogger("pigeon.mqtt")
+
+# Topics a session remembers as checked for publishing (see _remember).
+PUBLISH_CHECKS_KEPT = 16
 
 
 def _answer(session: MQTTSession, publish: Publish, reason: ReasonCode) -> Packet:
@@ -56,7 +60,11 @@ def publish(session: MQTTSession, packet: Publish) -> None:
     assert client is not None and state is not None
     if packet.properties.topic_alias is not None:
         packet = _unalias(session, packet)
-    check_topic_name(packet.topic, session.settings.topic_limits)
+    exchange = session.settings.exchange
+    checked = session.publish_checks.get(packet.topic)
+    if checked is None or client.vhost.exchanges.get(exchange) is not checked[1]:
+        check_topic_name(packet.topic, session.settings.topic_limits)
+        checked = None
     qos = packet.qos
     if qos == 2 and packet.packet_id in state.awaiting_release:
         session.acks.append(_answer(session, packet, ReasonCode.SUCCESS))  # a resend: once only
@@ -65,17 +73,20 @@ def publish(session: MQTTSession, packet: Publish) -> None:
         # More QoS 1/2 publishes unanswered (no PUBACK or PUBCOMP sent) than our Receive
         # Maximum [MQTT-3.3.4-9].
         raise ProtocolViolation(ReasonCode.RECEIVE_MAXIMUM_EXCEEDED, "receive maximum exceeded")
-    exchange = session.settings.exchange
-    key = convert.routing_key(packet.topic)
+    if checked is None:
+        key = convert.routing_key(packet.topic)
+        try:
+            target = client.publish_target(exchange, key, None)
+        except AccessRefused as error:
+            if session.version != MQTT_5 or qos == 0:
+                raise ProtocolViolation(ReasonCode.NOT_AUTHORIZED, error.text) from None
+            session.send(_answer(session, packet, ReasonCode.NOT_AUTHORIZED))
+            return
+        _remember(session.publish_checks, packet.topic, (key, target))
+    else:
+        key, target = checked
     try:
-        target = client.publish_target(exchange, key, None)
-    except AccessRefused as error:
-        if session.version != MQTT_5 or qos == 0:
-            raise ProtocolViolation(ReasonCode.NOT_AUTHORIZED, error.text) from None
-        session.send(_answer(session, packet, ReasonCode.NOT_AUTHORIZED))
-        return
-    try:
-        message = session.publisher.message(packet, exchange)
+        message = session.publisher.message(packet, exchange, key)
     except PigeonError as error:
         raise ProtocolViolation(ReasonCode.PAYLOAD_FORMAT_INVALID, error.text) from None
     reason = ReasonCode.SUCCESS
@@ -116,6 +127,17 @@ def _unanswered(session: MQTTSession, qos: int) -> int:
     if session.version == MQTT_5:
         return len(state.awaiting_release) + session.answering
     return len(state.awaiting_release) if qos == 2 else 0
+
+
+def _remember(
+    checks: dict[str, tuple[str, Exchange]], topic: str, checked: tuple[str, Exchange]
+) -> None:
+    """A topic whose publish passed every check, kept for the session's next publishes to
+    it: a few topics (RabbitMQ's MQTT connections cache their last 12 permission checks),
+    so a publisher to many topics pays the checks each time."""
+    if len(checks) >= PUBLISH_CHECKS_KEPT:
+        checks.clear()
+    checks[topic] = checked
 
 
 def _unalias(session: MQTTSession, packet: Publish) -> Publish:

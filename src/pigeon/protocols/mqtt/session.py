@@ -99,6 +99,8 @@ class MQTTSession:
         self.keepalive_seconds = 0
         self.will: Will | None = None
         self.topic_aliases: dict[int, str] = {}  # a 5.0 client's, for this connection
+        # topic -> (routing key, exchange) of publishes that passed every check (inbound)
+        self.publish_checks: dict[str, tuple[str, Any]] = {}
         self.acks: list[Packet] = []  # QoS 1/2 answers of this turn, sent once on disk
         self.answering = 0  # QoS 1 publishes whose PUBACK is not sent yet
         self._syncing = 0
