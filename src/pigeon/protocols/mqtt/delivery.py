@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 # Payload bytes one session sends in one turn at most; more once they are written.
 TURN_OUTPUT = 1 << 20
 _tags = itertools.count(1)
+_UNKNOWN: Any = object()  # (a packet id not in flight)
 # How a message goes out to a session (Outbound._plan): the message's properties it was
 # worked out for, topic (None: not sent), QoS, RETAIN, subscription identifiers.
 _Plan = tuple[Any, str | None, int, bool, tuple[int, ...]]
@@ -65,6 +66,8 @@ class Outbound:
         self.limit = limit
         # packet id -> the queue entry it delivers (None: a retained message)
         self.inflight: dict[int, tuple[Entry, Queue] | None] = {}
+        # Acknowledged this turn, for their queues at its end (settle).
+        self.settled: list[tuple[Entry, Queue]] = []
         # packet id -> the retained message it delivers (QoS 1/2, not acknowledged)
         self.retained: dict[int, tuple[str, Message, Subscription]] = {}
         self.next_id = 1
@@ -231,21 +234,39 @@ class Outbound:
 
     def acknowledged(self, packet_id: int, *, released: bool) -> bool:
         """PUBACK (``released``: the QoS 1 flow ends) or PUBREC (QoS 2: PUBCOMP to come).
-        False if the packet id is unknown."""
-        if packet_id not in self.inflight:
+        False if the packet id is unknown. The queue hears of it in :meth:`settle`."""
+        taken = self.inflight.pop(packet_id, _UNKNOWN)
+        if taken is _UNKNOWN:
             return False
-        taken = self.inflight.pop(packet_id)
         if taken is None:
             self.retained.pop(packet_id, None)
         if not released:
             self.state.awaiting_complete.add(packet_id)
             self.state.changed()
         if taken is not None:  # (None: a retained message, from no queue)
-            entry, queue = taken
-            self.acked += 1
-            queue.ack_many((entry,))
-            queue.dispatch()
+            self.settled.append(taken)
         return True
+
+    def settle(self) -> None:
+        """The end of a turn: the acknowledgements it read go to their queues, one call
+        per queue, and each queue hands over what the room they made lets through."""
+        settled = self.settled
+        if not settled:
+            return
+        self.settled = []
+        self.acked += len(settled)
+        first_queue = settled[0][1]
+        if all(queue is first_queue for _, queue in settled):
+            first_queue.ack_many([entry for entry, _ in settled])
+            first_queue.dispatch()
+            return
+        by_queue: dict[Queue, list[Entry]] = {}
+        for entry, queue in settled:
+            by_queue.setdefault(queue, []).append(entry)
+        for queue, entries in by_queue.items():
+            queue.ack_many(entries)
+        for queue in by_queue:
+            queue.dispatch()
 
     def completed(self, packet_id: int) -> None:
         """PUBCOMP: the QoS 2 delivery is over. One for an id not awaiting it (a second
@@ -256,6 +277,7 @@ class Outbound:
 
     def requeue_all(self) -> None:
         """The connection ended: what was not acknowledged goes back to its queue."""
+        self.settle()
         by_queue: dict[Queue, list[Entry]] = {}
         for packet_id, taken in self.inflight.items():
             if taken is not None:

@@ -173,6 +173,8 @@ class MQTTSession:
             counts = self.counts
             counts.received += vstats.received - received
             counts.routed += vstats.routed - routed
+        if self.outbound is not None:
+            self.outbound.settle()
         if self.client is not None:
             self.client.vhost.dispatch_due()
         state = self.state
@@ -277,10 +279,14 @@ class MQTTSession:
             self._send_answers(acks)
 
     def _send_answers(self, acks: list[Packet]) -> None:
+        """A turn's answers in one write."""
+        version = self.version
+        parts = []
         for packet in acks:
             if type(packet) is Puback:
                 self.answering -= 1
-            self.send(packet)
+            parts.append(encode(packet, version))
+        self.write(b"".join(parts))
 
     # -- packets ---------------------------------------------------------------------
 
