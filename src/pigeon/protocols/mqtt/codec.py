@@ -8,6 +8,7 @@ reason code to answer with; any other exception escaping is a bug.
 
 from __future__ import annotations
 
+import functools
 from typing import Final
 
 from pigeon.protocols.mqtt.decoding import READERS, connect_level, decode_connect, decode_publish
@@ -62,6 +63,7 @@ def _first_byte_problem(first: int, version: int | None, from_client: bool) -> P
     return protocol_error(f"packet type {kind} may not be sent by {side}")
 
 
+@functools.cache  # (one set per kind of decoder, shared: not one per connection)
 def _valid_first_bytes(version: int | None, from_client: bool) -> frozenset[int]:
     if version is None and from_client:
         return frozenset({0x10})

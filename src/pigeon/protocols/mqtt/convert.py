@@ -53,17 +53,22 @@ class Publisher:
 
     def __init__(self, client_id: str) -> None:
         self.client_id = client_id
-        self.plain = tuple(
-            Neutral(durable=qos > 0, annotations=((QOS, qos), (CLIENT, client_id)))
-            for qos in (0, 1, 2)
-        )
+        # Made at the first plain publish of each QoS: an idle session holds none.
+        self.plain: list[Neutral | None] = [None, None, None]
+
+    def _plain(self, qos: int) -> Neutral:
+        properties = self.plain[qos]
+        if properties is None:
+            annotations = ((QOS, qos), (CLIENT, self.client_id))
+            properties = self.plain[qos] = Neutral(durable=qos > 0, annotations=annotations)
+        return properties
 
     def message(self, publish: Publish, exchange: str, key: str | None = None) -> Message:
         """The message a PUBLISH makes (``key``: its topic's routing key, if known);
         PreconditionFailed for what no protocol carries."""
         props = publish.properties
         if props is NO_PROPERTIES and not publish.retain:
-            properties = self.plain[publish.qos]
+            properties = self.plain[publish.qos] or self._plain(publish.qos)
         else:
             properties = _neutral_properties(publish.qos, props, publish.retain, self.client_id)
             check_properties(properties)

@@ -14,7 +14,6 @@ the reason code first [MQTT-4.13.1-1]; a refused CONNECT gets its CONNACK.
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -76,7 +75,10 @@ class MQTTSession:
         )
         self.version = MQTT_5
         self._phase = Phase.HANDSHAKE
-        self._pending: deque[Packet] = deque()
+        # Decoded packets not handled yet, from _next on (a list: an idle connection's
+        # empty one is 56 bytes, a deque's 600).
+        self._pending: list[Packet] = []
+        self._next = 0
         self._violation: ProtocolViolation | None = None
         self._out: list[bytes] = []
         self._attempt: LoginAttempt | None = None
@@ -147,26 +149,28 @@ class MQTTSession:
         if self._violation is not None:
             return
         try:
-            self._pending.extend(self.decoder.feed(data))
+            self._pending += self.decoder.feed(data)
         except ProtocolViolation as violation:
-            self._pending.extend(violation.packets)
+            self._pending += violation.packets
             self._violation = violation
 
     def process(self, budget: int) -> bool:
         self.published = False
-        pending = self._pending
+        pending, index = self._pending, self._next
         # The turn's publishes, as the core counts them (a CONNECT's turn is not counted).
         vstats = self.client.vhost.stats if self.client is not None else None
         if vstats is not None:
             received, routed = vstats.received, vstats.routed
-        while pending and budget > 0 and not self._logging_in and not self.ended:
-            packet = pending.popleft()
+        while index < len(pending) and budget > 0 and not self._logging_in and not self.ended:
+            packet = pending[index]
+            index += 1
             budget -= 1
             try:
                 self.handle(packet)
             except ProtocolViolation as violation:
                 self.fail(violation)
-        if not pending and self._violation is not None and not self._logging_in:
+        left = self._handled(pending, index)
+        if not left and self._violation is not None and not self._logging_in:
             late, self._violation = self._violation, None
             self.fail(late)
         if vstats is not None:
@@ -183,7 +187,25 @@ class MQTTSession:
         self._send_acks()
         if self._out or self._phase is not Phase.OPEN:
             self.want_flush()
-        return bool(pending) and not self._logging_in and not self.ended
+        return left and not self._logging_in and not self.ended
+
+    def _handled(self, pending: list[Packet], index: int) -> bool:
+        """Forget the packets handled this turn; whether any are left."""
+        if pending is not self._pending:  # (dropped while handled: see _drop_pending)
+            return False
+        if index >= len(pending):
+            pending.clear()
+            self._next = 0
+            return False
+        if index > 4096:
+            del pending[:index]
+            index = 0
+        self._next = index
+        return True
+
+    def _drop_pending(self) -> None:
+        self._pending = []
+        self._next = 0
 
     def throttle(self) -> Waiter | None:
         if self._logging_in:
@@ -448,7 +470,7 @@ class MQTTSession:
         if reason is not None:
             self.send(Connack(False, reason))
         self._phase = Phase.CLOSED
-        self._pending.clear()
+        self._drop_pending()
         self.end(will=False)
 
     def _open(self, identity: Identity) -> None:
@@ -509,7 +531,7 @@ class MQTTSession:
         if self.ended:
             return
         self.ended = True
-        self._pending.clear()
+        self._drop_pending()
         if self._attempt is not None:
             self._attempt.cancel()
             self._attempt = None
