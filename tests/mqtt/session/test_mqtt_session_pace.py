@@ -94,3 +94,24 @@ def test_every_publish_of_a_turn_reaches_a_qos_1_subscriber_in_that_turn(
         owed = [Puback(p.packet_id) for p in deliveries if isinstance(p, Publish) and p.packet_id]
         assert len(received) == (round_ + 1) * turn, f"behind after round {round_}"
     assert received == [b"%d" % n for n in range(20 * turn)]
+
+
+def test_one_read_of_publishes_to_several_topics_keeps_their_order(
+    mqtt: Hub[MQTTSession], clock: ManualClock
+) -> None:
+    # Publishes to one topic are routed together (a run); a change of topic, QoS 0
+    # among QoS 1 or a RETAIN ends a run, and none of that may reorder anything.
+    sub = Peer(mqtt, clock, "order-sub")
+    sub.send(Subscribe(1, (("order/+", SubscriptionOptions(qos=1)),)))
+    pub = Peer(mqtt, clock, "order-pub")
+    topics = ["order/a"] * 5 + ["order/b"] * 3 + ["order/a"] * 4 + ["order/c"]
+    batch = [
+        Publish(topic, b"%d" % n, qos=n % 2, retain=n == 7, packet_id=n + 1 if n % 2 else None)
+        for n, topic in enumerate(topics)
+    ]
+    assert pub.send(*batch) == [Puback(n + 1) for n in range(len(topics)) if n % 2]
+    deliveries = [p for p in sub.send() if isinstance(p, Publish)]
+    assert [(p.topic, p.payload) for p in deliveries] == [
+        (topic, b"%d" % n) for n, topic in enumerate(topics)
+    ]
+    assert [p.qos for p in deliveries] == [n % 2 for n in range(len(topics))]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from pigeon.core.binding import DestinationKind
 from pigeon.errors import AccessRefused, PigeonError, ResourceLimit
@@ -32,6 +32,7 @@ from pigeon.protocols.mqtt.packets import (
     Unsuback,
     Unsubscribe,
 )
+from pigeon.protocols.mqtt.properties import NO_PROPERTIES
 from pigeon.protocols.mqtt.reasons import ProtocolViolation, ReasonCode, protocol_error
 from pigeon.protocols.mqtt.subscriptions import Subscription, shared_queue_name
 from pigeon.protocols.mqtt.topics import check_topic_name, parse_filter
@@ -127,6 +128,65 @@ def _unanswered(session: MQTTSession, qos: int) -> int:
     if session.version == MQTT_5:
         return len(state.awaiting_release) + session.answering
     return len(state.awaiting_release) if qos == 2 else 0
+
+
+def plain_run(pending: list[Packet], start: int, end: int) -> int:
+    """Where the run of plain publishes (QoS 0 or 1, one topic, no RETAIN, no
+    properties) starting at ``pending[start]`` ends, looking no further than ``end``;
+    ``start`` itself if that packet is no plain publish."""
+    first = pending[start]
+    if not _plain(first):
+        return start
+    topic = cast(Publish, first).topic
+    index = start + 1
+    while index < end:
+        packet = pending[index]
+        if not _plain(packet) or cast(Publish, packet).topic != topic:
+            break
+        index += 1
+    return index
+
+
+def _plain(packet: Packet) -> bool:
+    if type(packet) is not Publish:
+        return False
+    return packet.qos < 2 and not packet.retain and packet.properties is NO_PROPERTIES
+
+
+def publish_run(session: MQTTSession, packets: list[Publish]) -> None:
+    """Plain publishes to one topic (see :func:`plain_run`), as AMQP's publish runs:
+    checked once, routed once, enqueued together. What the core cannot take as a run
+    (a queue with limits or a TTL, nothing routed) goes one publish at a time."""
+    client = session.client
+    assert client is not None
+    first = packets[0]
+    publish(session, first)  # the checks, and the session's remembering of them
+    if session.ended or len(packets) == 1:
+        return
+    exchange = session.settings.exchange
+    checked = session.publish_checks.get(first.topic)
+    target = client.vhost.exchanges.get(exchange)
+    if checked is None or target is not checked[1]:
+        for packet in packets[1:]:
+            publish(session, packet)
+        return
+    if session.version == MQTT_5 and (
+        _unanswered(session, 1) + len(packets) >= session.settings.receive_maximum
+    ):  # the Receive Maximum is checked publish by publish [MQTT-3.3.4-9]
+        for packet in packets[1:]:
+            publish(session, packet)
+        return
+    make = session.publisher.message
+    key = checked[0]
+    rest = packets[1:]
+    messages = [make(packet, exchange, key) for packet in rest]
+    if not client.vhost.publish_run(messages, target):
+        for packet in rest:
+            publish(session, packet)
+        return
+    for packet in rest:
+        if packet.qos:
+            _acknowledge(session, packet, ReasonCode.SUCCESS)
 
 
 def _remember(

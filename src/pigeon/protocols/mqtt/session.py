@@ -163,12 +163,18 @@ class MQTTSession:
             received, routed = vstats.received, vstats.routed
         while index < len(pending) and budget > 0 and not self._logging_in and not self.ended:
             packet = pending[index]
-            index += 1
-            budget -= 1
+            end = index + 1
+            if self.client is not None:  # (after CONNECT) publishes to one topic go together
+                end = max(end, inbound.plain_run(pending, index, min(len(pending), index + budget)))
+            budget -= end - index
             try:
-                self.handle(packet)
+                if end - index > 1:
+                    inbound.publish_run(self, pending[index:end])  # type: ignore[arg-type]
+                else:
+                    self.handle(packet)
             except ProtocolViolation as violation:
                 self.fail(violation)
+            index = end
         left = self._handled(pending, index)
         if not left and self._violation is not None and not self._logging_in:
             late, self._violation = self._violation, None
