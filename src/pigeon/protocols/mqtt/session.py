@@ -83,6 +83,7 @@ class MQTTSession:
         "connect",
         "consumer",
         "context",
+        "credential_timer",
         "decoder",
         "ended",
         "identity",
