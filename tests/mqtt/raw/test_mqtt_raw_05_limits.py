@@ -26,6 +26,7 @@ from mqtt_raw_client import (
     string,
 )
 
+from pigeon.config import Config
 from pigeon.protocols.mqtt.packets import MQTT_3_1_1, MQTT_5
 from pigeon.protocols.mqtt.properties import Properties
 
@@ -189,15 +190,15 @@ def _deliveries(client: RawClient) -> list[int]:
     return ids
 
 
-@pytest.mark.parametrize(("receive_maximum", "inflight"), [(None, 10), (3, 3)])
+@pytest.mark.parametrize(("receive_maximum", "inflight"), [(None, Config().mqtt_inflight), (3, 3)])
 def test_inflight_is_bounded(raw: Raw, receive_maximum: int | None, inflight: int) -> None:
-    # mqtt_inflight (10), or the client's Receive Maximum below it [MQTT-3.3.4-9]
+    # mqtt_inflight (its default), or the client's Receive Maximum below it [MQTT-3.3.4-9]
     topic = f"raw05/inflight/{receive_maximum}".encode()
     properties = Properties(receive_maximum=receive_maximum)
     sub = _qos1_subscriber(raw, f"raw05-infl{receive_maximum}", topic, properties=properties)
     pub = raw(MQTT_5)
     pub.connect(f"raw05-inflp{receive_maximum}")
-    for pid in range(1, 16):
+    for pid in range(1, inflight + 6):
         pub.send(_publish(MQTT_5, topic, b"m", qos=1, pid=pid))
         pub.expect(b"\x40\x02" + pid.to_bytes(2, "big"))
     first = _deliveries(sub)

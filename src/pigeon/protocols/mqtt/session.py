@@ -368,6 +368,11 @@ class MQTTSession:
 
     def handle(self, packet: Packet) -> None:
         kind = type(packet)
+        outbound = self.outbound
+        if outbound is not None and outbound.settled and kind is not Puback:
+            # Acknowledgements read before this packet take effect before it (what they
+            # let through goes out ahead of, say, the PINGRESP answering it).
+            outbound.settle()
         if kind is Publish:
             assert isinstance(packet, Publish)
             inbound.publish(self, packet)
