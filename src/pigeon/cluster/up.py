@@ -83,8 +83,13 @@ def main(args: argparse.Namespace) -> int:
     front_ends: list[FrontEnd] = []
     try:
         nats.start()
-        front_ends = [_start_front_end(i + 1, nats, directory) for i in range(args.nodes)]
-        _wait_listening(front_ends, stop)
+        # One after the other: a node that starts while another is still writing its
+        # first definitions takes the bucket's users instead of writing its own (fresh
+        # nodes started together each hash the default password with their own salt,
+        # and a login checked against a hash replaced meanwhile is refused).
+        for i in range(args.nodes):
+            front_ends.append(_start_front_end(i + 1, nats, directory))
+            _wait_listening(front_ends[-1:], stop)
         _print(nats, front_ends)
         while not stop.wait(0.5):
             if gone := next((f for f in front_ends if f.process.poll() is not None), None):
