@@ -125,6 +125,9 @@ class Config:
     # Cluster mode: a node whose heartbeat is older than this many seconds is shown
     # "running": false by the others (it beats five times per period).
     cluster_node_timeout: float = 5.0
+    # Cluster mode: seconds after which the messages a dead node held (delivered, not
+    # acked) are delivered again by JetStream (docs/cluster.md, "Queues").
+    cluster_ack_wait: float = 30.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -187,6 +190,8 @@ class Config:
             raise ConfigError(
                 f"cluster_node_timeout must be above 0, not {self.cluster_node_timeout}"
             )
+        if self.cluster_ack_wait < 1:
+            raise ConfigError(f"cluster_ack_wait must be at least 1, not {self.cluster_ack_wait}")
         if self.paging_memory <= 0:
             raise ConfigError(f"paging_memory must be above 0, not {self.paging_memory}")
         if self.frame_max < 4096:

@@ -23,7 +23,7 @@ from pigeon.cluster.confirms import ConfirmingStore
 from pigeon.cluster.health import probe
 from pigeon.cluster.link import ALWAYS_SYNC, ClusterLink, parse_urls
 from pigeon.cluster.natsserver import CLUSTER_NAME
-from pigeon.cluster.queues import ClusterQueues
+from pigeon.cluster.queues import ClusterQueues, QueueSettings
 from pigeon.cluster.roster import Roster, default_name
 from pigeon.cluster.sharing import Sharing
 from pigeon.cluster.store import ClusterStore
@@ -59,13 +59,14 @@ class ClusterMember:
         self.node: Node | None = None
         self.users: UserStore | None = None
         self.queues: ClusterQueues
+        self.queue_settings = QueueSettings(ack_wait=config.cluster_ack_wait)
 
     async def start(self) -> None:
         await self.link.connect()
         assert self.link.client is not None
         # Durable queues in JetStream streams, on the same connection (docs/cluster.md,
         # "Queues").
-        self.queues = ClusterQueues(self.link.client, owns_connection=False)
+        self.queues = ClusterQueues(self.link.client, self.queue_settings, owns_connection=False)
         await self.queues.start()
 
     def wrap(self, local: Store) -> Store:
