@@ -21,6 +21,12 @@ from pigeon.config import ConfigError
 log = logging.getLogger("pigeon.cluster")
 
 ALWAYS_SYNC, FAST, UNKNOWN = "always-sync", "fast", "unknown"
+# A server that stops answering (a partition, a hung or stopped process) keeps its TCP
+# connection open: only unanswered PINGs tell. nats-py's default (a PING every two
+# minutes, stale after two unanswered) left a node stuck on such a server for minutes,
+# every confirm and delivery with it; this way it moves to another server after 3-4 s.
+PING_INTERVAL = 1  # seconds
+MAX_OUTSTANDING_PINGS = 3
 
 
 class ClusterError(ConfigError):
@@ -82,6 +88,8 @@ class ClusterLink:
                     allow_reconnect=True,
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=1,
+                    ping_interval=PING_INTERVAL,
+                    max_outstanding_pings=MAX_OUTSTANDING_PINGS,
                     name="pigeon",
                     error_cb=_error,
                     disconnected_cb=_disconnected,

@@ -96,6 +96,8 @@ class ClusterQueues:
     ) -> ClusterQueues:
         import nats
 
+        from pigeon.cluster.link import MAX_OUTSTANDING_PINGS, PING_INTERVAL
+
         async def failed(error: Exception) -> None:
             # (Reconnecting is normal in a cluster: one line, not nats-py's traceback.)
             log.warning("NATS connection: %s", error or type(error).__name__)
@@ -104,6 +106,8 @@ class ClusterQueues:
             servers,
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,
+            ping_interval=PING_INTERVAL,
+            max_outstanding_pings=MAX_OUTSTANDING_PINGS,
             name="pigeon",
             error_cb=failed,
         )
