@@ -34,6 +34,13 @@ logging.getLogger("pigeon").addHandler(_errors)
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--run-slow", action="store_true", help="run tests marked slow")
+    parser.addoption(
+        "--cluster-cycles",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the cluster failover test's long mode: N cycles of kills and partitions",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
