@@ -165,9 +165,10 @@ class NatsServers:
         self.cluster.processes[index].send_signal(signal.SIGCONT)
         self.stopped.discard(index)
 
-    def jsz(self, streams: bool = False) -> dict[str, dict[str, Any]]:
+    def jsz(self, streams: bool = False, consumers: bool = False) -> dict[str, dict[str, Any]]:
         """``/jsz`` of every live, running server that answers, by server name."""
         endpoint = "jsz?streams=true" if streams else "jsz"
+        endpoint += "&consumers=true" if consumers else ""
         found = {}
         for index, url in enumerate(self.cluster.monitor_urls):
             if self.alive(index) and index not in self.stopped:
@@ -204,6 +205,19 @@ class NatsServers:
                     if stream["name"] not in found or leader == server:
                         found[stream["name"]] = stream
         return found
+
+    def consumer_leader(self, stream: str) -> str:
+        """The leader of ``stream``'s (one) durable consumer, as ``/jsz`` says."""
+        for data in self.jsz(streams=True, consumers=True).values():
+            for account in data.get("account_details") or []:
+                for detail in account.get("stream_detail") or []:
+                    if detail["name"] != stream:
+                        continue
+                    for consumer in detail.get("consumer_detail") or []:
+                        leader = (consumer.get("cluster") or {}).get("leader")
+                        if leader:
+                            return str(leader)
+        return ""
 
     def all_current(self, streams: list[str]) -> bool:
         """Every server up, a current peer of the meta group and a current replica of

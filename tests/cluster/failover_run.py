@@ -217,6 +217,23 @@ class FailoverRun:
         self.servers.kill(index)
         return index
 
+    async def kill_consumer_leader(self, label: str = "") -> int:
+        """SIGKILL the server that leads the busiest queue's consumer (which holds the
+        delivery counts the redelivered flag comes from)."""
+        queue, _ = await asyncio.to_thread(self.busiest)
+        stream = StreamNames.of("/", queue).stream
+        leader = await asyncio.to_thread(self.servers.consumer_leader, stream)
+        if not leader:
+            raise RigFailed(f"the consumer of {queue} has no leader")
+        index = self.servers.index(leader)
+        self.fault(
+            "kill -9 the busiest consumer's leader",
+            f"kill -9 {leader}, leader of the consumer of the busiest queue ({queue}){label}",
+            queue,
+        )
+        self.servers.kill(index)
+        return index
+
     async def pause_stream_leader(self, label: str = "") -> int:
         """SIGSTOP the busiest queue's stream leader: a partition (it holds its sockets
         and answers nothing) until :meth:`NatsServers.resume`."""

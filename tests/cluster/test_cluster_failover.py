@@ -10,8 +10,9 @@ flagged ``redelivered``; the counts and failover times are printed (and kept in
 docs/cluster.md, "Failover, measured").
 
 The long mode (``--cluster-cycles N``, or ``--run-slow`` for 5 cycles) repeats the
-faults N times and adds partitions: a nats-server stopped (SIGSTOP) for a few
-seconds, then continued.
+faults N times and adds partitions (the busiest stream's leader stopped with SIGSTOP
+for a few seconds, then continued) and the loss of the busiest queue's consumer
+leader.
 """
 
 from __future__ import annotations
@@ -110,6 +111,10 @@ async def test_many_cycles_of_kills_and_partitions(
         await run.restart_node(node)
 
         index = await run.kill_stream_leader(label)
+        await run.recovered(run.history.faults[-1])
+        await run.restart_nats_server(index)
+
+        index = await run.kill_consumer_leader(label)
         await run.recovered(run.history.faults[-1])
         await run.restart_nats_server(index)
     await run.drain(timeout=120.0)
