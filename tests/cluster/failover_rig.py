@@ -62,7 +62,8 @@ class PigeonNode:
         self._log_start = self.log.stat().st_size if self.log.exists() else 0
         command = [
             sys.executable, "-m", "pigeon", "serve",
-            "--port", "0", "--no-management", "--no-mqtt",
+            "--port", "0", "--no-management", "--no-mqtt", "--no-mqtt-ws",
+            "--node-name", f"failover-{self.name}",
             "--data-dir", str(self.folder / "data"),
             "--log-level", "info",
             "--cluster", ",".join(self.nats.urls),
