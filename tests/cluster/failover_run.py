@@ -59,7 +59,8 @@ class FailoverRun:
         self.nodes = [
             PigeonNode(name, self.directory / name, self.nats, env) for name in ("a", "b")
         ]
-        await asyncio.gather(*(asyncio.to_thread(node.start) for node in self.nodes))
+        for node in self.nodes:  # one after the other, as ``pigeon cluster up`` starts them
+            await asyncio.to_thread(node.start)
         await self._declare()
 
     @property
