@@ -6,9 +6,11 @@ prefetch, requeue and the redelivered flag."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import shutil
 import subprocess
+import threading
 import time
 import urllib.request
 import uuid
@@ -209,3 +211,34 @@ def test_an_mqtt_persistent_session_gets_what_another_node_routed(
         timeout=15,
     )
     assert received.stdout.strip() == b"while away"
+
+
+def test_a_queue_deleted_at_once_elsewhere_does_not_hold_this_nodes_replies(
+    nodes: tuple[Broker, Broker],
+) -> None:
+    # Node b learns of the declare and the delete together, from the bucket: it starts
+    # the queue's stream and stops it at once. Its replies (which wait for every stream
+    # change it began) must not wait forever for the stream's creation.
+    a, b = nodes
+    on_a = pika.BlockingConnection(pika.URLParameters(a.amqp_url))
+    try:
+        channel = on_a.channel()
+        for _ in range(5):
+            queue = f"brief-{uuid.uuid4().hex}"
+            channel.queue_declare(queue, durable=True)
+            channel.queue_delete(queue)
+        _eventually(lambda: not _declared_on(b, queue))
+    finally:
+        on_a.close()
+    # Node b's replies wait for its barrier (every stream change b began): they come.
+    answered = threading.Event()
+
+    def declare_on_b() -> None:
+        on_b = pika.BlockingConnection(pika.URLParameters(b.amqp_url))
+        with contextlib.suppress(pika.exceptions.AMQPError):  # (b stopping, after a failure)
+            on_b.channel().exchange_declare("amq.direct", passive=True)
+            answered.set()
+            on_b.close()
+
+    threading.Thread(target=declare_on_b, daemon=True).start()
+    assert answered.wait(10), "node b's declare-ok never came"

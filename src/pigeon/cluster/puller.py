@@ -74,7 +74,9 @@ class Puller:
 
     async def _run(self, created: asyncio.Task[None]) -> None:
         queue, cluster = self._queue, self._cluster
-        await created
+        # Shielded: a queue deleted at once stops this task, and the creation must still
+        # end (its ledger position holds every reply and confirm of the node until then).
+        await asyncio.shield(created)
         names = queue.names
         delay = 0.2
         while self._subscription is None and not self._stopped:
