@@ -3,6 +3,10 @@
 Set ``PIGEON_TEST_AMQP_URL`` (for example ``amqp://guest:guest@127.0.0.1:5672/``)
 to run the client-level tests against another broker, such as RabbitMQ, to
 check that the tests themselves describe RabbitMQ's behaviour.
+
+``--cluster-nodes N`` (or ``PIGEON_TEST_CLUSTER_NODES=N``) runs them against a local
+Pigeon cluster of N nodes instead, each test on the next node
+(``tests/cluster/cluster_target.py``; docs/cluster.md, "Testing against a cluster").
 """
 
 from __future__ import annotations
@@ -13,8 +17,12 @@ import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from cluster.cluster_target import ClusterTarget
 
 EXTERNAL_URL = os.environ.get("PIGEON_TEST_AMQP_URL")
 
@@ -41,9 +49,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="N",
         help="the cluster failover test's long mode: N cycles of kills and partitions",
     )
+    parser.addoption(
+        "--cluster-nodes",
+        type=int,
+        default=int(os.environ.get("PIGEON_TEST_CLUSTER_NODES") or 0),
+        help="run the client tests against a local cluster of N Pigeon nodes",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--cluster-nodes"):
+        from cluster.cluster_target import skip_gaps
+
+        skip_gaps(items)
     if config.getoption("--run-slow"):
         return
     skip = pytest.mark.skip(reason="slow: pass --run-slow")
@@ -64,10 +82,34 @@ def _no_broker_errors() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def broker_url() -> Iterator[str]:
+def pigeon_cluster(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ClusterTarget | None]:
+    """The local cluster the client tests run against (``--cluster-nodes``), or None."""
+    size = request.config.getoption("--cluster-nodes")
+    if not size:
+        yield None
+        return
+    from cluster.cluster_target import ClusterTarget
+
+    with ClusterTarget(tmp_path_factory.mktemp("cluster"), size) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def cluster_node(pigeon_cluster: ClusterTarget | None) -> int | None:
+    """The index of the cluster node this test talks to (the next one), or None."""
+    return None if pigeon_cluster is None else pigeon_cluster.next_node()
+
+
+@pytest.fixture(scope="session")
+def broker_url(pigeon_cluster: ClusterTarget | None) -> Iterator[str]:
     """URL of one broker for the whole session (Pigeon in a thread, or external)."""
     if EXTERNAL_URL:
         yield EXTERNAL_URL
+        return
+    if pigeon_cluster is not None:
+        yield pigeon_cluster.amqp_url(0)
         return
     from pigeon.broker import Broker
     from pigeon.config import Config
@@ -79,7 +121,11 @@ def broker_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def amqp_url(broker_url: str) -> str:
+def amqp_url(
+    broker_url: str, pigeon_cluster: ClusterTarget | None, cluster_node: int | None
+) -> str:
+    if pigeon_cluster is not None and cluster_node is not None:
+        return pigeon_cluster.amqp_url(cluster_node)
     return broker_url
 
 

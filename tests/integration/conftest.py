@@ -5,6 +5,7 @@ from __future__ import annotations
 import urllib.parse
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pika
 import pytest
@@ -36,8 +37,11 @@ def cleanup(connection: pika.BlockingConnection) -> Iterator[list[str]]:
 
 
 @pytest.fixture(scope="session")
-def broker_api(broker_url: str) -> Iterator[tuple[str, str]]:
+def broker_api(broker_url: str, pigeon_cluster: Any) -> Iterator[tuple[str, str]]:
     """(management base URL, AMQP host:port) of the broker under test."""
+    if pigeon_cluster is not None:
+        yield pigeon_cluster.management(0)
+        return
     if EXTERNAL:
         host = urllib.parse.urlsplit(broker_url).hostname or "127.0.0.1"
         yield f"http://{host}:15672", broker_url.split("@", 1)[1].split("/", 1)[0]
@@ -53,8 +57,11 @@ def broker_api(broker_url: str) -> Iterator[tuple[str, str]]:
 
 
 @pytest.fixture
-def target(broker_api: tuple[str, str]) -> Iterator[Target]:
-    base, amqp = broker_api
+def target(
+    broker_api: tuple[str, str], pigeon_cluster: Any, cluster_node: int | None
+) -> Iterator[Target]:
+    # In a cluster run (--cluster-nodes), the management API of this test's node.
+    base, amqp = broker_api if cluster_node is None else pigeon_cluster.management(cluster_node)
     made = Target(base, amqp, f"policies-test-{uuid.uuid4().hex[:8]}")
     made.put(f"/vhosts/{made.v}", {})
     made.put(f"/permissions/{made.v}/guest", {"configure": ".*", "write": ".*", "read": ".*"})
