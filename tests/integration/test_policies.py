@@ -233,6 +233,7 @@ def test_user_channel_and_connection_limits(target: Target) -> None:
         target.call("DELETE", f"/users/{user}")
 
 
+@pytest.mark.cluster_gap("length limits (x-max-length) are refused for durable queues")
 def test_quorum_queues_skip_policies_they_cannot_take_and_prefer_a_policy_overflow(
     target: Target,
 ) -> None:

@@ -229,6 +229,7 @@ def test_closing_a_channel_counts_a_return(
     assert method.redelivered and props.headers == {"x-delivery-count": 1}
 
 
+@pytest.mark.cluster_gap("TTL: an expired message is dead-lettered when fetched, not at expiry")
 def test_per_message_ttl_is_kept(
     connection: pika.BlockingConnection, names: dict[str, str]
 ) -> None:
@@ -278,6 +279,7 @@ def test_conditional_delete_is_not_implemented(
     )
 
 
+@pytest.mark.cluster_gap("length limits (x-max-length) are refused for durable queues")
 def test_reject_publish_takes_one_past_the_limit(
     connection: pika.BlockingConnection, names: dict[str, str]
 ) -> None:
@@ -293,6 +295,7 @@ def test_reject_publish_takes_one_past_the_limit(
         channel.basic_publish("", queue, b"3")
 
 
+@pytest.mark.cluster_gap("length limits (x-max-length) are refused for durable queues")
 def test_at_least_once_keeps_dead_letters_until_a_queue_takes_them(
     connection: pika.BlockingConnection, names: dict[str, str]
 ) -> None:
@@ -327,6 +330,7 @@ def test_at_least_once_keeps_dead_letters_until_a_queue_takes_them(
     channel.basic_publish("", queue, b"room again")
 
 
+@pytest.mark.cluster_gap("length limits (x-max-length) are refused for durable queues")
 def test_at_most_once_is_the_default(
     connection: pika.BlockingConnection, names: dict[str, str]
 ) -> None:
@@ -351,6 +355,7 @@ def test_at_most_once_is_the_default(
     channel.basic_publish("", queue, b"2")
 
 
+@pytest.mark.cluster_gap("length limits (x-max-length) are refused for durable queues")
 def test_reject_publish_dlx_acts_as_drop_head(
     connection: pika.BlockingConnection, names: dict[str, str]
 ) -> None:
