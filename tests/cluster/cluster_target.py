@@ -47,6 +47,7 @@ class ClusterTarget:
                 config = Config(
                     port=0,
                     mqtt_port=0,
+                    mqtt_ws_port=0,
                     management_port=0,
                     data_dir=self.directory / f"node-{index + 1}",
                     cluster=",".join(nats.urls),
