@@ -18,74 +18,23 @@ from pigeon.bench.monitor import Monitor
 from pigeon.bench.mqtt_client import MqttClient, MqttUrl
 from pigeon.bench.mqtt_idle import measure_idle
 from pigeon.bench.mqtt_scenario import MqttResult, MqttScenario
+from pigeon.bench.pacing import PacedPublisher
 from pigeon.bench.stats import summarize_latencies
 
-_BATCH_BYTES = 64 * 1024
-_MAX_BATCH = 500
 
-
-class MqttPublisher:
+class MqttPublisher(PacedPublisher):
     """Publishes through one connection until a deadline or a count; with QoS 1 at
     most ``window`` publishes wait for their PUBACK."""
 
     def __init__(self, client: MqttClient, template: mw.PublishTemplate, window: int,
                  rate: float) -> None:  # fmt: skip
-        self.client = client
-        self.template = template
-        self.window = window
-        self.rate = rate
-        self.published = 0
-        self._batch = max(1, min(_MAX_BATCH, _BATCH_BYTES // len(template.message)))
-        self._wake: asyncio.Future[None] | None = None
+        super().__init__(client, template, window, rate)
+        self.client: MqttClient = client
         client.on_puback = self._wakeup if window else _nothing
-        client.on_writable = self._wakeup
 
     @property
     def outstanding(self) -> int:
         return self.published - self.client.acked if self.window else 0
-
-    async def run(self, deadline: float, limit: int = 0) -> None:
-        loop = asyncio.get_running_loop()
-        timer = loop.call_at(deadline, self._wakeup)
-        start = loop.time()
-        try:
-            while self.client.error is None:
-                now = loop.time()
-                if now >= deadline or (limit and self.published >= limit):
-                    return
-                count = self._allowed(now - start, limit)
-                if count > 0 and self.client.can_write:
-                    first = self.published + 1
-                    self.client.write(self.template.batch(first, count, time.monotonic_ns()))
-                    self.published += count
-                    await asyncio.sleep(0)  # let the subscribers' reads run
-                elif self.rate and count <= 0 and self.client.can_write and self._open():
-                    await asyncio.sleep(min(0.001, deadline - now))
-                else:
-                    await self._sleep_until_woken()
-        finally:
-            timer.cancel()
-
-    def _allowed(self, elapsed: float, limit: int) -> int:
-        count = self._batch
-        if limit:
-            count = min(count, limit - self.published)
-        if self.window:
-            count = min(count, self.window - self.outstanding)
-        if self.rate:
-            count = min(count, int(elapsed * self.rate) + 1 - self.published)
-        return count
-
-    def _open(self) -> bool:
-        return not self.window or self.outstanding < self.window
-
-    def _wakeup(self) -> None:
-        if self._wake is not None and not self._wake.done():
-            self._wake.set_result(None)
-
-    async def _sleep_until_woken(self) -> None:
-        self._wake = asyncio.get_running_loop().create_future()
-        await self._wake
 
 
 def _nothing() -> None:
